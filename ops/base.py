@@ -1,0 +1,162 @@
+"""The op definition record and the registry every backend reads.
+
+One `OpDef` per builtin: how to read its options, its shape/dtype rule, its NumPy reference
+kernel (the oracle and the fallback), its fusion pattern kind and its cost. Backends never
+re-derive semantics; they look the op up here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+
+class OpError(Exception):
+    """An op cannot run with these inputs/attributes. The caller adds node index and op name
+    and re-raises as the exception type LiteRT uses at that stage."""
+
+
+class PatternKind(enum.IntEnum):
+    """TVM-style fusion pattern kinds, ordered from most to least fusable."""
+
+    ELEMWISE = 0
+    BROADCAST = 1
+    INJECTIVE = 2
+    REDUCTION = 3
+    OUT_ELEMWISE_FUSABLE = 4  # conv / fc / matmul / pool: accepts an elementwise epilogue
+    OPAQUE = 8
+
+
+@dataclass(frozen=True)
+class Cost:
+    flops: float
+    bytes: float
+
+
+@dataclass
+class InferCtx:
+    """What a shape rule may look at: the op's inputs as shapes, dtypes and, where known at plan
+    time, values (constants and folded shape arithmetic)."""
+
+    op_name: str
+    attrs: Any
+    shapes: list[tuple[int, ...] | None]  # None for an omitted optional input
+    dtypes: list[Any]  # numpy dtype objects (None for omitted)
+    values: list[np.ndarray | None]  # known values, else None
+    tensor_names: list[str] = field(default_factory=list)
+
+    def value(self, i: int, what: str) -> np.ndarray:
+        """A value the output shape depends on; raises Dynamic if it is only known at run time."""
+        if i >= len(self.values) or self.values[i] is None:
+            raise Dynamic(f"{self.op_name}: output shape depends on the run-time value of {what}")
+        return self.values[i]
+
+    def name(self, i: int) -> str:
+        return self.tensor_names[i] if i < len(self.tensor_names) else f"input {i}"
+
+
+class Dynamic(Exception):
+    """Raised by a shape rule whose answer depends on data not known at plan time."""
+
+
+ShapeDtype = tuple[tuple[int, ...], Any]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    # options dict (schema field names, as read) -> attrs object the other functions take
+    parse: Callable[[dict[str, Any]], Any]
+    # -> [(shape, numpy dtype)] per output; raises OpError on contradictions, Dynamic if unknowable
+    infer: Callable[[InferCtx], list[ShapeDtype]]
+    # (inputs as ndarrays, None for omitted optional inputs, attrs) -> outputs
+    reference: Callable[[Sequence[np.ndarray | None], Any], list[np.ndarray]]
+    kind: PatternKind = PatternKind.OPAQUE
+    # (input shapes, output shapes, attrs) -> Cost
+    cost: Callable[[list, list, Any], Cost] | None = None
+    # scalar expression for elementwise ops (see ops.expr), read by code-generating backends
+    expr: Any = None
+    # input indices whose values the shape rule needs (e.g. RESHAPE's shape); backends keep them
+    # host-side and the planner folds them when possible
+    shape_inputs: tuple[int, ...] = ()
+    # dtypes accepted on input 0, for the capability check (None = any the rule accepts)
+    doc: str = ""
+
+
+_REGISTRY: dict[str, OpDef] = {}
+
+
+def register(opdef: OpDef) -> OpDef:
+    _REGISTRY[opdef.name] = opdef
+    return opdef
+
+
+def get(name: str) -> OpDef | None:
+    from tflite_jit.ops import _load_all  # noqa: F401  (import side effect: every family registers)
+
+    return _REGISTRY.get(name)
+
+
+def all_ops() -> dict[str, OpDef]:
+    from tflite_jit.ops import _load_all  # noqa: F401
+
+    return dict(_REGISTRY)
+
+
+# ---- helpers shared by op families -------------------------------------------------------------
+
+ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
+
+
+def activation_name(code: int) -> str:
+    try:
+        return ACTIVATIONS[int(code)]
+    except KeyError:
+        raise OpError(f"unknown fused activation function {code}") from None
+
+
+def apply_activation(x: np.ndarray, act: str) -> np.ndarray:
+    """TFLite's fused activation: a clamp (or tanh/sign) applied after bias, in float."""
+    if act == "NONE":
+        return x
+    if act == "RELU":
+        return np.maximum(x, np.float32(0), out=x if x.flags.writeable else None)
+    if act == "RELU6":
+        return np.clip(x, np.float32(0), np.float32(6))
+    if act == "RELU_N1_TO_1":
+        return np.clip(x, np.float32(-1), np.float32(1))
+    if act == "TANH":
+        return np.tanh(x)
+    if act == "SIGN_BIT":
+        return np.signbit(x).astype(x.dtype)
+    raise OpError(f"unsupported fused activation {act}")
+
+
+def elementwise_cost(in_shapes: list, out_shapes: list, attrs: Any, flops_per: float = 1.0) -> Cost:
+    n_out = sum(int(np.prod(s)) for s in out_shapes)
+    n_in = sum(int(np.prod(s)) for s in in_shapes if s is not None)
+    return Cost(flops=flops_per * n_out, bytes=4.0 * (n_in + n_out))
+
+
+def movement_cost(in_shapes: list, out_shapes: list, attrs: Any) -> Cost:
+    n_out = sum(int(np.prod(s)) for s in out_shapes)
+    return Cost(flops=0.0, bytes=8.0 * n_out)
+
+
+def broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...], op_name: str) -> tuple[int, ...]:
+    """NumPy/TFLite broadcasting, with an OpError naming the shapes (never a numpy traceback)."""
+    n = max(len(a), len(b))
+    a2 = (1,) * (n - len(a)) + tuple(a)
+    b2 = (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(a2, b2):
+        if x == y or y == 1:
+            out.append(x)
+        elif x == 1:
+            out.append(y)
+        else:
+            raise OpError(f"{op_name}: shapes {list(a)} and {list(b)} cannot be broadcast")
+    return tuple(out)
