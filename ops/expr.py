@@ -1,0 +1,242 @@
+"""A tiny scalar expression language for elementwise ops.
+
+Each elementwise op describes its per-element math once, as a tree of `Var` (the op's i-th input),
+`Const` (a number) and `Call` (one function from the fixed vocabulary `FNS`). The NumPy reference
+kernels evaluate the tree with `evaluate_numpy`; code-generating backends (Numba, OpenCL) print the
+same tree as source and can fuse chains of elementwise ops by substituting one op's tree for a
+`Var` of the next (`substitute`).
+
+An OpDef's `expr` field is a callable ``expr(attrs) -> Expr``, because the math may depend on the
+op's options (fused activation, LEAKY_RELU's alpha, GELU's approximate flag). The tree itself is
+dtype-agnostic: it is evaluated in the dtype of its operands.
+
+Semantics (what every printer must reproduce):
+
+* Operands of one call have the same dtype (the op's compute dtype); comparisons yield bool.
+* ``Const(v)`` takes the compute dtype of the tree: ``np.float32(v)`` in float32 trees, the
+  integer type in integer trees (then `v` must be integral).
+* Float math is IEEE float32, as in C with ``float`` operands; ``exp``/``log``/``tanh``/``sqrt``/
+  ``erf``/``erfc`` are the C library functions of that name (reference: within 2 ulp).
+* Integer ``add``/``sub``/``mul``/``neg``/``square`` wrap around (two's complement), and
+  ``div`` on integers truncates toward zero (C's ``/``); callers guarantee a non-zero divisor.
+* ``max``/``min`` return NaN when either operand is NaN (NumPy's ``maximum``/``minimum``).
+* ``where(c, a, b)`` is C's ``c ? a : b``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Var:
+    """The op's `index`-th input (after broadcasting to the output shape)."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Const:
+    """A literal, converted to the tree's compute dtype."""
+
+    value: float | int
+
+
+@dataclass(frozen=True)
+class Call:
+    fn: str
+    args: tuple[Expr, ...]
+
+    def __post_init__(self) -> None:
+        arity = FNS.get(self.fn)
+        if arity is None:
+            raise ValueError(f"unknown expression function {self.fn!r}; the vocabulary is {sorted(FNS)}")
+        if len(self.args) != arity:
+            raise ValueError(f"{self.fn} takes {arity} argument(s), got {len(self.args)}")
+        if not isinstance(self.args, tuple):
+            object.__setattr__(self, "args", tuple(self.args))
+
+
+Expr = Union[Var, Const, Call]
+
+#: The vocabulary: function name -> arity. Keep it small: every backend prints each one.
+FNS: dict[str, int] = {
+    # arithmetic
+    "add": 2, "sub": 2, "mul": 2, "div": 2, "neg": 1, "abs": 1, "square": 1,
+    "max": 2, "min": 2,
+    # transcendental (float only)
+    "sqrt": 1, "rsqrt": 1, "exp": 1, "log": 1, "tanh": 1, "erf": 1, "erfc": 1,
+    "floor": 1, "ceil": 1,
+    # comparisons (-> bool) and selection
+    "lt": 2, "gt": 2, "le": 2, "ge": 2, "eq": 2, "ne": 2,
+    "where": 3,
+}
+
+
+# ---- builders (short names keep the op definitions readable) ------------------------------------
+
+def _wrap(x: Expr | float | int) -> Expr:
+    return x if isinstance(x, (Var, Const, Call)) else Const(x)
+
+
+def call(fn: str, *args: Expr | float | int) -> Call:
+    return Call(fn, tuple(_wrap(a) for a in args))
+
+
+def add(a, b) -> Call: return call("add", a, b)  # noqa: E704
+def sub(a, b) -> Call: return call("sub", a, b)  # noqa: E704
+def mul(a, b) -> Call: return call("mul", a, b)  # noqa: E704
+def div(a, b) -> Call: return call("div", a, b)  # noqa: E704
+def maximum(a, b) -> Call: return call("max", a, b)  # noqa: E704
+def minimum(a, b) -> Call: return call("min", a, b)  # noqa: E704
+def where(c, a, b) -> Call: return call("where", c, a, b)  # noqa: E704
+
+
+def activation_expr(x: Expr, act: str) -> Expr:
+    """TFLite's fused activation applied to `x`, as an expression."""
+    if act == "NONE":
+        return x
+    if act == "RELU":
+        return maximum(x, 0)
+    if act == "RELU6":
+        return minimum(maximum(x, 0), 6)
+    if act == "RELU_N1_TO_1":
+        return minimum(maximum(x, -1), 1)
+    if act == "TANH":
+        return call("tanh", x)
+    raise ValueError(f"fused activation {act} has no expression form")
+
+
+# ---- tree utilities ------------------------------------------------------------------------------
+
+def substitute(expr: Expr, mapping: dict[int, Expr]) -> Expr:
+    """Replace Var(i) by mapping[i] (fusing a producer's expression into a consumer)."""
+    if isinstance(expr, Var):
+        return mapping.get(expr.index, expr)
+    if isinstance(expr, Const):
+        return expr
+    return Call(expr.fn, tuple(substitute(a, mapping) for a in expr.args))
+
+
+def variables(expr: Expr) -> set[int]:
+    if isinstance(expr, Var):
+        return {expr.index}
+    if isinstance(expr, Const):
+        return set()
+    out: set[int] = set()
+    for a in expr.args:
+        out |= variables(a)
+    return out
+
+
+def to_string(expr: Expr) -> str:
+    """A readable prefix form, e.g. ``min(max(add(x0, x1), 0), 6)``."""
+    if isinstance(expr, Var):
+        return f"x{expr.index}"
+    if isinstance(expr, Const):
+        return repr(expr.value)
+    return f"{expr.fn}({', '.join(to_string(a) for a in expr.args)})"
+
+
+# ---- NumPy evaluation ----------------------------------------------------------------------------
+
+_SQRT_PI_INV2 = 2.0 / math.sqrt(math.pi)
+
+
+def _erfc64(x: np.ndarray) -> np.ndarray:
+    """erfc in float64, relative error < 1.2e-7 everywhere (Chebyshev fit, Numerical Recipes'
+    erfcc); ample for a float32 result."""
+    z = np.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = (-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277)))))))))
+    with np.errstate(under="ignore"):
+        r = t * np.exp(poly)
+    return np.where(x >= 0, r, 2.0 - r)
+
+
+def _erf64(x: np.ndarray) -> np.ndarray:
+    """erf in float64: Maclaurin series near 0 (keeps relative accuracy for tiny x), else 1 - erfc."""
+    x2 = x * x
+    # sum_{n} (-1)^n x^(2n+1) / (n! (2n+1)); 12 terms are exact to 1e-16 for |x| <= 0.5
+    term = np.array(x, dtype=np.float64)
+    series = term.copy()
+    for n in range(1, 12):
+        term = term * (-x2) / n
+        series = series + term / (2 * n + 1)
+    series *= _SQRT_PI_INV2
+    big = np.sign(x) * (1.0 - _erfc64(np.abs(x)))
+    return np.where(np.abs(x) <= 0.5, series, big)
+
+
+def _trunc_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Integer division rounding toward zero (C semantics); b must be non-zero."""
+    q = np.floor_divide(a, b)
+    fix = (np.remainder(a, b) != 0) & ((a < 0) != (b < 0))
+    return q + fix.astype(q.dtype)
+
+
+def _f32_64(fn: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    def run(x: np.ndarray) -> np.ndarray:
+        if x.dtype.kind != "f":
+            raise TypeError("float function applied to a non-float operand")
+        return fn(x.astype(np.float64)).astype(x.dtype)
+    return run
+
+
+def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a.dtype.kind in "iu":
+        return _trunc_div(a, b)
+    return np.true_divide(a, b)
+
+
+def _rsqrt(x: np.ndarray) -> np.ndarray:
+    return np.reciprocal(np.sqrt(x))
+
+
+_NUMPY: dict[str, Callable[..., np.ndarray]] = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": _div,
+    "neg": np.negative, "abs": np.abs, "square": np.square,
+    "max": np.maximum, "min": np.minimum,
+    "sqrt": np.sqrt, "rsqrt": _rsqrt, "exp": np.exp, "log": np.log, "tanh": np.tanh,
+    "erf": _f32_64(_erf64), "erfc": _f32_64(_erfc64), "floor": np.floor, "ceil": np.ceil,
+    "lt": np.less, "gt": np.greater, "le": np.less_equal, "ge": np.greater_equal,
+    "eq": np.equal, "ne": np.not_equal,
+    "where": np.where,
+}
+assert set(_NUMPY) == set(FNS)
+
+
+def evaluate_numpy(expr: Expr, arrays: list[np.ndarray] | tuple[np.ndarray, ...],
+                   dtype: np.dtype | type | None = None) -> np.ndarray:
+    """Evaluate `expr` elementwise over `arrays` (NumPy broadcasting), in the compute dtype.
+
+    The compute dtype is `dtype` if given, else that of the first array (float32 trees stay
+    float32: constants are made np.float32). The result is broadcast to the full output shape.
+    """
+    arrs = [np.asarray(a) for a in arrays]
+    cdt = np.dtype(dtype) if dtype is not None else (arrs[0].dtype if arrs else np.dtype(np.float32))
+    out_shape = np.broadcast_shapes(*(a.shape for a in arrs)) if arrs else ()
+
+    def ev(e: Expr) -> np.ndarray:
+        if isinstance(e, Var):
+            return arrs[e.index]
+        if isinstance(e, Const):
+            if cdt.kind in "iu" and float(e.value) != int(e.value):
+                raise TypeError(f"non-integral constant {e.value} in an integer expression")
+            return cdt.type(e.value)
+        args = [ev(a) for a in e.args]
+        return _NUMPY[e.fn](*args)
+
+    with np.errstate(all="ignore"):
+        r = np.asarray(ev(expr))
+    if r.dtype != np.bool_ and r.dtype != cdt:
+        r = r.astype(cdt)
+    if r.shape != out_shape:
+        r = np.broadcast_to(r, out_shape).copy()
+    return r

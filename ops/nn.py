@@ -1,0 +1,465 @@
+"""Convolution, fully-connected, batched matmul and 2-D pooling (float32 reference kernels).
+
+Shape rules follow the checks LiteRT's builtin kernels make in Prepare, so a model LiteRT rejects
+is rejected here too, with a message that says which tensor to fix. The reference kernels are
+vectorised NumPy: every spatial op reads its input through one strided window view
+(`_windows`) and reduces over the kernel taps, so padding and dilation are handled once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from tflite_jit.ops.base import (
+    Cost,
+    InferCtx,
+    OpDef,
+    OpError,
+    PatternKind,
+    ShapeDtype,
+    activation_name,
+    apply_activation,
+    broadcast_shapes,
+    register,
+)
+
+_PADDING = {0: "SAME", 1: "VALID"}
+# Element types whose shape rules are the same as float's (quantized kernels live elsewhere).
+_NUMERIC = (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
+
+
+# ---- shared helpers -----------------------------------------------------------------------------
+
+
+def _padding_name(code: Any) -> str:
+    try:
+        return _PADDING[int(code)]
+    except (KeyError, TypeError, ValueError):
+        raise OpError(f"unknown padding code {code!r} (0 = SAME, 1 = VALID)") from None
+
+
+def _numel(shape: Sequence[int] | None) -> int:
+    return 0 if shape is None else int(np.prod(shape, dtype=np.int64))
+
+
+def _bytes(shapes: Sequence[Sequence[int] | None]) -> float:
+    return 4.0 * sum(_numel(s) for s in shapes if s is not None)
+
+
+def _require_rank(ctx: InferCtx, i: int, rank: int, what: str) -> tuple[int, ...]:
+    shape = ctx.shapes[i]
+    if shape is None or len(shape) != rank:
+        raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' must be {rank}-D, got shape "
+                      f"{None if shape is None else list(shape)}; reshape it to rank {rank}")
+    return tuple(shape)
+
+
+def _require_numeric(ctx: InferCtx, i: int) -> np.dtype:
+    dt = np.dtype(ctx.dtypes[i])
+    if dt not in _NUMERIC:
+        raise OpError(f"{ctx.op_name}: input '{ctx.name(i)}' has type {dt}, which this op does not "
+                      f"support; use float32 (or int8/uint8/int16 quantized)")
+    return dt
+
+
+def _require_float(op: str, *arrays: np.ndarray | None) -> None:
+    """The reference kernels compute in float; quantized tensors need their scales (ops.quant)."""
+    for a in arrays:
+        if a is not None and a.dtype != np.float32:
+            raise OpError(f"{op}: the float reference kernel got a {a.dtype} tensor; quantized "
+                          f"variants run through the quantized kernels, not this one")
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """Geometry of one spatial axis: TFLite's output size and leading padding."""
+
+    out: int
+    pad_before: int
+
+
+def _axis_geometry(padding: str, in_size: int, k: int, stride: int, dilation: int) -> _Axis:
+    """LiteRT's ComputeOutSize + ComputePaddingWithOffset: SAME puts the odd pixel of padding at
+    the end (pad_before = total // 2), VALID never pads. C++ division truncates toward zero."""
+    eff = (k - 1) * dilation + 1
+    if padding == "SAME":
+        out = (in_size + stride - 1) // stride
+    else:
+        out = int((in_size + stride - eff) / stride)  # truncation, as in C++
+    total = max((out - 1) * stride + eff - in_size, 0)
+    return _Axis(out=max(out, 0), pad_before=total // 2)
+
+
+def _spatial_out(ctx: InferCtx, padding: str, in_hw: tuple[int, int], k_hw: tuple[int, int],
+                 stride: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    """Output height/width, rejecting non-positive strides/dilations (a zero stride makes LiteRT's
+    size formula meaningless) and windows that cannot fit (negative or empty output)."""
+    for name, v in (("stride_h", stride[0]), ("stride_w", stride[1]),
+                    ("dilation_h_factor", dilation[0]), ("dilation_w_factor", dilation[1])):
+        if v < 1:
+            raise OpError(f"{ctx.op_name}: option {name} is {v}; it must be >= 1 (set it in the "
+                          f"op's builtin options)")
+    outs = []
+    for axis, i, kk, s, d in (("height", in_hw[0], k_hw[0], stride[0], dilation[0]),
+                              ("width", in_hw[1], k_hw[1], stride[1], dilation[1])):
+        if kk < 1:
+            raise OpError(f"{ctx.op_name}: filter {axis} is {kk}; it must be >= 1")
+        o = _axis_geometry(padding, i, kk, s, d).out
+        if o < 1 and i > 0:
+            raise OpError(f"{ctx.op_name}: the (dilated) filter {axis} {(kk - 1) * d + 1} exceeds the "
+                          f"input {axis} {i} of '{ctx.name(0)}' with VALID padding; use SAME "
+                          f"padding or a smaller filter")
+        outs.append(o)
+    return outs[0], outs[1]
+
+
+def _windows(x: np.ndarray, k_hw: tuple[int, int], stride: tuple[int, int],
+             dilation: tuple[int, int], padding: str, fill: float) -> np.ndarray:
+    """Read-only view [N, OH, OW, KH, KW, C] of every receptive field of NHWC `x`, padded with
+    `fill` the way TFLite pads (zeros for conv/avg, -inf for max). No copy of the windows."""
+    n, h, w, c = x.shape
+    gh = _axis_geometry(padding, h, k_hw[0], stride[0], dilation[0])
+    gw = _axis_geometry(padding, w, k_hw[1], stride[1], dilation[1])
+    need_h = (gh.out - 1) * stride[0] + (k_hw[0] - 1) * dilation[0] + 1
+    need_w = (gw.out - 1) * stride[1] + (k_hw[1] - 1) * dilation[1] + 1
+    pad_after_h = max(need_h - gh.pad_before - h, 0)
+    pad_after_w = max(need_w - gw.pad_before - w, 0)
+    if gh.pad_before or gw.pad_before or pad_after_h or pad_after_w:
+        x = np.pad(x, ((0, 0), (gh.pad_before, pad_after_h), (gw.pad_before, pad_after_w), (0, 0)),
+                   constant_values=fill)
+    sn, sh, sw, sc = x.strides
+    return as_strided(x, shape=(n, gh.out, gw.out, k_hw[0], k_hw[1], c),
+                      strides=(sn, sh * stride[0], sw * stride[1], sh * dilation[0],
+                               sw * dilation[1], sc), writeable=False)
+
+
+def _check_bias(ctx: InferCtx, i: int, out_channels: int) -> None:
+    """LiteRT checks the bias by element count (NumElements(bias) == output channels)."""
+    if i < len(ctx.shapes) and ctx.shapes[i] is not None and _numel(ctx.shapes[i]) != out_channels:
+        raise OpError(f"{ctx.op_name}: bias '{ctx.name(i)}' has {_numel(ctx.shapes[i])} elements "
+                      f"(shape {list(ctx.shapes[i])}) but the filter has {out_channels} output "
+                      f"channels; give the bias shape [{out_channels}]")
+
+
+def _finish(acc: np.ndarray, bias: np.ndarray | None, act: str) -> np.ndarray:
+    """Bias then fused activation, in float32 (TFLite adds the bias after the dot product)."""
+    acc = acc.astype(np.float32, copy=False)
+    if bias is not None:
+        acc = acc + bias.reshape(-1).astype(np.float32, copy=False)
+    return np.ascontiguousarray(apply_activation(acc, act), dtype=np.float32)
+
+
+# ---- CONV_2D / DEPTHWISE_CONV_2D -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConvAttrs:
+    padding: str
+    stride_h: int
+    stride_w: int
+    dilation_h: int
+    dilation_w: int
+    activation: str
+    depth_multiplier: int = 0  # DEPTHWISE_CONV_2D only; 0 = absent (derived from shapes)
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return self.stride_h, self.stride_w
+
+    @property
+    def dilation(self) -> tuple[int, int]:
+        return self.dilation_h, self.dilation_w
+
+
+def _parse_conv(o: dict[str, Any]) -> ConvAttrs:
+    """Schema defaults when fields are absent: SAME padding, stride 0 (rejected by infer),
+    dilation 1, no activation."""
+    return ConvAttrs(
+        padding=_padding_name(o.get("padding", 0)),
+        stride_h=int(o.get("stride_h", 0)),
+        stride_w=int(o.get("stride_w", 0)),
+        dilation_h=int(o.get("dilation_h_factor", 1)),
+        dilation_w=int(o.get("dilation_w_factor", 1)),
+        activation=activation_name(o.get("fused_activation_function", 0)),
+        depth_multiplier=int(o.get("depth_multiplier", 0)),
+    )
+
+
+def _infer_conv(ctx: InferCtx) -> list[ShapeDtype]:
+    a: ConvAttrs = ctx.attrs
+    dt = _require_numeric(ctx, 0)
+    n, h, w, c = _require_rank(ctx, 0, 4, "input")
+    co, kh, kw, ci = _require_rank(ctx, 1, 4, "filter")
+    # LiteRT accepts grouped convolution: input channels a multiple of the filter's.
+    if ci < 1 or c % ci:
+        raise OpError(f"{ctx.op_name}: filter '{ctx.name(1)}' has {ci} input channels (shape "
+                      f"[{co}, {kh}, {kw}, {ci}]) but input '{ctx.name(0)}' has {c}; the filter's "
+                      f"last dimension must equal (or, for grouped convolution, divide) {c}")
+    groups = c // ci
+    if co % groups:
+        raise OpError(f"{ctx.op_name}: grouped convolution with {groups} groups needs the output "
+                      f"channels of filter '{ctx.name(1)}' ({co}) to be a multiple of {groups}")
+    _check_bias(ctx, 2, co)
+    oh, ow = _spatial_out(ctx, a.padding, (h, w), (kh, kw), a.stride, a.dilation)
+    return [((n, oh, ow, co), dt)]
+
+
+def _conv_reference(inputs: Sequence[np.ndarray | None], a: ConvAttrs) -> list[np.ndarray]:
+    x, f = inputs[0], inputs[1]
+    b = inputs[2] if len(inputs) > 2 else None
+    _require_float("CONV_2D", x, f, b)
+    co, kh, kw, ci = f.shape
+    groups = x.shape[3] // ci
+    win = _windows(x, (kh, kw), a.stride, a.dilation, a.padding, 0.0)
+    if groups == 1:  # one GEMM over im2col patches (tensordot copies the view into a matrix)
+        acc = np.tensordot(win, f, axes=([3, 4, 5], [1, 2, 3]))
+    else:
+        cog = co // groups
+        acc = np.concatenate([np.tensordot(win[..., g * ci:(g + 1) * ci], f[g * cog:(g + 1) * cog],
+                                           axes=([3, 4, 5], [1, 2, 3])) for g in range(groups)],
+                             axis=-1)
+    return [_finish(acc, b, a.activation)]
+
+
+def _conv_cost(ins: list, outs: list, a: ConvAttrs) -> Cost:
+    co, kh, kw, ci = ins[1]
+    return Cost(flops=2.0 * _numel(outs[0]) * kh * kw * ci, bytes=_bytes(list(ins) + list(outs)))
+
+
+def _infer_depthwise(ctx: InferCtx) -> list[ShapeDtype]:
+    a: ConvAttrs = ctx.attrs
+    dt = _require_numeric(ctx, 0)
+    n, h, w, c = _require_rank(ctx, 0, 4, "input")
+    one, kh, kw, co = _require_rank(ctx, 1, 4, "filter")
+    if one != 1:
+        raise OpError(f"{ctx.op_name}: filter '{ctx.name(1)}' must have shape [1, KH, KW, "
+                      f"channels * depth_multiplier], got [{one}, {kh}, {kw}, {co}]")
+    if c < 1 or co % c:
+        raise OpError(f"{ctx.op_name}: filter '{ctx.name(1)}' has {co} output channels, not a "
+                      f"multiple of the {c} channels of input '{ctx.name(0)}'; its last dimension "
+                      f"must be channels * depth_multiplier")
+    # LiteRT derives the multiplier from the shapes and ignores the option; we do the same
+    # (see test_depthwise_multiplier_option_ignored).
+    _check_bias(ctx, 2, co)
+    oh, ow = _spatial_out(ctx, a.padding, (h, w), (kh, kw), a.stride, a.dilation)
+    return [((n, oh, ow, co), dt)]
+
+
+def _depthwise_reference(inputs: Sequence[np.ndarray | None], a: ConvAttrs) -> list[np.ndarray]:
+    x, f = inputs[0], inputs[1]
+    b = inputs[2] if len(inputs) > 2 else None
+    _require_float("DEPTHWISE_CONV_2D", x, f, b)
+    _, kh, kw, co = f.shape
+    c = x.shape[3]
+    m = co // c
+    win = _windows(x, (kh, kw), a.stride, a.dilation, a.padding, 0.0)
+    taps = f.reshape(kh, kw, c, m)
+    acc = np.zeros(win.shape[:3] + (c, m), np.float32)
+    for i in range(kh):  # loop over taps only; each step is a whole-tensor multiply-add
+        for j in range(kw):
+            acc += win[:, :, :, i, j, :, None] * taps[i, j]
+    return [_finish(acc.reshape(acc.shape[:3] + (co,)), b, a.activation)]
+
+
+def _depthwise_cost(ins: list, outs: list, a: ConvAttrs) -> Cost:
+    _, kh, kw, _ = ins[1]
+    return Cost(flops=2.0 * _numel(outs[0]) * kh * kw, bytes=_bytes(list(ins) + list(outs)))
+
+
+# ---- FULLY_CONNECTED ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FcAttrs:
+    activation: str
+    keep_num_dims: bool
+
+
+def _parse_fc(o: dict[str, Any]) -> FcAttrs:
+    fmt = int(o.get("weights_format", 0))
+    if fmt != 0:
+        raise OpError(f"FULLY_CONNECTED: weights_format {fmt} (shuffled int8) is not supported; "
+                      f"only DEFAULT (0) weights are")
+    return FcAttrs(activation=activation_name(o.get("fused_activation_function", 0)),
+                   keep_num_dims=bool(o.get("keep_num_dims", False)))
+
+
+def _infer_fc(ctx: InferCtx) -> list[ShapeDtype]:
+    a: FcAttrs = ctx.attrs
+    dt = _require_numeric(ctx, 0)
+    shape = ctx.shapes[0]
+    units, depth = _require_rank(ctx, 1, 2, "weights")
+    size = _numel(shape)
+    if depth < 1 or size % depth:
+        raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' has {size} elements (shape "
+                      f"{list(shape)}), not a multiple of the weights' input depth {depth} "
+                      f"('{ctx.name(1)}' is [{units}, {depth}]); fix the input or weights shape")
+    _check_bias(ctx, 2, units)
+    if a.keep_num_dims:
+        if not shape or shape[-1] != depth:
+            raise OpError(f"{ctx.op_name}: with keep_num_dims the last dimension of input "
+                          f"'{ctx.name(0)}' (shape {list(shape)}) must equal the weights' input "
+                          f"depth {depth}")
+        return [(tuple(shape[:-1]) + (units,), dt)]
+    return [((size // depth, units), dt)]
+
+
+def _fc_reference(inputs: Sequence[np.ndarray | None], a: FcAttrs) -> list[np.ndarray]:
+    x, wt = inputs[0], inputs[1]
+    b = inputs[2] if len(inputs) > 2 else None
+    _require_float("FULLY_CONNECTED", x, wt, b)
+    units, depth = wt.shape
+    acc = x.reshape(-1, depth) @ wt.T
+    if a.keep_num_dims:
+        acc = acc.reshape(x.shape[:-1] + (units,))
+    return [_finish(acc, b, a.activation)]
+
+
+def _fc_cost(ins: list, outs: list, a: FcAttrs) -> Cost:
+    return Cost(flops=2.0 * _numel(outs[0]) * ins[1][1], bytes=_bytes(list(ins) + list(outs)))
+
+
+# ---- BATCH_MATMUL ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchMatMulAttrs:
+    adj_x: bool
+    adj_y: bool
+
+
+def _parse_bmm(o: dict[str, Any]) -> BatchMatMulAttrs:
+    return BatchMatMulAttrs(adj_x=bool(o.get("adj_x", False)), adj_y=bool(o.get("adj_y", False)))
+
+
+def _infer_bmm(ctx: InferCtx) -> list[ShapeDtype]:
+    a: BatchMatMulAttrs = ctx.attrs
+    dt = _require_numeric(ctx, 0)
+    shapes = []
+    for i, what in ((0, "lhs"), (1, "rhs")):
+        s = ctx.shapes[i]
+        if s is None or not 2 <= len(s) <= 5:
+            raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' must have rank 2 to 5, got shape "
+                          f"{None if s is None else list(s)}")
+        shapes.append(tuple(s))
+    x, y = shapes
+    m, kx = (x[-1], x[-2]) if a.adj_x else (x[-2], x[-1])
+    ky, n = (y[-1], y[-2]) if a.adj_y else (y[-2], y[-1])
+    if kx != ky:
+        raise OpError(f"{ctx.op_name}: inner dimensions differ: lhs '{ctx.name(0)}' {list(x)} "
+                      f"(adj_x={a.adj_x}) contracts {kx}, rhs '{ctx.name(1)}' {list(y)} "
+                      f"(adj_y={a.adj_y}) contracts {ky}; transpose one or fix adj_x/adj_y")
+    try:
+        batch = broadcast_shapes(x[:-2], y[:-2], ctx.op_name)
+    except OpError:
+        raise OpError(f"{ctx.op_name}: batch dimensions of lhs '{ctx.name(0)}' {list(x[:-2])} and "
+                      f"rhs '{ctx.name(1)}' {list(y[:-2])} cannot be broadcast") from None
+    return [(batch + (m, n), dt)]
+
+
+def _bmm_reference(inputs: Sequence[np.ndarray | None], a: BatchMatMulAttrs) -> list[np.ndarray]:
+    x, y = inputs[0], inputs[1]
+    _require_float("BATCH_MATMUL", x, y)
+    if a.adj_x:
+        x = np.swapaxes(x, -1, -2)
+    if a.adj_y:
+        y = np.swapaxes(y, -1, -2)
+    return [np.ascontiguousarray(np.matmul(x, y), dtype=np.float32)]
+
+
+def _bmm_cost(ins: list, outs: list, a: BatchMatMulAttrs) -> Cost:
+    k = ins[0][-2] if a.adj_x else ins[0][-1]
+    return Cost(flops=2.0 * _numel(outs[0]) * k, bytes=_bytes(list(ins) + list(outs)))
+
+
+# ---- AVERAGE_POOL_2D / MAX_POOL_2D -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolAttrs:
+    padding: str
+    stride_h: int
+    stride_w: int
+    filter_h: int
+    filter_w: int
+    activation: str
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return self.stride_h, self.stride_w
+
+    @property
+    def filter(self) -> tuple[int, int]:
+        return self.filter_h, self.filter_w
+
+
+def _parse_pool(o: dict[str, Any]) -> PoolAttrs:
+    return PoolAttrs(
+        padding=_padding_name(o.get("padding", 0)),
+        stride_h=int(o.get("stride_h", 0)),
+        stride_w=int(o.get("stride_w", 0)),
+        filter_h=int(o.get("filter_height", 0)),
+        filter_w=int(o.get("filter_width", 0)),
+        activation=activation_name(o.get("fused_activation_function", 0)),
+    )
+
+
+def _infer_pool(ctx: InferCtx) -> list[ShapeDtype]:
+    a: PoolAttrs = ctx.attrs
+    dt = _require_numeric(ctx, 0)
+    n, h, w, c = _require_rank(ctx, 0, 4, "input")
+    oh, ow = _spatial_out(ctx, a.padding, (h, w), a.filter, a.stride, (1, 1))
+    return [((n, oh, ow, c), dt)]
+
+
+def _avg_pool_reference(inputs: Sequence[np.ndarray | None], a: PoolAttrs) -> list[np.ndarray]:
+    x = inputs[0]
+    _require_float("AVERAGE_POOL_2D", x)
+    win = _windows(x, a.filter, a.stride, (1, 1), a.padding, 0.0)
+    total = win.sum(axis=(3, 4), dtype=np.float32)
+    # Only in-image taps count: per-axis counts multiply because the window is a rectangle.
+    cnt_h = _in_image_counts(a.padding, x.shape[1], a.filter_h, a.stride_h)
+    cnt_w = _in_image_counts(a.padding, x.shape[2], a.filter_w, a.stride_w)
+    count = (cnt_h[:, None] * cnt_w[None, :])[None, :, :, None]
+    return [_finish(total / count, None, a.activation)]
+
+
+def _in_image_counts(padding: str, in_size: int, k: int, stride: int) -> np.ndarray:
+    """How many taps of each output position's window fall inside the image, along one axis."""
+    g = _axis_geometry(padding, in_size, k, stride, 1)
+    start = np.arange(g.out) * stride - g.pad_before
+    return (np.clip(start + k, 0, in_size) - np.clip(start, 0, in_size)).astype(np.float32)
+
+
+def _max_pool_reference(inputs: Sequence[np.ndarray | None], a: PoolAttrs) -> list[np.ndarray]:
+    x = inputs[0]
+    _require_float("MAX_POOL_2D", x)
+    win = _windows(x, a.filter, a.stride, (1, 1), a.padding, -np.inf)
+    return [_finish(win.max(axis=(3, 4)), None, a.activation)]
+
+
+def _pool_cost(ins: list, outs: list, a: PoolAttrs) -> Cost:
+    return Cost(flops=float(_numel(outs[0]) * a.filter_h * a.filter_w),
+                bytes=_bytes(list(ins) + list(outs)))
+
+
+# ---- registration ------------------------------------------------------------------------------
+
+_EPILOGUE = PatternKind.OUT_ELEMWISE_FUSABLE
+
+register(OpDef("CONV_2D", _parse_conv, _infer_conv, _conv_reference, _EPILOGUE, _conv_cost,
+               doc="NHWC conv, filter [O, KH, KW, I/groups], optional bias [O]"))
+register(OpDef("DEPTHWISE_CONV_2D", _parse_conv, _infer_depthwise, _depthwise_reference, _EPILOGUE,
+               _depthwise_cost, doc="NHWC depthwise conv, filter [1, KH, KW, C*M]"))
+register(OpDef("FULLY_CONNECTED", _parse_fc, _infer_fc, _fc_reference, _EPILOGUE, _fc_cost,
+               doc="y = x @ W.T + b, weights [units, depth], optional bias"))
+register(OpDef("BATCH_MATMUL", _parse_bmm, _infer_bmm, _bmm_reference, _EPILOGUE, _bmm_cost,
+               doc="matmul over the last two dims, batch dims broadcast"))
+register(OpDef("AVERAGE_POOL_2D", _parse_pool, _infer_pool, _avg_pool_reference, _EPILOGUE,
+               _pool_cost, doc="mean over in-image taps of each window"))
+register(OpDef("MAX_POOL_2D", _parse_pool, _infer_pool, _max_pool_reference, _EPILOGUE, _pool_cost,
+               doc="max over in-image taps of each window"))

@@ -1,0 +1,100 @@
+"""LiteRT as the test oracle: run models on its kernels and compare under the correctness contract.
+
+Float contract (DESIGN.md): relative max error <= 1e-4, i.e. max|ours - theirs| <= 1e-4 * max(1, max|theirs|).
+Integer and bool outputs must match exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+FLOAT_RTOL = 1e-4
+
+
+def _litert():
+    from ai_edge_litert import interpreter as lite
+
+    return lite
+
+
+def litert_interpreter(model: bytes, resolver: str = "builtin", **kw: Any):
+    lite = _litert()
+    rtype = {"builtin": lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+             "xnnpack": lite.OpResolverType.AUTO,
+             "ref": lite.OpResolverType.BUILTIN_REF}[resolver]
+    return lite.Interpreter(model_content=model, experimental_op_resolver_type=rtype, **kw)
+
+
+def litert_run(model: bytes, inputs: Sequence[np.ndarray], resolver: str = "builtin") -> list[np.ndarray]:
+    """Run subgraph 0 on LiteRT with the given inputs (resized to their shapes); return outputs."""
+    it = litert_interpreter(model, resolver)
+    details = it.get_input_details()
+    for d, x in zip(details, inputs):
+        if tuple(d["shape"]) != np.shape(x):
+            it.resize_tensor_input(d["index"], list(np.shape(x)))
+    it.allocate_tensors()
+    for d, x in zip(details, inputs):
+        it.set_tensor(d["index"], np.asarray(x))
+    it.invoke()
+    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
+
+
+def assert_close(ours: np.ndarray, theirs: np.ndarray, rtol: float = FLOAT_RTOL, what: str = "") -> None:
+    ours, theirs = np.asarray(ours), np.asarray(theirs)
+    assert ours.shape == theirs.shape, f"{what} shape {ours.shape} != LiteRT {theirs.shape}"
+    assert ours.dtype == theirs.dtype, f"{what} dtype {ours.dtype} != LiteRT {theirs.dtype}"
+    if theirs.dtype.kind in "fc":
+        assert np.array_equal(np.isnan(ours), np.isnan(theirs)), f"{what} NaN positions differ"
+        fin = np.isfinite(theirs)
+        assert np.array_equal(ours[~fin & ~np.isnan(theirs)], theirs[~fin & ~np.isnan(theirs)]), \
+            f"{what} infinities differ"
+        if fin.any():
+            err = float(np.max(np.abs(ours[fin].astype(np.float64) - theirs[fin])))
+            scale = max(1.0, float(np.max(np.abs(theirs[fin]))))
+            assert err <= rtol * scale, f"{what} max abs error {err:.3g} > {rtol:g} * {scale:.3g}"
+    else:
+        assert np.array_equal(ours, theirs), f"{what} differs: {np.count_nonzero(ours != theirs)} elements"
+
+
+def one_op_model(op_name: str, inputs: Sequence[Any], n_outputs: int = 1, *,
+                 custom: bool = False, **options: Any) -> bytes:
+    """A model with one op. Each input is (shape, dtype) for a graph input, an ndarray for a
+    constant, or None for an omitted optional input. Output shapes come from the op's infer()."""
+    from tflite_jit import ops
+    from tflite_jit.format.builder import ModelBuilder
+    from tflite_jit.format.schema import FIELD_ENUMS, enum_values
+
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    ids, shapes, dtypes, values = [], [], [], []
+    for i, spec in enumerate(inputs):
+        if spec is None:
+            ids.append(-1)
+            shapes.append(None)
+            dtypes.append(None)
+            values.append(None)
+        elif isinstance(spec, np.ndarray):
+            ids.append(g.const(f"c{i}", spec))
+            shapes.append(spec.shape)
+            dtypes.append(spec.dtype)
+            values.append(spec)
+        else:
+            shape, dtype = spec
+            ids.append(g.input(f"in{i}", shape, dtype))
+            shapes.append(tuple(shape))
+            dtypes.append(np.dtype(dtype))
+            values.append(None)
+    opdef = ops.get(op_name)
+    raw = {k: (enum_values(FIELD_ENUMS[k])[v] if isinstance(v, str) and k in FIELD_ENUMS else v)
+           for k, v in options.items()}
+    attrs = opdef.parse(raw)
+    ctx = ops.InferCtx(op_name=op_name, attrs=attrs, shapes=shapes, dtypes=dtypes, values=values)
+    outs = []
+    for j, (shape, dtype) in enumerate(opdef.infer(ctx)[:n_outputs]):
+        outs.append(g.tensor(f"out{j}", shape, dtype))
+    g.op(op_name, ids, outs, custom=custom, **options)
+    g.output(*outs)
+    return mb.build()

@@ -1,0 +1,137 @@
+"""A small authoring API for .tflite models: tests, benchmarks and the quantizer build models here.
+
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (1, 8, 8, 3), np.float32)
+    w = g.const("w", weights)
+    y = g.tensor("y", (1, 8, 8, 4), np.float32)
+    g.op("CONV_2D", [x, w, b], [y], padding="SAME", stride_w=1, stride_h=1)
+    g.output(y)
+    tflite_bytes = mb.build()
+
+Builds the IR (so the same object can be validated or run directly) and serializes it with
+format.writer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tflite_jit.format.schema import FIELD_ENUMS, enum_values, options_table_for, table_defaults
+from tflite_jit.format.writer import write_model
+from tflite_jit.ir.model import (
+    BUILTIN_CODES,
+    Model,
+    Op,
+    Quantization,
+    SignatureDef,
+    Sparsity,
+    Subgraph,
+    Tensor,
+    type_code_of,
+)
+
+
+class SubgraphBuilder:
+    def __init__(self, name: str = ""):
+        self.sg = Subgraph(tensors=[], inputs=(), outputs=(), ops=[], name=name)
+
+    def tensor(self, name: str, shape: Sequence[int], dtype: Any = np.float32, *,
+               shape_signature: Sequence[int] | None = None, quantization: Quantization | None = None,
+               scale: float | Sequence[float] | None = None, zero_point: int | Sequence[int] = 0,
+               quantized_dimension: int = 0, is_variable: bool = False,
+               data: np.ndarray | None = None, sparsity: Sparsity | None = None) -> int:
+        """Add a tensor; returns its id. `scale`/`zero_point` are a shortcut for quantization."""
+        if quantization is None and scale is not None:
+            quantization = Quantization(
+                scales=np.atleast_1d(np.asarray(scale, np.float32)),
+                zero_points=np.atleast_1d(np.asarray(zero_point, np.int64)),
+                quantized_dimension=quantized_dimension)
+        type_code = dtype if isinstance(dtype, int) else type_code_of(dtype)
+        t = Tensor(name=name, type=type_code, shape=tuple(int(d) for d in shape),
+                   shape_signature=None if shape_signature is None else tuple(int(d) for d in shape_signature),
+                   data=data, quantization=quantization, sparsity=sparsity, is_variable=is_variable)
+        self.sg.tensors.append(t)
+        return len(self.sg.tensors) - 1
+
+    def input(self, name: str, shape: Sequence[int], dtype: Any = np.float32, **kw: Any) -> int:
+        tid = self.tensor(name, shape, dtype, **kw)
+        self.sg.inputs = (*self.sg.inputs, tid)
+        return tid
+
+    def const(self, name: str, value: Any, dtype: Any = None, **kw: Any) -> int:
+        arr = np.ascontiguousarray(np.asarray(value, dtype=dtype))
+        return self.tensor(name, arr.shape, arr.dtype, data=arr, **kw)
+
+    def output(self, *tids: int) -> None:
+        self.sg.outputs = (*self.sg.outputs, *tids)
+
+    def op(self, name: str, inputs: Sequence[int], outputs: Sequence[int], *, version: int = 1,
+           custom: bool = False, custom_options: bytes | dict | None = None, **options: Any) -> tuple[int, ...]:
+        """Add an operator. Options are schema field names; enum fields accept member names."""
+        if custom:
+            raw = custom_options if isinstance(custom_options, (bytes, type(None))) else None
+            op = Op(name=name, inputs=tuple(inputs), outputs=tuple(outputs), builtin_code=32,
+                    version=version, custom_code=name, custom_options=raw,
+                    options=dict(custom_options) if isinstance(custom_options, dict) else {})
+        else:
+            if name not in BUILTIN_CODES:
+                raise ValueError(f"unknown builtin op {name!r}; pass custom=True for a custom op")
+            found = options_table_for(name)
+            table = found[1] if found else None
+            if options and table is None:
+                raise ValueError(f"{name} takes no options, got {sorted(options)}")
+            if table is not None:
+                known = table_defaults(table)
+                bad = sorted(set(options) - set(known))
+                if bad:
+                    raise ValueError(f"{name} ({table}) has no option(s) {bad}; it has {sorted(known)}")
+            op = Op(name=name, inputs=tuple(inputs), outputs=tuple(outputs),
+                    options={**({k: v for k, v in table_defaults(table).items() if v is not None}
+                                if table else {}),
+                             **{k: _option_value(k, v) for k, v in options.items()}},
+                    builtin_code=BUILTIN_CODES[name], version=version, options_type=table)
+        self.sg.ops.append(op)
+        return tuple(outputs)
+
+
+def _option_value(field: str, v: Any) -> Any:
+    if isinstance(v, str) and field in FIELD_ENUMS:
+        values = enum_values(FIELD_ENUMS[field])
+        if v not in values:
+            raise ValueError(f"option {field}={v!r}: expected one of {sorted(values)}")
+        return values[v]
+    if isinstance(v, type) or isinstance(v, np.dtype):
+        return type_code_of(v)
+    return v
+
+
+class ModelBuilder:
+    def __init__(self, description: str = "tflite_jit.format.builder"):
+        self.subgraphs: list[SubgraphBuilder] = []
+        self.signatures: list[SignatureDef] = []
+        self.metadata: dict[str, bytes] = {}
+        self.description = description
+
+    def subgraph(self, name: str = "") -> SubgraphBuilder:
+        g = SubgraphBuilder(name)
+        self.subgraphs.append(g)
+        return g
+
+    def signature(self, key: str, inputs: dict[str, int], outputs: dict[str, int],
+                  subgraph_index: int = 0) -> None:
+        self.signatures.append(SignatureDef(key=key, subgraph_index=subgraph_index,
+                                            inputs=dict(inputs), outputs=dict(outputs)))
+
+    def add_metadata(self, name: str, data: bytes) -> None:
+        self.metadata[name] = bytes(data)
+
+    def model(self) -> Model:
+        return Model(subgraphs=[g.sg for g in self.subgraphs], description=self.description,
+                     signatures=list(self.signatures), metadata=dict(self.metadata))
+
+    def build(self, *, external_buffers: bool = False) -> bytes:
+        return write_model(self.model(), external_buffers=external_buffers)

@@ -1,0 +1,131 @@
+"""A small, bounds-checked FlatBuffers decoder driven by the schema facts table.
+
+Why not the generated accessors: a model file is untrusted input. Every offset here is checked
+against the buffer before use and every failure is a ValueError naming what was being read, so a
+damaged file can never read out of bounds, loop, or surface a struct.error to the user. Scalar
+vectors come back as read-only numpy views into the buffer (zero-copy).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+
+from tflite_jit.format.schema_data import TABLES
+
+_SCALARS = {
+    "bool": ("<B", 1, np.uint8), "i8": ("<b", 1, np.int8), "u8": ("<B", 1, np.uint8),
+    "i16": ("<h", 2, np.int16), "u16": ("<H", 2, np.uint16), "i32": ("<i", 4, np.int32),
+    "u32": ("<I", 4, np.uint32), "i64": ("<q", 8, np.int64), "u64": ("<Q", 8, np.uint64),
+    "f32": ("<f", 4, np.float32), "f64": ("<d", 8, np.float64),
+}
+_MAX_DEPTH = 16  # the TFLite schema nests 5 deep; anything deeper is damage
+
+
+class FlatReader:
+    def __init__(self, buf: Any):
+        self.buf = buf
+        self.mv = memoryview(buf)
+        if self.mv.ndim != 1 or self.mv.itemsize != 1:
+            self.mv = self.mv.cast("B")
+        self.size = len(self.mv)
+
+    # -- primitives ------------------------------------------------------------------------------
+    def _check(self, pos: int, n: int, what: str) -> None:
+        if pos < 0 or n < 0 or pos + n > self.size:
+            raise ValueError(
+                f"The model is not a valid Flatbuffer buffer: {what} at offset {pos} (+{n} bytes) "
+                f"lies outside the {self.size}-byte file"
+            )
+
+    def scalar(self, kind: str, pos: int, what: str) -> Any:
+        fmt, n, _ = _SCALARS[kind]
+        self._check(pos, n, what)
+        v = struct.unpack_from(fmt, self.mv, pos)[0]
+        return bool(v) if kind == "bool" else v
+
+    def uoffset(self, pos: int, what: str) -> int:
+        return pos + self.scalar("u32", pos, what)
+
+    def root(self) -> int:
+        return self.uoffset(0, "root table offset")
+
+    # -- tables ----------------------------------------------------------------------------------
+    def field_pos(self, table_pos: int, slot: int, what: str) -> int:
+        """Absolute position of a field's data, or 0 when the field is absent."""
+        vt = table_pos - self.scalar("i32", table_pos, what + " vtable offset")
+        vt_size = self.scalar("u16", vt, what + " vtable size")
+        if vt_size < 4 or vt_size % 2:
+            raise ValueError(f"The model is not a valid Flatbuffer buffer: bad vtable for {what}")
+        self._check(vt, vt_size, what + " vtable")
+        entry = 4 + 2 * slot
+        if entry + 2 > vt_size:
+            return 0
+        off = self.scalar("u16", vt + entry, what)
+        return table_pos + off if off else 0
+
+    def vector(self, pos: int, elem_size: int, what: str) -> tuple[int, int]:
+        start = self.uoffset(pos, what)
+        n = self.scalar("u32", start, what + " length")
+        self._check(start + 4, n * elem_size, what)
+        return start + 4, n
+
+    def string(self, pos: int, what: str) -> str:
+        start, n = self.vector(pos, 1, what)
+        return bytes(self.mv[start:start + n]).decode("utf-8", errors="replace")
+
+    def read_table(self, pos: int, table: str, what: str, depth: int = 0) -> dict[str, Any]:
+        """Decode one table into a dict of its present fields (schema snake_case names)."""
+        if depth > _MAX_DEPTH:
+            raise ValueError(f"The model is not a valid Flatbuffer buffer: {what} nests too deep")
+        out: dict[str, Any] = {}
+        fields = TABLES[table]
+        for slot, f in enumerate(fields):
+            if f is None:
+                continue
+            name, kind, _ = f
+            fp = self.field_pos(pos, slot, f"{what}.{name}")
+            if not fp:
+                continue
+            label = f"{what}.{name}"
+            if kind in _SCALARS:
+                out[name] = self.scalar(kind, fp, label)
+            elif kind == "str":
+                out[name] = self.string(fp, label)
+            elif kind.startswith("table:"):
+                out[name] = self.read_table(self.uoffset(fp, label), kind[6:], label, depth + 1)
+            elif kind.startswith("union:"):
+                out[name] = fp  # resolved below once the type field is known
+            elif kind == "[str]":
+                start, n = self.vector(fp, 4, label)
+                out[name] = [self.string(start + 4 * i, f"{label}[{i}]") for i in range(n)]
+            elif kind.startswith("[table:"):
+                sub = kind[7:-1]
+                start, n = self.vector(fp, 4, label)
+                out[name] = [self.read_table(self.uoffset(start + 4 * i, label), sub,
+                                             f"{label}[{i}]", depth + 1) for i in range(n)]
+            elif kind.startswith("["):
+                _, size, dt = _SCALARS[kind[1:-1]]
+                start, n = self.vector(fp, size, label)
+                out[name] = np.frombuffer(self.buf, dtype=np.dtype(dt).newbyteorder("<"),
+                                          count=n, offset=start) if n else np.zeros(0, dt)
+            else:  # pragma: no cover - schema kinds are closed
+                raise AssertionError(kind)
+        for slot, f in enumerate(fields):
+            if f is None or not f[1].startswith("union:") or f[0] not in out:
+                continue
+            name, kind, _ = f
+            enum = kind[6:]
+            type_code = out.get(name + "_type", 0)
+            from tflite_jit.format.schema import enum_names
+
+            sub = enum_names(enum).get(type_code)
+            if type_code == 0 or sub is None or sub not in TABLES:
+                del out[name]
+                continue
+            label = f"{what}.{name}"
+            out[name] = self.read_table(self.uoffset(out[name], label), sub, label, depth + 1)
+            out[name + "_table"] = sub
+        return out
