@@ -98,6 +98,33 @@ class SubgraphBuilder:
         return tuple(outputs)
 
 
+    def apply(self, name: str, inputs: Sequence[int], *, n_outputs: int | None = None,
+              out_name: str | None = None, **options: Any) -> tuple[int, ...]:
+        """Add an op whose output tensors are created from the op's own shape rule (ops/)."""
+        from tflite_jit import ops
+
+        opdef = ops.get(name)
+        if opdef is None:
+            raise ValueError(f"no shape rule for {name}: create outputs with tensor() and use op()")
+        raw = {k: _option_value(k, v) for k, v in options.items()}
+        found = options_table_for(name)
+        if found:
+            raw = {**{k: v for k, v in table_defaults(found[1]).items() if v is not None}, **raw}
+        ts = [None if i < 0 else self.sg.tensors[i] for i in inputs]
+        ctx = ops.InferCtx(op_name=name, attrs=opdef.parse(raw),
+                           shapes=[None if t is None else t.shape for t in ts],
+                           dtypes=[None if t is None else np.dtype(t.dtype) for t in ts],
+                           values=[None if t is None else t.data for t in ts],
+                           tensor_names=[getattr(t, "name", "") for t in ts])
+        results = opdef.infer(ctx)
+        if n_outputs is not None:
+            results = results[:n_outputs]
+        base = out_name or f"{name.lower()}_{len(self.sg.ops)}"
+        outs = [self.tensor(base if len(results) == 1 else f"{base}:{j}", shape, dtype)
+                for j, (shape, dtype) in enumerate(results)]
+        return self.op(name, inputs, outs, **options)
+
+
 def _option_value(field: str, v: Any) -> Any:
     if isinstance(v, str) and field in FIELD_ENUMS:
         values = enum_values(FIELD_ENUMS[field])

@@ -113,7 +113,7 @@ class FlatReader:
                                           count=n, offset=start) if n else np.zeros(0, dt)
             else:  # pragma: no cover - schema kinds are closed
                 raise AssertionError(kind)
-        for slot, f in enumerate(fields):
+        for f in fields:
             if f is None or not f[1].startswith("union:") or f[0] not in out:
                 continue
             name, kind, _ = f
