@@ -1,1 +1,17 @@
-"""tflite_jit"""
+"""tflite_jit: runs TensorFlow Lite models by compiling them.
+
+Drop-in for `ai_edge_litert.interpreter`: `from tflite_jit import Interpreter`.
+"""
+
+from tflite_jit.interpreter import (
+    Delegate,
+    Interpreter,
+    InterpreterWithCustomOps,
+    OpResolverType,
+    SignatureRunner,
+    load_delegate,
+)
+
+__version__ = "0.1.0"
+__all__ = ["Delegate", "Interpreter", "InterpreterWithCustomOps", "OpResolverType", "SignatureRunner",
+           "load_delegate", "__version__"]

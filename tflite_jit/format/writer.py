@@ -81,7 +81,7 @@ def _bytes_vector(b: flatbuffers.Builder, data: bytes, elem: int, align: int) ->
     b.StartVector(elem, n, align)
     b.head = b.head - len(data)
     b.Bytes[b.head:b.head + len(data)] = data
-    return b.EndVector(n)
+    return b.EndVector()
 
 
 # ---- IR -> dicts -------------------------------------------------------------------------------

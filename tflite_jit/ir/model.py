@@ -191,4 +191,6 @@ class Model:
 def _arr_eq(a: np.ndarray | None, b: np.ndarray | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
+    if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
+        return a == b
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()

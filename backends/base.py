@@ -1,0 +1,58 @@
+"""The interface every backend implements, so the planner can compare them and the runtime can
+run any mix of them.
+
+A backend answers three questions about a cluster of ops (a convex group chosen by a fusion
+strategy): can you run it (and if not, why), what would it cost, and give me a kernel for these
+concrete shapes. Kernels take and return numpy arrays; device backends keep their own buffers
+behind that boundary.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tflite_jit.ir.model import Op, Subgraph
+
+#: inputs (None for omitted optional inputs) -> outputs, one array per cluster output
+Kernel = Callable[[Sequence[np.ndarray | None]], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A convex group of ops of one subgraph, run as one kernel."""
+
+    ops: tuple[int, ...]  # op indices, in execution order
+    inputs: tuple[int, ...]  # tensor ids read from outside the cluster (-1 kept for omitted inputs)
+    outputs: tuple[int, ...]  # tensor ids visible outside the cluster
+
+
+@dataclass
+class CompileEnv:
+    """What compile() may rely on: the subgraph, each op's parsed attrs and every tensor's
+    concrete shape, dtype and (when known at plan time) value."""
+
+    subgraph: Subgraph
+    attrs: list[Any]
+    infos: list[Any]  # runtime.shapes.TensorInfo per tensor id
+    num_threads: int = 1
+
+
+class Backend(ABC):
+    name: str = "?"
+
+    @abstractmethod
+    def supports(self, op: Op, env: CompileEnv) -> tuple[bool, str]:
+        """(True, '') or (False, reason the user can act on)."""
+
+    @abstractmethod
+    def cost(self, cluster: Cluster, env: CompileEnv) -> float:
+        """Estimated seconds for one run of the cluster."""
+
+    @abstractmethod
+    def compile(self, cluster: Cluster, env: CompileEnv) -> Kernel:
+        """A kernel for the cluster at the concrete shapes in env."""

@@ -1,0 +1,474 @@
+"""The drop-in Interpreter: LiteRT's Python API, behaviour by behaviour (INTERPRETER_API.md).
+
+State machine, as LiteRT's: construction reads and validates the model but neither resolves ops
+nor allocates; `allocate_tensors()` plans (resolve, infer shapes, compile, allocate); a resize
+makes the interpreter "not ready" until the next allocation. Errors use LiteRT's exception types
+and contain its message texts, so code written against LiteRT catches ours.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from tflite_jit.backends.reference.backend import ReferenceBackend
+from tflite_jit.format.reader import load_bytes, load_file
+from tflite_jit.ir.model import Model, Tensor, numpy_type
+from tflite_jit.ir.validate import validate
+from tflite_jit.runtime.executable import Executable
+from tflite_jit.runtime.shapes import PrepareError
+
+
+class OpResolverType(enum.Enum):
+    AUTO = 0
+    BUILTIN = 1
+    BUILTIN_REF = 2
+    BUILTIN_WITHOUT_DEFAULT_DELEGATES = 3
+
+
+_SAFE_MSG = ("There is at least 1 reference to internal data\n      in the interpreter in the form of a "
+             "numpy array or slice. Be sure to\n      only hold the function returned from tensor() if you "
+             "are using raw\n      data access.")
+
+
+class Delegate:
+    """A delegate object for `experimental_delegates` (see load_delegate)."""
+
+    def __init__(self, library: str, options: dict | None = None):
+        self._library = library
+        self._options = {str(k): str(v) for k, v in (options or {}).items()}
+        if not os.path.exists(os.fspath(library)):
+            raise OSError(f"{library}: cannot open shared object file: No such file or directory")
+        raise ValueError(
+            f"tflite_jit cannot host native TFLite delegates ({library}): it runs models with its own "
+            "backends. Use Interpreter(...) without it, or a tflite_jit backend option instead.")
+
+    def _get_native_delegate_pointer(self) -> int:
+        return id(self)
+
+
+def load_delegate(library: str, options: dict | None = None) -> Delegate:
+    try:
+        return Delegate(library, options)
+    except ValueError as e:
+        raise ValueError(f"Failed to load delegate from {library}\n{e}") from None
+
+
+class _Wrapper:
+    """Holds the native-side state. Views returned by tensor() reference it, which is how the
+    `_ensure_safe` refcount rule (exactly LiteRT's) detects live views and signature runners."""
+
+    __slots__ = ("model", "execs", "ready", "__weakref__")
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.execs: dict[int, Executable] = {}
+        self.ready: dict[int, bool] = {}
+
+
+class _LiveView:
+    """The base object of a tensor() array: keeps the wrapper referenced while the view lives."""
+
+    __slots__ = ("_wrapper", "__array_interface__")
+
+    def __init__(self, wrapper: _Wrapper, arr: np.ndarray):
+        self._wrapper = wrapper
+        self.__array_interface__ = arr.__array_interface__
+
+
+class Interpreter:
+    """Interpreter interface for running TensorFlow Lite models, compiled by tflite_jit."""
+
+    def __init__(self, model_path: str | os.PathLike | None = None, model_content: bytes | None = None,
+                 experimental_delegates: Sequence[Any] | None = None, num_threads: int | None = None,
+                 experimental_op_resolver_type: OpResolverType = OpResolverType.AUTO,
+                 experimental_preserve_all_tensors: bool = False,
+                 experimental_disable_delegate_clustering: bool = False,
+                 experimental_default_delegate_latest_features: bool = False,
+                 experimental_compress_quantization_zero_points: bool = False,
+                 experimental_disable_delegate_node_fusion: bool = False,
+                 experimental_force_delegate_node_profiling: bool = False):
+        if not isinstance(experimental_op_resolver_type, OpResolverType):
+            raise ValueError(f"Unrecognized passed in op resolver type: {experimental_op_resolver_type}")
+        self._resolver = experimental_op_resolver_type
+        self._preserve_all_tensors = bool(experimental_preserve_all_tensors)
+        if self._preserve_all_tensors and experimental_op_resolver_type in (
+                OpResolverType.AUTO, OpResolverType.BUILTIN):
+            warnings.warn("Warning: Enabling `experimental_preserve_all_tensors` with the BUILTIN or "
+                          "AUTO op resolver is intended for debugging purposes only. Be aware that this "
+                          "can significantly increase memory usage by storing all intermediate tensors.",
+                          UserWarning, stacklevel=2)
+        if num_threads is not None:
+            if not isinstance(num_threads, int):
+                raise ValueError("type of num_threads should be int")
+            if num_threads < 1:
+                raise ValueError("num_threads should >= 1")
+        self._num_threads = int(num_threads or 1)
+        self._compress_zero_points = bool(experimental_compress_quantization_zero_points)
+        if model_content is not None and not isinstance(model_content, bytes):
+            raise TypeError(
+                "CreateWrapperFromBuffer(): incompatible function arguments. model_content must be "
+                f"bytes, got {type(model_content).__name__}")
+        if model_path is not None and model_content:
+            raise ValueError("Can't both provide `model_path` and `model_content`")
+        if model_path is not None:
+            model = load_file(model_path)
+        elif model_content:
+            self._model_content = model_content  # kept referenced: constants are views into it
+            model = load_bytes(model_content)
+        else:
+            raise ValueError("`model_path` or `model_content` must be specified.")
+        validate(model)
+        self._interpreter = _Wrapper(model)
+        self._model = model
+        self._delegates = []
+        for d in experimental_delegates or ():
+            d._get_native_delegate_pointer()  # AttributeError for non-delegates, as LiteRT
+            self._delegates.append(d)
+        self._backend = ReferenceBackend()
+        self._lock = threading.Lock()
+        self._signature_defs = {s.key: s for s in model.signatures}
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _ensure_safe(self) -> None:
+        # Same rule as LiteRT: only `self._interpreter` and getrefcount's argument may refer to the
+        # wrapper; any tensor() view or live SignatureRunner adds a reference.
+        if sys.getrefcount(self._interpreter) != 2:
+            raise RuntimeError(_SAFE_MSG)
+
+    def _exec(self, si: int) -> Executable:
+        w = self._interpreter
+        ex = w.execs.get(si)
+        if ex is None:
+            ex = Executable(self._model, si, self._backend, num_threads=self._num_threads)
+            w.execs[si] = ex
+            ex.pending_shapes = {}
+            w.ready[si] = False
+        return ex
+
+    def _check_subgraph(self, si: int) -> None:
+        n = len(self._model.subgraphs)
+        if not isinstance(si, (int, np.integer)) or not 0 <= si < n:
+            raise ValueError(f"Invalid subgraph index {si} exceeds max subgraph index {n - 1}")
+
+    def _check_tensor(self, tensor_index: int, si: int = 0) -> None:
+        n = len(self._model.subgraphs[si].tensors)
+        if not isinstance(tensor_index, (int, np.integer)) or not 0 <= tensor_index < n:
+            raise ValueError(f"Invalid tensor index {tensor_index} exceeds max tensor index {n - 1}")
+
+    def _allocate(self, si: int) -> None:
+        w = self._interpreter
+        ex = self._exec(si)
+        sg = self._model.subgraphs[si]
+        shapes = {i: tuple(sg.tensors[i].shape) for i in sg.inputs}
+        shapes.update(ex.pending_shapes)
+        try:
+            ex.prepare(shapes)
+        except PrepareError as e:
+            raise RuntimeError(str(e)) from None
+        w.ready[si] = True
+
+    def _current_shape(self, tid: int, si: int = 0) -> tuple[int, ...]:
+        w = self._interpreter
+        ex = w.execs.get(si)
+        t = self._model.subgraphs[si].tensors[tid]
+        if ex is not None:
+            if tid in ex.pending_shapes:
+                return ex.pending_shapes[tid]
+            if ex.infos:
+                b = ex.buffers[tid]
+                if b is not None:
+                    return tuple(b.shape)
+                if ex.infos[tid].shape is not None:
+                    return ex.infos[tid].shape
+        return tuple(t.shape)
+
+    def _buffer(self, tid: int, si: int = 0) -> np.ndarray | None:
+        ex = self._interpreter.execs.get(si)
+        if ex is None or not ex.infos:
+            return None
+        return ex.buffers[tid]
+
+    def _tensor_details(self, tid: int, si: int = 0) -> dict[str, Any]:
+        t = self._model.subgraphs[si].tensors[tid]
+        shape = np.array(self._current_shape(tid, si), dtype=np.int32)
+        sig = np.array(t.shape_signature if t.shape_signature is not None else shape, dtype=np.int32)
+        q = t.quantization
+        if q is not None and q.scales.size:
+            scales = q.scales.astype(np.float32)
+            zps = q.zero_points.astype(np.int32)
+            if self._compress_zero_points and zps.size > 1 and np.all(zps == zps[0]):
+                zps = zps[:1]
+            quant = (float(scales[0]), int(zps[0])) if scales.size == 1 else (0.0, 0)
+            qdim = int(q.quantized_dimension)
+        else:
+            scales, zps, quant, qdim = np.array([], np.float32), np.array([], np.int32), (0.0, 0), 0
+        return {
+            "name": t.name,
+            "index": int(tid),
+            "shape": shape,
+            "shape_signature": sig,
+            "dtype": numpy_type(t.type),
+            "quantization": quant,
+            "quantization_parameters": {"scales": scales, "zero_points": zps,
+                                        "quantized_dimension": qdim, "block_size": 0},
+            "sparsity_parameters": _sparsity_details(t),
+        }
+
+    # -- the public API --------------------------------------------------------------------------
+    def allocate_tensors(self) -> None:
+        self._ensure_safe()
+        self._allocate(0)
+
+    def invoke(self) -> None:
+        self._ensure_safe()
+        w = self._interpreter
+        if not w.ready.get(0):
+            raise RuntimeError("Invoke called on model that is not ready.")
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError("Interpreter.invoke() called while another invoke() on the same "
+                               "interpreter is running: use one interpreter per thread")
+        try:
+            w.execs[0].run()
+        finally:
+            self._lock.release()
+
+    def get_input_details(self) -> list[dict[str, Any]]:
+        return [self._tensor_details(i) for i in self._model.subgraphs[0].inputs]
+
+    def get_output_details(self) -> list[dict[str, Any]]:
+        return [self._tensor_details(i) for i in self._model.subgraphs[0].outputs]
+
+    def get_tensor_details(self, subgraph_index: int = 0) -> list[dict[str, Any]]:
+        n = len(self._model.subgraphs)
+        if not isinstance(subgraph_index, (int, np.integer)) or not 0 <= subgraph_index < n:
+            raise ValueError(f"subgraph_index is out of range: {subgraph_index} for the model, which "
+                             f"has {n} subgraphs.")
+        out = []
+        for tid in range(len(self._model.subgraphs[subgraph_index].tensors)):
+            try:
+                out.append(self._tensor_details(tid, subgraph_index))
+            except ValueError:
+                continue
+        return out
+
+    def set_tensor(self, tensor_index: int, value: Any) -> None:
+        self._set_tensor(tensor_index, value, 0)
+
+    def _set_tensor(self, tensor_index: int, value: Any, si: int, label: str = "input") -> None:
+        self._check_tensor(tensor_index, si)
+        arr = np.asarray(value)
+        t = self._model.subgraphs[si].tensors[tensor_index]
+        buf = self._buffer(tensor_index, si)
+        if buf is None:
+            raise ValueError("Cannot set tensor: Tensor is unallocated. Try calling allocate_tensors() first")
+        expected = np.dtype(numpy_type(t.type))
+        if arr.dtype != expected:
+            raise ValueError(
+                f"Cannot set tensor: Got value of type {_type_name(arr.dtype)} but expected type "
+                f"{_type_name(expected)} for {label} {tensor_index}, name: {t.name} ")
+        if arr.ndim != buf.ndim:
+            raise ValueError(f"Cannot set tensor: Dimension mismatch. Got {arr.ndim} but expected "
+                             f"{buf.ndim} for {label} {tensor_index}.")
+        for d, (got, want) in enumerate(zip(arr.shape, buf.shape)):
+            if got != want:
+                raise ValueError(f"Cannot set tensor: Dimension mismatch. Got {got} but expected {want} "
+                                 f"for dimension {d} of {label} {tensor_index}.")
+        if not buf.flags.writeable:
+            raise ValueError(f"Cannot set tensor: tensor {tensor_index} ('{t.name}') is a constant")
+        np.copyto(buf, arr)
+
+    def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> np.ndarray:
+        self._check_subgraph(subgraph_index)
+        self._check_tensor(tensor_index, subgraph_index)
+        buf = self._buffer(tensor_index, subgraph_index)
+        if buf is None:
+            raise ValueError("Tensor data is null. Run allocate_tensors() first")
+        return np.array(buf, copy=True)
+
+    def tensor(self, tensor_index: int) -> Callable[[], np.ndarray]:
+        return lambda: self._tensor_view(tensor_index)
+
+    def _tensor_view(self, tensor_index: int) -> np.ndarray:
+        self._check_tensor(tensor_index)
+        buf = self._buffer(tensor_index)
+        if buf is None:
+            raise ValueError("Tensor data is null. Run allocate_tensors() first")
+        return np.asarray(_LiveView(self._interpreter, buf))
+
+    def resize_tensor_input(self, input_index: int, tensor_size: Any, strict: bool = False) -> None:
+        self._ensure_safe()
+        self._resize(input_index, tensor_size, strict, 0)
+
+    def _resize(self, input_index: int, tensor_size: Any, strict: bool, si: int) -> None:
+        sg = self._model.subgraphs[si]
+        if not isinstance(input_index, (int, np.integer)) or not 0 <= input_index < len(sg.tensors):
+            raise RuntimeError(f"Invalid tensor index {input_index} exceeds max tensor index "
+                               f"{len(sg.tensors) - 1}")
+        dims = np.array(tensor_size, dtype=np.int32)
+        if dims.ndim != 1:
+            raise RuntimeError(f"Cannot resize tensor {input_index}: the new size must be a 1-D list "
+                               f"of dimensions, got {tensor_size!r}")
+        new = tuple(int(d) for d in dims)
+        if any(d < 0 for d in new):
+            raise RuntimeError("tflite/util.cc BytesRequired number of elements overflowed.\n")
+        t = sg.tensors[input_index]
+        current = self._current_shape(input_index, si)
+        if strict:
+            sig = t.signature
+            if len(sig) != len(new):
+                raise RuntimeError(
+                    f"tensorflow/lite/core/subgraph.cc tensor->dims->size != dims.size() "
+                    f"({len(current)} != {len(new)})Node number -1 failed to resize.")
+            for d, (s, cur, want) in enumerate(zip(sig, current, new)):
+                if s != -1 and cur != want:
+                    raise RuntimeError(
+                        f"Attempting to resize dimension {d} of tensor {input_index} with value {cur} to "
+                        f"{want}. ResizeInputTensorStrict only allows mutating unknown dimensions "
+                        "identified by -1.")
+        from tflite_jit.ir.validate import MAX_TENSOR_BYTES, tensor_bytes
+
+        if tensor_bytes(new, t.type) > MAX_TENSOR_BYTES:
+            raise RuntimeError(f"Cannot resize tensor {input_index} ('{t.name}') to {list(new)}: "
+                               f"{tensor_bytes(new, t.type)} bytes is over the {MAX_TENSOR_BYTES}-byte limit")
+        ex = self._exec(si)
+        if new != current or input_index in ex.pending_shapes:
+            ex.pending_shapes[input_index] = new
+            self._interpreter.ready[si] = False
+
+    def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
+        return {s.key: {"inputs": list(s.inputs), "outputs": list(s.outputs)}
+                for s in self._model.signatures}
+
+    def _get_full_signature_list(self) -> dict[str, dict[str, dict[str, int]]]:
+        return {s.key: {"inputs": dict(s.inputs), "outputs": dict(s.outputs)}
+                for s in self._model.signatures}
+
+    def get_signature_runner(self, signature_key: str | None = None) -> SignatureRunner:
+        if signature_key is None:
+            n = len(self._model.signatures)
+            if n != 1:
+                raise ValueError(
+                    f"SignatureDef signature_key is None and model has {n} Signatures. None is only "
+                    "allowed when the model has 1 SignatureDef")
+            signature_key = self._model.signatures[0].key
+        return SignatureRunner(interpreter=self, signature_key=signature_key)
+
+    def num_subgraphs(self) -> int:
+        return len(self._model.subgraphs)
+
+    def reset_all_variables(self) -> None:
+        for ex in self._interpreter.execs.values():
+            ex.reset_variables()
+
+    @property
+    def experimental_compress_quantization_zero_points(self) -> bool:
+        return self._compress_zero_points
+
+    def _get_op_details(self, op_index: int) -> dict[str, Any]:
+        sg = self._model.subgraphs[0]
+        if not isinstance(op_index, (int, np.integer)) or not 0 <= op_index < len(sg.ops):
+            raise ValueError(f"Invalid node index {op_index} exceeds max node index {len(sg.ops) - 1}")
+        op = sg.ops[op_index]
+
+        def types(ids: Sequence[int]) -> list[Any]:
+            return [numpy_type(sg.tensors[i].type) for i in ids if i >= 0]
+
+        return {"index": int(op_index), "op_name": op.name,
+                "inputs": np.array(op.inputs, dtype=np.int32),
+                "outputs": np.array(op.outputs, dtype=np.int32),
+                "operand_types": types(op.inputs), "result_types": types(op.outputs)}
+
+    def _get_ops_details(self) -> list[dict[str, Any]]:
+        return [self._get_op_details(i) for i in range(len(self._model.subgraphs[0].ops))]
+
+    def _native_handle(self) -> int:
+        return id(self._interpreter)
+
+
+class SignatureRunner:
+    """Runs one SignatureDef: resizes to the given inputs, allocates and invokes on every call."""
+
+    def __init__(self, interpreter: Interpreter | None = None, signature_key: str | None = None):
+        if interpreter is None:
+            raise ValueError("None interpreter provided.")
+        if signature_key is None:
+            raise ValueError("None signature_key provided.")
+        self._interpreter = interpreter
+        self._interpreter_wrapper = interpreter._interpreter  # blocks invoke() while alive, as LiteRT
+        self._signature_key = signature_key
+        sig = interpreter._signature_defs.get(signature_key)
+        if sig is None:
+            raise ValueError(f'Invalid signature_key provided: "{signature_key}".')
+        self._sig = sig
+        self._subgraph_index = sig.subgraph_index
+
+    def __call__(self, **kwargs: Any) -> dict[str, np.ndarray]:
+        sig = self._sig
+        if len(kwargs) != len(sig.inputs):
+            raise ValueError("Invalid number of inputs provided for running a SignatureDef, expected "
+                             f"{len(sig.inputs)} vs provided {len(kwargs)}")
+        for name in kwargs:
+            if name not in sig.inputs:
+                raise ValueError(f"Invalid Input name ({name}) for SignatureDef")
+        it = self._interpreter
+        si = self._subgraph_index
+        for name, value in kwargs.items():
+            it._resize(sig.inputs[name], value.shape, False, si)
+        it._allocate(si)
+        for name, value in kwargs.items():
+            it._set_tensor(sig.inputs[name], value, si)
+        ex = it._interpreter.execs[si]
+        ex.run()
+        return {name: np.array(ex.buffers[tid], copy=True) for name, tid in sig.outputs.items()}
+
+    def get_input_details(self) -> dict[str, dict[str, Any]]:
+        return {n: self._interpreter._tensor_details(t, self._subgraph_index) for n, t in self._sig.inputs.items()}
+
+    def get_output_details(self) -> dict[str, dict[str, Any]]:
+        return {n: self._interpreter._tensor_details(t, self._subgraph_index) for n, t in self._sig.outputs.items()}
+
+
+class InterpreterWithCustomOps(Interpreter):
+    """LiteRT's variant taking custom-op registerers. Native registerers cannot apply here; Python
+    custom ops are registered with tflite_jit.register_custom_op (a later issue)."""
+
+    def __init__(self, custom_op_registerers: Sequence[Any] | None = None, **kwargs: Any):
+        self._custom_op_registerers = list(custom_op_registerers or ())
+        super().__init__(**kwargs)
+
+
+_TYPE_NAMES = {np.dtype(np.float32): "FLOAT32", np.dtype(np.float64): "FLOAT64",
+               np.dtype(np.float16): "FLOAT16", np.dtype(np.int32): "INT32", np.dtype(np.int64): "INT64",
+               np.dtype(np.int8): "INT8", np.dtype(np.uint8): "UINT8", np.dtype(np.int16): "INT16",
+               np.dtype(np.uint16): "UINT16", np.dtype(np.uint32): "UINT32", np.dtype(np.uint64): "UINT64",
+               np.dtype(np.bool_): "BOOL", np.dtype(np.complex64): "COMPLEX64",
+               np.dtype(np.complex128): "COMPLEX128"}
+
+
+def _type_name(dt: np.dtype) -> str:
+    if dt.kind in "SU":
+        return "STRING"
+    return _TYPE_NAMES.get(np.dtype(dt), str(dt).upper())
+
+
+def _sparsity_details(t: Tensor) -> dict[str, Any]:
+    s = t.sparsity
+    if s is None:
+        return {}
+    dims = []
+    for d in s.dim_metadata:
+        if d["format"] == "DENSE":
+            dims.append({"format": 0, "dense_size": d["dense_size"]})
+        else:
+            dims.append({"format": 1, "array_segments": np.asarray(d["array_segments"], np.int32),
+                         "array_indices": np.asarray(d["array_indices"], np.int32)})
+    return {"traversal_order": np.array(s.traversal_order, np.int32),
+            "block_map": np.array(s.block_map, np.int32), "dim_metadata": dims}

@@ -1,0 +1,104 @@
+"""Shape inference for concrete input shapes, with the small amount of value propagation that
+shape arithmetic needs (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE chains of converter output).
+
+Tensors whose shape depends on run-time data are marked dynamic (shape None); the executable
+sizes them when they are produced, never guessing a buffer size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tflite_jit import ops
+from tflite_jit.ir.model import Subgraph
+from tflite_jit.ops.base import Dynamic, OpError
+
+_FOLD_LIMIT = 4096  # fold only small values (shape arithmetic), never real activations
+
+
+@dataclass
+class TensorInfo:
+    shape: tuple[int, ...] | None  # None: only known at run time
+    dtype: np.dtype
+    value: np.ndarray | None = None  # known at plan time (constant or folded)
+
+
+class PrepareError(RuntimeError):
+    """A node failed to prepare; message ends like LiteRT's 'Node number N (OP) failed to prepare.'"""
+
+
+def prepare_message(msg: str, index: int, name: str) -> str:
+    return f"{msg}\nNode number {index} ({name}) failed to prepare.\n"
+
+
+def infer_subgraph(sg: Subgraph, input_shapes: dict[int, tuple[int, ...]],
+                   attrs: list[Any], opdefs: list[ops.OpDef]) -> list[TensorInfo]:
+    infos: list[TensorInfo] = []
+    for tid, t in enumerate(sg.tensors):
+        if t.data is not None and t.sparsity is None:
+            infos.append(TensorInfo(tuple(t.data.shape), np.dtype(t.dtype), t.data))
+        else:
+            shape = input_shapes.get(tid, t.shape)
+            infos.append(TensorInfo(tuple(shape), np.dtype(t.dtype)))
+    for oi, (op, opdef, a) in enumerate(zip(sg.ops, opdefs, attrs)):
+        ins = [infos[i] if i >= 0 else None for i in op.inputs]
+        if any(i is not None and i.shape is None for i in ins):
+            results = None
+        else:
+            ctx = ops.InferCtx(
+                op_name=op.name, attrs=a,
+                shapes=[None if i is None else i.shape for i in ins],
+                dtypes=[None if i is None else i.dtype for i in ins],
+                values=[None if i is None else i.value for i in ins],
+                tensor_names=[sg.tensors[i].name if i >= 0 else "(omitted)" for i in op.inputs])
+            try:
+                results = opdef.infer(ctx)
+            except Dynamic:
+                results = None
+            except OpError as e:
+                raise PrepareError(prepare_message(str(e), oi, op.name)) from None
+        if results is not None and len(results) != len(op.outputs):
+            raise PrepareError(prepare_message(
+                f"{op.name} produces {len(results)} outputs but the node lists {len(op.outputs)}",
+                oi, op.name))
+        for j, t in enumerate(op.outputs):
+            declared = np.dtype(sg.tensors[t].dtype)
+            if results is None:
+                infos[t] = TensorInfo(None, declared)
+                continue
+            shape, dtype = results[j]
+            if np.dtype(dtype) != declared:
+                raise PrepareError(prepare_message(
+                    f"{op.name}: output tensor {t} ('{sg.tensors[t].name}') is declared "
+                    f"{declared.name} but the op produces {np.dtype(dtype).name} for these inputs",
+                    oi, op.name))
+            infos[t] = TensorInfo(tuple(int(d) for d in shape), declared)
+        _fold(op, opdef, a, ins, infos)
+    return infos
+
+
+def _fold(op: Any, opdef: ops.OpDef, a: Any, ins: list[TensorInfo | None], infos: list[TensorInfo]) -> None:
+    """Compute small outputs at plan time when every input value is known (shape arithmetic)."""
+    if op.name == "SHAPE" and ins and ins[0] is not None and ins[0].shape is not None:
+        out = infos[op.outputs[0]]
+        infos[op.outputs[0]].value = np.asarray(ins[0].shape, dtype=out.dtype)
+        return
+    if any(i is not None and i.value is None for i in ins):
+        return
+    outs = [infos[t] for t in op.outputs]
+    if any(o.shape is None or int(np.prod(o.shape)) > _FOLD_LIMIT for o in outs):
+        return
+    if any(i is not None and i.value.size > _FOLD_LIMIT for i in ins):
+        return
+    try:
+        values = opdef.reference([None if i is None else i.value for i in ins], a)
+    except Exception:  # folding is an optimisation; the op reports errors when it runs
+        return
+    for o, v in zip(outs, values):
+        v = np.asarray(v)
+        if v.shape == o.shape and v.dtype == o.dtype:
+            v.setflags(write=False)
+            o.value = v
