@@ -82,7 +82,9 @@ class OpDef:
     # input indices whose values the shape rule needs (e.g. RESHAPE's shape); backends keep them
     # host-side and the planner folds them when possible
     shape_inputs: tuple[int, ...] = ()
-    # dtypes accepted on input 0, for the capability check (None = any the rule accepts)
+    # (attrs, input Tensors, output Tensors) -> attrs: binds what the options table does not
+    # carry but the kernel needs, e.g. quantization parameters (DEQUANTIZE, quantized ops)
+    bind: Callable[[Any, list, list], Any] | None = None
     doc: str = ""
 
 
@@ -123,7 +125,7 @@ def apply_activation(x: np.ndarray, act: str) -> np.ndarray:
     if act == "NONE":
         return x
     if act == "RELU":
-        return np.maximum(x, np.float32(0), out=x if x.flags.writeable else None)
+        return np.maximum(x, x.dtype.type(0))
     if act == "RELU6":
         return np.clip(x, np.float32(0), np.float32(6))
     if act == "RELU_N1_TO_1":

@@ -14,7 +14,10 @@ Semantics (what every printer must reproduce):
 
 * Operands of one call have the same dtype (the op's compute dtype); comparisons yield bool.
 * ``Const(v)`` takes the compute dtype of the tree: ``np.float32(v)`` in float32 trees, the
-  integer type in integer trees (then `v` must be integral).
+  integer type in integer trees (then `v` must be integral). ``Const("lowest")`` and
+  ``Const("highest")`` are the compute dtype's finite limits (C: -FLT_MAX / FLT_MAX,
+  INT32_MIN / INT32_MAX): LiteRT's fused-activation clamp uses them, so its float ADD/SUB/MUL/DIV
+  turn +-inf into +-FLT_MAX even with no activation.
 * Float math is IEEE float32, as in C with ``float`` operands; ``exp``/``log``/``tanh``/``sqrt``/
   ``erf``/``erfc`` are the C library functions of that name (reference: within 2 ulp).
 * Integer ``add``/``sub``/``mul``/``neg``/``square`` wrap around (two's complement), and
@@ -41,9 +44,13 @@ class Var:
 
 @dataclass(frozen=True)
 class Const:
-    """A literal, converted to the tree's compute dtype."""
+    """A literal, converted to the tree's compute dtype; or "lowest"/"highest" (dtype limits)."""
 
-    value: float | int
+    value: float | int | str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.value, str) and self.value not in LIMITS:
+            raise ValueError(f"Const string value must be one of {LIMITS}, got {self.value!r}")
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,8 @@ class Call:
 
 
 Expr = Union[Var, Const, Call]
+
+LIMITS = ("lowest", "highest")
 
 #: The vocabulary: function name -> arity. Keep it small: every backend prints each one.
 FNS: dict[str, int] = {
@@ -96,8 +105,18 @@ def minimum(a, b) -> Call: return call("min", a, b)  # noqa: E704
 def where(c, a, b) -> Call: return call("where", c, a, b)  # noqa: E704
 
 
+def clamp_activation_expr(x: Expr, act: str) -> Expr:
+    """LiteRT's fused activation as its kernels apply it: a clamp to [min, max] computed by
+    CalculateActivationRange. RELU -> [0, highest], RELU6 -> [0, 6], RELU_N1_TO_1 -> [-1, 1], and
+    every other code (NONE, TANH, SIGN_BIT) -> [lowest, highest] (TANH/SIGN_BIT are ignored)."""
+    lo, hi = {"RELU": (0, "highest"), "RELU6": (0, 6), "RELU_N1_TO_1": (-1, 1)}.get(
+        act, ("lowest", "highest"))
+    return minimum(maximum(x, lo), hi)
+
+
 def activation_expr(x: Expr, act: str) -> Expr:
-    """TFLite's fused activation applied to `x`, as an expression."""
+    """The fused activation's mathematical meaning applied to `x` (no clamp to finite limits;
+    see clamp_activation_expr for what LiteRT's ADD/SUB/MUL/DIV do)."""
     if act == "NONE":
         return x
     if act == "RELU":
@@ -227,6 +246,9 @@ def evaluate_numpy(expr: Expr, arrays: list[np.ndarray] | tuple[np.ndarray, ...]
         if isinstance(e, Var):
             return arrs[e.index]
         if isinstance(e, Const):
+            if isinstance(e.value, str):
+                info = np.finfo(cdt) if cdt.kind == "f" else np.iinfo(cdt)
+                return cdt.type(info.min if e.value == "lowest" else info.max)
             if cdt.kind in "iu" and float(e.value) != int(e.value):
                 raise TypeError(f"non-integral constant {e.value} in an integer expression")
             return cdt.type(e.value)

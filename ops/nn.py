@@ -8,12 +8,12 @@ vectorised NumPy: every spatial op reads its input through one strided window vi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
-
 from tflite_jit.ops.base import (
     Cost,
     InferCtx,
@@ -51,7 +51,7 @@ def _bytes(shapes: Sequence[Sequence[int] | None]) -> float:
 
 
 def _require_rank(ctx: InferCtx, i: int, rank: int, what: str) -> tuple[int, ...]:
-    shape = ctx.shapes[i]
+    shape = ctx.shapes[i] if i < len(ctx.shapes) else None
     if shape is None or len(shape) != rank:
         raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' must be {rank}-D, got shape "
                       f"{None if shape is None else list(shape)}; reshape it to rank {rank}")
@@ -59,6 +59,8 @@ def _require_rank(ctx: InferCtx, i: int, rank: int, what: str) -> tuple[int, ...
 
 
 def _require_numeric(ctx: InferCtx, i: int) -> np.dtype:
+    if i >= len(ctx.dtypes) or ctx.dtypes[i] is None:
+        raise OpError(f"{ctx.op_name}: input {i} is required but omitted")
     dt = np.dtype(ctx.dtypes[i])
     if dt not in _NUMERIC:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(i)}' has type {dt}, which this op does not "
@@ -84,20 +86,25 @@ class _Axis:
 
 def _axis_geometry(padding: str, in_size: int, k: int, stride: int, dilation: int) -> _Axis:
     """LiteRT's ComputeOutSize + ComputePaddingWithOffset: SAME puts the odd pixel of padding at
-    the end (pad_before = total // 2), VALID never pads. C++ division truncates toward zero."""
+    the end (pad_before = total // 2), VALID never pads. C++ division truncates toward zero, so
+    a window one stride too big yields an empty axis, not an error; `out` < 0 means it cannot fit.
+    An empty filter axis (pool filter size 0, the schema default) gives an empty output axis."""
+    if k < 1:
+        return _Axis(out=0, pad_before=0)
     eff = (k - 1) * dilation + 1
     if padding == "SAME":
         out = (in_size + stride - 1) // stride
     else:
-        out = int((in_size + stride - eff) / stride)  # truncation, as in C++
+        num = in_size + stride - eff
+        out = num // stride if num >= 0 else -(-num // stride)
     total = max((out - 1) * stride + eff - in_size, 0)
-    return _Axis(out=max(out, 0), pad_before=total // 2)
+    return _Axis(out=out, pad_before=total // 2)
 
 
 def _spatial_out(ctx: InferCtx, padding: str, in_hw: tuple[int, int], k_hw: tuple[int, int],
                  stride: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
-    """Output height/width, rejecting non-positive strides/dilations (a zero stride makes LiteRT's
-    size formula meaningless) and windows that cannot fit (negative or empty output)."""
+    """Output height/width. Rejects what LiteRT's Prepare rejects: strides/dilations < 1 and a
+    VALID window so much larger than the input that the size formula goes negative."""
     for name, v in (("stride_h", stride[0]), ("stride_w", stride[1]),
                     ("dilation_h_factor", dilation[0]), ("dilation_w_factor", dilation[1])):
         if v < 1:
@@ -106,10 +113,8 @@ def _spatial_out(ctx: InferCtx, padding: str, in_hw: tuple[int, int], k_hw: tupl
     outs = []
     for axis, i, kk, s, d in (("height", in_hw[0], k_hw[0], stride[0], dilation[0]),
                               ("width", in_hw[1], k_hw[1], stride[1], dilation[1])):
-        if kk < 1:
-            raise OpError(f"{ctx.op_name}: filter {axis} is {kk}; it must be >= 1")
         o = _axis_geometry(padding, i, kk, s, d).out
-        if o < 1 and i > 0:
+        if o < 0:
             raise OpError(f"{ctx.op_name}: the (dilated) filter {axis} {(kk - 1) * d + 1} exceeds the "
                           f"input {axis} {i} of '{ctx.name(0)}' with VALID padding; use SAME "
                           f"padding or a smaller filter")
@@ -137,20 +142,44 @@ def _windows(x: np.ndarray, k_hw: tuple[int, int], stride: tuple[int, int],
                                sw * dilation[1], sc), writeable=False)
 
 
-def _check_bias(ctx: InferCtx, i: int, out_channels: int) -> None:
-    """LiteRT checks the bias by element count (NumElements(bias) == output channels)."""
-    if i < len(ctx.shapes) and ctx.shapes[i] is not None and _numel(ctx.shapes[i]) != out_channels:
-        raise OpError(f"{ctx.op_name}: bias '{ctx.name(i)}' has {_numel(ctx.shapes[i])} elements "
-                      f"(shape {list(ctx.shapes[i])}) but the filter has {out_channels} output "
+def _check_bias(ctx: InferCtx, i: int, out_channels: int, required: bool) -> None:
+    """LiteRT checks the bias by element count (NumElements(bias) == output channels), wants it
+    float for float inputs, and its conv kernels refuse to run without one."""
+    shape = ctx.shapes[i] if i < len(ctx.shapes) else None
+    if shape is None:
+        if required:
+            raise OpError(f"{ctx.op_name}: LiteRT's kernel needs a bias input (input 2), but it is "
+                          f"omitted; add a zero float32 bias of shape [{out_channels}]")
+        return
+    if _numel(shape) != out_channels:
+        raise OpError(f"{ctx.op_name}: bias '{ctx.name(i)}' has {_numel(shape)} elements "
+                      f"(shape {list(shape)}) but the filter has {out_channels} output "
                       f"channels; give the bias shape [{out_channels}]")
+    if np.dtype(ctx.dtypes[0]) == np.float32 and np.dtype(ctx.dtypes[i]) != np.float32:
+        raise OpError(f"{ctx.op_name}: bias '{ctx.name(i)}' is {np.dtype(ctx.dtypes[i])} but the "
+                      f"input is float32; store the bias as float32")
+
+
+def _check_filter_size(ctx: InferCtx, kh: int, kw: int) -> None:
+    if kh < 1 or kw < 1:
+        raise OpError(f"{ctx.op_name}: filter '{ctx.name(1)}' has an empty spatial size "
+                      f"{kh}x{kw}; filter height and width must be >= 1")
+
+
+# LiteRT's float kernels turn the fused activation into a clamp range (CalculateActivationRange):
+# TANH and SIGN_BIT have no range, so conv, depthwise and pooling silently skip them (measured,
+# see test_unclamped_activation_ignored) and FULLY_CONNECTED rejects them in Prepare.
+_CLAMPS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
 
 
 def _finish(acc: np.ndarray, bias: np.ndarray | None, act: str) -> np.ndarray:
-    """Bias then fused activation, in float32 (TFLite adds the bias after the dot product)."""
+    """Bias then the activation clamp, in float32 (TFLite adds the bias after the dot product)."""
     acc = acc.astype(np.float32, copy=False)
     if bias is not None:
         acc = acc + bias.reshape(-1).astype(np.float32, copy=False)
-    return np.ascontiguousarray(apply_activation(acc, act), dtype=np.float32)
+    if act in _CLAMPS:
+        acc = apply_activation(acc, act)
+    return np.ascontiguousarray(acc, dtype=np.float32)
 
 
 # ---- CONV_2D / DEPTHWISE_CONV_2D -----------------------------------------------------------------
@@ -203,7 +232,8 @@ def _infer_conv(ctx: InferCtx) -> list[ShapeDtype]:
     if co % groups:
         raise OpError(f"{ctx.op_name}: grouped convolution with {groups} groups needs the output "
                       f"channels of filter '{ctx.name(1)}' ({co}) to be a multiple of {groups}")
-    _check_bias(ctx, 2, co)
+    _check_bias(ctx, 2, co, required=True)
+    _check_filter_size(ctx, kh, kw)
     oh, ow = _spatial_out(ctx, a.padding, (h, w), (kh, kw), a.stride, a.dilation)
     return [((n, oh, ow, co), dt)]
 
@@ -244,7 +274,8 @@ def _infer_depthwise(ctx: InferCtx) -> list[ShapeDtype]:
                       f"must be channels * depth_multiplier")
     # LiteRT derives the multiplier from the shapes and ignores the option; we do the same
     # (see test_depthwise_multiplier_option_ignored).
-    _check_bias(ctx, 2, co)
+    _check_bias(ctx, 2, co, required=True)
+    _check_filter_size(ctx, kh, kw)
     oh, ow = _spatial_out(ctx, a.padding, (h, w), (kh, kw), a.stride, a.dilation)
     return [((n, oh, ow, co), dt)]
 
@@ -294,11 +325,15 @@ def _infer_fc(ctx: InferCtx) -> list[ShapeDtype]:
     shape = ctx.shapes[0]
     units, depth = _require_rank(ctx, 1, 2, "weights")
     size = _numel(shape)
-    if depth < 1 or size % depth:
-        raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' has {size} elements (shape "
-                      f"{list(shape)}), not a multiple of the weights' input depth {depth} "
-                      f"('{ctx.name(1)}' is [{units}, {depth}]); fix the input or weights shape")
-    _check_bias(ctx, 2, units)
+    if depth < 1:
+        raise OpError(f"{ctx.op_name}: weights '{ctx.name(1)}' have input depth 0 (shape "
+                      f"[{units}, {depth}]); the second dimension must be >= 1")
+    # LiteRT does not check that depth divides the input's size: batch = size // depth and any
+    # trailing elements are ignored. We follow it (test_fc_indivisible_input_truncates).
+    _check_bias(ctx, 2, units, required=False)
+    if a.activation not in _CLAMPS:
+        raise OpError(f"{ctx.op_name}: fused activation {a.activation} is not supported by LiteRT's "
+                      f"kernel (only NONE, RELU, RELU_N1_TO_1, RELU6); apply it as a separate op")
     if a.keep_num_dims:
         if not shape or shape[-1] != depth:
             raise OpError(f"{ctx.op_name}: with keep_num_dims the last dimension of input "
@@ -313,7 +348,8 @@ def _fc_reference(inputs: Sequence[np.ndarray | None], a: FcAttrs) -> list[np.nd
     b = inputs[2] if len(inputs) > 2 else None
     _require_float("FULLY_CONNECTED", x, wt, b)
     units, depth = wt.shape
-    acc = x.reshape(-1, depth) @ wt.T
+    rows = x.size // depth
+    acc = x.reshape(-1)[:rows * depth].reshape(rows, depth) @ wt.T
     if a.keep_num_dims:
         acc = acc.reshape(x.shape[:-1] + (units,))
     return [_finish(acc, b, a.activation)]
@@ -451,15 +487,21 @@ def _pool_cost(ins: list, outs: list, a: PoolAttrs) -> Cost:
 
 _EPILOGUE = PatternKind.OUT_ELEMWISE_FUSABLE
 
-register(OpDef("CONV_2D", _parse_conv, _infer_conv, _conv_reference, _EPILOGUE, _conv_cost,
-               doc="NHWC conv, filter [O, KH, KW, I/groups], optional bias [O]"))
-register(OpDef("DEPTHWISE_CONV_2D", _parse_conv, _infer_depthwise, _depthwise_reference, _EPILOGUE,
-               _depthwise_cost, doc="NHWC depthwise conv, filter [1, KH, KW, C*M]"))
-register(OpDef("FULLY_CONNECTED", _parse_fc, _infer_fc, _fc_reference, _EPILOGUE, _fc_cost,
-               doc="y = x @ W.T + b, weights [units, depth], optional bias"))
-register(OpDef("BATCH_MATMUL", _parse_bmm, _infer_bmm, _bmm_reference, _EPILOGUE, _bmm_cost,
-               doc="matmul over the last two dims, batch dims broadcast"))
-register(OpDef("AVERAGE_POOL_2D", _parse_pool, _infer_pool, _avg_pool_reference, _EPILOGUE,
-               _pool_cost, doc="mean over in-image taps of each window"))
-register(OpDef("MAX_POOL_2D", _parse_pool, _infer_pool, _max_pool_reference, _EPILOGUE, _pool_cost,
-               doc="max over in-image taps of each window"))
+CONV_2D = register(OpDef(
+    "CONV_2D", _parse_conv, _infer_conv, _conv_reference, _EPILOGUE, _conv_cost,
+    doc="NHWC conv, filter [O, KH, KW, I/groups], bias [O]"))
+DEPTHWISE_CONV_2D = register(OpDef(
+    "DEPTHWISE_CONV_2D", _parse_conv, _infer_depthwise, _depthwise_reference, _EPILOGUE,
+    _depthwise_cost, doc="NHWC depthwise conv, filter [1, KH, KW, C*M], bias [C*M]"))
+FULLY_CONNECTED = register(OpDef(
+    "FULLY_CONNECTED", _parse_fc, _infer_fc, _fc_reference, _EPILOGUE, _fc_cost,
+    doc="y = x @ W.T + b, weights [units, depth], optional bias"))
+BATCH_MATMUL = register(OpDef(
+    "BATCH_MATMUL", _parse_bmm, _infer_bmm, _bmm_reference, _EPILOGUE, _bmm_cost,
+    doc="matmul over the last two dims, batch dims broadcast"))
+AVERAGE_POOL_2D = register(OpDef(
+    "AVERAGE_POOL_2D", _parse_pool, _infer_pool, _avg_pool_reference, _EPILOGUE, _pool_cost,
+    doc="mean over the in-image taps of each window"))
+MAX_POOL_2D = register(OpDef(
+    "MAX_POOL_2D", _parse_pool, _infer_pool, _max_pool_reference, _EPILOGUE, _pool_cost,
+    doc="max over the in-image taps of each window"))

@@ -6,11 +6,11 @@ folds it at plan time when it is constant (`shape_inputs=(1,)`); otherwise infer
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-
 from tflite_jit.ops.base import (
     Cost,
     InferCtx,
@@ -21,7 +21,7 @@ from tflite_jit.ops.base import (
     register,
 )
 
-_AXIS_TYPES = (np.dtype(np.int32), np.dtype(np.int64))
+_AXIS_TYPES = (np.dtype(np.int32),)  # LiteRT rejects int64 axes (reduce.cc)
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -61,24 +61,31 @@ def _reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keep_dims: boo
 
 def _infer_reduce(ctx: InferCtx) -> list[ShapeDtype]:
     a: ReduceAttrs = ctx.attrs
-    if ctx.dtypes[1] is None or np.dtype(ctx.dtypes[1]) not in _AXIS_TYPES:
+    if len(ctx.shapes) < 2 or ctx.shapes[0] is None or ctx.shapes[1] is None:
+        raise OpError(f"{ctx.op_name}: needs two inputs (the tensor and an int32 axis tensor)")
+    if np.dtype(ctx.dtypes[1]) not in _AXIS_TYPES:
         raise OpError(f"{ctx.op_name}: axis tensor '{ctx.name(1)}' must be int32, got "
-                      f"{ctx.dtypes[1]}")
+                      f"{np.dtype(ctx.dtypes[1])}")
     shape = tuple(ctx.shapes[0])
     axes = resolve_axes(ctx.value(1, "axis"), len(shape), ctx.op_name, ctx.name(0))
     return [(_reduced_shape(shape, axes, a.keep_dims), np.dtype(ctx.dtypes[0]))]
 
 
-def _reducer(np_fn: Any, op: str) -> Any:
+def _reducer(op: str, mean: bool) -> Any:
     def reference(inputs: Sequence[np.ndarray | None], a: ReduceAttrs) -> list[np.ndarray]:
-        """Accumulates in float64 and rounds once: LiteRT sums sequentially in float32, so this
-        is the exact answer its rounding drifts around (see test_reduce for measured error)."""
+        """Accumulates in float32 like LiteRT: NumPy adds outer axes sequentially in the same order
+        LiteRT does, so the common spatial MEAN ([1, 2], global average pooling) is bit-exact; a
+        float64 sum would be more accurate but further from LiteRT (measured on LiteRT 2.x).
+        MEAN is that sum divided by the element count, so an empty reduction gives NaN, as there."""
         x = inputs[0]
         if x.dtype != np.float32:
             raise OpError(f"{op}: the float reference kernel got a {x.dtype} input")
         axes = resolve_axes(inputs[1], x.ndim, op)
-        with np.errstate(invalid="ignore", divide="ignore"):  # empty MEAN is NaN, as in LiteRT
-            y = np_fn(x, axis=axes, dtype=np.float64, keepdims=a.keep_dims)
+        y = np.sum(x, axis=axes, dtype=np.float32, keepdims=a.keep_dims)
+        if mean:
+            count = np.float32(_numel([x.shape[i] for i in axes]))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                y = y / count
         return [np.ascontiguousarray(y, dtype=np.float32).reshape(_reduced_shape(x.shape, axes,
                                                                                   a.keep_dims))]
 
@@ -111,13 +118,15 @@ def _infer_softmax(ctx: InferCtx) -> list[ShapeDtype]:
 
 
 def _softmax_reference(inputs: Sequence[np.ndarray | None], a: SoftmaxAttrs) -> list[np.ndarray]:
-    """exp(beta * (x - max)) / sum, over the last axis; the max shift keeps exp finite."""
+    """LiteRT's float formula in float32: e = exp((x - max) * beta), out = e * (1 / sum(e)) over
+    the last axis. Kept in float32 on purpose: with beta < 0 the shift no longer bounds the
+    exponent, exp overflows to inf and LiteRT returns NaN/0 there; we return the same."""
     x = inputs[0]
     if x.dtype != np.float32:
         raise OpError(f"SOFTMAX: the float reference kernel got a {x.dtype} input")
-    z = x.astype(np.float64)
-    e = np.exp(a.beta * (z - z.max(axis=-1, keepdims=True)))
-    return [(e / e.sum(axis=-1, keepdims=True)).astype(np.float32)]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        e = np.exp((x - x.max(axis=-1, keepdims=True)) * np.float32(a.beta))
+        return [np.ascontiguousarray(e * (np.float32(1) / e.sum(axis=-1, keepdims=True)))]
 
 
 def _softmax_cost(ins: list, outs: list, a: SoftmaxAttrs) -> Cost:
@@ -127,14 +136,15 @@ def _softmax_cost(ins: list, outs: list, a: SoftmaxAttrs) -> Cost:
 
 # ---- registration ------------------------------------------------------------------------------
 
-register(OpDef("MEAN", _parse_reducer, _infer_reduce, _reducer(np.mean, "MEAN"),
-               PatternKind.REDUCTION, _reduce_cost, shape_inputs=(1,),
-               doc="mean over the axes in input 1"))
-register(OpDef("SUM", _parse_reducer, _infer_reduce, _reducer(np.sum, "SUM"),
-               PatternKind.REDUCTION, _reduce_cost, shape_inputs=(1,),
-               doc="sum over the axes in input 1"))
+MEAN = register(OpDef(
+    "MEAN", _parse_reducer, _infer_reduce, _reducer("MEAN", mean=True), PatternKind.REDUCTION,
+    _reduce_cost, shape_inputs=(1,), doc="mean over the axes in input 1"))
+SUM = register(OpDef(
+    "SUM", _parse_reducer, _infer_reduce, _reducer("SUM", mean=False), PatternKind.REDUCTION,
+    _reduce_cost, shape_inputs=(1,), doc="sum over the axes in input 1"))
 # OPAQUE, not REDUCTION: softmax reduces (max, sum) and then broadcasts the result back over the
 # same row, so its output is not a reduced tensor; treating it as a plain reduction would let
 # rule-based fusion pull producers into a kernel that reads each input element twice.
-register(OpDef("SOFTMAX", _parse_softmax, _infer_softmax, _softmax_reference, PatternKind.OPAQUE,
-               _softmax_cost, doc="softmax over the last axis with temperature beta"))
+SOFTMAX = register(OpDef(
+    "SOFTMAX", _parse_softmax, _infer_softmax, _softmax_reference, PatternKind.OPAQUE,
+    _softmax_cost, doc="softmax over the last axis with temperature beta"))

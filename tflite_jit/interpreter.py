@@ -65,12 +65,13 @@ class _Wrapper:
     """Holds the native-side state. Views returned by tensor() reference it, which is how the
     `_ensure_safe` refcount rule (exactly LiteRT's) detects live views and signature runners."""
 
-    __slots__ = ("model", "execs", "ready", "__weakref__")
+    __slots__ = ("model", "execs", "ready", "pending", "__weakref__")
 
     def __init__(self, model: Model):
         self.model = model
-        self.execs: dict[int, Executable] = {}
+        self.execs: dict[int, Executable] = {}  # built at the first allocation of each subgraph
         self.ready: dict[int, bool] = {}
+        self.pending: dict[int, dict[int, tuple[int, ...]]] = {}  # resized, not yet allocated
 
 
 class _LiveView:
@@ -143,15 +144,6 @@ class Interpreter:
         if sys.getrefcount(self._interpreter) != 2:
             raise RuntimeError(_SAFE_MSG)
 
-    def _exec(self, si: int) -> Executable:
-        w = self._interpreter
-        ex = w.execs.get(si)
-        if ex is None:
-            ex = Executable(self._model, si, self._backend, num_threads=self._num_threads)
-            w.execs[si] = ex
-            ex.pending_shapes = {}
-            w.ready[si] = False
-        return ex
 
     def _check_subgraph(self, si: int) -> None:
         n = len(self._model.subgraphs)
@@ -165,23 +157,29 @@ class Interpreter:
 
     def _allocate(self, si: int) -> None:
         w = self._interpreter
-        ex = self._exec(si)
         sg = self._model.subgraphs[si]
+        ex = w.execs.get(si)
         shapes = {i: tuple(sg.tensors[i].shape) for i in sg.inputs}
-        shapes.update(ex.pending_shapes)
+        if ex is not None and ex.infos:
+            shapes.update({i: ex.infos[i].shape for i in sg.inputs})
+        shapes.update(w.pending.get(si, {}))
         try:
+            if ex is None:
+                ex = Executable(self._model, si, self._backend, num_threads=self._num_threads)
+                w.execs[si] = ex
             ex.prepare(shapes)
         except PrepareError as e:
             raise RuntimeError(str(e)) from None
+        w.pending.pop(si, None)
         w.ready[si] = True
 
     def _current_shape(self, tid: int, si: int = 0) -> tuple[int, ...]:
         w = self._interpreter
         ex = w.execs.get(si)
         t = self._model.subgraphs[si].tensors[tid]
+        if tid in w.pending.get(si, {}):
+            return w.pending[si][tid]
         if ex is not None:
-            if tid in ex.pending_shapes:
-                return ex.pending_shapes[tid]
             if ex.infos:
                 b = ex.buffers[tid]
                 if b is not None:
@@ -338,10 +336,10 @@ class Interpreter:
         if tensor_bytes(new, t.type) > MAX_TENSOR_BYTES:
             raise RuntimeError(f"Cannot resize tensor {input_index} ('{t.name}') to {list(new)}: "
                                f"{tensor_bytes(new, t.type)} bytes is over the {MAX_TENSOR_BYTES}-byte limit")
-        ex = self._exec(si)
-        if new != current or input_index in ex.pending_shapes:
-            ex.pending_shapes[input_index] = new
-            self._interpreter.ready[si] = False
+        w = self._interpreter
+        if new != current or input_index in w.pending.get(si, {}):
+            w.pending.setdefault(si, {})[input_index] = new
+            w.ready[si] = False
 
     def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
         return {s.key: {"inputs": list(s.inputs), "outputs": list(s.outputs)}

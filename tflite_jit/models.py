@@ -3,9 +3,11 @@
 Why: tests, benchmarks and the CLI demo need realistic graphs (the op sequences the TF converter
 emits for MobileNet, EfficientNet, ResNet and BERT) without downloading anything. The topologies
 follow the published architectures; BatchNorm is treated as already folded into conv weights and
-biases, as it is in converted models. Weights are He-style random with per-layer gains chosen so
-activations stay O(1) through the whole network (residual branches are down-weighted, as trained
-BN gammas effectively are), so outputs are finite and informative rather than all-equal or NaN.
+biases, as it is in converted models. Weights are random normal, scaled like an analytic BatchNorm:
+the builder tracks each tensor's expected RMS and scales every conv/FC so its pre-activation output
+has a chosen RMS (1, or 0.5 at the end of residual branches, as trained BN gammas effectively are).
+So activations stay O(1) through 50+ layers, even with swish-like activations whose plain He-style
+gains drift, and outputs are finite and informative rather than all-equal or NaN.
 
 Every builder is deterministic in `seed` and returns .tflite bytes:
 
@@ -14,6 +16,7 @@ Every builder is deterministic in `seed` and returns .tflite bytes:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,12 +27,27 @@ from tflite_jit.format.builder import ModelBuilder
 
 #: Fused activations (an option on conv/FC/add); anything else is emitted as separate ops.
 _FUSED = {"NONE", "RELU", "RELU6", "RELU_N1_TO_1", "TANH"}
-#: Weight gain per activation g, chosen so E[act(g*z)^2] = 1 for z ~ N(0, 1): He's sqrt(2) for
-#: rectifiers; swish-like activations are ~x/2 near 0 and need more, or activations fade layer by layer.
-_GAIN = {"NONE": 1.0, "RELU": 1.414, "RELU6": 1.414, "HARD_SWISH": 1.566, "SWISH": 1.558,
-         "LOGISTIC": 1.0, "HARD_SIGMOID": 1.0, "GELU": 1.467}
-#: Input images are uniform in [-1, 1] (rms 1/sqrt(3)); stems scale up to unit-variance outputs.
-_STEM = math.sqrt(3)
+#: The activations as functions, only to compute their output RMS (see _act_rms).
+_ACT_FN: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "NONE": lambda x: x, "RELU": lambda x: np.maximum(x, 0), "RELU6": lambda x: np.clip(x, 0, 6),
+    "HARD_SWISH": lambda x: x * np.clip(x + 3, 0, 6) / 6, "SWISH": lambda x: x / (1 + np.exp(-x)),
+    "LOGISTIC": lambda x: 1 / (1 + np.exp(-x)), "HARD_SIGMOID": lambda x: np.clip(x + 3, 0, 6) / 6,
+    "GELU": lambda x: 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x**3))),
+}
+#: RMS of a global average over a feature map relative to the map's RMS: the per-channel means of
+#: rectified features survive averaging, their spatial noise does not. A rough constant suffices.
+_POOL_RMS = 0.6
+#: Input images are uniform in [-1, 1].
+_IMAGE_RMS = 1 / math.sqrt(3)
+#: Logit RMS: a softmax that clearly prefers some classes, without being one-hot.
+_LOGIT_RMS = 2.5
+
+
+@functools.lru_cache(maxsize=None)
+def _act_rms(act: str, pre_rms: float) -> float:
+    """sqrt(E[act(x)^2]) for x ~ N(0, pre_rms^2), by Gauss-Hermite quadrature."""
+    z, w = np.polynomial.hermite_e.hermegauss(64)
+    return float(np.sqrt(np.sum(w * _ACT_FN[act](pre_rms * z) ** 2) / np.sum(w)))
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:
@@ -37,6 +55,14 @@ def make_divisible(v: float, divisor: int = 8) -> int:
     dropping more than 10%), so width-multiplied models have the real channel counts."""
     new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
     return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+def _taps(size: int, k: int, stride: int, same: bool) -> float:
+    """Mean number of kernel taps (along one axis) that fall inside the input, over output positions."""
+    out = -(-size // stride) if same else (size - k) // stride + 1
+    pad = max((out - 1) * stride + k - size, 0) // 2 if same else 0
+    starts = np.arange(out) * stride - pad
+    return float(np.mean(np.minimum(starts + k, size) - np.maximum(starts, 0)))
 
 
 class Net:
@@ -49,6 +75,8 @@ class Net:
         self.scope = scope
         self._consts: dict[tuple, int] = {}
         self._n = 0
+        #: expected RMS of each activation tensor; ops not listed keep their first input's RMS
+        self.rms: dict[int, float] = {}
 
     # ---- plumbing ----------------------------------------------------------------------------
     def shape(self, t: int) -> tuple[int, ...]:
@@ -59,9 +87,13 @@ class Net:
         self._n += 1
         return f"{self.scope}/{name};{self._n}"
 
-    def op(self, op: str, inputs: Sequence[int], name: str = "", **opts: Any) -> int:
-        """Apply one builtin op; the output shape comes from the op's own shape rule."""
-        return self.g.apply(op, inputs, out_name=self.uname(name or op.lower()), **opts)[0]
+    def op(self, op: str, inputs: Sequence[int], name: str = "", *, rms: float | None = None,
+           **opts: Any) -> int:
+        """Apply one builtin op; the output shape comes from the op's own shape rule. `rms`: the
+        output's expected RMS (default: the first input's, right for pad/pool/reshape/transpose)."""
+        y = self.g.apply(op, inputs, out_name=self.uname(name or op.lower()), **opts)[0]
+        self.rms[y] = self.rms.get(inputs[0], 1.0) if rms is None else rms
+        return y
 
     def const(self, value: np.ndarray, name: str) -> int:
         return self.g.const(self.uname(name), value)
@@ -85,16 +117,17 @@ class Net:
     # ---- layers --------------------------------------------------------------------------------
     def act(self, x: int, act: str, name: str = "") -> int:
         """Non-fusable activations, as the converter spells them."""
-        if act in ("NONE", None):
+        rms = _act_rms(act, self.rms.get(x, 1.0))
+        if act == "NONE":
             return x
-        if act in ("HARD_SWISH", "RELU", "RELU6", "LOGISTIC", "GELU", "TANH"):
-            return self.op(act, [x], f"{name}/{act.lower()}")
+        if act in ("HARD_SWISH", "RELU", "RELU6", "LOGISTIC", "GELU"):
+            return self.op(act, [x], f"{name}/{act.lower()}", rms=rms)
         if act == "SWISH":  # x * sigmoid(x): LOGISTIC + MUL
-            return self.op("MUL", [x, self.op("LOGISTIC", [x], f"{name}/Sigmoid")], f"{name}/mul")
+            return self.op("MUL", [x, self.op("LOGISTIC", [x], f"{name}/Sigmoid")], f"{name}/mul", rms=rms)
         if act == "HARD_SIGMOID":  # relu6(x + 3) / 6: ADD, RELU6, MUL
             y = self.op("ADD", [x, self.small(3.0)], f"{name}/add")
             y = self.op("RELU6", [y], f"{name}/Relu6")
-            return self.op("MUL", [y, self.small(1 / 6)], f"{name}/mul")
+            return self.op("MUL", [y, self.small(1 / 6)], f"{name}/mul", rms=rms)
         raise ValueError(f"unknown activation {act}")
 
     def pad(self, x: int, before: int, after: int, name: str) -> int:
@@ -103,18 +136,23 @@ class Net:
         return self.op("PAD", [x, self.small(pads, np.int32)], f"{name}/Pad")
 
     def conv(self, x: int, cout: int, k: int = 1, stride: int = 1, act: str = "NONE", *,
-             name: str, depthwise: bool = False, padding: str = "SAME", gain: float = 1.0,
+             name: str, depthwise: bool = False, padding: str = "SAME", out_rms: float = 1.0,
              keras_pad: bool = False) -> int:
         """CONV_2D / DEPTHWISE_CONV_2D with folded-BN bias and the activation fused when possible.
 
+        out_rms: the pre-activation output RMS the weights are scaled for (what BN would set).
         keras_pad: stride-2 convs get an explicit PAD + VALID, as Keras' correct_pad emits."""
-        cin = self.shape(x)[-1]
+        in_rms = self.rms.get(x, 1.0)
+        _, h, w, cin = self.shape(x)
         if keras_pad and stride == 2:
-            h = self.shape(x)[1]
             x = self.pad(x, k // 2 - (1 - h % 2), k // 2, name)
             padding = "VALID"
         fused = act if act in _FUSED else "NONE"
-        std = gain * _GAIN.get(act, 1.0) / math.sqrt(k * k * (1 if depthwise else cin))
+        # fan-in counts only the taps that land inside the image: on small maps most of a 5x5
+        # kernel reads padding, and ignoring that makes activations fade at low resolution
+        same = padding == "SAME" or keras_pad
+        taps = _taps(h, k, stride, same) * _taps(w, k, stride, same)
+        std = out_rms / (in_rms * math.sqrt(taps * (1 if depthwise else cin)))
         if depthwise:
             w = self.const(self.normal((1, k, k, cin), std), f"{name}/depthwise_weights")
             y = self.op("DEPTHWISE_CONV_2D", [x, w, self.bias(cin, f"{name}/bias")], f"{name}/depthwise",
@@ -124,23 +162,35 @@ class Net:
             w = self.const(self.normal((cout, k, k, cin), std), f"{name}/weights")
             y = self.op("CONV_2D", [x, w, self.bias(cout, f"{name}/bias")], f"{name}/Conv2D",
                         padding=padding, stride_w=stride, stride_h=stride, fused_activation_function=fused)
-        return y if act in _FUSED else self.act(y, act, name)
+        return self._activate(y, act, out_rms, name)
 
-    def dense(self, x: int, n: int, act: str = "NONE", *, name: str, gain: float = 1.0,
+    def _activate(self, y: int, act: str, pre_rms: float, name: str) -> int:
+        """Record the output RMS of a conv/FC and emit its activation if it could not be fused."""
+        self.rms[y] = pre_rms
+        if act in _FUSED:
+            self.rms[y] = _act_rms(act, pre_rms)
+            return y
+        return self.act(y, act, name)
+
+    def dense(self, x: int, n: int, act: str = "NONE", *, name: str, out_rms: float = 1.0,
               keep_num_dims: bool = False) -> int:
         """FULLY_CONNECTED with (out, in) weights; keep_num_dims keeps [B, S, n] for transformers."""
         cin = self.shape(x)[-1]
-        w = self.const(self.normal((n, cin), gain * _GAIN.get(act, 1.0) / math.sqrt(cin)), f"{name}/kernel")
+        std = out_rms / (self.rms.get(x, 1.0) * math.sqrt(cin))
+        w = self.const(self.normal((n, cin), std), f"{name}/kernel")
         y = self.op("FULLY_CONNECTED", [x, w, self.bias(n, f"{name}/bias")], f"{name}/MatMul",
                     fused_activation_function=act if act in _FUSED else "NONE", keep_num_dims=keep_num_dims)
-        return y if act in _FUSED else self.act(y, act, name)
+        return self._activate(y, act, out_rms, name)
 
     def add(self, a: int, b: int, act: str = "NONE", name: str = "add") -> int:
-        return self.op("ADD", [a, b], name, fused_activation_function=act)
+        """Residual ADD: independent summands, so the RMS adds in quadrature."""
+        rms = math.hypot(self.rms.get(a, 1.0), self.rms.get(b, 1.0))
+        return self.op("ADD", [a, b], name, fused_activation_function=act, rms=_act_rms(act, rms))
 
     def global_pool(self, x: int, keep_dims: bool = False, name: str = "avg_pool") -> int:
         """GlobalAveragePooling2D: the converter emits MEAN over H and W."""
-        return self.op("MEAN", [x, self.small([1, 2], np.int32)], f"{name}/Mean", keep_dims=keep_dims)
+        return self.op("MEAN", [x, self.small([1, 2], np.int32)], f"{name}/Mean", keep_dims=keep_dims,
+                       rms=self.rms.get(x, 1.0) * _POOL_RMS)
 
     def reshape(self, x: int, shape: Sequence[int], name: str = "reshape") -> int:
         return self.op("RESHAPE", [x, self.small(list(shape), np.int32)], f"{name}/Reshape")
@@ -153,13 +203,11 @@ class Net:
         if not keep_dims:  # Keras EfficientNet: GAP then Reshape((1, 1, C))
             s = self.reshape(s, (self.shape(x)[0], 1, 1, c), f"{name}/squeeze")
         s = self.conv(s, reduced, 1, act=inner, name=f"{name}/reduce")
-        # gain 0.5: gates sit around their midpoint (~0.5, so the next conv doubles its gain),
-        # varying per channel but not saturated
-        s = self.conv(s, c, 1, act=gate, name=f"{name}/expand", gain=0.5)
-        return self.op("MUL", [x, s], f"{name}/excite")
+        s = self.conv(s, c, 1, act=gate, name=f"{name}/expand")  # gates vary around 0.5
+        return self.op("MUL", [x, s], f"{name}/excite", rms=self.rms[x] * self.rms[s])
 
     def classifier(self, x: int, num_classes: int, name: str = "predictions") -> int:
-        logits = self.dense(x, num_classes, name=name, gain=2.0)
+        logits = self.dense(x, num_classes, name=name, out_rms=_LOGIT_RMS)
         return self.op("SOFTMAX", [logits], f"{name}/Softmax", beta=1.0)
 
     def layer_norm(self, x: int, name: str, eps: float = 1e-12) -> int:
@@ -175,7 +223,7 @@ class Net:
         beta = self.const(self.normal((d,), 0.05), f"{name}/beta")
         inv = self.op("MUL", [inv, gamma], f"{name}/mul")
         shift = self.op("SUB", [beta, self.op("MUL", [mean, inv], f"{name}/mul_2")], f"{name}/sub")
-        return self.op("ADD", [self.op("MUL", [x, inv], f"{name}/mul_1"), shift], f"{name}/add_1")
+        return self.op("ADD", [self.op("MUL", [x, inv], f"{name}/mul_1"), shift], f"{name}/add_1", rms=1.0)
 
     def attention(self, x: int, num_heads: int, mask_bias: int | None, name: str) -> int:
         """Multi-head self-attention: FC Q/K/V, RESHAPE+TRANSPOSE into heads, BATCH_MATMUL
@@ -199,11 +247,13 @@ class Net:
         ctx = self.op("BATCH_MATMUL", [probs, v], f"{name}/context")
         ctx = self.reshape(self.op("TRANSPOSE", [ctx, perm], f"{name}/context/transpose"), (b, s, d),
                            f"{name}/context")
-        return self.dense(ctx, d, name=f"{name}/output", keep_num_dims=True, gain=0.5)
+        return self.dense(ctx, d, name=f"{name}/output", keep_num_dims=True, out_rms=0.5)
 
     # ---- finishing -----------------------------------------------------------------------------
     def image_input(self, size: int, channels: int = 3) -> int:
-        return self.g.input("serving_default_input:0", (1, size, size, channels), np.float32)
+        x = self.g.input("serving_default_input:0", (1, size, size, channels), np.float32)
+        self.rms[x] = _IMAGE_RMS
+        return x
 
     def finish(self, inputs: dict[str, int], outputs: dict[str, int]) -> bytes:
         """Name outputs like the converter, declare graph I/O and the serving_default signature."""
@@ -222,15 +272,15 @@ def mobilenet_v1(input_size: int = 224, alpha: float = 0.25, num_classes: int = 
     over the final map, 1x1 conv classifier, RESHAPE, SOFTMAX (the classic hosted .tflite)."""
     n = Net("mobilenet_v1", seed)
     x = inp = n.image_input(input_size)
-    x = n.conv(x, int(32 * alpha), 3, 2, "RELU6", name="conv1", gain=_STEM)
+    x = n.conv(x, int(32 * alpha), 3, 2, "RELU6", name="conv1")
     blocks = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
     for i, (c, s) in enumerate(blocks, 1):
         x = n.conv(x, 0, 3, s, "RELU6", name=f"conv_dw_{i}", depthwise=True, keras_pad=True)
         x = n.conv(x, int(c * alpha), 1, 1, "RELU6", name=f"conv_pw_{i}")
     _, h, w, _ = n.shape(x)
     x = n.op("AVERAGE_POOL_2D", [x], "global_pool/AvgPool", padding="VALID", stride_w=1, stride_h=1,
-             filter_width=w, filter_height=h)
-    x = n.conv(x, num_classes, 1, name="conv_preds", gain=2.0)
+             filter_width=w, filter_height=h, rms=n.rms[x] * _POOL_RMS)
+    x = n.conv(x, num_classes, 1, name="conv_preds", out_rms=_LOGIT_RMS)
     x = n.reshape(x, (1, num_classes), "flatten")
     y = n.op("SOFTMAX", [x], "predictions/Softmax", beta=1.0)
     return n.finish({"input": inp}, {"output_0": y})
@@ -242,7 +292,7 @@ def mobilenet_v2(input_size: int = 224, alpha: float = 1.0, num_classes: int = 1
     project, ADD when stride 1 and channels match); 1x1 conv to 1280; MEAN; FC; SOFTMAX."""
     n = Net("mobilenetv2", seed)
     x = inp = n.image_input(input_size)
-    x = n.conv(x, make_divisible(32 * alpha), 3, 2, "RELU6", name="Conv1", gain=_STEM)
+    x = n.conv(x, make_divisible(32 * alpha), 3, 2, "RELU6", name="Conv1")
     table = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
              (6, 320, 1, 1)]
     block = 0
@@ -255,7 +305,7 @@ def mobilenet_v2(input_size: int = 224, alpha: float = 1.0, num_classes: int = 1
             y = n.conv(x, cin * t, 1, 1, "RELU6", name=f"{name}_expand") if t != 1 else x
             y = n.conv(y, 0, 3, s, "RELU6", name=f"{name}_depthwise", depthwise=True, keras_pad=True)
             residual = s == 1 and cin == cout
-            y = n.conv(y, cout, 1, name=f"{name}_project", gain=0.5 if residual else 1.0)
+            y = n.conv(y, cout, 1, name=f"{name}_project", out_rms=0.5 if residual else 1.0)
             x = n.add(x, y, name=f"{name}_add") if residual else y
             block += 1
     x = n.conv(x, make_divisible(1280 * alpha) if alpha > 1.0 else 1280, 1, 1, "RELU6", name="Conv_1")
@@ -270,7 +320,7 @@ def mobilenet_v3_small(input_size: int = 224, num_classes: int = 1000, seed: int
     conv, RESHAPE, SOFTMAX."""
     n = Net("MobilenetV3small", seed)
     x = inp = n.image_input(input_size)
-    x = n.conv(x, 16, 3, 2, "HARD_SWISH", name="Conv", gain=_STEM)
+    x = n.conv(x, 16, 3, 2, "HARD_SWISH", name="Conv")
     # (expansion, out channels, kernel, stride, squeeze-excite, activation)
     table = [(1, 16, 3, 2, True, "RELU"), (72 / 16, 24, 3, 2, False, "RELU"),
              (88 / 24, 24, 3, 1, False, "RELU"), (4, 40, 5, 2, True, "HARD_SWISH"),
@@ -287,13 +337,12 @@ def mobilenet_v3_small(input_size: int = 224, num_classes: int = 1000, seed: int
             y = n.squeeze_excite(y, make_divisible(n.shape(y)[-1] / 4), "RELU", "HARD_SIGMOID",
                                  name=f"{name}/squeeze_excite")
         residual = s == 1 and cin == c
-        # SE gates average ~0.5: double the gain; residual branches are down-weighted by 0.5
-        y = n.conv(y, c, 1, name=f"{name}/project", gain=(2.0 if se else 1.0) * (0.5 if residual else 1.0))
+        y = n.conv(y, c, 1, name=f"{name}/project", out_rms=0.5 if residual else 1.0)
         x = n.add(x, y, name=f"{name}/Add") if residual else y
     x = n.conv(x, make_divisible(n.shape(x)[-1] * 6), 1, 1, "HARD_SWISH", name="Conv_1")
     x = n.global_pool(x, keep_dims=True)
     x = n.conv(x, 1024, 1, 1, "HARD_SWISH", name="Conv_2")
-    x = n.conv(x, num_classes, 1, name="Logits", gain=2.0)
+    x = n.conv(x, num_classes, 1, name="Logits", out_rms=_LOGIT_RMS)
     x = n.reshape(x, (1, num_classes), "flatten")
     y = n.op("SOFTMAX", [x], "Predictions/Softmax", beta=1.0)
     return n.finish({"input": inp}, {"output_0": y})
@@ -305,7 +354,7 @@ def efficientnet_b0(input_size: int = 224, num_classes: int = 1000, seed: int = 
     gate, linear 1x1 project, ADD residual); head 1x1 conv 1280 + swish; MEAN; FC; SOFTMAX."""
     n = Net("efficientnetb0", seed)
     x = inp = n.image_input(input_size)
-    x = n.conv(x, 32, 3, 2, "SWISH", name="stem_conv", keras_pad=True, gain=_STEM)
+    x = n.conv(x, 32, 3, 2, "SWISH", name="stem_conv", keras_pad=True)
     # (kernel, repeats, out channels, expansion, stride); squeeze-excite ratio 0.25 everywhere
     table = [(3, 1, 16, 1, 1), (3, 2, 24, 6, 2), (5, 2, 40, 6, 2), (3, 3, 80, 6, 2), (5, 3, 112, 6, 1),
              (5, 4, 192, 6, 2), (3, 1, 320, 6, 1)]
@@ -317,8 +366,7 @@ def efficientnet_b0(input_size: int = 224, num_classes: int = 1000, seed: int = 
             y = n.squeeze_excite(y, max(1, int(cin * 0.25)), "SWISH", "LOGISTIC", name=f"{name}_se",
                                  keep_dims=False)
             residual = s == 1 and cin == cout
-            # the SE gate halves activations on average; the project conv restores the scale
-            y = n.conv(y, cout, 1, name=f"{name}_project_conv", gain=1.0 if residual else 2.0)
+            y = n.conv(y, cout, 1, name=f"{name}_project_conv", out_rms=0.5 if residual else 1.0)
             x = n.add(x, y, name=f"{name}_add") if residual else y
     x = n.conv(x, 1280, 1, 1, "SWISH", name="top_conv")
     y = n.classifier(n.global_pool(x), num_classes)
@@ -331,20 +379,19 @@ def resnet50(input_size: int = 224, num_classes: int = 1000, seed: int = 0) -> b
     ADD with RELU fused; MEAN; FC; SOFTMAX."""
     n = Net("resnet50", seed)
     x = inp = n.image_input(input_size)
-    x = n.conv(n.pad(x, 3, 3, "conv1_pad"), 64, 7, 2, "RELU", name="conv1_conv", padding="VALID",
-               gain=_STEM)
+    x = n.conv(n.pad(x, 3, 3, "conv1_pad"), 64, 7, 2, "RELU", name="conv1_conv", padding="VALID")
     x = n.op("MAX_POOL_2D", [n.pad(x, 1, 1, "pool1_pad")], "pool1_pool/MaxPool", padding="VALID",
              stride_w=2, stride_h=2, filter_width=3, filter_height=3)
     for stage, (filters, blocks, stride) in enumerate([(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)], 2):
         for b in range(1, blocks + 1):
             name, s = f"conv{stage}_block{b}", stride if b == 1 else 1
             if b == 1:
-                shortcut = n.conv(x, 4 * filters, 1, s, name=f"{name}_0_conv", gain=math.sqrt(0.5))
+                shortcut = n.conv(x, 4 * filters, 1, s, name=f"{name}_0_conv")
             else:
                 shortcut = x
             y = n.conv(x, filters, 1, s, "RELU", name=f"{name}_1_conv")
             y = n.conv(y, filters, 3, 1, "RELU", name=f"{name}_2_conv")
-            y = n.conv(y, 4 * filters, 1, name=f"{name}_3_conv", gain=0.5)
+            y = n.conv(y, 4 * filters, 1, name=f"{name}_3_conv", out_rms=0.5)
             x = n.add(shortcut, y, "RELU", name=f"{name}_add")
     y = n.classifier(n.global_pool(x), num_classes)
     return n.finish({"input": inp}, {"output_0": y})
@@ -356,17 +403,17 @@ def tiny_convnet(num_classes: int = 10, seed: int = 0) -> bytes:
     built in milliseconds."""
     n = Net("tiny_convnet", seed)
     x = inp = n.image_input(64)
-    x = n.conv(x, 16, 3, 2, "RELU6", name="conv1", gain=_STEM)  # 32x32
+    x = n.conv(x, 16, 3, 2, "RELU6", name="conv1")  # 32x32
     x = n.conv(x, 0, 3, 1, "RELU6", name="dw1", depthwise=True)
     x = n.conv(x, 32, 1, 1, "RELU6", name="pw1")
     x = n.op("MAX_POOL_2D", [x], "pool1/MaxPool", padding="VALID", stride_w=2, stride_h=2,
              filter_width=2, filter_height=2)  # 16x16
     x = n.conv(x, 0, 3, 2, "RELU6", name="dw2", depthwise=True)  # 8x8
     x = n.conv(x, 64, 1, 1, "RELU6", name="pw2")
-    y = n.conv(n.conv(x, 0, 3, 1, "RELU6", name="dw3", depthwise=True), 64, 1, name="pw3", gain=0.5)
+    y = n.conv(n.conv(x, 0, 3, 1, "RELU6", name="dw3", depthwise=True), 64, 1, name="pw3", out_rms=0.5)
     x = n.add(x, y, "RELU", name="res_add")
     x = n.op("AVERAGE_POOL_2D", [x], "pool2/AvgPool", padding="VALID", stride_w=8, stride_h=8,
-             filter_width=8, filter_height=8)
+             filter_width=8, filter_height=8, rms=n.rms[x] * _POOL_RMS)
     x = n.reshape(x, (1, 64), "flatten")
     x = n.dense(x, 64, "RELU", name="fc1")
     y = n.classifier(x, num_classes)
@@ -404,7 +451,7 @@ def transformer_encoder(seq_len: int = 128, d_model: int = 256, num_heads: int =
         x = n.layer_norm(n.add(x, n.attention(x, num_heads, bias, f"{name}/attention"), name=f"{name}/add"),
                          f"{name}/attention/LayerNorm")
         h = n.dense(x, d_ff, "GELU", name=f"{name}/intermediate", keep_num_dims=True)
-        h = n.dense(h, d_model, name=f"{name}/output", keep_num_dims=True, gain=0.5)
+        h = n.dense(h, d_model, name=f"{name}/output", keep_num_dims=True, out_rms=0.5)
         x = n.layer_norm(n.add(x, h, name=f"{name}/output/add"), f"{name}/output/LayerNorm")
     return n.finish(inputs, {"output_0": x})
 

@@ -1,0 +1,46 @@
+"""Regenerate the TensorFlow-converted test models (needs `pip install tensorflow-cpu`).
+
+The .tflite files next to this script were produced by it with TensorFlow's own converter and
+random (seeded) weights; tests/test_tf_models.py runs them without TensorFlow installed.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+HERE = pathlib.Path(__file__).parent
+
+
+def convert(model: tf.keras.Model, name: str) -> None:
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    data = conv.convert()
+    (HERE / f"{name}.tflite").write_bytes(data)
+    print(name, len(data))
+
+
+def mobilenet_v2() -> tf.keras.Model:
+    return tf.keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None,
+                                             classes=10)
+
+
+def text_transformer(seq: int = 16, vocab: int = 100, d: int = 32, heads: int = 2) -> tf.keras.Model:
+    tokens = tf.keras.Input((seq,), dtype=tf.int32, name="tokens")
+    x = tf.keras.layers.Embedding(vocab, d)(tokens)
+    for _ in range(2):
+        a = tf.keras.layers.MultiHeadAttention(heads, d // heads)(x, x)
+        x = tf.keras.layers.LayerNormalization()(x + a)
+        f = tf.keras.layers.Dense(2 * d, activation="gelu")(x)
+        f = tf.keras.layers.Dense(d)(f)
+        x = tf.keras.layers.LayerNormalization()(x + f)
+    x = tf.keras.layers.GlobalAveragePooling1D()(x)
+    out = tf.keras.layers.Dense(3, activation="softmax")(x)
+    return tf.keras.Model(tokens, out)
+
+
+if __name__ == "__main__":
+    tf.keras.utils.set_random_seed(0)
+    convert(mobilenet_v2(), "tf_mobilenet_v2_035_96")
+    convert(text_transformer(), "tf_text_transformer")
