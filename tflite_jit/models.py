@@ -2,12 +2,18 @@
 
 Why: tests, benchmarks and the CLI demo need realistic graphs (the op sequences the TF converter
 emits for MobileNet, EfficientNet, ResNet and BERT) without downloading anything. The topologies
-follow the published architectures; BatchNorm is treated as already folded into conv weights and
-biases, as it is in converted models. Weights are random normal, scaled like an analytic BatchNorm:
-the builder tracks each tensor's expected RMS and scales every conv/FC so its pre-activation output
-has a chosen RMS (1, or 0.5 at the end of residual branches, as trained BN gammas effectively are).
-So activations stay O(1) through 50+ layers, even with swish-like activations whose plain He-style
-gains drift, and outputs are finite and informative rather than all-equal or NaN.
+follow the published architectures, with BatchNorm folded into conv/FC weights and biases as it is
+in converted models.
+
+Weights are random, then BatchNorm is folded *for real*: while the graph is built, every op is run
+eagerly on a batch of random calibration inputs with the ops' NumPy reference kernels, and each
+conv/FC is rescaled so its pre-activation output has RMS ~`gamma` and small random per-channel
+means (gamma = 1, or 0.5 at the end of residual branches, as trained BN gammas effectively are).
+Fixed He-style gains cannot do this: with swish-like activations, squeeze-excite gates,
+padding-dominated small maps and residual sums, activations drift by ~10% per layer and end up
+fading or blowing up. Calibrated, activations stay O(1) through 50+ layers at any input size, on
+inputs other than the calibration batch too, and outputs are finite and informative (not
+all-equal, not NaN).
 
 Every builder is deterministic in `seed` and returns .tflite bytes:
 
@@ -16,38 +22,32 @@ Every builder is deterministic in `seed` and returns .tflite bytes:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from tflite_jit import ops
 from tflite_jit.format.builder import ModelBuilder
+from tflite_jit.format.schema import enum_values
 
 #: Fused activations (an option on conv/FC/add); anything else is emitted as separate ops.
-_FUSED = {"NONE", "RELU", "RELU6", "RELU_N1_TO_1", "TANH"}
-#: The activations as functions, only to compute their output RMS (see _act_rms).
-_ACT_FN: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "NONE": lambda x: x, "RELU": lambda x: np.maximum(x, 0), "RELU6": lambda x: np.clip(x, 0, 6),
-    "HARD_SWISH": lambda x: x * np.clip(x + 3, 0, 6) / 6, "SWISH": lambda x: x / (1 + np.exp(-x)),
-    "LOGISTIC": lambda x: 1 / (1 + np.exp(-x)), "HARD_SIGMOID": lambda x: np.clip(x + 3, 0, 6) / 6,
-    "GELU": lambda x: 0.5 * x * (1 + np.tanh(0.7978845608 * (x + 0.044715 * x**3))),
-}
-#: RMS of a global average over a feature map relative to the map's RMS: the per-channel means of
-#: rectified features survive averaging, their spatial noise does not. A rough constant suffices.
-_POOL_RMS = 0.6
-#: Input images are uniform in [-1, 1].
-_IMAGE_RMS = 1 / math.sqrt(3)
-#: Logit RMS: a softmax that clearly prefers some classes, without being one-hot.
+_FUSED = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1", "TANH")
+#: Pre-activation RMS multiplier per activation. Swish-like activations are ~x/2 near 0 and ~x for
+#: large x, so at RMS 1 they amplify differences in scale between inputs (each layer by ~1.2x:
+#: after 16 blocks one random image's activations were 25x another's). At RMS 2 they act mostly
+#: like ReLU, which is scale-neutral.
+_ACT_SCALE = {"SWISH": 2.0, "HARD_SWISH": 2.0}
+#: Logit RMS: a softmax that clearly prefers some classes without being one-hot.
 _LOGIT_RMS = 2.5
+#: Calibration batch: 4 inputs, more below 64x64 so that late layers (2x2 maps) still see enough
+#: samples. Costs 4 eager forward passes at build time. The model itself has batch 1.
+_CALIB_POSITIONS = 4 * 64 * 64
 
 
-@functools.lru_cache(maxsize=None)
-def _act_rms(act: str, pre_rms: float) -> float:
-    """sqrt(E[act(x)^2]) for x ~ N(0, pre_rms^2), by Gauss-Hermite quadrature."""
-    z, w = np.polynomial.hermite_e.hermegauss(64)
-    return float(np.sqrt(np.sum(w * _ACT_FN[act](pre_rms * z) ** 2) / np.sum(w)))
+def _calib_batch(positions: int) -> int:
+    return min(64, max(4, math.ceil(_CALIB_POSITIONS / positions)))
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:
@@ -57,42 +57,59 @@ def make_divisible(v: float, divisor: int = 8) -> int:
     return new_v + divisor if new_v < 0.9 * v else new_v
 
 
-def _taps(size: int, k: int, stride: int, same: bool) -> float:
-    """Mean number of kernel taps (along one axis) that fall inside the input, over output positions."""
-    out = -(-size // stride) if same else (size - k) // stride + 1
-    pad = max((out - 1) * stride + k - size, 0) // 2 if same else 0
-    starts = np.arange(out) * stride - pad
-    return float(np.mean(np.minimum(starts + k, size) - np.maximum(starts, 0)))
+def _fused_activation(x: np.ndarray, act: str) -> np.ndarray:
+    if act == "RELU":
+        return np.maximum(x, 0)
+    if act == "RELU6":
+        return np.clip(x, 0, 6)
+    if act == "RELU_N1_TO_1":
+        return np.clip(x, -1, 1)
+    return np.tanh(x) if act == "TANH" else x
 
 
 class Net:
-    """One subgraph under construction plus a seeded RNG and the shared layer helpers."""
+    """One subgraph under construction, a seeded RNG, the eager calibration values, and the
+    shared layer helpers."""
 
     def __init__(self, scope: str, seed: int):
         self.mb = ModelBuilder(description=f"tflite_jit.models.{scope}")
         self.g = self.mb.subgraph("main")
         self.rng = np.random.default_rng(seed)
+        self.calib_rng = np.random.default_rng([seed, 1])
         self.scope = scope
+        self.values: dict[int, np.ndarray] = {}  # calibration value of every activation tensor
         self._consts: dict[tuple, int] = {}
         self._n = 0
-        #: expected RMS of each activation tensor; ops not listed keep their first input's RMS
-        self.rms: dict[int, float] = {}
 
     # ---- plumbing ----------------------------------------------------------------------------
     def shape(self, t: int) -> tuple[int, ...]:
         return self.g.sg.tensors[t].shape
 
     def uname(self, name: str) -> str:
-        """A unique, converter-like tensor name ("scope/layer/Op")."""
+        """A unique, converter-like tensor name ("scope/layer/Op;n")."""
         self._n += 1
         return f"{self.scope}/{name};{self._n}"
 
-    def op(self, op: str, inputs: Sequence[int], name: str = "", *, rms: float | None = None,
-           **opts: Any) -> int:
-        """Apply one builtin op; the output shape comes from the op's own shape rule. `rms`: the
-        output's expected RMS (default: the first input's, right for pad/pool/reshape/transpose)."""
+    def input(self, name: str, shape: Sequence[int], dtype: Any, calib: np.ndarray) -> int:
+        t = self.g.input(name, shape, dtype)
+        self.values[t] = calib
+        return t
+
+    def retain(self, *tids: int | None) -> None:
+        """Drop the calibration values of everything but these tensors and the graph inputs: call
+        at block boundaries, so a full-size build holds a few activations, not all of them."""
+        keep = {*self.g.sg.inputs, *(t for t in tids if t is not None)}
+        self.values = {t: v for t, v in self.values.items() if t in keep}
+
+    def op(self, op: str, inputs: Sequence[int], name: str = "", **opts: Any) -> int:
+        """Apply one builtin op (output shape from the op's own shape rule) and run it eagerly."""
         y = self.g.apply(op, inputs, out_name=self.uname(name or op.lower()), **opts)[0]
-        self.rms[y] = self.rms.get(inputs[0], 1.0) if rms is None else rms
+        o = self.g.sg.ops[-1]
+        opdef = ops.get(op)
+        args = [None if i < 0 else self.values.get(i, self.g.sg.tensors[i].data) for i in o.inputs]
+        if op == "RESHAPE":  # calibration values carry the calibration batch, not the model's 1
+            args[1] = np.array([len(args[0]), *args[1][1:]], np.int32)
+        self.values[y] = opdef.reference(args, opdef.parse(dict(o.options)))[0]
         return y
 
     def const(self, value: np.ndarray, name: str) -> int:
@@ -111,23 +128,48 @@ class Net:
         w *= np.float32(std)
         return w
 
-    def bias(self, n: int, name: str) -> int:
-        return self.const(self.normal((n,), 0.02), name)
+    def _linear(self, op: str, x: int, w: np.ndarray, out_axis: int, act: str, out_rms: float,
+                name: str, **opts: Any) -> int:
+        """Conv/FC followed by folded BatchNorm: run it with zero bias, then rescale the weights
+        and set the bias so the pre-activation output has RMS ~out_rms and small random means;
+        finally fuse the activation (or emit it as separate ops)."""
+        n = w.shape[out_axis]
+        wt = self.const(w, f"{name}/weights")
+        bt = self.const(np.zeros(n, np.float32), f"{name}/bias")
+        y = self.op(op, [x, wt, bt], f"{name}/{op.title().replace('_', '')}", **opts)
+        # one mean and RMS per tensor, not per channel: per-channel statistics from a few images
+        # divide by channels' small within-image spread and amplify differences between images
+        v = self.values[y].astype(np.float64)
+        mean, sd = v.mean(), v.std() + 1e-12
+        out_rms *= _ACT_SCALE.get(act, 1.0)
+        gamma = out_rms * np.exp(0.1 * self.rng.standard_normal(n))  # channels differ a little
+        beta = 0.1 * out_rms * self.rng.standard_normal(n)
+        scale = gamma / sd
+        tensors = self.g.sg.tensors
+        bshape = [1] * w.ndim
+        bshape[out_axis] = n
+        tensors[wt].data = (w * scale.reshape(bshape)).astype(np.float32)
+        tensors[bt].data = (beta - mean * scale).astype(np.float32)
+        self.values[y] = ((self.values[y] - mean) * scale + beta).astype(np.float32)
+        if act in _FUSED:
+            self.g.sg.ops[-1].options["fused_activation_function"] = enum_values("ActivationFunctionType")[act]
+            self.values[y] = _fused_activation(self.values[y], act)
+            return y
+        return self.act(y, act, name)
 
     # ---- layers --------------------------------------------------------------------------------
     def act(self, x: int, act: str, name: str = "") -> int:
         """Non-fusable activations, as the converter spells them."""
-        rms = _act_rms(act, self.rms.get(x, 1.0))
         if act == "NONE":
             return x
         if act in ("HARD_SWISH", "RELU", "RELU6", "LOGISTIC", "GELU"):
-            return self.op(act, [x], f"{name}/{act.lower()}", rms=rms)
+            return self.op(act, [x], f"{name}/{act.lower()}")
         if act == "SWISH":  # x * sigmoid(x): LOGISTIC + MUL
-            return self.op("MUL", [x, self.op("LOGISTIC", [x], f"{name}/Sigmoid")], f"{name}/mul", rms=rms)
+            return self.op("MUL", [x, self.op("LOGISTIC", [x], f"{name}/Sigmoid")], f"{name}/mul")
         if act == "HARD_SIGMOID":  # relu6(x + 3) / 6: ADD, RELU6, MUL
             y = self.op("ADD", [x, self.small(3.0)], f"{name}/add")
             y = self.op("RELU6", [y], f"{name}/Relu6")
-            return self.op("MUL", [y, self.small(1 / 6)], f"{name}/mul", rms=rms)
+            return self.op("MUL", [y, self.small(1 / 6)], f"{name}/mul")
         raise ValueError(f"unknown activation {act}")
 
     def pad(self, x: int, before: int, after: int, name: str) -> int:
@@ -138,59 +180,32 @@ class Net:
     def conv(self, x: int, cout: int, k: int = 1, stride: int = 1, act: str = "NONE", *,
              name: str, depthwise: bool = False, padding: str = "SAME", out_rms: float = 1.0,
              keras_pad: bool = False) -> int:
-        """CONV_2D / DEPTHWISE_CONV_2D with folded-BN bias and the activation fused when possible.
-
-        out_rms: the pre-activation output RMS the weights are scaled for (what BN would set).
-        keras_pad: stride-2 convs get an explicit PAD + VALID, as Keras' correct_pad emits."""
-        in_rms = self.rms.get(x, 1.0)
-        _, h, w, cin = self.shape(x)
+        """CONV_2D / DEPTHWISE_CONV_2D (cout ignored) with folded BN and the activation fused when
+        possible. keras_pad: stride-2 convs get an explicit PAD + VALID, as Keras' correct_pad emits."""
+        _, h, _, cin = self.shape(x)
         if keras_pad and stride == 2:
             x = self.pad(x, k // 2 - (1 - h % 2), k // 2, name)
             padding = "VALID"
-        fused = act if act in _FUSED else "NONE"
-        # fan-in counts only the taps that land inside the image: on small maps most of a 5x5
-        # kernel reads padding, and ignoring that makes activations fade at low resolution
-        same = padding == "SAME" or keras_pad
-        taps = _taps(h, k, stride, same) * _taps(w, k, stride, same)
-        std = out_rms / (in_rms * math.sqrt(taps * (1 if depthwise else cin)))
+        opts = dict(padding=padding, stride_w=stride, stride_h=stride)
         if depthwise:
-            w = self.const(self.normal((1, k, k, cin), std), f"{name}/depthwise_weights")
-            y = self.op("DEPTHWISE_CONV_2D", [x, w, self.bias(cin, f"{name}/bias")], f"{name}/depthwise",
-                        padding=padding, stride_w=stride, stride_h=stride, depth_multiplier=1,
-                        fused_activation_function=fused)
-        else:
-            w = self.const(self.normal((cout, k, k, cin), std), f"{name}/weights")
-            y = self.op("CONV_2D", [x, w, self.bias(cout, f"{name}/bias")], f"{name}/Conv2D",
-                        padding=padding, stride_w=stride, stride_h=stride, fused_activation_function=fused)
-        return self._activate(y, act, out_rms, name)
-
-    def _activate(self, y: int, act: str, pre_rms: float, name: str) -> int:
-        """Record the output RMS of a conv/FC and emit its activation if it could not be fused."""
-        self.rms[y] = pre_rms
-        if act in _FUSED:
-            self.rms[y] = _act_rms(act, pre_rms)
-            return y
-        return self.act(y, act, name)
+            w = self.normal((1, k, k, cin), 1 / k)
+            return self._linear("DEPTHWISE_CONV_2D", x, w, 3, act, out_rms, f"{name}/depthwise",
+                                depth_multiplier=1, **opts)
+        w = self.normal((cout, k, k, cin), 1 / math.sqrt(k * k * cin))
+        return self._linear("CONV_2D", x, w, 0, act, out_rms, name, **opts)
 
     def dense(self, x: int, n: int, act: str = "NONE", *, name: str, out_rms: float = 1.0,
               keep_num_dims: bool = False) -> int:
         """FULLY_CONNECTED with (out, in) weights; keep_num_dims keeps [B, S, n] for transformers."""
-        cin = self.shape(x)[-1]
-        std = out_rms / (self.rms.get(x, 1.0) * math.sqrt(cin))
-        w = self.const(self.normal((n, cin), std), f"{name}/kernel")
-        y = self.op("FULLY_CONNECTED", [x, w, self.bias(n, f"{name}/bias")], f"{name}/MatMul",
-                    fused_activation_function=act if act in _FUSED else "NONE", keep_num_dims=keep_num_dims)
-        return self._activate(y, act, out_rms, name)
+        w = self.normal((n, self.shape(x)[-1]), 1 / math.sqrt(self.shape(x)[-1]))
+        return self._linear("FULLY_CONNECTED", x, w, 0, act, out_rms, name, keep_num_dims=keep_num_dims)
 
     def add(self, a: int, b: int, act: str = "NONE", name: str = "add") -> int:
-        """Residual ADD: independent summands, so the RMS adds in quadrature."""
-        rms = math.hypot(self.rms.get(a, 1.0), self.rms.get(b, 1.0))
-        return self.op("ADD", [a, b], name, fused_activation_function=act, rms=_act_rms(act, rms))
+        return self.op("ADD", [a, b], name, fused_activation_function=act)
 
     def global_pool(self, x: int, keep_dims: bool = False, name: str = "avg_pool") -> int:
         """GlobalAveragePooling2D: the converter emits MEAN over H and W."""
-        return self.op("MEAN", [x, self.small([1, 2], np.int32)], f"{name}/Mean", keep_dims=keep_dims,
-                       rms=self.rms.get(x, 1.0) * _POOL_RMS)
+        return self.op("MEAN", [x, self.small([1, 2], np.int32)], f"{name}/Mean", keep_dims=keep_dims)
 
     def reshape(self, x: int, shape: Sequence[int], name: str = "reshape") -> int:
         return self.op("RESHAPE", [x, self.small(list(shape), np.int32)], f"{name}/Reshape")
@@ -203,8 +218,10 @@ class Net:
         if not keep_dims:  # Keras EfficientNet: GAP then Reshape((1, 1, C))
             s = self.reshape(s, (self.shape(x)[0], 1, 1, c), f"{name}/squeeze")
         s = self.conv(s, reduced, 1, act=inner, name=f"{name}/reduce")
-        s = self.conv(s, c, 1, act=gate, name=f"{name}/expand")  # gates vary around 0.5
-        return self.op("MUL", [x, s], f"{name}/excite", rms=self.rms[x] * self.rms[s])
+        # gates vary mildly around 0.5: strongly input-dependent gates, stacked over 16 blocks,
+        # make the activation scale itself input-dependent (x * gate(mean(x)) feeds back)
+        s = self.conv(s, c, 1, act=gate, name=f"{name}/expand", out_rms=0.5)
+        return self.op("MUL", [x, s], f"{name}/excite")
 
     def classifier(self, x: int, num_classes: int, name: str = "predictions") -> int:
         logits = self.dense(x, num_classes, name=name, out_rms=_LOGIT_RMS)
@@ -223,7 +240,7 @@ class Net:
         beta = self.const(self.normal((d,), 0.05), f"{name}/beta")
         inv = self.op("MUL", [inv, gamma], f"{name}/mul")
         shift = self.op("SUB", [beta, self.op("MUL", [mean, inv], f"{name}/mul_2")], f"{name}/sub")
-        return self.op("ADD", [self.op("MUL", [x, inv], f"{name}/mul_1"), shift], f"{name}/add_1", rms=1.0)
+        return self.op("ADD", [self.op("MUL", [x, inv], f"{name}/mul_1"), shift], f"{name}/add_1")
 
     def attention(self, x: int, num_heads: int, mask_bias: int | None, name: str) -> int:
         """Multi-head self-attention: FC Q/K/V, RESHAPE+TRANSPOSE into heads, BATCH_MATMUL
@@ -251,9 +268,10 @@ class Net:
 
     # ---- finishing -----------------------------------------------------------------------------
     def image_input(self, size: int, channels: int = 3) -> int:
-        x = self.g.input("serving_default_input:0", (1, size, size, channels), np.float32)
-        self.rms[x] = _IMAGE_RMS
-        return x
+        """The image input; calibrated on uniform [-1, 1] pixels (the usual preprocessing)."""
+        batch = _calib_batch(size * size)
+        calib = self.calib_rng.uniform(-1, 1, (batch, size, size, channels)).astype(np.float32)
+        return self.input("serving_default_input:0", (1, size, size, channels), np.float32, calib)
 
     def finish(self, inputs: dict[str, int], outputs: dict[str, int]) -> bytes:
         """Name outputs like the converter, declare graph I/O and the serving_default signature."""
@@ -277,9 +295,10 @@ def mobilenet_v1(input_size: int = 224, alpha: float = 0.25, num_classes: int = 
     for i, (c, s) in enumerate(blocks, 1):
         x = n.conv(x, 0, 3, s, "RELU6", name=f"conv_dw_{i}", depthwise=True, keras_pad=True)
         x = n.conv(x, int(c * alpha), 1, 1, "RELU6", name=f"conv_pw_{i}")
+        n.retain(x)
     _, h, w, _ = n.shape(x)
     x = n.op("AVERAGE_POOL_2D", [x], "global_pool/AvgPool", padding="VALID", stride_w=1, stride_h=1,
-             filter_width=w, filter_height=h, rms=n.rms[x] * _POOL_RMS)
+             filter_width=w, filter_height=h)
     x = n.conv(x, num_classes, 1, name="conv_preds", out_rms=_LOGIT_RMS)
     x = n.reshape(x, (1, num_classes), "flatten")
     y = n.op("SOFTMAX", [x], "predictions/Softmax", beta=1.0)
@@ -307,6 +326,7 @@ def mobilenet_v2(input_size: int = 224, alpha: float = 1.0, num_classes: int = 1
             residual = s == 1 and cin == cout
             y = n.conv(y, cout, 1, name=f"{name}_project", out_rms=0.5 if residual else 1.0)
             x = n.add(x, y, name=f"{name}_add") if residual else y
+            n.retain(x)
             block += 1
     x = n.conv(x, make_divisible(1280 * alpha) if alpha > 1.0 else 1280, 1, 1, "RELU6", name="Conv_1")
     y = n.classifier(n.global_pool(x), num_classes)
@@ -339,6 +359,7 @@ def mobilenet_v3_small(input_size: int = 224, num_classes: int = 1000, seed: int
         residual = s == 1 and cin == c
         y = n.conv(y, c, 1, name=f"{name}/project", out_rms=0.5 if residual else 1.0)
         x = n.add(x, y, name=f"{name}/Add") if residual else y
+        n.retain(x)
     x = n.conv(x, make_divisible(n.shape(x)[-1] * 6), 1, 1, "HARD_SWISH", name="Conv_1")
     x = n.global_pool(x, keep_dims=True)
     x = n.conv(x, 1024, 1, 1, "HARD_SWISH", name="Conv_2")
@@ -368,6 +389,7 @@ def efficientnet_b0(input_size: int = 224, num_classes: int = 1000, seed: int = 
             residual = s == 1 and cin == cout
             y = n.conv(y, cout, 1, name=f"{name}_project_conv", out_rms=0.5 if residual else 1.0)
             x = n.add(x, y, name=f"{name}_add") if residual else y
+            n.retain(x)
     x = n.conv(x, 1280, 1, 1, "SWISH", name="top_conv")
     y = n.classifier(n.global_pool(x), num_classes)
     return n.finish({"input": inp}, {"output_0": y})
@@ -385,21 +407,19 @@ def resnet50(input_size: int = 224, num_classes: int = 1000, seed: int = 0) -> b
     for stage, (filters, blocks, stride) in enumerate([(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)], 2):
         for b in range(1, blocks + 1):
             name, s = f"conv{stage}_block{b}", stride if b == 1 else 1
-            if b == 1:
-                shortcut = n.conv(x, 4 * filters, 1, s, name=f"{name}_0_conv")
-            else:
-                shortcut = x
+            shortcut = n.conv(x, 4 * filters, 1, s, name=f"{name}_0_conv") if b == 1 else x
             y = n.conv(x, filters, 1, s, "RELU", name=f"{name}_1_conv")
             y = n.conv(y, filters, 3, 1, "RELU", name=f"{name}_2_conv")
             y = n.conv(y, 4 * filters, 1, name=f"{name}_3_conv", out_rms=0.5)
             x = n.add(shortcut, y, "RELU", name=f"{name}_add")
+            n.retain(x)
     y = n.classifier(n.global_pool(x), num_classes)
     return n.finish({"input": inp}, {"output_0": y})
 
 
 def tiny_convnet(num_classes: int = 10, seed: int = 0) -> bytes:
     """The demo model `tflite-jit bench` runs by default: a 1x64x64x3 input through conv, depthwise,
-    pointwise, MAX_POOL_2D, a residual ADD, AVERAGE_POOL_2D, RESHAPE, FC, SOFTMAX (~30k params),
+    pointwise, MAX_POOL_2D, a residual ADD, AVERAGE_POOL_2D, RESHAPE, FC, SOFTMAX (~13k params),
     built in milliseconds."""
     n = Net("tiny_convnet", seed)
     x = inp = n.image_input(64)
@@ -413,7 +433,7 @@ def tiny_convnet(num_classes: int = 10, seed: int = 0) -> bytes:
     y = n.conv(n.conv(x, 0, 3, 1, "RELU6", name="dw3", depthwise=True), 64, 1, name="pw3", out_rms=0.5)
     x = n.add(x, y, "RELU", name="res_add")
     x = n.op("AVERAGE_POOL_2D", [x], "pool2/AvgPool", padding="VALID", stride_w=8, stride_h=8,
-             filter_width=8, filter_height=8, rms=n.rms[x] * _POOL_RMS)
+             filter_width=8, filter_height=8)
     x = n.reshape(x, (1, 64), "flatten")
     x = n.dense(x, 64, "RELU", name="fc1")
     y = n.classifier(x, num_classes)
@@ -432,11 +452,15 @@ def transformer_encoder(seq_len: int = 128, d_model: int = 256, num_heads: int =
     if d_model % num_heads:
         raise ValueError(f"d_model {d_model} is not a multiple of num_heads {num_heads}")
     n = Net("bert", seed)
-    ids = n.g.input("serving_default_input_ids:0", (1, seq_len), np.int32)
+    batch = min(64, max(4, -(-512 // seq_len)))  # at least 512 calibration tokens
+    calib_ids = n.calib_rng.integers(0, vocab, (batch, seq_len), dtype=np.int32)
+    ids = n.input("serving_default_input_ids:0", (1, seq_len), np.int32, calib_ids)
     inputs = {"input_ids": ids}
     bias = None
     if mask:
-        m = n.g.input("serving_default_attention_mask:0", (1, seq_len), np.float32)
+        calib_mask = np.repeat((np.arange(seq_len) < seq_len - seq_len // 4).astype(np.float32)[None],
+                               batch, axis=0)
+        m = n.input("serving_default_attention_mask:0", (1, seq_len), np.float32, calib_mask)
         inputs["attention_mask"] = m
         bias = n.op("MUL", [n.op("SUB", [n.small(1.0), m], "mask/sub"), n.small(-1e9)], "mask/mul")
         bias = n.op("EXPAND_DIMS", [bias, n.small(1, np.int32)], "mask/ExpandDims")
@@ -453,6 +477,7 @@ def transformer_encoder(seq_len: int = 128, d_model: int = 256, num_heads: int =
         h = n.dense(x, d_ff, "GELU", name=f"{name}/intermediate", keep_num_dims=True)
         h = n.dense(h, d_model, name=f"{name}/output", keep_num_dims=True, out_rms=0.5)
         x = n.layer_norm(n.add(x, h, name=f"{name}/output/add"), f"{name}/output/LayerNorm")
+        n.retain(x, bias)
     return n.finish(inputs, {"output_0": x})
 
 

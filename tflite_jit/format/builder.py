@@ -46,10 +46,12 @@ class SubgraphBuilder:
                data: np.ndarray | None = None, sparsity: Sparsity | None = None) -> int:
         """Add a tensor; returns its id. `scale`/`zero_point` are a shortcut for quantization."""
         if quantization is None and scale is not None:
-            quantization = Quantization(
-                scales=np.atleast_1d(np.asarray(scale, np.float32)),
-                zero_points=np.atleast_1d(np.asarray(zero_point, np.int64)),
-                quantized_dimension=quantized_dimension)
+            scales = np.atleast_1d(np.asarray(scale, np.float32))
+            zps = np.atleast_1d(np.asarray(zero_point, np.int64))
+            if zps.size == 1 and scales.size > 1:  # one zero point per scale, as LiteRT requires
+                zps = np.repeat(zps, scales.size)
+            quantization = Quantization(scales=scales, zero_points=zps,
+                                        quantized_dimension=quantized_dimension)
         type_code = dtype if isinstance(dtype, int) else type_code_of(dtype)
         t = Tensor(name=name, type=type_code, shape=tuple(int(d) for d in shape),
                    shape_signature=None if shape_signature is None else tuple(int(d) for d in shape_signature),
@@ -63,7 +65,9 @@ class SubgraphBuilder:
         return tid
 
     def const(self, name: str, value: Any, dtype: Any = None, **kw: Any) -> int:
-        arr = np.ascontiguousarray(np.asarray(value, dtype=dtype))
+        arr = np.asarray(value, dtype=dtype)
+        if not arr.flags.c_contiguous:  # (ascontiguousarray would turn scalars into shape (1,))
+            arr = arr.copy(order="C")
         return self.tensor(name, arr.shape, arr.dtype, data=arr, **kw)
 
     def output(self, *tids: int) -> None:
