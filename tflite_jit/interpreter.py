@@ -8,12 +8,14 @@ and contain its message texts, so code written against LiteRT catches ours.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import operator
 import os
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,11 @@ class OpResolverType(enum.Enum):
 _SAFE_MSG = ("There is at least 1 reference to internal data\n      in the interpreter in the form of a "
              "numpy array or slice. Be sure to\n      only hold the function returned from tensor() if you "
              "are using raw\n      data access.")
+
+
+_BUSY_MSG = ("Interpreter called while another call on the same interpreter (invoke, allocate_tensors, "
+             "resize_tensor_input or a signature runner) is running in another thread: use one "
+             "interpreter per thread")
 
 
 class Delegate:
@@ -113,19 +120,21 @@ class Interpreter:
                 raise ValueError("num_threads should >= 1")
         self._num_threads = int(num_threads or 1)
         self._compress_zero_points = bool(experimental_compress_quantization_zero_points)
-        if model_content is not None and not isinstance(model_content, bytes):
-            raise TypeError(
-                "CreateWrapperFromBuffer(): incompatible function arguments. model_content must be "
-                f"bytes, got {type(model_content).__name__}")
-        if model_path is not None and model_content:
-            raise ValueError("Can't both provide `model_path` and `model_content`")
-        if model_path is not None:
+        # LiteRT decides by truthiness first ('' and b'' are absent) and only then hands the content
+        # to the native loader, which rejects non-bytes with a TypeError.
+        if model_path and not model_content:
             model = load_file(model_path)
-        elif model_content:
+        elif model_content and not model_path:
+            if not isinstance(model_content, bytes):
+                raise TypeError(
+                    "CreateWrapperFromBuffer(): incompatible function arguments. model_content must "
+                    f"be bytes, got {type(model_content).__name__}")
             self._model_content = model_content  # kept referenced: constants are views into it
             model = load_bytes(model_content)
-        else:
+        elif not model_content and not model_path:
             raise ValueError("`model_path` or `model_content` must be specified.")
+        else:
+            raise ValueError("Can't both provide `model_path` and `model_content`")
         validate(model)
         self._interpreter = _Wrapper(model)
         self._model = model
@@ -138,22 +147,44 @@ class Interpreter:
         self._signature_defs = {s.key: s for s in model.signatures}
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _ensure_safe(self) -> None:
+    def _safe_to_run(self) -> bool:
         # Same rule as LiteRT: only `self._interpreter` and getrefcount's argument may refer to the
         # wrapper; any tensor() view or live SignatureRunner adds a reference.
-        if sys.getrefcount(self._interpreter) != 2:
+        return sys.getrefcount(self._interpreter) == 2
+
+    def _ensure_safe(self) -> None:
+        if not self._safe_to_run():
             raise RuntimeError(_SAFE_MSG)
 
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Held by every call that plans or runs (allocate, invoke, resize, signature runs).
 
-    def _check_subgraph(self, si: int) -> None:
+        LiteRT corrupts its state when two threads use one interpreter at once; we refuse the
+        overlap instead. It is checked before `_ensure_safe` because a running call's frames hold
+        extra references to the wrapper, which would otherwise be misreported as a live view.
+        """
+        if not self._lock.acquire(blocking=False):
+            raise RuntimeError(_BUSY_MSG)
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def _check_subgraph(self, si: Any) -> int:
+        # LiteRT's texts name the count, not the last valid index ("index 1 exceeds max ... 1").
+        si = _index(si, "subgraph_index")
         n = len(self._model.subgraphs)
-        if not isinstance(si, (int, np.integer)) or not 0 <= si < n:
-            raise ValueError(f"Invalid subgraph index {si} exceeds max subgraph index {n - 1}")
+        if not 0 <= si < n:
+            raise ValueError(f"Invalid subgraph index {si} exceeds max subgraph index {n}")
+        return si
 
-    def _check_tensor(self, tensor_index: int, si: int = 0) -> None:
+    def _check_tensor(self, tensor_index: Any, si: int = 0) -> int:
+        tensor_index = _index(tensor_index, "tensor_index")
         n = len(self._model.subgraphs[si].tensors)
-        if not isinstance(tensor_index, (int, np.integer)) or not 0 <= tensor_index < n:
-            raise ValueError(f"Invalid tensor index {tensor_index} exceeds max tensor index {n - 1}")
+        if not 0 <= tensor_index < n:
+            raise ValueError(f"Invalid tensor index {tensor_index} exceeds max tensor index {n}")
+        return tensor_index
 
     def _allocate(self, si: int) -> None:
         w = self._interpreter
@@ -222,21 +253,16 @@ class Interpreter:
 
     # -- the public API --------------------------------------------------------------------------
     def allocate_tensors(self) -> None:
-        self._ensure_safe()
-        self._allocate(0)
+        with self._exclusive():
+            self._ensure_safe()
+            self._allocate(0)
 
     def invoke(self) -> None:
-        self._ensure_safe()
-        w = self._interpreter
-        if not w.ready.get(0):
-            raise RuntimeError("Invoke called on model that is not ready.")
-        if not self._lock.acquire(blocking=False):
-            raise RuntimeError("Interpreter.invoke() called while another invoke() on the same "
-                               "interpreter is running: use one interpreter per thread")
-        try:
-            w.execs[0].run()
-        finally:
-            self._lock.release()
+        with self._exclusive():
+            self._ensure_safe()
+            if not self._interpreter.ready.get(0):
+                raise RuntimeError("Invoke called on model that is not ready.")
+            self._interpreter.execs[0].run()
 
     def get_input_details(self) -> list[dict[str, Any]]:
         return [self._tensor_details(i) for i in self._model.subgraphs[0].inputs]
@@ -244,9 +270,16 @@ class Interpreter:
     def get_output_details(self) -> list[dict[str, Any]]:
         return [self._tensor_details(i) for i in self._model.subgraphs[0].outputs]
 
+    def _get_tensor_details(self, tensor_index: int, subgraph_index: int) -> dict[str, Any]:
+        """LiteRT's private one-tensor getter (tools call it). Indices go through int() as there;
+        a bad subgraph index is a ValueError (LiteRT reads out of bounds)."""
+        si = self._check_subgraph(int(subgraph_index))
+        return self._tensor_details(self._check_tensor(int(tensor_index), si), si)
+
     def get_tensor_details(self, subgraph_index: int = 0) -> list[dict[str, Any]]:
+        subgraph_index = _index(subgraph_index, "subgraph_index")
         n = len(self._model.subgraphs)
-        if not isinstance(subgraph_index, (int, np.integer)) or not 0 <= subgraph_index < n:
+        if not 0 <= subgraph_index < n:
             raise ValueError(f"subgraph_index is out of range: {subgraph_index} for the model, which "
                              f"has {n} subgraphs.")
         out = []
@@ -261,7 +294,7 @@ class Interpreter:
         self._set_tensor(tensor_index, value, 0)
 
     def _set_tensor(self, tensor_index: int, value: Any, si: int, label: str = "input") -> None:
-        self._check_tensor(tensor_index, si)
+        tensor_index = self._check_tensor(tensor_index, si)
         arr = np.asarray(value)
         t = self._model.subgraphs[si].tensors[tensor_index]
         buf = self._buffer(tensor_index, si)
@@ -284,8 +317,8 @@ class Interpreter:
         np.copyto(buf, arr)
 
     def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> np.ndarray:
-        self._check_subgraph(subgraph_index)
-        self._check_tensor(tensor_index, subgraph_index)
+        subgraph_index = self._check_subgraph(subgraph_index)
+        tensor_index = self._check_tensor(tensor_index, subgraph_index)
         buf = self._buffer(tensor_index, subgraph_index)
         if buf is None:
             raise ValueError("Tensor data is null. Run allocate_tensors() first")
@@ -295,25 +328,26 @@ class Interpreter:
         return lambda: self._tensor_view(tensor_index)
 
     def _tensor_view(self, tensor_index: int) -> np.ndarray:
-        self._check_tensor(tensor_index)
+        tensor_index = self._check_tensor(tensor_index)
         buf = self._buffer(tensor_index)
         if buf is None:
             raise ValueError("Tensor data is null. Run allocate_tensors() first")
         return np.asarray(_LiveView(self._interpreter, buf))
 
     def resize_tensor_input(self, input_index: int, tensor_size: Any, strict: bool = False) -> None:
-        self._ensure_safe()
-        self._resize(input_index, tensor_size, strict, 0)
+        with self._exclusive():
+            self._ensure_safe()
+            self._resize(input_index, tensor_size, strict, 0)
 
     def _resize(self, input_index: int, tensor_size: Any, strict: bool, si: int) -> None:
         sg = self._model.subgraphs[si]
-        if not isinstance(input_index, (int, np.integer)) or not 0 <= input_index < len(sg.tensors):
-            raise RuntimeError(f"Invalid tensor index {input_index} exceeds max tensor index "
-                               f"{len(sg.tensors) - 1}")
+        input_index = _index(input_index, "input_index")
         dims = np.array(tensor_size, dtype=np.int32)
         if dims.ndim != 1:
-            raise RuntimeError(f"Cannot resize tensor {input_index}: the new size must be a 1-D list "
-                               f"of dimensions, got {tensor_size!r}")
+            raise ValueError(f"Shape should be 1D instead of {dims.ndim}.")
+        if not 0 <= input_index < len(sg.tensors):
+            raise RuntimeError(f"Invalid tensor index {input_index}: tensor_index < "
+                               "context_.tensors_size && tensor_index >= 0 was not true.")
         new = tuple(int(d) for d in dims)
         if any(d < 0 for d in new):
             raise RuntimeError("tflite/util.cc BytesRequired number of elements overflowed.\n")
@@ -363,8 +397,9 @@ class Interpreter:
         return len(self._model.subgraphs)
 
     def reset_all_variables(self) -> None:
-        for ex in self._interpreter.execs.values():
-            ex.reset_variables()
+        with self._exclusive():  # zeroing state under a running invoke would corrupt it
+            for ex in self._interpreter.execs.values():
+                ex.reset_variables()
 
     @property
     def experimental_compress_quantization_zero_points(self) -> bool:
@@ -372,7 +407,8 @@ class Interpreter:
 
     def _get_op_details(self, op_index: int) -> dict[str, Any]:
         sg = self._model.subgraphs[0]
-        if not isinstance(op_index, (int, np.integer)) or not 0 <= op_index < len(sg.ops):
+        op_index = _index(op_index, "op_index")
+        if not 0 <= op_index < len(sg.ops):
             raise ValueError(f"Invalid node index {op_index} exceeds max node index {len(sg.ops) - 1}")
         op = sg.ops[op_index]
 
@@ -418,14 +454,15 @@ class SignatureRunner:
                 raise ValueError(f"Invalid Input name ({name}) for SignatureDef")
         it = self._interpreter
         si = self._subgraph_index
-        for name, value in kwargs.items():
-            it._resize(sig.inputs[name], value.shape, False, si)
-        it._allocate(si)
-        for name, value in kwargs.items():
-            it._set_tensor(sig.inputs[name], value, si)
-        ex = it._interpreter.execs[si]
-        ex.run()
-        return {name: np.array(ex.buffers[tid], copy=True) for name, tid in sig.outputs.items()}
+        with it._exclusive():
+            for name, value in kwargs.items():
+                it._resize(sig.inputs[name], value.shape, False, si)
+            it._allocate(si)
+            for name, value in kwargs.items():
+                it._set_tensor(sig.inputs[name], value, si)
+            ex = it._interpreter.execs[si]
+            ex.run()
+            return {name: np.array(ex.buffers[tid], copy=True) for name, tid in sig.outputs.items()}
 
     def get_input_details(self) -> dict[str, dict[str, Any]]:
         return {n: self._interpreter._tensor_details(t, self._subgraph_index) for n, t in self._sig.inputs.items()}
@@ -436,11 +473,20 @@ class SignatureRunner:
 
 class InterpreterWithCustomOps(Interpreter):
     """LiteRT's variant taking custom-op registerers. Native registerers cannot apply here; Python
-    custom ops are registered with tflite_jit.register_custom_op (a later issue)."""
+    custom ops are registered with tflite_jit.register_custom_op (a later issue).
+
+    A registerer given by symbol name is a native function we cannot call, so it fails like a
+    symbol LiteRT cannot find (ValueError) instead of being dropped silently. Callables would be
+    handed a native MutableOpResolver pointer, which does not exist here: they are kept, unused.
+    """
 
     def __init__(self, custom_op_registerers: Sequence[Any] | None = None, **kwargs: Any):
         self._custom_op_registerers = list(custom_op_registerers or ())
         super().__init__(**kwargs)
+        for r in self._custom_op_registerers:
+            if isinstance(r, str):
+                raise ValueError(f"Looking up symbol '{r}' failed: tflite_jit cannot load native "
+                                 "custom-op registerers; the model's custom ops stay unresolved")
 
 
 _TYPE_NAMES = {np.dtype(np.float32): "FLOAT32", np.dtype(np.float64): "FLOAT64",
@@ -449,6 +495,15 @@ _TYPE_NAMES = {np.dtype(np.float32): "FLOAT32", np.dtype(np.float64): "FLOAT64",
                np.dtype(np.uint16): "UINT16", np.dtype(np.uint32): "UINT32", np.dtype(np.uint64): "UINT64",
                np.dtype(np.bool_): "BOOL", np.dtype(np.complex64): "COMPLEX64",
                np.dtype(np.complex128): "COMPLEX128"}
+
+
+def _index(value: Any, what: str) -> int:
+    """An index argument as the native binding takes it: ints and numpy integers, TypeError else."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"incompatible function arguments: {what} must be an int, got "
+                        f"{type(value).__name__} {value!r}") from None
 
 
 def _type_name(dt: np.dtype) -> str:

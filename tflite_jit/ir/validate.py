@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_jit.ir.model import TENSOR_TYPE_NAMES, Model, Subgraph
+from tflite_jit.ir.model import TENSOR_TYPE_NAMES, Model, Subgraph, Tensor
 
 #: Largest tensor the engine agrees to allocate (bytes). A 20-byte file must not ask for 1 TB.
 MAX_TENSOR_BYTES = 1 << 32
@@ -63,6 +63,7 @@ def _validate_subgraph(sg: Subgraph, si: int) -> None:
             if len(sig) != len(t.shape) or any(d < -1 for d in sig) or any(
                     s != -1 and s != d for s, d in zip(sig, t.shape)):
                 raise ValueError(f"{label}: shape_signature {list(sig)} contradicts shape {list(t.shape)}")
+        _validate_quantization(t, label)
         if tensor_bytes(t.shape, t.type) > MAX_TENSOR_BYTES:
             raise ValueError(f"{label} declares shape {list(t.shape)} "
                              f"({tensor_bytes(t.shape, t.type)} bytes), over the {MAX_TENSOR_BYTES}-byte limit")
@@ -101,3 +102,23 @@ def _validate_subgraph(sg: Subgraph, si: int) -> None:
     for t in sg.outputs:
         if t not in available:
             raise ValueError(f"Subgraph {si} output {tname(t)} is never produced")
+
+
+def _validate_quantization(t: Tensor, label: str) -> None:
+    """LiteRT's load-time checks of affine quantization (its texts), so kernels and detail dicts
+    can index scales and zero points freely."""
+    q = t.quantization
+    if q is None or not q.scales.size or q.details is not None:
+        return
+    ns, nz, qd = q.scales.size, q.zero_points.size, q.quantized_dimension
+    why = None
+    if nz != ns:
+        why = (f"QuantizationParam has {nz} zero_point values and {ns} scale values. "
+               "Must have same number.")
+    elif ns > 1 and not 0 <= qd < len(t.shape):
+        why = f"quantized_dimension must be in range [0, {len(t.shape)}). Was {qd}."
+    elif ns > 1 and t.shape[qd] != ns:
+        why = (f"num_scales must be 1 for per-layer quantization, or {t.shape[qd]} for per-axis "
+               f"quantization, but got {ns}.")
+    if why:
+        raise ValueError(f"{why} {label} has invalid quantization parameters.")

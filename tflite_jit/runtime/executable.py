@@ -18,10 +18,19 @@ from tflite_jit.backends.base import Backend, Cluster, CompileEnv
 from tflite_jit.fusion import FusionStrategy, get_strategy
 from tflite_jit.ir.model import Model
 from tflite_jit.ops.base import OpError
-from tflite_jit.runtime.shapes import PrepareError, TensorInfo, infer_subgraph, prepare_message
+from tflite_jit.runtime.shapes import (
+    PrepareError,
+    TensorInfo,
+    infer_subgraph,
+    prepare_message,
+    unexpected_message,
+)
 
-_FLEX_MSG = ("Regular TensorFlow ops are not supported by this interpreter. Make sure you apply/link "
-             "the Flex delegate before inference.")
+# LiteRT 2.x's wording, then the older TF wording (INTERPRETER_API.md §4) so that both match.
+_FLEX_MSG = ("Select TensorFlow op(s), included in the given model, is(are) not supported by this "
+             "interpreter. Make sure you apply/link the Flex delegate before inference. See instructions: "
+             "https://www.tensorflow.org/lite/guide/ops_select\n"
+             "Regular TensorFlow ops are not supported by this interpreter (tflite_jit has no Flex delegate).")
 
 
 @dataclass
@@ -56,6 +65,8 @@ def resolve_ops(model: Model, si: int) -> tuple[list[ops.OpDef], list[Any]]:
                                [sg.tensors[i] for i in op.outputs])
         except OpError as e:
             raise PrepareError(prepare_message(str(e), oi, op.name)) from None
+        except Exception as e:  # options of a damaged model the parser cannot expect
+            raise PrepareError(prepare_message(unexpected_message(e, op), oi, op.name)) from e
         opdefs.append(opdef)
         attrs.append(a)
     return opdefs, attrs
@@ -127,6 +138,9 @@ class Executable:
                 results = step.kernel(args)
             except OpError as e:
                 raise RuntimeError(f"{e}\n{step.label} failed to invoke.\n") from None
+            except Exception as e:  # a kernel tripping over a damaged node: still LiteRT's error type
+                op = self.sg.ops[c.ops[0]]
+                raise RuntimeError(f"{unexpected_message(e, op)}\n{step.label} failed to invoke.\n") from e
             for t, r in zip(c.outputs, results):
                 dst = buffers[t]
                 if dst is not None and dst.shape == r.shape and dst.dtype == r.dtype:

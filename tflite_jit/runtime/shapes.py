@@ -14,6 +14,7 @@ import numpy as np
 
 from tflite_jit import ops
 from tflite_jit.ir.model import Subgraph
+from tflite_jit.ir.validate import MAX_TENSOR_BYTES
 from tflite_jit.ops.base import Dynamic, OpError
 
 _FOLD_LIMIT = 4096  # fold only small values (shape arithmetic), never real activations
@@ -32,6 +33,14 @@ class PrepareError(RuntimeError):
 
 def prepare_message(msg: str, index: int, name: str) -> str:
     return f"{msg}\nNode number {index} ({name}) failed to prepare.\n"
+
+
+def unexpected_message(e: Exception, op: Any) -> str:
+    """Text for an exception other than OpError escaping an op's own code. Model files are
+    untrusted: a damaged node (wrong arity, absurd options) must surface as LiteRT's prepare /
+    invoke RuntimeError naming the node, never as an IndexError or TypeError from inside an op."""
+    return (f"{op.name}: this node ({len(op.inputs)} inputs, {len(op.outputs)} outputs) cannot be "
+            f"handled: {type(e).__name__}: {e}")
 
 
 def infer_subgraph(sg: Subgraph, input_shapes: dict[int, tuple[int, ...]],
@@ -60,6 +69,8 @@ def infer_subgraph(sg: Subgraph, input_shapes: dict[int, tuple[int, ...]],
                 results = None
             except OpError as e:
                 raise PrepareError(prepare_message(str(e), oi, op.name)) from None
+            except Exception as e:  # the rule tripped over a node it cannot expect (damaged model)
+                raise PrepareError(prepare_message(unexpected_message(e, op), oi, op.name)) from e
         if results is not None and len(results) != len(op.outputs):
             raise PrepareError(prepare_message(
                 f"{op.name} produces {len(results)} outputs but the node lists {len(op.outputs)}",
@@ -75,7 +86,14 @@ def infer_subgraph(sg: Subgraph, input_shapes: dict[int, tuple[int, ...]],
                     f"{op.name}: output tensor {t} ('{sg.tensors[t].name}') is declared "
                     f"{declared.name} but the op produces {np.dtype(dtype).name} for these inputs",
                     oi, op.name))
-            infos[t] = TensorInfo(tuple(int(d) for d in shape), declared)
+            shape = tuple(int(d) for d in shape)
+            nbytes = declared.itemsize * int(np.prod(shape, dtype=object))
+            if any(d < 0 for d in shape) or nbytes > MAX_TENSOR_BYTES:
+                raise PrepareError(prepare_message(
+                    f"{op.name}: output tensor {t} ('{sg.tensors[t].name}') would have shape "
+                    f"{list(shape)} ({nbytes} bytes): negative or over the {MAX_TENSOR_BYTES}-byte limit",
+                    oi, op.name))
+            infos[t] = TensorInfo(shape, declared)
         _fold(op, opdef, a, ins, infos)
     return infos
 
