@@ -18,11 +18,11 @@ LiteRT facts these definitions follow (checked against ai_edge_litert 2.3.0, bui
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.base import (
     InferCtx,

@@ -29,8 +29,8 @@ Semantics (what every printer must reproduce):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class Call:
             object.__setattr__(self, "args", tuple(self.args))
 
 
-Expr = Union[Var, Const, Call]
+Expr = Var | Const | Call
 
 LIMITS = ("lowest", "highest")
 

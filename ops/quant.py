@@ -14,6 +14,9 @@ holding `scales`, `zero_points`, `quantized_dimension`) and returns a new, hasha
 infer() works without binding (it only needs shapes and dtypes); reference() raises OpError if an
 integer input was never bound.
 
+LiteRT limits mirrored here: int16 needs zero point 0 and per-tensor parameters; per-channel
+parameters are accepted for int8 and uint8.
+
 Numerics (QUANTIZATION.md section 3.11): real = float32(double(scale) * (q - zero_point)), per
 tensor or per channel along `axis`. LiteRT's optimized x86 kernel differs by at most 1 ulp on some
 elements, well inside the float contract. float16 -> float32 is exact.
@@ -25,7 +28,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-
 from tflite_jit.ops.base import InferCtx, OpDef, OpError, PatternKind, elementwise_cost, register
 
 F16 = np.dtype(np.float16)
@@ -66,10 +68,17 @@ def bind_quantization(attrs: DequantizeAttrs, input_tensor: Any) -> DequantizeAt
                    axis=int(getattr(q, "quantized_dimension", 0) or 0))
 
 
-def _check_params(attrs: DequantizeAttrs, shape: tuple[int, ...], name: str) -> None:
-    if not attrs.bound:
+def _check_params(attrs: DequantizeAttrs, shape: tuple[int, ...], dtype: np.dtype, name: str) -> None:
+    if not attrs.bound or dtype == F16:
         return
     ns, nz = len(attrs.scales), len(attrs.zero_points)
+    if dtype == np.int16:
+        if ns > 1:
+            raise OpError(f"DEQUANTIZE: int16 input '{name}' is quantized per channel; LiteRT "
+                          "supports per-channel DEQUANTIZE for int8 and uint8 only")
+        if any(attrs.zero_points):
+            raise OpError(f"DEQUANTIZE: int16 input '{name}' has zero point {attrs.zero_points[0]}; "
+                          "int16 quantization must be symmetric (zero point 0)")
     if ns > 1:
         if not 0 <= attrs.axis < len(shape):
             raise OpError(f"DEQUANTIZE: quantized_dimension {attrs.axis} of '{name}' is out of range "
@@ -88,7 +97,7 @@ def _infer(ctx: InferCtx) -> list:
     if dt != F16 and dt not in INT_TYPES:
         raise OpError(f"DEQUANTIZE: input '{ctx.name(0)}' has type {dt.name}; DEQUANTIZE takes "
                       "float16, int8, uint8 or int16")
-    _check_params(ctx.attrs, tuple(ctx.shapes[0]), ctx.name(0))
+    _check_params(ctx.attrs, tuple(ctx.shapes[0]), dt, ctx.name(0))
     return [(tuple(ctx.shapes[0]), F32)]
 
 
@@ -102,7 +111,7 @@ def _reference(inputs, attrs: DequantizeAttrs) -> list:
     if not attrs.bound:
         raise OpError("DEQUANTIZE: the input's quantization parameters were not bound "
                       "(call ops.quant.bind_quantization(attrs, input_tensor) before running)")
-    _check_params(attrs, x.shape, "input")
+    _check_params(attrs, x.shape, x.dtype, "input")
     scales = np.asarray(attrs.scales, np.float64)
     zps = np.asarray(attrs.zero_points, np.int64)
     if scales.size > 1 or zps.size > 1:

@@ -19,7 +19,9 @@ LiteRT behaviours followed here (ai_edge_litert 2.3.0, builtin kernels):
   one element. Quantized (int8/uint8/int16) PAD without a constant pads with the output's
   zero point: OpDef.bind sets `PadAttrs.zero_point` from the output tensor.
 * STRIDED_SLICE: begin/end/strides int32. `offset`: end = (clamped start) + end, and end_mask is
-  ignored. Rejected here because LiteRT's kernel returns garbage: a shrink axis with a negative
+  ignored. LiteRT mis-sizes offset slices that do not list every dimension or that use an ellipsis
+  or a new axis, and reads out of bounds when start + end runs past the dimension: all rejected
+  here. Also rejected because LiteRT's kernel returns garbage: a shrink axis with a negative
   stride or an out-of-range index, more than one ellipsis, an ellipsis that covers no dimension,
   more spec entries than dimensions, ellipsis/new-axis mask bits beyond the spec's length.
 * SLICE: begin >= 0, size >= -1 (-1 = to the end), begin + size <= dim.
@@ -29,11 +31,11 @@ LiteRT behaviours followed here (ai_edge_litert 2.3.0, builtin kernels):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-
 from tflite_jit.ops.base import (
     InferCtx,
     OpDef,
@@ -75,6 +77,11 @@ def _norm_axis(axis: int, rank: int, op: str, what: str = "axis") -> int:
 
 def _same_dtype_out(ctx: InferCtx, shape: Sequence[int]) -> list:
     return [(tuple(int(d) for d in shape), np.dtype(ctx.dtypes[0]))]
+
+
+def _contig(x: Any) -> np.ndarray:
+    """A C-contiguous copy that keeps rank 0 (np.ascontiguousarray would make it 1-D)."""
+    return np.array(x, order="C", copy=True)
 
 
 def _values_of(inputs: Sequence[Any]) -> list:
@@ -261,7 +268,7 @@ def _transpose_infer(ctx: InferCtx) -> list:
 
 def _transpose_ref(inputs, attrs) -> list:
     perm = _transpose_perm(_ctx_from_arrays("TRANSPOSE", attrs, inputs))
-    return [np.ascontiguousarray(np.transpose(np.asarray(inputs[0]), perm))]
+    return [_contig(np.transpose(np.asarray(inputs[0]), perm))]
 
 
 _define("TRANSPOSE", _parse_none, _transpose_infer, _transpose_ref, shape_inputs=(1,),
@@ -381,6 +388,8 @@ def _pad_ref_for(name: str):
             value = np.asarray(inputs[2]).reshape(-1)[0]
         else:
             value = attrs.zero_point
+        if x.ndim == 0:
+            return [_contig(x)]
         return [np.pad(x, pads.tolist(), mode="constant", constant_values=x.dtype.type(value))]
     return ref
 
@@ -449,6 +458,10 @@ def _strided_slice_plan(ctx: InferCtx):
     if consuming > rank:
         raise OpError(f"{name}: {consuming} slice entries index a rank-{rank} input "
                       f"'{ctx.name(0)}'; there can be at most {rank}")
+    if a.offset and (ell or new_axis or consuming < rank):
+        raise OpError(f"{name}: with offset=true the slice must give begin/end/strides for every "
+                      f"dimension of '{ctx.name(0)}' (rank {rank}, {consuming} given) and use no "
+                      "ellipsis or new axis; LiteRT's kernel mis-sizes the other dimensions")
     # dense spec: one entry per effective (input or new) dimension
     entries: list[tuple] = []  # ("new",) | ("full", in_dim) | ("idx", spec_i, in_dim)
     in_dim = 0
@@ -503,7 +516,12 @@ def _strided_slice_plan(ctx: InferCtx):
             plan.append((start, start + 1, 1))
             continue
         if a.offset:
-            stop = _clamp_index(start + en, dim, s)
+            stop = start + en
+            lo, hi = (0, dim) if s > 0 else (-1, dim - 1)
+            if not lo <= stop <= hi:
+                raise OpError(f"{name}: with offset=true, slice entry {i} ends at {start} + {en} = "
+                              f"{stop}, outside dimension {e[-1]} of size {dim} of '{ctx.name(0)}' "
+                              "(LiteRT's kernel reads past the tensor there)")
         elif a.end_mask & bit:
             stop = dim if s > 0 else -1
         else:
@@ -527,7 +545,7 @@ def _strided_slice_ref(inputs, attrs) -> list:
             idx.append(slice(0, 0, 1))
         else:
             idx.append(slice(start, stop if stop >= 0 else None, s))
-    return [np.ascontiguousarray(x[tuple(idx)]).reshape(out)]
+    return [_contig(x[tuple(idx)]).reshape(out)]
 
 
 _define("STRIDED_SLICE", _parse_strided_slice, _strided_slice_infer, _strided_slice_ref,
@@ -566,7 +584,7 @@ def _slice_infer(ctx: InferCtx) -> list:
 def _slice_ref(inputs, attrs) -> list:
     begin, size = _slice_plan(_ctx_from_arrays("SLICE", attrs, inputs))
     x = np.asarray(inputs[0])
-    return [np.ascontiguousarray(x[tuple(slice(b, b + s) for b, s in zip(begin, size))])]
+    return [_contig(x[tuple(slice(b, b + s) for b, s in zip(begin, size))])]
 
 
 _define("SLICE", _parse_none, _slice_infer, _slice_ref, shape_inputs=(1, 2),
@@ -627,14 +645,15 @@ def _gather_ref(inputs, attrs) -> list:
     out_shape = params.shape[:axis] + idx.shape[bd:] + params.shape[axis + 1:]
     if bd == 0:
         return [np.take(params, idx, axis=axis)]
-    # batched: flatten the batch dims, gather per batch
+    # batched: flatten the batch dims to one, index (batch, position) together, then move the
+    # gathered index dims behind the params dims that precede the axis
     B = int(np.prod(params.shape[:bd], dtype=np.int64))
-    p = params.reshape((B,) + params.shape[bd:])
+    p = np.moveaxis(params.reshape((B,) + params.shape[bd:]), axis - bd + 1, 1)  # (B, n, mid, tail)
     q = idx.reshape((B,) + idx.shape[bd:])
-    ax = axis - bd + 1
-    out = np.stack([np.take(p[b], q[b], axis=ax - 1) for b in range(B)]) if B else \
-        np.zeros((0,), params.dtype)
-    return [out.reshape(out_shape)]
+    k, m = q.ndim - 1, axis - bd
+    r = p[np.arange(B).reshape((B,) + (1,) * k), q]  # (B, qrest, mid, tail)
+    order = [0, *range(k + 1, k + 1 + m), *range(1, k + 1), *range(k + 1 + m, r.ndim)]
+    return [_contig(r.transpose(order)).reshape(out_shape)]
 
 
 _define("GATHER", _parse_gather, _gather_infer, _gather_ref, doc="GATHER (axis, batch_dims)")
@@ -748,7 +767,7 @@ def _unpack_infer(ctx: InferCtx) -> list:
 def _unpack_ref(inputs, attrs) -> list:
     ax = _unpack_axis(_ctx_from_arrays("UNPACK", attrs, inputs))
     x = np.asarray(inputs[0])
-    return [np.ascontiguousarray(np.take(x, i, axis=ax)) for i in range(attrs.num)]
+    return [_contig(np.take(x, i, axis=ax)) for i in range(attrs.num)]
 
 
 _define("UNPACK", _parse_unpack, _unpack_infer, _unpack_ref, doc="UNPACK (num, axis)")
