@@ -1,3 +1,3 @@
 """Importing this module registers every op family (each module calls ops.base.register)."""
 
-from tflite_jit.ops import elementwise, nn, quant, reduce, shape  # noqa: F401
+from tflite_jit.ops import compare, elementwise, nn, quant, reduce, shape  # noqa: F401

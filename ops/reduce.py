@@ -1,4 +1,4 @@
-"""Reductions over axes (MEAN, SUM) and SOFTMAX (float32 reference kernels).
+"""Reductions over axes (MEAN, SUM, REDUCE_PROD/MAX/MIN) and SOFTMAX (float32 reference kernels).
 
 MEAN/SUM read their axes from input 1, a tensor whose value the shape rule needs, so the planner
 folds it at plan time when it is constant (`shape_inputs=(1,)`); otherwise infer raises Dynamic.
@@ -148,3 +148,54 @@ SUM = register(OpDef(
 SOFTMAX = register(OpDef(
     "SOFTMAX", _parse_softmax, _infer_softmax, _softmax_reference, PatternKind.OPAQUE,
     _softmax_cost, doc="softmax over the last axis with temperature beta"))
+
+
+def _extremum_reducer(op: str, fn: Any, types: tuple[np.dtype, ...]) -> Any:
+    """REDUCE_PROD / REDUCE_MAX / REDUCE_MIN keep the input dtype (float32 and the integer types
+    LiteRT's reduce.cc takes; converter shape arithmetic uses int32 REDUCE_PROD). An empty
+    reduction gives the identity (1, lowest, highest), as LiteRT initialises its accumulator."""
+
+    def reference(inputs: Sequence[np.ndarray | None], a: ReduceAttrs) -> list[np.ndarray]:
+        x = inputs[0]
+        if x.dtype not in types:
+            raise OpError(f"{op}: input of type {x.dtype} is not supported; use one of "
+                          f"{', '.join(t.name for t in types)}")
+        axes = resolve_axes(inputs[1], x.ndim, op)
+        if fn is np.prod:
+            y = np.prod(x, axis=axes, dtype=x.dtype, keepdims=a.keep_dims)
+        else:
+            info = np.finfo(x.dtype) if x.dtype.kind == "f" else np.iinfo(x.dtype)
+            initial = info.min if fn is np.max else info.max
+            if x.dtype.kind == "f":
+                initial = -np.inf if fn is np.max else np.inf
+            y = fn(x, axis=axes, keepdims=a.keep_dims, initial=initial)
+        return [np.ascontiguousarray(y, dtype=x.dtype).reshape(_reduced_shape(x.shape, axes, a.keep_dims))]
+
+    return reference
+
+
+def _infer_typed_reduce(types: tuple[np.dtype, ...]) -> Any:
+    def infer(ctx: InferCtx) -> list[ShapeDtype]:
+        out = _infer_reduce(ctx)
+        if np.dtype(ctx.dtypes[0]) not in types:
+            raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' has type {np.dtype(ctx.dtypes[0])}; "
+                          f"supported: {', '.join(t.name for t in types)}")
+        return out
+
+    return infer
+
+
+_PROD_TYPES = (np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.int64))
+_EXTREMUM_TYPES = (np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.int16))
+REDUCE_PROD = register(OpDef(
+    "REDUCE_PROD", _parse_reducer, _infer_typed_reduce(_PROD_TYPES),
+    _extremum_reducer("REDUCE_PROD", np.prod, _PROD_TYPES), PatternKind.REDUCTION, _reduce_cost,
+    shape_inputs=(1,), doc="product over the axes in input 1"))
+REDUCE_MAX = register(OpDef(
+    "REDUCE_MAX", _parse_reducer, _infer_typed_reduce(_EXTREMUM_TYPES),
+    _extremum_reducer("REDUCE_MAX", np.max, _EXTREMUM_TYPES), PatternKind.REDUCTION, _reduce_cost,
+    shape_inputs=(1,), doc="maximum over the axes in input 1"))
+REDUCE_MIN = register(OpDef(
+    "REDUCE_MIN", _parse_reducer, _infer_typed_reduce(_EXTREMUM_TYPES),
+    _extremum_reducer("REDUCE_MIN", np.min, _EXTREMUM_TYPES), PatternKind.REDUCTION, _reduce_cost,
+    shape_inputs=(1,), doc="minimum over the axes in input 1"))
