@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.base import (
     InferCtx,

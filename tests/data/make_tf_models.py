@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pathlib
 
-import numpy as np
 import tensorflow as tf
 
 HERE = pathlib.Path(__file__).parent

@@ -1,0 +1,84 @@
+"""Generated kernel modules on disk, so Numba's own cache (cache=True) works for them.
+
+Numba caches only functions defined in real files, and re-imports a module by name when loading
+a cached function; so each generated module is written to `<cache dir>/tflite_jit_k_<hash>.py`
+(content-addressed: a file never changes in place, so no source stamp invalidates another
+kernel), registered in sys.modules before it executes, then imported. Writes are atomic
+(temp file + os.replace), so two processes compiling the same kernel at once are safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: Bump when generated code changes meaning; part of every cache key.
+CODE_VERSION = "1"
+
+_lock = threading.Lock()
+_dir: Path | None = None
+
+
+def cache_dir() -> Path:
+    """TFLITE_JIT_CACHE_DIR, else the user's cache directory (XDG), created on first use. An
+    unwritable directory falls back to a private temporary one, with one warning."""
+    global _dir
+    if _dir is not None:
+        return _dir
+    env = os.environ.get("TFLITE_JIT_CACHE_DIR")
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tflite_jit"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=base, prefix=".probe", delete=True)
+        probe.close()
+    except OSError as e:
+        fallback = Path(tempfile.mkdtemp(prefix="tflite_jit_cache_"))
+        warnings.warn(f"tflite_jit: compile cache {base} is not writable ({e}); compiling into "
+                      f"{fallback} for this process only (set TFLITE_JIT_CACHE_DIR)", RuntimeWarning,
+                      stacklevel=3)
+        base = fallback
+    _dir = base
+    return base
+
+
+def module_name(source: str) -> str:
+    import numba
+
+    h = hashlib.sha256(f"{CODE_VERSION}\0{numba.__version__}\0{source}".encode()).hexdigest()
+    return f"tflite_jit_k_{h[:32]}"
+
+
+def load(source: str, entry: str) -> Callable[..., Any]:
+    """Import (writing first if needed) the module for `source` and return its `entry`."""
+    name = module_name(source)
+    with _lock:
+        mod = sys.modules.get(name)
+        if mod is None:
+            path = cache_dir() / f"{name}.py"
+            try:
+                current = path.read_text() if path.exists() else None
+            except OSError:
+                current = None
+            if current != source:
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
+                with os.fdopen(fd, "w") as f:
+                    f.write(source)
+                os.replace(tmp, path)
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[name] = mod  # before exec: Numba's cache re-imports it by name
+            try:
+                spec.loader.exec_module(mod)
+            except BaseException:
+                del sys.modules[name]
+                raise
+    return getattr(mod, entry)

@@ -1,0 +1,96 @@
+"""Print ops/expr.py trees as Numba-compilable Python expressions.
+
+Float32 trees must stay float32 inside Numba: a bare Python float literal would promote the
+arithmetic to float64 (PERFORMANCE.md §1.1), so every constant is printed as np.float32(...)
+(or the integer dtype's constructor).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tflite_jit.ops.expr import Call, Const, Expr, Var
+
+_BINOPS = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "gt": ">", "le": "<=", "ge": ">=",
+           "eq": "==", "ne": "!="}
+_FUNCS = {"sqrt": "np.sqrt", "exp": "np.exp", "log": "np.log", "tanh": "np.tanh", "abs": "abs",
+          "floor": "np.floor", "ceil": "np.ceil", "erf": "math.erf", "erfc": "math.erfc"}
+
+
+def const_literal(value: float | int | str, dtype: np.dtype) -> str:
+    dt = np.dtype(dtype)
+    if isinstance(value, str):
+        info = np.finfo(dt) if dt.kind == "f" else np.iinfo(dt)
+        value = info.min if value == "lowest" else info.max
+    if dt.kind == "f":
+        return f"np.{dt.name}({float(np.asarray(value, dt))!r})"
+    if dt.kind == "b":
+        return "True" if value else "False"
+    return f"np.{dt.name}({int(value)})"
+
+
+def to_python(expr: Expr, names: dict[int, str], dtype: np.dtype) -> str:
+    """Source text of `expr` with Var(i) printed as names[i], computed in `dtype`."""
+    dt = np.dtype(dtype)
+    t = f"np.{dt.name}"
+
+    def p(e: Expr) -> str:
+        if isinstance(e, Var):
+            return names[e.index]
+        if isinstance(e, Const):
+            return const_literal(e.value, dt)
+        assert isinstance(e, Call)
+        a = [p(x) for x in e.args]
+        fn = e.fn
+        if fn in _BINOPS:
+            return f"({a[0]} {_BINOPS[fn]} {a[1]})"
+        if fn == "div":
+            return f"({a[0]} / {a[1]})" if dt.kind == "f" else f"_tdiv({a[0]}, {a[1]})"
+        if fn == "neg":
+            return f"(-{a[0]})"
+        if fn == "square":
+            return f"({a[0]} * {a[0]})"
+        if fn == "rsqrt":
+            return f"({t}(1.0) / np.sqrt({a[0]}))"
+        if fn in ("max", "min"):
+            # NaN-propagating like NumPy's maximum/minimum; LLVM turns the selects into vmax/vmin
+            op = ">" if fn == "max" else "<"
+            return f"_{fn}({a[0]}, {a[1]})" if dt.kind == "f" else f"({a[0]} if {a[0]} {op} {a[1]} else {a[1]})"
+        if fn == "where":
+            return f"({a[1]} if {a[0]} else {a[2]})"
+        if fn in ("erf", "erfc"):
+            return f"{t}({_FUNCS[fn]}(np.float64({a[0]})))"
+        if fn in _FUNCS:
+            return f"{t}({_FUNCS[fn]}({a[0]}))"
+        raise ValueError(f"no Numba printing for expression function {fn!r}")
+
+    return p(expr)
+
+
+#: Helpers that printed expressions may call; generators paste this into every module.
+PRELUDE = '''
+import math
+import numba
+import numpy as np
+
+
+@numba.njit(inline="always")
+def _max(a, b):
+    return a if (a > b or a != a) else b
+
+
+@numba.njit(inline="always")
+def _min(a, b):
+    return a if (a < b or a != a) else b
+
+
+@numba.njit(inline="always")
+def _tdiv(a, b):
+    q = a // b
+    return q + 1 if (q < 0 and q * b != a) else q
+'''
+
+
+def index_expr(name: str, shape: tuple[int, ...], loop_vars: list[str]) -> str:
+    """`name[i, j, ...]` for an array broadcast to the loop's rank: 0 where its dim is 1."""
+    idx = ["0" if d == 1 else v for d, v in zip(shape, loop_vars)]
+    return f"{name}[{', '.join(idx)}]" if idx else f"{name}[()]"
