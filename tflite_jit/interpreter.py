@@ -24,8 +24,26 @@ from tflite_jit.backends.reference.backend import ReferenceBackend
 from tflite_jit.format.reader import load_bytes, load_file
 from tflite_jit.ir.model import Model, Tensor, numpy_type
 from tflite_jit.ir.validate import validate
+from tflite_jit.fusion import get_strategy
 from tflite_jit.runtime.executable import Executable
 from tflite_jit.runtime.shapes import PrepareError
+
+
+DEFAULT_BACKEND = "reference"
+DEFAULT_FUSION = "none"
+
+
+def _backends(name: str) -> list[Any]:
+    """Backends in order of preference; the reference backend is always last (it runs every op)."""
+    if name == "reference":
+        return [ReferenceBackend()]
+    if name in ("numba", "numba_cpu"):
+        from tflite_jit.backends.numba_cpu.generators import load_all
+        from tflite_jit.backends.numba_cpu.backend import NumbaBackend
+
+        load_all()
+        return [NumbaBackend(), ReferenceBackend()]
+    raise ValueError(f"Unknown backend {name!r}; use 'numba' or 'reference'")
 
 
 class OpResolverType(enum.Enum):
@@ -102,7 +120,11 @@ class Interpreter:
                  experimental_default_delegate_latest_features: bool = False,
                  experimental_compress_quantization_zero_points: bool = False,
                  experimental_disable_delegate_node_fusion: bool = False,
-                 experimental_force_delegate_node_profiling: bool = False):
+                 experimental_force_delegate_node_profiling: bool = False, *,
+                 backend: str | None = None, fusion: Any = None):
+        # `backend` and `fusion` are tflite_jit's own (keyword-only, after all of LiteRT's):
+        # backend 'numba' (compiled, with 'reference' as the fallback per op) or 'reference'
+        # (NumPy only); fusion: a strategy name from tflite_jit.fusion or a strategy object.
         if not isinstance(experimental_op_resolver_type, OpResolverType):
             raise ValueError(f"Unrecognized passed in op resolver type: {experimental_op_resolver_type}")
         self._resolver = experimental_op_resolver_type
@@ -142,7 +164,9 @@ class Interpreter:
         for d in experimental_delegates or ():
             d._get_native_delegate_pointer()  # AttributeError for non-delegates, as LiteRT
             self._delegates.append(d)
-        self._backend = ReferenceBackend()
+        self._backends = _backends(backend or os.environ.get("TFLITE_JIT_BACKEND") or DEFAULT_BACKEND)
+        self._fusion = fusion or os.environ.get("TFLITE_JIT_FUSION") or DEFAULT_FUSION
+        get_strategy(self._fusion)  # an unknown name fails here, at construction
         self._lock = threading.Lock()
         self._signature_defs = {s.key: s for s in model.signatures}
 
@@ -196,7 +220,8 @@ class Interpreter:
         shapes.update(w.pending.get(si, {}))
         try:
             if ex is None:
-                ex = Executable(self._model, si, self._backend, num_threads=self._num_threads)
+                ex = Executable(self._model, si, self._backends, num_threads=self._num_threads,
+                                fusion=self._fusion, preserve_all_tensors=self._preserve_all_tensors)
                 w.execs[si] = ex
             ex.prepare(shapes)
         except PrepareError as e:

@@ -18,6 +18,7 @@ from tflite_jit.backends.base import Backend, Cluster, CompileEnv
 from tflite_jit.fusion import FusionStrategy, get_strategy
 from tflite_jit.ir.model import Model
 from tflite_jit.ops.base import OpError
+from tflite_jit.runtime import arena
 from tflite_jit.runtime.shapes import (
     PrepareError,
     TensorInfo,
@@ -73,54 +74,177 @@ def resolve_ops(model: Model, si: int) -> tuple[list[ops.OpDef], list[Any]]:
 
 
 class Executable:
-    def __init__(self, model: Model, subgraph_index: int, backend: Backend, *,
-                 fusion: str | FusionStrategy = "none", num_threads: int = 1):
+    """One subgraph, planned for a list of backends in order of preference (the last one,
+    `reference`, runs everything): each op goes to the first backend that supports it, the
+    fusion strategy groups ops, clusters that mix backends or that a backend cannot compile are
+    split, and every decision is kept in `self.plan` so it can be shown to the user."""
+
+    def __init__(self, model: Model, subgraph_index: int, backends: Backend | list[Backend], *,
+                 fusion: str | FusionStrategy = "none", num_threads: int = 1,
+                 preserve_all_tensors: bool = False):
         self.model = model
         self.si = subgraph_index
         self.sg = model.subgraphs[subgraph_index]
-        self.backend = backend
-        self.fusion = get_strategy(fusion)
+        self.backends = list(backends) if isinstance(backends, list) else [backends]
+        # Preserving every intermediate means none may be fused away.
+        self.fusion = get_strategy("none" if preserve_all_tensors else fusion)
+        self.preserve_all_tensors = preserve_all_tensors
         self.num_threads = num_threads
         self.opdefs, self.attrs = resolve_ops(model, subgraph_index)
         n = len(self.sg.tensors)
         self.buffers: list[np.ndarray | None] = [None] * n
         self.infos: list[TensorInfo] = []
         self.steps: list[Step] = []
-        self._kernel_cache: dict[tuple, Any] = {}
+        self.plan: list[dict[str, Any]] = []
+        self.arena_bytes = 0
+        self._calls: list[Any] = []
+        self._uses_numba = False
         self.variables = [i for i, t in enumerate(self.sg.tensors) if t.is_variable]
 
     # -- AllocateTensors -------------------------------------------------------------------------
     def prepare(self, input_shapes: dict[int, tuple[int, ...]]) -> None:
         infos = infer_subgraph(self.sg, input_shapes, self.attrs, self.opdefs)
         env = CompileEnv(self.sg, self.attrs, infos, self.num_threads)
+        placement, reasons = self._place(env)
+        steps: list[Step] = []
+        for cluster in self._clusters(env, placement):
+            steps.extend(self._compile(cluster, env, placement))
+        self.infos, self.steps = infos, steps
+        self.buffers = self._allocate(infos, steps)
+        self._calls = [self._bind(step) for step in steps]
+        self._uses_numba = any(getattr(s.kernel, "in_place", False) for s in steps)
+        self.plan = [{"ops": list(s.cluster.ops), "op_names": [self.sg.ops[i].name for i in s.cluster.ops],
+                      "backend": s.backend,
+                      "fallback_reason": "; ".join(sorted({reasons[i] for i in s.cluster.ops if reasons[i]}))}
+                     for s in steps]
+
+    def _place(self, env: CompileEnv) -> tuple[list[int], list[str]]:
+        placement, reasons = [], []
         for oi, op in enumerate(self.sg.ops):
-            ok, why = self.backend.supports(op, env)
-            if not ok:
-                raise PrepareError(prepare_message(why, oi, op.name))
-        steps = []
-        for cluster in self.fusion(self.sg, env):
-            key = (cluster, tuple(infos[t].shape for t in cluster.inputs if t >= 0))
-            kernel = self._kernel_cache.get(key)
-            if kernel is None:
-                kernel = self.backend.compile(cluster, env)
-                self._kernel_cache[key] = kernel
-            first, last = cluster.ops[0], cluster.ops[-1]
-            label = (f"Node number {first} ({self.sg.ops[first].name})" if first == last
-                     else f"Nodes {first}..{last} ({self.sg.ops[first].name}..{self.sg.ops[last].name})")
-            steps.append(Step(cluster, kernel, self.backend.name, label))
+            why = []
+            for bi, b in enumerate(self.backends):
+                ok, reason = b.supports(op, env)
+                if ok:
+                    placement.append(bi)
+                    break
+                why.append(f"{b.name}: {reason}")
+            else:
+                raise PrepareError(prepare_message("; ".join(why), oi, op.name))
+            reasons.append("; ".join(why))
+        return placement, reasons
+
+    def _clusters(self, env: CompileEnv, placement: list[int]) -> list[Cluster]:
+        out = []
+        for c in self.fusion(self.sg, env):
+            if len({placement[i] for i in c.ops}) == 1:
+                out.append(c)
+            else:
+                out.extend(_single(self.sg, i) for i in c.ops)
+        return out
+
+    def _compile(self, cluster: Cluster, env: CompileEnv, placement: list[int]) -> list[Step]:
+        """Compile on the placed backend; a multi-op cluster it cannot compile is split, and a
+        single op falls back to the next backend (the plan records the reason)."""
+        bi = placement[cluster.ops[0]]
+        for b in self.backends[bi:]:
+            try:
+                kernel = b.compile(cluster, env)
+            except Exception as e:  # Unsupported, or a generator bug: never fatal, fall back
+                if len(cluster.ops) > 1:
+                    steps = []
+                    for i in cluster.ops:
+                        steps.extend(self._compile(_single(self.sg, i), env, placement))
+                    return steps
+                if b is self.backends[-1]:
+                    raise
+                self._note_fallback(cluster.ops[0], f"{b.name}: {e}")
+                continue
+            return [Step(cluster, kernel, b.name, _label(self.sg, cluster))]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _note_fallback(self, oi: int, why: str) -> None:
+        self._fallbacks = getattr(self, "_fallbacks", {})
+        self._fallbacks[oi] = why
+
+    def _allocate(self, infos: list[TensorInfo], steps: list[Step]) -> list[np.ndarray | None]:
+        """Constants are the file's views; graph inputs/outputs, variables and (with
+        preserve_all_tensors) every tensor get their own buffers, keeping their identity across
+        re-allocation (live tensor() views, variable state); other intermediates share an arena;
+        tensors fused inside a cluster get none."""
+        sg = self.sg
         old = self.buffers
         buffers: list[np.ndarray | None] = [None] * len(infos)
+        persistent = set(sg.inputs) | set(sg.outputs) | set(self.variables)
+        first: dict[int, int] = {}
+        last: dict[int, int] = {}
+        for si, step in enumerate(steps):
+            for t in step.cluster.inputs:
+                if t >= 0:
+                    last[t] = si
+            for t in step.cluster.outputs:
+                first.setdefault(t, si)
+                last.setdefault(t, si)
+        produced = {t for step in steps for i in step.cluster.ops for t in sg.ops[i].outputs}
+        intervals = []
         for tid, info in enumerate(infos):
-            t = self.sg.tensors[tid]
+            t = sg.tensors[tid]
             if t.data is not None and t.sparsity is None:
                 buffers[tid] = t.data
-            elif info.shape is not None:
+            elif info.shape is None:
+                continue  # dynamic: sized when produced
+            elif tid in persistent or self.preserve_all_tensors or tid not in first:
+                if tid in produced and tid not in first and tid not in persistent and not self.preserve_all_tensors:
+                    continue  # fused away inside a cluster: no buffer (like a delegate's)
                 prev = old[tid]
                 if prev is not None and prev.shape == info.shape and prev.dtype == info.dtype:
-                    buffers[tid] = prev  # keep identity: live tensor() views and variable state
+                    buffers[tid] = prev
                 else:
                     buffers[tid] = np.zeros(info.shape, info.dtype)
-        self.infos, self.steps, self.buffers = infos, steps, buffers
+            else:
+                nbytes = int(np.prod(info.shape, dtype=np.int64)) * info.dtype.itemsize
+                intervals.append(arena.Interval(tid, nbytes, first[tid], last.get(tid, first[tid])))
+        offsets, size = arena.plan(intervals)
+        self.arena_bytes = size
+        if intervals:
+            pool = np.zeros(size + arena.ALIGN, np.uint8)
+            base = (-pool.ctypes.data) % arena.ALIGN
+            for iv in intervals:
+                info = infos[iv.tensor]
+                o = base + offsets[iv.tensor]
+                buffers[iv.tensor] = pool[o:o + iv.nbytes].view(info.dtype).reshape(info.shape)
+        return buffers
+
+    def _bind(self, step: Step) -> Any:
+        """The per-invoke callable for one step, bound to fixed buffers where possible."""
+        c = step.cluster
+        if getattr(step.kernel, "in_place", False):
+            root = self.sg.ops[c.ops[0]]
+            return step.kernel.bind(self.buffers, root.inputs, c.outputs)
+        buffers, infos, label, kernel = self.buffers, self.infos, step.label, step.kernel
+        sg = self.sg
+
+        def call() -> None:
+            args = [buffers[i] if i >= 0 else None for i in c.inputs]
+            try:
+                results = kernel(args)
+            except OpError as e:
+                raise RuntimeError(f"{e}\n{label} failed to invoke.\n") from None
+            except Exception as e:  # a kernel tripping over a damaged node: still LiteRT's error type
+                raise RuntimeError(f"{unexpected_message(e, sg.ops[c.ops[0]])}\n{label} failed to invoke.\n") from e
+            for t, r in zip(c.outputs, results):
+                dst = buffers[t]
+                if dst is not None and dst.shape == r.shape and dst.dtype == r.dtype:
+                    np.copyto(dst, r)
+                    continue
+                planned = infos[t]
+                if planned.shape is not None or r.dtype != planned.dtype:
+                    raise RuntimeError(
+                        f"{label} produced tensor {t} ('{sg.tensors[t].name}') with shape "
+                        f"{list(r.shape)} {r.dtype}, planned {planned.shape} {planned.dtype}: internal error, "
+                        "please report it with the model\n")
+                buffers[t] = np.array(r, copy=True)  # dynamic: sized when produced
+
+        return call
 
     def reset_variables(self) -> None:
         for tid in self.variables:
@@ -130,26 +254,21 @@ class Executable:
 
     # -- Invoke ----------------------------------------------------------------------------------
     def run(self) -> None:
-        buffers = self.buffers
-        for step in self.steps:
-            c = step.cluster
-            args = [buffers[i] if i >= 0 else None for i in c.inputs]
-            try:
-                results = step.kernel(args)
-            except OpError as e:
-                raise RuntimeError(f"{e}\n{step.label} failed to invoke.\n") from None
-            except Exception as e:  # a kernel tripping over a damaged node: still LiteRT's error type
-                op = self.sg.ops[c.ops[0]]
-                raise RuntimeError(f"{unexpected_message(e, op)}\n{step.label} failed to invoke.\n") from e
-            for t, r in zip(c.outputs, results):
-                dst = buffers[t]
-                if dst is not None and dst.shape == r.shape and dst.dtype == r.dtype:
-                    np.copyto(dst, r)
-                    continue
-                planned = self.infos[t]
-                if planned.shape is not None or r.dtype != planned.dtype:
-                    raise RuntimeError(
-                        f"{step.label} produced tensor {t} ('{self.sg.tensors[t].name}') with shape "
-                        f"{list(r.shape)} {r.dtype}, planned {planned.shape} {planned.dtype}: internal error, "
-                        "please report it with the model\n")
-                buffers[t] = np.array(r, copy=True)  # dynamic: sized when produced
+        if self._uses_numba:
+            import numba
+
+            numba.set_num_threads(min(self.num_threads, numba.config.NUMBA_NUM_THREADS))
+        for call in self._calls:
+            call()
+
+
+def _single(sg: Any, oi: int) -> Cluster:
+    op = sg.ops[oi]
+    return Cluster(ops=(oi,), inputs=tuple(op.inputs), outputs=tuple(op.outputs))
+
+
+def _label(sg: Any, cluster: Cluster) -> str:
+    first, last = cluster.ops[0], cluster.ops[-1]
+    if first == last:
+        return f"Node number {first} ({sg.ops[first].name})"
+    return f"Nodes {first}..{last} ({sg.ops[first].name}..{sg.ops[last].name})"
