@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.base import (
     InferCtx,

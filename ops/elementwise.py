@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.base import (
     InferCtx,

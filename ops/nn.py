@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
 from tflite_jit.ops.base import (
     Cost,
     InferCtx,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+
 from tflite_jit.ops.base import InferCtx, OpDef, OpError, PatternKind, elementwise_cost, register
 
 F16 = np.dtype(np.float16)

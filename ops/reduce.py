@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from tflite_jit.ops.base import (
     Cost,
     InferCtx,

@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+
 from tflite_jit.ops.base import (
     InferCtx,
     OpDef,

@@ -22,12 +22,11 @@ import numpy as np
 
 from tflite_jit.backends.reference.backend import ReferenceBackend
 from tflite_jit.format.reader import load_bytes, load_file
+from tflite_jit.fusion import get_strategy
 from tflite_jit.ir.model import Model, Tensor, numpy_type
 from tflite_jit.ir.validate import validate
-from tflite_jit.fusion import get_strategy
 from tflite_jit.runtime.executable import Executable
 from tflite_jit.runtime.shapes import PrepareError
-
 
 DEFAULT_BACKEND = "reference"
 DEFAULT_FUSION = "none"
@@ -38,8 +37,8 @@ def _backends(name: str) -> list[Any]:
     if name == "reference":
         return [ReferenceBackend()]
     if name in ("numba", "numba_cpu"):
-        from tflite_jit.backends.numba_cpu.generators import load_all
         from tflite_jit.backends.numba_cpu.backend import NumbaBackend
+        from tflite_jit.backends.numba_cpu.generators import load_all
 
         load_all()
         return [NumbaBackend(), ReferenceBackend()]

@@ -18,7 +18,7 @@ import numpy as np
 from tflite_jit import ops
 from tflite_jit.backends.base import Backend, Cluster, CompileEnv, Kernel
 from tflite_jit.backends.numba_cpu import modcache
-from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource, Output, TensorArg
+from tflite_jit.backends.numba_cpu.spec import KernelRequest, KernelSource, Output, TensorArg
 from tflite_jit.ir.model import Op
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.base import PatternKind

@@ -8,6 +8,7 @@ arithmetic to float64 (PERFORMANCE.md §1.1), so every constant is printed as np
 from __future__ import annotations
 
 import numpy as np
+
 from tflite_jit.ops.expr import Call, Const, Expr, Var
 
 _BINOPS = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "gt": ">", "le": "<=", "ge": ">=",

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from tflite_jit.backends.base import Backend, Cluster, CompileEnv, Kernel
 
 from tflite_jit import ops
+from tflite_jit.backends.base import Backend, Cluster, CompileEnv, Kernel
 from tflite_jit.ir.model import Op
 
 # Rough machine constants for the roofline estimate; calibrated per machine in a later issue.

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tflite_jit.ops import elementwise
-from tflite_jit.ops import expr as E
-from tflite_jit.ops.base import InferCtx, OpError, PatternKind, get
 
 from tests.oracle import assert_close, litert_run, one_op_model
 from tflite_jit.format.schema import FIELD_ENUMS, enum_values
+from tflite_jit.ops import elementwise
+from tflite_jit.ops import expr as E
+from tflite_jit.ops.base import InferCtx, OpError, PatternKind, get
 
 HYP = settings(max_examples=25, deadline=None)
 ACTS = ["NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT"]

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from tflite_jit.ops import nn
-from tflite_jit.ops.base import InferCtx, OpDef, OpError, PatternKind
 
 from tests.oracle import assert_close, litert_run
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.format.schema import FIELD_ENUMS, enum_values, options_table_for, table_defaults
+from tflite_jit.ops import nn
+from tflite_jit.ops.base import InferCtx, OpDef, OpError, PatternKind
 
 CLAMPS = ["NONE", "RELU", "RELU_N1_TO_1", "RELU6"]
 ACTS = CLAMPS + ["TANH", "SIGN_BIT"]

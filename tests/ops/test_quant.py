@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tflite_jit.ops import quant
-from tflite_jit.ops.base import InferCtx, OpError, PatternKind, get
 
 from tests.oracle import assert_close, litert_run
 from tflite_jit.format.builder import ModelBuilder
+from tflite_jit.ops import quant
+from tflite_jit.ops.base import InferCtx, OpError, PatternKind, get
 
 HYP = settings(max_examples=25, deadline=None)
 INT_TYPES = [np.int8, np.uint8, np.int16]

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tflite_jit.ops import reduce
-from tflite_jit.ops.base import Dynamic, InferCtx, OpDef, OpError, PatternKind
 
 from tests.ops.test_nn import Const, build, check, infer, litert_rejects, rand, run_both
 from tests.oracle import assert_close, litert_run
+from tflite_jit.ops import reduce
+from tflite_jit.ops.base import Dynamic, InferCtx, OpDef, OpError, PatternKind
 
 HYP = settings(max_examples=25, deadline=None)
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from tflite_jit.ops import shape as shape_ops
-from tflite_jit.ops.base import Dynamic, InferCtx, OpError, PatternKind, get
 
 from tests.oracle import assert_close, litert_run, one_op_model
 from tflite_jit.format.schema import FIELD_ENUMS, enum_values
+from tflite_jit.ops import shape as shape_ops
+from tflite_jit.ops.base import Dynamic, InferCtx, OpError, PatternKind, get
 
 HYP = settings(max_examples=25, deadline=None)
 DTYPES = [np.float32, np.int32, np.int64, np.bool_, np.int8, np.uint8, np.int16, np.float16]
