@@ -1,0 +1,131 @@
+"""tflite_jit against LiteRT (XNNPACK and builtin kernels), timed side by side in one process.
+
+    python benchmarks/side_by_side.py [--models mobilenet_v2,resnet50] [--threads 2] [--runs 30]
+        [--backend numba] [--fusion epilogue] [--json out.json]
+
+Each round runs every engine once, in rotating order, so machine noise (this is a shared 2-core
+box) hits all of them alike; we report medians and the ratio of medians, plus the geometric mean
+of tflite_jit / XNNPACK over the models. First-run (compile) time is reported separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from tflite_jit import Interpreter, models
+
+DEFAULT_MODELS = ["one_op", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "resnet50",
+                  "transformer_encoder"]
+
+
+def one_op() -> bytes:
+    """A single 3x3 conv (56x56x64 -> 64): kernel quality without graph effects."""
+    from tflite_jit.format.builder import ModelBuilder
+
+    rng = np.random.default_rng(0)
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (1, 56, 56, 64), np.float32)
+    w = g.const("w", rng.standard_normal((64, 3, 3, 64), dtype=np.float32) * 0.05)
+    b = g.const("b", rng.standard_normal(64, dtype=np.float32))
+    (y,) = g.apply("CONV_2D", [x, w, b], padding="SAME", stride_w=1, stride_h=1,
+                   fused_activation_function="RELU6")
+    g.output(y)
+    return mb.build()
+
+
+def _model(name: str) -> bytes:
+    return one_op() if name == "one_op" else models.build(name)
+
+
+def _inputs(it: Any, rng: np.random.Generator) -> list[np.ndarray]:
+    out = []
+    for d in it.get_input_details():
+        if np.dtype(d["dtype"]).kind in "iu":
+            out.append(rng.integers(0, 100, d["shape"]).astype(d["dtype"]))
+        else:
+            out.append(rng.uniform(-0.5, 0.5, d["shape"]).astype(d["dtype"]))
+    return out
+
+
+def _runner(it: Any, xs: list[np.ndarray]):
+    idx = [d["index"] for d in it.get_input_details()]
+
+    def run() -> float:
+        for i, x in zip(idx, xs):
+            it.set_tensor(i, x)
+        t0 = time.perf_counter()
+        it.invoke()
+        return time.perf_counter() - t0
+
+    return run
+
+
+def bench_model(name: str, threads: int, runs: int, backend: str, fusion: str) -> dict[str, Any]:
+    from ai_edge_litert import interpreter as lite
+
+    content = _model(name)
+    t0 = time.perf_counter()
+    ours = Interpreter(model_content=content, num_threads=threads, backend=backend, fusion=fusion)
+    ours.allocate_tensors()
+    prepare_s = time.perf_counter() - t0
+    xnn = lite.Interpreter(model_content=content, num_threads=threads)
+    builtin = lite.Interpreter(model_content=content, num_threads=threads,
+                               experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    engines = {"tflite_jit": ours, "litert_xnnpack": xnn, "litert_builtin": builtin}
+    xs = _inputs(ours, np.random.default_rng(0))
+    runners = {}
+    for k, it in engines.items():
+        if k != "tflite_jit":
+            it.allocate_tensors()
+        runners[k] = _runner(it, xs)
+    first = runners["tflite_jit"]()
+    for r in runners.values():  # warm-up
+        r()
+    times: dict[str, list[float]] = {k: [] for k in engines}
+    keys = list(engines)
+    for i in range(runs):
+        for k in keys[i % 3:] + keys[:i % 3]:
+            times[k].append(runners[k]())
+    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    return {"model": name, "threads": threads, "backend": backend, "fusion": fusion,
+            "prepare_s": prepare_s, "first_run_ms": first * 1e3,
+            "median_ms": med, "p90_ms": {k: float(np.percentile(v, 90)) * 1e3 for k, v in times.items()},
+            "ratio_vs_xnnpack": med["tflite_jit"] / med["litert_xnnpack"],
+            "ratio_vs_builtin": med["tflite_jit"] / med["litert_builtin"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS))
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int, default=30)
+    p.add_argument("--backend", default="numba")
+    p.add_argument("--fusion", default="epilogue")
+    p.add_argument("--json", default="")
+    a = p.parse_args()
+    rows = []
+    print(f"{'model':22s} {'ours ms':>9s} {'xnnpack':>9s} {'builtin':>9s} {'/xnn':>6s} {'/builtin':>8s} "
+          f"{'prepare s':>9s} {'first ms':>9s}")
+    for name in a.models.split(","):
+        r = bench_model(name, a.threads, a.runs, a.backend, a.fusion)
+        rows.append(r)
+        m = r["median_ms"]
+        print(f"{name:22s} {m['tflite_jit']:9.2f} {m['litert_xnnpack']:9.2f} {m['litert_builtin']:9.2f} "
+              f"{r['ratio_vs_xnnpack']:6.2f} {r['ratio_vs_builtin']:8.2f} {r['prepare_s']:9.2f} "
+              f"{r['first_run_ms']:9.1f}", flush=True)
+    geo = math.exp(np.mean([math.log(r["ratio_vs_xnnpack"]) for r in rows]))
+    print(f"geomean tflite_jit / LiteRT-XNNPACK: {geo:.2f}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"rows": rows, "geomean_vs_xnnpack": geo}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
