@@ -156,6 +156,9 @@ class FusionStrategy:
 
     def __init__(self, config: FusionConfig | None = None, **knobs: Any):
         cfg = config if config is not None else self.config_class()
+        if not isinstance(cfg, self.config_class):  # e.g. a plain FusionConfig for "rules"
+            mine = {f.name for f in fields(self.config_class)}
+            cfg = self.config_class(**{f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name in mine})
         if knobs:
             known = {f.name for f in fields(cfg)}
             bad = sorted(set(knobs) - known)
@@ -241,6 +244,8 @@ def get_strategy(spec: str | FusionStrategy | Callable, config: FusionConfig | N
     """A strategy by name (with optional config / knobs), or an object made into a validated one."""
     if isinstance(spec, FusionStrategy):
         return spec if config is None and not knobs else spec.with_config(config, **knobs)
+    if isinstance(spec, type) and issubclass(spec, FusionStrategy):
+        return spec(config, **knobs)
     if isinstance(spec, str):
         key = _ALIASES.get(spec, spec)
         try:
@@ -659,20 +664,26 @@ class ElementwiseFusion(FusionStrategy):
             if not g.fusable[c] or g.kind[c] not in _LOOP:
                 continue
             changed = True
-            while changed:
+            while changed:  # pull producers into c's group until none qualifies
                 changed = False
-                for t in dict.fromkeys(i for i in sg.ops[c].inputs if i >= 0):
-                    p = g.producer.get(t)
-                    if p is None or not g.fusable[p] or not g.private(t):
+                cr = grp.find(c)
+                for m in list(grp.members[cr]):
+                    if g.kind[m] not in _LOOP:
                         continue
-                    pr, cr = grp.find(p), grp.find(c)
-                    if pr == cr or g.shape(t) != g.out_shape(c):
-                        continue
-                    if any(grp.find(u) != cr for u in g.consumers.get(t, ())):
-                        continue
-                    if _loop_merge_ok(g, grp, pr, cr) and grp.can_merge([pr, cr]):
-                        grp.merge([pr, cr])
-                        changed = True
+                    for t in dict.fromkeys(i for i in sg.ops[m].inputs if i >= 0):
+                        p = g.producer.get(t)
+                        if p is None or not g.fusable[p] or not g.private(t):
+                            continue
+                        pr, cr = grp.find(p), grp.find(c)
+                        if pr == cr:
+                            continue
+                        readers = g.consumers.get(t, ())
+                        if any(grp.find(u) != cr or g.kind[u] not in _LOOP
+                               or g.out_shape(u) != g.shape(t) for u in readers):
+                            continue
+                        if _loop_merge_ok(g, grp, pr, cr) and grp.can_merge([pr, cr]):
+                            grp.merge([pr, cr])
+                            changed = True
         return _emit(g, grp.groups())
 
 
