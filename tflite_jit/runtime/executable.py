@@ -107,11 +107,18 @@ class Executable:
         env = CompileEnv(self.sg, self.attrs, infos, self.num_threads)
         placement, reasons = self._place(env)
         steps: list[Step] = []
-        for cluster in self._clusters(env, placement):
-            steps.extend(self._compile(cluster, env, placement))
+        clusters = self._clusters(env, placement)
+        with _progress(len(clusters), "compiling") as bar:
+            for cluster in clusters:
+                steps.extend(self._compile(cluster, env, placement))
+                bar.update(1)
         self.infos, self.steps = infos, steps
         self.buffers = self._allocate(infos, steps)
-        self._calls = [self._bind(step) for step in steps]
+        with _progress(len(steps), "specialising") as bar:
+            self._calls = []
+            for step in steps:
+                self._calls.append(self._bind(step))
+                bar.update(1)
         self._uses_numba = any(getattr(s.kernel, "in_place", False) for s in steps)
         self.plan = [{"ops": list(s.cluster.ops), "op_names": [self.sg.ops[i].name for i in s.cluster.ops],
                       "backend": s.backend,
@@ -260,6 +267,15 @@ class Executable:
             numba.set_num_threads(min(self.num_threads, numba.config.NUMBA_NUM_THREADS))
         for call in self._calls:
             call()
+
+
+def _progress(total: int, what: str) -> Any:
+    """A progress bar on stderr that appears only if the work takes over a second (a first
+    compile of a large model; cached kernels load in milliseconds) and only on a terminal."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"tflite_jit: {what} kernels", unit="kernel", delay=1.0,
+                leave=False, disable=None)
 
 
 def _single(sg: Any, oi: int) -> Cluster:
