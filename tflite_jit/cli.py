@@ -115,7 +115,8 @@ def bench(args: argparse.Namespace) -> int:
     threads = None if args.num_threads == -1 else args.num_threads
     t0 = time.perf_counter()
     try:
-        it = Interpreter(model_content=content, num_threads=threads)
+        it = Interpreter(model_content=content, num_threads=threads, backend=args.backend,
+                         fusion=args.fusion)
         it.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         _log(str(e).strip())
@@ -123,6 +124,13 @@ def bench(args: argparse.Namespace) -> int:
         return 1
     init_ms = (time.perf_counter() - t0) * 1000
     _log(f"Initialized session in {init_ms:g}ms.")
+    ex = it._interpreter.execs[0]
+    by_backend: dict[str, int] = {}
+    for step in ex.steps:
+        by_backend[step.backend] = by_backend.get(step.backend, 0) + len(step.cluster.ops)
+    _log(f"tflite_jit: {len(ex.sg.ops)} ops in {len(ex.steps)} kernels; ops per backend: "
+         + ", ".join(f"{k}={v}" for k, v in sorted(by_backend.items()))
+         + f"; arena {ex.arena_bytes / 1e6:g} MB (Init includes compiling; cached kernels load fast)")
     rng = np.random.default_rng(0)
     details = it.get_input_details()
     inputs = [_random_input(d["shape"], d["dtype"], rng) for d in details]
@@ -199,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--warmup_min_secs", type=float, default=0.5)
     b.add_argument("--run_delay", type=float, default=-1.0)
     b.add_argument("--num_threads", type=int, default=-1)
+    b.add_argument("--backend", default=None, help="tflite_jit backend: numba (default) or reference")
+    b.add_argument("--fusion", default=None,
+                   help="fusion strategy: none, epilogue (default), elementwise, rules, greedy_cost")
     b.add_argument("--compare_litert", type=_bool, nargs="?", const=True, default=False,
                    help="also time LiteRT (XNNPACK) in the same run, alternating, and print the ratio")
     return p

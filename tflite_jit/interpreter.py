@@ -28,8 +28,10 @@ from tflite_jit.ir.validate import validate
 from tflite_jit.runtime.executable import Executable
 from tflite_jit.runtime.shapes import PrepareError
 
-DEFAULT_BACKEND = "reference"
-DEFAULT_FUSION = "none"
+# Measured with benchmarks/side_by_side.py (docs/performance.md): compiled kernels with
+# XNNPACK-style epilogue fusion are the fastest combination on the zoo models.
+DEFAULT_BACKEND = "numba"
+DEFAULT_FUSION = "epilogue"
 
 
 def _backends(name: str) -> list[Any]:
