@@ -202,7 +202,5 @@ class NumbaKernel:
         outs = [buffers[t] for t in outputs]
         args = bind(self.src, ins, extras, outs)
         fn = self.fn
-        import numba
-
-        fn.compile(tuple(numba.typeof(a) for a in args))  # compile now, at allocate time
+        modcache.compile_now(fn, args)  # at allocate time, so invoke() never compiles
         return lambda: fn(*args)

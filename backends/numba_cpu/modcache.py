@@ -82,3 +82,36 @@ def load(source: str, entry: str) -> Callable[..., Any]:
                 del sys.modules[name]
                 raise
     return getattr(mod, entry)
+
+
+_warned_damage = False
+
+
+def purge(module: str) -> None:
+    """Delete Numba's cache files of one generated module (index and machine code)."""
+    pyc = cache_dir() / "__pycache__"
+    for f in pyc.glob(f"{module}.*") if pyc.is_dir() else ():
+        try:
+            f.unlink()
+        except OSError:
+            pass
+
+
+def compile_now(fn: Any, args: tuple) -> None:
+    """Compile `fn` for the types of `args`. A damaged cache entry (truncated or corrupted
+    index/object file, a half-written file from a killed process) is deleted and the kernel
+    recompiled, with one warning per process; it is never fatal."""
+    import numba
+
+    sig = tuple(numba.typeof(a) for a in args)
+    try:
+        fn.compile(sig)
+    except Exception as e:  # Numba surfaces a damaged cache as pickle/EOF/OS errors
+        global _warned_damage
+        if not _warned_damage:
+            _warned_damage = True
+            warnings.warn(f"tflite_jit: damaged compile-cache entry for {fn.__module__} "
+                          f"({type(e).__name__}: {e}); deleted it and recompiling", RuntimeWarning,
+                          stacklevel=2)
+        purge(fn.__module__)
+        fn.compile(sig)

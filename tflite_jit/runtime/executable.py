@@ -116,8 +116,16 @@ class Executable:
         self.buffers = self._allocate(infos, steps)
         with _progress(len(steps), "specialising") as bar:
             self._calls = []
-            for step in steps:
-                self._calls.append(self._bind(step))
+            for i, step in enumerate(steps):
+                try:
+                    call = self._bind(step)
+                except Exception as e:  # a kernel that fails to compile runs on the reference backend
+                    for oi in step.cluster.ops:
+                        self._note_fallback(oi, f"{step.backend}: {type(e).__name__}: {e}")
+                    ref = self.backends[-1]
+                    steps[i] = step = Step(step.cluster, ref.compile(step.cluster, env), ref.name, step.label)
+                    call = self._bind(step)
+                self._calls.append(call)
                 bar.update(1)
         self._uses_numba = any(getattr(s.kernel, "in_place", False) for s in steps)
         self.plan = [{"ops": list(s.cluster.ops), "op_names": [self.sg.ops[i].name for i in s.cluster.ops],

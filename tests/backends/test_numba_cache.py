@@ -1,0 +1,79 @@
+"""The compile cache: reused across processes, safe with two writers, damage recompiled, an
+unwritable directory tolerated. Each case runs in a fresh process with its own cache dir."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+SCRIPT = textwrap.dedent("""
+    import time, numpy as np
+    from tflite_jit.format.builder import ModelBuilder
+    mb = ModelBuilder(); g = mb.subgraph()
+    x = g.input("x", (4, 33), np.float32)
+    cv = np.linspace(-1, 1, 33, dtype=np.float32)
+    c = g.const("c", cv)
+    (y,) = g.apply("ADD", [x, c], fused_activation_function="RELU6")
+    (z,) = g.apply("LOGISTIC", [y])
+    g.output(z)
+    from tflite_jit import Interpreter
+    it = Interpreter(model_content=mb.build(), backend="numba", fusion="elementwise")
+    t = time.perf_counter(); it.allocate_tensors(); t = time.perf_counter() - t
+    xv = np.random.default_rng(0).standard_normal((4, 33)).astype(np.float32)
+    it.set_tensor(0, xv); it.invoke()
+    want = 1 / (1 + np.exp(-np.clip(xv + cv, 0, 6)))
+    assert np.allclose(it.get_tensor(it.get_output_details()[0]["index"]), want, atol=1e-6)
+    assert [s.backend for s in it._interpreter.execs[0].steps] == ["numba_cpu"], "kernel fell back"
+    print(f"PREPARE {t:.3f}")
+""")
+
+
+def _run(cache: Path, **env: str) -> subprocess.CompletedProcess:
+    e = {**os.environ, "TFLITE_JIT_CACHE_DIR": str(cache), **env}
+    return subprocess.run([sys.executable, "-c", SCRIPT], env=e, capture_output=True, text=True, timeout=300)
+
+
+def _prepare_s(r: subprocess.CompletedProcess) -> float:
+    assert r.returncode == 0, r.stderr
+    return float(r.stdout.split("PREPARE")[1])
+
+
+def test_second_process_loads_from_cache(tmp_path) -> None:
+    _prepare_s(_run(tmp_path))
+    files = list((tmp_path / "__pycache__").glob("*.nbc"))
+    assert files, "Numba wrote no machine code to the cache"
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    _prepare_s(_run(tmp_path))
+    assert {f: f.stat().st_mtime_ns for f in files} == stamps, "cached code was recompiled"
+
+
+def test_two_processes_compiling_at_once(tmp_path) -> None:
+    env = {**os.environ, "TFLITE_JIT_CACHE_DIR": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert _run(tmp_path).returncode == 0
+
+
+def test_damaged_entries_are_recompiled_with_one_warning(tmp_path) -> None:
+    _prepare_s(_run(tmp_path))
+    for f in (tmp_path / "__pycache__").iterdir():
+        f.write_bytes(b"\x80garbage" if f.suffix == ".nbi" else os.urandom(64))
+    for f in tmp_path.glob("*.py"):
+        f.write_text(f.read_text()[:40])  # a truncated generated module is rewritten
+    r = _run(tmp_path)
+    _prepare_s(r)
+    assert r.stderr.count("damaged compile-cache entry") <= 1
+
+
+def test_unwritable_cache_path_falls_back(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    r = _run(blocker / "cache")
+    _prepare_s(r)
+    assert "not writable" in r.stderr
