@@ -1,0 +1,109 @@
+"""The compiled engine end to end: every fusion strategy on the Numba backend gives the reference
+backend's numbers; resizing re-plans; threads do not change results; the plan records fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.oracle import assert_close
+from tflite_jit import Interpreter, models
+from tflite_jit.fusion import strategies
+
+MODELS = {
+    "mobilenet_v2": lambda: models.mobilenet_v2(input_size=64, alpha=0.35, num_classes=10),
+    "efficientnet_b0": lambda: models.efficientnet_b0(input_size=32, num_classes=10),
+    "transformer": lambda: models.transformer_encoder(seq_len=16, d_model=32, num_heads=2, d_ff=64,
+                                                      num_layers=1, vocab=50),
+}
+_cache: dict[str, bytes] = {}
+
+
+def _model(name: str) -> bytes:
+    if name not in _cache:
+        _cache[name] = MODELS[name]()
+    return _cache[name]
+
+
+def _inputs(it: Interpreter, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in it.get_input_details():
+        if np.dtype(d["dtype"]).kind in "iu":
+            out.append(rng.integers(0, 50, d["shape"]).astype(d["dtype"]))
+        else:
+            out.append(rng.uniform(-1, 1, d["shape"]).astype(d["dtype"]))
+    return out
+
+
+def _run(it: Interpreter, xs: list[np.ndarray]) -> list[np.ndarray]:
+    for d, x in zip(it.get_input_details(), xs):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
+
+
+@pytest.mark.parametrize("fusion", [s for s in strategies() if s in
+                                    ("none", "epilogue", "elementwise", "rules", "greedy_cost")])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_strategies_on_numba_match_reference(name: str, fusion: str) -> None:
+    ref = Interpreter(model_content=_model(name), backend="reference")
+    ours = Interpreter(model_content=_model(name), backend="numba", fusion=fusion)
+    for it in (ref, ours):
+        it.allocate_tensors()
+    xs = _inputs(ref)
+    for a, b in zip(_run(ours, xs), _run(ref, xs)):
+        assert_close(a, b, what=f"{name}/{fusion}")
+    steps = ours._interpreter.execs[0].steps
+    assert sum(s.backend == "numba_cpu" for s in steps) >= len(steps) // 2, "most kernels should compile"
+
+
+def test_resize_replans_and_shapes_are_cached() -> None:
+    data = _model("mobilenet_v2")
+    ours = Interpreter(model_content=data)
+    ref = Interpreter(model_content=data, backend="reference")
+    for batch in (1, 3, 1, 3):
+        for it in (ours, ref):
+            it.resize_tensor_input(0, [batch, 64, 64, 3])
+            it.allocate_tensors()
+        xs = _inputs(ref, seed=batch)
+        for a, b in zip(_run(ours, xs), _run(ref, xs)):
+            assert a.shape == (batch, 10)
+            assert_close(a, b)
+
+
+def test_threads_do_not_change_results() -> None:
+    data = _model("efficientnet_b0")
+    one = Interpreter(model_content=data, num_threads=1)
+    two = Interpreter(model_content=data, num_threads=2)
+    for it in (one, two):
+        it.allocate_tensors()
+    xs = _inputs(one)
+    for a, b in zip(_run(one, xs), _run(two, xs)):
+        assert_close(a, b)
+
+
+def test_plan_records_backend_and_fallback_reason() -> None:
+    it = Interpreter(model_content=_model("transformer"))
+    it.allocate_tensors()
+    plan = it._interpreter.execs[0].plan
+    assert {p["backend"] for p in plan} == {"numba_cpu", "reference"}
+    fallback = [p for p in plan if p["backend"] == "reference"]
+    assert all(p["fallback_reason"] for p in fallback), fallback
+    assert any("GATHER" in p["op_names"] for p in fallback)
+
+
+def test_fused_intermediates_have_no_buffer_like_a_delegate() -> None:
+    it = Interpreter(model_content=_model("mobilenet_v2"), fusion="epilogue")
+    it.allocate_tensors()
+    ex = it._interpreter.execs[0]
+    fused = [t for s in ex.steps for i in s.cluster.ops[:-1] for t in ex.sg.ops[i].outputs
+             if t not in s.cluster.outputs]
+    assert fused, "epilogue fusion should fuse the residual ADDs"
+    with pytest.raises(ValueError, match="Tensor data is null"):
+        it.get_tensor(fused[0])
+    with pytest.warns(UserWarning, match="preserve_all_tensors"):  # as LiteRT warns with AUTO
+        keep = Interpreter(model_content=_model("mobilenet_v2"), experimental_preserve_all_tensors=True)
+    keep.allocate_tensors()
+    _run(keep, _inputs(keep))
+    assert keep.get_tensor(fused[0]).shape == tuple(ex.infos[fused[0]].shape)
