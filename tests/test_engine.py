@@ -87,7 +87,9 @@ def test_plan_records_backend_and_fallback_reason() -> None:
     it = Interpreter(model_content=_model("transformer"))
     it.allocate_tensors()
     plan = it._interpreter.execs[0].plan
-    assert {p["backend"] for p in plan} == {"numba_cpu", "reference"}
+    assert {p["backend"] for p in plan} == {"numba_cpu", "reference", "alias (no copy)"}
+    assert all(p["op_names"][0] in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+               for p in plan if p["backend"] == "alias (no copy)")
     fallback = [p for p in plan if p["backend"] == "reference"]
     assert all(p["fallback_reason"] for p in fallback), fallback
     assert any("GATHER" in p["op_names"] for p in fallback)

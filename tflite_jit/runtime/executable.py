@@ -104,6 +104,7 @@ class Executable:
     # -- AllocateTensors -------------------------------------------------------------------------
     def prepare(self, input_shapes: dict[int, tuple[int, ...]]) -> None:
         infos = infer_subgraph(self.sg, input_shapes, self.attrs, self.opdefs)
+        self._fallbacks: dict[int, str] = {}
         env = CompileEnv(self.sg, self.attrs, infos, self.num_threads)
         placement, reasons = self._place(env)
         steps: list[Step] = []
@@ -112,8 +113,9 @@ class Executable:
             for cluster in clusters:
                 steps.extend(self._compile(cluster, env, placement))
                 bar.update(1)
+        steps, aliases = self._aliases(steps, infos)
         self.infos, self.steps = infos, steps
-        self.buffers = self._allocate(infos, steps)
+        self.buffers = self._allocate(infos, steps, aliases)
         with _progress(len(steps), "specialising") as bar:
             self._calls = []
             for i, step in enumerate(steps):
@@ -128,10 +130,13 @@ class Executable:
                 self._calls.append(call)
                 bar.update(1)
         self._uses_numba = any(getattr(s.kernel, "in_place", False) for s in steps)
+        why = [self._fallbacks.get(i) or reasons[i] for i in range(len(self.sg.ops))]
         self.plan = [{"ops": list(s.cluster.ops), "op_names": [self.sg.ops[i].name for i in s.cluster.ops],
                       "backend": s.backend,
-                      "fallback_reason": "; ".join(sorted({reasons[i] for i in s.cluster.ops if reasons[i]}))}
+                      "fallback_reason": "; ".join(sorted({why[i] for i in s.cluster.ops if why[i]}))}
                      for s in steps]
+        self.plan += [{"ops": [oi], "op_names": [self.sg.ops[oi].name], "backend": "alias (no copy)",
+                       "fallback_reason": ""} for oi in sorted(aliases.values())]
 
     def _place(self, env: CompileEnv) -> tuple[list[int], list[str]]:
         placement, reasons = [], []
@@ -178,10 +183,30 @@ class Executable:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _note_fallback(self, oi: int, why: str) -> None:
-        self._fallbacks = getattr(self, "_fallbacks", {})
         self._fallbacks[oi] = why
 
-    def _allocate(self, infos: list[TensorInfo], steps: list[Step]) -> list[np.ndarray | None]:
+    def _aliases(self, steps: list[Step], infos: list[TensorInfo]) -> tuple[list[Step], dict[int, int]]:
+        """RESHAPE / SQUEEZE / EXPAND_DIMS of an intermediate only relabel its bytes: drop their
+        steps and let the output be a view of the input's buffer (TFLite does the same for
+        RESHAPE in place). {output tensor: op index}."""
+        if self.preserve_all_tensors:
+            return steps, {}
+        keep_own = set(self.sg.inputs) | set(self.sg.outputs) | set(self.variables)
+        kept, aliases = [], {}
+        for step in steps:
+            c = step.cluster
+            op = self.sg.ops[c.ops[0]]
+            if (len(c.ops) == 1 and op.name in _ALIAS_OPS and len(op.outputs) == 1
+                    and op.outputs[0] not in keep_own and infos[op.outputs[0]].shape is not None
+                    and infos[op.inputs[0]].shape is not None
+                    and self.sg.tensors[op.inputs[0]].sparsity is None):
+                aliases[op.outputs[0]] = c.ops[0]
+            else:
+                kept.append(step)
+        return kept, aliases
+
+    def _allocate(self, infos: list[TensorInfo], steps: list[Step],
+                  aliases: dict[int, int]) -> list[np.ndarray | None]:
         """Constants are the file's views; graph inputs/outputs, variables and (with
         preserve_all_tensors) every tensor get their own buffers, keeping their identity across
         re-allocation (live tensor() views, variable state); other intermediates share an arena;
@@ -199,14 +224,25 @@ class Executable:
             for t in step.cluster.outputs:
                 first.setdefault(t, si)
                 last.setdefault(t, si)
+        source = {t: sg.ops[oi].inputs[0] for t, oi in aliases.items()}
+
+        def root(t: int) -> int:
+            while t in source:
+                t = source[t]
+            return t
+
+        for t in source:  # a view keeps the viewed buffer alive until the view's last read
+            if t in last:
+                r = root(t)
+                last[r] = max(last.get(r, 0), last[t])
         produced = {t for step in steps for i in step.cluster.ops for t in sg.ops[i].outputs}
         intervals = []
         for tid, info in enumerate(infos):
             t = sg.tensors[tid]
             if t.data is not None and t.sparsity is None:
                 buffers[tid] = t.data
-            elif info.shape is None:
-                continue  # dynamic: sized when produced
+            elif info.shape is None or tid in source:
+                continue  # dynamic: sized when produced; aliases: views, below
             elif tid in persistent or self.preserve_all_tensors or tid not in first:
                 if tid in produced and tid not in first and tid not in persistent and not self.preserve_all_tensors:
                     continue  # fused away inside a cluster: no buffer (like a delegate's)
@@ -227,6 +263,8 @@ class Executable:
                 info = infos[iv.tensor]
                 o = base + offsets[iv.tensor]
                 buffers[iv.tensor] = pool[o:o + iv.nbytes].view(info.dtype).reshape(info.shape)
+        for t in sorted(source, key=lambda t: aliases[t]):  # in op order: chains resolve forward
+            buffers[t] = buffers[source[t]].reshape(infos[t].shape)
         return buffers
 
     def _bind(self, step: Step) -> Any:
@@ -275,6 +313,9 @@ class Executable:
             numba.set_num_threads(min(self.num_threads, numba.config.NUMBA_NUM_THREADS))
         for call in self._calls:
             call()
+
+
+_ALIAS_OPS = frozenset(("RESHAPE", "SQUEEZE", "EXPAND_DIMS"))
 
 
 def _progress(total: int, what: str) -> Any:
