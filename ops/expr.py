@@ -53,10 +53,24 @@ class Const:
             raise ValueError(f"Const string value must be one of {LIMITS}, got {self.value!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Call:
+    """Fused chains share subtrees by reference (x + x nested n deep is a DAG of n nodes), so
+    hashing and equality must not re-walk shared children: the hash is computed once from the
+    children's cached hashes, and equality checks identity first."""
+
     fn: str
     args: tuple[Expr, ...]
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined]
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, Call) or self._hash != other._hash or self.fn != other.fn:  # type: ignore[attr-defined]
+            return False
+        return all(a is b or a == b for a, b in zip(self.args, other.args))
 
     def __post_init__(self) -> None:
         arity = FNS.get(self.fn)
@@ -66,6 +80,7 @@ class Call:
             raise ValueError(f"{self.fn} takes {arity} argument(s), got {len(self.args)}")
         if not isinstance(self.args, tuple):
             object.__setattr__(self, "args", tuple(self.args))
+        object.__setattr__(self, "_hash", hash((self.fn, self.args)))
 
 
 Expr = Var | Const | Call
@@ -133,23 +148,52 @@ def activation_expr(x: Expr, act: str) -> Expr:
 # ---- tree utilities ------------------------------------------------------------------------------
 
 def substitute(expr: Expr, mapping: dict[int, Expr]) -> Expr:
-    """Replace Var(i) by mapping[i] (fusing a producer's expression into a consumer)."""
-    if isinstance(expr, Var):
-        return mapping.get(expr.index, expr)
-    if isinstance(expr, Const):
-        return expr
-    return Call(expr.fn, tuple(substitute(a, mapping) for a in expr.args))
+    """Replace Var(i) by mapping[i] (fusing a producer's expression into a consumer). Shared
+    subtrees are rewritten once and stay shared."""
+    memo: dict[int, Expr] = {}
+
+    def sub(e: Expr) -> Expr:
+        if isinstance(e, Var):
+            return mapping.get(e.index, e)
+        if isinstance(e, Const):
+            return e
+        done = memo.get(id(e))
+        if done is None:
+            done = memo[id(e)] = Call(e.fn, tuple(sub(a) for a in e.args))
+        return done
+
+    return sub(expr)
+
+
+def nodes(expr: Expr) -> list[Expr]:
+    """Every distinct node of the DAG once, children before parents."""
+    seen: set[int] = set()
+    out: list[Expr] = []
+    stack: list[tuple[Expr, bool]] = [(expr, False)]
+    while stack:
+        e, expanded = stack.pop()
+        if expanded:
+            out.append(e)
+            continue
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        stack.append((e, True))
+        if isinstance(e, Call):
+            stack.extend((a, False) for a in reversed(e.args))
+    return out
+
+
+def tree_size(expr: Expr) -> int:
+    """Nodes of the expression written out as a tree (what an inline printer would emit)."""
+    size: dict[int, int] = {}
+    for e in nodes(expr):
+        size[id(e)] = 1 + (sum(size[id(a)] for a in e.args) if isinstance(e, Call) else 0)
+    return size[id(expr)]
 
 
 def variables(expr: Expr) -> set[int]:
-    if isinstance(expr, Var):
-        return {expr.index}
-    if isinstance(expr, Const):
-        return set()
-    out: set[int] = set()
-    for a in expr.args:
-        out |= variables(a)
-    return out
+    return {e.index for e in nodes(expr) if isinstance(e, Var)}
 
 
 def to_string(expr: Expr) -> str:
@@ -242,7 +286,11 @@ def evaluate_numpy(expr: Expr, arrays: list[np.ndarray] | tuple[np.ndarray, ...]
     cdt = np.dtype(dtype) if dtype is not None else (arrs[0].dtype if arrs else np.dtype(np.float32))
     out_shape = np.broadcast_shapes(*(a.shape for a in arrs)) if arrs else ()
 
+    memo: dict[int, np.ndarray] = {}
+
     def ev(e: Expr) -> np.ndarray:
+        if isinstance(e, Call) and id(e) in memo:
+            return memo[id(e)]
         if isinstance(e, Var):
             return arrs[e.index]
         if isinstance(e, Const):
@@ -253,7 +301,8 @@ def evaluate_numpy(expr: Expr, arrays: list[np.ndarray] | tuple[np.ndarray, ...]
                 raise TypeError(f"non-integral constant {e.value} in an integer expression")
             return cdt.type(e.value)
         args = [ev(a) for a in e.args]
-        return _NUMPY[e.fn](*args)
+        memo[id(e)] = r = _NUMPY[e.fn](*args)
+        return r
 
     with np.errstate(all="ignore"):
         r = np.asarray(ev(expr))

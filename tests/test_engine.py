@@ -109,3 +109,23 @@ def test_fused_intermediates_have_no_buffer_like_a_delegate() -> None:
     keep.allocate_tensors()
     _run(keep, _inputs(keep))
     assert keep.get_tensor(fused[0]).shape == tuple(ex.infos[fused[0]].shape)
+
+
+def test_self_doubling_chain_does_not_blow_up() -> None:
+    """x = x + x sixty times: 60 shared expression nodes, 2^60 written out. Fusing must neither
+    hang nor recurse exponentially; the result is exact (powers of two)."""
+    from tflite_jit.format.builder import ModelBuilder
+
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (1, 8), np.float32)
+    y = x
+    for _ in range(60):
+        (y,) = g.apply("ADD", [y, y])
+    g.output(y)
+    for fusion in ("elementwise", "rules", "greedy_cost"):
+        it = Interpreter(model_content=mb.build(), fusion=fusion)
+        it.allocate_tensors()
+        xs = np.arange(8, dtype=np.float32).reshape(1, 8)
+        (out,) = _run(it, [xs])
+        np.testing.assert_array_equal(out, xs * np.float32(2.0**60))

@@ -23,6 +23,10 @@ from tflite_jit.ir.model import Op
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.base import PatternKind
 
+#: Largest fused expression (counted as a tree) a generator is given: x = x + x repeated n times
+#: is n shared nodes but 2^n written out, and printers may write it out.
+MAX_EXPR_TREE = 4096
+
 #: root op name (or 'LOOP') -> generator
 GENERATORS: dict[str, Callable[[KernelRequest], KernelSource]] = {}
 
@@ -100,6 +104,9 @@ def request_for(cluster: Cluster, env: CompileEnv) -> KernelRequest:
     for t in cluster.outputs:
         if t not in values:
             raise Unsupported(f"cluster output {t} is not produced by its epilogue")
+        if E.tree_size(values[t]) > MAX_EXPR_TREE:
+            raise Unsupported(f"fused expression for tensor {t} has {E.tree_size(values[t])} nodes "
+                              f"written out (> {MAX_EXPR_TREE}); the cluster is split")
         outputs.append(Output(values[t], TensorArg(infos[t].shape, infos[t].dtype)))
     if first_is_root:
         root = ops_[0]
