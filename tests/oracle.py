@@ -7,6 +7,7 @@ Integer and bool outputs must match exactly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -59,13 +60,42 @@ def assert_close(ours: np.ndarray, theirs: np.ndarray, rtol: float = FLOAT_RTOL,
         assert np.array_equal(ours, theirs), f"{what} differs: {np.count_nonzero(ours != theirs)} elements"
 
 
+def raw_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Builder-style options (enum names allowed) as the raw ints an options table holds."""
+    from tflite_jit.format.schema import FIELD_ENUMS, enum_values
+
+    return {k: (enum_values(FIELD_ENUMS[k])[v] if isinstance(v, str) and k in FIELD_ENUMS else v)
+            for k, v in options.items()}
+
+
+@dataclass
+class Const:
+    """An input stored as a constant tensor (plain arrays are graph inputs fed at run time)."""
+
+    value: np.ndarray
+
+
+def run_both(op: str, specs: list, n_outputs: int = 1, **options: Any) -> tuple[list, list]:
+    """(our reference kernel's outputs, LiteRT builtin's outputs) for one op on these inputs."""
+    from tflite_jit.ops import get
+
+    specs = [s if s is None or isinstance(s, Const) else np.asarray(s) for s in specs]
+    model_inputs = [None if s is None else s.value if isinstance(s, Const) else (s.shape, s.dtype)
+                    for s in specs]
+    data = one_op_model(op, model_inputs, n_outputs=n_outputs, **options)
+    theirs = litert_run(data, [s for s in specs if isinstance(s, np.ndarray)])
+    opdef = get(op)
+    arrays = [None if s is None else s.value if isinstance(s, Const) else s for s in specs]
+    ours = opdef.reference(arrays, opdef.parse(raw_options(options)))
+    return ours, theirs
+
+
 def one_op_model(op_name: str, inputs: Sequence[Any], n_outputs: int = 1, *,
                  custom: bool = False, **options: Any) -> bytes:
     """A model with one op. Each input is (shape, dtype) for a graph input, an ndarray for a
     constant, or None for an omitted optional input. Output shapes come from the op's infer()."""
     from tflite_jit import ops
     from tflite_jit.format.builder import ModelBuilder
-    from tflite_jit.format.schema import FIELD_ENUMS, enum_values
 
     mb = ModelBuilder()
     g = mb.subgraph()
@@ -88,9 +118,7 @@ def one_op_model(op_name: str, inputs: Sequence[Any], n_outputs: int = 1, *,
             dtypes.append(np.dtype(dtype))
             values.append(None)
     opdef = ops.get(op_name)
-    raw = {k: (enum_values(FIELD_ENUMS[k])[v] if isinstance(v, str) and k in FIELD_ENUMS else v)
-           for k, v in options.items()}
-    attrs = opdef.parse(raw)
+    attrs = opdef.parse(raw_options(options))
     ctx = ops.InferCtx(op_name=op_name, attrs=attrs, shapes=shapes, dtypes=dtypes, values=values)
     outs = []
     for j, (shape, dtype) in enumerate(opdef.infer(ctx)[:n_outputs]):

@@ -4,7 +4,6 @@ reference kernels against LiteRT's builtin kernels (BUILTIN_WITHOUT_DEFAULT_DELE
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import assert_close, litert_run, one_op_model
-from tflite_jit.format.schema import FIELD_ENUMS, enum_values
+from tests.oracle import Const, assert_close, litert_run, one_op_model, raw_options, run_both
 from tflite_jit.ops import elementwise
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.base import InferCtx, OpError, PatternKind, get
@@ -23,30 +21,6 @@ ACTS = ["NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT"]
 BINARY = ["ADD", "SUB", "MUL", "DIV", "SQUARED_DIFFERENCE"]
 
 
-# ---- harness -------------------------------------------------------------------------------------
-
-@dataclass
-class Const:
-    """An input stored as a constant tensor (plain arrays are graph inputs fed at run time)."""
-
-    value: np.ndarray
-
-
-def _raw(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: enum_values(FIELD_ENUMS[k])[v] if isinstance(v, str) and k in FIELD_ENUMS else v
-            for k, v in options.items()}
-
-
-def run_both(op: str, specs: list, n_outputs: int = 1, **options: Any) -> tuple[list, list]:
-    specs = [s if s is None or isinstance(s, Const) else np.asarray(s) for s in specs]
-    model_inputs = [None if s is None else s.value if isinstance(s, Const) else (s.shape, s.dtype)
-                    for s in specs]
-    data = one_op_model(op, model_inputs, n_outputs=n_outputs, **options)
-    theirs = litert_run(data, [s for s in specs if isinstance(s, np.ndarray)])
-    opdef = get(op)
-    arrays = [None if s is None else s.value if isinstance(s, Const) else s for s in specs]
-    ours = opdef.reference(arrays, opdef.parse(_raw(options)))
-    return ours, theirs
 
 
 def check(op: str, specs: list, **options: Any) -> None:
@@ -59,7 +33,7 @@ def check(op: str, specs: list, **options: Any) -> None:
 def infer(op: str, specs: list, **options: Any) -> list:
     opdef = get(op)
     arrs = [None if s is None else s.value if isinstance(s, Const) else s for s in specs]
-    ctx = InferCtx(op_name=op, attrs=opdef.parse(_raw(options)),
+    ctx = InferCtx(op_name=op, attrs=opdef.parse(raw_options(options)),
                    shapes=[None if a is None else a.shape for a in arrs],
                    dtypes=[None if a is None else a.dtype for a in arrs],
                    values=[s.value if isinstance(s, Const) else None for s in specs],
