@@ -1,3 +1,13 @@
-"""Importing this module registers every op family (each module calls ops.base.register)."""
+"""Importing this module registers every op family: each module of this package except the
+infrastructure calls ops.base.register at import. New families need no list to be edited."""
 
-from tflite_jit.ops import compare, elementwise, nn, quant, reduce, shape  # noqa: F401
+import importlib
+import pkgutil
+
+from tflite_jit import ops as _pkg
+
+_INFRASTRUCTURE = {"base", "expr", "_load_all"}
+
+for _m in pkgutil.iter_modules(_pkg.__path__):
+    if _m.name not in _INFRASTRUCTURE:
+        importlib.import_module(f"{_pkg.__name__}.{_m.name}")
