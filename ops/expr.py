@@ -24,6 +24,24 @@ Semantics (what every printer must reproduce):
   ``div`` on integers truncates toward zero (C's ``/``); callers guarantee a non-zero divisor.
 * ``max``/``min`` return NaN when either operand is NaN (NumPy's ``maximum``/``minimum``).
 * ``where(c, a, b)`` is C's ``c ? a : b``.
+
+Functions added for the math family (ops/math.py):
+
+* ``sign(x)``: -1, 0 or 1 in the operand's type; float NaN stays NaN (NumPy's ``sign``).
+* ``round(x)`` (float only): nearest integer, ties to even (C's ``rint``; NumPy's ``rint``).
+* ``sin``/``cos`` (float only): the C library functions.
+* ``power(a, b)``: float: C's ``powf``. Integer: the exact power when it fits the type, else the
+  type's minimum (LiteRT computes in double and converts, which gives INT_MIN out of range on
+  x86); callers guarantee ``b >= 0``.
+* ``power_wrap(a, b)``: float: as ``power``. Integer: ``a`` multiplied by itself ``b`` times,
+  wrapping around (two's complement; NumPy's integer ``power``); callers guarantee ``b >= 0``.
+  LiteRT's integer POW takes this path when the exponent has one element and is broadcast.
+* ``floordiv(a, b)``: float: ``floor(a / b)``; integer: division rounding toward minus
+  infinity (Python's ``//``); callers guarantee a non-zero integer divisor.
+* ``floormod(a, b)``: ``r = fmod(a, b)`` (C's ``fmod``/``%``, sign of ``a``), then ``r + b``
+  when ``r != 0`` and ``r`` and ``b`` have different signs (the result takes ``b``'s sign, as
+  Python's ``%``); callers guarantee a non-zero integer divisor (float ``b == 0`` gives NaN).
+* ``and``/``or``/``not``: logical operations on bool operands.
 """
 
 from __future__ import annotations
@@ -98,6 +116,10 @@ FNS: dict[str, int] = {
     # comparisons (-> bool) and selection
     "lt": 2, "gt": 2, "le": 2, "ge": 2, "eq": 2, "ne": 2,
     "where": 3,
+    # math family (ops/math.py)
+    "sign": 1, "round": 1, "sin": 1, "cos": 1, "power": 2, "power_wrap": 2,
+    "floordiv": 2, "floormod": 2,
+    "and": 2, "or": 2, "not": 1,
 }
 
 
@@ -262,6 +284,29 @@ def _rsqrt(x: np.ndarray) -> np.ndarray:
     return np.reciprocal(np.sqrt(x))
 
 
+def _pow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if np.result_type(a, b).kind not in "iu":
+        return np.power(a, b)
+    dt = np.result_type(a, b)
+    info = np.iinfo(dt)
+    exact = np.power(np.asarray(a, np.int64), np.maximum(np.asarray(b, np.int64), 0))
+    # the exact power fits when the float estimate is in range (|a| >= 2, or |a| < 2 never grows)
+    est = np.power(np.abs(np.asarray(a, np.float64)), np.asarray(b, np.float64))
+    fits = (est <= float(info.max)) & ((exact >= info.min) & (exact <= info.max))
+    return np.where(fits, exact, info.min).astype(dt)
+
+
+def _floordiv(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if np.result_type(a, b).kind == "f":
+        return np.floor(np.true_divide(a, b))
+    return np.floor_divide(a, b)
+
+
+def _floormod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    r = np.fmod(a, b)
+    return np.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
+
+
 _NUMPY: dict[str, Callable[..., np.ndarray]] = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": _div,
     "neg": np.negative, "abs": np.abs, "square": np.square,
@@ -271,6 +316,10 @@ _NUMPY: dict[str, Callable[..., np.ndarray]] = {
     "lt": np.less, "gt": np.greater, "le": np.less_equal, "ge": np.greater_equal,
     "eq": np.equal, "ne": np.not_equal,
     "where": np.where,
+    "sign": np.sign, "round": np.rint, "sin": np.sin, "cos": np.cos, "power": _pow,
+    "power_wrap": np.power,
+    "floordiv": _floordiv, "floormod": _floormod,
+    "and": np.logical_and, "or": np.logical_or, "not": np.logical_not,
 }
 assert set(_NUMPY) == set(FNS)
 

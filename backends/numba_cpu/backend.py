@@ -150,6 +150,11 @@ def run_request(req: KernelRequest, inputs: Sequence[np.ndarray | None], extras:
     return outs
 
 
+# Integer division by zero fails LiteRT's invoke; a generated loop cannot raise, so these run
+# on the reference backend, which checks the divisor.
+_CHECKED_INT_DIVISION = frozenset(("DIV", "FLOOR_DIV", "FLOOR_MOD"))
+
+
 class NumbaBackend(Backend):
     name = "numba_cpu"
 
@@ -159,6 +164,8 @@ class NumbaBackend(Backend):
             return False, f"no definition of {op.name}"
         if op.name not in GENERATORS and not (_is_loop_op(op, opdef) and "LOOP" in GENERATORS):
             return False, f"no Numba kernel for {op.name} yet (runs on reference)"
+        if op.name in _CHECKED_INT_DIVISION and env.infos[op.inputs[0]].dtype.kind in "iu":
+            return False, f"integer {op.name} must raise on a zero divisor (runs on reference)"
         for t in (*op.inputs, *op.outputs):
             if t >= 0 and env.infos[t].shape is None:
                 return False, f"{op.name} has a dynamic shape (runs on reference)"

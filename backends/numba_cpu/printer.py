@@ -14,7 +14,8 @@ from tflite_jit.ops.expr import Call, Const, Expr, Var
 _BINOPS = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "gt": ">", "le": "<=", "ge": ">=",
            "eq": "==", "ne": "!="}
 _FUNCS = {"sqrt": "np.sqrt", "exp": "np.exp", "log": "np.log", "tanh": "np.tanh", "abs": "abs",
-          "floor": "np.floor", "ceil": "np.ceil", "erf": "math.erf", "erfc": "math.erfc"}
+          "floor": "np.floor", "ceil": "np.ceil", "erf": "math.erf", "erfc": "math.erfc",
+          "round": "np.rint", "sin": "np.sin", "cos": "np.cos"}
 
 
 def const_literal(value: float | int | str, dtype: np.dtype) -> str:
@@ -58,6 +59,22 @@ def to_python(expr: Expr, names: dict[int, str], dtype: np.dtype) -> str:
             return f"_{fn}({a[0]}, {a[1]})" if dt.kind == "f" else f"({a[0]} if {a[0]} {op} {a[1]} else {a[1]})"
         if fn == "where":
             return f"({a[1]} if {a[0]} else {a[2]})"
+        if fn == "sign":
+            if dt.kind == "f":  # NaN passes through (NumPy's sign)
+                return f"({t}(1) if {a[0]} > 0 else ({t}(-1) if {a[0]} < 0 else {a[0]} * {t}(0)))"
+            return f"({t}(1) if {a[0]} > 0 else ({t}(-1) if {a[0]} < 0 else {t}(0)))"
+        if fn == "power":
+            return f"{t}(np.power({a[0]}, {a[1]}))" if dt.kind == "f" else f"{t}(_ipow({a[0]}, {a[1]}, {const_literal('lowest', dt)}, {const_literal('highest', dt)}))"
+        if fn == "power_wrap":
+            return f"{t}(np.power({a[0]}, {a[1]}))" if dt.kind == "f" else f"{t}(_ipow_wrap({a[0]}, {a[1]}))"
+        if fn == "floordiv":
+            return f"{t}(np.floor({a[0]} / {a[1]}))" if dt.kind == "f" else f"{t}({a[0]} // {a[1]})"
+        if fn == "floormod":
+            return f"{t}(_floormod({a[0]}, {a[1]}))" if dt.kind == "f" else f"{t}({a[0]} % {a[1]})"
+        if fn in ("and", "or"):
+            return f"({a[0]} {fn} {a[1]})"
+        if fn == "not":
+            return f"(not {a[0]})"
         if fn in ("erf", "erfc"):
             return f"{t}({_FUNCS[fn]}(np.float64({a[0]})))"
         if fn in _FUNCS:
@@ -88,6 +105,41 @@ def _min(a, b):
 def _tdiv(a, b):
     q = a // b
     return q + 1 if (q < 0 and q * b != a) else q
+
+
+@numba.njit(inline="always")
+def _floormod(a, b):
+    r = np.fmod(a, b)
+    return r + b if (r != 0 and ((r < 0) != (b < 0))) else r
+
+
+@numba.njit(inline="always")
+def _ipow_wrap(a, b):
+    # a ** b (b >= 0) by squaring, wrapping around in a's type (ops/expr.py power_wrap)
+    r = a - a + 1
+    base = a
+    while b > 0:
+        if b & 1:
+            r = r * base
+        base = base * base
+        b >>= 1
+    return r
+
+
+@numba.njit(inline="always")
+def _ipow(a, b, lo, hi):
+    # exact integer power (b >= 0) when it fits [lo, hi], else lo (ops/expr.py)
+    if a == 0 or a == 1:
+        return lo - lo + (a if b > 0 else 1)
+    if a == -1:
+        return lo - lo + (1 if b % 2 == 0 else -1)
+    r = np.int64(1)
+    base = np.int64(a)
+    for _ in range(b):
+        r = r * base
+        if r > hi or r < lo:
+            return lo
+    return lo - lo + r
 '''
 
 
