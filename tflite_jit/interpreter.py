@@ -25,7 +25,7 @@ from tflite_jit.format.reader import load_bytes, load_file
 from tflite_jit.fusion import get_strategy
 from tflite_jit.ir.model import Model, Tensor, numpy_type
 from tflite_jit.ir.validate import validate
-from tflite_jit.runtime.executable import Executable
+from tflite_jit.runtime.executable import Executable, RunContext
 from tflite_jit.runtime.shapes import PrepareError
 
 # Measured with benchmarks/side_by_side.py (docs/performance.md): compiled kernels with
@@ -91,10 +91,11 @@ class _Wrapper:
     """Holds the native-side state. Views returned by tensor() reference it, which is how the
     `_ensure_safe` refcount rule (exactly LiteRT's) detects live views and signature runners."""
 
-    __slots__ = ("model", "execs", "ready", "pending", "__weakref__")
+    __slots__ = ("model", "execs", "ready", "pending", "context", "__weakref__")
 
     def __init__(self, model: Model):
         self.model = model
+        self.context: RunContext | None = None  # variables, control-flow subgraphs, custom ops
         self.execs: dict[int, Executable] = {}  # built at the first allocation of each subgraph
         self.ready: dict[int, bool] = {}
         self.pending: dict[int, dict[int, tuple[int, ...]]] = {}  # resized, not yet allocated
@@ -122,10 +123,13 @@ class Interpreter:
                  experimental_compress_quantization_zero_points: bool = False,
                  experimental_disable_delegate_node_fusion: bool = False,
                  experimental_force_delegate_node_profiling: bool = False, *,
-                 backend: str | None = None, fusion: Any = None):
-        # `backend` and `fusion` are tflite_jit's own (keyword-only, after all of LiteRT's):
-        # backend 'numba' (compiled, with 'reference' as the fallback per op) or 'reference'
-        # (NumPy only); fusion: a strategy name from tflite_jit.fusion or a strategy object.
+                 backend: str | None = None, fusion: Any = None,
+                 custom_ops: dict[str, Any] | None = None):
+        # `backend`, `fusion` and `custom_ops` are tflite_jit's own (keyword-only, after all of
+        # LiteRT's): backend 'numba' (compiled, with 'reference' as the fallback per op) or
+        # 'reference' (NumPy only); fusion: a strategy name from tflite_jit.fusion or a strategy
+        # object; custom_ops: {name: kernel or tflite_jit.CustomOp} for this interpreter only
+        # (tflite_jit.custom_ops).
         if not isinstance(experimental_op_resolver_type, OpResolverType):
             raise ValueError(f"Unrecognized passed in op resolver type: {experimental_op_resolver_type}")
         self._resolver = experimental_op_resolver_type
@@ -168,6 +172,13 @@ class Interpreter:
         self._backends = _backends(backend or os.environ.get("TFLITE_JIT_BACKEND") or DEFAULT_BACKEND)
         self._fusion = fusion or os.environ.get("TFLITE_JIT_FUSION") or DEFAULT_FUSION
         get_strategy(self._fusion)  # an unknown name fails here, at construction
+        from tflite_jit import custom_ops as _custom
+
+        specs = dict(custom_ops or {})
+        specs.update(getattr(self, "_registered_custom_ops", {}))
+        self._interpreter.context = RunContext(model, self._backends, fusion=self._fusion,
+                                               num_threads=self._num_threads,
+                                               custom_ops=_custom.opdefs(specs))
         self._lock = threading.Lock()
         self._signature_defs = {s.key: s for s in model.signatures}
 
@@ -222,7 +233,8 @@ class Interpreter:
         try:
             if ex is None:
                 ex = Executable(self._model, si, self._backends, num_threads=self._num_threads,
-                                fusion=self._fusion, preserve_all_tensors=self._preserve_all_tensors)
+                                fusion=self._fusion, preserve_all_tensors=self._preserve_all_tensors,
+                                context=w.context)
                 w.execs[si] = ex
             ex.prepare(shapes)
         except PrepareError as e:
@@ -426,6 +438,7 @@ class Interpreter:
         with self._exclusive():  # zeroing state under a running invoke would corrupt it
             for ex in self._interpreter.execs.values():
                 ex.reset_variables()
+            self._interpreter.context.reset()
 
     @property
     def experimental_compress_quantization_zero_points(self) -> bool:
@@ -497,17 +510,40 @@ class SignatureRunner:
         return {n: self._interpreter._tensor_details(t, self._subgraph_index) for n, t in self._sig.outputs.items()}
 
 
-class InterpreterWithCustomOps(Interpreter):
-    """LiteRT's variant taking custom-op registerers. Native registerers cannot apply here; Python
-    custom ops are registered with tflite_jit.register_custom_op (a later issue).
+class CustomOpResolver:
+    """What a callable in `custom_op_registerers` is called with (LiteRT passes a native
+    MutableOpResolver pointer): `add(name, kernel, shape_fn=None, dtype_fn=None)` or
+    `add(CustomOp)` registers a Python custom op for that interpreter (tflite_jit.custom_ops).
+    Registerers written for LiteRT that ignore their argument still work."""
 
-    A registerer given by symbol name is a native function we cannot call, so it fails like a
-    symbol LiteRT cannot find (ValueError) instead of being dropped silently. Callables would be
-    handed a native MutableOpResolver pointer, which does not exist here: they are kept, unused.
+    def __init__(self) -> None:
+        self.specs: dict[str, Any] = {}
+
+    def add(self, name: Any, kernel: Any = None, shape_fn: Any = None, dtype_fn: Any = None) -> None:
+        from tflite_jit.custom_ops import CustomOp
+
+        spec = name if isinstance(name, CustomOp) else CustomOp(name, kernel, shape_fn, dtype_fn)
+        self.specs[spec.name] = spec
+
+
+class InterpreterWithCustomOps(Interpreter):
+    """LiteRT's variant taking custom-op registerers. Each registerer may be a
+    `tflite_jit.CustomOp`, or a callable, called with a `CustomOpResolver` to add Python custom
+    ops to (tflite_jit.custom_ops). Native registerers cannot apply here: one given by symbol
+    name fails like a symbol LiteRT cannot find (ValueError) instead of being dropped silently.
     """
 
     def __init__(self, custom_op_registerers: Sequence[Any] | None = None, **kwargs: Any):
+        from tflite_jit.custom_ops import CustomOp
+
         self._custom_op_registerers = list(custom_op_registerers or ())
+        resolver = CustomOpResolver()
+        for r in self._custom_op_registerers:
+            if isinstance(r, CustomOp):
+                resolver.add(r)
+            elif callable(r):
+                r(resolver)
+        self._registered_custom_ops = resolver.specs
         super().__init__(**kwargs)
         for r in self._custom_op_registerers:
             if isinstance(r, str):

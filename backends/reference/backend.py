@@ -20,11 +20,16 @@ _BYTES_PER_S = 5e9
 _CALL_OVERHEAD_S = 5e-6
 
 
+def _opdef(name: str, env: CompileEnv) -> ops.OpDef | None:
+    """The interpreter's own custom ops (runtime.executable.PlanEnv.extra_ops) first."""
+    return getattr(env, "extra_ops", {}).get(name) or ops.get(name)
+
+
 class ReferenceBackend(Backend):
     name = "reference"
 
     def supports(self, op: Op, env: CompileEnv) -> tuple[bool, str]:
-        if ops.get(op.name) is None:
+        if _opdef(op.name, env) is None:
             return False, f"no definition of {op.name} in tflite_jit.ops"
         return True, ""
 
@@ -32,7 +37,7 @@ class ReferenceBackend(Backend):
         total = 0.0
         for oi in cluster.ops:
             op = env.subgraph.ops[oi]
-            opdef = ops.get(op.name)
+            opdef = _opdef(op.name, env)
             if opdef is None or opdef.cost is None:
                 total += _CALL_OVERHEAD_S
                 continue
@@ -50,7 +55,7 @@ class ReferenceBackend(Backend):
         steps = []
         for oi in cluster.ops:
             op = sg.ops[oi]
-            steps.append((ops.get(op.name).reference, env.attrs[oi], op.inputs, op.outputs))
+            steps.append((_opdef(op.name, env).reference, env.attrs[oi], op.inputs, op.outputs))
         if len(steps) == 1:
             ref, a, _, _ = steps[0]
             return lambda inputs: ref(inputs, a)

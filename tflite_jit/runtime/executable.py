@@ -8,7 +8,8 @@ live, as they do in LiteRT.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,12 +43,16 @@ class Step:
     label: str  # "Node number 3 (CONV_2D)" or a range for fused clusters
 
 
-def resolve_ops(model: Model, si: int) -> tuple[list[ops.OpDef], list[Any]]:
-    """Find each op's definition and parse its options; LiteRT's unresolved-op errors otherwise."""
+def resolve_ops(model: Model, si: int, custom_ops: Mapping[str, ops.OpDef] | None = None,
+                context: RunContext | None = None) -> tuple[list[ops.OpDef], list[Any]]:
+    """Find each op's definition and parse its options; LiteRT's unresolved-op errors otherwise.
+    `custom_ops` (per interpreter) come before the global registry for custom ops; ops that need
+    the interpreter (ops.control.ContextOpDef) get `context` attached to their attrs."""
     sg = model.subgraphs[si]
     opdefs, attrs = [], []
     for oi, op in enumerate(sg.ops):
-        opdef = ops.get(op.name)
+        opdef = (custom_ops or {}).get(op.name) if op.is_custom else None
+        opdef = opdef or ops.get(op.name)
         if opdef is None:
             if op.is_custom and op.name.startswith("Flex"):
                 msg = _FLEX_MSG
@@ -64,6 +69,9 @@ def resolve_ops(model: Model, si: int) -> tuple[list[ops.OpDef], list[Any]]:
             if opdef.bind is not None:
                 a = opdef.bind(a, [sg.tensors[i] if i >= 0 else None for i in op.inputs],
                                [sg.tensors[i] for i in op.outputs])
+            attach = getattr(opdef, "attach", None)
+            if attach is not None:
+                a = attach(a, context, (si, oi))
         except OpError as e:
             raise PrepareError(prepare_message(str(e), oi, op.name)) from None
         except Exception as e:  # options of a damaged model the parser cannot expect
@@ -71,6 +79,104 @@ def resolve_ops(model: Model, si: int) -> tuple[list[ops.OpDef], list[Any]]:
         opdefs.append(opdef)
         attrs.append(a)
     return opdefs, attrs
+
+
+@dataclass
+class PlanEnv(CompileEnv):
+    """CompileEnv plus the interpreter's own custom ops (name -> OpDef), which are not in the
+    global registry the backends otherwise read."""
+
+    extra_ops: Mapping[str, Any] = field(default_factory=dict)
+
+
+class RunContext:
+    """What lives as long as an interpreter and is shared by all the subgraphs it runs: the
+    model, per-interpreter custom ops, resource variables (id -> value, ids handed out per
+    (container, shared_name)), the CALL_ONCE nodes that have run, and one sub-`Executable` per
+    subgraph that control flow calls (ops/control.py explains the design)."""
+
+    def __init__(self, model: Model, backends: Backend | list[Backend], *, fusion: Any = "none",
+                 num_threads: int = 1, custom_ops: Mapping[str, Any] | None = None):
+        self.model = model
+        self.backends = backends
+        self.fusion = fusion
+        self.num_threads = num_threads
+        self.custom_ops = dict(custom_ops or {})
+        self.resources: dict[int, np.ndarray] = {}
+        self.called_once: set[Any] = set()
+        self._ids: dict[Any, int] = {}
+        self._execs: dict[int, Executable] = {}
+        self._prepared: dict[int, tuple] = {}
+        self._active: set[int] = set()
+
+    def resource_id(self, key: Any) -> int:
+        return self._ids.setdefault(key, len(self._ids))
+
+    def reset(self) -> None:
+        """reset_all_variables: resource variables keep their values (as in LiteRT, whose reset
+        zeroes only is_variable tensors); sub-executables' variable tensors are zeroed."""
+        for ex in self._execs.values():
+            ex.reset_variables()
+
+    def executable(self, si: int) -> Executable:
+        ex = self._execs.get(si)
+        if ex is None:
+            try:
+                ex = Executable(self.model, si, self.backends, fusion=self.fusion,
+                                num_threads=self.num_threads, context=self)
+            except PrepareError as e:
+                raise OpError(f"subgraph {si}: {e}") from None
+            self._execs[si] = ex
+        return ex
+
+    def _check_inputs(self, si: int, ins: list[tuple[Any, Any]], what: str) -> Executable:
+        ex = self.executable(si)
+        sg = ex.sg
+        if len(ins) != len(sg.inputs):
+            raise OpError(f"{what} subgraph {si} takes {len(sg.inputs)} inputs, given {len(ins)}")
+        for j, (t, (_, dtype)) in enumerate(zip(sg.inputs, ins)):
+            want = np.dtype(sg.tensors[t].dtype)
+            if np.dtype(dtype) != want:
+                raise OpError(f"{what} subgraph {si}: input {j} ('{sg.tensors[t].name}') is "
+                              f"{want.name}, given {np.dtype(dtype).name}")
+        return ex
+
+    def infer(self, si: int, ins: list[tuple[Any, Any]], what: str) -> list[tuple[Any, Any]]:
+        """Shapes and dtypes of subgraph `si`'s outputs for these input shapes (None: dynamic)."""
+        if si in self._active:
+            raise OpError(f"{what}: subgraph {si} calls itself recursively")
+        ex = self._check_inputs(si, ins, what)
+        self._active.add(si)
+        try:
+            infos = infer_subgraph(ex.sg, {t: tuple(s) for t, (s, _) in zip(ex.sg.inputs, ins)},
+                                   ex.attrs, ex.opdefs)
+        except PrepareError as e:
+            raise OpError(f"{what} subgraph {si}: {e}") from None
+        finally:
+            self._active.discard(si)
+        return [(infos[t].shape, infos[t].dtype) for t in ex.sg.outputs]
+
+    def run(self, si: int, values: list[np.ndarray]) -> list[np.ndarray]:
+        """Run subgraph `si` on these inputs; its outputs, copied. The subgraph is (re)prepared
+        whenever the input shapes differ from those it was last prepared for."""
+        if si in self._active:
+            raise OpError(f"subgraph {si} calls itself recursively")
+        ex = self._check_inputs(si, [(v.shape, v.dtype) for v in values], "control flow")
+        shapes = tuple(tuple(v.shape) for v in values)
+        self._active.add(si)
+        try:
+            if self._prepared.get(si) != shapes:
+                self._prepared.pop(si, None)
+                ex.prepare(dict(zip(ex.sg.inputs, shapes)))
+                self._prepared[si] = shapes
+            for t, v in zip(ex.sg.inputs, values):
+                np.copyto(ex.buffers[t], v)
+            ex.run()
+        except RuntimeError as e:  # PrepareError, or a node of the subgraph failing to invoke
+            raise OpError(f"in subgraph {si}: {str(e).rstrip()}") from None
+        finally:
+            self._active.discard(si)
+        return [np.array(ex.buffers[t], copy=True) for t in ex.sg.outputs]
 
 
 class Executable:
@@ -81,7 +187,7 @@ class Executable:
 
     def __init__(self, model: Model, subgraph_index: int, backends: Backend | list[Backend], *,
                  fusion: str | FusionStrategy = "none", num_threads: int = 1,
-                 preserve_all_tensors: bool = False):
+                 preserve_all_tensors: bool = False, context: RunContext | None = None):
         self.model = model
         self.si = subgraph_index
         self.sg = model.subgraphs[subgraph_index]
@@ -90,7 +196,10 @@ class Executable:
         self.fusion = get_strategy("none" if preserve_all_tensors else fusion)
         self.preserve_all_tensors = preserve_all_tensors
         self.num_threads = num_threads
-        self.opdefs, self.attrs = resolve_ops(model, subgraph_index)
+        # Interpreter-wide state (variables, control-flow subgraphs); a stand-alone executable
+        # gets its own.
+        self.context = context or RunContext(model, self.backends, fusion=fusion, num_threads=num_threads)
+        self.opdefs, self.attrs = resolve_ops(model, subgraph_index, self.context.custom_ops, self.context)
         n = len(self.sg.tensors)
         self.buffers: list[np.ndarray | None] = [None] * n
         self.infos: list[TensorInfo] = []
@@ -105,7 +214,7 @@ class Executable:
     def prepare(self, input_shapes: dict[int, tuple[int, ...]]) -> None:
         infos = infer_subgraph(self.sg, input_shapes, self.attrs, self.opdefs)
         self._fallbacks: dict[int, str] = {}
-        env = CompileEnv(self.sg, self.attrs, infos, self.num_threads)
+        env = PlanEnv(self.sg, self.attrs, infos, self.num_threads, extra_ops=self.context.custom_ops)
         placement, reasons = self._place(env)
         steps: list[Step] = []
         clusters = self._clusters(env, placement)

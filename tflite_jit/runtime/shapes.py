@@ -99,8 +99,11 @@ def infer_subgraph(sg: Subgraph, input_shapes: dict[int, tuple[int, ...]],
 
 
 def _fold(op: Any, opdef: ops.OpDef, a: Any, ins: list[TensorInfo | None], infos: list[TensorInfo]) -> None:
-    """Compute small outputs at plan time when every input value is known (shape arithmetic)."""
-    if op.name == "SHAPE" and ins and ins[0] is not None and ins[0].shape is not None:
+    """Compute small outputs at plan time when every input value is known (shape arithmetic).
+    Ops with state or side effects (control flow, variables, custom ops) say `foldable=False`."""
+    if not getattr(opdef, "foldable", True):
+        return
+    if op.name == "SHAPE" and op.outputs and ins and ins[0] is not None and ins[0].shape is not None:
         out = infos[op.outputs[0]]
         infos[op.outputs[0]].value = np.asarray(ins[0].shape, dtype=out.dtype)
         return
