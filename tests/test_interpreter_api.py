@@ -1270,3 +1270,25 @@ def test_concurrent_invokes_never_corrupt() -> None:
     assert not [e for e in errors if "one interpreter per thread" not in e], errors[:3]
     it.invoke()  # no reference to the wrapper leaked by the refused calls (_ensure_safe passes)
     assert_close(it.get_tensor(it.get_output_details()[0]["index"]), expected)
+
+
+def test_signature_names_are_listed_sorted_like_litert() -> None:
+    # LiteRT keeps signature inputs/outputs in std::maps; a file listing 'zeta' before 'alpha'
+    # is reported sorted by every signature API.
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    z = g.input("z", (2,), np.float32)
+    a = g.input("a", (2,), np.float32)
+    (s,) = g.apply("ADD", [z, a])
+    (d,) = g.apply("SUB", [z, a])
+    g.output(s, d)
+    mb.signature("serving_default", {"zeta": z, "alpha": a}, {"sum": s, "diff": d})
+    model = mb.build()
+
+    def f(m: Any) -> Any:
+        it = m.Interpreter(model_content=model)
+        runner = it.get_signature_runner()
+        return (it.get_signature_list(), it._get_full_signature_list(),
+                list(runner.get_input_details()), list(runner.get_output_details()))
+
+    same(f)

@@ -23,7 +23,7 @@ import numpy as np
 from tflite_jit.backends.reference.backend import ReferenceBackend
 from tflite_jit.format.reader import load_bytes, load_file
 from tflite_jit.fusion import get_strategy
-from tflite_jit.ir.model import Model, Tensor, numpy_type
+from tflite_jit.ir.model import Model, SignatureDef, Tensor, numpy_type
 from tflite_jit.ir.validate import validate
 from tflite_jit.runtime.executable import Executable, RunContext
 from tflite_jit.runtime.shapes import PrepareError
@@ -180,7 +180,10 @@ class Interpreter:
                                                num_threads=self._num_threads,
                                                custom_ops=_custom.opdefs(specs))
         self._lock = threading.Lock()
-        self._signature_defs = {s.key: s for s in model.signatures}
+        # LiteRT keeps signature inputs/outputs in std::maps: every listing is sorted by name.
+        self._signature_defs = {s.key: SignatureDef(s.key, s.subgraph_index, dict(sorted(s.inputs.items())),
+                                                    dict(sorted(s.outputs.items())))
+                                for s in model.signatures}
 
     # -- helpers ---------------------------------------------------------------------------------
     def _safe_to_run(self) -> bool:
@@ -415,11 +418,11 @@ class Interpreter:
 
     def get_signature_list(self) -> dict[str, dict[str, list[str]]]:
         return {s.key: {"inputs": list(s.inputs), "outputs": list(s.outputs)}
-                for s in self._model.signatures}
+                for s in self._signature_defs.values()}
 
     def _get_full_signature_list(self) -> dict[str, dict[str, dict[str, int]]]:
         return {s.key: {"inputs": dict(s.inputs), "outputs": dict(s.outputs)}
-                for s in self._model.signatures}
+                for s in self._signature_defs.values()}
 
     def get_signature_runner(self, signature_key: str | None = None) -> SignatureRunner:
         if signature_key is None:

@@ -8,6 +8,8 @@ live, as they do in LiteRT.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -207,7 +209,7 @@ class Executable:
         self.plan: list[dict[str, Any]] = []
         self.arena_bytes = 0
         self._calls: list[Any] = []
-        self._uses_numba = False
+        self._parallel = False
         self.variables = [i for i, t in enumerate(self.sg.tensors) if t.is_variable]
 
     # -- AllocateTensors -------------------------------------------------------------------------
@@ -238,7 +240,9 @@ class Executable:
                     call = self._bind(step)
                 self._calls.append(call)
                 bar.update(1)
-        self._uses_numba = any(getattr(s.kernel, "in_place", False) for s in steps)
+        # Only kernels generated with prange need the thread count set; touching Numba's threading
+        # otherwise would start its pool (num_threads=1 must start no threads, as in LiteRT).
+        self._parallel = any(getattr(getattr(s.kernel, "src", None), "parallel", False) for s in steps)
         why = [self._fallbacks.get(i) or reasons[i] for i in range(len(self.sg.ops))]
         self.plan = [{"ops": list(s.cluster.ops), "op_names": [self.sg.ops[i].name for i in s.cluster.ops],
                       "backend": s.backend,
@@ -416,7 +420,7 @@ class Executable:
 
     # -- Invoke ----------------------------------------------------------------------------------
     def run(self) -> None:
-        if self._uses_numba:
+        if self._parallel:
             import numba
 
             numba.set_num_threads(min(self.num_threads, numba.config.NUMBA_NUM_THREADS))
@@ -430,10 +434,17 @@ _ALIAS_OPS = frozenset(("RESHAPE", "SQUEEZE", "EXPAND_DIMS"))
 def _progress(total: int, what: str) -> Any:
     """A progress bar on stderr that appears only if the work takes over a second (a first
     compile of a large model; cached kernels load in milliseconds) and only on a terminal."""
+    if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return contextlib.nullcontext(_NoBar())  # tqdm would still start its monitor thread
     from tqdm import tqdm
 
     return tqdm(total=total, desc=f"tflite_jit: {what} kernels", unit="kernel", delay=1.0,
-                leave=False, disable=None)
+                leave=False)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
 
 
 def _single(sg: Any, oi: int) -> Cluster:
