@@ -20,7 +20,7 @@ def _inputs(details: list[dict], rng: np.random.Generator) -> list[np.ndarray]:
     out = []
     for d in details:
         if np.dtype(d["dtype"]).kind in "iu":
-            out.append(rng.integers(0, 100, size=d["shape"]).astype(d["dtype"]))
+            out.append(rng.integers(0, 10, size=d["shape"]).astype(d["dtype"]))  # token ids < every vocab
         else:
             out.append(rng.standard_normal(d["shape"]).astype(d["dtype"]))
     return out

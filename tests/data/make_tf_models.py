@@ -39,7 +39,20 @@ def text_transformer(seq: int = 16, vocab: int = 100, d: int = 32, heads: int = 
     return tf.keras.Model(tokens, out)
 
 
+def rnn_classifier(cell: str, seq: int = 12, vocab: int = 50, units: int = 16) -> tf.keras.Model:
+    """A Keras text classifier: Embedding -> LSTM/GRU -> Dense. The converter fuses LSTM into
+    UNIDIRECTIONAL_SEQUENCE_LSTM and exports GRU as a WHILE loop over subgraphs."""
+    tokens = tf.keras.Input((seq,), batch_size=1, dtype=tf.int32, name="tokens")
+    x = tf.keras.layers.Embedding(vocab, 8)(tokens)
+    layer = tf.keras.layers.LSTM if cell == "lstm" else tf.keras.layers.GRU
+    x = layer(units)(x)
+    out = tf.keras.layers.Dense(2, activation="softmax")(x)
+    return tf.keras.Model(tokens, out)
+
+
 if __name__ == "__main__":
     tf.keras.utils.set_random_seed(0)
     convert(mobilenet_v2(), "tf_mobilenet_v2_035_96")
     convert(text_transformer(), "tf_text_transformer")
+    convert(rnn_classifier("lstm"), "tf_lstm_classifier")
+    convert(rnn_classifier("gru"), "tf_gru_classifier")
