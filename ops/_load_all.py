@@ -6,7 +6,7 @@ import pkgutil
 
 from tflite_jit import ops as _pkg
 
-_INFRASTRUCTURE = {"base", "expr", "_load_all"}
+_INFRASTRUCTURE = {"base", "expr", "qmath", "_load_all"}
 
 for _m in pkgutil.iter_modules(_pkg.__path__):
     if _m.name not in _INFRASTRUCTURE:

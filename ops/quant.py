@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from tflite_jit.ops import qmath
 from tflite_jit.ops.base import InferCtx, OpDef, OpError, PatternKind, elementwise_cost, register
 
 F16 = np.dtype(np.float16)
@@ -134,3 +135,170 @@ register(OpDef(
     bind=_bind,
     cost=lambda ins, outs, attrs: elementwise_cost(ins, outs, attrs, flops_per=2.0),
     doc="DEQUANTIZE: float16 -> float32, or int8/uint8/int16 (per tensor / per channel) -> float32"))
+
+
+# ---- QUANTIZE ------------------------------------------------------------------------------------
+# float32 -> int8 / uint8 / int16 (per tensor, or per channel along the output's quantized
+# dimension), and requantization between integer types. LiteRT's optimized builtin kernel (the
+# oracle, QUANTIZATION.md §3.11) rounds differently by element position, so we do too:
+#   float per tensor: 8-element blocks q = rint_half_even(f32(x * f32(1/s))); the tail (size mod 8)
+#     q = round_half_away(double(x) / double(s)).        [probed: 0 mismatches, ties included]
+#   float per channel: the reference kernel, q = round_half_away(f32(x / s)).
+#   8-bit -> 8-bit requantize: RHU2 on 16-element blocks, MBQM on the tail; every other integer
+#     pair (int16 / int32 sources, int8 -> int16): MBQM.                     [probed]
+# The multiplier is QuantizeMultiplier(double(s_in) / double(s_out)).
+
+_FLOAT_OUT = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
+_REQUANT_OUT = {np.dtype(np.int8): (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)),
+                np.dtype(np.uint8): (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)),
+                np.dtype(np.int16): (np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.int32)),
+                np.dtype(np.int32): (np.dtype(np.int8), np.dtype(np.int16))}
+
+
+@dataclass(frozen=True)
+class QuantizeAttrs:
+    """Input and output quantization, filled by `bind` (None until then)."""
+
+    in_scale: float | None = None
+    in_zero_point: int = 0
+    out_scales: tuple[float, ...] | None = None
+    out_zero_points: tuple[int, ...] = (0,)
+    axis: int = 0
+    out_dtype: str | None = None  # the output tensor's type: QUANTIZE's options do not say it
+
+
+def _quant_of(tensor: Any) -> tuple[tuple[float, ...], tuple[int, ...], int] | None:
+    q = getattr(tensor, "quantization", None)
+    if q is None or q.scales is None or np.size(q.scales) == 0:
+        return None
+    scales = tuple(float(s) for s in np.asarray(q.scales, np.float32).reshape(-1))
+    zps = np.asarray(q.zero_points if q.zero_points is not None else [0], np.int64).reshape(-1)
+    return scales, tuple(int(z) for z in (zps if zps.size else [0])), int(q.quantized_dimension or 0)
+
+
+def _bind_quantize(attrs: QuantizeAttrs, inputs: list, outputs: list) -> QuantizeAttrs:
+    qi = _quant_of(inputs[0]) if inputs else None
+    qo = _quant_of(outputs[0]) if outputs else None
+    if qi is not None:
+        attrs = replace(attrs, in_scale=qi[0][0], in_zero_point=qi[1][0])
+    if qo is not None:
+        attrs = replace(attrs, out_scales=qo[0], out_zero_points=qo[1], axis=qo[2])
+    if outputs and outputs[0] is not None:
+        attrs = replace(attrs, out_dtype=np.dtype(outputs[0].dtype).name)
+    return attrs
+
+
+def _check_quantize(a: QuantizeAttrs, shape: tuple[int, ...], src: np.dtype, dst: np.dtype,
+                    names: tuple[str, str]) -> None:
+    op = "QUANTIZE"
+    if src == F32:
+        if dst not in _FLOAT_OUT:
+            raise OpError(f"{op}: output '{names[1]}' has type {dst.name}; float32 quantizes to int8, "
+                          "uint8 or int16")
+    elif src in _REQUANT_OUT:
+        if dst not in _REQUANT_OUT[src]:
+            allowed = ", ".join(d.name for d in _REQUANT_OUT[src])
+            raise OpError(f"{op}: requantizing {src.name} input '{names[0]}' to {dst.name} is not "
+                          f"supported; LiteRT requantizes {src.name} to {allowed}")
+    else:
+        raise OpError(f"{op}: input '{names[0]}' has type {src.name}; QUANTIZE takes float32, int8, "
+                      "uint8, int16 or int32")
+    if a.out_scales is None:
+        return  # not bound yet (shape inference only)
+    scales = np.asarray(a.out_scales, np.float64)
+    if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
+        raise OpError(f"{op}: output '{names[1]}' has scale {a.out_scales}; scales must be positive")
+    ns, nz = len(a.out_scales), len(a.out_zero_points)
+    if ns > 1:
+        if src != F32:
+            raise OpError(f"{op}: output '{names[1]}' is quantized per channel; LiteRT requantizes "
+                          "per tensor only (per-channel QUANTIZE needs a float32 input)")
+        if not 0 <= a.axis < len(shape) or shape[a.axis] != ns:
+            raise OpError(f"{op}: output '{names[1]}' has {ns} per-channel scales on dimension "
+                          f"{a.axis}, which does not match its shape {list(shape)}")
+    if nz not in (1, ns):
+        raise OpError(f"{op}: output '{names[1]}' has {ns} scales but {nz} zero points")
+    lo, hi = qmath.qrange(dst)
+    if any(not lo <= z <= hi for z in a.out_zero_points):
+        raise OpError(f"{op}: output '{names[1]}' zero point {a.out_zero_points} is outside "
+                      f"{dst.name}'s range")
+    if src != F32:
+        if a.in_scale is None or not np.isfinite(a.in_scale) or a.in_scale <= 0:
+            raise OpError(f"{op}: integer input '{names[0]}' needs a positive quantization scale to "
+                          "be requantized")
+        if src == dst == np.dtype(np.int16) and (a.in_zero_point or a.out_zero_points[0]):
+            raise OpError(f"{op}: int16 -> int16 requantization needs zero points 0 (input "
+                          f"'{names[0]}' has {a.in_zero_point}, output '{names[1]}' "
+                          f"{a.out_zero_points[0]})")
+
+
+def _infer_quantize(ctx: InferCtx) -> list:
+    if len(ctx.shapes) != 1 or ctx.shapes[0] is None:
+        raise OpError("QUANTIZE: expected 1 input")
+    a: QuantizeAttrs = ctx.attrs
+    if a.out_dtype is None:
+        raise OpError("QUANTIZE: the output tensor's type and quantization were not bound "
+                      "(QUANTIZE's output type is its output tensor's)")
+    if a.out_scales is None:
+        raise OpError("QUANTIZE: the output tensor has no quantization parameters; QUANTIZE needs "
+                      "an affine-quantized output (scale and zero point)")
+    src, dst = np.dtype(ctx.dtypes[0]), np.dtype(a.out_dtype)
+    _check_quantize(a, tuple(ctx.shapes[0]), src, dst, (ctx.name(0), "output"))
+    return [(tuple(ctx.shapes[0]), dst)]
+
+
+def _requantize(q: np.ndarray, a: QuantizeAttrs, dst: np.dtype) -> np.ndarray:
+    m, shift = qmath.quantize_multiplier(float(np.float64(np.float32(a.in_scale))
+                                               / np.float64(np.float32(a.out_scales[0]))))
+    flat = q.reshape(-1).astype(np.int64) - a.in_zero_point
+    if q.dtype.itemsize == 1 and dst.itemsize == 1:
+        n = flat.size // 16 * 16  # vector blocks round half up, the scalar tail half away
+        r = np.concatenate([qmath.rhu2(flat[:n], m, shift), qmath.mbqm(flat[n:], m, shift)])
+    else:
+        r = qmath.mbqm(flat, m, shift)
+    lo, hi = qmath.qrange(dst)
+    return np.clip(r + a.out_zero_points[0], lo, hi).astype(dst).reshape(q.shape)
+
+
+def _quantize_float(x: np.ndarray, a: QuantizeAttrs, dst: np.dtype) -> np.ndarray:
+    lo, hi = qmath.qrange(dst)
+    if len(a.out_scales) > 1:
+        shape = [1] * x.ndim
+        shape[a.axis] = -1
+        s = np.asarray(a.out_scales, np.float32).reshape(shape)
+        zp = np.asarray(a.out_zero_points, np.int64)
+        zp = zp.reshape(shape) if zp.size > 1 else zp.reshape(())
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = qmath.round_half_away((x / s).astype(np.float32))
+    else:
+        s = np.float32(a.out_scales[0])
+        zp = np.int64(a.out_zero_points[0])
+        flat = x.reshape(-1)
+        n = flat.size // 8 * 8
+        with np.errstate(over="ignore", invalid="ignore"):
+            head = np.rint(flat[:n] * np.float32(np.float32(1.0) / s))
+            tail = qmath.round_half_away(flat[n:].astype(np.float64) / np.float64(s))
+        r = np.concatenate([head.astype(np.float64), tail]).reshape(x.shape)
+    # clamp in float first: out-of-range and non-finite values saturate as the kernels' clamps do
+    r = np.nan_to_num(np.asarray(r, np.float64), nan=0.0)
+    r = np.clip(r, -2.0**40, 2.0**40).astype(np.int64) + zp
+    return np.clip(r, lo, hi).astype(dst)
+
+
+def _reference_quantize(inputs, attrs: QuantizeAttrs) -> list:
+    x = np.asarray(inputs[0])
+    if attrs.out_dtype is None or attrs.out_scales is None:
+        raise OpError("QUANTIZE: the output's type and quantization were not bound")
+    dst = np.dtype(attrs.out_dtype)
+    _check_quantize(attrs, x.shape, x.dtype, dst, ("input", "output"))
+    if x.dtype == F32:
+        return [_quantize_float(x, attrs, dst)]
+    return [_requantize(x, attrs, dst)]
+
+
+register(OpDef(
+    name="QUANTIZE", parse=lambda options: QuantizeAttrs(), infer=_infer_quantize,
+    reference=_reference_quantize, kind=PatternKind.ELEMWISE, bind=_bind_quantize,
+    cost=lambda ins, outs, attrs: elementwise_cost(ins, outs, attrs, flops_per=3.0),
+    doc="QUANTIZE: float32 -> int8/uint8/int16 (per tensor or per channel), and requantization "
+        "between int8, uint8, int16 and int32 with LiteRT's optimized-kernel rounding"))

@@ -1,0 +1,187 @@
+"""LiteRT's integer arithmetic, vectorised in NumPy: the one place quantized ops get their numbers.
+
+Every quantized kernel in LiteRT reduces to a handful of fixed-point primitives (gemmlowp's
+SRDHM and rounding shifts, the multiplier encoding of quantization_util.cc, lookup tables built
+with C libm). Getting LiteRT's outputs *to the bit* means copying the primitives' rounding
+exactly, including where two kernels of the same op round differently (QUANTIZATION.md §2):
+
+* `mbqm`  -- MultiplyByQuantizedMultiplier, "double rounding": SRDHM (round half up) then a
+  rounding divide by a power of two (round half away from zero). The reference kernels.
+* `rhu2`  -- the optimized x86 kernels' variant (ruy, NEON-on-SSE): the second rounding is half
+  up as well. Differs from `mbqm` only on negative exact ties.
+* `mbqm64` -- the int64-accumulator overload (16x8 kernels): a 16-bit reduced multiplier.
+
+All functions take and return int64 arrays (so intermediate products cannot overflow) and
+accept per-channel multipliers as arrays broadcast against `x`. Integer-valued inputs of any
+integer dtype are fine. The functions are plain NumPy so backends can call them at plan time
+(tables, multipliers) and the reference kernels at run time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+from collections.abc import Callable
+from functools import cache
+
+import numpy as np
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+I64 = np.int64
+
+DTYPE_RANGE = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255),
+               np.dtype(np.int16): (-32768, 32767), np.dtype(np.int32): (INT32_MIN, INT32_MAX)}
+
+
+def qrange(dtype: np.dtype) -> tuple[int, int]:
+    return DTYPE_RANGE[np.dtype(dtype)]
+
+
+# ---- multipliers (quantization_util.cc) ----------------------------------------------------------
+
+def quantize_multiplier(m: float) -> tuple[int, int]:
+    """A real multiplier m >= 0 (a Python float = C double) as (M, shift): m ~ M * 2**(shift - 31),
+    M in [2**30, 2**31). Rounds half away from zero like std::round; tiny m flush to zero."""
+    if m == 0.0:
+        return 0, 0
+    q, e = math.frexp(m)
+    big = q * (1 << 31)
+    M = int(math.floor(big + 0.5)) if big >= 0 else -int(math.floor(-big + 0.5))
+    if M == 1 << 31:
+        M //= 2
+        e += 1
+    if e < -31:
+        return 0, 0
+    return M, e
+
+
+def quantize_multipliers(ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel quantize_multiplier over an array of doubles."""
+    pairs = [quantize_multiplier(float(m)) for m in np.asarray(ms, np.float64).reshape(-1)]
+    return (np.array([p[0] for p in pairs], I64), np.array([p[1] for p in pairs], I64))
+
+
+# ---- gemmlowp primitives (fixedpoint.h) ----------------------------------------------------------
+
+def wrap32(x: np.ndarray) -> np.ndarray:
+    """C int32 wraparound of an int64 value (what `x * (1 << ls)` does in the kernels)."""
+    return ((np.asarray(x, I64) + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def srdhm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """SaturatingRoundingDoublingHighMul: floor((a*b + 2**30) / 2**31), INT32_MIN**2 saturating."""
+    a = np.asarray(a, I64)
+    b = np.asarray(b, I64)
+    out = (a * b + (1 << 30)) >> 31
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, out)
+
+
+def rdbpot(x: np.ndarray, e: np.ndarray | int) -> np.ndarray:
+    """RoundingDivideByPOT: x / 2**e rounded half away from zero (0 <= e <= 31)."""
+    x = np.asarray(x, I64)
+    e = np.asarray(e, I64)
+    mask = (np.int64(1) << e) - 1
+    rem = x & mask
+    thr = (mask >> 1) + (x < 0)
+    return (x >> e) + (rem > thr)
+
+
+def saturating_shl(x: np.ndarray, k: int) -> np.ndarray:
+    """Saturating left shift of int32 values by k bits."""
+    x = np.asarray(x, I64)
+    return np.clip(x << k, INT32_MIN, INT32_MAX)
+
+
+def mbqm(x: np.ndarray, M: np.ndarray | int, shift: np.ndarray | int) -> np.ndarray:
+    """MultiplyByQuantizedMultiplier, double rounding (TFLITE_SINGLE_ROUNDING=0, the pip build)."""
+    shift = np.asarray(shift, I64)
+    ls = np.maximum(shift, 0)
+    rs = np.maximum(-shift, 0)
+    return rdbpot(srdhm(wrap32(np.asarray(x, I64) << ls), M), rs)
+
+
+def rhu2(x: np.ndarray, M: np.ndarray | int, shift: np.ndarray | int) -> np.ndarray:
+    """The optimized kernels' requantize: SRDHM, then a rounding right shift that adds 2**(rs-1)
+    (round half up). Equal to `mbqm` except on negative exact ties (one more)."""
+    shift = np.asarray(shift, I64)
+    ls = np.maximum(shift, 0)
+    rs = np.maximum(-shift, 0)
+    t = srdhm(wrap32(np.asarray(x, I64) << ls), M)
+    half = np.where(rs > 0, np.int64(1) << np.maximum(rs - 1, 0), 0)
+    return (t + half) >> rs
+
+
+def mbqm64(x: np.ndarray, M: np.ndarray | int, shift: np.ndarray | int) -> np.ndarray:
+    """The int64-input MultiplyByQuantizedMultiplier (16x8 kernels with int64 bias): the
+    multiplier is reduced to 16 bits and the product rounded half up by 2**(15 - shift)."""
+    M = np.asarray(M, I64)
+    shift = np.asarray(shift, I64)
+    m16 = np.where(M < 0x7FFF0000, (M + (1 << 15)) >> 16, 0x7FFF)
+    t = 15 - shift
+    x = np.asarray(x, I64)
+    return (x * m16 + (np.int64(1) << (t - 1))) >> t
+
+
+# ---- float rounding as C does it -------------------------------------------------------------------
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """C round()/roundf(): half away from zero (NumPy's round is half to even)."""
+    x = np.asarray(x)
+    return np.sign(x) * np.floor(np.abs(x) + x.dtype.type(0.5))
+
+
+def activation_range(act: str, scale: float, zero_point: int, dtype: np.dtype) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized: the clamp bounds of a fused activation, computed with a
+    float32 division and roundf, then clipped to the type's range."""
+    lo, hi = qrange(dtype)
+    s = np.float32(scale)
+
+    def q(f: float) -> int:
+        return int(zero_point) + int(round_half_away(np.float32(f) / s))
+
+    if act == "RELU":
+        return max(lo, q(0.0)), hi
+    if act == "RELU6":
+        return max(lo, q(0.0)), min(hi, q(6.0))
+    if act == "RELU_N1_TO_1":
+        return max(lo, q(-1.0)), min(hi, q(1.0))
+    if act == "NONE":
+        return lo, hi
+    raise ValueError(f"fused activation {act} is not supported on quantized tensors")
+
+
+# ---- lookup tables (LUTPopulateInt8 in kernels/internal/common.h) ---------------------------------
+
+@cache
+def _libm() -> ctypes.CDLL:
+    lib = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    for name in ("expf", "tanhf", "erfcf", "expm1f", "logf", "sqrtf"):
+        fn = getattr(lib, name)
+        fn.restype = ctypes.c_float
+        fn.argtypes = [ctypes.c_float]
+    return lib
+
+
+def libm_f32(name: str) -> Callable[[float], np.float32]:
+    """A float32 function of C libm (LiteRT builds its tables with these; NumPy's own float32
+    transcendental functions may differ by an ulp, which moves table entries)."""
+    fn = getattr(_libm(), name)
+    return lambda x: np.float32(fn(float(x)))
+
+
+def lut8(f: Callable[[np.float32], np.float32], in_scale: float, in_zp: int, out_scale: float,
+         out_zp: int, dtype: np.dtype) -> np.ndarray:
+    """A 256-entry table indexed by (q - qmin): lut[q] = clamp(roundf(f(si*(q-zi)) * (1/so)) + zo),
+    every step in float32 as LiteRT's LUTPopulate<int8/uint8> does."""
+    lo, hi = qrange(dtype)
+    si = np.float32(in_scale)
+    inv = np.float32(np.float32(1.0) / np.float32(out_scale))
+    out = np.empty(256, I64)
+    for i, q in enumerate(range(lo, hi + 1)):
+        x = np.float32(si * np.float32(q - in_zp))
+        y = np.float32(np.float32(f(x)) * inv)
+        y = np.float32(np.clip(y, -2.0**31, 2.0**31 - 128)) if np.isfinite(y) else np.float32(np.sign(y) * 2.0**31)
+        out[i] = int(round_half_away(y)) + int(out_zp)
+    return np.clip(out, lo, hi).astype(dtype)
