@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -95,6 +95,66 @@ _REGISTRY: dict[str, OpDef] = {}
 def register(opdef: OpDef) -> OpDef:
     _REGISTRY[opdef.name] = opdef
     return opdef
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """Base of the attrs a quantized kernel binds: `base` is the float op's attrs (the shape rule
+    and options are shared), subclasses add the integer parameters the kernel needs."""
+
+    base: Any
+
+
+@dataclass(frozen=True)
+class QuantizedKernel:
+    """The integer semantics of an op whose float definition is registered already.
+
+    `bind(float_attrs, input Tensors, output Tensors)` returns a `Quantized` attrs object when the
+    node is quantized (else None: the float kernel runs); `check(ctx)` adds the quantized
+    shape/parameter checks (ctx.attrs is the Quantized object) after the float shape rule ran;
+    `reference` computes the outputs from the integer arrays."""
+
+    bind: Callable[[Any, list, list], Quantized | None]
+    reference: Callable[[Sequence[np.ndarray | None], Any], list[np.ndarray]]
+    check: Callable[[InferCtx], None] | None = None
+
+
+def add_quantized(name: str, qk: QuantizedKernel) -> OpDef:
+    """Give the registered op `name` its quantized kernel. The op stays ONE definition: parse,
+    shape rule, kind and cost are the float op's; bind decides per node which kernel runs, and
+    infer/reference/cost dispatch on the attrs type, so backends that only know float kernels see
+    an ordinary op (the Numba backend leaves integer outputs to `reference`)."""
+    f = _REGISTRY[name]
+
+    def bind(a: Any, ins: list, outs: list) -> Any:
+        fa = f.bind(a, ins, outs) if f.bind else a
+        q = qk.bind(fa, ins, outs)
+        return fa if q is None else q
+
+    def infer(ctx: InferCtx) -> list:
+        if not isinstance(ctx.attrs, Quantized):
+            return f.infer(ctx)
+        fctx = InferCtx(ctx.op_name, ctx.attrs.base, ctx.shapes, ctx.dtypes, ctx.values, ctx.tensor_names)
+        out = f.infer(fctx)
+        if qk.check is not None:
+            qk.check(ctx)
+        return out
+
+    def reference(inputs: Sequence[np.ndarray | None], a: Any) -> list[np.ndarray]:
+        return qk.reference(inputs, a) if isinstance(a, Quantized) else f.reference(inputs, a)
+
+    def cost(ins: list, outs: list, a: Any) -> Cost:
+        return f.cost(ins, outs, a.base if isinstance(a, Quantized) else a)
+
+    def expr(a: Any) -> Any:
+        if isinstance(a, Quantized):
+            raise OpError(f"{name}: a quantized node has no float expression")
+        return f.expr(a)
+
+    merged = replace(f, bind=bind, infer=infer, reference=reference,
+                     cost=None if f.cost is None else cost, expr=None if f.expr is None else expr)
+    _REGISTRY[name] = merged
+    return merged
 
 
 def get(name: str) -> OpDef | None:

@@ -167,7 +167,8 @@ class QuantizeAttrs:
     out_dtype: str | None = None  # the output tensor's type: QUANTIZE's options do not say it
 
 
-def _quant_of(tensor: Any) -> tuple[tuple[float, ...], tuple[int, ...], int] | None:
+def quant_params(tensor: Any) -> tuple[tuple[float, ...], tuple[int, ...], int] | None:
+    """(scales, zero points, quantized_dimension) of an IR tensor, or None if it has none."""
     q = getattr(tensor, "quantization", None)
     if q is None or q.scales is None or np.size(q.scales) == 0:
         return None
@@ -177,8 +178,8 @@ def _quant_of(tensor: Any) -> tuple[tuple[float, ...], tuple[int, ...], int] | N
 
 
 def _bind_quantize(attrs: QuantizeAttrs, inputs: list, outputs: list) -> QuantizeAttrs:
-    qi = _quant_of(inputs[0]) if inputs else None
-    qo = _quant_of(outputs[0]) if outputs else None
+    qi = quant_params(inputs[0]) if inputs else None
+    qo = quant_params(outputs[0]) if outputs else None
     if qi is not None:
         attrs = replace(attrs, in_scale=qi[0][0], in_zero_point=qi[1][0])
     if qo is not None:
