@@ -112,11 +112,14 @@ class QuantizedKernel:
     `bind(float_attrs, input Tensors, output Tensors)` returns a `Quantized` attrs object when the
     node is quantized (else None: the float kernel runs); `check(ctx)` adds the quantized
     shape/parameter checks (ctx.attrs is the Quantized object) after the float shape rule ran;
-    `reference` computes the outputs from the integer arrays."""
+    `reference` computes the outputs from the integer arrays; `infer`, when given, is the whole
+    shape rule of quantized nodes (for float rules that reject integer types)."""
 
     bind: Callable[[Any, list, list], Quantized | None]
     reference: Callable[[Sequence[np.ndarray | None], Any], list[np.ndarray]]
     check: Callable[[InferCtx], None] | None = None
+    # replaces the float shape rule for quantized nodes (when the float rule rejects int types)
+    infer: Callable[[InferCtx], list] | None = None
 
 
 def add_quantized(name: str, qk: QuantizedKernel) -> OpDef:
@@ -134,6 +137,8 @@ def add_quantized(name: str, qk: QuantizedKernel) -> OpDef:
     def infer(ctx: InferCtx) -> list:
         if not isinstance(ctx.attrs, Quantized):
             return f.infer(ctx)
+        if qk.infer is not None:
+            return qk.infer(ctx)
         fctx = InferCtx(ctx.op_name, ctx.attrs.base, ctx.shapes, ctx.dtypes, ctx.values, ctx.tensor_names)
         out = f.infer(fctx)
         if qk.check is not None:
