@@ -53,7 +53,8 @@ def assert_close(ours: np.ndarray, theirs: np.ndarray, rtol: float = FLOAT_RTOL,
         assert np.array_equal(ours[~fin & ~np.isnan(theirs)], theirs[~fin & ~np.isnan(theirs)]), \
             f"{what} infinities differ"
         if fin.any():
-            err = float(np.max(np.abs(ours[fin].astype(np.float64) - theirs[fin])))
+            wide = np.complex128 if theirs.dtype.kind == "c" else np.float64  # keep imaginary parts
+            err = float(np.max(np.abs(ours[fin].astype(wide) - theirs[fin])))
             scale = max(1.0, float(np.max(np.abs(theirs[fin]))))
             assert err <= rtol * scale, f"{what} max abs error {err:.3g} > {rtol:g} * {scale:.3g}"
     else:
