@@ -41,6 +41,13 @@ class CompileEnv:
     infos: list[Any]  # runtime.shapes.TensorInfo per tensor id
     num_threads: int = 1
 
+    def attrs_of(self, op: Op) -> Any:
+        """The bound attrs of `op`, a node of this subgraph (found by identity)."""
+        for o, a in zip(self.subgraph.ops, self.attrs):
+            if o is op:
+                return a
+        return None
+
 
 class Backend(ABC):
     name: str = "?"

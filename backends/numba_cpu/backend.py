@@ -164,6 +164,8 @@ class NumbaBackend(Backend):
             return False, f"no definition of {op.name}"
         if op.name not in GENERATORS and not (_is_loop_op(op, opdef) and "LOOP" in GENERATORS):
             return False, f"no Numba kernel for {op.name} yet (runs on reference)"
+        if isinstance(env.attrs_of(op), ops.Quantized):
+            return False, f"quantized {op.name} has no Numba kernel yet (runs on reference)"
         if op.name in _CHECKED_INT_DIVISION and env.infos[op.inputs[0]].dtype.kind in "iu":
             return False, f"integer {op.name} must raise on a zero divisor (runs on reference)"
         for t in (*op.inputs, *op.outputs):
