@@ -48,7 +48,7 @@ from tflite_jit.ops.base import PatternKind
 K = PatternKind
 
 # Ops with side effects or hidden state: always singletons, and kept in their original order.
-_STATEFUL_SUBSTRINGS = ("VARIABLE", "VAR_HANDLE", "CALL_ONCE", "RANDOM", "MULTINOMIAL")
+_STATEFUL_SUBSTRINGS = ("VARIABLE", "VAR_HANDLE", "CALL_ONCE", "RANDOM", "MULTINOMIAL", "HASHTABLE")
 # Exact names only: "IF" is a substring of e.g. SQUARED_DIFFERENCE.
 _STATEFUL_NAMES = frozenset({"WHILE", "IF"})
 

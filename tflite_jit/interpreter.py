@@ -342,7 +342,9 @@ class Interpreter:
         if buf is None:
             raise ValueError("Cannot set tensor: Tensor is unallocated. Try calling allocate_tensors() first")
         expected = np.dtype(numpy_type(t.type))
-        if arr.dtype != expected:
+        if expected.kind == "S" and arr.dtype.kind in "SUO":
+            arr = _strings_value(arr)  # LiteRT takes bytes, str (UTF-8) and object arrays of them
+        elif arr.dtype != expected:
             raise ValueError(
                 f"Cannot set tensor: Got value of type {_type_name(arr.dtype)} but expected type "
                 f"{_type_name(expected)} for {label} {tensor_index}, name: {t.name} ")
@@ -373,6 +375,10 @@ class Interpreter:
         buf = self._buffer(tensor_index)
         if buf is None:
             raise ValueError("Tensor data is null. Run allocate_tensors() first")
+        if buf.dtype == object:  # LiteRT crashes here: a string buffer has no fixed-size view
+            t = self._model.subgraphs[0].tensors[tensor_index]
+            raise ValueError(f"tensor() cannot view string tensor {tensor_index} ('{t.name}'): strings "
+                             "have no fixed-size buffer; use get_tensor() / set_tensor() instead")
         return np.asarray(_LiveView(self._interpreter, buf))
 
     def resize_tensor_input(self, input_index: int, tensor_size: Any, strict: bool = False) -> None:
@@ -575,6 +581,21 @@ def _type_name(dt: np.dtype) -> str:
     if dt.kind in "SU":
         return "STRING"
     return _TYPE_NAMES.get(np.dtype(dt), str(dt).upper())
+
+
+def _strings_value(arr: np.ndarray) -> np.ndarray:
+    """A value for a STRING tensor as the object array of bytes we hold: bytes as they are, str
+    UTF-8 encoded (as LiteRT's set_tensor), anything else refused with LiteRT's ValueError."""
+    out = np.empty(arr.shape, dtype=object)
+    flat = out.reshape(-1)
+    for i, v in enumerate(arr.reshape(-1).tolist()):
+        if isinstance(v, str):
+            v = v.encode("utf-8")
+        elif not isinstance(v, (bytes, bytearray)):
+            raise ValueError(f"Cannot set tensor: PyBytes_AsStringAndSize() failed: element {i} is "
+                             f"{type(v).__name__}, a string tensor takes bytes or str")
+        flat[i] = bytes(v)
+    return out
 
 
 def _sparsity_details(t: Tensor) -> dict[str, Any]:

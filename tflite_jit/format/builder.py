@@ -24,6 +24,7 @@ from tflite_jit.format.schema import FIELD_ENUMS, enum_values, options_table_for
 from tflite_jit.format.writer import write_model
 from tflite_jit.ir.model import (
     BUILTIN_CODES,
+    TENSOR_TYPE_CODES,
     Model,
     Op,
     Quantization,
@@ -33,6 +34,8 @@ from tflite_jit.ir.model import (
     Tensor,
     type_code_of,
 )
+
+_STRING = TENSOR_TYPE_CODES["STRING"]
 
 
 class SubgraphBuilder:
@@ -53,6 +56,8 @@ class SubgraphBuilder:
             quantization = Quantization(scales=scales, zero_points=zps,
                                         quantized_dimension=quantized_dimension)
         type_code = dtype if isinstance(dtype, int) else type_code_of(dtype)
+        if type_code == _STRING and data is not None and data.dtype != np.uint8:
+            data = _as_strings(data)  # strings are object arrays of bytes (raw uint8: as written)
         t = Tensor(name=name, type=type_code, shape=tuple(int(d) for d in shape),
                    shape_signature=None if shape_signature is None else tuple(int(d) for d in shape_signature),
                    data=data, quantization=quantization, sparsity=sparsity, is_variable=is_variable)
@@ -68,6 +73,8 @@ class SubgraphBuilder:
         arr = np.asarray(value, dtype=dtype)
         if not arr.flags.c_contiguous:  # (ascontiguousarray would turn scalars into shape (1,))
             arr = arr.copy(order="C")
+        if arr.dtype.kind in "SUO":  # bytes / str / object arrays of them: a STRING constant
+            return self.tensor(name, arr.shape, np.bytes_, data=_as_strings(arr), **kw)
         return self.tensor(name, arr.shape, arr.dtype, data=arr, **kw)
 
     def output(self, *tids: int) -> None:
@@ -127,6 +134,20 @@ class SubgraphBuilder:
         outs = [self.tensor(base if len(results) == 1 else f"{base}:{j}", shape, dtype)
                 for j, (shape, dtype) in enumerate(results)]
         return self.op(name, inputs, outs, **options)
+
+
+def _as_strings(arr: Any) -> np.ndarray:
+    """An object array of `bytes` (str elements UTF-8 encoded), the runtime form of strings."""
+    arr = np.asarray(arr)
+    out = np.empty(arr.shape, dtype=object)
+    flat = out.reshape(-1)
+    for i, v in enumerate(arr.reshape(-1).tolist()):
+        if isinstance(v, str):
+            v = v.encode("utf-8")
+        if not isinstance(v, (bytes, bytearray)):
+            raise ValueError(f"a string constant's elements must be bytes or str, got {type(v).__name__}")
+        flat[i] = bytes(v)
+    return out
 
 
 def _option_value(field: str, v: Any) -> Any:

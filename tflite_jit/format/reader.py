@@ -131,8 +131,11 @@ def _tensor(t: dict, raw_buffers: list[dict], r: FlatReader, what: str) -> Tenso
 
 
 def _constant_view(t: Tensor, data: np.ndarray, label: str) -> np.ndarray:
-    """View a buffer as the tensor's array. Packed/strings/sparse stay raw uint8 bytes."""
+    """View a buffer as the tensor's array. Packed/sparse stay raw uint8 bytes; strings are
+    decoded into an object array of `bytes` (what LiteRT's get_tensor returns for them)."""
     tname = TENSOR_TYPE_NAMES[t.type]
+    if tname == "STRING" and t.sparsity is None:
+        return decode_strings(data, t.shape, label)
     if tname in ("STRING", "INT4", "UINT4", "INT2", "RESOURCE", "VARIANT") or t.sparsity is not None:
         return data
     if any(d < 0 for d in t.shape):
@@ -145,6 +148,36 @@ def _constant_view(t: Tensor, data: np.ndarray, label: str) -> np.ndarray:
             f"{count * dt.itemsize}; the file is damaged"
         )
     return data.view(dt).reshape(t.shape)
+
+
+def decode_strings(data: np.ndarray, shape: tuple[int, ...], label: str) -> np.ndarray:
+    """TFLite's string buffer: int32 count N, N+1 int32 offsets from the buffer start (the last
+    one is the end of the data), then the bytes. Every offset is checked against the buffer,
+    and the count against the shape, before anything is sliced."""
+    raw = np.asarray(data, np.uint8).reshape(-1)
+    if any(d < 0 for d in shape):
+        raise ValueError(f"{label} is constant but has a negative dimension {list(shape)}")
+    count = int(np.prod(shape, dtype=np.int64))
+    if raw.size < 4:
+        raise ValueError(f"{label}: string buffer of {raw.size} bytes has no element count; "
+                         "the file is damaged")
+    n = int(raw[:4].view("<i4")[0])
+    if n != count:
+        raise ValueError(f"{label}: string buffer holds {n} strings but shape {list(shape)} needs "
+                         f"{count}; the file is damaged")
+    head = 4 * (n + 2)
+    if raw.size < head:
+        raise ValueError(f"{label}: string buffer of {raw.size} bytes is too short for the offsets "
+                         f"of {n} strings; the file is damaged")
+    offs = raw[4:head].view("<i4").astype(np.int64)
+    if offs[0] < head or offs[-1] > raw.size or np.any(np.diff(offs) < 0):
+        raise ValueError(f"{label}: string offsets {offs.tolist()[:8]} are not increasing within "
+                         f"[{head}, {raw.size}]; the file is damaged")
+    blob = raw.tobytes()
+    out = np.empty(count, dtype=object)
+    for i in range(count):
+        out[i] = blob[offs[i]:offs[i + 1]]
+    return out.reshape(shape)
 
 
 def _op(o: dict, codes: list[dict], r: FlatReader, what: str) -> Op:

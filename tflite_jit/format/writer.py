@@ -15,9 +15,10 @@ import numpy as np
 from flatbuffers import flexbuffers
 
 from tflite_jit.format.schema import FILE_IDENTIFIER, enum_values, options_table_for
-from tflite_jit.format.schema_data import TABLES
+from tflite_jit.format.schema_data import ENUMS, TABLES
 from tflite_jit.ir.model import BUILTIN_CODES, Model, Op, Quantization, Sparsity, Tensor
 
+_ENUM_TENSOR_TYPES = ENUMS["TensorType"]
 _SLOT_FNS = {
     "bool": "PrependBoolSlot", "i8": "PrependInt8Slot", "u8": "PrependUint8Slot",
     "i16": "PrependInt16Slot", "u16": "PrependUint16Slot", "i32": "PrependInt32Slot",
@@ -29,6 +30,7 @@ _NP = {"bool": np.bool_, "i8": np.int8, "u8": np.uint8, "i16": np.int16, "u16": 
        "f64": np.float64}
 _ALIGN = 16
 _CUSTOM = 32
+_STRING = dict(_ENUM_TENSOR_TYPES)["STRING"]
 
 
 def _write_table(b: flatbuffers.Builder, table: str, values: dict[str, Any]) -> int:
@@ -183,12 +185,33 @@ def _align(n: int) -> int:
     return (n + _ALIGN - 1) // _ALIGN * _ALIGN
 
 
+def encode_strings(values: Any) -> bytes:
+    """TFLite's string buffer for an array of bytes/str: int32 count, count+1 int32 offsets
+    from the buffer start, then the bytes (str is UTF-8 encoded, as LiteRT's set_tensor does)."""
+    items = []
+    for v in np.asarray(values, dtype=object).reshape(-1):
+        if isinstance(v, str):
+            v = v.encode("utf-8")
+        if not isinstance(v, (bytes, bytearray)):
+            raise ValueError(f"a string tensor element must be bytes or str, got {type(v).__name__}")
+        items.append(bytes(v))
+    n = len(items)
+    offsets = np.cumsum([4 * (n + 2)] + [len(v) for v in items], dtype=np.int64)
+    if offsets[-1] > np.iinfo(np.int32).max:
+        raise ValueError(f"string tensor of {int(offsets[-1])} bytes is over the int32 offset limit")
+    return np.int32(n).astype("<i4").tobytes() + offsets.astype("<i4").tobytes() + b"".join(items)
+
+
 def _buffer_blobs(model: Model) -> list[bytes]:
     """Buffer contents in buffer-index order: sentinel, tensor constants, then metadata."""
     blobs = [b""]
     for sg in model.subgraphs:
         for t in sg.tensors:
-            if t.data is not None:
+            if t.data is None:
+                continue
+            if t.type == _STRING and t.data.dtype != np.uint8:
+                blobs.append(encode_strings(t.data))  # raw uint8 data is written as it is
+            else:
                 blobs.append(np.ascontiguousarray(t.data).tobytes())
     blobs.extend(model.metadata.values())
     return blobs

@@ -193,4 +193,6 @@ def _arr_eq(a: np.ndarray | None, b: np.ndarray | None) -> bool:
         return a is None and b is None
     if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
         return a == b
+    if a.dtype == object or b.dtype == object:  # string tensors: compare the strings, not pointers
+        return a.dtype == b.dtype and a.shape == b.shape and a.tolist() == b.tolist()
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()

@@ -360,10 +360,12 @@ class Executable:
                 if tid in produced and tid not in first and tid not in persistent and not self.preserve_all_tensors:
                     continue  # fused away inside a cluster: no buffer (like a delegate's)
                 prev = old[tid]
-                if prev is not None and prev.shape == info.shape and prev.dtype == info.dtype:
+                if prev is not None and prev.shape == info.shape and prev.dtype == storage_dtype(info.dtype):
                     buffers[tid] = prev
                 else:
-                    buffers[tid] = np.zeros(info.shape, info.dtype)
+                    buffers[tid] = new_buffer(info.shape, info.dtype)
+            elif info.dtype.kind == "S":
+                buffers[tid] = new_buffer(info.shape, info.dtype)  # strings: never in the arena
             else:
                 nbytes = int(np.prod(info.shape, dtype=np.int64)) * info.dtype.itemsize
                 intervals.append(arena.Interval(tid, nbytes, first[tid], last.get(tid, first[tid])))
@@ -399,11 +401,13 @@ class Executable:
                 raise RuntimeError(f"{unexpected_message(e, sg.ops[c.ops[0]])}\n{label} failed to invoke.\n") from e
             for t, r in zip(c.outputs, results):
                 dst = buffers[t]
+                planned = infos[t]
+                if planned.dtype.kind == "S" and r.dtype.kind == "S":
+                    r = r.astype(object)  # strings live as object arrays of bytes
                 if dst is not None and dst.shape == r.shape and dst.dtype == r.dtype:
                     np.copyto(dst, r)
                     continue
-                planned = infos[t]
-                if planned.shape is not None or r.dtype != planned.dtype:
+                if planned.shape is not None or r.dtype != storage_dtype(planned.dtype):
                     raise RuntimeError(
                         f"{label} produced tensor {t} ('{sg.tensors[t].name}') with shape "
                         f"{list(r.shape)} {r.dtype}, planned {planned.shape} {planned.dtype}: internal error, "
@@ -416,7 +420,7 @@ class Executable:
         for tid in self.variables:
             b = self.buffers[tid]
             if b is not None:
-                b[...] = 0
+                b[...] = b"" if b.dtype == object else 0
 
     # -- Invoke ----------------------------------------------------------------------------------
     def run(self) -> None:
@@ -426,6 +430,21 @@ class Executable:
             numba.set_num_threads(min(self.num_threads, numba.config.NUMBA_NUM_THREADS))
         for call in self._calls:
             call()
+
+
+def storage_dtype(dtype: Any) -> np.dtype:
+    """How a tensor of this (declared) dtype is held: STRING tensors (numpy 'S') as object
+    arrays of `bytes` — variable-length, never in the fixed-size arena, and what LiteRT's
+    get_tensor returns for them — every other type as itself."""
+    dtype = np.dtype(dtype)
+    return np.dtype(object) if dtype.kind == "S" else dtype
+
+
+def new_buffer(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A zeroed buffer; for strings, empty strings (LiteRT leaves unset string tensors null)."""
+    if np.dtype(dtype).kind == "S":
+        return np.full(shape, b"", dtype=object)
+    return np.zeros(shape, dtype)
 
 
 _ALIAS_OPS = frozenset(("RESHAPE", "SQUEEZE", "EXPAND_DIMS"))
