@@ -13,6 +13,8 @@ LiteRT facts these definitions follow (checked against ai_edge_litert 2.3.0, bui
 * Binary ops broadcast NumPy-style at any rank.
 * PRELU's broadcast shape must equal the input's shape (alpha broadcasts into the input).
 * LEAKY_RELU is ``x > 0 ? x : alpha * x``; PRELU is ``x >= 0 ? x : alpha * x``.
+* RELU_0_TO_1 (float32; its int8/uint8 forms are quantized kernels) clamps to [0, 1] and passes
+  NaN through.
 """
 
 from __future__ import annotations
@@ -185,6 +187,9 @@ _EXPRS: dict[str, Callable[[Any], E.Expr]] = {
     "RELU": lambda a: E.maximum(X0, 0),
     "RELU6": lambda a: E.minimum(E.maximum(X0, 0), 6),
     "RELU_N1_TO_1": lambda a: E.minimum(E.maximum(X0, -1), 1),
+    # LiteRT: x < 0 ? 0 : (x > 1 ? 1 : x), so NaN passes through
+    "RELU_0_TO_1": lambda a: E.where(E.call("lt", X0, 0), 0,
+                                     E.where(E.call("gt", X0, 1), 1, X0)),
     "LEAKY_RELU": lambda a: E.where(E.call("gt", X0, 0), X0, E.mul(X0, a.alpha)),
     "PRELU": lambda a: E.where(E.call("ge", X0, 0), X0, E.mul(X0, X1)),
     "HARD_SWISH": lambda a: E.div(E.mul(X0, E.minimum(E.maximum(E.add(X0, 3), 0), 6)), 6),
@@ -193,7 +198,7 @@ _EXPRS: dict[str, Callable[[Any], E.Expr]] = {
 
 # flops per output element, for the cost model (transcendentals counted as ~10)
 _FLOPS = {"ADD": 1, "SUB": 1, "MUL": 1, "DIV": 1, "SQUARED_DIFFERENCE": 2, "RSQRT": 2, "SQRT": 1,
-          "NEG": 1, "LOGISTIC": 12, "TANH": 10, "RELU": 1, "RELU6": 2, "RELU_N1_TO_1": 2,
+          "NEG": 1, "LOGISTIC": 12, "TANH": 10, "RELU": 1, "RELU6": 2, "RELU_N1_TO_1": 2, "RELU_0_TO_1": 2,
           "LEAKY_RELU": 2, "PRELU": 2, "HARD_SWISH": 5, "GELU": 15}
 
 _BINARY: dict[str, tuple[np.dtype, ...]] = {
@@ -202,7 +207,7 @@ _BINARY: dict[str, tuple[np.dtype, ...]] = {
 }
 _UNARY: dict[str, tuple[np.dtype, ...]] = {
     "RSQRT": (F32,), "SQRT": (F32,), "NEG": (F32, I32, I64), "LOGISTIC": (F32,), "TANH": (F32,),
-    "RELU": (F32,), "RELU6": (F32,), "RELU_N1_TO_1": (F32,), "LEAKY_RELU": (F32,),
+    "RELU": (F32,), "RELU6": (F32,), "RELU_N1_TO_1": (F32,), "RELU_0_TO_1": (F32,), "LEAKY_RELU": (F32,),
     "HARD_SWISH": (F32,), "GELU": (F32,),
 }
 _PARSE = {"ADD": _parse_act, "SUB": _parse_act, "MUL": _parse_act, "DIV": _parse_act,

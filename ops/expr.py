@@ -42,6 +42,21 @@ Functions added for the math family (ops/math.py):
   when ``r != 0`` and ``r`` and ``b`` have different signs (the result takes ``b``'s sign, as
   Python's ``%``); callers guarantee a non-zero integer divisor (float ``b == 0`` gives NaN).
 * ``and``/``or``/``not``: logical operations on bool operands.
+
+Functions added for the bitwise/trigonometric family (ops/math.py, ops/stablehlo_elementwise.py):
+
+* ``atan2(y, x)`` (float only): C's ``atan2f`` (NumPy's ``arctan2``).
+* ``bitand(a, b)``/``bitxor(a, b)``: bitwise AND / XOR of integer operands (on bool operands,
+  logical AND / XOR).
+* ``rshift(a, b)`` (integer only): ``a >> c`` with the count ``c`` = ``b`` clamped to
+  ``[0, bits - 1]`` (bits = the operand type's width), arithmetic for signed types and logical for
+  unsigned ones. This is LiteRT's RIGHT_SHIFT rule, which is defined for every count.
+* ``round_away(x)`` (float only): nearest integer, ties away from zero (C's ``roundf``); NaN and
+  +-inf pass through.
+* ``quant_steps(x, lo, inv)`` (float only): ``round_away((x - lo) * inv)`` with the difference and
+  the product each rounded to the compute type, in that order (no fused multiply-add, no
+  reassociation): FAKE_QUANT's step count, where a last-bit difference moves a result by a whole
+  quantization step.
 """
 
 from __future__ import annotations
@@ -120,6 +135,9 @@ FNS: dict[str, int] = {
     "sign": 1, "round": 1, "sin": 1, "cos": 1, "power": 2, "power_wrap": 2,
     "floordiv": 2, "floormod": 2,
     "and": 2, "or": 2, "not": 1,
+    # bitwise/trigonometric family
+    "atan2": 2, "bitand": 2, "bitxor": 2, "rshift": 2, "round_away": 1,
+    "quant_steps": 3,
 }
 
 
@@ -307,6 +325,31 @@ def _floormod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
 
 
+def _rshift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind not in "iu":
+        raise TypeError("rshift applied to a non-integer operand")
+    count = np.clip(np.asarray(b, np.int64), 0, a.dtype.itemsize * 8 - 1)
+    return np.right_shift(a, count.astype(a.dtype))
+
+
+def _round_away(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        raise TypeError("round_away applied to a non-float operand")
+    mag = np.abs(x)
+    whole = np.floor(mag)
+    # mag - whole is exact in binary floating point, so the tie test is exact
+    up = (mag - whole) >= x.dtype.type(0.5)
+    return np.copysign(whole + up.astype(x.dtype), x)
+
+
+def _quant_steps(x: np.ndarray, lo: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    diff = np.subtract(x, lo, dtype=x.dtype)
+    return _round_away(np.multiply(diff, inv, dtype=x.dtype))
+
+
 _NUMPY: dict[str, Callable[..., np.ndarray]] = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": _div,
     "neg": np.negative, "abs": np.abs, "square": np.square,
@@ -320,6 +363,8 @@ _NUMPY: dict[str, Callable[..., np.ndarray]] = {
     "power_wrap": np.power,
     "floordiv": _floordiv, "floormod": _floormod,
     "and": np.logical_and, "or": np.logical_or, "not": np.logical_not,
+    "atan2": np.arctan2, "bitand": np.bitwise_and, "bitxor": np.bitwise_xor, "rshift": _rshift,
+    "round_away": _round_away, "quant_steps": _quant_steps,
 }
 assert set(_NUMPY) == set(FNS)
 

@@ -33,10 +33,24 @@ LiteRT facts these definitions follow (probed on ai_edge_litert 2.3.0, builtin k
 * LOCAL_RESPONSE_NORMALIZATION: 4-D input, ``x / (bias + alpha * sum(x^2 over channels
   c-radius..c+radius)) ** beta`` (alpha is not divided by the window size). A negative radius
   crashes LiteRT (heap corruption); we reject it.
+* ATAN2 (float32) is ``atan2(y, x)``. LiteRT checks only that the ranks match, then reads x at
+  every index of y and returns y's shape (out of bounds when x is smaller): we require equal shapes.
+* BITWISE_XOR and RIGHT_SHIFT take int8/16/32 and uint8/16/32 (not int64) of one type and
+  broadcast NumPy-style (rank 6 works). RIGHT_SHIFT clamps the count to [0, bits - 1] (a negative
+  count shifts by 0, a count >= bits by bits - 1) and shifts signed values arithmetically.
+* FAKE_QUANT (float32) follows TensorFlow's fake-quant functor in float32: scale = (max - min) /
+  (2^num_bits - 1), zero point = round(-min / scale) clamped to [0, 2^num_bits - 1] (ties away
+  from zero), nudged range = ((0 - zp) * scale, (qmax - zp) * scale); each x is clamped to the
+  nudged range (NaN becomes the nudged minimum), then ``roundf((x - nmin) * (1 / scale)) * scale
+  + nmin``. narrow_range fails at prepare. LiteRT does not check the input type (it reads any
+  buffer as float), num_bits (0 gives NaN, > 16 an undefined uint16 cast) or min < max (NaN when
+  equal): we reject a non-float32 input, num_bits outside [1, 16] and a range that is not finite
+  with min < max.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import reduce
@@ -379,3 +393,123 @@ register(OpDef("L2_NORMALIZATION", lambda o: L2Attrs(int(o.get("fused_activation
 register(OpDef("LOCAL_RESPONSE_NORMALIZATION", _parse_lrn, _float_infer(4, 4), _lrn_reference,
                PatternKind.OPAQUE, _row_cost(15),
                doc="x / (bias + alpha * window sum of x^2 over channels) ** beta (NHWC, float32)"))
+
+
+# ---- ATAN2, BITWISE_XOR, RIGHT_SHIFT ---------------------------------------------------------------
+
+U16 = np.dtype(np.uint16)
+U32 = np.dtype(np.uint32)
+_BITWISE_TYPES = (I8, I16, I32, U8, U16, U32)
+
+
+def _atan2_infer(ctx: InferCtx) -> list[ShapeDtype]:
+    if len(ctx.shapes) != 2:
+        raise OpError(f"ATAN2: expected 2 inputs (y, x), got {len(ctx.shapes)}")
+    _check_input(ctx, 0, (F32,))
+    _check_input(ctx, 1, (F32,))
+    sy, sx = tuple(ctx.shapes[0]), tuple(ctx.shapes[1])
+    if sy != sx:
+        # LiteRT checks only the ranks, then reads x at every index of y (out of bounds when x is
+        # smaller) and returns y's shape: it does not broadcast. Require equal shapes.
+        raise OpError(f"ATAN2: y '{ctx.name(0)}' has shape {list(sy)} and x '{ctx.name(1)}' has "
+                      f"shape {list(sx)}; ATAN2 does not broadcast, the shapes must be equal "
+                      "(insert a BROADCAST_TO)")
+    return [(sy, F32)]
+
+
+register(OpDef("ATAN2", _parse_none, _atan2_infer, _reference("ATAN2", lambda a: E.call("atan2", X0, X1)),
+               PatternKind.ELEMWISE, _cost(20), expr=lambda a: E.call("atan2", X0, X1),
+               doc="ATAN2 atan2(y, x) (equal shapes; float32)"))
+
+_BITWISE: dict[str, Callable[[Any], E.Expr]] = {
+    "BITWISE_XOR": lambda a: E.call("bitxor", X0, X1),
+    # LiteRT clamps the shift count to [0, bits - 1]; signed values shift arithmetically
+    "RIGHT_SHIFT": lambda a: E.call("rshift", X0, X1),
+}
+for _n, _fn in _BITWISE.items():
+    register(OpDef(_n, _parse_none, _binary_infer(_BITWISE_TYPES), _reference(_n, _fn),
+                   PatternKind.BROADCAST, _cost(1), expr=_fn,
+                   doc=f"{_n} (broadcasting; types {_dtype_names(_BITWISE_TYPES)})"))
+
+
+# ---- FAKE_QUANT ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FakeQuantAttrs:
+    min: float = 0.0
+    max: float = 0.0
+    num_bits: int = 0
+    narrow_range: bool = False
+
+
+def _parse_fake_quant(o: dict[str, Any]) -> FakeQuantAttrs:
+    return FakeQuantAttrs(float(np.float32(o.get("min", 0.0))), float(np.float32(o.get("max", 0.0))),
+                          int(o.get("num_bits", 0)), bool(o.get("narrow_range", False)))
+
+
+def _fake_quant_check(a: FakeQuantAttrs) -> None:
+    if a.narrow_range:
+        raise OpError("FAKE_QUANT: narrow_range is not supported (LiteRT rejects it at prepare: it is "
+                      "meant for weights, not activations); set narrow_range to false")
+    if not 1 <= a.num_bits <= 16:
+        # LiteRT computes quant_max = (1 << num_bits) - 1 and casts the zero point to uint16: 0 bits
+        # gives NaN everywhere, more than 16 bits an undefined cast. TensorFlow allows 2..16.
+        raise OpError(f"FAKE_QUANT: num_bits {a.num_bits} is out of range; it must be in [1, 16]")
+    if not (math.isfinite(a.min) and math.isfinite(a.max) and a.min < a.max):
+        # min == max divides by a zero scale (NaN results) in LiteRT; min > max is meaningless
+        raise OpError(f"FAKE_QUANT: the range [min={a.min}, max={a.max}] must be finite with "
+                      "min < max")
+    if not math.isfinite(float(np.float32(a.max) - np.float32(a.min))):
+        raise OpError(f"FAKE_QUANT: the range [min={a.min}, max={a.max}] is too wide for float32 "
+                      "(max - min overflows)")
+
+
+def _fake_quant_nudge(a: FakeQuantAttrs) -> tuple[np.float32, np.float32, np.float32]:
+    """(nudged_min, nudged_max, scale) as TensorFlow's fake-quant functor computes them, in
+    float32: the range is shifted so that 0.0 is exactly representable."""
+    f = np.float32
+    qmin, qmax = f(0.0), f((1 << a.num_bits) - 1)
+    scale = (f(a.max) - f(a.min)) / (qmax - qmin)
+    zp_from_min = qmin - f(a.min) / scale
+    if zp_from_min < qmin:
+        zp = qmin
+    elif zp_from_min > qmax:
+        zp = qmax
+    else:
+        # C's round: ties away from zero (zp_from_min >= 0 here; z - floor(z) is exact)
+        whole = f(math.floor(zp_from_min))
+        zp = whole + f(1.0) if zp_from_min - whole >= f(0.5) else whole
+    return f((qmin - zp) * scale), f((qmax - zp) * scale), f(scale)
+
+
+def _fake_quant_expr(a: FakeQuantAttrs) -> E.Expr:
+    _fake_quant_check(a)
+    lo, hi, scale = _fake_quant_nudge(a)
+    inv = np.float32(1.0) / scale
+    lo_c, hi_c = E.Const(float(lo)), E.Const(float(hi))
+    # std::min(hi, std::max(lo, x)): NaN becomes lo (both comparisons are false)
+    clamped = E.where(E.call("lt", lo_c, X0), X0, lo_c)
+    clamped = E.where(E.call("lt", clamped, hi_c), clamped, hi_c)
+    steps = E.call("quant_steps", clamped, lo_c, float(inv))
+    return E.add(E.mul(steps, float(scale)), lo_c)
+
+
+def _fake_quant_infer(ctx: InferCtx) -> list[ShapeDtype]:
+    if len(ctx.shapes) != 1:
+        raise OpError(f"FAKE_QUANT: expected 1 input, got {len(ctx.shapes)}")
+    _check_input(ctx, 0, (F32,))
+    _fake_quant_check(ctx.attrs)
+    return [(tuple(ctx.shapes[0]), F32)]
+
+
+def _fake_quant_reference(inputs: Sequence[np.ndarray | None], a: FakeQuantAttrs) -> list[np.ndarray]:
+    x = np.asarray(inputs[0])
+    if x.dtype != F32:
+        raise OpError(f"FAKE_QUANT: input has type {x.dtype.name}; it must be float32")
+    return [E.evaluate_numpy(_fake_quant_expr(a), [x], dtype=F32)]
+
+
+register(OpDef("FAKE_QUANT", _parse_fake_quant, _fake_quant_infer, _fake_quant_reference,
+               PatternKind.ELEMWISE, _cost(6), expr=_fake_quant_expr,
+               doc="FAKE_QUANT quantize-dequantize with TensorFlow's nudged [min, max] range "
+                   "(float32; num_bits 1..16, narrow_range false)"))

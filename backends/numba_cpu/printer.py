@@ -75,6 +75,20 @@ def to_python(expr: Expr, names: dict[int, str], dtype: np.dtype) -> str:
             return f"({a[0]} {fn} {a[1]})"
         if fn == "not":
             return f"(not {a[0]})"
+        if fn == "atan2":
+            return f"{t}(np.arctan2({a[0]}, {a[1]}))"
+        if fn == "bitand":
+            return f"({a[0]} & {a[1]})"
+        if fn == "bitxor":
+            return f"({a[0]} ^ {a[1]})"
+        if fn == "rshift":
+            if dt.kind not in "iu":
+                raise ValueError(f"rshift on {dt}")
+            return f"_rshift({a[0]}, {a[1]}, {dt.itemsize * 8 - 1})"
+        if fn == "round_away":
+            return f"_round_away({a[0]})"
+        if fn == "quant_steps":
+            return f"_quant_steps({a[0]}, {a[1]}, {a[2]})"
         if fn in ("erf", "erfc"):
             return f"{t}({_FUNCS[fn]}(np.float64({a[0]})))"
         if fn in _FUNCS:
@@ -140,6 +154,36 @@ def _ipow(a, b, lo, hi):
         if r > hi or r < lo:
             return lo
     return lo - lo + r
+
+
+@numba.njit(inline="always")
+def _rshift(a, b, hi):
+    # a >> b with the count clamped to [0, hi] (ops/expr.py rshift)
+    c = b if b > 0 else b - b
+    c = c if c < hi else hi
+    return a >> c
+
+
+@numba.njit(inline="always")
+def _round_away(x):
+    # C's roundf: ties away from zero; NaN and +-inf pass through (ops/expr.py round_away)
+    m = abs(x)
+    w = np.floor(m)
+    r = w + np.float32(1.0) if m - w >= np.float32(0.5) else w
+    return r if x >= np.float32(0.0) else -r
+
+
+@numba.njit(error_model="numpy", nogil=True, fastmath=False)
+def _quant_steps(x, lo, inv):
+    # roundf((x - lo) * inv). fastmath=False must be explicit (a callee without it inherits the
+    # kernel's flags) and the function is not inlined by Numba, so its instructions carry no
+    # fast-math flags even after LLVM inlines it: with 'reassoc'/'contract' LLVM turns the product
+    # into an FMA of x * inv - lo * inv, and a last-bit change flips the rounding by a whole step
+    p = (x - lo) * inv
+    m = abs(p)
+    w = np.floor(m)
+    r = w + np.float32(1.0) if m - w >= np.float32(0.5) else w
+    return r if p >= np.float32(0.0) else -r
 '''
 
 

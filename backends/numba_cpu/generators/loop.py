@@ -43,13 +43,16 @@ SUPPORTED_DTYPES = (F32, np.dtype(np.int32), np.dtype(np.int64), BOOL)
 PARALLEL_MIN_SECONDS = 50e-6
 
 _CMP = frozenset(("lt", "gt", "le", "ge", "eq", "ne"))
-_FLOAT_ONLY = frozenset(("sqrt", "rsqrt", "exp", "log", "tanh", "erf", "erfc", "floor", "ceil"))
-_INT_WRAP = frozenset(("add", "sub", "mul", "div", "neg", "square", "abs", "max", "min"))
+_FLOAT_ONLY = frozenset(("sqrt", "rsqrt", "exp", "log", "tanh", "erf", "erfc", "floor", "ceil",
+                         "atan2", "round_away", "quant_steps"))
+_INT_ONLY = frozenset(("bitand", "bitxor", "rshift"))
+_INT_WRAP = frozenset(("add", "sub", "mul", "div", "neg", "square", "abs", "max", "min",
+                       "bitand", "bitxor", "rshift"))
 # rough serial cost per element, ns (measured here: ADD+RELU6 0.1, LOGISTIC with _exp32 0.25);
 # tanh/erf/erfc are built on _exp32 (EXP_PRELUDE); log stays a scalar libm call (no SVML,
 # PERFORMANCE.md §1.7)
 _BASE_NS = 0.06
-_NODE_NS = {"exp": 0.15, "log": 4.0, "tanh": 0.3, "erf": 0.4, "erfc": 0.4, "sqrt": 0.05,
+_NODE_NS = {"exp": 0.15, "log": 4.0, "atan2": 6.0, "tanh": 0.3, "erf": 0.4, "erfc": 0.4, "sqrt": 0.05,
             "rsqrt": 0.06, "div": 0.05}
 
 
@@ -236,6 +239,8 @@ class Emitter:
             if od not in SUPPORTED_DTYPES:
                 raise Unsupported(f"{e.fn} on {od}")
             if e.fn in _FLOAT_ONLY and od.kind != "f":
+                raise Unsupported(f"{e.fn} on {od}")
+            if e.fn in _INT_ONLY and od.kind not in "iu":
                 raise Unsupported(f"{e.fn} on {od}")
             if od == BOOL and e.fn not in ("eq", "ne", "where"):
                 raise Unsupported(f"{e.fn} on bool operands")
