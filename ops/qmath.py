@@ -127,9 +127,14 @@ def mbqm64(x: np.ndarray, M: np.ndarray | int, shift: np.ndarray | int) -> np.nd
 # ---- float rounding as C does it -------------------------------------------------------------------
 
 def round_half_away(x: np.ndarray) -> np.ndarray:
-    """C round()/roundf(): half away from zero (NumPy's round is half to even)."""
+    """C round()/roundf(): half away from zero (NumPy's round is half to even). Computed as
+    floor(|x|) + (frac >= 0.5), both exact, because |x| + 0.5 itself rounds (0.49999997f + 0.5f
+    is 1.0f in float32)."""
     x = np.asarray(x)
-    return np.sign(x) * np.floor(np.abs(x) + x.dtype.type(0.5))
+    a = np.abs(x)
+    f = np.floor(a)
+    with np.errstate(invalid="ignore"):  # inf - inf: the sign * f term already gives +-inf
+        return (np.sign(x) * (f + (a - f >= 0.5))).astype(x.dtype)
 
 
 def activation_range(act: str, scale: float, zero_point: int, dtype: np.dtype) -> tuple[int, int]:
