@@ -130,11 +130,22 @@ def _bind_add(op: str, fa: Any, ins: list, outs: list) -> QAddAttrs | None:
 
 
 def _add_reference(inputs: Sequence[np.ndarray | None], a: QAddAttrs) -> list[np.ndarray]:
-    x = (inputs[0].astype(np.int64) - a.z1) << a.left_shift
-    y = (inputs[1].astype(np.int64) - a.z2) << a.left_shift
-    x = qmath.mbqm(x, *a.m1)
-    y = qmath.mbqm(y, *a.m2)
-    r = qmath.mbqm(x - y if a.sub else x + y, *a.mo) + a.zo
+    x = inputs[0].astype(np.int64) - a.z1
+    y = inputs[1].astype(np.int64) - a.z2
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    xs = qmath.mbqm(x << a.left_shift, *a.m1)
+    ys = qmath.mbqm(y << a.left_shift, *a.m2)
+    if x.shape == y.shape and not a.sub:  # (SUB has no vector path: it rounds twice everywhere)
+        # LiteRT's optimized elementwise ADD, on 16-element vector blocks, folds the input
+        # shift into the left shift and rounds once (SRDHM); the scalar tail rounds twice.
+        xs, ys = xs.reshape(-1), ys.reshape(-1)
+        n = xs.size // 16 * 16
+        for flat, src, (m, sh) in ((xs, x, a.m1), (ys, y, a.m2)):
+            head = src.reshape(-1)[:n]
+            flat[:n] = qmath.srdhm(qmath.wrap32(head << (a.left_shift + sh)), m) if a.left_shift + sh >= 0 \
+                else flat[:n]
+        xs, ys = xs.reshape(shape), ys.reshape(shape)
+    r = qmath.mbqm(xs - ys if a.sub else xs + ys, *a.mo) + a.zo
     return [np.clip(r, a.act_min, a.act_max).astype(np.dtype(a.dtype))]
 
 
