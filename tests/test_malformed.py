@@ -491,7 +491,7 @@ def test_flex_op() -> None:
 
 
 def test_unsupported_builtin() -> None:
-    candidates = ["MATRIX_DIAG", "REVERSE_SEQUENCE", "SEGMENT_SUM", "RANK", "ZEROS_LIKE", "FLOOR"]
+    candidates = ["CONCAT_EMBEDDINGS", "CALL"]  # builtins LiteRT's resolver lacks too
     name = next(c for c in candidates if ops.get(c) is None)
     m = one_op(name, [("in", (4,), np.float32)], (4, 4))
     fails(m, RuntimeError, f"'{name}'", f"Node number 0 ({name}) failed to prepare")
@@ -501,8 +501,6 @@ def test_unsupported_builtin() -> None:
 
 
 def test_gather_index_out_of_range_at_invoke() -> None:
-    if ops.get("GATHER") is None:
-        pytest.skip("GATHER not implemented")
     mb = ModelBuilder()
     g = mb.subgraph()
     p = g.const("params", np.arange(12, dtype=np.float32).reshape(4, 3))
