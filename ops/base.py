@@ -128,14 +128,20 @@ def add_quantized(name: str, qk: QuantizedKernel) -> OpDef:
     infer/reference/cost dispatch on the attrs type, so backends that only know float kernels see
     an ordinary op (the Numba backend leaves integer outputs to `reference`)."""
     f = _REGISTRY[name]
+    owned: set[type] = set()  # the attrs types THIS kernel bound (kernels may be stacked)
 
     def bind(a: Any, ins: list, outs: list) -> Any:
         fa = f.bind(a, ins, outs) if f.bind else a
+        if isinstance(fa, Quantized):  # a kernel attached earlier claimed the node
+            return fa
         q = qk.bind(fa, ins, outs)
-        return fa if q is None else q
+        if q is None:
+            return fa
+        owned.add(type(q))
+        return q
 
     def infer(ctx: InferCtx) -> list:
-        if not isinstance(ctx.attrs, Quantized):
+        if type(ctx.attrs) not in owned:
             return f.infer(ctx)
         if qk.infer is not None:
             return qk.infer(ctx)
@@ -146,10 +152,10 @@ def add_quantized(name: str, qk: QuantizedKernel) -> OpDef:
         return out
 
     def reference(inputs: Sequence[np.ndarray | None], a: Any) -> list[np.ndarray]:
-        return qk.reference(inputs, a) if isinstance(a, Quantized) else f.reference(inputs, a)
+        return qk.reference(inputs, a) if type(a) in owned else f.reference(inputs, a)
 
     def cost(ins: list, outs: list, a: Any) -> Cost:
-        return f.cost(ins, outs, a.base if isinstance(a, Quantized) else a)
+        return f.cost(ins, outs, a.base) if type(a) in owned else f.cost(ins, outs, a)
 
     def expr(a: Any) -> Any:
         if isinstance(a, Quantized):

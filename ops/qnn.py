@@ -77,7 +77,11 @@ def _bind_weighted(op: str, fa: Any, ins: list, outs: list, per_channel_axis: in
     if len(sw) > 1 and axis != per_channel_axis:
         raise OpError(f"{op}: filter '{ins[1].name}' is quantized along dimension {axis}; LiteRT "
                       f"expects per-channel scales on dimension {per_channel_axis}")
-    per_channel_math = dt != U8 and not (op == "FULLY_CONNECTED" and len(sw) == 1)
+    has_i64_bias = len(ins) > 2 and ins[2] is not None and np.dtype(ins[2].dtype) == np.int64
+    # per-tensor FULLY_CONNECTED computes its multiplier from a float32 product, except the 16x8
+    # reference kernel (int64 bias), which works per channel in double
+    per_channel_math = dt != U8 and not (op == "FULLY_CONNECTED" and len(sw) == 1
+                                         and (dt == I8 or not has_i64_bias))
     reals = []
     for s in sw:
         if per_channel_math:
@@ -89,9 +93,11 @@ def _bind_weighted(op: str, fa: Any, ins: list, outs: list, per_channel_axis: in
     if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
         act = "NONE"  # TANH / SIGN_BIT have no clamp; LiteRT's kernels skip them (as float)
     lo, hi = qmath.activation_range(act, so[0], zo[0], dt)
-    has_i64_bias = len(ins) > 2 and ins[2] is not None and np.dtype(ins[2].dtype) == np.int64
-    if dt == I16:
-        rounding = "double" if op == "FULLY_CONNECTED" else ("mbqm64" if has_i64_bias else "rhu2")
+    if dt == I16:  # int64 bias: the reference 16x8 kernels; int32 or no bias: ruy's int16 path
+        if has_i64_bias:
+            rounding = "double" if op == "FULLY_CONNECTED" else "mbqm64"
+        else:
+            rounding = "rhu2"
     else:
         rounding = "depthwise" if op == "DEPTHWISE_CONV_2D" else "rhu2"
     return QConvAttrs(fa, dt.name, zi[0], tuple(zw), zo[0], tuple(ms), tuple(shs), tuple(reals),
@@ -116,6 +122,10 @@ def _check_weighted(ctx: InferCtx) -> None:
     if len(ctx.shapes) > 2 and ctx.shapes[2] is not None:
         bdt = np.dtype(ctx.dtypes[2])
         ok = (np.dtype(np.int32), np.dtype(np.int64)) if dt == I16 else (np.dtype(np.int32),)
+        if dt == I16 and op != "FULLY_CONNECTED":
+            # LiteRT's 16x8 convolutions with an int32 bias return saturated values (probed:
+            # every output 32767); TF's converter writes int64 biases for 16x8.
+            ok = (np.dtype(np.int64),)
         if bdt not in ok:
             raise OpError(f"{op}: bias '{ctx.name(2)}' is {bdt.name}; a {dt.name} {op} takes "
                           f"{' or '.join(d.name for d in ok)} bias")

@@ -18,6 +18,9 @@ from tflite_jit.ir.validate import MAX_TENSOR_BYTES
 from tflite_jit.ops.base import Dynamic, OpError
 
 _FOLD_LIMIT = 4096  # fold only small values (shape arithmetic), never real activations
+# ...except weight decoding: DEQUANTIZE of a constant (float16 / int8 weights) runs once at plan
+# time whatever its size, so kernels see constant float weights they can pack.
+_FOLD_ANY_SIZE = frozenset({"DEQUANTIZE"})
 
 
 @dataclass
@@ -110,9 +113,10 @@ def _fold(op: Any, opdef: ops.OpDef, a: Any, ins: list[TensorInfo | None], infos
     if any(i is not None and i.value is None for i in ins):
         return
     outs = [infos[t] for t in op.outputs]
-    if any(o.shape is None or int(np.prod(o.shape)) > _FOLD_LIMIT for o in outs):
+    limit = None if op.name in _FOLD_ANY_SIZE else _FOLD_LIMIT
+    if any(o.shape is None or (limit is not None and int(np.prod(o.shape)) > limit) for o in outs):
         return
-    if any(i is not None and i.value.size > _FOLD_LIMIT for i in ins):
+    if limit is not None and any(i is not None and i.value.size > limit for i in ins):
         return
     try:
         values = opdef.reference([None if i is None else i.value for i in ins], a)
