@@ -31,6 +31,18 @@ class Cluster:
     outputs: tuple[int, ...]  # tensor ids visible outside the cluster
 
 
+@dataclass(frozen=True)
+class Partition:
+    """A convex run of clusters given to one backend: the delegate unit (TFLite's delegate kernel).
+    Host transfers happen only at its `inputs` (tensor ids read from outside) and `outputs`
+    (tensor ids read after it, or graph outputs); intermediates may stay on the device."""
+
+    backend: str
+    clusters: tuple[Cluster, ...]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
 @dataclass
 class CompileEnv:
     """What compile() may rely on: the subgraph, each op's parsed attrs and every tensor's
@@ -63,3 +75,22 @@ class Backend(ABC):
     @abstractmethod
     def compile(self, cluster: Cluster, env: CompileEnv) -> Kernel:
         """A kernel for the cluster at the concrete shapes in env."""
+
+    def transfer_seconds(self, nbytes: int) -> float:
+        """Estimated time to move `nbytes` between host memory and this backend (0 on the host)."""
+        return 0.0
+
+    def compile_partition(self, partition: Partition, env: CompileEnv) -> Kernel:
+        """One kernel for a whole partition: arrays for `partition.inputs` in (in that order),
+        arrays for `partition.outputs` out. Device backends override this to keep
+        intermediates on the device; this default chains the clusters' kernels on the host."""
+        kernels = [self.compile(c, env) for c in partition.clusters]
+
+        def run(inputs: Sequence[np.ndarray | None]) -> list[np.ndarray]:
+            values: dict[int, np.ndarray | None] = dict(zip(partition.inputs, inputs))
+            for c, k in zip(partition.clusters, kernels):
+                outs = k([values.get(t) if t >= 0 else None for t in c.inputs])
+                values.update(zip(c.outputs, outs))
+            return [values[t] for t in partition.outputs]
+
+        return run
