@@ -79,12 +79,23 @@ def densify(values: np.ndarray, shape: Sequence[int], sparsity: Any) -> np.ndarr
     return dense
 
 
+def dense_value(t: Any) -> np.ndarray:
+    """The dense array of a sparse constant IR tensor (its buffer holds only the stored values,
+    little-endian, in traversal order)."""
+    raw = np.ascontiguousarray(t.data).tobytes()
+    dt = np.dtype(t.dtype)
+    if len(raw) % dt.itemsize:
+        raise OpError(f"sparse tensor '{t.name}' has a {len(raw)}-byte buffer, not a whole number of "
+                      f"{dt.name} values")
+    values = np.frombuffer(raw, dtype=dt.newbyteorder("<")).astype(dt)
+    return densify(values, t.shape, t.sparsity)
+
+
 def _bind(attrs: DensifyAttrs, inputs: list, outputs: list) -> DensifyAttrs:
     t = inputs[0] if inputs else None
     if t is None or t.sparsity is None or t.data is None:
         raise OpError("DENSIFY: input 0 must be a constant tensor with sparsity parameters")
-    values = np.frombuffer(np.ascontiguousarray(t.data).tobytes(), dtype=np.dtype(t.dtype).newbyteorder("<"))
-    return DensifyAttrs(dense=densify(values.astype(np.dtype(t.dtype)), t.shape, t.sparsity))
+    return DensifyAttrs(dense=dense_value(t))
 
 
 def _infer(ctx: InferCtx) -> list[ShapeDtype]:

@@ -354,6 +354,8 @@ class Executable:
             t = sg.tensors[tid]
             if t.data is not None and t.sparsity is None:
                 buffers[tid] = t.data
+            elif t.data is not None and info.value is not None:  # sparse constant, decoded at plan time
+                buffers[tid] = info.value
             elif info.shape is None or tid in source:
                 continue  # dynamic: sized when produced; aliases: views, below
             elif tid in persistent or self.preserve_all_tensors or tid not in first:

@@ -46,12 +46,27 @@ def unexpected_message(e: Exception, op: Any) -> str:
             f"handled: {type(e).__name__}: {e}")
 
 
+def _densify(t: Any, tid: int) -> np.ndarray:
+    """The dense value of a sparse constant. LiteRT's kernels (FULLY_CONNECTED, DENSIFY) read
+    sparse weights directly; every op here sees the decoded array instead."""
+    from tflite_jit.ops.sparse import dense_value
+
+    try:
+        v = dense_value(t)
+    except OpError as e:
+        raise PrepareError(f"Tensor {tid} ('{t.name}'): {e}") from None
+    v.setflags(write=False)
+    return v
+
+
 def infer_subgraph(sg: Subgraph, input_shapes: dict[int, tuple[int, ...]],
                    attrs: list[Any], opdefs: list[ops.OpDef]) -> list[TensorInfo]:
     infos: list[TensorInfo] = []
     for tid, t in enumerate(sg.tensors):
         if t.data is not None and t.sparsity is None:
             infos.append(TensorInfo(tuple(t.data.shape), np.dtype(t.dtype), t.data))
+        elif t.data is not None:  # a sparse constant (pruned weights): decoded once, here
+            infos.append(TensorInfo(tuple(t.shape), np.dtype(t.dtype), _densify(t, tid)))
         else:
             shape = input_shapes.get(tid, t.shape)
             infos.append(TensorInfo(tuple(shape), np.dtype(t.dtype)))
