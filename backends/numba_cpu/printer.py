@@ -30,8 +30,11 @@ def const_literal(value: float | int | str, dtype: np.dtype) -> str:
     return f"np.{dt.name}({int(value)})"
 
 
-def to_python(expr: Expr, names: dict[int, str], dtype: np.dtype) -> str:
-    """Source text of `expr` with Var(i) printed as names[i], computed in `dtype`."""
+def to_python(expr: Expr, names: dict[int, str], dtype: np.dtype,
+              vector_fns: dict[str, str] | None = None) -> str:
+    """Source text of `expr` with Var(i) printed as names[i], computed in `dtype`. `vector_fns`
+    maps functions (exp, erfc, tanh...) to float32 helpers LLVM can vectorise, for callers that
+    include their definitions (loop.EXP_PRELUDE); otherwise the scalar libm call is printed."""
     dt = np.dtype(dtype)
     t = f"np.{dt.name}"
 
@@ -89,6 +92,8 @@ def to_python(expr: Expr, names: dict[int, str], dtype: np.dtype) -> str:
             return f"_round_away({a[0]})"
         if fn == "quant_steps":
             return f"_quant_steps({a[0]}, {a[1]}, {a[2]})"
+        if vector_fns and fn in vector_fns and dt == np.float32:
+            return f"{vector_fns[fn]}({a[0]})"
         if fn in ("erf", "erfc"):
             return f"{t}({_FUNCS[fn]}(np.float64({a[0]})))"
         if fn in _FUNCS:

@@ -58,6 +58,7 @@ from numba.extending import intrinsic, models, register_model
 
 from tflite_jit.backends.numba_cpu import printer
 from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
+from tflite_jit.backends.numba_cpu.generators import loop as loop_gen
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.nn import _axis_geometry
@@ -693,7 +694,8 @@ def _generate(req: KernelRequest, g: _Gemm, arg_names: list[str], args: list[Arg
                 col = "" if req.extras[k - 1].shape[-1] == 1 else "n"
                 names[k] = f"ld(e{k}, {_plus(erow(k, i), col)})"
             for q, e in enumerate(exprs):
-                em(f"st(o{q}, {_plus('q0', i * N, 'n')}, {printer.to_python(e, names, F32)})")
+                em(f"st(o{q}, {_plus('q0', i * N, 'n')}, "
+                   f"{printer.to_python(e, names, F32, loop_gen.VECTOR_FNS)})")
             em.ind -= 2 if mask_n else 1
         if guarded:
             em.ind -= 1
@@ -713,7 +715,8 @@ def _generate(req: KernelRequest, g: _Gemm, arg_names: list[str], args: list[Arg
                 f"error_model='numpy', boundscheck=False, parallel={par})\n")
 
     params = ", ".join(arg_names)
-    src = printer.PRELUDE + header + "\n\n"
+    uses_vector_fns = any(f"{f}(" in line for line in em.lines for f in loop_gen.VECTOR_FNS.values())
+    src = printer.PRELUDE + (loop_gen.EXP_PRELUDE if uses_vector_fns else "") + header + "\n\n"
     if parallel:
         src += deco(False) + f"def gemm_task(task, {params}):\n" + "\n".join(em.lines) + "\n\n\n"
         pro(f"for task in numba.prange({ntask}):", f"    gemm_task(np.int64(task), {params})")

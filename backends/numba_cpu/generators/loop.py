@@ -158,7 +158,8 @@ def _tanh32(x):
     return x if x != x else y
 '''
 
-_VECTOR_FNS = {"exp": "_exp32", "erfc": "_erfc32", "erf": "_erf32", "tanh": "_tanh32"}
+VECTOR_FNS = {"exp": "_exp32", "erfc": "_erfc32", "erf": "_erf32", "tanh": "_tanh32"}
+_VECTOR_FNS = VECTOR_FNS
 
 
 def module(body: str, parallel: bool, arcp: bool = True) -> str:
