@@ -4,13 +4,12 @@ Drop-in for `ai_edge_litert.interpreter`: `from tflite_jit import Interpreter`.
 """
 
 from tflite_jit.custom_ops import CustomOp, register_custom_op, unregister_custom_op
+from tflite_jit.delegates import Delegate, load_delegate
 from tflite_jit.interpreter import (
-    Delegate,
     Interpreter,
     InterpreterWithCustomOps,
     OpResolverType,
     SignatureRunner,
-    load_delegate,
 )
 
 __version__ = "0.1.0"

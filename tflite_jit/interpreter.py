@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.backends.reference.backend import ReferenceBackend
+from tflite_jit.delegates import Delegate, load_delegate  # noqa: F401 (LiteRT's module exports both)
 from tflite_jit.format.reader import load_bytes, load_file
 from tflite_jit.fusion import get_strategy
 from tflite_jit.ir.model import Model, SignatureDef, Tensor, numpy_type
@@ -47,6 +48,21 @@ def _backends(name: str) -> list[Any]:
     raise ValueError(f"Unknown backend {name!r}; use 'numba' or 'reference'")
 
 
+def _device_backends(delegates: Sequence[Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The device backends of tflite_jit delegates, in list order (LiteRT applies delegates in
+    order), and their partition limits by backend name."""
+    devices, limits = [], {}
+    for d in delegates:
+        if not isinstance(d, Delegate):
+            raise ValueError(f"tflite_jit cannot apply {type(d).__module__}.{type(d).__name__} (a native "
+                             "delegate); use tflite_jit.load_delegate('opencl') for tflite_jit's own delegates")
+        if d.backend.name in limits:
+            raise ValueError(f"Delegate {d.backend.name!r} is given twice in experimental_delegates")
+        devices.append(d.backend)
+        limits[d.backend.name] = d.limits
+    return devices, limits
+
+
 class OpResolverType(enum.Enum):
     AUTO = 0
     BUILTIN = 1
@@ -62,29 +78,6 @@ _SAFE_MSG = ("There is at least 1 reference to internal data\n      in the inter
 _BUSY_MSG = ("Interpreter called while another call on the same interpreter (invoke, allocate_tensors, "
              "resize_tensor_input or a signature runner) is running in another thread: use one "
              "interpreter per thread")
-
-
-class Delegate:
-    """A delegate object for `experimental_delegates` (see load_delegate)."""
-
-    def __init__(self, library: str, options: dict | None = None):
-        self._library = library
-        self._options = {str(k): str(v) for k, v in (options or {}).items()}
-        if not os.path.exists(os.fspath(library)):
-            raise OSError(f"{library}: cannot open shared object file: No such file or directory")
-        raise ValueError(
-            f"tflite_jit cannot host native TFLite delegates ({library}): it runs models with its own "
-            "backends. Use Interpreter(...) without it, or a tflite_jit backend option instead.")
-
-    def _get_native_delegate_pointer(self) -> int:
-        return id(self)
-
-
-def load_delegate(library: str, options: dict | None = None) -> Delegate:
-    try:
-        return Delegate(library, options)
-    except ValueError as e:
-        raise ValueError(f"Failed to load delegate from {library}\n{e}") from None
 
 
 class _Wrapper:
@@ -169,7 +162,9 @@ class Interpreter:
         for d in experimental_delegates or ():
             d._get_native_delegate_pointer()  # AttributeError for non-delegates, as LiteRT
             self._delegates.append(d)
-        self._backends = _backends(backend or os.environ.get("TFLITE_JIT_BACKEND") or DEFAULT_BACKEND)
+        devices, limits = _device_backends(self._delegates)
+        self._backends = devices + _backends(backend or os.environ.get("TFLITE_JIT_BACKEND") or DEFAULT_BACKEND)
+        self._plan_summary_shown = False
         self._fusion = fusion or os.environ.get("TFLITE_JIT_FUSION") or DEFAULT_FUSION
         get_strategy(self._fusion)  # an unknown name fails here, at construction
         from tflite_jit import custom_ops as _custom
@@ -178,7 +173,7 @@ class Interpreter:
         specs.update(getattr(self, "_registered_custom_ops", {}))
         self._interpreter.context = RunContext(model, self._backends, fusion=self._fusion,
                                                num_threads=self._num_threads,
-                                               custom_ops=_custom.opdefs(specs))
+                                               custom_ops=_custom.opdefs(specs), partition_limits=limits)
         self._lock = threading.Lock()
         # LiteRT keeps signature inputs/outputs in std::maps: every listing is sorted by name.
         self._signature_defs = {s.key: SignatureDef(s.key, s.subgraph_index, dict(sorted(s.inputs.items())),
@@ -297,6 +292,31 @@ class Interpreter:
         with self._exclusive():
             self._ensure_safe()
             self._allocate(0)
+        if self._delegates and not self._plan_summary_shown:
+            # A CPU fallback is never silent: one line, like LiteRT's "Created ... delegate" INFO.
+            self._plan_summary_shown = True
+            from tflite_jit.explain import announce
+
+            announce(self.get_execution_plan())
+
+    def get_execution_plan(self, subgraph_index: int = 0, *, profile_runs: int = 0) -> dict[str, Any]:
+        """The plan of an allocated subgraph as plain dicts (tflite_jit.explain documents the
+        keys): every op with its backend, cluster, partition and the reason it is not on a
+        preferred backend; clusters and delegated partitions with predicted seconds; rejected
+        partition candidates with their reason; a one-line summary. `profile_runs` > 0 first
+        invokes that many times timing each step (current inputs), adding `measured_s`."""
+        from tflite_jit.explain import execution_plan
+
+        si = self._check_subgraph(subgraph_index)
+        ex = self._interpreter.execs.get(si)
+        if ex is None or not self._interpreter.ready.get(si):
+            raise ValueError(f"Execution plan of subgraph {si} unavailable: call allocate_tensors() first "
+                             "(signature subgraphs: run their SignatureRunner once)")
+        if profile_runs > 0:
+            with self._exclusive():
+                self._ensure_safe()
+                ex.profile(profile_runs)
+        return execution_plan(ex, delegates=[getattr(d, "name", "?") for d in self._delegates])
 
     def invoke(self) -> None:
         with self._exclusive():

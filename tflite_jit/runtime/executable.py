@@ -18,9 +18,17 @@ import numpy as np
 
 from tflite_jit import ops
 from tflite_jit.backends.base import Backend, Cluster, CompileEnv
-from tflite_jit.fusion import FusionStrategy, get_strategy
+from tflite_jit.fusion import FusionStrategy, get_strategy, make_clusters
 from tflite_jit.ir.model import Model
 from tflite_jit.ops.base import OpError
+from tflite_jit.planner import (
+    Candidate,
+    DelegationPlan,
+    NoBackendError,
+    PartitionLimits,
+    is_host,
+    plan_delegation,
+)
 from tflite_jit.runtime import arena
 from tflite_jit.runtime.shapes import (
     PrepareError,
@@ -43,6 +51,8 @@ class Step:
     kernel: Any
     backend: str
     label: str  # "Node number 3 (CONV_2D)" or a range for fused clusters
+    partition: int | None = None  # index into Executable.partitions for a delegated partition
+    clusters: tuple[Cluster, ...] = ()  # a delegated partition's fusion clusters
 
 
 def resolve_ops(model: Model, si: int, custom_ops: Mapping[str, ops.OpDef] | None = None,
@@ -98,9 +108,11 @@ class RunContext:
     subgraph that control flow calls (ops/control.py explains the design)."""
 
     def __init__(self, model: Model, backends: Backend | list[Backend], *, fusion: Any = "none",
-                 num_threads: int = 1, custom_ops: Mapping[str, Any] | None = None):
+                 num_threads: int = 1, custom_ops: Mapping[str, Any] | None = None,
+                 partition_limits: Mapping[str, PartitionLimits] | None = None):
         self.model = model
         self.backends = backends
+        self.partition_limits = dict(partition_limits or {})  # device backend name -> limits
         self.fusion = fusion
         self.num_threads = num_threads
         self.custom_ops = dict(custom_ops or {})
@@ -211,18 +223,28 @@ class Executable:
         self._calls: list[Any] = []
         self._parallel = False
         self.variables = [i for i, t in enumerate(self.sg.tensors) if t.is_variable]
+        self._host = [is_host(b) for b in self.backends]
+        self.partitions: list[dict[str, Any]] = []  # delegation candidates, delegated or not
+        self.measured: list[float | None] = []  # seconds per step, filled by profile()
 
     # -- AllocateTensors -------------------------------------------------------------------------
     def prepare(self, input_shapes: dict[int, tuple[int, ...]]) -> None:
         infos = infer_subgraph(self.sg, input_shapes, self.attrs, self.opdefs)
         self._fallbacks: dict[int, str] = {}
         env = PlanEnv(self.sg, self.attrs, infos, self.num_threads, extra_ops=self.context.custom_ops)
-        placement, reasons = self._place(env)
+        dplan = self._place(env)
+        placement, reasons = dplan.placement, dplan.reasons
         steps: list[Step] = []
-        clusters = self._clusters(env, placement)
-        with _progress(len(clusters), "compiling") as bar:
-            for cluster in clusters:
-                steps.extend(self._compile(cluster, env, placement))
+        if dplan.partitions:
+            units = self._units(env, dplan)
+        else:  # host backends only: today's path, one unit per fusion cluster
+            units = [(None, c) for c in self._clusters(env, placement)]
+        with _progress(len(units), "compiling") as bar:
+            for pi, unit in units:
+                if pi is None:
+                    steps.extend(self._compile(unit, env, placement))
+                else:
+                    steps.extend(self._compile_partition(pi, unit, dplan, env))
                 bar.update(1)
         steps, aliases = self._aliases(steps, infos)
         self.infos, self.steps = infos, steps
@@ -246,27 +268,29 @@ class Executable:
         why = [self._fallbacks.get(i) or reasons[i] for i in range(len(self.sg.ops))]
         self.plan = [{"ops": list(s.cluster.ops), "op_names": [self.sg.ops[i].name for i in s.cluster.ops],
                       "backend": s.backend,
-                      "fallback_reason": "; ".join(sorted({why[i] for i in s.cluster.ops if why[i]}))}
+                      "fallback_reason": "; ".join(sorted({why[i] for i in s.cluster.ops if why[i]})),
+                      "partition": s.partition,
+                      "clusters": [list(c.ops) for c in s.clusters] or [list(s.cluster.ops)],
+                      "predicted_s": self._predict(s, env, dplan)}
                      for s in steps]
         self.plan += [{"ops": [oi], "op_names": [self.sg.ops[oi].name], "backend": "alias (no copy)",
-                       "fallback_reason": ""} for oi in sorted(aliases.values())]
+                       "fallback_reason": "", "partition": None, "clusters": [[oi]], "predicted_s": 0.0}
+                      for oi in sorted(aliases.values())]
+        self.partitions = [dict(c.as_dict(), id=i if c.delegated else None) for i, c in enumerate(dplan.partitions)]
+        self.partitions += [dict(c.as_dict(), id=None) for c in dplan.rejected]
+        self.measured = []
 
-    def _place(self, env: CompileEnv) -> tuple[list[int], list[str]]:
-        placement, reasons = [], []
-        for oi, op in enumerate(self.sg.ops):
-            why = []
-            for bi, b in enumerate(self.backends):
-                ok, reason = b.supports(op, env)
-                if ok:
-                    placement.append(bi)
-                    break
-                why.append(f"{b.name}: {reason}")
-            else:
-                raise PrepareError(prepare_message("; ".join(why), oi, op.name))
-            reasons.append("; ".join(why))
-        return placement, reasons
+    def _place(self, env: CompileEnv) -> DelegationPlan:
+        """Host ops on the first host backend that supports them; device backends (delegates) get
+        the convex partitions the planner finds worth their transfers (tflite_jit.planner)."""
+        try:
+            return plan_delegation(self.sg, env, self.backends, self.context.partition_limits,
+                                   preserve_all_tensors=self.preserve_all_tensors)
+        except NoBackendError as e:
+            op = self.sg.ops[e.op_index]
+            raise PrepareError(prepare_message(e.reason, e.op_index, op.name)) from None
 
-    def _clusters(self, env: CompileEnv, placement: list[int]) -> list[Cluster]:
+    def _clusters(self, env: CompileEnv, placement: list[Any]) -> list[Cluster]:
         out = []
         for c in self.fusion(self.sg, env):
             if len({placement[i] for i in c.ops}) == 1:
@@ -275,11 +299,76 @@ class Executable:
                 out.extend(_single(self.sg, i) for i in c.ops)
         return out
 
+    def _units(self, env: CompileEnv, dplan: DelegationPlan) -> list[tuple[int | None, Any]]:
+        """Fusion clusters grouped into what runs as one step: a delegated partition (with its
+        clusters) or a host cluster, in a topological order of the collapsed graph."""
+        part_of = dplan.partition_of()
+        key = [("p", part_of[i]) if i in part_of else ("h", b) for i, b in enumerate(dplan.placement)]
+        clusters = self._clusters(env, key)
+        for split in (False, True):
+            inner: dict[int, list[Cluster]] = {}
+            host: dict[tuple[int, ...], Cluster] = {}
+            for c in clusters:
+                pi = part_of.get(c.ops[0])
+                if pi is not None:
+                    inner.setdefault(pi, []).append(c)
+                elif split and len(c.ops) > 1:  # a host cluster closing a cycle: run its ops singly
+                    host.update({(i,): _single(self.sg, i) for i in c.ops})
+                else:
+                    host[c.ops] = c
+            groups = [list(p.ops) for p in dplan.partitions] + [list(ops_) for ops_ in host]
+            try:
+                order = make_clusters(self.sg, groups)
+            except ValueError:
+                continue
+            by_ops = {p.ops: pi for pi, p in enumerate(dplan.partitions)}
+            return [(by_ops[c.ops], tuple(inner[by_ops[c.ops]])) if c.ops in by_ops else (None, host[c.ops])
+                    for c in order]
+        raise AssertionError("planner returned partitions forming a cycle")  # pragma: no cover
+
+    def _compile_partition(self, pi: int, clusters: tuple[Cluster, ...], dplan: DelegationPlan,
+                           env: CompileEnv) -> list[Step]:
+        """One step running a delegated partition through its backend's compile_partition; if the
+        device cannot compile it (even one op per cluster), its ops run on the host, reason kept."""
+        cand: Candidate = dplan.partitions[pi]
+        b = next(b for b in self.backends if b.name == cand.backend)
+        whole = Cluster(cand.ops, cand.inputs, cand.outputs)
+        label = f"Partition {pi} on {b.name} ({_label(self.sg, whole)})"
+        tries = [clusters]
+        if any(len(c.ops) > 1 for c in clusters):
+            tries.append(tuple(_single(self.sg, i) for c in clusters for i in c.ops))
+        err = ""  # the text only: a kept exception would keep the interpreter's frames alive
+        for cs in tries:
+            try:
+                kernel = b.compile_partition(cand.partition(cs), env)
+            except Exception as e:  # a device failing to compile never fails the model
+                err = f"{type(e).__name__}: {e}"
+                continue
+            return [Step(whole, kernel, b.name, label, partition=pi, clusters=cs)]
+        why = f"{b.name}: partition {pi} failed to compile: {err}"
+        cand.delegated, cand.reason = False, why
+        for oi in cand.ops:
+            self._note_fallback(oi, why)
+        steps = []
+        for c in clusters:
+            steps.extend(self._compile(c, env, dplan.host_placement))
+        return steps
+
+    def _predict(self, step: Step, env: CompileEnv, dplan: DelegationPlan) -> float | None:
+        """The cost model's seconds for one run of the step (None when it cannot say)."""
+        if step.partition is not None:
+            return dplan.partitions[step.partition].predicted_s
+        b = next((b for b in self.backends if b.name == step.backend), None)
+        try:
+            return float(b.cost(step.cluster, env)) if b is not None else None
+        except Exception:
+            return None
+
     def _compile(self, cluster: Cluster, env: CompileEnv, placement: list[int]) -> list[Step]:
         """Compile on the placed backend; a multi-op cluster it cannot compile is split, and a
         single op falls back to the next backend (the plan records the reason)."""
         bi = placement[cluster.ops[0]]
-        for b in self.backends[bi:]:
+        for b in [b for b, h in zip(self.backends[bi:], self._host[bi:]) if h]:
             try:
                 kernel = b.compile(cluster, env)
             except Exception as e:  # Unsupported, or a generator bug: never fatal, fall back
@@ -432,6 +521,32 @@ class Executable:
             numba.set_num_threads(min(self.num_threads, numba.config.NUMBA_NUM_THREADS))
         for call in self._calls:
             call()
+
+    def profile(self, runs: int = 1) -> list[float]:
+        """Run `runs` times timing each step (the same calls as run(), a clock read around each);
+        the per-step medians go to `self.measured` and to the planner's log next to the
+        predictions. Only called on request, so run() carries no timing cost."""
+        import time
+
+        if self._parallel:
+            import numba
+
+            numba.set_num_threads(min(self.num_threads, numba.config.NUMBA_NUM_THREADS))
+        times: list[list[float]] = [[] for _ in self._calls]
+        clock = time.perf_counter
+        for _ in range(max(1, int(runs))):
+            for i, call in enumerate(self._calls):
+                t0 = clock()
+                call()
+                times[i].append(clock() - t0)
+        self.measured = [float(np.median(t)) for t in times]
+        import logging
+
+        log = logging.getLogger("tflite_jit.planner")
+        for step, entry, m in zip(self.steps, self.plan, self.measured):
+            if step.partition is not None:
+                log.info("%s: predicted %.3g s, measured %.3g s", step.label, entry["predicted_s"] or 0.0, m)
+        return self.measured
 
 
 def storage_dtype(dtype: Any) -> np.dtype:
