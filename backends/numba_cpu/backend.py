@@ -29,6 +29,10 @@ MAX_EXPR_TREE = 4096
 
 #: root op name (or 'LOOP') -> generator
 GENERATORS: dict[str, Callable[[KernelRequest], KernelSource]] = {}
+#: ops whose quantized (ops.Quantized attrs) int8/uint8 nodes have a generator
+#: (generators/qconv.py, qeltwise.py, qreduce.py, qpool.py); other quantized nodes run on reference
+QUANT_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC",
+                       "TANH", "GELU", "ELU", "HARD_SWISH", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D"))
 
 
 class Unsupported(Exception):
@@ -48,19 +52,26 @@ def _is_loop_op(op: Op, opdef: ops.OpDef | None) -> bool:
             and opdef.kind in (PatternKind.ELEMWISE, PatternKind.BROADCAST))
 
 
+def _is_root(oi: int, op: Op, env: CompileEnv) -> bool:
+    """The cluster's first op is a root (its own generator), not part of a LOOP: every
+    non-elementwise op, and quantized nodes (their integer kernels are not expressions)."""
+    return not _is_loop_op(op, ops.get(op.name)) or isinstance(env.attrs[oi], ops.Quantized)
+
+
 def request_for(cluster: Cluster, env: CompileEnv) -> KernelRequest:
     """Compose the cluster's ops into one request: root + epilogue, or a LOOP."""
     sg, infos = env.subgraph, env.infos
     ops_ = [sg.ops[i] for i in cluster.ops]
-    defs = [ops.get(op.name) for op in ops_]
     for op in ops_:
         for t in (*op.inputs, *op.outputs):
             if t >= 0 and infos[t].shape is None:
                 raise Unsupported(f"{op.name}: dynamic shape (only known at run time)")
-    first_is_root = not _is_loop_op(ops_[0], defs[0])
+    first_is_root = _is_root(cluster.ops[0], ops_[0], env)
     if first_is_root and ops_[0].name not in GENERATORS:
         raise Unsupported(f"no Numba kernel for {ops_[0].name}")
     tail = list(zip(cluster.ops[1:] if first_is_root else cluster.ops, ops_[1:] if first_is_root else ops_))
+    if first_is_root and tail and isinstance(env.attrs[cluster.ops[0]], ops.Quantized):
+        raise Unsupported(f"quantized {ops_[0].name}: epilogues are not fused (single-op cluster)")
     if first_is_root:
         root_op = ops_[0]
         if len(root_op.outputs) != 1:
@@ -75,7 +86,7 @@ def request_for(cluster: Cluster, env: CompileEnv) -> KernelRequest:
     compute_dtype = None
     for oi, op in tail:
         opdef = ops.get(op.name)
-        if not _is_loop_op(op, opdef):
+        if not _is_loop_op(op, opdef) or isinstance(env.attrs[oi], ops.Quantized):
             raise Unsupported(f"{op.name} cannot be fused as an elementwise epilogue")
         out = op.outputs[0]
         if infos[out].shape != iter_shape:
@@ -162,16 +173,21 @@ class NumbaBackend(Backend):
         opdef = ops.get(op.name)
         if opdef is None:
             return False, f"no definition of {op.name}"
+        quantized = isinstance(env.attrs_of(op), ops.Quantized)
         if op.name not in GENERATORS and not (_is_loop_op(op, opdef) and "LOOP" in GENERATORS):
             return False, f"no Numba kernel for {op.name} yet (runs on reference)"
-        if isinstance(env.attrs_of(op), ops.Quantized):
-            return False, f"quantized {op.name} has no Numba kernel yet (runs on reference)"
+        if quantized:
+            dt = getattr(env.attrs_of(op), "dtype", None)
+            if op.name not in QUANT_OPS or dt is None or np.dtype(dt) not in (np.int8, np.uint8):
+                on = f" on {np.dtype(dt).name}" if dt is not None else ""
+                return False, f"quantized {op.name}{on} has no Numba kernel yet (runs on reference)"
         if op.name in _CHECKED_INT_DIVISION and env.infos[op.inputs[0]].dtype.kind in "iu":
             return False, f"integer {op.name} must raise on a zero divisor (runs on reference)"
         for t in (*op.inputs, *op.outputs):
             if t >= 0 and env.infos[t].shape is None:
                 return False, f"{op.name} has a dynamic shape (runs on reference)"
-            if t >= 0 and env.infos[t].dtype not in (np.float32, np.bool_, np.int32) and t in op.outputs:
+            if (t >= 0 and not quantized and t in op.outputs
+                    and env.infos[t].dtype not in (np.float32, np.bool_, np.int32)):
                 return False, f"{op.name} on {env.infos[t].dtype} (runs on reference)"
         return True, ""
 
@@ -191,7 +207,7 @@ def _extra_ids(cluster: Cluster, env: CompileEnv) -> list[int]:
     """Tensor ids of the request's extras, in the order request_for assigns them."""
     sg = env.subgraph
     ops_ = [sg.ops[i] for i in cluster.ops]
-    first_is_root = not _is_loop_op(ops_[0], ops.get(ops_[0].name))
+    first_is_root = _is_root(cluster.ops[0], ops_[0], env)
     produced = set(ops_[0].outputs) if first_is_root else set()
     extras: list[int] = []
     for op in ops_[1:] if first_is_root else ops_:

@@ -1,0 +1,804 @@
+"""Quantized (int8 / uint8) CONV_2D, FULLY_CONNECTED and DEPTHWISE_CONV_2D, bit-exact with
+ops/qnn.py (which is bit-exact with LiteRT's optimized builtin kernels).
+
+Three ways to accumulate, measured on this machine (Zen 5, AVX-512; PERFORMANCE.md: Numba widens
+int8 products to int64 and never emits VNNI by itself):
+
+* int8 CONV_2D / FULLY_CONNECTED with symmetric weights, where the host has AVX512-VNNI: an
+  explicit vpdpbusd register-tiled GEMM (`vnni_gemm`, below): int32 accumulators, exact at any
+  depth, 1.1-2.4x LiteRT XNNPACK's int8 layer time and 1.1-6x faster than LiteRT's builtin int8
+  kernels (benchmarks/bench_numba_quantized.py).
+* otherwise (uint8, int8 FULLY_CONNECTED with a filter zero point, hosts without VNNI): float32
+  accumulation on gemm.py's FMA micro-kernel. Every product of two 8-bit values is an integer
+  below 2**16 and a float32 sum of integers is exact while every partial sum stays below 2**24,
+  in any order (fastmath reassociation included); the weights are constants, so this is checked
+  per output channel at plan time: sum_k |w[n, k] - zw| * max|x| < 2**24, else the node is
+  refused (Unsupported) and runs on the reference backend. The GEMM runs on a float32 "shadow"
+  request (activation NONE, no bias, weights w - zw as floats); the input zero point is folded
+  out of the inner loop (sum w (x - zi) = sum w x - zi * sum w, the second term joins the integer
+  bias; a padded conv's border holds zi), and the GEMM's vector stores of its accumulators are
+  rewritten into `qst` / `qstm`.
+* DEPTHWISE_CONV_2D: its own kernel. The centered input (x - zi, zero border) is copied once into
+  a padded float32 scratch image; 4 adjacent output pixels share each 16-channel vector of
+  weights, taps unrolled at literal offsets, float32 FMAs (exact: at most 49 taps), then `qst`.
+  (Depth multiplier > 1: a scalar loop LLVM vectorizes, with the same requantization.)
+
+`qst` / `qstm` / `qsti` / `qstmi` are the requantizing stores (LLVM vector code, 16 lanes): the
+accumulator (float32 holding an integer, or int32) plus the per-channel int32 bias, wrapped as
+C's int32 wraps, LiteRT's rounding, + output zero point, the activation clamp, narrowed to 8 bits.
+Rounding (ops/qnn.py `_requantize`): t = SRDHM(wrap32(acc << ls), M), then t >> rs rounded half
+up (RHU2: conv / FC, and depthwise channel blocks of 8) or half away from zero (MBQM: the last
+C mod 8 depthwise channels). Both are (t + h) >> rs with a per-channel, per-sign h: h+ = 2**(rs-1)
+(0 when rs = 0) and h- = h+ for RHU2, h+ - 1 for MBQM (when rs > 0). Grouped convolutions (MBQM
+on every channel), int16 activations, run-time filters and fused epilogues are not compiled here
+(reference backend; backend.request_for keeps quantized roots in single-op clusters).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import replace
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, models, register_model
+
+from tflite_jit.backends.numba_cpu import printer
+from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
+from tflite_jit.backends.numba_cpu.generators import depthwise as _fdw
+from tflite_jit.backends.numba_cpu.generators import gemm
+from tflite_jit.backends.numba_cpu.generators.gemm import (
+    VW,
+    _check_array,
+    _check_int,
+    _lane_mask,
+    _llvm_fn,
+    f32vec,
+)
+from tflite_jit.backends.numba_cpu.generators.loop import indent, module, prange_head, want_parallel
+from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource, Output, TensorArg
+from tflite_jit.ops import expr as E
+from tflite_jit.ops import qmath
+from tflite_jit.ops.base import Quantized
+from tflite_jit.ops.nn import _axis_geometry
+
+F32 = np.dtype(np.float32)
+I8, U8 = np.dtype(np.int8), np.dtype(np.uint8)
+#: activation dtypes compiled here (int16 activations use int64 accumulators: reference)
+QDTYPES = (I8, U8)
+#: float32 sums of integers are exact below this magnitude
+EXACT = float(1 << 24)
+#: bump when the requantization code changes meaning (printed into every generated module)
+QVERSION = "2"
+#: the int8 VNNI GEMM (below) where the host has it; False forces the float32 GEMM path
+USE_VNNI = True
+#: rows of the per-channel parameter table QP: bias, multiplier, left shift, right shift, h+, h-
+_QROWS = 6
+#: per-channel tables are padded by this many zero channels (a GEMM panel is at most 8 vectors)
+_QPAD = 8 * VW
+
+_V64 = ir.VectorType(ir.IntType(64), VW)
+_V32 = ir.VectorType(ir.IntType(32), VW)
+_V8 = ir.VectorType(ir.IntType(8), VW)
+
+
+# ---- the requantizing store (LLVM vector code) --------------------------------------------------
+
+
+def _requant_vec(context, builder, sig, args):
+    """<VW x i8> from the accumulator vector args[2] (float32 holding integers, or int32); args:
+    (out, idx, v, ch, QP, np_, zo, lo, hi, has_ls[, n]). QP is int32 [_QROWS, np_]. The
+    accumulator, bias and left shift wrap in int32 lanes as C's int32 does (= qmath's wrap32);
+    SRDHM multiplies sign-extended int32s (vpmuldq) and the rounding shift runs in int64."""
+    ch = context.cast(builder, args[3], sig.args[3], types.intp)
+    npr = context.cast(builder, args[5], sig.args[5], types.intp)
+    qarr = context.make_array(sig.args[4])(context, builder, args[4])
+
+    def row(r):
+        off = builder.add(ch, builder.mul(npr, ir.Constant(ch.type, r)))
+        p = builder.gep(qarr.data, [off], inbounds=True)
+        ld = builder.load(builder.bitcast(p, _V32.as_pointer()), align=4)
+        # the table is constant for the kernel's lifetime: lets LLVM share these loads between
+        # the MR row stores of a tile (the int8 stores could otherwise alias them)
+        ld.set_metadata("invariant.load", builder.module.add_metadata([]))
+        return ld
+
+    def splat(x, xty):
+        x64 = context.cast(builder, x, xty, types.int64)
+        v = builder.insert_element(ir.Constant(_V64, ir.Undefined), x64, ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(v, ir.Constant(_V64, ir.Undefined),
+                                      ir.Constant(ir.VectorType(ir.IntType(32), VW), [0] * VW))
+
+    v = args[2]
+    acc = v if v.type == _V32 else builder.fptosi(v, _V32)
+    acc = builder.add(acc, row(0))
+    has_ls = context.cast(builder, args[9], sig.args[9], types.boolean)
+    acc = builder.select(has_ls, builder.shl(acc, row(2)), acc)  # constant-folded per call site
+    prod = builder.mul(builder.sext(acc, _V64), builder.sext(row(1), _V64))
+    t = builder.ashr(builder.add(prod, ir.Constant(_V64, [1 << 30] * VW)), ir.Constant(_V64, [31] * VW))
+    neg = builder.icmp_signed("<", t, ir.Constant(_V64, [0] * VW))
+    h = builder.sext(builder.select(neg, row(5), row(4)), _V64)
+    r = builder.ashr(builder.add(t, h), builder.sext(row(3), _V64))
+    r = builder.add(r, splat(args[6], sig.args[6]))
+    lo, hi = splat(args[7], sig.args[7]), splat(args[8], sig.args[8])
+    r = builder.select(builder.icmp_signed("<", r, lo), lo, r)
+    r = builder.select(builder.icmp_signed(">", r, hi), hi, r)
+    return builder.trunc(r, _V8)
+
+
+def _out_ptr(context, builder, aty, arr, idx, ity):
+    ary = context.make_array(aty)(context, builder, arr)
+    i = context.cast(builder, idx, ity, types.intp)
+    return builder.bitcast(builder.gep(ary.data, [i], inbounds=True), _V8.as_pointer())
+
+
+def _check_q(out, qp, fn):
+    _check_array(out, fn, dtype=None)
+    if out.dtype not in (types.int8, types.uint8):
+        raise TypeError(f"{fn}: output must be int8 or uint8, got {out.dtype}")
+    _check_array(qp, fn, dtype=types.int32)
+
+
+@intrinsic
+def qst(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls):
+    """Requantize the VW float accumulators `v` of channels ch.. and store them at out[idx..]."""
+    _check_q(out, qp, "qst")
+    _check_int(idx, "qst")
+
+    def codegen(context, builder, sig, args):
+        r = _requant_vec(context, builder, sig, args)
+        builder.store(r, _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), align=1)
+        return context.get_dummy_value()
+
+    return types.none(out, idx, f32vec, ch, qp, np_, zo, lo, hi, has_ls), codegen
+
+
+@intrinsic
+def qstm(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls, n):
+    """qst for lanes < n only."""
+    _check_q(out, qp, "qstm")
+    _check_int(idx, "qstm")
+    _check_int(n, "qstm")
+
+    def codegen(context, builder, sig, args):
+        r = _requant_vec(context, builder, sig, args)
+        p = _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        m = _lane_mask(context, builder, args[10], sig.args[10])
+        fn = _llvm_fn(builder, f"llvm.masked.store.v{VW}i8.p0", ir.VoidType(), [_V8, p.type, ir.IntType(32), m.type])
+        builder.call(fn, [r, p, ir.Constant(ir.IntType(32), 1), m])
+        return context.get_dummy_value()
+
+    return types.none(out, idx, f32vec, ch, qp, np_, zo, lo, hi, has_ls, n), codegen
+
+
+# ---- per-channel requantization parameters -------------------------------------------------------
+
+
+def _rounding_halves(rs: np.ndarray, mbqm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    hp = np.where(rs > 0, np.left_shift(np.int64(1), np.maximum(rs - 1, 0)), 0).astype(np.int64)
+    hn = hp - ((rs > 0) & mbqm).astype(np.int64)
+    return hp, hn
+
+
+def qparams(a, n: int, bias: np.ndarray, mbqm: np.ndarray, pad: int = 0) -> np.ndarray:
+    """int32 [_QROWS, n + pad]: bias (wrapped to int32, as C's accumulator wraps), M, ls, rs,
+    h+, h- per channel (zero past n)."""
+    m = np.broadcast_to(np.asarray(a.multipliers, np.int64), (n,))
+    s = np.broadcast_to(np.asarray(a.shifts, np.int64), (n,))
+    ls, rs = np.maximum(s, 0), np.maximum(-s, 0)
+    if np.any(rs > 31) or np.any(ls > 31):
+        raise Unsupported("quantized multiplier shift out of range (runs on reference)")
+    hp, hn = _rounding_halves(rs, mbqm)
+    qp = np.zeros((_QROWS, n + pad), np.int64)
+    for r, v in enumerate((qmath.wrap32(bias), m, ls, rs, hp, hn)):
+        qp[r, :n] = v
+    return np.ascontiguousarray(qp.astype(np.int32))
+
+
+def qtail(qp: np.ndarray, a) -> str:
+    """The constant trailing arguments of qst / qsti for this table and node."""
+    has_ls = int(bool(np.any(qp[2])))
+    return f"{qp.shape[1]}, {int(a.out_zp)}, {int(a.act_min)}, {int(a.act_max)}, {has_ls}"
+
+
+def _check_attrs(req: KernelRequest) -> None:
+    a = req.attrs
+    if not isinstance(a, Quantized) or not hasattr(a, "multipliers"):
+        raise Unsupported(f"{req.op_name}: not a quantized conv node")
+    if np.dtype(a.dtype) not in QDTYPES:
+        raise Unsupported(f"quantized {req.op_name} on {a.dtype} activations runs on reference")
+    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
+        raise Unsupported(f"quantized {req.op_name}: fused epilogues are not compiled")
+    if np.dtype(req.outputs[0].arg.dtype) != np.dtype(a.dtype):
+        raise Unsupported(f"quantized {req.op_name}: output dtype differs from the input's")
+    if any(math.prod(o.arg.shape) == 0 for o in req.outputs):
+        raise Unsupported(f"{req.op_name}: empty output")
+    x = req.inputs[0]
+    if x is None or np.dtype(x.dtype) != np.dtype(a.dtype):
+        raise Unsupported(f"quantized {req.op_name}: input dtype differs")
+    w = req.inputs[1] if len(req.inputs) > 1 else None
+    b = req.inputs[2] if len(req.inputs) > 2 else None
+    if w is None or w.value is None:
+        raise Unsupported(f"quantized {req.op_name}: the filter must be constant")
+    if b is not None and (b.value is None or np.dtype(b.dtype) != np.int32):
+        raise Unsupported(f"quantized {req.op_name}: the bias must be a constant int32 tensor")
+
+
+def _centered_weights(w: np.ndarray, zps, axis: int) -> np.ndarray:
+    zw = np.asarray(zps, np.float64)
+    if zw.size > 1:
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        zw = zw.reshape(shape)
+    return np.asarray(w, np.float64) - zw
+
+
+def _max_abs_x(dt: np.dtype, zp: int = 0) -> int:
+    lo, hi = (-128, 127) if dt == I8 else (0, 255)
+    return max(abs(lo - zp), abs(hi - zp))
+
+
+def _bias_of(req: KernelRequest, n: int) -> np.ndarray:
+    b = req.inputs[2] if len(req.inputs) > 2 else None
+    return np.zeros(n, np.int64) if b is None else np.asarray(b.value).reshape(-1).astype(np.int64)
+
+
+# ---- CONV_2D / FULLY_CONNECTED: gemm.py with a requantizing store ---------------------------------
+
+_STORE = re.compile(r"^(\s*)vstore\(o0, (.+), v\)$")
+_STOREM = re.compile(r"^(\s*)vstorem\(o0, (.+), v, (.+)\)$")
+
+
+def _channel(dst: str) -> str:
+    """The output channel of a GEMM store offset `q0 + i*N + nb + j*VW`: the terms from nb on."""
+    terms = dst.split(" + ")
+    if "nb" not in terms:
+        raise Unsupported("unexpected GEMM store offset")
+    return " + ".join(terms[terms.index("nb"):])
+
+
+def _gemm_q(req: KernelRequest, wc: np.ndarray, kind: str, tile=None) -> KernelSource:
+    """wc: centered float weights in the float op's layout."""
+    a = req.attrs
+    dt = np.dtype(a.dtype)
+    x = req.inputs[0]
+    n_out = wc.shape[0]
+    wk = wc.reshape(n_out, -1)
+    if HAS_VNNI and USE_VNNI and dt == I8 and a.rounding == "rhu2" and not any(a.w_zps):
+        return vnni_gemm(req, wc.astype(np.int8), kind, tile)
+    bound = np.abs(wk).sum(axis=1) * _max_abs_x(dt)
+    if np.any(bound >= EXACT):
+        raise Unsupported(f"quantized {req.op_name}: a float32 accumulator could reach "
+                          f"{int(bound.max())} >= 2**24 (not exact); runs on reference")
+    groups = 1
+    if kind == "conv":
+        groups = x.shape[3] // max(wc.shape[3], 1)
+    if groups != 1:
+        raise Unsupported("quantized CONV_2D: grouped convolution runs on reference")
+    if a.rounding != "rhu2":
+        raise Unsupported(f"quantized {req.op_name}: rounding {a.rounding} runs on reference")
+    bias = _bias_of(req, n_out) - int(a.in_zp) * np.rint(wk.sum(axis=1)).astype(np.int64)
+    qp = qparams(a, n_out, bias, np.zeros(n_out, bool), _QPAD)
+    fake = KernelRequest(req.op_name, replace(a.base, activation="NONE"),
+                         [TensorArg(tuple(x.shape), F32), TensorArg(tuple(wc.shape), F32, wc.astype(F32)), None],
+                         [], [Output(E.Var(0), TensorArg(tuple(req.out_shape), F32))], req.num_threads)
+    src = gemm.conv2d(fake, tile) if kind == "conv" else gemm.fully_connected(fake, tile)
+    m = re.search(r"^def gemm_kernel\((.*)\):$", src.source, re.M)
+    if m is None:
+        raise Unsupported("unexpected GEMM source")
+    params = m.group(1)
+    names = params.split(", ")
+    if len(names) != len(src.args) or names[0] != "x" or src.args[0].kind != "input":
+        raise Unsupported("unexpected GEMM arguments")
+    padded = "XP" in names
+    zo, lo, hi = int(a.out_zp), int(a.act_min), int(a.act_max)
+    tail = "QP, " + qtail(qp, a)
+    lines = []
+    nrep = 0
+    for ln in src.source.split("\n"):
+        s, sm = _STORE.match(ln), _STOREM.match(ln)
+        if s:
+            ln = f"{s.group(1)}qst(o0, {s.group(2)}, v, {_channel(s.group(2))}, {tail})"
+            nrep += 1
+        elif sm:
+            ln = f"{sm.group(1)}qstm(o0, {sm.group(2)}, v, {_channel(sm.group(2))}, {tail}, {sm.group(3)})"
+            nrep += 1
+        elif "o0" in ln and "def " not in ln and "gemm_task(" not in ln:
+            raise Unsupported("unexpected GEMM epilogue (not the vector store)")
+        lines.append(ln)
+    if not nrep:
+        raise Unsupported("unexpected GEMM epilogue")
+    body = "\n".join(lines).replace(params, params + ", QP")
+    args = list(src.args)
+    consts = [Arg("const", value=qp)]
+    size = math.prod(x.shape)
+    if padded:  # the GEMM's padding copy converts the int8 input; the border holds zi
+        xp = names.index("XP")
+        args[xp] = Arg("const", value=np.full(src.args[xp].value.shape, float(a.in_zp), F32))
+        entry = [f"def qentry({params}, QP):", f"    gemm_kernel({params}, QP)"]
+        all_args = args + consts
+    else:  # the int8 input, converted to float32 into the GEMM's `x` (a scratch const)
+        args[0] = Arg("const", value=np.zeros(size, F32))
+        entry = [f"def qentry(xq, {params}, QP):",
+                 f"    for i in range({size}):",
+                 "        st(x, i, ld(xq, i))",
+                 f"    gemm_kernel({params}, QP)"]
+        all_args = [Arg("input", 0)] + args + consts
+    deco = "@numba.njit(cache=True, nogil=True, error_model='numpy', boundscheck=False)"
+    source = (body + f"\n# quantized epilogue v{QVERSION} ({dt.name}, zo={zo}, clamp=[{lo}, {hi}])\n"
+              "from tflite_jit.backends.numba_cpu.generators.qconv import qst, qstm\n\n\n"
+              + deco + "\n" + "\n".join(entry) + "\n")
+    return KernelSource(source, "qentry", all_args, src.parallel)
+
+
+@register_generator("CONV_2D")
+def conv2d(req: KernelRequest, tile=None) -> KernelSource:
+    if not isinstance(req.attrs, Quantized):
+        return gemm.conv2d(req, tile)
+    _check_attrs(req)
+    w = req.inputs[1]
+    if len(w.shape) != 4 or len(req.inputs[0].shape) != 4:
+        raise Unsupported("quantized CONV_2D: 4-D input and filter only")
+    return _gemm_q(req, _centered_weights(w.value, req.attrs.w_zps, 0), "conv", tile)
+
+
+@register_generator("FULLY_CONNECTED")
+def fully_connected(req: KernelRequest, tile=None) -> KernelSource:
+    if not isinstance(req.attrs, Quantized):
+        return gemm.fully_connected(req, tile)
+    _check_attrs(req)
+    w = req.inputs[1]
+    if len(w.shape) != 2:
+        raise Unsupported("quantized FULLY_CONNECTED: 2-D filter only")
+    return _gemm_q(req, _centered_weights(w.value, req.attrs.w_zps, 0), "fc", tile)
+
+
+# ---- DEPTHWISE_CONV_2D ------------------------------------------------------------------------------
+
+#: serial throughput assumed for the threading decision (int8 depthwise, measured)
+DW_SERIAL_FLOPS = 20e9
+#: adjacent output pixels per step of the vector depthwise kernel (they share the weight loads)
+DW_PIXELS = 4
+
+
+@register_generator("DEPTHWISE_CONV_2D")
+def depthwise(req: KernelRequest) -> KernelSource:
+    if not isinstance(req.attrs, Quantized):
+        return _fdw.generate_depthwise(req)
+    _check_attrs(req)
+    a = req.attrs
+    f = a.base
+    x, w = req.inputs[0], req.inputs[1]
+    if len(x.shape) != 4 or len(w.shape) != 4:
+        raise Unsupported("quantized DEPTHWISE_CONV_2D: 4-D input and filter only")
+    if a.rounding != "depthwise":
+        raise Unsupported(f"quantized DEPTHWISE_CONV_2D: rounding {a.rounding} runs on reference")
+    nimg, H, W, C = x.shape
+    _, KH, KW, CO = w.shape
+    if C < 1 or CO % C:
+        raise Unsupported("DEPTHWISE_CONV_2D: filter channels are not a multiple of input channels")
+    mult = CO // C
+    SH, SW = f.stride
+    DH, DW = f.dilation
+    if min(SH, SW, DH, DW) < 1:
+        raise Unsupported("DEPTHWISE_CONV_2D: stride and dilation must be >= 1")
+    gh = _axis_geometry(f.padding, H, KH, SH, DH)
+    gw = _axis_geometry(f.padding, W, KW, SW, DW)
+    OH, OW = gh.out, gw.out
+    if tuple(req.out_shape) != (nimg, OH, OW, CO):
+        raise Unsupported(f"output shape {req.out_shape} != {(nimg, OH, OW, CO)}")
+    pt, pl = gh.pad_before, gw.pad_before
+    need_h = (OH - 1) * SH + (KH - 1) * DH + 1
+    need_w = (OW - 1) * SW + (KW - 1) * DW + 1
+    HP = max(H + pt, need_h)
+    WP = max(W + pl, need_w)
+    wc = _centered_weights(w.value, a.w_zps, 3).reshape(KH * KW, CO)
+    dt = np.dtype(a.dtype)
+    bound = np.abs(wc).sum(axis=0) * _max_abs_x(dt, int(a.in_zp))
+    if np.any(bound >= EXACT):
+        raise Unsupported("quantized DEPTHWISE_CONV_2D: float32 accumulation would not be exact")
+    head = CO // 8 * 8
+    qp = qparams(a, CO, _bias_of(req, CO), np.arange(CO) >= head)
+    qp[5] = qp[4] - qp[5]  # this kernel subtracts h+ - h- (0 or 1) from negative values
+    wp = np.ascontiguousarray(wc.astype(F32).reshape(-1))
+    xp = np.zeros(nimg * HP * WP * C, F32)
+    zo, lo, hi = int(a.out_zp), int(a.act_min), int(a.act_max)
+    any_ls = bool(np.any(qp[2, :CO]))
+    ci = "co" if mult == 1 else f"co // {mult}"
+    taps = [((kh * DH * WP + kw * DW) * C, kh * KW + kw) for kh in range(KH) for kw in range(KW)]
+    acc = []
+    for i, (off, t) in enumerate(taps):
+        term = f"ld(xp, xb + {off + 0} + {ci}) * ld(wp, {t * CO} + co)"
+        acc.append(f"s = {term}" if i == 0 else f"s = s + {term}")
+    requant = [
+        "v = np.int64(s) + ld(qp, co)",
+        f"v = np.int64(np.int32(v << ld(qp, {2 * CO} + co)))" if any_ls else "v = np.int64(np.int32(v))",
+        f"t = (v * ld(qp, {CO} + co) + {1 << 30}) >> 31",
+        # branchless (a select on the sign kept LLVM from vectorizing: 1.9x slower)
+        f"t = (t + ld(qp, {4 * CO} + co) - ((t >> 63) & ld(qp, {5 * CO} + co))) >> ld(qp, {3 * CO} + co)",
+        f"st(o, ob + co, min(max(t + {zo}, {lo}), {hi}))",
+    ]
+    flops = 2.0 * nimg * OH * OW * CO * KH * KW
+    parallel = want_parallel(req, flops / DW_SERIAL_FLOPS) and nimg * OH > 1
+    rows = prange_head("r", 0, nimg * OH) if parallel else [f"for r in range({nimg * OH}):"]
+    body = [
+        "def entry(x, xp, wp, qp, o):",
+        f"    for bi in range({nimg}):",
+        f"        for hh in range({H}):",
+        f"            src = (bi * {H} + hh) * {W * C}",
+        f"            dst = ((bi * {HP} + hh + {pt}) * {WP} + {pl}) * {C}",
+        f"            for q in range({W * C}):",
+        f"                st(xp, dst + q, np.float32(ld(x, src + q)) - np.float32({int(a.in_zp)}))",
+    ]
+    inner = [
+        f"bi = r // {OH}",
+        f"oh = r - bi * {OH}",
+        f"xr = (bi * {HP} + oh * {SH}) * {WP * C}",
+    ]
+    if mult == 1:  # explicit 16-lane vectors (LLVM's own choice is 256-bit) and qst's epilogue
+        qp = qparams(a, CO, _bias_of(req, CO), np.arange(CO) >= head, _QPAD)
+        tail = "qp, " + qtail(qp, a)
+        nfull, rem = CO // VW, CO % VW
+
+        def vec(co: str, masked: bool, npix: int) -> list[str]:
+            """npix adjacent output pixels (xb{p}, ob{p}) at channels co..: the weights are
+            loaded once, all accumulators finish before the first store (stores may alias)."""
+            out = []
+            for k, (_, t) in enumerate(taps):
+                out.append(f"w{k} = vloadm(wp, {t * CO} + {co}, {rem})" if masked
+                           else f"w{k} = vload(wp, {t * CO} + {co})")
+            for p in range(npix):
+                for k, (off, _) in enumerate(taps):
+                    xv = f"vloadm(xp, xb{p} + {off} + {co}, {rem})" if masked else f"vload(xp, xb{p} + {off} + {co})"
+                    out.append(f"s{p} = vmul({xv}, w{k})" if k == 0 else f"s{p} = vfma({xv}, w{k}, s{p})")
+            for p in range(npix):
+                out.append(f"qstm(o, ob{p} + {co}, s{p}, {co}, {tail}, {rem})" if masked
+                           else f"qst(o, ob{p} + {co}, s{p}, {co}, {tail})")
+            return out
+
+        def pixels(npix: int) -> list[str]:
+            out = []
+            for p in range(npix):
+                out += [f"xb{p} = xr + (ow + {p}) * {SW * C}", f"ob{p} = (r * {OW} + ow + {p}) * {CO}"]
+            if nfull:
+                out += [f"for cv in range({nfull}):", f"    co = cv * {VW}"] + indent(vec("co", False, npix), 1)
+            if rem:
+                out += vec(str(nfull * VW), True, npix)
+            return out
+
+        npix = min(DW_PIXELS, OW)
+        nq = OW // npix
+        inner += [f"for q in range({nq}):", f"    ow = q * {npix}"] + indent(pixels(npix), 1)
+        if nq * npix < OW:
+            inner += [f"for ow in range({nq * npix}, {OW}):"] + indent(pixels(1), 1)
+    else:
+        inner += [f"for ow in range({OW}):", f"    xb = xr + ow * {SW * C}", f"    ob = (r * {OW} + ow) * {CO}",
+                  f"    for co in range({CO}):"] + indent(acc + requant, 2)
+    body += indent(rows, 1) + indent(inner, 2)
+    args = [Arg("input", 0), Arg("const", value=xp), Arg("const", value=wp),
+            Arg("const", value=np.ascontiguousarray(qp.reshape(-1))), Arg("output", 0)]
+    src = (f"# quantized depthwise v{QVERSION} ({dt.name})\n"
+           "from tflite_jit.backends.numba_cpu.generators.gemm import ld, st, vload, vloadm, vmul, vfma\n"
+           "from tflite_jit.backends.numba_cpu.generators.qconv import qst, qstm\n"
+           + module("\n".join(body) + "\n", parallel))
+    return KernelSource(src, "entry", args, parallel)
+
+
+# ---- int8 GEMM with VNNI (vpdpbusd) ------------------------------------------------------------------
+#
+# Where the host has AVX512-VNNI, int8 CONV_2D / FULLY_CONNECTED with symmetric weights run on
+# vpdpbusd (u8 x s8, 4-byte groups summed into int32 lanes; 4x the multiply-adds of a float32
+# FMA): the activations are made unsigned by flipping their sign bit (x + 128), which adds
+# 128 * sum(w) to every accumulator, so the per-channel integer bias absorbs -(zi + 128) * sum(w).
+# The int32 accumulator wraps like LiteRT's (the requantization's wrap32 is modular), so this
+# path is exact for any depth. Weights are packed at plan time per panel of NV x 16 channels as
+# [tap][k4 group][NV][16 lanes][4 bytes] (zero-padded past N and past the channel count, which is
+# rounded up to 4). Activations are read in place (the sign flip folded into the 4-byte
+# broadcast) when a row's channels are contiguous and a multiple of 4; otherwise (padding, odd
+# channel counts) the prologue copies them into a zero-point-bordered uint8 scratch image.
+
+
+class _I32Vec(types.Type):
+    def __init__(self) -> None:
+        super().__init__(name=f"int32x{VW}")
+
+
+i32vec = _I32Vec()
+
+
+@register_model(_I32Vec)
+class _I32VecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _V32)
+
+
+HAS_VNNI = VW == 16 and "+avx512vnni" in gemm._host_features() and "+avx512bw" in gemm._host_features()
+
+
+def _byte_ptr(context, builder, aty, arr, idx, ity):
+    ary = context.make_array(aty)(context, builder, arr)
+    i = context.cast(builder, idx, ity, types.intp)
+    p = builder.bitcast(ary.data, ir.IntType(8).as_pointer())
+    return builder.gep(p, [i], inbounds=True)
+
+
+def _check_bytes(a, fn):
+    _check_array(a, fn, dtype=None)
+    if a.dtype not in (types.int8, types.uint8):
+        raise TypeError(f"{fn}: needs an int8 / uint8 array, got {a}")
+
+
+@intrinsic
+def vzi(typingctx):
+    def codegen(context, builder, sig, args):
+        return ir.Constant(_V32, [0] * VW)
+
+    return i32vec(), codegen
+
+
+@intrinsic
+def vldw(typingctx, arr, idx):
+    """16 int32 lanes (4 packed weight bytes each) from byte `idx` of an int8 array."""
+    _check_bytes(arr, "vldw")
+    _check_int(idx, "vldw")
+
+    def codegen(context, builder, sig, args):
+        p = _byte_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        return builder.load(builder.bitcast(p, _V32.as_pointer()), align=1)
+
+    return i32vec(arr, idx), codegen
+
+
+def _bc4(flip: bool):
+    def typer(typingctx, arr, idx):
+        _check_bytes(arr, "vbc4")
+        _check_int(idx, "vbc4")
+
+        def codegen(context, builder, sig, args):
+            p = _byte_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+            x = builder.load(builder.bitcast(p, ir.IntType(32).as_pointer()), align=1)
+            if flip:
+                x = builder.xor(x, ir.Constant(ir.IntType(32), 0x80808080))
+            v = builder.insert_element(ir.Constant(_V32, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
+            return builder.shuffle_vector(v, ir.Constant(_V32, ir.Undefined),
+                                          ir.Constant(ir.VectorType(ir.IntType(32), VW), [0] * VW))
+
+        return i32vec(arr, idx), codegen
+
+    return intrinsic(typer)
+
+
+#: 4 bytes at a byte offset, in every lane (vbc4x: with the sign bits flipped, int8 -> x + 128)
+vbc4 = _bc4(False)
+vbc4x = _bc4(True)
+
+
+@intrinsic
+def vdot(typingctx, acc, a, b):
+    """acc + per-lane sums of 4 (unsigned byte of a) x (signed byte of b): vpdpbusd."""
+
+    def codegen(context, builder, sig, args):
+        fn = _llvm_fn(builder, "llvm.x86.avx512.vpdpbusd.512", _V32, [_V32] * 3)
+        return builder.call(fn, list(args))
+
+    return i32vec(i32vec, i32vec, i32vec), codegen
+
+
+@intrinsic
+def qsti(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls):
+    """qst for int32 accumulators."""
+    _check_q(out, qp, "qsti")
+    _check_int(idx, "qsti")
+
+    def codegen(context, builder, sig, args):
+        r = _requant_vec(context, builder, sig, args)
+        builder.store(r, _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), align=1)
+        return context.get_dummy_value()
+
+    return types.none(out, idx, i32vec, ch, qp, np_, zo, lo, hi, has_ls), codegen
+
+
+@intrinsic
+def qstmi(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls, n):
+    """qsti for lanes < n only."""
+    _check_q(out, qp, "qstmi")
+    _check_int(idx, "qstmi")
+    _check_int(n, "qstmi")
+
+    def codegen(context, builder, sig, args):
+        r = _requant_vec(context, builder, sig, args)
+        p = _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        m = _lane_mask(context, builder, args[10], sig.args[10])
+        fn = _llvm_fn(builder, f"llvm.masked.store.v{VW}i8.p0", ir.VoidType(), [_V8, p.type, ir.IntType(32), m.type])
+        builder.call(fn, [r, p, ir.Constant(ir.IntType(32), 1), m])
+        return context.get_dummy_value()
+
+    return types.none(out, idx, i32vec, ch, qp, np_, zo, lo, hi, has_ls, n), codegen
+
+
+#: (NV vectors per panel) -> MR rows per tile: MR * NV accumulators + NV weights + 1 broadcast
+#: of the 32 zmm registers
+_VNNI_TILES = {1: 14, 2: 7, 3: 6, 4: 5}
+#: serial int8 multiply-adds per second assumed for the threading decision (2 ops each)
+VNNI_SERIAL_OPS = 300e9
+_VNNI_INTRINSICS = "vzi, vldw, vbc4, vbc4x, vdot, qsti, qstmi"
+
+
+def _vnni_choose(RO: int, L: int, N: int) -> tuple[int, int]:
+    nvec = -(-N // VW)
+    best = None
+    for nv in range(1, min(nvec, 4) + 1):
+        mr = min(_VNNI_TILES[nv], L)
+        mr = -(-L // -(-L // mr))
+        work = RO * (-(-L // mr) * mr) * (-(-nvec // nv) * nv)
+        key = (work, -nv)
+        if best is None or key < best[0]:
+            best = (key, mr, nv)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _pack_vnni(w: np.ndarray, NR: int) -> np.ndarray:
+    """w [N, T, C] int8 -> flat int8 [panel][T][G][NR][4], C padded to G*4, N to panels."""
+    n, t, c = w.shape
+    g = -(-c // 4)
+    npan = -(-n // NR)
+    wp = np.zeros((npan * NR, t, g * 4), np.int8)
+    wp[:n, :, :c] = w
+    wp = wp.reshape(npan, NR, t, g, 4).transpose(0, 2, 3, 1, 4)
+    return np.ascontiguousarray(wp).reshape(-1)
+
+
+def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> KernelSource:
+    """int8 CONV_2D (kind 'conv', w [CO, KH, KW, CI]) / FULLY_CONNECTED ('fc', w [N, K]), the
+    filter symmetric (zero points 0)."""
+    a = req.attrs
+    x = req.inputs[0]
+    if kind == "conv":
+        f = a.base
+        nimg, H, W, C = x.shape
+        N, KH, KW, CI = w.shape
+        if CI != C:
+            raise Unsupported("quantized CONV_2D: grouped convolution runs on reference")
+        SH, SW = f.stride
+        DH, DW = f.dilation
+        gh = _axis_geometry(f.padding, H, KH, SH, DH)
+        gw = _axis_geometry(f.padding, W, KW, SW, DW)
+        OH, OW = gh.out, gw.out
+        pt, pl = gh.pad_before, gw.pad_before
+        need_h = (OH - 1) * SH + (KH - 1) * DH + 1
+        need_w = (OW - 1) * SW + (KW - 1) * DW + 1
+        HP, WP = max(H + pt, need_h), max(W + pl, need_w)
+        padded = pt or pl or HP != H or WP != W
+        copy = bool(padded or C % 4)
+        CP = -(-C // 4) * 4 if copy else C
+        if not copy:
+            HP, WP = H, W
+        taps = [(kh * DH * WP + kw * DW) * CP for kh in range(KH) for kw in range(KW)]
+        wt = w.reshape(N, KH * KW, C)
+        if KH == KW == 1 and SH == SW == 1 and not copy:
+            RO, L, LS = 1, nimg * OH * OW, CP
+            outer = ["a0 = 0"]
+        else:
+            RO, L, LS = nimg * OH, OW, SW * CP
+            outer = [f"bi = ro // {OH}", f"a0 = (bi * {HP} + (ro - bi * {OH}) * {SH}) * {WP * CP}"]
+        M = nimg * OH * OW
+    else:
+        N, K = w.shape
+        M = math.prod(x.shape) // K
+        copy = K % 4 != 0
+        C = K
+        CP = -(-K // 4) * 4 if copy else K
+        nimg, H, W, HP, WP, pt, pl = 1, M, 1, M, 1, 0, 0
+        taps = [0]
+        wt = w.reshape(N, 1, K)
+        RO, L, LS = 1, M, CP
+        outer = ["a0 = 0"]
+    T = len(taps)
+    G = CP // 4
+    MR, NV = tile or _vnni_choose(RO, L, N)
+    MR = min(MR, L)
+    NR = NV * VW
+    NPAN = -(-N // NR)
+    NLT = -(-L // MR)
+    NTILE = RO * NLT
+    partial = L % MR != 0
+    wsum = wt.astype(np.int64).reshape(N, -1).sum(axis=1)
+    bias = _bias_of(req, N) - (int(a.in_zp) + 128) * wsum
+    qp = qparams(a, N, bias, np.zeros(N, bool), _QPAD)
+    wp = _pack_vnni(wt, NR)
+    tail = "QP, " + qtail(qp, a)
+    flops = 2.0 * M * N * T * C
+    parallel = want_parallel(req, flops / VNNI_SERIAL_OPS) and NTILE * NPAN >= 2
+    split = "m" if NTILE >= 10 or NTILE >= NPAN else "p"
+    ntask = min(10, NTILE if split == "m" else NPAN) if parallel else 1
+    A = "XU" if copy else "x"
+    bc = "vbc4" if copy else "vbc4x"
+    pstride = T * G * NR * 4  # bytes per panel
+
+    em = []
+
+    def e(ind: int, *lines: str) -> None:
+        em.extend("    " * ind + ln for ln in lines)
+
+    if parallel and split == "m":
+        e(1, f"for t in range(task * {NTILE} // {ntask}, (task + 1) * {NTILE} // {ntask}):")
+    else:
+        e(1, f"for t in range({NTILE}):")
+    if RO == 1:
+        e(2, "ro = 0", "lt = t")
+    else:
+        e(2, f"ro = t // {NLT}", f"lt = t - ro * {NLT}")
+    if partial:
+        e(2, f"l0 = min(lt * {MR}, {L - MR})", f"skip = lt * {MR} - l0")
+    else:
+        e(2, f"l0 = lt * {MR}")
+    e(2, *outer)
+    e(2, f"a0 += l0 * {LS}", f"q0 = (ro * {L} + l0) * {N}")
+    if parallel and split == "p":
+        e(2, f"for p in range(task * {NPAN} // {ntask}, (task + 1) * {NPAN} // {ntask}):")
+    else:
+        e(2, f"for p in range({NPAN}):")
+    e(3, f"nb = p * {NR}", f"wo = p * {pstride}")
+    for i in range(MR):
+        for j in range(NV):
+            e(3, f"c{i}_{j} = vzi()")
+    for ti, toff in enumerate(taps):
+        e(3, f"for g in range({G}):")
+        e(4, f"wk = wo + {ti * G * NR * 4} + g * {NR * 4}", f"ak = a0 + {toff} + g * 4")
+        for j in range(NV):
+            e(4, f"w{j} = vldw(Wp, wk + {j * VW * 4})")
+        for i in range(MR):
+            e(4, f"x{i} = {bc}({A}, ak + {i * LS})")
+            for j in range(NV):
+                e(4, f"c{i}_{j} = vdot(c{i}_{j}, x{i}, w{j})")
+    for i in range(MR):
+        ind = 3
+        if partial and i < MR - 1:
+            e(3, f"if skip <= {i}:")
+            ind = 4
+        for j in range(NV):
+            dst = f"q0 + {i * N} + nb + {j * VW}"
+            ch = f"nb + {j * VW}"
+            if N % NR:
+                e(ind, f"qstmi(o, {dst}, c{i}_{j}, {ch}, {tail}, {N - j * VW} - nb)")
+            else:
+                e(ind, f"qsti(o, {dst}, c{i}_{j}, {ch}, {tail})")
+
+    pro = []
+    if copy:
+        if kind == "conv":
+            pro += [f"for rr in range({nimg * H}):",
+                    f"    bi = rr // {H}",
+                    f"    src = rr * {W * C}",
+                    f"    dst = ((bi * {HP} + rr - bi * {H} + {pt}) * {WP} + {pl}) * {CP}",
+                    f"    for ww in range({W}):",
+                    f"        for c in range({C}):",
+                    f"            st(XU, dst + ww * {CP} + c, np.int32(ld(x, src + ww * {C} + c)) + 128)"]
+        else:
+            pro += [f"for rr in range({M}):",
+                    f"    for c in range({K}):",
+                    f"        st(XU, rr * {CP} + c, np.int32(ld(x, rr * {K} + c)) + 128)"]
+    params = "x, XU, Wp, QP, o" if copy else "x, Wp, QP, o"
+    deco = ("@numba.njit(cache=True, nogil=True, error_model='numpy', boundscheck=False, "
+            "parallel={})\n")
+    src = (printer.PRELUDE + f"# tflite_jit int8 VNNI gemm v{QVERSION}: {req.op_name} M={M} N={N} "
+           f"K={T * CP} tile={MR}x{NR}\n"
+           f"from tflite_jit.backends.numba_cpu.generators.qconv import {_VNNI_INTRINSICS}\n"
+           "from tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n\n\n")
+    if parallel:
+        src += deco.format(False) + f"def qgemm_task(task, {params}):\n" + "\n".join(em) + "\n\n\n"
+        body = pro + [f"for task in numba.prange({ntask}):", f"    qgemm_task(np.int64(task), {params})"]
+    else:
+        body = pro + [ln[4:] for ln in em]
+    src += deco.format(parallel) + f"def entry({params}):\n" + "\n".join("    " + ln for ln in body) + "\n"
+    args = [Arg("input", 0)]
+    if copy:
+        border = np.zeros(nimg * HP * WP * CP, np.uint8)
+        if kind == "conv":
+            border.reshape(nimg, HP, WP, CP)[..., :C] = (int(a.in_zp) + 128) & 0xFF
+        args.append(Arg("const", value=border))
+    args += [Arg("const", value=wp), Arg("const", value=qp), Arg("output", 0)]
+    return KernelSource(src, "entry", args, parallel)

@@ -1,0 +1,93 @@
+"""Quantized (int8 / uint8) AVERAGE_POOL_2D and MAX_POOL_2D, bit-exact with ops/qnn.py.
+
+Pools move no scale (LiteRT requires equal input and output quantization): only in-image taps
+take part; the average is the integer sum divided by their count, rounded half away from zero;
+the maximum starts below every value (an empty window gives the activation minimum); then the
+fused activation's clamp. Per output pixel the tap ranges are computed at run time (min/max of
+literals), the channels are the inner, vectorized loop over an int64 scratch row. Float pools
+are delegated to pool.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
+from tflite_jit.backends.numba_cpu.generators import pool as _float_pool
+from tflite_jit.backends.numba_cpu.generators.depthwise import geometry
+from tflite_jit.backends.numba_cpu.generators.loop import module
+from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource
+from tflite_jit.ops import expr as E
+from tflite_jit.ops.base import Quantized
+
+QDTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
+
+
+def _qpool(req: KernelRequest, kind: str) -> KernelSource:
+    a = req.attrs
+    f = a.base
+    if np.dtype(a.dtype) not in QDTYPES:
+        raise Unsupported(f"quantized {req.op_name} on {a.dtype} runs on reference")
+    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
+        raise Unsupported(f"quantized {req.op_name}: fused epilogues are not compiled")
+    x = req.inputs[0] if req.inputs else None
+    if x is None or len(x.shape) != 4 or np.dtype(x.dtype) != np.dtype(a.dtype):
+        raise Unsupported(f"quantized {req.op_name}: 4-D input of the node's type only")
+    if f.stride_h < 1 or f.stride_w < 1 or f.filter_h < 1 or f.filter_w < 1:
+        raise Unsupported(f"quantized {req.op_name}: stride and filter must be >= 1")
+    B, H, W, C = x.shape
+    KH, KW, SH, SW = f.filter_h, f.filter_w, f.stride_h, f.stride_w
+    OH, OW, pt, pl = geometry(f.padding, H, W, KH, KW, SH, SW, 1, 1)
+    if tuple(req.out_shape) != (B, OH, OW, C) or math.prod(req.out_shape) == 0:
+        raise Unsupported(f"quantized {req.op_name}: output shape {req.out_shape}")
+    lo, hi = int(a.act_min), int(a.act_max)
+    if kind == "avg":
+        init, upd = "0", "acc[c] += np.int64(ld(x, xb + c))"
+        fin = ["t = acc[c]", "n2 = cnt // 2",
+               "r = (t + n2) // cnt if t > 0 else -((n2 - t) // cnt)"]
+    else:
+        init, upd = f"{-(1 << 40)}", "acc[c] = max(acc[c], np.int64(ld(x, xb + c)))"
+        fin = ["r = acc[c]"]
+    body = [
+        "def entry(x, acc, o):",
+        f"    for b in range({B}):",
+        f"        for oh in range({OH}):",
+        f"            h0 = oh * {SH} - {pt}",
+        "            k0 = max(0, -h0)",
+        f"            k1 = min({KH}, {H} - h0)",
+        f"            for ow in range({OW}):",
+        f"                w0 = ow * {SW} - {pl}",
+        "                j0 = max(0, -w0)",
+        f"                j1 = min({KW}, {W} - w0)",
+        "                cnt = max((k1 - k0) * (j1 - j0), 1)",
+        f"                for c in range({C}):",
+        f"                    acc[c] = {init}",
+        "                for kh in range(k0, k1):",
+        "                    for kw in range(j0, j1):",
+        f"                        xb = ((b * {H} + h0 + kh) * {W} + w0 + kw) * {C}",
+        f"                        for c in range({C}):",
+        f"                            {upd}",
+        f"                ob = ((b * {OH} + oh) * {OW} + ow) * {C}",
+        f"                for c in range({C}):",
+    ] + [f"                    {ln}" for ln in fin] + [
+        f"                    st(o, ob + c, min(max(r, {lo}), {hi}))"]
+    src = (f"# quantized {req.op_name}\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
+           + module("\n".join(body) + "\n", False))
+    return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=np.zeros(C, np.int64)),
+                                       Arg("output", 0)], False)
+
+
+@register_generator("AVERAGE_POOL_2D")
+def generate_average_pool(req: KernelRequest) -> KernelSource:
+    if not isinstance(req.attrs, Quantized):
+        return _float_pool.generate_average_pool(req)
+    return _qpool(req, "avg")
+
+
+@register_generator("MAX_POOL_2D")
+def generate_max_pool(req: KernelRequest) -> KernelSource:
+    if not isinstance(req.attrs, Quantized):
+        return _float_pool.generate_max_pool(req)
+    return _qpool(req, "max")

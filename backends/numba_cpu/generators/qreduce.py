@@ -1,0 +1,104 @@
+"""Quantized (int8 / uint8) MEAN over the spatial dimensions (the global average pool of
+MobileNet / EfficientNet heads and squeeze-and-excite blocks), bit-exact with ops/qreduce.py.
+
+4-D input, a constant axis tensor naming dimensions 1 and 2 (keep_dims or not). Per image, the channel sums are accumulated in an int64 scratch row
+(vectorized over channels), then requantized with the float-derived multiplier and bias of that
+kernel: RHU2 on blocks of 16 channels and MBQM on the last C mod 16 (ops/qreduce.py
+`_mean_opt_special`) for keep_dims with the axis tensor [1, 2] / [2, 1]; otherwise the reference
+kernel's formula (the multiplier divided by the count with guard bits, MBQM of sum - zi * n).
+Every other MEAN (and float MEAN, delegated to reduce.py) keeps its path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
+from tflite_jit.backends.numba_cpu.generators import reduce as _float_reduce
+from tflite_jit.backends.numba_cpu.generators.loop import module
+from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource
+from tflite_jit.ops import expr as E
+from tflite_jit.ops import qmath
+from tflite_jit.ops.base import Quantized
+
+F32 = np.float32
+QDTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
+
+
+def _round_shift(var: str, rs: int, away: bool) -> str:
+    """var >> rs rounded half up (RHU2) or half away from zero (MBQM), branchless."""
+    if not rs:
+        return var
+    neg = f" + ({var} >> 63)" if away else ""
+    return f"({var} + {1 << (rs - 1)}{neg}) >> {rs}"
+
+
+@register_generator("MEAN")
+def generate_mean(req: KernelRequest) -> KernelSource:
+    a = req.attrs
+    if not isinstance(a, Quantized):
+        return _float_reduce.generate_mean(req)
+    if getattr(a, "op", None) != "MEAN" or np.dtype(a.dtype) not in QDTYPES:
+        raise Unsupported("quantized MEAN: int8 / uint8 only (others run on reference)")
+    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
+        raise Unsupported("quantized MEAN: fused epilogues are not compiled")
+    x = req.inputs[0]
+    ax = req.inputs[1] if len(req.inputs) > 1 else None
+    if x is None or len(x.shape) != 4 or ax is None or ax.value is None:
+        raise Unsupported("quantized MEAN: only the 4-D spatial mean with a constant axis is compiled")
+    raw = [int(v) % 4 for v in np.asarray(ax.value).reshape(-1)]
+    if sorted(set(raw)) != [1, 2]:
+        raise Unsupported("quantized MEAN: only axes (1, 2) are compiled")
+    if a.base.keep_dims and len(raw) != 2:
+        # LiteRT takes yet another path here (an axis tensor with repeated entries and keep_dims):
+        # ops/qreduce.py's reference differs from it on about half of the inputs, so the node
+        # stays on the reference backend rather than copying a formula known to be wrong.
+        raise Unsupported("quantized MEAN: keep_dims with a repeated axis entry runs on reference")
+    B, H, W, C = x.shape
+    n = H * W
+    if n == 0 or B * C == 0:
+        raise Unsupported("quantized MEAN: empty input")
+    lo, hi = qmath.qrange(np.dtype(a.dtype))
+    if a.base.keep_dims and raw in ([1, 2], [2, 1]):  # LiteRT's optimized special case
+        si, so = F32(a.si), F32(a.so)
+        t = F32(F32(F32(a.zi) * si) / so)
+        t = F32(t + F32(0.5)) if t > 0 else F32(t - F32(0.5))
+        bias = a.zo - int(np.trunc(t))
+        m, s = qmath.quantize_multiplier(float(F32(si / F32(F32(n) * so))))
+        blocks, zsum = C // 16 * 16, 0
+    else:  # the reference kernel: the multiplier divided by n with k guard bits, MBQM everywhere
+        m, s = qmath.quantize_multiplier(a.si / a.so)
+        k = min(int(math.floor(math.log2(n))), 32, 31 + s)
+        m, s = (m << k) // n, s - k
+        bias, blocks, zsum = a.zo, 0, a.zi * n
+    ls, rs = max(s, 0), max(-s, 0)
+    if rs > 62 or ls > 31 or not 0 <= m < 2**31:
+        raise Unsupported("quantized MEAN: multiplier out of range")
+    tot = f"(acc[c] - {zsum})" if zsum else "acc[c]"
+    v = f"np.int64(np.int32({tot} << {ls}))" if ls else f"np.int64(np.int32({tot}))"
+    srd = f"u = ({v} * {m} + {1 << 30}) >> 31"
+
+    def fin(away: bool) -> list[str]:
+        return [srd, f"u = {_round_shift('u', rs, away)}",
+                f"st(o, ob + c, min(max(u + {bias}, {lo}), {hi}))"]
+
+    body = ["def entry(x, acc, o):",
+            f"    for b in range({B}):",
+            f"        for c in range({C}):",
+            "            acc[c] = 0",
+            f"        for p in range({n}):",
+            f"            xb = (b * {n} + p) * {C}",
+            f"            for c in range({C}):",
+            "                acc[c] += np.int64(ld(x, xb + c))",
+            f"        ob = b * {C}"]
+    if blocks:
+        body += [f"        for c in range({blocks}):"] + ["            " + ln for ln in fin(False)]
+    if blocks < C:
+        body += [f"        for c in range({blocks}, {C}):"] + ["            " + ln for ln in fin(True)]
+    src = ("# quantized MEAN (spatial)\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
+           + module("\n".join(body) + "\n", False))
+    assert math.prod(req.out_shape) == B * C
+    return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=np.zeros(C, np.int64)),
+                                       Arg("output", 0)], False)
