@@ -31,9 +31,10 @@ ai_edge_litert, builtin kernels):
   both from a process-wide std::mt19937_64 seeded from /dev/urandom; we draw from the OS entropy
   source, so such outputs match LiteRT only statistically.
 * LiteRT re-seeds at every Prepare, i.e. at allocate_tensors() after an input was resized to a
-  different shape; allocate_tensors() without a resize continues the stream. We re-seed when this
-  node's own input shapes change between prepares (a resize of another graph input does not
-  re-seed here; it does in LiteRT). A node's shape input must be int32 and 1-D. A negative
+  different shape; allocate_tensors() without a resize continues the stream. We do the same: a
+  prepare re-seeds when this node's own input shapes changed, and the executable calls
+  `on_inputs_resized` on every node's attrs when any graph input changed shape. A node's shape
+  input must be int32 and 1-D. A negative
   dimension in a run-time shape crashes LiteRT silently; we raise.
 
 STABLEHLO_RNG_BIT_GENERATOR (option `algorithm`: DEFAULT/PHILOX = Philox-4x32, THREEFRY): a pure
@@ -191,6 +192,10 @@ class RandomAttrs:
     seed2: int
     gen: _Generator = field(repr=False)
     out_dtype: Any = None  # the output tensor's declared type (bind)
+
+    def on_inputs_resized(self) -> None:
+        """Any graph input changed shape: LiteRT re-prepares every node, which re-seeds."""
+        self.gen.seeded = False
 
 
 def _int32(v: Any) -> int:

@@ -111,6 +111,30 @@ def test_reallocate_continues_and_resize_reseeds() -> None:
             assert_close(a[0], b[0], what=f"{name} step {k}")
 
 
+def test_resizing_another_input_reseeds_like_litert() -> None:
+    """LiteRT re-prepares every node when any graph input changes shape, so a random op with a
+    constant shape re-seeds even though its own inputs did not change."""
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", [2], np.float32)
+    (y,) = g.apply("RELU", [x])
+    o = g.tensor("out", [3], np.float32)
+    g.op("RANDOM_UNIFORM", [g.const("shape", np.array([3], np.int32))], [o], seed=7, seed2=9)
+    g.output(y, o)
+    data = mb.build()
+    results = []
+    for name, it in _interpreters(data):
+        outs = run_seq(it, [[np.ones(2, np.float32)]] * 2)
+        it.resize_tensor_input(it.get_input_details()[0]["index"], [4])
+        outs += run_seq(it, [[np.ones(4, np.float32)]])
+        results.append((name, [o[1] for o in outs]))
+    (_, theirs), *ours = results
+    np.testing.assert_array_equal(theirs[2], theirs[0])  # re-seeded: the stream starts over
+    for name, o in ours:
+        for a, b in zip(o, theirs):
+            assert_close(a, b, what=name)
+
+
 def test_unseeded_is_random_but_well_distributed() -> None:
     # seed == seed2 == 0: LiteRT draws the seeds from /dev/urandom; only statistics can agree
     n = 20000

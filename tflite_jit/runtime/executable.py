@@ -229,6 +229,15 @@ class Executable:
 
     # -- AllocateTensors -------------------------------------------------------------------------
     def prepare(self, input_shapes: dict[int, tuple[int, ...]]) -> None:
+        # LiteRT re-runs every node's Prepare when any graph input changed shape (stateful nodes
+        # such as the random ops re-seed there); attrs that care expose `on_inputs_resized`.
+        key = tuple(sorted(input_shapes.items()))
+        if getattr(self, "_prepared_for", None) not in (None, key):
+            for a in self.attrs:
+                hook = getattr(a, "on_inputs_resized", None)
+                if hook is not None:
+                    hook()
+        self._prepared_for = key
         infos = infer_subgraph(self.sg, input_shapes, self.attrs, self.opdefs)
         self._fallbacks: dict[int, str] = {}
         env = PlanEnv(self.sg, self.attrs, infos, self.num_threads, extra_ops=self.context.custom_ops)
