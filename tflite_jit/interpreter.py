@@ -236,7 +236,13 @@ class Interpreter:
                 w.execs[si] = ex
             ex.prepare(shapes)
         except PrepareError as e:
+            # A kept exception's traceback keeps this frame: it must not pin the wrapper
+            # (_safe_to_run's refcount rule would refuse every later call).
+            w = None
             raise RuntimeError(str(e)) from None
+        except BaseException:
+            w = None
+            raise
         w.pending.pop(si, None)
         w.ready[si] = True
 

@@ -9,12 +9,14 @@ kernel), registered in sys.modules before it executes, then imported. Writes are
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
 import sys
 import tempfile
 import threading
+import types
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -62,16 +64,30 @@ def load(source: str, entry: str) -> Callable[..., Any]:
     with _lock:
         mod = sys.modules.get(name)
         if mod is None:
-            path = cache_dir() / f"{name}.py"
+            path: Path | None = cache_dir() / f"{name}.py"
             try:
                 current = path.read_text() if path.exists() else None
             except OSError:
                 current = None
             if current != source:
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")
-                with os.fdopen(fd, "w") as f:
-                    f.write(source)
-                os.replace(tmp, path)
+                try:
+                    _write_atomic(path, source)
+                except OSError as e:  # the disk filled up or went read-only since start-up
+                    path = _uncached(e) / f"{name}.py"
+                    try:
+                        _write_atomic(path, source)
+                    except OSError:
+                        path = None
+            if path is None:  # nowhere to write at all: compile in memory, without Numba's cache
+                mod = types.ModuleType(name)
+                sys.modules[name] = mod
+                try:
+                    exec(compile(source.replace("cache=True", "cache=False"), f"<{name}>", "exec"),
+                         mod.__dict__)
+                except BaseException:
+                    del sys.modules[name]
+                    raise
+                return getattr(mod, entry)
             spec = importlib.util.spec_from_file_location(name, path)
             assert spec is not None and spec.loader is not None
             mod = importlib.util.module_from_spec(spec)
@@ -82,6 +98,34 @@ def load(source: str, entry: str) -> Callable[..., Any]:
                 del sys.modules[name]
                 raise
     return getattr(mod, entry)
+
+
+def _write_atomic(path: Path, source: str) -> None:
+    """temp file + os.replace; the temp file is removed if anything fails (ENOSPC mid-write)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(source)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+_private: Path | None = None
+
+
+def _uncached(e: OSError) -> Path:
+    """The cache stopped taking writes: a private temporary directory from now on, one warning."""
+    global _dir, _private
+    if _private is None:
+        _private = Path(tempfile.mkdtemp(prefix="tflite_jit_cache_"))
+        warnings.warn(f"tflite_jit: compile cache {_dir} stopped accepting writes ({e}); compiling "
+                      f"into {_private} for this process only (kernels will not be cached)",
+                      RuntimeWarning, stacklevel=4)
+    _dir = _private
+    return _private
 
 
 _warned_damage = False

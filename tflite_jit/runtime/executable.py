@@ -448,6 +448,7 @@ class Executable:
                 last[r] = max(last.get(r, 0), last[t])
         produced = {t for step in steps for i in step.cluster.ops for t in sg.ops[i].outputs}
         intervals = []
+        fresh: list[int] = []  # own buffers to create (inputs, outputs, variables, strings)
         for tid, info in enumerate(infos):
             t = sg.tensors[tid]
             if t.data is not None and t.sparsity is None:
@@ -463,17 +464,20 @@ class Executable:
                 if prev is not None and prev.shape == info.shape and prev.dtype == storage_dtype(info.dtype):
                     buffers[tid] = prev
                 else:
-                    buffers[tid] = new_buffer(info.shape, info.dtype)
+                    fresh.append(tid)  # created after the byte limit is checked, below
             elif info.dtype.kind == "S":
-                buffers[tid] = new_buffer(info.shape, info.dtype)  # strings: never in the arena
+                fresh.append(tid)  # strings: never in the arena
             else:
                 nbytes = int(np.prod(info.shape, dtype=np.int64)) * info.dtype.itemsize
                 intervals.append(arena.Interval(tid, nbytes, first[tid], last.get(tid, first[tid])))
-        offsets, size = arena.plan(intervals)
+        own = sum(int(np.prod(infos[t].shape, dtype=np.int64)) * storage_dtype(infos[t].dtype).itemsize
+                  for t in fresh)
+        offsets, size = arena.plan(intervals, other_bytes=own, where=f"Subgraph {self.si}: " if self.si else "")
+        for tid in fresh:
+            buffers[tid] = new_buffer(infos[tid].shape, infos[tid].dtype)
         self.arena_bytes = size
         if intervals:
-            pool = np.zeros(size + arena.ALIGN, np.uint8)
-            base = (-pool.ctypes.data) % arena.ALIGN
+            pool, base = arena.allocate(size)
             for iv in intervals:
                 info = infos[iv.tensor]
                 o = base + offsets[iv.tensor]

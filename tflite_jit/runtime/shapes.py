@@ -17,6 +17,7 @@ from tflite_jit.ir.model import Subgraph
 from tflite_jit.ir.validate import MAX_TENSOR_BYTES
 from tflite_jit.ops.base import Dynamic, OpError
 
+_MAX_DIM = 2**31 - 1  # TFLite stores dims as int32; detail dicts report them as np.int32
 _FOLD_LIMIT = 4096  # fold only small values (shape arithmetic), never real activations
 # ...except weight decoding: DEQUANTIZE of a constant (float16 / int8 weights) runs once at plan
 # time whatever its size, so kernels see constant float weights they can pack.
@@ -106,11 +107,11 @@ def infer_subgraph(sg: Subgraph, input_shapes: dict[int, tuple[int, ...]],
                     oi, op.name))
             shape = tuple(int(d) for d in shape)
             nbytes = declared.itemsize * int(np.prod(shape, dtype=object))
-            if any(d < 0 for d in shape) or nbytes > MAX_TENSOR_BYTES:
+            if any(d < 0 or d > _MAX_DIM for d in shape) or nbytes > MAX_TENSOR_BYTES:
                 raise PrepareError(prepare_message(
                     f"{op.name}: output tensor {t} ('{sg.tensors[t].name}') would have shape "
-                    f"{list(shape)} ({nbytes} bytes): negative or over the {MAX_TENSOR_BYTES}-byte limit",
-                    oi, op.name))
+                    f"{list(shape)} ({nbytes} bytes): a dimension negative or over {_MAX_DIM} (TFLite "
+                    f"dims are int32), or over the {MAX_TENSOR_BYTES}-byte limit", oi, op.name))
             infos[t] = TensorInfo(shape, declared)
         _fold(op, opdef, a, ins, infos)
     return infos
