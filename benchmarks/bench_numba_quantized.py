@@ -1,6 +1,7 @@
 """int8 kernels of the Numba backend against LiteRT (XNNPACK int8 and builtin int8), side by side.
 
     python benchmarks/bench_numba_quantized.py [--threads 1] [--runs 30] [--layers-only | --models-only]
+                                               [--baseline]
 
 Per layer: one-op int8 models (MobileNetV2 / EfficientNet-like CONV_2D 1x1 and 3x3,
 DEPTHWISE_CONV_2D, FULLY_CONNECTED) run by tflite_jit (Numba backend), LiteRT with its default
@@ -10,12 +11,17 @@ with a few random calibration samples. Each round runs every engine once in rota
 machine is shared), we report medians and the ratios ours / XNNPACK and ours / builtin, and check
 that our outputs equal the builtin kernels' bit for bit on the layers (whole models: max LSB
 difference of the int8 output before dequantization is not visible; we report max |diff|).
+`--baseline` adds, in the same rounds, the models planned without the newer int8 kernels
+(QUANTIZE / DEQUANTIZE / PAD / SOFTMAX on reference, scalar table lookups and MUL, whole-image
+depthwise scratch, one-pixel MEAN): a before/after pair measured under the same load.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -71,9 +77,46 @@ def layer_model(op: str, hw: int, ci: int, co: int, k: int, stride: int, seed: i
     return mb.build()
 
 
-def engines(content: bytes, threads: int) -> dict[str, Any]:
+#: the int8 kernels added after the first int8 benchmark: QUANTIZE / DEQUANTIZE / PAD / SOFTMAX
+#: (previously on reference), the vector table lookup of LOGISTIC & co., the int32 vector MUL,
+#: the depthwise row ring and the 4-pixel MEAN. `--baseline` also times an interpreter planned without them, in the
+#: same rounds
+NEW_KERNELS = ("QUANTIZE", "DEQUANTIZE", "PAD")
+
+
+@contextlib.contextmanager
+def _without_new_kernels() -> Iterator[None]:
+    """Plan interpreters as before the new int8 kernels: their generators are unregistered,
+    SOFTMAX gets its float-only generator back, table ops and MUL their scalar loops, depthwise
+    its whole-image scratch, MEAN its one-pixel loop (all restored on exit)."""
+    from tflite_jit.backends.numba_cpu import backend as nb
+    from tflite_jit.backends.numba_cpu import generators
+    from tflite_jit.backends.numba_cpu.generators import qconv, qeltwise, qlut, qreduce
+    from tflite_jit.backends.numba_cpu.generators import reduce as float_reduce
+
+    generators.load_all()
+    saved = dict(nb.GENERATORS)
+    flags = (qlut.HAS_VBMI, qeltwise.USE_VECTOR_MUL, qconv.DW_RING, qreduce.MEAN_UNROLL)
+    for name in NEW_KERNELS:
+        nb.GENERATORS.pop(name, None)
+    nb.GENERATORS["SOFTMAX"] = float_reduce.generate_softmax
+    qlut.HAS_VBMI = qeltwise.USE_VECTOR_MUL = qconv.DW_RING = qreduce.MEAN_UNROLL = False
+    try:
+        yield
+    finally:
+        nb.GENERATORS.clear()
+        nb.GENERATORS.update(saved)
+        qlut.HAS_VBMI, qeltwise.USE_VECTOR_MUL, qconv.DW_RING, qreduce.MEAN_UNROLL = flags
+
+
+def engines(content: bytes, threads: int, baseline: bool = False) -> dict[str, Any]:
     from ai_edge_litert import interpreter as lite
 
+    its: dict[str, Any] = {}
+    if baseline:
+        with _without_new_kernels():
+            its["ours (before)"] = Interpreter(model_content=content, num_threads=threads)
+            its["ours (before)"].allocate_tensors()
     t0 = time.perf_counter()
     ours = Interpreter(model_content=content, num_threads=threads)
     ours.allocate_tensors()
@@ -83,11 +126,11 @@ def engines(content: bytes, threads: int) -> dict[str, Any]:
                                experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     for it in (xnn, builtin):
         it.allocate_tensors()
-    return {"ours": ours, "xnnpack": xnn, "builtin": builtin, "_prepare_s": prep}
+    return {**its, "ours": ours, "xnnpack": xnn, "builtin": builtin, "_prepare_s": prep}
 
 
 def time_side_by_side(its: dict[str, Any], x: np.ndarray, runs: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    names = ["ours", "xnnpack", "builtin"]
+    names = [n for n in its if not n.startswith("_")]
     times: dict[str, list[float]] = {n: [] for n in names}
     outs = {}
     for n in names:  # warm-up
@@ -96,7 +139,7 @@ def time_side_by_side(its: dict[str, Any], x: np.ndarray, runs: int) -> tuple[di
         it.invoke()
         outs[n] = it.get_tensor(it.get_output_details()[0]["index"]).copy()
     for r in range(runs):
-        order = names[r % 3:] + names[:r % 3]
+        order = names[r % len(names):] + names[:r % len(names)]
         for n in order:
             it = its[n]
             it.set_tensor(it.get_input_details()[0]["index"], x)
@@ -132,7 +175,7 @@ def quantized_model(name: str, samples: int = 4) -> bytes:
     return quantize(float_model, data)
 
 
-def bench_models(threads: int, runs: int) -> None:
+def bench_models(threads: int, runs: int, baseline: bool = False) -> None:
     print(f"\nint8 models (quantizer.quantize), {threads} thread(s), medians of {runs} (ms)")
     print(f"{'model':16s} {'ours':>8s} {'xnnpack':>8s} {'builtin':>8s} {'/xnn':>6s} {'/bltn':>6s} "
           f"{'prepare s':>9s} max|diff| vs builtin, ops not on numba")
@@ -140,10 +183,14 @@ def bench_models(threads: int, runs: int) -> None:
         t0 = time.perf_counter()
         content = quantized_model(name)
         qs = time.perf_counter() - t0
-        its = engines(content, threads)
+        its = engines(content, threads, baseline)
         rng = np.random.default_rng(1)
         x = rng.uniform(-1, 1, its["ours"].get_input_details()[0]["shape"]).astype(np.float32)
         med, outs = time_side_by_side(its, x, runs)
+        if baseline:
+            b = med["ours (before)"]
+            print(f"{name:16s} without the newer int8 kernels: {b * 1e3:.2f} ms "
+                  f"({b / med['xnnpack']:.2f}x XNNPACK), now {med['ours'] * 1e3:.2f} ms")
         plan = its["ours"]._interpreter.execs[0].plan
         off = sorted({n for p in plan if p["backend"] not in ("numba_cpu", "alias (no copy)") for n in p["op_names"]})
         diff = float(np.max(np.abs(outs["ours"].astype(np.float64) - outs["builtin"])))
@@ -158,11 +205,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--layers-only", action="store_true")
     p.add_argument("--models-only", action="store_true")
+    p.add_argument("--baseline", action="store_true",
+                   help="also time the models planned without the newer int8 kernels (same run)")
     a = p.parse_args(argv)
     if not a.models_only:
         bench_layers(a.threads, a.runs)
     if not a.layers_only:
-        bench_models(a.threads, max(5, a.runs // 3))
+        bench_models(a.threads, max(5, a.runs // 3), a.baseline)
 
 
 if __name__ == "__main__":

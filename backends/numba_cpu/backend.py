@@ -32,7 +32,11 @@ GENERATORS: dict[str, Callable[[KernelRequest], KernelSource]] = {}
 #: ops whose quantized (ops.Quantized attrs) int8/uint8 nodes have a generator
 #: (generators/qconv.py, qeltwise.py, qreduce.py, qpool.py); other quantized nodes run on reference
 QUANT_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC",
-                       "TANH", "GELU", "ELU", "HARD_SWISH", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D"))
+                       "TANH", "GELU", "ELU", "HARD_SWISH", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D",
+                       "SOFTMAX"))
+#: ops whose int8/uint8 outputs are not ops.Quantized nodes (their attrs carry the quantization,
+#: or none is needed) but have generators: QUANTIZE (qquant.py), PAD (qpad.py)
+QUANT_IO_OPS = frozenset(("QUANTIZE", "PAD"))
 
 
 class Unsupported(Exception):
@@ -177,7 +181,8 @@ class NumbaBackend(Backend):
         if op.name not in GENERATORS and not (_is_loop_op(op, opdef) and "LOOP" in GENERATORS):
             return False, f"no Numba kernel for {op.name} yet (runs on reference)"
         if quantized:
-            dt = getattr(env.attrs_of(op), "dtype", None)
+            a = env.attrs_of(op)
+            dt = getattr(a, "dtype", None) or getattr(a, "in_dtype", None)
             if op.name not in QUANT_OPS or dt is None or np.dtype(dt) not in (np.int8, np.uint8):
                 on = f" on {np.dtype(dt).name}" if dt is not None else ""
                 return False, f"quantized {op.name}{on} has no Numba kernel yet (runs on reference)"
@@ -187,7 +192,8 @@ class NumbaBackend(Backend):
             if t >= 0 and env.infos[t].shape is None:
                 return False, f"{op.name} has a dynamic shape (runs on reference)"
             if (t >= 0 and not quantized and t in op.outputs
-                    and env.infos[t].dtype not in (np.float32, np.bool_, np.int32)):
+                    and env.infos[t].dtype not in (np.float32, np.bool_, np.int32)
+                    and not (op.name in QUANT_IO_OPS and env.infos[t].dtype in (np.int8, np.uint8))):
                 return False, f"{op.name} on {env.infos[t].dtype} (runs on reference)"
         return True, ""
 

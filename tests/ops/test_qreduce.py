@@ -127,6 +127,24 @@ def test_mean_global_pool_ties(dtype, channels):
 
 
 @pytest.mark.parametrize("dtype", [I8, U8, I16])
+@pytest.mark.parametrize("axes", [[1, 2, 1], [2, 1, 2, -2], [1, -3, 2], [1, 1], [2, -2]])
+def test_mean_keep_dims_repeated_axis_entries(dtype, axes):
+    """An axis tensor with repeated entries that names exactly dims 1 and 2 still takes LiteRT's
+    optimized int8/uint8 MEAN kernel (keep_dims, 4-D); [1, 1] names only dim 1 and does not.
+    Random scales and two power-of-two pairs (exact ties) separate the two formulas."""
+    rng = np.random.default_rng(len(axes))
+    shape = (2, 3, 4, 37)
+    for qi, qo in (((0.5, 0), (0.25, 0)), ((0.25, 3), (0.25, 1)), (qparams(rng, dtype, False),
+                                                                  qparams(rng, dtype, False))):
+        if dtype is I16:
+            qi, qo = (qi[0], 0), (qo[0], 0)
+        elif dtype is U8:
+            qi, qo = (qi[0], qi[1] % 256), (qo[0], qo[1] % 256)
+        m = reduce_model("MEAN", dtype, shape, axes, True, qi, qo)
+        assert_bit_exact(m, [rand(rng, shape, dtype)])
+
+
+@pytest.mark.parametrize("dtype", [I8, U8, I16])
 def test_sum_half_ties_and_saturation(dtype):
     """si/so = 1/2 makes odd sums exact .5 ties (LiteRT rounds them away from zero); a large
     reduction saturates. Equal input/output parameters still take the rescaling formula."""

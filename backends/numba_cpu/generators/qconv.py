@@ -18,8 +18,11 @@ int8 products to int64 and never emits VNNI by itself):
   out of the inner loop (sum w (x - zi) = sum w x - zi * sum w, the second term joins the integer
   bias; a padded conv's border holds zi), and the GEMM's vector stores of its accumulators are
   rewritten into `qst` / `qstm`.
-* DEPTHWISE_CONV_2D: its own kernel. The centered input (x - zi, zero border) is copied once into
-  a padded float32 scratch image; 4 adjacent output pixels share each 16-channel vector of
+* DEPTHWISE_CONV_2D: its own kernel. The centered input (x - zi, zero border) is copied into a
+  padded float32 scratch: serial kernels keep a ring of the KH (dilated) rows one output row
+  reads and convert each input row just before its first use, so the scratch stays in L1/L2
+  (a whole float32 image of a 112x112x96 layer is 4.8 MB: 5-12% faster per layer); parallel
+  ones convert the whole image first. 4 adjacent output pixels share each 16-channel vector of
   weights, taps unrolled at literal offsets, float32 FMAs (exact: at most 49 taps), then `qst`.
   (Depth multiplier > 1: a scalar loop LLVM vectorizes, with the same requantization.)
 
@@ -71,7 +74,7 @@ QDTYPES = (I8, U8)
 #: float32 sums of integers are exact below this magnitude
 EXACT = float(1 << 24)
 #: bump when the requantization code changes meaning (printed into every generated module)
-QVERSION = "2"
+QVERSION = "3"
 #: the int8 VNNI GEMM (below) where the host has it; False forces the float32 GEMM path
 USE_VNNI = True
 #: rows of the per-channel parameter table QP: bias, multiplier, left shift, right shift, h+, h-
@@ -361,6 +364,10 @@ def fully_connected(req: KernelRequest, tile=None) -> KernelSource:
 DW_SERIAL_FLOPS = 20e9
 #: adjacent output pixels per step of the vector depthwise kernel (they share the weight loads)
 DW_PIXELS = 4
+#: serial depthwise (multiplier 1) converts the input into a ring of the padded rows one output
+#: row reads, just before it needs them, instead of a whole-image float32 scratch (False: the
+#: whole image first; tests and benchmarks compare the two)
+DW_RING = True
 
 
 @register_generator("DEPTHWISE_CONV_2D")
@@ -403,7 +410,13 @@ def depthwise(req: KernelRequest) -> KernelSource:
     qp = qparams(a, CO, _bias_of(req, CO), np.arange(CO) >= head)
     qp[5] = qp[4] - qp[5]  # this kernel subtracts h+ - h- (0 or 1) from negative values
     wp = np.ascontiguousarray(wc.astype(F32).reshape(-1))
-    xp = np.zeros(nimg * HP * WP * C, F32)
+    flops = 2.0 * nimg * OH * OW * CO * KH * KW
+    parallel = want_parallel(req, flops / DW_SERIAL_FLOPS) and nimg * OH > 1
+    # serial, depth multiplier 1: the scratch is a ring of the `span` padded rows one output row
+    # reads, filled just before use (it stays in L1/L2; a whole float32 image does not)
+    ring = DW_RING and mult == 1 and not parallel
+    span = (KH - 1) * DH + 1
+    xp = np.zeros((span if ring else nimg * HP) * WP * C, F32)
     zo, lo, hi = int(a.out_zp), int(a.act_min), int(a.act_max)
     any_ls = bool(np.any(qp[2, :CO]))
     ci = "co" if mult == 1 else f"co // {mult}"
@@ -420,23 +433,39 @@ def depthwise(req: KernelRequest) -> KernelSource:
         f"t = (t + ld(qp, {4 * CO} + co) - ((t >> 63) & ld(qp, {5 * CO} + co))) >> ld(qp, {3 * CO} + co)",
         f"st(o, ob + co, min(max(t + {zo}, {lo}), {hi}))",
     ]
-    flops = 2.0 * nimg * OH * OW * CO * KH * KW
-    parallel = want_parallel(req, flops / DW_SERIAL_FLOPS) and nimg * OH > 1
     rows = prange_head("r", 0, nimg * OH) if parallel else [f"for r in range({nimg * OH}):"]
-    body = [
-        "def entry(x, xp, wp, qp, o):",
-        f"    for bi in range({nimg}):",
-        f"        for hh in range({H}):",
-        f"            src = (bi * {H} + hh) * {W * C}",
-        f"            dst = ((bi * {HP} + hh + {pt}) * {WP} + {pl}) * {C}",
-        f"            for q in range({W * C}):",
-        f"                st(xp, dst + q, np.float32(ld(x, src + q)) - np.float32({int(a.in_zp)}))",
-    ]
+    body = ["def entry(x, xp, wp, qp, o):"]
+    if not ring:
+        body += [
+            f"    for bi in range({nimg}):",
+            f"        for hh in range({H}):",
+            f"            src = (bi * {H} + hh) * {W * C}",
+            f"            dst = ((bi * {HP} + hh + {pt}) * {WP} + {pl}) * {C}",
+            f"            for q in range({W * C}):",
+            f"                st(xp, dst + q, np.float32(ld(x, src + q)) - np.float32({int(a.in_zp)}))",
+        ]
     inner = [
         f"bi = r // {OH}",
         f"oh = r - bi * {OH}",
         f"xr = (bi * {HP} + oh * {SH}) * {WP * C}",
     ]
+    if ring:  # padded rows [first, oh * SH + span) are new to this output row: convert them
+        inner = [
+            f"bi = r // {OH}",
+            f"oh = r - bi * {OH}",
+            f"first = oh * {SH} if oh == 0 else max(oh * {SH}, (oh - 1) * {SH} + {span})",
+            f"for pr in range(first, oh * {SH} + {span}):",
+            f"    dst = (pr % {span}) * {WP * C} + {pl * C}",
+            f"    hh = pr - {pt}",
+            f"    if hh >= 0 and hh < {H}:",
+            f"        src = (bi * {H} + hh) * {W * C}",
+            f"        for q in range({W * C}):",
+            f"            st(xp, dst + q, np.float32(ld(x, src + q)) - np.float32({int(a.in_zp)}))",
+            "    else:",
+            f"        for q in range({W * C}):",
+            "            st(xp, dst + q, np.float32(0.0))",
+        ] + [f"rb{kh} = ((oh * {SH} + {kh * DH}) % {span}) * {WP * C}" for kh in range(KH)]
+        taps = [(f"rb{kh} + {kw * DW * C}", kh * KW + kw) for kh in range(KH) for kw in range(KW)]
     if mult == 1:  # explicit 16-lane vectors (LLVM's own choice is 256-bit) and qst's epilogue
         qp = qparams(a, CO, _bias_of(req, CO), np.arange(CO) >= head, _QPAD)
         tail = "qp, " + qtail(qp, a)
@@ -461,7 +490,8 @@ def depthwise(req: KernelRequest) -> KernelSource:
         def pixels(npix: int) -> list[str]:
             out = []
             for p in range(npix):
-                out += [f"xb{p} = xr + (ow + {p}) * {SW * C}", f"ob{p} = (r * {OW} + ow + {p}) * {CO}"]
+                xb = f"(ow + {p}) * {SW * C}" if ring else f"xr + (ow + {p}) * {SW * C}"
+                out += [f"xb{p} = {xb}", f"ob{p} = (r * {OW} + ow + {p}) * {CO}"]
             if nfull:
                 out += [f"for cv in range({nfull}):", f"    co = cv * {VW}"] + indent(vec("co", False, npix), 1)
             if rem:

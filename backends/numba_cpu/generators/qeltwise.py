@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
+from tflite_jit.backends.numba_cpu.generators import qlut, qmulvec
 from tflite_jit.backends.numba_cpu.generators.loop import module, prange_head, want_parallel
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource
 from tflite_jit.ops import expr as E
@@ -162,26 +163,92 @@ def generate_mul(req: KernelRequest) -> KernelSource:
     body = [f"p = (np.int64(ld(x, i0)) - {a.z1}) * (np.int64(ld(y, i1)) - {a.z2})"]
     body += _mbqm_lines("r", "np.int64(np.int32(p))", m, shift)
     body.append(f"st(o, i, min(max(r + {a.zo}, {a.act_min}), {a.act_max}))")
-    lines = ["def entry(x, y, o):"] + ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(y.shape)], body)]
+    lines = _vector_mul(a, out, tuple(x.shape), tuple(y.shape), body) if qmulvec_ok(a) else None
+    if lines is None:
+        lines = ["def entry(x, y, o):"] + ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(y.shape)], body)]
     src = ("# quantized MUL\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
+           "from tflite_jit.backends.numba_cpu.generators.qmulvec import qmul16\n"
            + module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], False)
 
 
+def qmulvec_ok(a) -> bool:
+    """The int32 vector MUL (qmulvec.py) applies: the multiplier has no left shift."""
+    m, shift = a.m
+    return USE_VECTOR_MUL and shift <= 0 and 0 <= m < 2**31 and -shift <= 31
+
+
+#: False forces the scalar (int64) MUL loops (tests and benchmarks compare the two)
+USE_VECTOR_MUL = True
+
+
+def _vector_mul(a, out: tuple[int, ...], xs: tuple[int, ...], ys: tuple[int, ...],
+                scalar: list[str]) -> list[str] | None:
+    """Entry lines for same-shape operands (one flat loop) or one operand broadcast along every
+    dimension but the last (squeeze-and-excite: [1, H, W, C] * [1, 1, 1, C]): 16-lane qmul16
+    steps and the scalar body for the tail; None for other shapes."""
+    n = math.prod(out)
+    rank = len(out)
+    pad = [(1,) * (rank - len(s)) + tuple(s) for s in (xs, ys)]
+    m, shift = a.m
+    ca, cc, cd = qmulvec.split_multiplier(m)
+    rs = -shift
+
+    def call(xi: str, yi: str, oi: str, swap: bool) -> str:
+        z1, z2 = (a.z2, a.z1) if swap else (a.z1, a.z2)
+        first, second = ("y", "x") if swap else ("x", "y")
+        return (f"qmul16({first}, {xi}, {second}, {yi}, o, {oi}, {z1}, {z2}, {ca}, {cc}, {cd}, "
+                f"{(1 << rs) >> 1}, {-1 if rs else 0}, {rs}, {a.zo}, {a.act_min}, {a.act_max})")
+
+    W = qmulvec.MUL_W
+    if pad[0] == tuple(out) and pad[1] == tuple(out):
+        head = n // W * W
+        lines = ["def entry(x, y, o):"]
+        if head:
+            lines += [f"    for i in range(0, {head}, {W}):", "        " + call("i", "i", "i", False)]
+        if head < n:
+            lines += [f"    for i in range({head}, {n}):", "        i0 = i", "        i1 = i"]
+            lines += ["        " + ln for ln in scalar]
+        return lines
+    C = out[-1] if rank else 1
+    for full, bc in ((0, 1), (1, 0)):
+        if pad[full] == tuple(out) and rank and pad[bc] == (1,) * (rank - 1) + (C,) and C >= W:
+            P, head = n // C, C // W * W
+            ix = "b + c"
+            lines = ["def entry(x, y, o):", f"    for pp in range({P}):", f"        b = pp * {C}",
+                     f"        for c in range(0, {head}, {W}):",
+                     "            " + (call(ix, "c", ix, False) if full == 0 else call(ix, "c", ix, True))]
+            if head < C:
+                lines += [f"        for c in range({head}, {C}):", "            i = b + c"]
+                lines += ["            i0 = i" if full == 0 else "            i0 = c",
+                          "            i1 = c" if full == 0 else "            i1 = i"]
+                lines += ["            " + ln for ln in scalar]
+            return lines
+    return None
+
+
 def generate_table(req: KernelRequest) -> KernelSource:
-    """out = table[x - qmin]: the op's 256-entry table (ops/qelementwise.py), a gather."""
+    """out = table[x - qmin]: the op's 256-entry table (ops/qelementwise.py). With AVX512-VBMI,
+    64 elements per vpermi2b step (qlut.py) and a scalar tail; otherwise a scalar gather."""
     _common(req, "table")
     a = req.attrs
-    lo = -128 if np.dtype(a.dtype) == np.dtype(np.int8) else 0
+    dt = np.dtype(a.dtype)
+    lo = -128 if dt == np.dtype(np.int8) else 0
     n = math.prod(req.out_shape)
     if tuple(req.inputs[0].shape) != tuple(req.out_shape):
         raise Unsupported(f"quantized {req.op_name}: input and output shapes differ")
-    lines = ["def entry(x, tab, o):", f"    for i in range({n}):",
-             f"        st(o, i, ld(tab, np.int64(ld(x, i)) - {lo}))"]
+    table = np.ascontiguousarray(np.asarray(a.table).astype(dt))
+    head = n // qlut.LUT_W * qlut.LUT_W if qlut.HAS_VBMI else 0
+    lines = ["def entry(x, tab, btab, o):"]
+    if head:
+        lines += [f"    for i in range(0, {head}, {qlut.LUT_W}):", "        lut64(btab, x, o, i)"]
+    if head < n:
+        lines += [f"    for i in range({head}, {n}):", f"        st(o, i, ld(tab, np.int64(ld(x, i)) - {lo}))"]
     src = (f"# quantized table op {req.op_name}\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
+           "from tflite_jit.backends.numba_cpu.generators.qlut import lut64\n"
            + module("\n".join(lines) + "\n", False))
-    table = np.ascontiguousarray(np.asarray(a.table).astype(np.dtype(a.dtype)))
-    return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=table), Arg("output", 0)], False)
+    return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=table),
+                                       Arg("const", value=qlut.byte_table(table, dt)), Arg("output", 0)], False)
 
 
 #: LiteRT's 8-bit table ops (ops/qelementwise.py QTableAttrs)

@@ -1,0 +1,126 @@
+"""QUANTIZE (float32 -> int8 / uint8, per tensor) and DEQUANTIZE (int8 / uint8 -> float32, per
+tensor or per channel), bit-exact with ops/quant.py (LiteRT's optimized builtin kernels).
+
+QUANTIZE is the first node of every int8 model with a float input and runs on the whole image,
+so it must not stay on the NumPy reference. Its rounding depends on the element's position, as in
+LiteRT: the 8-element vector blocks compute rint(x * float32(1 / s)) in float32 (round half to
+even), the scalar tail (the last n mod 8 elements) round_half_away(double(x) / double(s)). NaN and
+infinities saturate and NaN gives the zero point, as ops/quant.py does. (LiteRT itself converts
+NaN and values beyond int32 to INT32_MIN, x86's conversion, then adds the zero point with int32
+wrap-around: 1e30 with zero point 0 gives -128. Probed; reported, not reproduced here while the
+reference and its tests keep the saturating contract.) DEQUANTIZE is
+float32(double(s) * (q - z)).
+
+The modules are compiled without fastmath: 'arcp' would turn the tail's division into a
+multiplication and 'contract' could fuse the block multiply into the rounding, both of which
+change bits. Integer-to-integer requantization and per-channel QUANTIZE stay on the reference
+backend (rare in models; Unsupported says so in the plan).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tflite_jit.backends.numba_cpu import printer
+from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
+from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource
+from tflite_jit.ops import expr as E
+from tflite_jit.ops import qmath
+
+F32 = np.dtype(np.float32)
+QDTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
+
+#: exact IEEE arithmetic: no fastmath flag may reorder, contract or reciprocate
+EXACT_NJIT = ("@numba.njit(cache=True, nogil=True, fastmath=False, error_model='numpy', "
+              "boundscheck=False)")
+
+
+def exact_module(comment: str, body: list[str]) -> str:
+    """A kernel module (printer prelude, ld/st) whose entry is compiled without fastmath."""
+    return (f"# {comment}\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
+            + printer.PRELUDE + "\n\n" + EXACT_NJIT + "\n" + "\n".join(body) + "\n")
+
+
+def _single_output(req: KernelRequest) -> None:
+    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
+        raise Unsupported(f"{req.op_name}: fused epilogues are not compiled")
+    x = req.inputs[0] if req.inputs else None
+    if x is None or tuple(x.shape) != tuple(req.out_shape):
+        raise Unsupported(f"{req.op_name}: input and output shapes differ")
+    if math.prod(req.out_shape) == 0:
+        raise Unsupported(f"{req.op_name}: empty tensor")
+
+
+@register_generator("QUANTIZE")
+def generate_quantize(req: KernelRequest) -> KernelSource:
+    a = req.attrs
+    _single_output(req)
+    src, dst = np.dtype(req.inputs[0].dtype), np.dtype(req.outputs[0].arg.dtype)
+    if src != F32 or dst not in QDTYPES:
+        raise Unsupported(f"QUANTIZE {src.name} -> {dst.name} runs on reference (float32 -> int8 / "
+                          "uint8 is compiled)")
+    if a.out_scales is None or len(a.out_scales) != 1:
+        raise Unsupported("QUANTIZE: per-channel output runs on reference")
+    s = np.float32(a.out_scales[0])
+    if not (np.isfinite(s) and s > 0):
+        raise Unsupported("QUANTIZE: invalid scale (the reference reports it)")
+    zp = int(a.out_zero_points[0])
+    lo, hi = qmath.qrange(dst)
+    n = math.prod(req.out_shape)
+    head = n // 8 * 8
+    inv = printer.const_literal(np.float32(np.float32(1.0) / s), F32)
+    # ops/quant.py's conversion: NaN -> the zero point, out-of-range values saturate (clamping
+    # the rounded value to [lo - zp, hi - zp] before the integer conversion is the same thing)
+    to_int = ["        if v != v:",
+              "            v = 0.0",
+              f"        v = min(max(v, {float(lo - zp)!r}), {float(hi - zp)!r})",
+              f"        st(o, i, np.int64(v) + {zp})"]
+    body = ["def entry(x, o):"]
+    if head:  # vector blocks: float32 multiply by the reciprocal, round half to even
+        body += [f"    for i in range({head}):", f"        v = np.rint(ld(x, i) * {inv})"] + to_int
+    if head < n:  # scalar tail: double division, round half away from zero
+        body += [f"    for i in range({head}, {n}):",
+                 f"        d = np.float64(ld(x, i)) / {float(s)!r}",
+                 "        f = np.floor(abs(d))",
+                 "        v = (f + (1.0 if abs(d) - f >= 0.5 else 0.0)) * (-1.0 if d < 0 else 1.0)"] + to_int
+    return KernelSource(exact_module(f"QUANTIZE float32 -> {dst.name}", body), "entry",
+                        [Arg("input", 0), Arg("output", 0)], False)
+
+
+@register_generator("DEQUANTIZE")
+def generate_dequantize(req: KernelRequest) -> KernelSource:
+    a = req.attrs
+    _single_output(req)
+    x = req.inputs[0]
+    if np.dtype(x.dtype) not in QDTYPES or np.dtype(req.outputs[0].arg.dtype) != F32:
+        raise Unsupported(f"DEQUANTIZE from {np.dtype(x.dtype).name} runs on reference (int8 / uint8 "
+                          "are compiled)")
+    if not a.bound:
+        raise Unsupported("DEQUANTIZE: quantization not bound (the reference reports it)")
+    shape = tuple(int(d) for d in x.shape)
+    n = math.prod(shape)
+    ns, nz = len(a.scales), len(a.zero_points)
+    if ns == 1 and nz == 1:
+        body = ["def entry(x, s, z, o):", f"    for i in range({n}):",
+                f"        st(o, i, np.float32({float(a.scales[0])!r} * np.float64("
+                f"np.int64(ld(x, i)) - {int(a.zero_points[0])})))"]
+        channels = 1
+    else:
+        if not 0 <= a.axis < len(shape) or shape[a.axis] != ns or nz not in (1, ns):
+            raise Unsupported("DEQUANTIZE: per-channel parameters do not match (the reference "
+                              "reports it)")
+        channels = ns
+        inner = math.prod(shape[a.axis + 1:])
+        outer = math.prod(shape[:a.axis])
+        body = ["def entry(x, s, z, o):", f"    for p in range({outer}):",
+                f"        for c in range({channels}):", "            sc = ld(s, c)",
+                "            zc = ld(z, c)", f"            b = (p * {channels} + c) * {inner}",
+                f"            for i in range(b, b + {inner}):",
+                "                st(o, i, np.float32(sc * np.float64(np.int64(ld(x, i)) - zc)))"]
+    scales = np.asarray(a.scales, np.float64)
+    zps = np.broadcast_to(np.asarray(a.zero_points, np.int64), (channels,)).copy()
+    return KernelSource(exact_module(f"DEQUANTIZE {np.dtype(x.dtype).name} -> float32", body), "entry",
+                        [Arg("input", 0), Arg("const", value=scales), Arg("const", value=zps),
+                         Arg("output", 0)], False)
