@@ -280,10 +280,14 @@ def _quantize_float(x: np.ndarray, a: QuantizeAttrs, dst: np.dtype) -> np.ndarra
             head = np.rint(flat[:n] * np.float32(np.float32(1.0) / s))
             tail = qmath.round_half_away(flat[n:].astype(np.float64) / np.float64(s))
         r = np.concatenate([head.astype(np.float64), tail]).reshape(x.shape)
-    # clamp in float first: out-of-range and non-finite values saturate as the kernels' clamps do
-    r = np.nan_to_num(np.asarray(r, np.float64), nan=0.0)
-    r = np.clip(r, -2.0**40, 2.0**40).astype(np.int64) + zp
-    return np.clip(r, lo, hi).astype(dst)
+    # LiteRT converts to int32 the x86 way: NaN, +-inf and |values| >= 2**31 become INT32_MIN;
+    # the zero point is added with int32 wrap-around, then the type's clamp (probed: 1e30 with
+    # zero point -3 gives int8 127, with 0 gives -128).
+    r = np.asarray(r, np.float64)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(r) & (r >= -2.0**31) & (r < 2.0**31)
+    r = np.where(ok, np.where(ok, r, 0.0), float(qmath.INT32_MIN)).astype(np.int64)
+    return np.clip(qmath.wrap32(r + zp), lo, hi).astype(dst)
 
 
 def _reference_quantize(inputs, attrs: QuantizeAttrs) -> list:

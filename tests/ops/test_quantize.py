@@ -101,12 +101,16 @@ def test_requantize_bit_exact(pair, n, ratio, seed):
     check_exact(quantize_model(x.shape, src, dst, in_q=(si, zi), out_q=(so, zo)), x)
 
 
-def test_saturates_and_handles_non_finite():
-    x = np.array([[1e30, -1e30, np.inf, -np.inf, 0.0, 3.0, -3.0, 1e-30, 1, 2, 3]], np.float32)
-    for dst in (np.int8, np.uint8, np.int16):
-        got = ours(quantize_model(x.shape, np.float32, dst, out_q=(0.1, 0)), x)
-        lo, hi = qmath.qrange(np.dtype(dst))
-        assert got[0, 0] == hi and got[0, 1] == lo and got[0, 2] == hi and got[0, 3] == lo
+@pytest.mark.parametrize("dst,zp", [(np.int8, 0), (np.int8, -3), (np.int8, 5), (np.uint8, 0), (np.uint8, 200),
+                                    (np.int16, 0)])
+@pytest.mark.parametrize("n", [8, 13, 5])
+def test_non_finite_and_huge_values_like_litert(dst, zp, n):
+    """x86's float->int32 gives INT32_MIN for NaN, inf and |x| >= 2**31; LiteRT then adds the zero
+    point with int32 wrap-around: 1e30 with zero point -3 is int8 127, with 0 it is -128."""
+    vals = np.array([1e30, -1e30, np.inf, -np.inf, np.nan, 3e9, -3e9, 1.0, 2.5, -7.0, 0.0, 1e-30, 60.0],
+                    np.float32)
+    x = vals[:n].reshape(1, n)
+    check_exact(quantize_model(x.shape, np.float32, dst, out_q=(0.5, zp)), x)
 
 
 @pytest.mark.parametrize("src,dst", [(np.float32, np.int32), (np.int16, np.uint8), (np.int32, np.uint8),

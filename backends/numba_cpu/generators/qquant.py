@@ -73,10 +73,10 @@ def generate_quantize(req: KernelRequest) -> KernelSource:
     inv = printer.const_literal(np.float32(np.float32(1.0) / s), F32)
     # ops/quant.py's conversion: NaN -> the zero point, out-of-range values saturate (clamping
     # the rounded value to [lo - zp, hi - zp] before the integer conversion is the same thing)
-    to_int = ["        if v != v:",
-              "            v = 0.0",
-              f"        v = min(max(v, {float(lo - zp)!r}), {float(hi - zp)!r})",
-              f"        st(o, i, np.int64(v) + {zp})"]
+    # x86 float->int32: NaN, +-inf and out-of-range give INT32_MIN; + zp wraps in int32 (as LiteRT)
+    to_int = ["        r = np.int64(v) if v >= -2147483648.0 and v < 2147483648.0 else np.int64(-2147483648)",
+              f"        r = ((r + {zp + 2**31}) & 4294967295) - 2147483648",
+              f"        st(o, i, min(max(r, {lo}), {hi}))"]
     body = ["def entry(x, o):"]
     if head:  # vector blocks: float32 multiply by the reciprocal, round half to even
         body += [f"    for i in range({head}):", f"        v = np.rint(ld(x, i) * {inv})"] + to_int
