@@ -109,8 +109,8 @@ def _check_input(ctx: InferCtx, i: int, allowed: tuple[np.dtype, ...]) -> None:
 
 def _unary_infer(allowed: tuple[np.dtype, ...]) -> Callable[[InferCtx], list]:
     def infer(ctx: InferCtx) -> list:
-        if len(ctx.shapes) < 1:
-            raise OpError(f"{ctx.op_name}: expected 1 input, got {len(ctx.shapes)}")
+        if len(ctx.shapes) != 1:
+            raise OpError(f"{ctx.op_name}: expected 1 input, got {len(ctx.shapes)}; the node is damaged")
         _check_input(ctx, 0, allowed)
         return [(tuple(ctx.shapes[0]), np.dtype(ctx.dtypes[0]))]
     return infer
@@ -118,8 +118,8 @@ def _unary_infer(allowed: tuple[np.dtype, ...]) -> Callable[[InferCtx], list]:
 
 def _binary_infer(allowed: tuple[np.dtype, ...]) -> Callable[[InferCtx], list]:
     def infer(ctx: InferCtx) -> list:
-        if len(ctx.shapes) < 2:
-            raise OpError(f"{ctx.op_name}: expected 2 inputs, got {len(ctx.shapes)}")
+        if len(ctx.shapes) != 2:
+            raise OpError(f"{ctx.op_name}: expected 2 inputs, got {len(ctx.shapes)}; the node is damaged")
         _check_input(ctx, 0, allowed)
         _check_input(ctx, 1, allowed)
         d0, d1 = np.dtype(ctx.dtypes[0]), np.dtype(ctx.dtypes[1])

@@ -134,6 +134,22 @@ def _windows(x: np.ndarray, k_hw: tuple[int, int], stride: tuple[int, int],
     need_w = (gw.out - 1) * stride[1] + (k_hw[1] - 1) * dilation[1] + 1
     pad_after_h = max(need_h - gh.pad_before - h, 0)
     pad_after_w = max(need_w - gw.pad_before - w, 0)
+    padded = n * (h + gh.pad_before + pad_after_h) * (w + gw.pad_before + pad_after_w) * c
+    gathered = n * gh.out * gw.out * k_hw[0] * k_hw[1] * c
+    if padded > max(4 * x.size, 1 << 20) and gathered < padded:
+        # A huge dilation would pad the input to the dilated filter's extent (an 800-byte model
+        # asking for GBs): gather the windows instead, taps outside the image read as `fill`.
+        rows = (np.arange(gh.out)[:, None] * stride[0] + np.arange(k_hw[0])[None, :] * dilation[0]
+                - gh.pad_before)
+        cols = (np.arange(gw.out)[:, None] * stride[1] + np.arange(k_hw[1])[None, :] * dilation[1]
+                - gw.pad_before)
+        rv, cv = (rows >= 0) & (rows < h), (cols >= 0) & (cols < w)
+        win = x[:, np.clip(rows, 0, max(h - 1, 0))][:, :, :, np.clip(cols, 0, max(w - 1, 0))]
+        win = win.transpose(0, 1, 3, 2, 4, 5)  # [N, OH, OW, KH, KW, C]
+        mask = (rv[:, None, :, None] & cv[None, :, None, :])[None, :, :, :, :, None]
+        out = np.where(mask, win, np.asarray(fill, dtype=x.dtype))
+        out.setflags(write=False)
+        return out
     if gh.pad_before or gw.pad_before or pad_after_h or pad_after_w:
         x = np.pad(x, ((0, 0), (gh.pad_before, pad_after_h), (gw.pad_before, pad_after_w), (0, 0)),
                    constant_values=fill)
@@ -159,6 +175,14 @@ def _check_bias(ctx: InferCtx, i: int, out_channels: int, required: bool) -> Non
     if np.dtype(ctx.dtypes[0]) == np.float32 and np.dtype(ctx.dtypes[i]) != np.float32:
         raise OpError(f"{ctx.op_name}: bias '{ctx.name(i)}' is {np.dtype(ctx.dtypes[i])} but the "
                       f"input is float32; store the bias as float32")
+
+
+def _check_dilation(ctx: InferCtx, a: ConvAttrs) -> None:
+    """LiteRT's conv kernels keep dilations in int16 and refuse larger ones in Prepare."""
+    for name, v in (("dilation_h_factor", a.dilation_h), ("dilation_w_factor", a.dilation_w)):
+        if v > 32767:
+            raise OpError(f"{ctx.op_name}: option {name} is {v}; LiteRT's kernel requires it to be at "
+                          "most 32767 (INT16_MAX)")
 
 
 def _check_filter_size(ctx: InferCtx, kh: int, kw: int) -> None:
@@ -235,6 +259,7 @@ def _infer_conv(ctx: InferCtx) -> list[ShapeDtype]:
                       f"channels of filter '{ctx.name(1)}' ({co}) to be a multiple of {groups}")
     _check_bias(ctx, 2, co, required=True)
     _check_filter_size(ctx, kh, kw)
+    _check_dilation(ctx, a)
     oh, ow = _spatial_out(ctx, a.padding, (h, w), (kh, kw), a.stride, a.dilation)
     return [((n, oh, ow, co), dt)]
 
@@ -277,6 +302,7 @@ def _infer_depthwise(ctx: InferCtx) -> list[ShapeDtype]:
     # (see test_depthwise_multiplier_option_ignored).
     _check_bias(ctx, 2, co, required=True)
     _check_filter_size(ctx, kh, kw)
+    _check_dilation(ctx, a)
     oh, ow = _spatial_out(ctx, a.padding, (h, w), (kh, kw), a.stride, a.dilation)
     return [((n, oh, ow, co), dt)]
 

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import tflite_jit
 from tests.oracle import assert_close, litert_run
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.format.schema import FIELD_ENUMS, enum_values, options_table_for, table_defaults
@@ -430,3 +431,47 @@ def test_missing_inputs_are_op_errors() -> None:
         infer(nn.CONV_2D, [x], padding="SAME", stride_h=1, stride_w=1)
     with pytest.raises(OpError, match="input 0"):
         infer(nn.FULLY_CONNECTED, [None, Const(np.zeros((2, 2), np.float32))])
+
+
+@pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D"])
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_huge_dilation_without_huge_memory(op: str, backend: str) -> None:
+    """A dilation of 30000 on a 6x6 image: the reference kernel gathers its windows instead of
+    padding the input to the dilated extent (which took GBs for an 800-byte model)."""
+    import resource
+
+    rng = np.random.default_rng(0)
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (1, 6, 6, 2), np.float32)
+    w = g.const("w", rng.standard_normal((3, 3, 3, 2) if op == "CONV_2D" else (1, 3, 3, 2)).astype(np.float32))
+    b = g.const("b", np.zeros(3 if op == "CONV_2D" else 2, np.float32))
+    (y,) = g.apply(op, [x, w, b], padding=0, stride_h=1, stride_w=1, dilation_h_factor=30000,
+                   dilation_w_factor=30000)
+    g.output(y)
+    m = mb.build()
+    xv = rng.standard_normal((1, 6, 6, 2)).astype(np.float32)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    it = tflite_jit.Interpreter(model_content=m, backend=backend)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], xv)
+    it.invoke()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: < 200 MB
+    assert_close(it.get_tensor(it.get_output_details()[0]["index"]), litert_run(m, [xv])[0])
+
+
+@pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D"])
+def test_dilation_over_int16_rejected_like_litert(op: str) -> None:
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (1, 6, 6, 2), np.float32)
+    w = g.const("w", np.ones((3, 3, 3, 2) if op == "CONV_2D" else (1, 3, 3, 2), np.float32))
+    b = g.const("b", np.zeros(3 if op == "CONV_2D" else 2, np.float32))
+    y = g.tensor("y", (1, 6, 6, 3 if op == "CONV_2D" else 2))
+    g.op(op, [x, w, b], [y], padding=0, stride_h=1, stride_w=1, dilation_h_factor=1, dilation_w_factor=32768)
+    g.output(y)
+    m = mb.build()
+    with pytest.raises(RuntimeError, match="INT16_MAX"):
+        litert_run(m, [np.ones((1, 6, 6, 2), np.float32)])
+    with pytest.raises(RuntimeError, match="32767"):
+        tflite_jit.Interpreter(model_content=m).allocate_tensors()
