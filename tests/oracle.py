@@ -127,3 +127,59 @@ def one_op_model(op_name: str, inputs: Sequence[Any], n_outputs: int = 1, *,
     g.op(op_name, ids, outs, custom=custom, **options)
     g.output(*outs)
     return mb.build()
+
+
+# ---- one-op checks against LiteRT on both backends (tests/ops/test_segment, matrix, update) ----
+
+def declared_op_model(op: str, specs: list, outs: list, **options) -> bytes:
+    """One op; specs are graph inputs (arrays) or Const; outs are the declared (shape, dtype)s
+    (unlike one_op_model, which asks the op's shape rule)."""
+    from tflite_jit.format.builder import ModelBuilder
+
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    ids = [g.const(f"c{i}", s.value) if isinstance(s, Const) else g.input(f"in{i}", s.shape, s.dtype)
+           for i, s in enumerate(specs)]
+    o = [g.tensor(f"out{j}", shape, dtype) for j, (shape, dtype) in enumerate(outs)]
+    g.op(op, ids, o, **options)
+    g.output(*o)
+    return mb.build()
+
+
+def run_interpreter(it, feeds: list) -> list:
+    it.allocate_tensors()
+    for d, x in zip(it.get_input_details(), feeds):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    res = []
+    for d in it.get_output_details():
+        # LiteRT's get_tensor raises "Invalid tensor size" on an empty run-time sized result
+        res.append(it.get_tensor(d["index"]) if np.prod(d["shape"]) else np.zeros(d["shape"], d["dtype"]))
+    return res
+
+
+def check_all_backends(op: str, specs: list, n_outputs: int = 1, **options) -> list:
+    """Reference kernel, and the interpreter on both backends, against LiteRT. Declared output
+    shapes come from the reference (run-time sized outputs are resized by both runtimes)."""
+    from tflite_jit import Interpreter, ops
+
+    opdef = ops.get(op)
+    arrays = [s.value if isinstance(s, Const) else s for s in specs]
+    ours = opdef.reference(arrays, opdef.parse(raw_options(options)))
+    model = declared_op_model(op, specs, [(a.shape, a.dtype) for a in ours], **options)
+    feeds = [s for s in specs if not isinstance(s, Const)]
+    theirs = run_interpreter(litert_interpreter(model), feeds)
+    assert len(ours) == len(theirs) == n_outputs
+    for a, b in zip(ours, theirs):
+        assert_close(a, b, what=op)
+    for backend in ("numba", "reference"):
+        got = run_interpreter(Interpreter(model_content=model, backend=backend), feeds)
+        for a, b in zip(got, theirs):
+            assert_close(a, b, what=f"{op} ({backend})")
+    return theirs
+
+
+def rand_data(rng, shape, dtype, lo=-5, hi=6) -> np.ndarray:
+    if np.dtype(dtype).kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    return rng.integers(lo, hi, shape).astype(dtype)

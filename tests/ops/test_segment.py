@@ -8,61 +8,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import Const, assert_close, litert_interpreter, one_op_model, raw_options
+from tests.oracle import (
+    Const,
+    assert_close,
+    check_all_backends,
+    declared_op_model,
+    litert_interpreter,
+    one_op_model,
+    rand_data,
+    run_interpreter,
+)
 from tflite_jit import Interpreter, ops
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.ops.base import Dynamic
 
 I32 = np.int32
-
-
-def _model(op: str, specs: list, outs: list, **options) -> bytes:
-    """One op; specs are graph inputs (arrays) or Const; outs are the declared (shape, dtype)s."""
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    ids = [g.const(f"c{i}", s.value) if isinstance(s, Const) else g.input(f"in{i}", s.shape, s.dtype)
-           for i, s in enumerate(specs)]
-    o = [g.tensor(f"out{j}", shape, dtype) for j, (shape, dtype) in enumerate(outs)]
-    g.op(op, ids, o, **options)
-    g.output(*o)
-    return mb.build()
-
-
-def _run(it, feeds: list) -> list:
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), feeds):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    res = []
-    for d in it.get_output_details():
-        # LiteRT's get_tensor raises "Invalid tensor size" on an empty run-time sized result
-        res.append(it.get_tensor(d["index"]) if np.prod(d["shape"]) else np.zeros(d["shape"], d["dtype"]))
-    return res
-
-
-def check_all(op: str, specs: list, n_outputs: int = 1, **options) -> list:
-    """Reference kernel, and the interpreter on both backends, against LiteRT. Declared output
-    shapes come from the reference (run-time sized outputs are resized by both runtimes)."""
-    opdef = ops.get(op)
-    arrays = [s.value if isinstance(s, Const) else s for s in specs]
-    ours = opdef.reference(arrays, opdef.parse(raw_options(options)))
-    model = _model(op, specs, [(a.shape, a.dtype) for a in ours], **options)
-    feeds = [s for s in specs if not isinstance(s, Const)]
-    theirs = _run(litert_interpreter(model), feeds)
-    assert len(ours) == len(theirs) == n_outputs
-    for a, b in zip(ours, theirs):
-        assert_close(a, b, what=op)
-    for backend in ("numba", "reference"):
-        got = _run(Interpreter(model_content=model, backend=backend), feeds)
-        for a, b in zip(got, theirs):
-            assert_close(a, b, what=f"{op} ({backend})")
-    return theirs
-
-
-def _data(rng, shape, dtype, lo=-5, hi=6) -> np.ndarray:
-    if np.dtype(dtype).kind == "f":
-        return rng.standard_normal(shape).astype(dtype)
-    return rng.integers(lo, hi, shape).astype(dtype)
 
 
 # ---- SEGMENT_SUM ---------------------------------------------------------------------------------
@@ -74,8 +34,8 @@ def test_segment_sum(dtype, const_ids, data) -> None:
     n = data.draw(st.integers(1, 6))
     rest = tuple(data.draw(st.lists(st.integers(1, 3), max_size=2)))
     ids = np.concatenate([[0], np.cumsum(rng.integers(0, 2, n - 1))]).astype(I32)
-    x = _data(rng, (n,) + rest, dtype)
-    check_all("SEGMENT_SUM", [x, Const(ids) if const_ids else ids])
+    x = rand_data(rng, (n,) + rest, dtype)
+    check_all_backends("SEGMENT_SUM", [x, Const(ids) if const_ids else ids])
 
 
 def test_segment_sum_is_dynamic_on_run_time_ids_and_folds_constants() -> None:
@@ -93,12 +53,12 @@ def test_segment_sum_bad_ids(ids, match) -> None:
     x = np.ones((3, 2), np.float32)
     with pytest.raises(ops.OpError, match=match):
         ops.get("SEGMENT_SUM").reference([x, np.array(ids, I32)], None)
-    model = _model("SEGMENT_SUM", [x, np.array(ids, I32)], [((3, 2), np.float32)])
+    model = declared_op_model("SEGMENT_SUM", [x, np.array(ids, I32)], [((3, 2), np.float32)])
     it = Interpreter(model_content=model)
     with pytest.raises(RuntimeError, match="SEGMENT_SUM"):
-        _run(it, [x, np.array(ids, I32)])
+        run_interpreter(it, [x, np.array(ids, I32)])
     with pytest.raises(RuntimeError):  # LiteRT fails at invoke too
-        _run(litert_interpreter(model), [x, np.array(ids, I32)])
+        run_interpreter(litert_interpreter(model), [x, np.array(ids, I32)])
 
 
 def test_segment_sum_prepare_errors() -> None:
@@ -110,7 +70,7 @@ def test_segment_sum_prepare_errors() -> None:
         one_op_model("SEGMENT_SUM", [((3,), np.float32), np.array([0, 0], I32)])
     with pytest.raises(ops.OpError, match="rank >= 1"):
         one_op_model("SEGMENT_SUM", [((), np.float32), np.array([0], I32)])
-    model = _model("SEGMENT_SUM", [np.zeros(2, np.int8), np.zeros(2, I32)], [((1,), np.int8)])
+    model = declared_op_model("SEGMENT_SUM", [np.zeros(2, np.int8), np.zeros(2, I32)], [((1,), np.int8)])
     with pytest.raises(RuntimeError, match="SEGMENT_SUM.*int8"):
         Interpreter(model_content=model).allocate_tensors()
 
@@ -129,9 +89,9 @@ def test_unsorted_segment(op, dtype, const_ids, const_num, scalar_num, data) -> 
     rest = tuple(data.draw(st.lists(st.integers(1, 3), max_size=2)))
     num = data.draw(st.integers(1, 5))
     ids = rng.integers(-1, num, n).astype(I32)  # -1: the row is dropped; some segments stay empty
-    x = _data(rng, (n,) + rest, dtype, -3, 4)
+    x = rand_data(rng, (n,) + rest, dtype, -3, 4)
     nseg = np.array(num if scalar_num else [num], I32)
-    check_all(op, [x, Const(ids) if const_ids else ids, Const(nseg) if const_num else nseg])
+    check_all_backends(op, [x, Const(ids) if const_ids else ids, Const(nseg) if const_num else nseg])
 
 
 @pytest.mark.parametrize("op", UNSORTED)
@@ -140,11 +100,11 @@ def test_unsorted_segment_errors(op) -> None:
     ids = np.array([0, 3, 1], I32)
     with pytest.raises(ops.OpError, match="out of range for num_segments = 3"):
         ops.get(op).reference([x, ids, np.array(3, I32)], None)
-    model = _model(op, [x, ids, np.array(3, I32)], [((3, 2), np.float32)])
+    model = declared_op_model(op, [x, ids, np.array(3, I32)], [((3, 2), np.float32)])
     with pytest.raises(RuntimeError, match=op):
-        _run(Interpreter(model_content=model, backend="reference"), [x, ids, np.array(3, I32)])
+        run_interpreter(Interpreter(model_content=model, backend="reference"), [x, ids, np.array(3, I32)])
     with pytest.raises(RuntimeError):
-        _run(litert_interpreter(model), [x, ids, np.array(3, I32)])
+        run_interpreter(litert_interpreter(model), [x, ids, np.array(3, I32)])
     # constant ids and num_segments: caught at plan time
     with pytest.raises(ops.OpError, match="out of range"):
         one_op_model(op, [((3, 2), np.float32), ids, np.array([3], I32)])
@@ -179,20 +139,20 @@ def test_unique(dtype, idx_type, const_input, data) -> None:
     if np.dtype(dtype).kind == "f":
         x = x - 2.5
     opts = {} if idx_type is None else {"idx_out_type": idx_type}
-    check_all("UNIQUE", [Const(x) if const_input else x], n_outputs=2, **opts)
+    check_all_backends("UNIQUE", [Const(x) if const_input else x], n_outputs=2, **opts)
 
 
 def test_unique_signed_zero_keeps_the_first() -> None:
-    theirs = check_all("UNIQUE", [np.array([-0.0, 1.0, 0.0, -0.0], np.float32)], n_outputs=2)
+    theirs = check_all_backends("UNIQUE", [np.array([-0.0, 1.0, 0.0, -0.0], np.float32)], n_outputs=2)
     assert np.signbit(theirs[0][0])
 
 
 def test_unique_errors() -> None:
     with pytest.raises(ops.OpError, match="NaN"):
         ops.get("UNIQUE").reference([np.array([1, np.nan], np.float32)], ops.get("UNIQUE").parse({}))
-    model = _model("UNIQUE", [np.zeros(2, np.float32)], [((2,), np.float32), ((2,), I32)])
+    model = declared_op_model("UNIQUE", [np.zeros(2, np.float32)], [((2,), np.float32), ((2,), I32)])
     with pytest.raises(RuntimeError, match="UNIQUE.*NaN"):
-        _run(Interpreter(model_content=model), [np.array([1, np.nan], np.float32)])
+        run_interpreter(Interpreter(model_content=model), [np.array([1, np.nan], np.float32)])
     with pytest.raises(ops.OpError, match="1-D"):
         one_op_model("UNIQUE", [np.zeros((2, 2), np.float32)], n_outputs=2)
     with pytest.raises(ops.OpError, match="bool"):
@@ -200,7 +160,7 @@ def test_unique_errors() -> None:
     with pytest.raises(ops.OpError, match="idx_out_type 9"):
         one_op_model("UNIQUE", [np.zeros(2, np.float32)], n_outputs=2, idx_out_type=9)
     # the index output declared int32 while the options ask for int64: LiteRT fails at prepare too
-    model = _model("UNIQUE", [np.zeros(2, np.float32)], [((2,), np.float32), ((2,), I32)], idx_out_type="INT64")
+    model = declared_op_model("UNIQUE", [np.zeros(2, np.float32)], [((2,), np.float32), ((2,), I32)], idx_out_type="INT64")
     with pytest.raises(RuntimeError, match="UNIQUE.*declared int32"):
         Interpreter(model_content=model).allocate_tensors()
     with pytest.raises(RuntimeError):
@@ -208,10 +168,10 @@ def test_unique_errors() -> None:
 
 
 def test_unique_run_time_sized_twice() -> None:
-    model = _model("UNIQUE", [np.zeros(6, I32)], [((6,), I32), ((6,), I32)])
+    model = declared_op_model("UNIQUE", [np.zeros(6, I32)], [((6,), I32), ((6,), I32)])
     ours, theirs = Interpreter(model_content=model, backend="reference"), litert_interpreter(model)
     for x in (np.array([1, 2, 1, 3, 3, 2], I32), np.array([5, 5, 5, 5, 5, 5], I32)):
-        for a, b in zip(_run(ours, [x]), _run(theirs, [x])):
+        for a, b in zip(run_interpreter(ours, [x]), run_interpreter(theirs, [x])):
             assert_close(a, b)
 
 
@@ -227,14 +187,14 @@ def test_bucketize(dtype, data) -> None:
     x = rng.integers(-10, 11, shape).astype(dtype)
     if np.dtype(dtype).kind == "f":
         x = (x + rng.choice([0.0, 0.5, 0.25], shape)).astype(dtype)  # hits boundaries exactly too
-    check_all("BUCKETIZE", [x], boundaries=bounds)
+    check_all_backends("BUCKETIZE", [x], boundaries=bounds)
 
 
 def test_bucketize_edge_values() -> None:
     bounds = np.array([0, 1], np.float32)
-    check_all("BUCKETIZE", [np.array([np.nan, -np.inf, np.inf, 0, 1], np.float32)], boundaries=bounds)
+    check_all_backends("BUCKETIZE", [np.array([np.nan, -np.inf, np.inf, 0, 1], np.float32)], boundaries=bounds)
     # int32 compared as float32: 16777217 rounds to 16777216
-    check_all("BUCKETIZE", [np.array([16777217, 16777216], I32)],
+    check_all_backends("BUCKETIZE", [np.array([16777217, 16777216], I32)],
               boundaries=np.array([16777216, 16777218], np.float32))
 
 
@@ -247,7 +207,7 @@ def test_bucketize_errors() -> None:
         one_op_model("BUCKETIZE", [((2,), np.float32)])
     with pytest.raises(ops.OpError, match="int8"):
         one_op_model("BUCKETIZE", [((2,), np.int8)], boundaries=np.array([0], np.float32))
-    model = _model("BUCKETIZE", [np.zeros(2, np.float32)], [((2,), np.float32)],
+    model = declared_op_model("BUCKETIZE", [np.zeros(2, np.float32)], [((2,), np.float32)],
                    boundaries=np.array([0, 5, 1], np.float32))
     with pytest.raises(RuntimeError, match="BUCKETIZE.*sorted"):
         Interpreter(model_content=model).allocate_tensors()
@@ -275,23 +235,23 @@ def test_run_time_sized_outputs_feed_later_ops(backend) -> None:
     rng = np.random.default_rng(5)
     for x_val in (np.array([1, 2, 1, 3, 2, 1], np.float32), np.array([4, 4, 4, 4, 4, 4], np.float32)):
         feeds = [x_val, rng.standard_normal((6, 2)).astype(np.float32)]
-        theirs = _run(litert_interpreter(model), feeds)
-        ours = _run(Interpreter(model_content=model, backend=backend), feeds)
+        theirs = run_interpreter(litert_interpreter(model), feeds)
+        ours = run_interpreter(Interpreter(model_content=model, backend=backend), feeds)
         for a, b in zip(ours, theirs):
             assert_close(a, b)
 
 
 def test_bucketize_compares_int_as_float32_and_float64_in_double() -> None:
     # 2**40 - 1 rounds to 2**40 in float32; float64 0.1 lies below float32(0.1)
-    theirs = check_all("BUCKETIZE", [np.array([2**40 + 1, 2**40, 2**40 - 1, -2**62], np.int64)],
+    theirs = check_all_backends("BUCKETIZE", [np.array([2**40 + 1, 2**40, 2**40 - 1, -2**62], np.int64)],
                        boundaries=np.array([2**40], np.float32))
     assert theirs[0].tolist() == [1, 1, 1, 0]
-    theirs = check_all("BUCKETIZE", [np.array([0.1, 0.10000000149011612], np.float64)],
+    theirs = check_all_backends("BUCKETIZE", [np.array([0.1, 0.10000000149011612], np.float64)],
                        boundaries=np.array([0.1], np.float32))
     assert theirs[0].tolist() == [0, 1]
 
 
 def test_empty_inputs_give_empty_outputs() -> None:
-    check_all("UNIQUE", [np.zeros(0, I32)], n_outputs=2)
-    check_all("SEGMENT_SUM", [np.zeros((0, 2), np.float32), np.zeros(0, I32)])
-    check_all("UNSORTED_SEGMENT_SUM", [np.ones((2, 2), np.float32), np.array([-1, -1], I32), np.array(0, I32)])
+    check_all_backends("UNIQUE", [np.zeros(0, I32)], n_outputs=2)
+    check_all_backends("SEGMENT_SUM", [np.zeros((0, 2), np.float32), np.zeros(0, I32)])
+    check_all_backends("UNSORTED_SEGMENT_SUM", [np.ones((2, 2), np.float32), np.array([-1, -1], I32), np.array(0, I32)])

@@ -8,61 +8,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import Const, assert_close, litert_interpreter, one_op_model, raw_options
+from tests.oracle import (
+    Const,
+    check_all_backends,
+    declared_op_model,
+    litert_interpreter,
+    one_op_model,
+    rand_data,
+    run_interpreter,
+)
 from tflite_jit import Interpreter, ops
-from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.ops.base import Dynamic
 
 I32 = np.int32
-
-
-def _model(op: str, specs: list, outs: list, **options) -> bytes:
-    """One op; specs are graph inputs (arrays) or Const; outs are the declared (shape, dtype)s."""
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    ids = [g.const(f"c{i}", s.value) if isinstance(s, Const) else g.input(f"in{i}", s.shape, s.dtype)
-           for i, s in enumerate(specs)]
-    o = [g.tensor(f"out{j}", shape, dtype) for j, (shape, dtype) in enumerate(outs)]
-    g.op(op, ids, o, **options)
-    g.output(*o)
-    return mb.build()
-
-
-def _run(it, feeds: list) -> list:
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), feeds):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    res = []
-    for d in it.get_output_details():
-        # LiteRT's get_tensor raises "Invalid tensor size" on an empty run-time sized result
-        res.append(it.get_tensor(d["index"]) if np.prod(d["shape"]) else np.zeros(d["shape"], d["dtype"]))
-    return res
-
-
-def check_all(op: str, specs: list, n_outputs: int = 1, **options) -> list:
-    """Reference kernel, and the interpreter on both backends, against LiteRT. Declared output
-    shapes come from the reference (run-time sized outputs are resized by both runtimes)."""
-    opdef = ops.get(op)
-    arrays = [s.value if isinstance(s, Const) else s for s in specs]
-    ours = opdef.reference(arrays, opdef.parse(raw_options(options)))
-    model = _model(op, specs, [(a.shape, a.dtype) for a in ours], **options)
-    feeds = [s for s in specs if not isinstance(s, Const)]
-    theirs = _run(litert_interpreter(model), feeds)
-    assert len(ours) == len(theirs) == n_outputs
-    for a, b in zip(ours, theirs):
-        assert_close(a, b, what=op)
-    for backend in ("numba", "reference"):
-        got = _run(Interpreter(model_content=model, backend=backend), feeds)
-        for a, b in zip(got, theirs):
-            assert_close(a, b, what=f"{op} ({backend})")
-    return theirs
-
-
-def _data(rng, shape, dtype, lo=-5, hi=6) -> np.ndarray:
-    if np.dtype(dtype).kind == "f":
-        return rng.standard_normal(shape).astype(dtype)
-    return rng.integers(lo, hi, shape).astype(dtype)
 
 
 def _shape(data, lo=1, hi=4, min_rank=1, max_rank=4) -> tuple[int, ...]:
@@ -84,10 +42,10 @@ def test_sparse_to_dense(dtype, itype, stype, flat, scalar_value, const_shape, d
     idx = np.stack([rng.integers(0, d, n) for d in shape], axis=-1).astype(itype)  # repeats: last wins
     if flat:
         idx = idx.reshape(-1)
-    values = _data(rng, () if scalar_value else (n,), dtype, 0, 100)
-    default = _data(rng, data.draw(st.sampled_from([(), (1,)])), dtype, 0, 100)
+    values = rand_data(rng, () if scalar_value else (n,), dtype, 0, 100)
+    default = rand_data(rng, data.draw(st.sampled_from([(), (1,)])), dtype, 0, 100)
     oshape = np.array(shape, stype)
-    check_all("SPARSE_TO_DENSE", [idx, Const(oshape) if const_shape else oshape, values, default])
+    check_all_backends("SPARSE_TO_DENSE", [idx, Const(oshape) if const_shape else oshape, values, default])
 
 
 def test_sparse_to_dense_is_dynamic_on_a_run_time_shape() -> None:
@@ -123,12 +81,12 @@ def test_sparse_to_dense_errors() -> None:
         one_op_model("SPARSE_TO_DENSE", [((2,), I32), np.array([5], I32), ((), np.int16), ((), np.int16)])
     with pytest.raises(ops.OpError, match="must match the values' type"):
         one_op_model("SPARSE_TO_DENSE", [((2,), I32), np.array([5], I32), f32, ((), np.int32)])
-    model = _model("SPARSE_TO_DENSE", [np.zeros((1, 2), I32), Const(np.array([3, 4], I32)), np.zeros((), np.float32),
+    model = declared_op_model("SPARSE_TO_DENSE", [np.zeros((1, 2), I32), Const(np.array([3, 4], I32)), np.zeros((), np.float32),
                                        np.zeros((), np.float32)], [((3, 4), np.float32)])
     feeds = [np.array([[3, 0]], I32), np.array(1, np.float32), np.array(0, np.float32)]
     for backend in ("numba", "reference"):
         with pytest.raises(RuntimeError, match="SPARSE_TO_DENSE.*out of bounds"):
-            _run(Interpreter(model_content=model, backend=backend), feeds)
+            run_interpreter(Interpreter(model_content=model, backend=backend), feeds)
 
 
 # ---- DYNAMIC_UPDATE_SLICE ------------------------------------------------------------------------
@@ -143,14 +101,14 @@ def test_dynamic_update_slice(dtype, itype, const_start, data) -> None:
     start = np.array([data.draw(st.integers(-3, d + 2)) for d in shape], itype)  # clamped into range
 
     def arr(s):
-        return rng.integers(0, 2, s).astype(np.bool_) if dtype is np.bool_ else _data(rng, s, dtype, 0, 100)
+        return rng.integers(0, 2, s).astype(np.bool_) if dtype is np.bool_ else rand_data(rng, s, dtype, 0, 100)
 
-    check_all("DYNAMIC_UPDATE_SLICE", [arr(shape), arr(upd_shape), Const(start) if const_start else start])
+    check_all_backends("DYNAMIC_UPDATE_SLICE", [arr(shape), arr(upd_shape), Const(start) if const_start else start])
 
 
 def test_dynamic_update_slice_scalar_and_full() -> None:
-    check_all("DYNAMIC_UPDATE_SLICE", [np.array(1, np.float32), np.array(2, np.float32), np.zeros(0, I32)])
-    check_all("DYNAMIC_UPDATE_SLICE", [np.zeros((2, 3), np.float32), np.ones((2, 3), np.float32),
+    check_all_backends("DYNAMIC_UPDATE_SLICE", [np.array(1, np.float32), np.array(2, np.float32), np.zeros(0, I32)])
+    check_all_backends("DYNAMIC_UPDATE_SLICE", [np.zeros((2, 3), np.float32), np.ones((2, 3), np.float32),
                                        np.array([5, -5], I32)])
 
 
@@ -168,7 +126,7 @@ def test_dynamic_update_slice_errors() -> None:
         one_op_model("DYNAMIC_UPDATE_SLICE", [x, ((2, 2), np.float32), np.array([0, 0], np.int16)])
     with pytest.raises(ops.OpError, match="at most 8"):
         one_op_model("DYNAMIC_UPDATE_SLICE", [((1,) * 9, np.float32), ((1,) * 9, np.float32), np.zeros(9, I32)])
-    model = _model("DYNAMIC_UPDATE_SLICE", [np.zeros((3, 4), np.float32), np.zeros((4, 1), np.float32),
+    model = declared_op_model("DYNAMIC_UPDATE_SLICE", [np.zeros((3, 4), np.float32), np.zeros((4, 1), np.float32),
                                             np.zeros(2, I32)], [((3, 4), np.float32)])
     with pytest.raises(RuntimeError, match="DYNAMIC_UPDATE_SLICE.*fit inside"):
         Interpreter(model_content=model).allocate_tensors()
@@ -182,12 +140,12 @@ def test_dynamic_update_slice_errors() -> None:
 @given(st.sampled_from([np.float32, np.int8, np.int64, np.bool_, np.float16]), st.booleans(), st.data())
 def test_rank(dtype, const_input, data) -> None:
     x = np.zeros(_shape(data, 0, 3, 0, 5), dtype)
-    check_all("RANK", [Const(x) if const_input and x.size else x])
+    check_all_backends("RANK", [Const(x) if const_input and x.size else x])
 
 
 def test_rank_errors() -> None:
     # LiteRT forces the output to int32; a model declaring int64 is rejected here
-    model = _model("RANK", [np.zeros((2, 3), np.float32)], [((), np.int64)])
+    model = declared_op_model("RANK", [np.zeros((2, 3), np.float32)], [((), np.int64)])
     with pytest.raises(RuntimeError, match="RANK.*int64"):
         Interpreter(model_content=model).allocate_tensors()
 
@@ -220,12 +178,12 @@ class _T:
 
 
 def check_bitcast(x: np.ndarray, ours: np.ndarray, const: bool = False) -> None:
-    model = _model("BITCAST", [Const(x) if const else x], [(ours.shape, ours.dtype)])
+    model = declared_op_model("BITCAST", [Const(x) if const else x], [(ours.shape, ours.dtype)])
     feeds = [] if const else [x]
-    (theirs,) = _run(litert_interpreter(model), feeds)
+    (theirs,) = run_interpreter(litert_interpreter(model), feeds)
     assert theirs.tobytes() == ours.tobytes() and theirs.shape == ours.shape and theirs.dtype == ours.dtype
     for backend in ("numba", "reference"):
-        (got,) = _run(Interpreter(model_content=model, backend=backend), feeds)
+        (got,) = run_interpreter(Interpreter(model_content=model, backend=backend), feeds)
         assert got.tobytes() == theirs.tobytes() and got.shape == theirs.shape and got.dtype == theirs.dtype
 
 
@@ -237,7 +195,7 @@ def test_bitcast_bool_keeps_raw_bytes() -> None:
 
 def test_bitcast_errors() -> None:
     def model(shape, src, dst):
-        return _model("BITCAST", [np.zeros(shape, src)], [(shape, dst)])
+        return declared_op_model("BITCAST", [np.zeros(shape, src)], [(shape, dst)])
 
     with pytest.raises(RuntimeError, match="BITCAST.*last dimension to be 2"):
         Interpreter(model_content=model((4,), np.float32, np.float64)).allocate_tensors()
