@@ -31,24 +31,14 @@ from tflite_jit.ops.base import (
     add_quantized,
     broadcast_shapes,
 )
-from tflite_jit.ops.quant import quant_params
+from tflite_jit.ops.quant import per_tensor_params
 
 I8, U8, I16 = np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)
 F32 = np.float32
 _CLAMPING = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
-def _q(t: Any, op: str, what: str) -> tuple[float, int]:
-    q = quant_params(t)
-    if q is None:
-        raise OpError(f"{op}: {what} '{t.name}' has no quantization parameters; quantized {op} "
-                      "needs a scale and zero point on every input and the output")
-    if len(q[0]) != 1:
-        raise OpError(f"{op}: {what} '{t.name}' is quantized per channel; {op} takes per-tensor "
-                      "quantization")
-    if not (q[0][0] > 0 and math.isfinite(q[0][0])):
-        raise OpError(f"{op}: {what} '{t.name}' has scale {q[0][0]}; scales must be positive")
-    return q[0][0], q[1][0]
+_q = per_tensor_params
 
 
 def _quantized_dtype(ins: list, types: tuple[np.dtype, ...]) -> np.dtype | None:

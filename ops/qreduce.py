@@ -50,24 +50,14 @@ import numpy as np
 from tflite_jit.ops import math as _float_math  # noqa: F401  (the float ops register first)
 from tflite_jit.ops import qmath, reduce
 from tflite_jit.ops.base import InferCtx, OpError, Quantized, QuantizedKernel, add_quantized
-from tflite_jit.ops.quant import quant_params
+from tflite_jit.ops.quant import per_tensor_params, quant_params
 
 I8, U8, I16 = np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)
 F32 = np.float32
 I64 = np.int64
 
 
-def _q(t: Any, op: str, what: str) -> tuple[float, int]:
-    q = quant_params(t)
-    if q is None:
-        raise OpError(f"{op}: {what} '{t.name}' has no quantization parameters; quantized {op} "
-                      "needs a scale and zero point on its input and output")
-    if len(q[0]) != 1:
-        raise OpError(f"{op}: {what} '{t.name}' is quantized per channel; {op} takes per-tensor "
-                      "quantization")
-    if not (q[0][0] > 0 and math.isfinite(q[0][0])):
-        raise OpError(f"{op}: {what} '{t.name}' has scale {q[0][0]}; scales must be positive")
-    return q[0][0], q[1][0]
+_q = per_tensor_params
 
 
 def _f2i32(v: np.ndarray) -> np.ndarray:

@@ -177,6 +177,21 @@ def quant_params(tensor: Any) -> tuple[tuple[float, ...], tuple[int, ...], int] 
     return scales, tuple(int(z) for z in (zps if zps.size else [0])), int(q.quantized_dimension or 0)
 
 
+def per_tensor_params(t: Any, op: str, what: str) -> tuple[float, int]:
+    """(scale, zero point) of a per-tensor quantized IR tensor, or a clear OpError naming the op
+    and the tensor: quantized elementwise and reduction kernels all need exactly this."""
+    q = quant_params(t)
+    if q is None:
+        raise OpError(f"{op}: {what} '{t.name}' has no quantization parameters; quantized {op} "
+                      "needs a scale and zero point on every input and the output")
+    if len(q[0]) != 1:
+        raise OpError(f"{op}: {what} '{t.name}' is quantized per channel; {op} takes per-tensor "
+                      "quantization")
+    if not (q[0][0] > 0 and np.isfinite(q[0][0])):
+        raise OpError(f"{op}: {what} '{t.name}' has scale {q[0][0]}; scales must be positive")
+    return q[0][0], q[1][0]
+
+
 def _bind_quantize(attrs: QuantizeAttrs, inputs: list, outputs: list) -> QuantizeAttrs:
     qi = quant_params(inputs[0]) if inputs else None
     qo = quant_params(outputs[0]) if outputs else None
