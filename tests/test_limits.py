@@ -168,3 +168,22 @@ def test_a_kept_allocate_error_does_not_block_the_next_allocate(monkeypatch: pyt
     monkeypatch.setenv(limits.ENV, "16M")
     it.allocate_tensors()
     assert kept is not None
+
+
+def test_max_bytes_keyword_overrides_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    content = broadcast_model(4, 1 << 16)
+    monkeypatch.setenv(limits.ENV, "16M")
+    it = tflite_jit.Interpreter(model_content=content, backend="reference", fusion="none", max_bytes="512K")
+    with pytest.raises(RuntimeError, match="limit set by the max_bytes argument"):
+        it.allocate_tensors()
+    monkeypatch.setenv(limits.ENV, "512K")
+    it = tflite_jit.Interpreter(model_content=content, backend="reference", fusion="none", max_bytes=0)
+    it.allocate_tensors()  # 0 (or 'none'): no limit, whatever the environment says
+    it = tflite_jit.Interpreter(model_content=content, backend="reference", fusion="none", max_bytes=16 << 20)
+    it.allocate_tensors()
+
+
+@pytest.mark.parametrize("bad", [-1, "plenty", 1.5, True])
+def test_max_bytes_keyword_rejects_bad_values(bad) -> None:
+    with pytest.raises(ValueError, match="max_bytes"):
+        tflite_jit.Interpreter(model_content=broadcast_model(1, 4), max_bytes=bad)

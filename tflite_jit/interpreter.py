@@ -104,6 +104,24 @@ class _LiveView:
         self.__array_interface__ = arr.__array_interface__
 
 
+def _byte_limit(value: int | str | None) -> int | None:
+    """The `max_bytes` keyword as a limit for runtime.limits (0 = unlimited, None = environment)."""
+    from tflite_jit.runtime import limits as byte_limits
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = byte_limits.parse_bytes(value)
+        except ValueError:
+            raise ValueError(f"max_bytes={value!r} is not a byte count: use e.g. 1073741824, '512M', "
+                             "'8G' or 'none' (no limit)") from None
+        return 0 if parsed is None else parsed
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"max_bytes must be a non-negative int or a string like '512M', got {value!r}")
+    return value
+
+
 class Interpreter:
     """Interpreter interface for running TensorFlow Lite models, compiled by tflite_jit."""
 
@@ -117,12 +135,13 @@ class Interpreter:
                  experimental_disable_delegate_node_fusion: bool = False,
                  experimental_force_delegate_node_profiling: bool = False, *,
                  backend: str | None = None, fusion: Any = None,
-                 custom_ops: dict[str, Any] | None = None):
-        # `backend`, `fusion` and `custom_ops` are tflite_jit's own (keyword-only, after all of
-        # LiteRT's): backend 'numba' (compiled, with 'reference' as the fallback per op) or
-        # 'reference' (NumPy only); fusion: a strategy name from tflite_jit.fusion or a strategy
-        # object; custom_ops: {name: kernel or tflite_jit.CustomOp} for this interpreter only
-        # (tflite_jit.custom_ops).
+                 custom_ops: dict[str, Any] | None = None, max_bytes: int | str | None = None):
+        # `backend`, `fusion`, `custom_ops` and `max_bytes` are tflite_jit's own (keyword-only,
+        # after all of LiteRT's): backend 'numba' (compiled, with 'reference' as the fallback per
+        # op) or 'reference' (NumPy only); fusion: a strategy name from tflite_jit.fusion or a
+        # strategy object; custom_ops: {name: kernel or tflite_jit.CustomOp} for this interpreter
+        # only (tflite_jit.custom_ops); max_bytes: the tensor-memory limit checked before every
+        # allocation (bytes, or '512M' / '8G' / 'none'), else TFLITE_JIT_MAX_BYTES (docs/robustness.md).
         if not isinstance(experimental_op_resolver_type, OpResolverType):
             raise ValueError(f"Unrecognized passed in op resolver type: {experimental_op_resolver_type}")
         self._resolver = experimental_op_resolver_type
@@ -174,6 +193,7 @@ class Interpreter:
         self._interpreter.context = RunContext(model, self._backends, fusion=self._fusion,
                                                num_threads=self._num_threads,
                                                custom_ops=_custom.opdefs(specs), partition_limits=limits)
+        self._interpreter.context.max_bytes = _byte_limit(max_bytes)
         self._lock = threading.Lock()
         # LiteRT keeps signature inputs/outputs in std::maps: every listing is sorted by name.
         self._signature_defs = {s.key: SignatureDef(s.key, s.subgraph_index, dict(sorted(s.inputs.items())),

@@ -117,6 +117,7 @@ class RunContext:
         self.num_threads = num_threads
         self.custom_ops = dict(custom_ops or {})
         self.resources: dict[int, np.ndarray] = {}
+        self.max_bytes: int | None = None  # Interpreter(max_bytes=...); None: TFLITE_JIT_MAX_BYTES
         self.called_once: set[Any] = set()
         self._ids: dict[Any, int] = {}
         self._execs: dict[int, Executable] = {}
@@ -472,7 +473,8 @@ class Executable:
                 intervals.append(arena.Interval(tid, nbytes, first[tid], last.get(tid, first[tid])))
         own = sum(int(np.prod(infos[t].shape, dtype=np.int64)) * storage_dtype(infos[t].dtype).itemsize
                   for t in fresh)
-        offsets, size = arena.plan(intervals, other_bytes=own, where=f"Subgraph {self.si}: " if self.si else "")
+        offsets, size = arena.plan(intervals, other_bytes=own, where=f"Subgraph {self.si}: " if self.si else "",
+                                   limit=getattr(self.context, "max_bytes", None))
         for tid in fresh:
             buffers[tid] = new_buffer(infos[tid].shape, infos[tid].dtype)
         self.arena_bytes = size
