@@ -38,7 +38,6 @@ F32 = np.float32
 _CLAMPING = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 
 
-_q = per_tensor_params
 
 
 def _quantized_dtype(ins: list, types: tuple[np.dtype, ...]) -> np.dtype | None:
@@ -104,7 +103,7 @@ def _bind_add(op: str, fa: Any, ins: list, outs: list) -> QAddAttrs | None:
     if dt is None:
         return None
     _same_type_out(op, ins, outs, dt)
-    (s1, z1), (s2, z2), (so, zo) = _q(ins[0], op, "input"), _q(ins[1], op, "input"), _q(outs[0], op, "output")
+    (s1, z1), (s2, z2), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(ins[1], op, "input"), per_tensor_params(outs[0], op, "output")
     _zero_zp_for_int16(op, dt, z1, z2, zo)
     if dt == I16 and _is_pot(s1) and _is_pot(s2) and _is_pot(so):
         raise OpError(f"{op}: int16 with power-of-two scales takes LiteRT's shift-only path "
@@ -157,8 +156,8 @@ def _bind_mul(fa: Any, ins: list, outs: list) -> QMulAttrs | None:
     if dt is None:
         return None
     _same_type_out("MUL", ins, outs, dt)
-    (s1, z1), (s2, z2), (so, zo) = (_q(ins[0], "MUL", "input"), _q(ins[1], "MUL", "input"),
-                                    _q(outs[0], "MUL", "output"))
+    (s1, z1), (s2, z2), (so, zo) = (per_tensor_params(ins[0], "MUL", "input"), per_tensor_params(ins[1], "MUL", "input"),
+                                    per_tensor_params(outs[0], "MUL", "output"))
     _zero_zp_for_int16("MUL", dt, z1, z2, zo)
     real = float(np.float32(np.float32(s1) * np.float32(s2)) / np.float32(so))
     lo, hi = qmath.activation_range(_act(fa), so, zo, dt)
@@ -261,7 +260,7 @@ def _bind_table(op: str, fa: Any, ins: list, outs: list) -> QTableAttrs | None:
         raise OpError(f"{op}: input '{ins[0].name}' is {dt.name}; LiteRT's {op} takes "
                       f"{' or '.join(d.name for d in _TABLE_TYPES.get(op, (I8, U8)))} quantized input")
     _same_type_out(op, ins, outs, dt)
-    (si, zi), (so, zo) = _q(ins[0], op, "input"), _q(outs[0], op, "output")
+    (si, zi), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(outs[0], op, "output")
     if op == "LOGISTIC":
         want_zp = -128 if dt == I8 else 0
         if F32(so) != F32(1.0 / 256) or zo != want_zp:
@@ -296,7 +295,7 @@ def _bind_rescale(op: str, fa: Any, ins: list, outs: list) -> QRescaleAttrs | No
     if dt == I16 and op == "RELU_N1_TO_1":
         raise OpError("RELU_N1_TO_1: LiteRT has no int16 kernel for it; use int8 or float")
     _same_type_out(op, ins, outs, dt)
-    (si, zi), (so, zo) = _q(ins[0], op, "input"), _q(outs[0], op, "output")
+    (si, zi), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(outs[0], op, "output")
     _zero_zp_for_int16(op, dt, zi, zo)
     lo, hi = qmath.qrange(dt)
     m_pos = qmath.quantize_multiplier(float(F32(F32(si) / F32(so))))

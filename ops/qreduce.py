@@ -57,7 +57,6 @@ F32 = np.float32
 I64 = np.int64
 
 
-_q = per_tensor_params
 
 
 def _f2i32(v: np.ndarray) -> np.ndarray:
@@ -110,7 +109,7 @@ def _bind_reduce(op: str, fa: Any, ins: list, outs: list) -> QReduceAttrs | None
         _same_type(op, ins, outs, dt)
         return QReduceAttrs(fa, "REDUCE_PROD_RAW", dt.name, 1.0, 0, 1.0, 0)  # plain integers
     _same_type(op, ins, outs, dt)
-    (si, zi), (so, zo) = _q(ins[0], op, "input"), _q(outs[0], op, "output")
+    (si, zi), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(outs[0], op, "output")
     if dt == I16 and (zi or zo):
         raise OpError(f"{op}: int16 tensors must have zero point 0 (input {zi}, output {zo}), as "
                       "LiteRT requires")
@@ -266,7 +265,7 @@ def _bind_softmax(op: str, fa: Any, ins: list, outs: list) -> QSoftmaxAttrs | No
     if odt not in allowed:
         raise OpError(f"{op}: output '{outs[0].name}' is {odt.name}; with {dt.name} input LiteRT "
                       f"takes {' or '.join(t.name for t in allowed)} output")
-    (si, _zi), (so, zo) = _q(ins[0], op, "input"), _q(outs[0], op, "output")
+    (si, _zi), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(outs[0], op, "output")
     if op == "SOFTMAX":
         if dt == I8 and odt == I8:
             if zo != -128 or abs(F32(so) - F32(1.0 / 256)) > F32(0.001 / 256):
@@ -377,7 +376,7 @@ class QSoftmax16Attrs(Quantized):
 def _bind_softmax16(fa: Any, ins: list, outs: list) -> QSoftmax16Attrs:
     op = "SOFTMAX"
     _same_type(op, ins, outs, I16)
-    (si, zi), (so, zo) = _q(ins[0], op, "input"), _q(outs[0], op, "output")
+    (si, zi), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(outs[0], op, "output")
     if zi != 0 or zo != 0:
         raise OpError(f"SOFTMAX: int16 tensors must have zero point 0 (input {zi}, output {zo}), as "
                       "LiteRT requires")
@@ -452,7 +451,7 @@ def _bind_l2(fa: Any, ins: list, outs: list) -> QL2Attrs | None:
         raise OpError("L2_NORMALIZATION: int16 input is not supported by LiteRT; use int8, uint8 or "
                       "float32")
     _same_type("L2_NORMALIZATION", ins, outs, dt)
-    (_si, zi), (so, zo) = _q(ins[0], "L2_NORMALIZATION", "input"), _q(outs[0], "L2_NORMALIZATION", "output")
+    (_si, zi), (so, zo) = per_tensor_params(ins[0], "L2_NORMALIZATION", "input"), per_tensor_params(outs[0], "L2_NORMALIZATION", "output")
     want = 128 if dt == U8 else 0
     if float(F32(so)) != 1.0 / 128 or zo != want:
         raise OpError(f"L2_NORMALIZATION: output '{outs[0].name}' must be quantized with scale 1/128 "

@@ -159,13 +159,12 @@ def _tanh32(x):
 '''
 
 VECTOR_FNS = {"exp": "_exp32", "erfc": "_erfc32", "erf": "_erf32", "tanh": "_tanh32"}
-_VECTOR_FNS = VECTOR_FNS
 
 
 def module(body: str, parallel: bool, arcp: bool = True) -> str:
     """A complete kernel module: the printer's prelude (plus `_exp32` when the body calls it),
     then the entry function."""
-    extra = EXP_PRELUDE if any(f"{f}(" in body for f in _VECTOR_FNS.values()) else ""
+    extra = EXP_PRELUDE if any(f"{f}(" in body for f in VECTOR_FNS.values()) else ""
     return printer.PRELUDE + extra + "\n\n" + njit_line(parallel, arcp) + "\n" + body
 
 
@@ -253,8 +252,8 @@ class Emitter:
                 else:
                     names[-1 - j] = self.value(a, BOOL if (e.fn == "where" and j == 0) else od)
                     shallow.append(Var(-1 - j))
-            if e.fn in _VECTOR_FNS and od == F32 and -1 in names:  # EXP_PRELUDE, not scalar libm
-                text = f"{_VECTOR_FNS[e.fn]}({names[-1]})"
+            if e.fn in VECTOR_FNS and od == F32 and -1 in names:  # EXP_PRELUDE, not scalar libm
+                text = f"{VECTOR_FNS[e.fn]}({names[-1]})"
             else:
                 text = printer.to_python(Call(e.fn, tuple(shallow)), names, od)
             if od.kind in "iu" and e.fn in _INT_WRAP:
