@@ -120,6 +120,9 @@ class QuantizedKernel:
     check: Callable[[InferCtx], None] | None = None
     # replaces the float shape rule for quantized nodes (when the float rule rejects int types)
     infer: Callable[[InferCtx], list] | None = None
+    # replaces the op's parse, for options only the quantized kernel reads (hybrid ops'
+    # asymmetric_quantize_inputs); must return attrs the float functions still accept
+    parse: Callable[[dict[str, Any]], Any] | None = None
 
 
 def add_quantized(name: str, qk: QuantizedKernel) -> OpDef:
@@ -162,7 +165,7 @@ def add_quantized(name: str, qk: QuantizedKernel) -> OpDef:
             raise OpError(f"{name}: a quantized node has no float expression")
         return f.expr(a)
 
-    merged = replace(f, bind=bind, infer=infer, reference=reference,
+    merged = replace(f, parse=qk.parse or f.parse, bind=bind, infer=infer, reference=reference,
                      cost=None if f.cost is None else cost, expr=None if f.expr is None else expr)
     _REGISTRY[name] = merged
     return merged

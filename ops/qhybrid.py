@@ -678,31 +678,12 @@ def _parse_svdf(o: dict[str, Any]) -> Any:
 
 def _extend(name: str, bind: Callable, infer: Callable[[base.OpDef], Callable], reference: Callable,
             parse: Callable | None = None) -> base.OpDef:
-    """Wrap the registered `name`: nodes whose bind yields HybridAttrs use these kernels, all
-    other nodes (float, int8 from ops/qnn.py) keep the existing definition's functions."""
+    """Give the registered `name` its hybrid kernel: nodes whose bind yields HybridAttrs use these
+    functions, all others (float, int8 from ops/qnn.py) keep the existing definition's."""
     prev = base._REGISTRY[name]
     _FLOAT[name] = prev
-    h_infer = infer(prev)
-
-    def b(a: Any, ins: list, outs: list) -> Any:
-        h = bind(a, ins, outs)
-        if h is not None:
-            return h
-        return prev.bind(a, ins, outs) if prev.bind else a
-
-    def i(ctx: InferCtx) -> list[ShapeDtype]:
-        return h_infer(ctx) if isinstance(ctx.attrs, HybridAttrs) else prev.infer(ctx)
-
-    def r(inputs: Sequence[np.ndarray | None], a: Any) -> list[np.ndarray]:
-        return reference(inputs, a) if isinstance(a, HybridAttrs) else prev.reference(inputs, a)
-
-    def c(ins: list, outs: list, a: Any) -> base.Cost:
-        return prev.cost(ins, outs, a.base if isinstance(a, HybridAttrs) else a)
-
-    merged = replace(prev, parse=parse or prev.parse, bind=b, infer=i, reference=r,
-                     cost=None if prev.cost is None else c)
-    base._REGISTRY[name] = merged
-    return merged
+    return base.add_quantized(name, base.QuantizedKernel(bind=bind, reference=reference, infer=infer(prev),
+                                                         parse=parse))
 
 
 def _parse_fc(o: dict[str, Any]) -> Any:
@@ -719,24 +700,6 @@ def _parse_bmm(o: dict[str, Any]) -> Any:
     return fa
 
 
-def _import_other_families() -> None:
-    """Import every other op module before wrapping: a module that gives one of these ops an
-    integer kernel with `base.add_quantized` after us would wrap our definition, and its
-    infer/reference dispatch on `isinstance(attrs, Quantized)`, which HybridAttrs also is. Being
-    the outermost wrapper keeps hybrid nodes here. (With add_quantized dispatching only on the
-    attrs types its own bind returns, this would be unnecessary.)"""
-    import importlib
-    import pkgutil
-
-    from tflite_jit import ops as pkg
-
-    skip = {"base", "expr", "qmath", "_load_all", __name__.rsplit(".", 1)[-1]}
-    for m in pkgutil.iter_modules(pkg.__path__):
-        if m.name not in skip:
-            importlib.import_module(f"{pkg.__name__}.{m.name}")
-
-
-_import_other_families()
 _extend("FULLY_CONNECTED", _bind_fc, _infer_fc, _fc_reference, _parse_fc)
 _extend("CONV_2D", lambda fa, ins, outs: _bind_conv("CONV_2D", fa, ins, outs), _infer_conv,
         _conv_reference)
