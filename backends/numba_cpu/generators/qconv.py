@@ -144,18 +144,30 @@ def _check_q(out, qp, fn):
     _check_array(qp, fn, dtype=types.int32)
 
 
+def _store(context, builder, sig, args):
+    """Codegen shared by qst/qsti: requantize the accumulators, store VW bytes."""
+    r = _requant_vec(context, builder, sig, args)
+    builder.store(r, _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), align=1)
+    return context.get_dummy_value()
+
+
+def _store_masked(context, builder, sig, args):
+    """Codegen shared by qstm/qstmi: as _store, lanes < n only."""
+    r = _requant_vec(context, builder, sig, args)
+    p = _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+    m = _lane_mask(context, builder, args[10], sig.args[10])
+    fn = _llvm_fn(builder, f"llvm.masked.store.v{VW}i8.p0", ir.VoidType(), [_V8, p.type, ir.IntType(32), m.type])
+    builder.call(fn, [r, p, ir.Constant(ir.IntType(32), 1), m])
+    return context.get_dummy_value()
+
+
 @intrinsic
 def qst(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls):
     """Requantize the VW float accumulators `v` of channels ch.. and store them at out[idx..]."""
     _check_q(out, qp, "qst")
     _check_int(idx, "qst")
 
-    def codegen(context, builder, sig, args):
-        r = _requant_vec(context, builder, sig, args)
-        builder.store(r, _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), align=1)
-        return context.get_dummy_value()
-
-    return types.none(out, idx, f32vec, ch, qp, np_, zo, lo, hi, has_ls), codegen
+    return types.none(out, idx, f32vec, ch, qp, np_, zo, lo, hi, has_ls), _store
 
 
 @intrinsic
@@ -165,15 +177,7 @@ def qstm(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls, n):
     _check_int(idx, "qstm")
     _check_int(n, "qstm")
 
-    def codegen(context, builder, sig, args):
-        r = _requant_vec(context, builder, sig, args)
-        p = _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
-        m = _lane_mask(context, builder, args[10], sig.args[10])
-        fn = _llvm_fn(builder, f"llvm.masked.store.v{VW}i8.p0", ir.VoidType(), [_V8, p.type, ir.IntType(32), m.type])
-        builder.call(fn, [r, p, ir.Constant(ir.IntType(32), 1), m])
-        return context.get_dummy_value()
-
-    return types.none(out, idx, f32vec, ch, qp, np_, zo, lo, hi, has_ls, n), codegen
+    return types.none(out, idx, f32vec, ch, qp, np_, zo, lo, hi, has_ls, n), _store_masked
 
 
 # ---- per-channel requantization parameters -------------------------------------------------------
@@ -622,12 +626,7 @@ def qsti(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls):
     _check_q(out, qp, "qsti")
     _check_int(idx, "qsti")
 
-    def codegen(context, builder, sig, args):
-        r = _requant_vec(context, builder, sig, args)
-        builder.store(r, _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), align=1)
-        return context.get_dummy_value()
-
-    return types.none(out, idx, i32vec, ch, qp, np_, zo, lo, hi, has_ls), codegen
+    return types.none(out, idx, i32vec, ch, qp, np_, zo, lo, hi, has_ls), _store
 
 
 @intrinsic
@@ -637,15 +636,7 @@ def qstmi(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls, n):
     _check_int(idx, "qstmi")
     _check_int(n, "qstmi")
 
-    def codegen(context, builder, sig, args):
-        r = _requant_vec(context, builder, sig, args)
-        p = _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
-        m = _lane_mask(context, builder, args[10], sig.args[10])
-        fn = _llvm_fn(builder, f"llvm.masked.store.v{VW}i8.p0", ir.VoidType(), [_V8, p.type, ir.IntType(32), m.type])
-        builder.call(fn, [r, p, ir.Constant(ir.IntType(32), 1), m])
-        return context.get_dummy_value()
-
-    return types.none(out, idx, i32vec, ch, qp, np_, zo, lo, hi, has_ls, n), codegen
+    return types.none(out, idx, i32vec, ch, qp, np_, zo, lo, hi, has_ls, n), _store_masked
 
 
 #: (NV vectors per panel) -> MR rows per tile: MR * NV accumulators + NV weights + 1 broadcast
