@@ -31,7 +31,12 @@ def litert_interpreter(model: bytes, resolver: str = "builtin", **kw: Any):
 
 def litert_run(model: bytes, inputs: Sequence[np.ndarray], resolver: str = "builtin") -> list[np.ndarray]:
     """Run subgraph 0 on LiteRT with the given inputs (resized to their shapes); return outputs."""
-    it = litert_interpreter(model, resolver)
+    return feed_run(litert_interpreter(model, resolver), inputs)
+
+
+def feed_run(it: Any, inputs: Sequence[Any]) -> list[np.ndarray]:
+    """Resize to the inputs' shapes, allocate, set, invoke; the outputs. Works on LiteRT's
+    interpreter and ours alike."""
     details = it.get_input_details()
     for d, x in zip(details, inputs):
         if tuple(d["shape"]) != np.shape(x):
@@ -59,6 +64,15 @@ def assert_close(ours: np.ndarray, theirs: np.ndarray, rtol: float = FLOAT_RTOL,
             assert err <= rtol * scale, f"{what} max abs error {err:.3g} > {rtol:g} * {scale:.3g}"
     else:
         assert np.array_equal(ours, theirs), f"{what} differs: {np.count_nonzero(ours != theirs)} elements"
+
+
+def assert_same(ours: Sequence[np.ndarray], theirs: Sequence[np.ndarray]) -> None:
+    """Exact equality of output lists, dtype and shape included (strings, integers)."""
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert a.dtype == b.dtype, (a.dtype, b.dtype)
+        assert a.shape == b.shape, (a.shape, b.shape)
+        assert a.tolist() == b.tolist(), (a, b)
 
 
 def raw_options(options: dict[str, Any]) -> dict[str, Any]:

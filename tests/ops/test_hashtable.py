@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import litert_interpreter
+from tests.oracle import assert_same, feed_run, litert_interpreter
 from tflite_jit.format.builder import ModelBuilder
 
 RES = 13  # TensorType RESOURCE
@@ -20,26 +20,6 @@ BACKENDS = ("numba", "reference")
 def interpreters(data: bytes) -> list:
     return [litert_interpreter(data)] + [tflite_jit.Interpreter(model_content=data, backend=b)
                                          for b in BACKENDS]
-
-
-def feed_run(it, inputs: list) -> list[np.ndarray]:
-    details = it.get_input_details()
-    for d, x in zip(details, inputs):
-        if tuple(d["shape"]) != np.shape(x):
-            it.resize_tensor_input(d["index"], list(np.shape(x)))
-    it.allocate_tensors()
-    for d, x in zip(details, inputs):
-        it.set_tensor(d["index"], np.asarray(x))
-    it.invoke()
-    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
-
-
-def assert_same(ours: list, theirs: list) -> None:
-    assert len(ours) == len(theirs)
-    for a, b in zip(ours, theirs):
-        assert a.dtype == b.dtype, (a.dtype, b.dtype)
-        assert a.shape == b.shape, (a.shape, b.shape)
-        assert a.tolist() == b.tolist(), (a, b)
 
 
 def table_model(string_keys: bool, kshape, qshape, dshape=(), *, table_id: int = 1,

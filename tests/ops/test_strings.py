@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import litert_interpreter, litert_run
+from tests.oracle import assert_same, feed_run, litert_interpreter, litert_run
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.format.reader import load_bytes
 from tflite_jit.format.writer import encode_strings
@@ -20,24 +20,7 @@ BACKENDS = ("numba", "reference")
 
 
 def ours_run(model: bytes, inputs: list, backend: str = "numba") -> list[np.ndarray]:
-    it = tflite_jit.Interpreter(model_content=model, backend=backend)
-    details = it.get_input_details()
-    for d, x in zip(details, inputs):
-        if tuple(d["shape"]) != np.shape(x):
-            it.resize_tensor_input(d["index"], list(np.shape(x)))
-    it.allocate_tensors()
-    for d, x in zip(details, inputs):
-        it.set_tensor(d["index"], np.asarray(x))
-    it.invoke()
-    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
-
-
-def assert_same(ours: list, theirs: list) -> None:
-    assert len(ours) == len(theirs)
-    for a, b in zip(ours, theirs):
-        assert a.dtype == b.dtype, (a.dtype, b.dtype)
-        assert a.shape == b.shape, (a.shape, b.shape)
-        assert a.tolist() == b.tolist(), (a, b)
+    return feed_run(tflite_jit.Interpreter(model_content=model, backend=backend), inputs)
 
 
 def passthrough_model(n: int = 2) -> bytes:
