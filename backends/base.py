@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tflite_jit import ops
 from tflite_jit.ir.model import Op, Subgraph
 
 #: inputs (None for omitted optional inputs) -> outputs, one array per cluster output
@@ -53,6 +54,11 @@ class CompileEnv:
     infos: list[Any]  # runtime.shapes.TensorInfo per tensor id
     num_threads: int = 1
 
+    def opdef(self, name: str) -> ops.OpDef | None:
+        """The definition of op `name`: the interpreter's own custom ops (`extra_ops`, set by the
+        runtime's PlanEnv) first, then the global registry."""
+        return getattr(self, "extra_ops", {}).get(name) or ops.get(name)
+
     def attrs_of(self, op: Op) -> Any:
         """The bound attrs of `op`, a node of this subgraph (found by identity)."""
         for o, a in zip(self.subgraph.ops, self.attrs):
@@ -62,7 +68,16 @@ class CompileEnv:
 
 
 class Backend(ABC):
+    """A backend is constructed from a dict of options (`backends.registry.create`); the names it
+    accepts are `OPTIONS`, and an unknown one is a ValueError naming the known ones."""
+
     name: str = "?"
+    OPTIONS: tuple[str, ...] = ()
+
+    def __init__(self, options: dict[str, Any] | None = None):
+        unknown = sorted(set(options or {}) - set(self.OPTIONS))
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown option(s) {unknown}; known: {list(self.OPTIONS)}")
 
     @abstractmethod
     def supports(self, op: Op, env: CompileEnv) -> tuple[bool, str]:
@@ -94,3 +109,27 @@ class Backend(ABC):
             return [values[t] for t in partition.outputs]
 
         return run
+
+
+# Rough machine constants for the host roofline; the OpenCL backend measures its own
+# (opencl/calibrate.py), the CPU backends are not calibrated yet.
+HOST_FLOPS_PER_S = 5e9
+HOST_BYTES_PER_S = 5e9
+HOST_CALL_OVERHEAD_S = 5e-6
+
+
+def roofline_seconds(cluster: Cluster, env: CompileEnv) -> float:
+    """Sum over the cluster's ops of a call overhead plus max(FLOPs / peak, bytes / bandwidth)
+    from each op's declared cost (ops without one, or with unknown shapes, cost the overhead)."""
+    total = 0.0
+    for oi in cluster.ops:
+        op = env.subgraph.ops[oi]
+        opdef = env.opdef(op.name)
+        shapes_out = [env.infos[i].shape for i in op.outputs]
+        if opdef is None or opdef.cost is None or any(s is None for s in shapes_out):
+            total += HOST_CALL_OVERHEAD_S
+            continue
+        shapes_in = [env.infos[i].shape if i >= 0 else None for i in op.inputs]
+        c = opdef.cost(shapes_in, shapes_out, env.attrs[oi])
+        total += HOST_CALL_OVERHEAD_S + max(c.flops / HOST_FLOPS_PER_S, c.bytes / HOST_BYTES_PER_S)
+    return total

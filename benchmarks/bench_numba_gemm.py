@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 from tflite_jit import ops  # noqa: E402
 from tflite_jit.backends.numba_cpu import backend, modcache
 from tflite_jit.backends.numba_cpu.generators import gemm
-from tflite_jit.backends.numba_cpu.spec import KernelRequest, Output, TensorArg
+from tflite_jit.backends.request import KernelRequest, Output, TensorArg
 from tflite_jit.ops import expr as E
 
 F32 = np.dtype(np.float32)

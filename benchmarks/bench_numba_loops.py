@@ -84,7 +84,7 @@ def main() -> None:
     from tflite_jit import ops
     from tflite_jit.backends.numba_cpu import backend
     from tflite_jit.backends.numba_cpu.generators import depthwise, loop, reduce  # noqa: F401
-    from tflite_jit.backends.numba_cpu.spec import KernelRequest, Output, TensorArg
+    from tflite_jit.backends.request import KernelRequest, Output, TensorArg
     from tflite_jit.format.schema import FIELD_ENUMS, enum_values
     from tflite_jit.ops import expr as E
 

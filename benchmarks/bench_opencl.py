@@ -6,7 +6,7 @@
 --allow-fp16 forces half storage even on a CPU device (fp16_on_cpu), to measure its cost.
 
 Numba runs through the Executable (numba_cpu + reference, epilogue fusion); OpenCL runs the
-model as partitions of consecutive OpenCL clusters (backends/opencl/graph.py: intermediates stay
+model as partitions of consecutive OpenCL clusters (tflite_jit/runtime/one_backend.py: intermediates stay
 on the device, one finish per partition), the rest on reference. Each round runs both once, in
 alternating order, so the shared machine's noise hits both alike; medians and the ratio
 OpenCL / Numba are printed. PoCL is a CPU OpenCL: this is a correctness path, not a target
@@ -70,7 +70,7 @@ def _numba_runner(model: Any, inputs: list[np.ndarray]) -> Any:
 
 def bench(name: str, runs: int, options: dict[str, Any]) -> dict[str, Any]:
     from tflite_jit.backends.opencl import OpenCLBackend
-    from tflite_jit.backends.opencl.graph import GraphKernel
+    from tflite_jit.runtime.one_backend import GraphKernel
 
     kw = dict(MODELS[name])
     builder = "mobilenet_v2" if name.startswith("mobilenet_v2") else name

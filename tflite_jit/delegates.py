@@ -13,16 +13,13 @@ so a missing optional dependency (pyopencl) fails only the delegate that needs i
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Mapping
 from typing import Any
 
+from tflite_jit.backends import registry
 from tflite_jit.backends.base import Backend
 from tflite_jit.planner import PartitionLimits
-
-#: delegate name -> "module:class" of its backend, constructed as Class(options: dict)
-DELEGATE_BACKENDS: Mapping[str, str] = {"opencl": "tflite_jit.backends.opencl:OpenCLBackend"}
 
 _LIB_SUFFIXES = (".so", ".dll", ".dylib")
 _BACKEND_OPTIONS = ("device", "allow_fp16")  # the backend's; the partition limits are the planner's
@@ -31,7 +28,7 @@ _BOOL = {"true": True, "1": True, "yes": True, "on": True,
 
 
 def _supported() -> str:
-    names = ", ".join(f"'{n}'" for n in DELEGATE_BACKENDS)
+    names = ", ".join(f"'{n}'" for n in registry.names(device=True))
     return (f"tflite_jit's delegates are {names} (tflite_jit.load_delegate('opencl', "
             "options={...})); without a delegate every op runs on the CPU backends")
 
@@ -48,7 +45,8 @@ class Delegate:
         self._options = dict(options or {})
         name = os.fsdecode(library) if isinstance(library, (bytes, os.PathLike)) else str(library)
         key = name.strip().lower()
-        if key not in DELEGATE_BACKENDS:
+        info = registry.find(key, device=True)
+        if info is None:
             if not os.path.exists(name):
                 if key.endswith(_LIB_SUFFIXES) or ".so." in key or os.sep in name:
                     raise OSError(f"{name}: cannot open shared object file: No such file or directory. "
@@ -62,7 +60,7 @@ class Delegate:
         self.options = parsed
         self.limits = PartitionLimits(parsed.get("min_nodes_per_partition", 0),
                                       parsed.get("max_delegated_partitions", 0))
-        self.backend = _make_backend(key, parsed)
+        self.backend = _make_backend(info, parsed)
 
     @classmethod
     def from_backend(cls, backend: Backend, options: Mapping[str, Any] | None = None) -> Delegate:
@@ -123,16 +121,11 @@ def parse_options(name: str, options: Mapping[str, Any],
     return out
 
 
-def _make_backend(name: str, options: dict[str, Any]) -> Backend:
-    module, cls = DELEGATE_BACKENDS[name].split(":")
-    try:
-        factory = getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"The {name} delegate is not available in this installation ({e}). It needs "
-                         "pyopencl and an OpenCL driver (e.g. `pip install 'pyopencl[pocl]'`)"
-                         if name == "opencl" else f"The {name} delegate is not available ({e})") from None
+def _make_backend(info: registry.BackendInfo, options: dict[str, Any]) -> Backend:
     backend_options = {k: v for k, v in options.items() if k in _BACKEND_OPTIONS}
     try:
-        return factory(backend_options)
+        return registry.create(info, backend_options)
+    except registry.BackendUnavailable as e:
+        raise ValueError(str(e).replace(" backend ", " delegate ", 1)) from None
     except Exception as e:  # no device, driver error: LiteRT's "delegate create failed" type
-        raise ValueError(f"Could not create the {name} delegate: {type(e).__name__}: {e}") from None
+        raise ValueError(f"Could not create the {info.name} delegate: {type(e).__name__}: {e}") from None

@@ -94,9 +94,9 @@ def run_experiment(models: Sequence[str], strategies: Sequence[str], *, runs: in
     for s in strategies:
         if s not in known():
             raise UserError(f"unknown fusion strategy {s!r}; known: {', '.join(known())}")
-    from tflite_jit.interpreter import _backends
+    from tflite_jit.backends import registry
 
-    _backends(backend or "numba")  # one-time imports stay out of the first strategy's compile time
+    registry.host_chain(backend or "numba")  # one-time imports stay out of the first strategy's compile time
     rows = []
     for spec in models:
         content, name = load_model(spec)

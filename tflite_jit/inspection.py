@@ -66,7 +66,7 @@ def backend_support(content: bytes) -> dict[str, Any]:
     """Per backend: ops of subgraph 0 it supports (by op name) and the reasons for those it does not.
     A model that cannot be planned (unsupported op, bad shapes) reports the error instead."""
     from tflite_jit import Interpreter
-    from tflite_jit.interpreter import _backends
+    from tflite_jit.backends import registry
     from tflite_jit.runtime.executable import PlanEnv
 
     try:
@@ -76,14 +76,10 @@ def backend_support(content: bytes) -> dict[str, Any]:
         return {"error": " ".join(str(e).split())}
     ex = it._interpreter.execs[0]
     env = PlanEnv(ex.sg, ex.attrs, ex.infos, 1, extra_ops=ex.context.custom_ops)
-    try:
-        backends = _backends("numba")
-    except Exception as e:  # numba missing or broken: still show the reference backend
-        backends = _backends("reference")
-        note = f"numba_cpu unavailable: {e}"
-    else:
-        note = ""
-    backends += _optional_backends()
+    backends, missing = registry.available()
+    # a host backend that cannot be built is news; a device backend without a driver is normal
+    note = "; ".join(f"{name} unavailable: {why}" for name, why in missing.items()
+                     if not registry.find(name).device)
     out: dict[str, Any] = {}
     for b in backends:
         ok: Counter[str] = Counter()
@@ -104,18 +100,6 @@ def backend_support(content: bytes) -> dict[str, Any]:
     if note:
         out["note"] = note
     return out
-
-
-def _optional_backends() -> list[Any]:
-    """Backends another package part may provide (OpenCL); absent ones are skipped silently."""
-    found = []
-    try:
-        from tflite_jit.backends.opencl.backend import OpenCLBackend  # type: ignore[import-not-found]
-
-        found.append(OpenCLBackend())
-    except Exception:  # not built, no pyopencl, or no OpenCL platform
-        pass
-    return found
 
 
 def format_text(info: dict[str, Any], name: str) -> str:

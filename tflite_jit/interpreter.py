@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit.backends.reference.backend import ReferenceBackend
+from tflite_jit.backends import registry
 from tflite_jit.delegates import Delegate, load_delegate  # noqa: F401 (LiteRT's module exports both)
 from tflite_jit.format.reader import load_bytes, load_file
 from tflite_jit.fusion import get_strategy
@@ -33,19 +33,6 @@ from tflite_jit.runtime.shapes import PrepareError
 # XNNPACK-style epilogue fusion are the fastest combination on the zoo models.
 DEFAULT_BACKEND = "numba"
 DEFAULT_FUSION = "epilogue"
-
-
-def _backends(name: str) -> list[Any]:
-    """Backends in order of preference; the reference backend is always last (it runs every op)."""
-    if name == "reference":
-        return [ReferenceBackend()]
-    if name in ("numba", "numba_cpu"):
-        from tflite_jit.backends.numba_cpu.backend import NumbaBackend
-        from tflite_jit.backends.numba_cpu.generators import load_all
-
-        load_all()
-        return [NumbaBackend(), ReferenceBackend()]
-    raise ValueError(f"Unknown backend {name!r}; use 'numba' or 'reference'")
 
 
 def _device_backends(delegates: Sequence[Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -182,7 +169,8 @@ class Interpreter:
             d._get_native_delegate_pointer()  # AttributeError for non-delegates, as LiteRT
             self._delegates.append(d)
         devices, limits = _device_backends(self._delegates)
-        self._backends = devices + _backends(backend or os.environ.get("TFLITE_JIT_BACKEND") or DEFAULT_BACKEND)
+        self._backends = devices + registry.host_chain(backend or os.environ.get("TFLITE_JIT_BACKEND")
+                                                       or DEFAULT_BACKEND)
         self._plan_summary_shown = False
         self._fusion = fusion or os.environ.get("TFLITE_JIT_FUSION") or DEFAULT_FUSION
         get_strategy(self._fusion)  # an unknown name fails here, at construction

@@ -6,50 +6,15 @@ Python module with one `@njit` entry function, and the list of arguments to call
 framework (backend.py / modcache.py) writes the module into the on-disk cache, imports it, and
 binds the arguments; generators never touch files, imports or the runtime.
 
-Epilogues: the cluster's outputs are expressions (ops/expr.py trees) over
-  Var(0)         the root op's result at the current output element (for LOOP clusters: unused),
-  Var(k), k >= 1 the element of `extras[k-1]` at the same output position.
-Extras are already reshaped by the framework to the output's rank with broadcasting dims of
-size 1 (so a per-channel bias of an NHWC output has shape (1, 1, 1, C)): a generator indexes an
-extra with its output loop variables, using 0 on size-1 dims (see printer.index_expr).
+The request itself (and the epilogue convention: Var(0), Var(k) over reshaped extras) is
+backends/request.py's, shared with the OpenCL backend.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-
-from tflite_jit.ops.expr import Expr
-
-
-@dataclass(frozen=True)
-class TensorArg:
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    value: np.ndarray | None = None  # known at plan time (weights, constants)
-
-
-@dataclass(frozen=True)
-class Output:
-    expr: Expr  # over Var(0) (root result) and Var(k >= 1) (extras)
-    arg: TensorArg  # its shape equals the cluster's iteration shape
-
-
-@dataclass
-class KernelRequest:
-    op_name: str  # root op ('CONV_2D', ...), or 'LOOP' for a pure elementwise/broadcast cluster
-    attrs: Any  # the root op's parsed attrs (None for LOOP)
-    inputs: list[TensorArg | None]  # root op's inputs in op order (None: omitted optional input)
-    extras: list[TensorArg]  # epilogue inputs, reshaped to the output rank
-    outputs: list[Output]  # at least one; all of the iteration shape
-    num_threads: int = 1
-    # LOOP clusters: the iteration shape; ops' results are not involved (Var(0) unused)
-
-    @property
-    def out_shape(self) -> tuple[int, ...]:
-        return self.outputs[0].arg.shape
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@ partition (a convex run of clusters) is one enqueued sequence over device buffer
 inputs and outputs cross between host and device, and the queue is finished once per run
 (PERFORMANCE.md §3: enqueue+finish per kernel costs ~77 µs on PoCL, an enqueue ~6 µs).
 
-Clusters become requests exactly as in numba_cpu (request.py: a root op + an elementwise
-epilogue composed from the ops' shared expression trees, or a pure LOOP), and kernels/*.py print
-them as OpenCL C 1.2 with every shape baked in.
+Clusters become requests through the backends' shared builder (backends/request.py: a root op +
+an elementwise epilogue composed from the ops' shared expression trees, or a pure LOOP), and
+kernels/*.py print them as OpenCL C 1.2 with every shape baked in.
 
 Caching: programs are kept per source text in the backend object (a second cluster with the
 same shapes builds nothing), and on disk by the driver: pyopencl skips its own binary cache for
@@ -45,28 +45,29 @@ from tflite_jit.backends.base import Backend, Cluster, CompileEnv, Kernel, Parti
 from tflite_jit.backends.opencl import calibrate, device, printer
 from tflite_jit.backends.opencl.kernels import generate
 from tflite_jit.backends.opencl.kernels.common import KERNEL_NAME, numel
-from tflite_jit.backends.opencl.request import ROOTS, VIEWS, Unsupported, is_loop_op, request_for
+from tflite_jit.backends.request import Request, Unsupported, build_request, is_loop_op
 from tflite_jit.ir.model import Op
 
 #: relative tolerance of the allow_fp16 contract (of the output's largest magnitude)
 FP16_RTOL = 1e-2
-OPTIONS = ("device", "allow_fp16", "fp16_on_cpu")
 BUILD_OPTIONS = ["-cl-std=CL1.2"]
 _MAX_ELEMENTS = 2**31 - 1  # kernels index with C int
-#: inputs that are shapes/axes (read at plan time), not data
-_SHAPE_INPUTS = {"RESHAPE": (1,), "MEAN": (1,), "SUM": (1,), "EXPAND_DIMS": (1,), "PAD": (1,),
-                 "TRANSPOSE": (1,)}
+#: ops with an OpenCL root kernel (kernels/*.py registers a generator for each)
+ROOTS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL",
+                   "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "SUM", "SOFTMAX", "PAD", "TRANSPOSE"))
+#: ops that only relabel their input's bytes: a device buffer alias, no kernel
+VIEWS = frozenset(("RESHAPE", "SQUEEZE", "EXPAND_DIMS"))
 _F32, _BOOL = np.dtype(np.float32), np.dtype(np.bool_)
 
 
 class OpenCLBackend(Backend):
     name = "opencl"
 
+    OPTIONS = ("device", "allow_fp16", "fp16_on_cpu")
+
     def __init__(self, options: dict[str, Any] | None = None):
+        super().__init__(options)
         options = dict(options or {})
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise ValueError(f"OpenCL backend: unknown option(s) {unknown}; known: {list(OPTIONS)}")
         self.cl = device.import_pyopencl()
         self.device = device.choose_device(self.cl, options.get("device"))
         try:
@@ -96,7 +97,7 @@ class OpenCLBackend(Backend):
         loop = is_loop_op(op)
         if op.name not in ROOTS and op.name not in VIEWS and not loop:
             return False, f"no OpenCL kernel for {op.name}"
-        shape_ins = _SHAPE_INPUTS.get(op.name, ())
+        shape_ins = opdef.shape_inputs  # read at plan time: never device data
         for j, t in enumerate(op.inputs):
             if t < 0:
                 continue
@@ -308,6 +309,14 @@ class PartitionKernel:
             raise RuntimeError(f"OpenCL kernel for {self.label} failed: {e}") from None
         return [o.view(np.bool_) if self.infos[t].dtype == _BOOL else o
                 for o, t in zip(outs, self.partition.outputs)]
+
+
+def request_for(cluster: Cluster, env: CompileEnv) -> Request:
+    """The cluster as a request for kernels/*.py; int8 nodes never reach a device kernel."""
+    for oi in cluster.ops:
+        if isinstance(env.attrs[oi], ops.Quantized):
+            raise Unsupported(f"quantized {env.subgraph.ops[oi].name}: int8 not supported by the OpenCL backend")
+    return build_request(cluster, env, backend="OpenCL", roots=ROOTS)
 
 
 def _to_storage(value: np.ndarray, fmt: str) -> np.ndarray:

@@ -16,9 +16,8 @@ import pytest
 from tests.oracle import assert_close
 from tflite_jit import ops
 from tflite_jit.backends.numba_cpu import backend
-from tflite_jit.backends.numba_cpu.backend import Unsupported
 from tflite_jit.backends.numba_cpu.generators import gemm
-from tflite_jit.backends.numba_cpu.spec import KernelRequest, Output, TensorArg
+from tflite_jit.backends.request import KernelRequest, Output, TensorArg, Unsupported
 from tflite_jit.ops import expr as E
 
 F32 = np.dtype(np.float32)

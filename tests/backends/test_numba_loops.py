@@ -18,7 +18,7 @@ from tflite_jit import ops
 from tflite_jit.backends.base import Cluster, CompileEnv
 from tflite_jit.backends.numba_cpu import backend
 from tflite_jit.backends.numba_cpu.generators import depthwise, loop, pool, reduce  # noqa: F401
-from tflite_jit.backends.numba_cpu.spec import KernelRequest, Output, TensorArg
+from tflite_jit.backends.request import KernelRequest, Output, TensorArg
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.ops import expr as E
 from tflite_jit.runtime.executable import resolve_ops
@@ -332,11 +332,11 @@ def reference_values(env: CompileEnv, opdefs, feeds: dict[int, np.ndarray]) -> d
 
 def run_cluster(env, opdefs, feeds, op_ids, outputs):
     cluster = Cluster(ops=tuple(op_ids), inputs=(), outputs=tuple(outputs))
-    req = backend.request_for(cluster, env)
+    rq = backend.request_for(cluster, env)
+    req = rq.req
     vals = reference_values(env, opdefs, feeds)
-    root = env.subgraph.ops[op_ids[0]]
-    ins = [None if t < 0 else vals[t] for t in root.inputs] if req.op_name != "LOOP" else []
-    extras = [vals[t] for t in backend._extra_ids(cluster, env)]
+    ins = [None if t < 0 else vals[t] for t in rq.input_ids]
+    extras = [vals[t] for t in rq.extra_ids]
     got = backend.run_request(req, ins, extras)
     for t, g in zip(outputs, got):
         assert_close(g, vals[t], what=f"tensor {t}")

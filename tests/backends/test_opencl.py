@@ -24,9 +24,9 @@ import pytest
 from tests.oracle import Const, assert_close, one_op_model
 from tflite_jit import models, ops
 from tflite_jit.backends.base import Cluster
-from tflite_jit.backends.numba_cpu.spec import KernelRequest, Output, TensorArg
-from tflite_jit.backends.opencl.graph import GraphKernel, env_of, single_cluster
+from tflite_jit.runtime.one_backend import GraphKernel, env_of, single_cluster
 from tflite_jit.backends.reference.backend import ReferenceBackend
+from tflite_jit.backends.request import KernelRequest, Output, TensorArg
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.format.reader import load_bytes
 from tflite_jit.ir.model import Model

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tflite_jit.backends.numba_cpu import printer
-from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
+from tflite_jit.backends.numba_cpu.backend import register_generator
 from tflite_jit.backends.numba_cpu.generators.loop import (
     F32,
     Rows,
@@ -48,7 +48,8 @@ from tflite_jit.backends.numba_cpu.generators.loop import (
     std_flats,
     want_parallel,
 )
-from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource
+from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
+from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.nn import _axis_geometry
 

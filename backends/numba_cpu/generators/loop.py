@@ -30,8 +30,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from tflite_jit.backends.numba_cpu import printer
-from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
-from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource
+from tflite_jit.backends.numba_cpu.backend import register_generator
+from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
+from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops.expr import Call, Const, Expr, Var, variables
 
 F32 = np.dtype(np.float32)

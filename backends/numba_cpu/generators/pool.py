@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
+from tflite_jit.backends.numba_cpu.backend import register_generator
 from tflite_jit.backends.numba_cpu.generators.depthwise import Window, geometry, window_source
 from tflite_jit.backends.numba_cpu.generators.loop import F32
-from tflite_jit.backends.numba_cpu.spec import KernelRequest, KernelSource
+from tflite_jit.backends.numba_cpu.spec import KernelSource
+from tflite_jit.backends.request import KernelRequest, Unsupported
 
 
 def _pool(req: KernelRequest, kind: str) -> KernelSource:

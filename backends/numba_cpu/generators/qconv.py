@@ -49,7 +49,7 @@ from numba import types
 from numba.extending import intrinsic, models, register_model
 
 from tflite_jit.backends.numba_cpu import printer
-from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
+from tflite_jit.backends.numba_cpu.backend import register_generator
 from tflite_jit.backends.numba_cpu.generators import depthwise as _fdw
 from tflite_jit.backends.numba_cpu.generators import gemm
 from tflite_jit.backends.numba_cpu.generators.gemm import (
@@ -61,7 +61,8 @@ from tflite_jit.backends.numba_cpu.generators.gemm import (
     f32vec,
 )
 from tflite_jit.backends.numba_cpu.generators.loop import indent, module, prange_head, want_parallel
-from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource, Output, TensorArg
+from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
+from tflite_jit.backends.request import KernelRequest, Output, TensorArg, Unsupported
 from tflite_jit.ops import expr as E
 from tflite_jit.ops import qmath
 from tflite_jit.ops.base import Quantized

@@ -17,10 +17,11 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
+from tflite_jit.backends.numba_cpu.backend import register_generator
 from tflite_jit.backends.numba_cpu.generators import qlut, qmulvec
 from tflite_jit.backends.numba_cpu.generators.loop import module, prange_head, want_parallel
-from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource
+from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
+from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.base import Quantized
 

@@ -24,8 +24,9 @@ import math
 import numpy as np
 
 from tflite_jit.backends.numba_cpu import printer
-from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
-from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource
+from tflite_jit.backends.numba_cpu.backend import register_generator
+from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
+from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
 from tflite_jit.ops import qmath
 

@@ -17,11 +17,12 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
+from tflite_jit.backends.numba_cpu.backend import register_generator
 from tflite_jit.backends.numba_cpu.generators import reduce as _float_reduce
 from tflite_jit.backends.numba_cpu.generators.qquant import exact_module
 from tflite_jit.backends.numba_cpu.printer import const_literal
-from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource
+from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
+from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
 from tflite_jit.ops import qmath
 from tflite_jit.ops.base import Quantized

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from tflite_jit.backends.numba_cpu import printer
-from tflite_jit.backends.numba_cpu.backend import Unsupported, register_generator
+from tflite_jit.backends.numba_cpu.backend import register_generator
 from tflite_jit.backends.numba_cpu.generators.loop import (
     F32,
     Rows,
@@ -38,7 +38,8 @@ from tflite_jit.backends.numba_cpu.generators.loop import (
     std_flats,
     want_parallel,
 )
-from tflite_jit.backends.numba_cpu.spec import Arg, KernelRequest, KernelSource
+from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
+from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops.base import OpError
 from tflite_jit.ops.reduce import resolve_axes
 

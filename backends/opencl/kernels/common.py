@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu.spec import KernelRequest
 from tflite_jit.backends.opencl import printer
+from tflite_jit.backends.request import KernelRequest
 
 KERNEL_NAME = "tj_kernel"
 

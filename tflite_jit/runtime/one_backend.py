@@ -1,9 +1,10 @@
-"""Run a whole subgraph with the OpenCL backend and no planner: the fusion strategy's clusters,
+"""Run a whole subgraph with one device backend and no planner: the fusion strategy's clusters,
 maximal runs of consecutive clusters the backend supports as one partition each (a contiguous
 run of a topological order is convex), everything else on the reference backend.
 
-This is what the benchmark and the tests use to measure and check device residency directly; the
-interpreter reaches the backend through the planner (Backend interface) instead.
+This is what the OpenCL benchmark and tests use to measure and check device residency directly;
+the interpreter reaches a device backend through the planner instead. It lives in the runtime
+because it plans (fusion, shapes) like the runtime does; backends never import upwards.
 """
 
 from __future__ import annotations
