@@ -160,11 +160,3 @@ def _extra_arg(t: int, env: CompileEnv, rank: int) -> TensorArg:
     value = None if info.value is None else np.asarray(info.value).reshape(padded)
     return TensorArg(padded, info.dtype, value)
 
-
-def data_inputs(op: Op) -> list[tuple[int, int]]:
-    """(position, tensor id) of the inputs an op reads as data: every present input except those
-    its OpDef lists in `shape_inputs` (shapes, axes, paddings, permutations), which are read at
-    plan time and never need a runtime buffer on a device."""
-    opdef = ops.get(op.name)
-    skip = opdef.shape_inputs if opdef is not None else ()
-    return [(j, t) for j, t in enumerate(op.inputs) if t >= 0 and j not in skip]
