@@ -13,6 +13,23 @@ from tflite_jit.ir.model import Subgraph
 from tflite_jit.ops.base import PatternKind as K
 
 
+def op_flops(g: FusionGraph) -> list[float]:
+    """FLOPs of each fusable op from its cost rule (0 for the others, and for a node its rule
+    cannot handle: counted as free rather than failing the plan)."""
+    flops = [0.0] * g.n
+    for oi, op in enumerate(g.sg.ops):
+        d = g.opdefs[oi]
+        if d is None or d.cost is None or not g.fusable[oi]:
+            continue
+        try:
+            c = d.cost([g.shape(t) if t >= 0 else None for t in op.inputs],
+                       [g.shape(t) for t in op.outputs], g.env.attrs[oi])
+            flops[oi] = float(c.flops)
+        except Exception:  # a cost rule that cannot handle this node: count it as free
+            flops[oi] = 0.0
+    return flops
+
+
 class GreedyCostFusion(FusionStrategy):
     """Priority fusion: every producer group is scored by the best time saved fusing it into one
     of its consumer groups, t(P) + t(C) - t(P + C) under a roofline model whose bytes are the
@@ -27,19 +44,7 @@ class GreedyCostFusion(FusionStrategy):
     def plan(self, sg: Subgraph, env: CompileEnv) -> list[Cluster]:
         cfg = self.config
         g = FusionGraph(sg, env, cfg, allow_injective=cfg.allow_injective)
-        n = g.n
-        kind = g.kind
-        flops = [0.0] * n
-        for oi, op in enumerate(sg.ops):
-            d = g.opdefs[oi]
-            if d is None or d.cost is None or not g.fusable[oi]:
-                continue
-            try:
-                c = d.cost([g.shape(t) if t >= 0 else None for t in op.inputs],
-                           [g.shape(t) for t in op.outputs], env.attrs[oi])
-                flops[oi] = float(c.flops)
-            except Exception:  # a cost rule that cannot handle this node: count it as free
-                flops[oi] = 0.0
+        flops = op_flops(g)
         grp = FusionGroups(g, cfg.cap, cfg.max_args)
         time_cache: dict[tuple[int, ...], float] = {}
 
@@ -50,9 +55,9 @@ class GreedyCostFusion(FusionStrategy):
             for t in sg.ops[c].inputs:
                 if t in outs:
                     n_t = max(1, g.numel(t))
-                    if kind[c] == K.OUT_ELEMWISE_FUSABLE:
+                    if g.kind[c] == K.OUT_ELEMWISE_FUSABLE:
                         r = flops[c] / (2.0 * n_t)
-                    elif kind[c] == K.REDUCTION:
+                    elif g.kind[c] == K.REDUCTION:
                         r = 1.0
                     else:
                         r = sum(g.numel(o) for o in sg.ops[c].outputs) / n_t
@@ -84,7 +89,7 @@ class GreedyCostFusion(FusionStrategy):
             return t
 
         def shape_ok(members: list[int]) -> bool:
-            anchors = [m for m in members if kind[m] in (K.OUT_ELEMWISE_FUSABLE, K.REDUCTION)]
+            anchors = [m for m in members if g.kind[m] in (K.OUT_ELEMWISE_FUSABLE, K.REDUCTION)]
             if len(anchors) > 1:
                 return False
             if not anchors:
@@ -93,11 +98,11 @@ class GreedyCostFusion(FusionStrategy):
             mask = 0
             for m in members:
                 mask |= 1 << m
-            if kind[a] == K.OUT_ELEMWISE_FUSABLE:
+            if g.kind[a] == K.OUT_ELEMWISE_FUSABLE:
                 if any(mask >> p & 1 for p in g.pred[a]):
                     return False  # no prologue into a complex op
                 below = g.desc[a] & mask
-                return all(kind[m] <= K.BROADCAST for m in members if below >> m & 1)
+                return all(g.kind[m] <= K.BROADCAST for m in members if below >> m & 1)
             return cfg.fuse_reduce_epilogue or not (g.desc[a] & mask)
 
         def score(p: int) -> tuple[float, int] | None:
@@ -125,7 +130,7 @@ class GreedyCostFusion(FusionStrategy):
             if s is not None and s[0] > cfg.min_benefit_s:
                 heapq.heappush(heap, (-s[0], p, s[1], counter[0]))
 
-        for p in range(n):
+        for p in range(g.n):
             if g.fusable[p]:
                 push(p)
         while heap:
