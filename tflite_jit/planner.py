@@ -10,7 +10,8 @@ kernels (FUSION.md §3.1). How they are chosen (FUSION.md §5.3):
 2. Candidates: ONNX Runtime's "waves" over a topological walk (FUSION.md §3.2) give maximal convex
    groups of the ops one device supports; each group is split into its weakly connected
    components, which stay convex (a path leaving a component and coming back would leave the
-   group) and are independent delegate kernels.
+   group) and are independent delegate kernels. Both walks live in `tflite_jit.ir.graph`, with
+   the convexity and cycle checks the fusion validator uses, so the two agree on what is convex.
 3. Choice by estimated time, not by node count (tensorflow#66677): a candidate is delegated when
    device time (`backend.cost`) plus the transfers of its non-constant boundary tensors
    (`backend.transfer_seconds`) is less than the host time of the same ops. TFLite's

@@ -330,7 +330,8 @@ class Executable:
                 else:
                     host[c.ops] = c
             hosted = list(host.values())
-            order = group_order(graph, [sorted(p.ops) for p in dplan.partitions] + [sorted(c.ops) for c in hosted])
+            groups = [sorted(p.ops) for p in dplan.partitions] + [sorted(c.ops) for c in hosted]
+            order = group_order(graph, groups)
             if order is None:
                 continue
             return [(gi, tuple(inner[gi])) if gi < n_parts else (None, hosted[gi - n_parts]) for gi in order]
