@@ -14,16 +14,12 @@ from tflite_jit.backends.base import Backend, Cluster, CompileEnv
 from tflite_jit.backends.reference.backend import ReferenceBackend
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.format.reader import load_bytes
-from tflite_jit.fusion import _Index
+from tflite_jit.ir.graph import OpGraph, components, is_convex, is_cyclic, waves
 from tflite_jit.planner import (
     NoBackendError,
     PartitionLimits,
-    _cyclic,
-    components,
-    is_convex,
     is_host,
     plan_delegation,
-    waves,
 )
 from tflite_jit.runtime.executable import resolve_ops
 from tflite_jit.runtime.shapes import infer_subgraph
@@ -114,14 +110,14 @@ def test_host_detection() -> None:
 def test_waves_give_convex_groups_covering_the_supported_ops(seed: int) -> None:
     content, _ = _random_dag(seed)
     sg, _ = _env(content)
-    idx = _Index(sg)
+    idx = OpGraph(sg)
     supported = set(np.random.default_rng(seed + 100).choice(len(sg.ops), len(sg.ops) // 2, replace=False).tolist())
     groups = waves(idx, supported)
     assert sorted(i for g in groups for i in g) == sorted(supported)
     comps = [c for g in groups for c in components(idx, g)]
     for part in [*groups, *comps]:
         assert is_convex(idx, part), part
-    assert not _cyclic(idx, comps)
+    assert not is_cyclic(idx, comps)
 
 
 @pytest.mark.parametrize("seed", range(15))
@@ -132,13 +128,13 @@ def test_random_plans_are_convex_acyclic_and_complete(seed: int) -> None:
     d1 = Dev(["ADD", "MUL"], name="d1", latency=float(rng.uniform(0, 0.3)))
     d2 = Dev(["SUB", "MAXIMUM", "ADD"], name="d2", latency=float(rng.uniform(0, 0.3)))
     plan = plan_delegation(sg, env, [d1, d2, Host()])
-    idx = _Index(sg)
+    idx = OpGraph(sg)
     assert len(plan.placement) == len(sg.ops)
     assert all(0 <= b < 3 for b in plan.placement)
     for p in plan.partitions:
         assert is_convex(idx, p.ops)
         assert all(plan.placement[i] == (0 if p.backend == "d1" else 1) for i in p.ops)
-    assert not _cyclic(idx, [p.ops for p in plan.partitions])
+    assert not is_cyclic(idx, [p.ops for p in plan.partitions])
     delegated = {i for p in plan.partitions for i in p.ops}
     assert all(plan.placement[i] == 2 for i in range(len(sg.ops)) if i not in delegated)
 
@@ -267,11 +263,11 @@ def test_candidates_that_would_form_a_cycle_are_refused() -> None:
     b3 = g.apply("MUL", [b1, b2])[0]        # op5 (B)
     g.output(a3, b3)
     sg, env = _env(mb.build())
-    idx = _Index(sg)
+    idx = OpGraph(sg)
     assert is_convex(idx, [0, 3, 4]) and is_convex(idx, [1, 2, 5])
-    assert _cyclic(idx, [[0, 3, 4], [1, 2, 5]])
+    assert is_cyclic(idx, [[0, 3, 4], [1, 2, 5]])
     plan = plan_delegation(sg, env, [Dev(["ADD"], name="da"), Dev(["MUL"], name="db"), Host()])
-    assert not _cyclic(idx, [p.ops for p in plan.partitions])
+    assert not is_cyclic(idx, [p.ops for p in plan.partitions])
     assert any("cyclic" in r.reason for r in plan.rejected)
 
 

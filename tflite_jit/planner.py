@@ -10,7 +10,8 @@ kernels (FUSION.md §3.1). How they are chosen (FUSION.md §5.3):
 2. Candidates: ONNX Runtime's "waves" over a topological walk (FUSION.md §3.2) give maximal convex
    groups of the ops one device supports; each group is split into its weakly connected
    components, which stay convex (a path leaving a component and coming back would leave the
-   group) and are independent delegate kernels.
+   group) and are independent delegate kernels. Both walks live in `tflite_jit.ir.graph`, with
+   the convexity and cycle checks the fusion validator uses, so the two agree on what is convex.
 3. Choice by estimated time, not by node count (tensorflow#66677): a candidate is delegated when
    device time (`backend.cost`) plus the transfers of its non-constant boundary tensors
    (`backend.transfer_seconds`) is less than the host time of the same ops. TFLite's
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.backends.base import Backend, Cluster, CompileEnv, Partition
-from tflite_jit.fusion import _Index
+from tflite_jit.ir.graph import OpGraph, components, is_cyclic, waves
 
 log = logging.getLogger("tflite_jit.planner")
 
@@ -152,7 +153,7 @@ def plan_delegation(sg: Any, env: CompileEnv, backends: Sequence[Backend],
         placement = [int(b) for b in host_of]  # type: ignore[arg-type]
         return DelegationPlan(placement, ["; ".join(w) for w in host_why], placement)
 
-    idx = _Index(sg)
+    graph = OpGraph(sg)
     host_cost = [_op_cost(backends[b], sg, oi, env) if b is not None else math.inf
                  for oi, b in enumerate(host_of)]
     claimed: dict[int, int] = {}  # op -> device backend index
@@ -171,8 +172,8 @@ def plan_delegation(sg: Any, env: CompileEnv, backends: Sequence[Backend],
                 supported.add(oi)
             else:
                 dev_why[oi].append(f"{b.name}: {reason}")
-        cands = [_candidate(b, sg, idx, env, comp, host_cost, preserve_all_tensors)
-                 for group in waves(idx, supported) for comp in components(idx, group)]
+        cands = [_candidate(b, graph, env, comp, host_cost, preserve_all_tensors)
+                 for group in waves(graph, supported) for comp in components(graph, group)]
         viable = []
         for c in cands:
             if c.reason:
@@ -192,7 +193,7 @@ def plan_delegation(sg: Any, env: CompileEnv, backends: Sequence[Backend],
                 c.reason = (f"max_delegated_partitions={lim.max_delegated_partitions} reached "
                             "(partitions saving more time were delegated)")
                 continue
-            if _cyclic(idx, [p.ops for p in chosen] + [c.ops]):
+            if is_cyclic(graph, [p.ops for p in chosen] + [c.ops]):
                 c.reason = "would make the partition graph cyclic with an earlier partition"
                 continue
             c.delegated = True
@@ -225,117 +226,23 @@ def plan_delegation(sg: Any, env: CompileEnv, backends: Sequence[Backend],
     return DelegationPlan(placement, reasons, fallback, chosen, rejected)
 
 
-# ---- graph helpers ------------------------------------------------------------------------------
+# ---- helpers ------------------------------------------------------------------------------------
 
-def waves(idx: _Index, supported: set[int]) -> list[list[int]]:
-    """ONNX Runtime's CreateSupportedPartitions: a topological walk in waves; supported ops join the
-    wave's group, other ops are processed at once unless they read the group (then they wait for
-    the next wave). Each group is convex."""
-    n = idx.n
-    indeg = [len(p) for p in idx.pred]
-    ready = sorted(i for i in range(n) if indeg[i] == 0)
-    done = 0
-    groups: list[list[int]] = []
-    while done < n:
-        group: list[int] = []
-        in_group: set[int] = set()
-        deferred: list[int] = []
-        while ready:
-            u = ready.pop(0)
-            if u not in supported and any(p in in_group for p in idx.pred[u]):
-                deferred.append(u)
-                continue
-            done += 1
-            if u in supported:
-                group.append(u)
-                in_group.add(u)
-            for v in idx.succ[u]:
-                indeg[v] -= 1
-                if indeg[v] == 0:
-                    ready.append(v)
-            ready.sort()
-        if group:
-            groups.append(sorted(group))
-        elif not deferred:
-            break  # pragma: no cover - only a cyclic graph gets here; ir.validate rejects those
-        ready = sorted(deferred)
-    return groups
-
-
-def components(idx: _Index, group: Sequence[int]) -> list[list[int]]:
-    """The weakly connected components of `group` (edges inside it), each sorted."""
-    inside = set(group)
-    seen: set[int] = set()
-    out = []
-    for s in sorted(group):
-        if s in seen:
-            continue
-        comp, stack = [], [s]
-        seen.add(s)
-        while stack:
-            u = stack.pop()
-            comp.append(u)
-            for v in (*idx.succ[u], *idx.pred[u]):
-                if v in inside and v not in seen:
-                    seen.add(v)
-                    stack.append(v)
-        out.append(sorted(comp))
-    return out
-
-
-def is_convex(idx: _Index, ops: Sequence[int]) -> bool:
-    """No path leaves the set and comes back."""
-    mask = 0
-    for oi in ops:
-        mask |= 1 << oi
-    down = up = 0
-    for oi in ops:
-        down |= idx.desc[oi]
-        up |= idx.anc[oi]
-    return (down & up & ~mask) == 0
-
-
-def _cyclic(idx: _Index, groups: Sequence[Sequence[int]]) -> bool:
-    """Whether collapsing each group to one node (other ops stay single) makes a cycle."""
-    unit = list(range(idx.n))
-    for gi, g in enumerate(groups):
-        for oi in g:
-            unit[oi] = idx.n + gi
-    nodes = set(unit)
-    succ: dict[int, set[int]] = {u: set() for u in nodes}
-    indeg = dict.fromkeys(nodes, 0)
-    for u in range(idx.n):
-        for v in idx.succ[u]:
-            a, b = unit[u], unit[v]
-            if a != b and b not in succ[a]:
-                succ[a].add(b)
-                indeg[b] += 1
-    stack = [u for u in nodes if indeg[u] == 0]
-    seen = 0
-    while stack:
-        u = stack.pop()
-        seen += 1
-        for v in succ[u]:
-            indeg[v] -= 1
-            if indeg[v] == 0:
-                stack.append(v)
-    return seen != len(nodes)
-
-
-def partition_boundary(sg: Any, idx: _Index, ops: Sequence[int], *,
+def partition_boundary(graph: OpGraph, ops: Sequence[int], *,
                        preserve_all_tensors: bool = False) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(inputs, outputs) of a partition: tensors read from outside (constants included: a device
     uploads them once), and tensors read after it or graph outputs (every produced tensor when
     all tensors must stay readable)."""
-    ins, outs = idx.boundary(sorted(ops))
+    ins, outs = graph.boundary(sorted(ops))
     if preserve_all_tensors:
-        outs = tuple(dict.fromkeys(t for oi in sorted(ops) for t in sg.ops[oi].outputs))
+        outs = tuple(dict.fromkeys(t for oi in sorted(ops) for t in graph.sg.ops[oi].outputs))
     return ins, outs
 
 
-def _candidate(b: Backend, sg: Any, idx: _Index, env: CompileEnv, ops: list[int],
+def _candidate(b: Backend, graph: OpGraph, env: CompileEnv, ops: list[int],
                host_cost: list[float], preserve_all_tensors: bool) -> Candidate:
-    ins, outs = partition_boundary(sg, idx, ops, preserve_all_tensors=preserve_all_tensors)
+    sg = graph.sg
+    ins, outs = partition_boundary(graph, ops, preserve_all_tensors=preserve_all_tensors)
     c = Candidate(b.name, tuple(ops), ins, outs, math.inf, 0.0, sum(host_cost[oi] for oi in ops))
     try:
         c.device_s = float(b.cost(Cluster(tuple(ops), ins, outs), env))

@@ -11,6 +11,7 @@ where a small damaged file's many huge, simultaneously live tensors would add up
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,34 @@ class Interval:
     nbytes: int
     first: int  # step that writes it
     last: int  # last step that reads it (>= first)
+
+
+def lifetimes(steps: Sequence[tuple[Sequence[int], Sequence[int]]],
+              views: Mapping[int, int]) -> tuple[dict[int, int], dict[int, int]]:
+    """The step that first writes and the last step that reads each tensor, for steps given as
+    (inputs, outputs) in run order (-1 inputs are omitted ones). `views` maps a tensor that is a
+    view of another (RESHAPE of an intermediate) to the tensor it views: the viewed buffer stays
+    alive until the view's last read, through chains of views."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for si, (inputs, outputs) in enumerate(steps):
+        for t in inputs:
+            if t >= 0:
+                last[t] = si
+        for t in outputs:
+            first.setdefault(t, si)
+            last.setdefault(t, si)
+
+    def root(t: int) -> int:
+        while t in views:
+            t = views[t]
+        return t
+
+    for t in views:
+        if t in last:
+            r = root(t)
+            last[r] = max(last.get(r, 0), last[t])
+    return first, last
 
 
 def _align(n: int) -> int:

@@ -18,7 +18,8 @@ import numpy as np
 
 from tflite_jit import ops
 from tflite_jit.backends.base import Backend, Cluster, CompileEnv
-from tflite_jit.fusion import FusionStrategy, get_strategy, make_clusters
+from tflite_jit.fusion import FusionStrategy, get_strategy, single_cluster
+from tflite_jit.ir.graph import OpGraph, group_order
 from tflite_jit.ir.model import Model
 from tflite_jit.ops.base import OpError
 from tflite_jit.planner import (
@@ -306,7 +307,7 @@ class Executable:
             if len({placement[i] for i in c.ops}) == 1:
                 out.append(c)
             else:
-                out.extend(_single(self.sg, i) for i in c.ops)
+                out.extend(single_cluster(self.sg, i) for i in c.ops)
         return out
 
     def _units(self, env: CompileEnv, dplan: DelegationPlan) -> list[tuple[int | None, Any]]:
@@ -315,6 +316,8 @@ class Executable:
         part_of = dplan.partition_of()
         key = [("p", part_of[i]) if i in part_of else ("h", b) for i, b in enumerate(dplan.placement)]
         clusters = self._clusters(env, key)
+        graph = OpGraph(self.sg)
+        n_parts = len(dplan.partitions)
         for split in (False, True):
             inner: dict[int, list[Cluster]] = {}
             host: dict[tuple[int, ...], Cluster] = {}
@@ -323,17 +326,15 @@ class Executable:
                 if pi is not None:
                     inner.setdefault(pi, []).append(c)
                 elif split and len(c.ops) > 1:  # a host cluster closing a cycle: run its ops singly
-                    host.update({(i,): _single(self.sg, i) for i in c.ops})
+                    host.update({(i,): single_cluster(self.sg, i) for i in c.ops})
                 else:
                     host[c.ops] = c
-            groups = [list(p.ops) for p in dplan.partitions] + [list(ops_) for ops_ in host]
-            try:
-                order = make_clusters(self.sg, groups)
-            except ValueError:
+            hosted = list(host.values())
+            groups = [sorted(p.ops) for p in dplan.partitions] + [sorted(c.ops) for c in hosted]
+            order = group_order(graph, groups)
+            if order is None:
                 continue
-            by_ops = {p.ops: pi for pi, p in enumerate(dplan.partitions)}
-            return [(by_ops[c.ops], tuple(inner[by_ops[c.ops]])) if c.ops in by_ops else (None, host[c.ops])
-                    for c in order]
+            return [(gi, tuple(inner[gi])) if gi < n_parts else (None, hosted[gi - n_parts]) for gi in order]
         raise AssertionError("planner returned partitions forming a cycle")  # pragma: no cover
 
     def _compile_partition(self, pi: int, clusters: tuple[Cluster, ...], dplan: DelegationPlan,
@@ -346,7 +347,7 @@ class Executable:
         label = f"Partition {pi} on {b.name} ({_label(self.sg, whole)})"
         tries = [clusters]
         if any(len(c.ops) > 1 for c in clusters):
-            tries.append(tuple(_single(self.sg, i) for c in clusters for i in c.ops))
+            tries.append(tuple(single_cluster(self.sg, i) for c in clusters for i in c.ops))
         err = ""  # the text only: a kept exception would keep the interpreter's frames alive
         for cs in tries:
             try:
@@ -385,7 +386,7 @@ class Executable:
                 if len(cluster.ops) > 1:
                     steps = []
                     for i in cluster.ops:
-                        steps.extend(self._compile(_single(self.sg, i), env, placement))
+                        steps.extend(self._compile(single_cluster(self.sg, i), env, placement))
                     return steps
                 if b is self.backends[-1]:
                     raise
@@ -397,13 +398,18 @@ class Executable:
     def _note_fallback(self, oi: int, why: str) -> None:
         self._fallbacks[oi] = why
 
+    def _own_buffers(self) -> set[int]:
+        """Tensors that keep their own buffer across re-allocation: graph inputs, outputs and
+        variables (live tensor() views, variable state)."""
+        return set(self.sg.inputs) | set(self.sg.outputs) | set(self.variables)
+
     def _aliases(self, steps: list[Step], infos: list[TensorInfo]) -> tuple[list[Step], dict[int, int]]:
         """RESHAPE / SQUEEZE / EXPAND_DIMS of an intermediate only relabel its bytes: drop their
         steps and let the output be a view of the input's buffer (TFLite does the same for
         RESHAPE in place). {output tensor: op index}."""
         if self.preserve_all_tensors:
             return steps, {}
-        keep_own = set(self.sg.inputs) | set(self.sg.outputs) | set(self.variables)
+        keep_own = self._own_buffers()
         kept, aliases = [], {}
         for step in steps:
             c = step.cluster
@@ -426,27 +432,9 @@ class Executable:
         sg = self.sg
         old = self.buffers
         buffers: list[np.ndarray | None] = [None] * len(infos)
-        persistent = set(sg.inputs) | set(sg.outputs) | set(self.variables)
-        first: dict[int, int] = {}
-        last: dict[int, int] = {}
-        for si, step in enumerate(steps):
-            for t in step.cluster.inputs:
-                if t >= 0:
-                    last[t] = si
-            for t in step.cluster.outputs:
-                first.setdefault(t, si)
-                last.setdefault(t, si)
+        persistent = self._own_buffers()
         source = {t: sg.ops[oi].inputs[0] for t, oi in aliases.items()}
-
-        def root(t: int) -> int:
-            while t in source:
-                t = source[t]
-            return t
-
-        for t in source:  # a view keeps the viewed buffer alive until the view's last read
-            if t in last:
-                r = root(t)
-                last[r] = max(last.get(r, 0), last[t])
+        first, last = arena.lifetimes([(s.cluster.inputs, s.cluster.outputs) for s in steps], source)
         produced = {t for step in steps for i in step.cluster.ops for t in sg.ops[i].outputs}
         intervals = []
         fresh: list[int] = []  # own buffers to create (inputs, outputs, variables, strings)
@@ -596,11 +584,6 @@ def _progress(total: int, what: str) -> Any:
 class _NoBar:
     def update(self, n: int) -> None:
         pass
-
-
-def _single(sg: Any, oi: int) -> Cluster:
-    op = sg.ops[oi]
-    return Cluster(ops=(oi,), inputs=tuple(op.inputs), outputs=tuple(op.outputs))
 
 
 def _label(sg: Any, cluster: Cluster) -> str:
