@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit import Interpreter, models
+from tflite_jit import Interpreter
 from tflite_jit.format.builder import ModelBuilder
+from tflite_jit.tools import models
 
 LAYERS = [  # (name, op, hw, ci, co, k, stride)
     ("stem 3x3 s2 224x3->32", "CONV_2D", 224, 3, 32, 3, 2),

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit import models
 from tflite_jit.format.reader import load_bytes
+from tflite_jit.tools import models
 
 MODELS: dict[str, dict[str, Any]] = {
     "tiny_convnet": {},

@@ -1,6 +1,6 @@
 """Per-op exact-match rate of int8 models against LiteRT's builtin kernels (issue #5's report).
 
-Each float model from tflite_jit.models is quantized with tflite_jit.quantizer (int8 in/out,
+Each float model from tflite_jit.tools.models is quantized with tflite_jit.quantizer (int8 in/out,
 per-channel weights, calibrated on random inputs), run on tflite_jit and on LiteRT's builtin
 resolver with every tensor kept, and every integer tensor is compared element by element.
 
@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.quant_compare import compare_all_tensors  # noqa: E402
 from tests.test_quantizer import samples, to_int8  # noqa: E402
-from tflite_jit import models  # noqa: E402
 from tflite_jit.quantizer import quantize  # noqa: E402
+from tflite_jit.tools import models  # noqa: E402
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit import Interpreter, models
+from tflite_jit import Interpreter
+from tflite_jit.tools import models
 
 DEFAULT_MODELS = ["one_op", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "resnet50",
                   "transformer_encoder"]

@@ -10,8 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from tflite_jit.cli import Stats, main, random_input
-from tflite_jit.models import tiny_convnet
+from tflite_jit.tools.cli import main
+from tflite_jit.tools.measure import Stats, random_input
+from tflite_jit.tools.models import tiny_convnet
 
 FAST = ["--num_runs=3", "--min_secs=0", "--warmup_runs=1", "--warmup_min_secs=0"]
 
@@ -48,7 +49,7 @@ def test_missing_model_fails_like_benchmark_model(tmp_path, capsys) -> None:
 
 
 def test_bad_flag_value_is_one_line_not_a_traceback() -> None:
-    r = subprocess.run([sys.executable, "-m", "tflite_jit.cli", "bench", "--num_runs=abc"],
+    r = subprocess.run([sys.executable, "-m", "tflite_jit.tools.cli", "bench", "--num_runs=abc"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and "num_runs" in r.stderr
 

@@ -9,9 +9,9 @@ import re
 import pytest
 
 from tflite_jit import Interpreter
-from tflite_jit.cli import main
-from tflite_jit.models import tiny_convnet
-from tflite_jit.profiling import Profiler, boundary_bytes, op_weights
+from tflite_jit.tools.cli import main
+from tflite_jit.tools.models import tiny_convnet
+from tflite_jit.tools.profiling import Profiler, boundary_bytes, op_weights
 
 FAST = ["--graph=tiny_convnet", "--num_runs=4", "--min_secs=0", "--warmup_runs=1", "--warmup_min_secs=0",
         "--enable_op_profiling=true"]

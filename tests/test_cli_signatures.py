@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from tflite_jit.cli import main
 from tflite_jit.format.builder import ModelBuilder
+from tflite_jit.tools.cli import main
 
 FAST = ["--num_runs=2", "--min_secs=0", "--warmup_runs=1", "--warmup_min_secs=0"]
 

@@ -13,8 +13,8 @@ import types
 import numpy as np
 import pytest
 
-from tflite_jit.cli import main
-from tflite_jit.compare import compare_output
+from tflite_jit.tools.cli import main
+from tflite_jit.tools.compare import compare_output
 
 
 def test_inspect_text(capsys) -> None:
@@ -27,7 +27,7 @@ def test_inspect_text(capsys) -> None:
 
 
 def test_inspect_json_quantized(capsys) -> None:
-    from tflite_jit.models import ZOO  # noqa: F401  (the zoo spec syntax is what is tested)
+    from tflite_jit.tools.models import ZOO  # noqa: F401  (the zoo spec syntax is what is tested)
 
     assert main(["inspect", "tiny_convnet", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -38,8 +38,8 @@ def test_inspect_json_quantized(capsys) -> None:
 
 
 def test_inspect_reports_quantization(tmp_path, capsys) -> None:
-    from tflite_jit.models import tiny_convnet
     from tflite_jit.quantizer import quantize
+    from tflite_jit.tools.models import tiny_convnet
 
     rng = np.random.default_rng(0)
     q = quantize(tiny_convnet(), [[rng.uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)] for _ in range(2)],
@@ -133,23 +133,23 @@ def test_invalid_model_file(tmp_path, capsys) -> None:
 
 def test_plan_calls_explain(monkeypatch) -> None:
     seen = []
-    mod = types.ModuleType("tflite_jit.explain")
+    mod = types.ModuleType("tflite_jit.tools.plan")
     mod.plan_main = lambda argv: seen.append(argv) or 3
-    monkeypatch.setitem(sys.modules, "tflite_jit.explain", mod)
+    monkeypatch.setitem(sys.modules, "tflite_jit.tools.plan", mod)
     assert main(["plan", "m.tflite", "--fusion=rules", "--help"]) == 3
     assert seen == [["m.tflite", "--fusion=rules", "--help"]]
 
 
 def test_plan_missing_module_is_one_line(monkeypatch, capsys) -> None:
-    monkeypatch.setitem(sys.modules, "tflite_jit.explain", None)  # import fails
+    monkeypatch.setitem(sys.modules, "tflite_jit.tools.plan", None)  # import fails
     assert main(["plan", "m.tflite"]) == 1
     assert capsys.readouterr().err.strip() == (
-        "tflite-jit plan: error: `plan` is not available in this build (tflite_jit.explain is missing)")
+        "tflite-jit plan: error: `plan` is not available in this build (tflite_jit.tools.plan is missing)")
 
 
 def test_no_traceback_from_the_command_line(tmp_path) -> None:
-    r = subprocess.run([sys.executable, "-m", "tflite_jit.cli", "inspect", str(tmp_path / "x.tflite")],
+    r = subprocess.run([sys.executable, "-m", "tflite_jit.tools.cli", "inspect", str(tmp_path / "x.tflite")],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    r = subprocess.run([sys.executable, "-m", "tflite_jit.cli", "compare"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "tflite_jit.tools.cli", "compare"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

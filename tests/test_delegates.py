@@ -14,11 +14,12 @@ import pytest
 
 import tflite_jit
 from tests.oracle import assert_close
-from tflite_jit import Interpreter, models
+from tflite_jit import Interpreter
 from tflite_jit.backends.base import Cluster, CompileEnv, Kernel, Partition
 from tflite_jit.backends.reference.backend import ReferenceBackend
 from tflite_jit.delegates import Delegate, load_delegate
 from tflite_jit.format.builder import ModelBuilder
+from tflite_jit.tools import models
 
 
 class NumpyDevice(ReferenceBackend):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from tests.oracle import assert_close
-from tflite_jit import Interpreter, models
+from tflite_jit import Interpreter
 from tflite_jit.fusion import strategies
+from tflite_jit.tools import models
 
 MODELS = {
     "mobilenet_v2": lambda: models.mobilenet_v2(input_size=64, alpha=0.35, num_classes=10),

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 
 from tests.test_delegates import NumpyDevice, _small
-from tflite_jit import Interpreter, models
+from tflite_jit import Interpreter
 from tflite_jit.delegates import Delegate
-from tflite_jit.explain import colours, plan_main, render_html, render_json, render_svg, render_text
+from tflite_jit.tools import models
+from tflite_jit.tools.plan import colours, plan_main, render_html, render_json, render_svg, render_text
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tflite_jit import fusion, models
+from tflite_jit import fusion
 from tflite_jit.backends.base import Cluster, CompileEnv
 from tflite_jit.backends.reference.backend import ReferenceBackend
 from tflite_jit.format.builder import ModelBuilder
@@ -32,6 +32,7 @@ from tflite_jit.fusion import (
 from tflite_jit.ir.model import Model, Subgraph
 from tflite_jit.runtime.executable import Executable, resolve_ops
 from tflite_jit.runtime.shapes import TensorInfo, infer_subgraph
+from tflite_jit.tools import models
 
 STRATEGIES = ["none", "epilogue", "elementwise", "rules", "greedy_cost"]
 FUSING = STRATEGIES[1:]

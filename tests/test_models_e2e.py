@@ -1,4 +1,4 @@
-"""End-to-end checks of the synthetic model zoo (tflite_jit.models).
+"""End-to-end checks of the synthetic model zoo (tflite_jit.tools.models).
 
 Each model is run on LiteRT (builtin kernels and XNNPACK) to check that the graph is valid and the
 random weights give informative outputs (finite, not constant), then on our Interpreter, which must
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from tests.oracle import assert_close, litert_interpreter, litert_run
-from tflite_jit import models
 from tflite_jit.format.reader import load_bytes
 from tflite_jit.format.schema import enum_values
+from tflite_jit.tools import models
 
 #: Reduced configurations: same topology, small enough for a quick test run.
 SMALL: dict[str, dict] = {

@@ -10,10 +10,10 @@ import pytest
 import tflite_jit
 from tests.oracle import litert_run
 from tests.quant_compare import compare_all_tensors
-from tflite_jit import models
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.format.reader import load_bytes
 from tflite_jit.quantizer import affine_params, quantize
+from tflite_jit.tools import models
 
 
 def samples(model: bytes, n: int, seed: int = 0) -> list[list[np.ndarray]]:

@@ -31,14 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     import tflite_jit
-    from tflite_jit import models
+    from tflite_jit.tools import models
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
     p.add_argument("--invokes", type=int, default=4, help="per interpreter per repeat")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--backend", default="numba", choices=["numba", "reference"])
-    p.add_argument("--model", default="resnet50", help="a tflite_jit.models builder name")
+    p.add_argument("--model", default="resnet50", help="a tflite_jit.tools.models builder name")
     p.add_argument("--input-size", type=int, default=224)
     a = p.parse_args(argv)
 

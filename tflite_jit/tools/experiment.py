@@ -6,7 +6,7 @@ each strategy per round, in an order rotated every round, spreads it over all of
 spread reported is the interquartile range, which one slow outlier cannot move.
 
 Per row: kernel count and cluster sizes (structure), estimated bytes moved (every tensor crossing
-a kernel boundary, tflite_jit.profiling.boundary_bytes: what fusion saves), compile time (the
+a kernel boundary, tflite_jit.tools.profiling.boundary_bytes: what fusion saves), compile time (the
 first allocate_tensors, with how many kernels came from the compile cache), latency median and
 IQR, and the max relative error of the outputs against the `none` strategy on the same inputs.
 """
@@ -16,14 +16,14 @@ from __future__ import annotations
 import csv
 import json
 import os
-import platform
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from tflite_jit.models_spec import UserError, load_model
+from tflite_jit.tools.measure import env_summary, kernel_counts, kernel_snapshot, random_input
+from tflite_jit.tools.models_spec import UserError, load_model
 
 COLUMNS = ["model", "strategy", "kernels", "ops", "mean_cluster", "max_cluster", "bytes_moved_mb",
            "compile_s", "compiled", "cached", "shared", "median_us", "p25_us", "p75_us", "iqr_us", "runs",
@@ -46,8 +46,7 @@ def _rel_err(a: np.ndarray, b: np.ndarray) -> float:
 def _prepare(content: bytes, strategy: str, backend: str | None, inputs: list[np.ndarray] | None,
              seed: int) -> dict[str, Any]:
     from tflite_jit import Interpreter
-    from tflite_jit.bench import _kernel_counts, kernel_snapshot, random_input
-    from tflite_jit.profiling import boundary_bytes
+    from tflite_jit.tools.profiling import boundary_bytes
 
     before = kernel_snapshot()
     t0 = time.perf_counter()
@@ -63,7 +62,7 @@ def _prepare(content: bytes, strategy: str, backend: str | None, inputs: list[np
         rng = np.random.default_rng(seed)
         inputs = [random_input(tuple(d["shape"]), d["dtype"], rng) for d in details]
     sizes = [len(s.cluster.ops) for s in ex.steps]
-    counts = _kernel_counts(ex, before)
+    counts = kernel_counts(ex, before)
     return {"it": it, "details": details, "inputs": inputs, "compile_s": compile_s,
             "kernels": len(ex.steps), "ops": len(ex.sg.ops), "sizes": sizes,
             "bytes_moved": sum(boundary_bytes(ex, s.cluster) for s in ex.steps),
@@ -200,5 +199,5 @@ def meta() -> dict[str, Any]:
     """Where the numbers came from."""
     import numba
 
-    return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "numba": numba.__version__, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return env_summary() | {"numba": numba.__version__,
+                            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

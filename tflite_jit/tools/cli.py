@@ -15,10 +15,10 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from tflite_jit.bench import Stats, add_arguments, bench, random_input
-from tflite_jit.models_spec import UserError, load_model
+from tflite_jit.tools.bench import add_arguments, bench
+from tflite_jit.tools.models_spec import UserError, load_model
 
-__all__ = ["Stats", "build_parser", "main", "random_input"]
+__all__ = ["build_parser", "main"]
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (what is wrong and where help is)."""
@@ -32,7 +32,7 @@ def _err(cmd: str, msg: str) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from tflite_jit.inspection import format_text, inspect_model
+    from tflite_jit.tools.inspection import format_text, inspect_model
 
     content, name = load_model(args.model)
     try:
@@ -44,7 +44,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from tflite_jit.compare import format_text, run_compare
+    from tflite_jit.tools.compare import format_text, run_compare
 
     content, name = load_model(args.model)
     if args.trials < 1:
@@ -57,8 +57,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from tflite_jit import experiment as exp
     from tflite_jit.fusion import strategies
+    from tflite_jit.tools import experiment as exp
 
     if args.runs < 1:
         raise UserError("--runs must be >= 1")
@@ -78,9 +78,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     try:
-        from tflite_jit.explain import plan_main  # written separately; optional until it lands
+        from tflite_jit.tools.plan import plan_main
     except ImportError:
-        raise UserError("`plan` is not available in this build (tflite_jit.explain is missing)") from None
+        raise UserError("`plan` is not available in this build (tflite_jit.tools.plan is missing)") from None
     return int(plan_main(list(args.rest)) or 0)
 
 

@@ -1,4 +1,4 @@
-"""Model arguments of the command line: a `.tflite` path, or a zoo name from tflite_jit.models
+"""Model arguments of the command line: a `.tflite` path, or a zoo name from tflite_jit.tools.models
 with builder keywords (`mobilenet_v2:input_size=96,alpha=0.5`), so experiments need no files."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def load_model(spec: str) -> tuple[bytes, str]:
                 return f.read(), spec
         except OSError as e:
             raise UserError(f"Could not open '{spec}': {e.strerror}") from None
-    from tflite_jit.models import ZOO, build
+    from tflite_jit.tools.models import ZOO, build
 
     name, _, kw = spec.partition(":")
     if name in ZOO:

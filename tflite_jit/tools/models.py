@@ -72,6 +72,8 @@ class Net:
     shared layer helpers."""
 
     def __init__(self, scope: str, seed: int):
+        # The description names the zoo as it was named before it moved to tools/: built models
+        # stay byte-identical (and so do `tflite-jit inspect` reports of them).
         self.mb = ModelBuilder(description=f"tflite_jit.models.{scope}")
         self.g = self.mb.subgraph("main")
         self.rng = np.random.default_rng(seed)

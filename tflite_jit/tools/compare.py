@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit.models_spec import UserError
+from tflite_jit.tools.models_spec import UserError
 
 FLOAT_RTOL = 1e-4
 
@@ -61,7 +61,7 @@ def run_compare(content: bytes, *, trials: int = 3, seed: int = 0, backend: str 
     except ImportError:
         raise UserError("compare needs ai-edge-litert (pip install ai-edge-litert)") from None
     from tflite_jit import Interpreter
-    from tflite_jit.bench import random_input
+    from tflite_jit.tools.measure import random_input
 
     rtype = {"builtin": lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
              "xnnpack": lite.OpResolverType.AUTO, "ref": lite.OpResolverType.BUILTIN_REF}[resolver]
