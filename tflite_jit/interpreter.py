@@ -22,6 +22,7 @@ import numpy as np
 
 from tflite_jit.backends import registry
 from tflite_jit.delegates import Delegate, load_delegate  # noqa: F401 (LiteRT's module exports both)
+from tflite_jit.explain import announce, execution_plan
 from tflite_jit.format.reader import load_bytes, load_file
 from tflite_jit.fusion import get_strategy
 from tflite_jit.ir.model import Model, SignatureDef, Tensor, numpy_type
@@ -309,8 +310,6 @@ class Interpreter:
         if self._delegates and not self._plan_summary_shown:
             # A CPU fallback is never silent: one line, like LiteRT's "Created ... delegate" INFO.
             self._plan_summary_shown = True
-            from tflite_jit.explain import announce
-
             announce(self.get_execution_plan())
 
     def get_execution_plan(self, subgraph_index: int = 0, *, profile_runs: int = 0) -> dict[str, Any]:
@@ -319,8 +318,6 @@ class Interpreter:
         preferred backend; clusters and delegated partitions with predicted seconds; rejected
         partition candidates with their reason; a one-line summary. `profile_runs` > 0 first
         invokes that many times timing each step (current inputs), adding `measured_s`."""
-        from tflite_jit.explain import execution_plan
-
         si = self._check_subgraph(subgraph_index)
         ex = self._interpreter.execs.get(si)
         if ex is None or not self._interpreter.ready.get(si):
