@@ -29,15 +29,11 @@ from tflite_jit.ops.base import (
     Quantized,
     QuantizedKernel,
     add_quantized,
-    broadcast_shapes,
 )
+from tflite_jit.ops.common import F32, I8, I16, U8, broadcast_shapes
 from tflite_jit.ops.quant import per_tensor_params
 
-I8, U8, I16 = np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)
-F32 = np.float32
 _CLAMPING = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
-
-
 
 
 def _quantized_dtype(ins: list, types: tuple[np.dtype, ...]) -> np.dtype | None:
@@ -188,7 +184,7 @@ def _f32(name: str) -> Callable[[float], np.float32]:
 
 
 def _logistic(x: np.float32) -> np.float32:
-    return F32(F32(1) / F32(F32(1) + _f32("expf")(-x)))
+    return np.float32(F32(1) / np.float32(F32(1) + _f32("expf")(-x)))
 
 
 def _tanh(x: np.float32) -> np.float32:
@@ -201,21 +197,21 @@ def _elu(x: np.float32) -> np.float32:
 
 def _gelu(approximate: bool) -> Callable[[np.float32], np.float32]:
     if approximate:
-        k = F32(math.sqrt(2.0 / math.pi))
+        k = np.float32(math.sqrt(2.0 / math.pi))
 
         def f(x: np.float32) -> np.float32:
-            inner = F32(k * F32(x + F32(F32(F32(0.044715) * x) * x) * x))
-            return F32(F32(F32(0.5) * x) * F32(F32(1) + _f32("tanhf")(inner)))
+            inner = np.float32(k * np.float32(x + np.float32(F32(np.float32(0.044715) * x) * x) * x))
+            return np.float32(F32(np.float32(0.5) * x) * np.float32(F32(1) + _f32("tanhf")(inner)))
         return f
-    neg_sqrt_half = F32(-math.sqrt(0.5))
-    return lambda x: F32(F32(F32(0.5) * x) * _f32("erfcf")(F32(x * neg_sqrt_half)))
+    neg_sqrt_half = np.float32(-math.sqrt(0.5))
+    return lambda x: np.float32(F32(np.float32(0.5) * x) * _f32("erfcf")(np.float32(x * neg_sqrt_half)))
 
 
 def _hard_swish_table(si: float, zi: int, so: float, zo: int, dt: np.dtype) -> np.ndarray:
     """LiteRT's integer HARD_SWISH (reference/hard_swish.h), evaluated for every input value."""
-    hi_scale = F32(F32(1.0 / 128.0) * F32(si))
-    m1, e1 = qmath.quantize_multiplier(float(F32(hi_scale / F32(so))))
-    m2, e2 = qmath.quantize_multiplier(float(F32(hi_scale / F32(F32(3.0) / F32(32768.0)))))
+    hi_scale = np.float32(F32(1.0 / 128.0) * np.float32(si))
+    m1, e1 = qmath.quantize_multiplier(float(np.float32(hi_scale / np.float32(so))))
+    m2, e2 = qmath.quantize_multiplier(float(np.float32(hi_scale / np.float32(F32(3.0) / np.float32(32768.0)))))
 
     def down16(m: int) -> int:
         return 32767 if m >= (1 << 31) - 1 - (1 << 15) else (m + (1 << 15)) >> 16
@@ -263,7 +259,7 @@ def _bind_table(op: str, fa: Any, ins: list, outs: list) -> QTableAttrs | None:
     (si, zi), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(outs[0], op, "output")
     if op == "LOGISTIC":
         want_zp = -128 if dt == I8 else 0
-        if F32(so) != F32(1.0 / 256) or zo != want_zp:
+        if np.float32(so) != np.float32(1.0 / 256) or zo != want_zp:
             raise OpError(f"LOGISTIC: output '{outs[0].name}' must be quantized with scale 1/256 and "
                           f"zero point {want_zp} (got {so}, {zo}), as LiteRT requires")
     if op == "HARD_SWISH":
@@ -298,17 +294,17 @@ def _bind_rescale(op: str, fa: Any, ins: list, outs: list) -> QRescaleAttrs | No
     (si, zi), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(outs[0], op, "output")
     _zero_zp_for_int16(op, dt, zi, zo)
     lo, hi = qmath.qrange(dt)
-    m_pos = qmath.quantize_multiplier(float(F32(F32(si) / F32(so))))
+    m_pos = qmath.quantize_multiplier(float(np.float32(F32(si) / np.float32(so))))
     m_neg, sign = m_pos, 1
     if op == "LEAKY_RELU":
-        alpha = F32(fa.alpha)
-        real = F32(F32(F32(si) * alpha) / F32(so))
+        alpha = np.float32(fa.alpha)
+        real = np.float32(F32(np.float32(si) * alpha) / np.float32(so))
         m_neg, sign = qmath.quantize_multiplier(abs(float(real))), (-1 if real < 0 else 1)
     else:
         bounds = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}[op]
-        lo = max(lo, zo + int(qmath.round_half_away(F32(F32(bounds[0]) / F32(so)))))
+        lo = max(lo, zo + int(qmath.round_half_away(np.float32(F32(bounds[0]) / np.float32(so)))))
         if bounds[1] is not None:
-            hi = min(hi, zo + int(qmath.round_half_away(F32(F32(bounds[1]) / F32(so)))))
+            hi = min(hi, zo + int(qmath.round_half_away(np.float32(F32(bounds[1]) / np.float32(so)))))
     return QRescaleAttrs(fa, dt.name, zi, zo, m_pos, m_neg, sign, lo, hi)
 
 

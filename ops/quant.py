@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ops import qmath
-from tflite_jit.ops.base import InferCtx, OpDef, OpError, PatternKind, elementwise_cost, register
+from tflite_jit.ops.base import InferCtx, OpError, PatternKind
+from tflite_jit.ops.common import F16, F32, I8, I16, U8, define, elementwise_cost
 
-F16 = np.dtype(np.float16)
-F32 = np.dtype(np.float32)
-INT_TYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
+INT_TYPES = (I8, U8, I16)
 
 
 @dataclass(frozen=True)
@@ -130,11 +129,8 @@ def _bind(attrs: DequantizeAttrs, inputs: list, outputs: list) -> DequantizeAttr
     return bind_quantization(attrs, inputs[0]) if inputs else attrs
 
 
-register(OpDef(
-    name="DEQUANTIZE", parse=_parse, infer=_infer, reference=_reference, kind=PatternKind.ELEMWISE,
-    bind=_bind,
-    cost=lambda ins, outs, attrs: elementwise_cost(ins, outs, attrs, flops_per=2.0),
-    doc="DEQUANTIZE: float16 -> float32, or int8/uint8/int16 (per tensor / per channel) -> float32"))
+define("DEQUANTIZE", parse=_parse, infer=_infer, reference=_reference, kind=PatternKind.ELEMWISE,
+       cost=lambda ins, outs, attrs: elementwise_cost(ins, outs, attrs, flops_per=2.0), bind=_bind)
 
 
 # ---- QUANTIZE ------------------------------------------------------------------------------------
@@ -316,9 +312,6 @@ def _reference_quantize(inputs, attrs: QuantizeAttrs) -> list:
     return [_requantize(x, attrs, dst)]
 
 
-register(OpDef(
-    name="QUANTIZE", parse=lambda options: QuantizeAttrs(), infer=_infer_quantize,
-    reference=_reference_quantize, kind=PatternKind.ELEMWISE, bind=_bind_quantize,
-    cost=lambda ins, outs, attrs: elementwise_cost(ins, outs, attrs, flops_per=3.0),
-    doc="QUANTIZE: float32 -> int8/uint8/int16 (per tensor or per channel), and requantization "
-        "between int8, uint8, int16 and int32 with LiteRT's optimized-kernel rounding"))
+define("QUANTIZE", parse=lambda options: QuantizeAttrs(), infer=_infer_quantize,
+       reference=_reference_quantize, kind=PatternKind.ELEMWISE,
+       cost=lambda ins, outs, attrs: elementwise_cost(ins, outs, attrs, flops_per=3.0), bind=_bind_quantize)
