@@ -82,12 +82,13 @@ class OpDef:
     cost: Callable[[list, list, Any], Cost] | None = None
     # scalar expression for elementwise ops (see ops.expr), read by code-generating backends
     expr: Any = None
-    # Shape inputs: the indices of inputs that are read only for their value, a value that decides
-    # the output shape, the axes or the paddings (RESHAPE's shape, MEAN's axes, PAD's paddings,
-    # SPLIT's axis), never as data the kernel computes on. Backends keep them host-side (a kernel
-    # bakes their value in) and the planner does not count them as data moved to a device. Inputs
-    # whose values decide the shape but are also the data (WHERE's condition, UNIQUE's input,
-    # SEGMENT_SUM's ids) are not shape inputs.
+    # Shape inputs: the indices of the inputs read only for their value, whole and on the host,
+    # because it decides the output shape, the axes or the paddings (RESHAPE's shape, MEAN's and
+    # CUMSUM's axes, PAD's paddings, SPLIT's axis, RANGE's bounds); never inputs whose elements the
+    # kernel computes on, even when their values decide the output shape too (WHERE's condition,
+    # UNIQUE's input, SEGMENT_SUM's ids). The shape rule reads them with ctx.value; backends keep
+    # them host-side (a kernel bakes their value in) and the planner does not count them as data
+    # moved to a device.
     shape_inputs: tuple[int, ...] = ()
     # (attrs, input Tensors, output Tensors) -> attrs: binds what the options table does not
     # carry but the kernel needs, e.g. quantization parameters (DEQUANTIZE, quantized ops)

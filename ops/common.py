@@ -50,7 +50,17 @@ def define(name: str, *, infer: Callable[[InferCtx], list[ShapeDtype]],
                           cost=cost, expr=expr, shape_inputs=shape_inputs, bind=bind, **fields))
 
 
+# ---- fused activations ---------------------------------------------------------------------------
+
 ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
+# LiteRT's kernels turn a fused activation into a clamp range (CalculateActivationRange); TANH and
+# SIGN_BIT have none, so kernels that only clamp skip them (or reject them, FULLY_CONNECTED)
+CLAMPING_ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
+
+
+def clamping_activation(act: str) -> str:
+    """The clamp a kernel applies for fused activation `act` ("NONE" for TANH and SIGN_BIT)."""
+    return act if act in CLAMPING_ACTIVATIONS else "NONE"
 
 
 def activation_name(code: int) -> str:

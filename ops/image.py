@@ -37,6 +37,16 @@ def _dtype(ctx: InferCtx, i: int, want: Any, what: str) -> None:
                       f"{np.dtype(want)} (quantized variants are not supported here)")
 
 
+def _check_bias(ctx: InferCtx, i: int, channels: int, owner: str) -> None:
+    """The optional bias (input i) is float32 with one element per output channel; `owner` names
+    what has the channels ('the weights have')."""
+    if len(ctx.shapes) > i and ctx.shapes[i] is not None:
+        if numel(ctx.shapes[i]) != channels:
+            raise OpError(f"{ctx.op_name}: bias '{ctx.name(i)}' has {numel(ctx.shapes[i])} "
+                          f"elements but {owner} {channels} output channels; give it shape [{channels}]")
+        _dtype(ctx, i, np.float32, "bias")
+
+
 # ---- RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR ------------------------------------------------
 
 
@@ -164,11 +174,7 @@ def _infer_tconv(ctx: InferCtx) -> list[ShapeDtype]:
     for name, v in (("stride_h", a.stride_h), ("stride_w", a.stride_w)):
         if v < 1:
             raise OpError(f"{ctx.op_name}: option {name} is {v}; it must be >= 1")
-    if len(ctx.shapes) > 3 and ctx.shapes[3] is not None:
-        if numel(ctx.shapes[3]) != o:
-            raise OpError(f"{ctx.op_name}: bias '{ctx.name(3)}' has {numel(ctx.shapes[3])} "
-                          f"elements but the weights have {o} output channels; give it shape [{o}]")
-        _dtype(ctx, 3, np.float32, "bias")
+    _check_bias(ctx, 3, o, "the weights have")
     shape = tuple(int(v) for v in np.asarray(ctx.value(0, f"output_shape '{ctx.name(0)}'")).reshape(-1))
     if shape[0] != n or shape[3] != o or min(shape) < 1:
         raise OpError(f"{ctx.op_name}: output_shape '{ctx.name(0)}' is {list(shape)}; it must be "
@@ -223,12 +229,12 @@ def _tconv_cost(ins: list, outs: list, a: Any) -> Cost:
 @dataclass(frozen=True)
 class Conv3DAttrs:
     padding: str
-    stride: tuple[int, int, int]
+    stride: tuple[int, int, int]  # d, h, w
     dilation: tuple[int, int, int]
     activation: str
 
 
-def _parse_conv3d(o: dict[str, Any]) -> Conv3DAttrs:
+def parse_conv3d(o: dict[str, Any]) -> Conv3DAttrs:
     return Conv3DAttrs(
         padding=padding_name(o.get("padding", 0)),
         stride=(int(o.get("stride_d", 0)), int(o.get("stride_h", 0)), int(o.get("stride_w", 0))),
@@ -253,11 +259,7 @@ def _infer_conv3d(ctx: InferCtx) -> list[ShapeDtype]:
                         "dilation_h_factor", "dilation_w_factor"), a.stride + a.dilation):
         if v < 1:
             raise OpError(f"{ctx.op_name}: option {name} is {v}; it must be >= 1")
-    if len(ctx.shapes) > 2 and ctx.shapes[2] is not None:
-        if numel(ctx.shapes[2]) != co:
-            raise OpError(f"{ctx.op_name}: bias '{ctx.name(2)}' has {numel(ctx.shapes[2])} "
-                          f"elements but the filter has {co} output channels; give it shape [{co}]")
-        _dtype(ctx, 2, np.float32, "bias")
+    _check_bias(ctx, 2, co, "the filter has")
     outs = []
     for axis, i, k, s, dl in zip(("depth", "height", "width"), (d, h, w), (kd, kh, kw), a.stride,
                                  a.dilation):
@@ -339,7 +341,7 @@ RESIZE_NEAREST_NEIGHBOR = define("RESIZE_NEAREST_NEIGHBOR", parse=_parse_resize,
                                  shape_inputs=(1,))
 TRANSPOSE_CONV = define("TRANSPOSE_CONV", parse=_parse_tconv, infer=_infer_tconv, reference=_tconv_reference,
                         kind=PatternKind.OUT_ELEMWISE_FUSABLE, cost=_tconv_cost, shape_inputs=(0,))
-CONV_3D = define("CONV_3D", parse=_parse_conv3d, infer=_infer_conv3d, reference=_conv3d_reference,
+CONV_3D = define("CONV_3D", parse=parse_conv3d, infer=_infer_conv3d, reference=_conv3d_reference,
                  kind=PatternKind.OUT_ELEMWISE_FUSABLE, cost=_conv3d_cost)
 EMBEDDING_LOOKUP = define("EMBEDDING_LOOKUP", infer=infer_embedding, reference=_embedding_reference,
                           kind=PatternKind.INJECTIVE, cost=movement_cost)

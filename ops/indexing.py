@@ -236,7 +236,8 @@ def _cumsum_ref(inputs, a: CumsumAttrs) -> list:
     return [contig(y)]
 
 
-define("CUMSUM", parse=_parse_cumsum, infer=_cumsum_infer, reference=_cumsum_ref, cost=movement_cost)
+define("CUMSUM", parse=_parse_cumsum, infer=_cumsum_infer, reference=_cumsum_ref, cost=movement_cost,
+       shape_inputs=(1,))
 
 
 # ---- REDUCE_ANY / REDUCE_ALL ---------------------------------------------------------------------
@@ -333,7 +334,7 @@ def _where_ref(inputs, attrs) -> list:
     return [contig(np.argwhere(x).astype(np.int64)).reshape(int(np.count_nonzero(x)), x.ndim)]
 
 
-define("WHERE", infer=_where_infer, reference=_where_ref, cost=movement_cost, shape_inputs=(0,))
+define("WHERE", infer=_where_infer, reference=_where_ref, cost=movement_cost)
 
 
 # ---- TOPK_V2 -------------------------------------------------------------------------------------

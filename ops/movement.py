@@ -323,7 +323,7 @@ def _reverse_ref(inputs, attrs) -> list:
 
 
 define("REVERSE_V2", infer=_reverse_infer, reference=_reverse_ref, kind=PatternKind.INJECTIVE,
-       cost=movement_cost)
+       cost=movement_cost, shape_inputs=(1,))
 
 
 # ---- MIRROR_PAD ----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from tflite_jit.ops.base import Cost, InferCtx, OpError, PatternKind, ShapeDtype
 from tflite_jit.ops.common import (
+    CLAMPING_ACTIVATIONS,
     F32,
     I8,
     I16,
@@ -184,18 +185,14 @@ def _check_filter_size(ctx: InferCtx, kh: int, kw: int) -> None:
                       f"{kh}x{kw}; filter height and width must be >= 1")
 
 
-# LiteRT's float kernels turn the fused activation into a clamp range (CalculateActivationRange):
-# TANH and SIGN_BIT have no range, so conv, depthwise and pooling silently skip them (measured,
-# see test_unclamped_activation_ignored) and FULLY_CONNECTED rejects them in Prepare.
-_CLAMPS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
-
-
 def add_bias_clamp(acc: np.ndarray, bias: np.ndarray | None, act: str) -> np.ndarray:
-    """Bias then the activation clamp, in float32 (TFLite adds the bias after the dot product)."""
+    """Bias then the activation clamp, in float32 (TFLite adds the bias after the dot product).
+    LiteRT's float conv, depthwise and pooling kernels skip TANH and SIGN_BIT, which have no clamp
+    range (measured, see test_unclamped_activation_ignored); FULLY_CONNECTED rejects them."""
     acc = acc.astype(np.float32, copy=False)
     if bias is not None:
         acc = acc + bias.reshape(-1).astype(np.float32, copy=False)
-    if act in _CLAMPS:
+    if act in CLAMPING_ACTIVATIONS:
         acc = apply_activation(acc, act)
     return np.ascontiguousarray(acc, dtype=np.float32)
 
@@ -355,7 +352,7 @@ def _infer_fc(ctx: InferCtx) -> list[ShapeDtype]:
     # LiteRT does not check that depth divides the input's size: batch = size // depth and any
     # trailing elements are ignored. We follow it (test_fc_indivisible_input_truncates).
     _check_bias(ctx, 2, units, required=False)
-    if a.activation not in _CLAMPS:
+    if a.activation not in CLAMPING_ACTIVATIONS:
         raise OpError(f"{ctx.op_name}: fused activation {a.activation} is not supported by LiteRT's "
                       f"kernel (only NONE, RELU, RELU_N1_TO_1, RELU6); apply it as a separate op")
     if a.keep_num_dims:

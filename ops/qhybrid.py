@@ -43,10 +43,8 @@ import numpy as np
 
 from tflite_jit.ops import base, image, nn, qnn, sequence  # noqa: F401  (float, int8 kernels first)
 from tflite_jit.ops.base import InferCtx, OpError, Quantized, ShapeDtype
-from tflite_jit.ops.common import F16, F32, I8, U8, apply_activation
+from tflite_jit.ops.common import CLAMPING_ACTIVATIONS, F16, F32, I8, U8, apply_activation
 from tflite_jit.ops.quant import quant_params
-
-_CLAMPS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
 
 
 @dataclass(frozen=True)
@@ -169,7 +167,7 @@ def _finish(y: np.ndarray, bias: np.ndarray | None, act: str, all_acts: bool = F
     y = y.astype(F32, copy=False)
     if bias is not None:
         y = (y + bias.reshape(-1).astype(F32)).astype(F32)
-    if act in _CLAMPS or all_acts:
+    if act in CLAMPING_ACTIVATIONS or all_acts:
         y = apply_activation(y, act)
     return np.ascontiguousarray(y, dtype=F32)
 
@@ -554,15 +552,21 @@ def _rnn_reference(inputs: Sequence[np.ndarray | None], a: RnnHybridAttrs) -> li
     return [sequence.from_time_major(out, f.time_major)]
 
 
-def _bind_rnn(fa: Any, ins: list, outs: list) -> RnnHybridAttrs | None:
+def _bind_two_weights(cls: type, fa: Any, ins: list) -> Any:
+    """Hybrid attrs (of type `cls`) of an op whose inputs 1 and 2 are both weights (RNN's input
+    and recurrent weights, SVDF's feature and time weights): input 2's scale and type come last."""
     if len(ins) < 3 or ins[0] is None or ins[1] is None or ins[2] is None:
         return None
     if np.dtype(ins[0].dtype) != F32 or np.dtype(ins[1].dtype) in (F32, F16):
         return None
     h = _bind_weights(fa, ins[1], bool(getattr(fa, "asymmetric_quantize_inputs", False)))
-    qr = quant_params(ins[2])
-    return RnnHybridAttrs(h.base, h.w_scales, h.asymmetric, h.w_dtype, h.out_dtype, h.qdim, h.quantized,
-                          0.0 if qr is None else float(qr[0][0]), np.dtype(ins[2].dtype).name)
+    q2 = quant_params(ins[2])
+    return cls(h.base, h.w_scales, h.asymmetric, h.w_dtype, h.out_dtype, h.qdim, h.quantized,
+               0.0 if q2 is None else float(q2[0][0]), np.dtype(ins[2].dtype).name)
+
+
+def _bind_rnn(fa: Any, ins: list, outs: list) -> RnnHybridAttrs | None:
+    return _bind_two_weights(RnnHybridAttrs, fa, ins)
 
 
 def _infer_rnn(prev: base.OpDef) -> Callable[[InferCtx], list[ShapeDtype]]:
@@ -625,14 +629,7 @@ def _svdf_reference(inputs: Sequence[np.ndarray | None], a: SvdfHybridAttrs) -> 
 
 
 def _bind_svdf(fa: Any, ins: list, outs: list) -> SvdfHybridAttrs | None:
-    if len(ins) < 3 or ins[0] is None or ins[1] is None or ins[2] is None:
-        return None
-    if np.dtype(ins[0].dtype) != F32 or np.dtype(ins[1].dtype) in (F32, F16):
-        return None
-    h = _bind_weights(fa, ins[1], bool(getattr(fa, "asymmetric_quantize_inputs", False)))
-    qt = quant_params(ins[2])
-    return SvdfHybridAttrs(h.base, h.w_scales, h.asymmetric, h.w_dtype, h.out_dtype, h.qdim, h.quantized,
-                           0.0 if qt is None else float(qt[0][0]), np.dtype(ins[2].dtype).name)
+    return _bind_two_weights(SvdfHybridAttrs, fa, ins)
 
 
 def _infer_svdf(prev: base.OpDef) -> Callable[[InferCtx], list[ShapeDtype]]:

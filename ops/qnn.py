@@ -29,7 +29,7 @@ import numpy as np
 
 from tflite_jit.ops import nn, qmath
 from tflite_jit.ops.base import InferCtx, OpError, Quantized, QuantizedKernel, add_quantized
-from tflite_jit.ops.common import I8, I16, U8
+from tflite_jit.ops.common import I8, I16, U8, clamping_activation
 from tflite_jit.ops.quant import quant_params
 
 _QTYPES = (I8, U8, I16)
@@ -89,9 +89,7 @@ def _bind_weighted(op: str, fa: Any, ins: list, outs: list, per_channel_axis: in
         else:
             reals.append(float(np.float64(np.float32(np.float32(si[0]) * np.float32(s))) / np.float64(so[0])))
     ms, shs = zip(*(qmath.quantize_multiplier(r) for r in reals))
-    act = getattr(fa, "activation", "NONE")
-    if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
-        act = "NONE"  # TANH / SIGN_BIT have no clamp; LiteRT's kernels skip them (as float)
+    act = clamping_activation(getattr(fa, "activation", "NONE"))  # skips TANH / SIGN_BIT, as float
     lo, hi = qmath.activation_range(act, so[0], zo[0], dt)
     if dt == I16:  # int64 bias: the reference 16x8 kernels; int32 or no bias: ruy's int16 path
         if has_i64_bias:
@@ -240,7 +238,7 @@ def _bind_pool(op: str, fa: nn.PoolAttrs, ins: list, outs: list) -> QPoolAttrs |
                       "quantization parameters")
     if dt == I16 and (q[1][0] != 0):
         raise OpError(f"{op}: int16 output '{outs[0].name}' must have zero point 0")
-    act = fa.activation if fa.activation in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1") else "NONE"
+    act = clamping_activation(fa.activation)
     lo, hi = qmath.activation_range(act, q[0][0], q[1][0], dt)
     return QPoolAttrs(fa, dt.name, lo, hi)
 

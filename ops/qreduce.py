@@ -51,7 +51,7 @@ from tflite_jit.ops import math as _float_math  # noqa: F401  (the float ops reg
 from tflite_jit.ops import qmath, reduce
 from tflite_jit.ops.base import InferCtx, OpError, Quantized, QuantizedKernel, add_quantized
 from tflite_jit.ops.common import F32, I8, I16, I64, U8
-from tflite_jit.ops.quant import per_tensor_params, quant_params
+from tflite_jit.ops.quant import per_tensor_params, quant_params, quantized_input_dtype
 
 
 def _f2i32(v: np.ndarray) -> np.ndarray:
@@ -60,13 +60,6 @@ def _f2i32(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, np.float64)
     ok = np.isfinite(v) & (v >= -2.0**31) & (v < 2.0**31)
     return np.where(ok, np.trunc(np.where(ok, v, 0.0)), qmath.INT32_MIN).astype(I64)
-
-
-def _input_dtype(ins: list, types: tuple[np.dtype, ...]) -> np.dtype | None:
-    t = ins[0] if ins else None
-    if t is None or np.dtype(t.dtype) not in types:
-        return None
-    return np.dtype(t.dtype)
 
 
 def _same_type(op: str, ins: list, outs: list, dt: np.dtype) -> None:
@@ -89,7 +82,7 @@ class QReduceAttrs(Quantized):
 
 
 def _bind_reduce(op: str, fa: Any, ins: list, outs: list) -> QReduceAttrs | None:
-    dt = _input_dtype(ins, (I8, U8, I16))
+    dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
     if op in ("REDUCE_MAX", "REDUCE_MIN") and quant_params(ins[0]) is None:
@@ -160,10 +153,10 @@ def _mean_is_opt_special(x: np.ndarray, axis: np.ndarray, keep_dims: bool, dt: n
 def _mean_opt_special(x: np.ndarray, a: QReduceAttrs, lo: int, hi: int) -> np.ndarray:
     n = x.shape[1] * x.shape[2]
     si, so = np.float32(a.si), np.float32(a.so)
-    t = np.float32(F32(np.float32(a.zi) * si) / so)
+    t = np.float32(np.float32(np.float32(a.zi) * si) / so)
     t = np.float32(t + np.float32(0.5)) if t > 0 else np.float32(t - np.float32(0.5))
     bias = a.zo - int(np.trunc(t))
-    real = np.float32(si / np.float32(F32(n) * so))
+    real = np.float32(si / np.float32(np.float32(n) * so))
     m, s = qmath.quantize_multiplier(float(real))
     acc = x.astype(I64).sum(axis=(1, 2), keepdims=True)  # [B, 1, 1, C]
     c = x.shape[3]
@@ -205,8 +198,8 @@ def _reduce_reference(inputs: Sequence[np.ndarray | None], a: QReduceAttrs) -> l
         total = rows.sum(axis=1) - a.zi * n
         r = qmath.mbqm(total, m2, s - k) + a.zo
     elif a.op == "SUM":
-        sc = np.float32(F32(a.si) / np.float32(a.so))
-        bias = np.float32(F32(np.float32(-a.zi) * sc) * np.float32(n))
+        sc = np.float32(np.float32(a.si) / np.float32(a.so))
+        bias = np.float32(np.float32(np.float32(-a.zi) * sc) * np.float32(n))
         # the int32 accumulator converted to float; then float multiply-add, C round, to int32
         v = (rows.sum(axis=1).astype(np.int32).astype(F32) * sc).astype(F32) + bias
         r = qmath.wrap32(_f2i32(qmath.round_half_away(v.astype(F32))) + a.zo)
@@ -239,7 +232,7 @@ class QSoftmaxAttrs(Quantized):
 
 def _exp_table(si: float, beta: float) -> np.ndarray:
     expf = qmath.libm_f32("expf")
-    scale = np.float32(F32(-np.float32(si)) * np.float32(beta))
+    scale = np.float32(np.float32(-np.float32(si)) * np.float32(beta))
     return np.array([expf(np.float32(scale * np.float32(j))) for j in range(256)], F32)
 
 
@@ -247,7 +240,7 @@ _SOFTMAX_OUT = {I8: (I8, I16), U8: (U8, I16)}
 
 
 def _bind_softmax(op: str, fa: Any, ins: list, outs: list) -> QSoftmaxAttrs | None:
-    dt = _input_dtype(ins, (I8, U8, I16))
+    dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
     odt = np.dtype(outs[0].dtype)
@@ -378,7 +371,7 @@ def _bind_softmax16(fa: Any, ins: list, outs: list) -> QSoftmax16Attrs:
     if abs(np.float32(so) - np.float32(1.0 / 32768)) > np.float32(0.001 / 32768):
         raise OpError(f"SOFTMAX: int16 output '{outs[0].name}' must be quantized with scale 1/32768 "
                       f"(got {so}), as LiteRT requires")
-    real = float(np.float32(F32(si) * np.float32(fa.beta))) / (10.0 / 65535.0)
+    real = float(np.float32(np.float32(si) * np.float32(fa.beta))) / (10.0 / 65535.0)
     exp_lut = lut_int16(math.exp, 10.0 / _RANGE16, 32767, 2.0 / _RANGE16, 0)
     recip_lut = lut_int16(lambda v: 1.0 / (1.0 + v), 1.0 / _RANGE16, -32768, 2.0 / _RANGE16, 0)
     return QSoftmax16Attrs(fa, qmath.quantize_multiplier(real), exp_lut, recip_lut)
@@ -439,7 +432,7 @@ class QL2Attrs(Quantized):
 
 
 def _bind_l2(fa: Any, ins: list, outs: list) -> QL2Attrs | None:
-    dt = _input_dtype(ins, (I8, U8, I16))
+    dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
     if dt == I16:

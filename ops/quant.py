@@ -173,6 +173,32 @@ def quant_params(tensor: Any) -> tuple[tuple[float, ...], tuple[int, ...], int] 
     return scales, tuple(int(z) for z in (zps if zps.size else [0])), int(q.quantized_dimension or 0)
 
 
+def scale_zero_point(t: Any) -> tuple[float, int]:
+    """(scale, zero point) of a tensor as LiteRT's per-tensor params see them ((0, 0) when it has
+    none or is omitted)."""
+    q = quant_params(t) if t is not None else None
+    if q is None:
+        return 0.0, 0
+    return float(np.float32(q[0][0])), int(q[1][0])
+
+
+def quantized_input_dtype(ins: list, types: tuple[np.dtype, ...]) -> np.dtype | None:
+    """Input 0's dtype when it is one of `types`, else None: how a quantized kernel's bind tells
+    the nodes it claims from the float ones."""
+    t = ins[0] if ins else None
+    if t is None or np.dtype(t.dtype) not in types:
+        return None
+    return np.dtype(t.dtype)
+
+
+def check_same_type(op: str, tensors: list, dt: np.dtype) -> None:
+    """Every (present) tensor of a quantized node has the node's type `dt`."""
+    for t in tensors:
+        if t is not None and np.dtype(t.dtype) != dt:
+            raise OpError(f"{op}: tensor '{t.name}' is {np.dtype(t.dtype).name} but the op runs on "
+                          f"{dt.name}; quantized inputs and output must share one type")
+
+
 def per_tensor_params(t: Any, op: str, what: str) -> tuple[float, int]:
     """(scale, zero point) of a per-tensor quantized IR tensor, or a clear OpError naming the op
     and the tensor: quantized elementwise and reduction kernels all need exactly this."""

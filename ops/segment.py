@@ -104,7 +104,7 @@ def _segment_sum_ref(inputs, attrs) -> list:
 
 
 define("SEGMENT_SUM", infer=_segment_sum_infer, reference=_segment_sum_ref, cost=movement_cost,
-       shape_inputs=(1,), bind=_declared_types_bind("SEGMENT_SUM", _same_as_data))
+       bind=_declared_types_bind("SEGMENT_SUM", _same_as_data))
 
 
 # ---- UNSORTED_SEGMENT_SUM / PROD / MAX / MIN -----------------------------------------------------
@@ -216,7 +216,7 @@ def _unique_types(attrs: UniqueAttrs, inputs: list) -> list:
 
 
 define("UNIQUE", parse=_parse_unique, infer=_unique_infer, reference=_unique_ref, cost=movement_cost,
-       shape_inputs=(0,), bind=_declared_types_bind("UNIQUE", _unique_types))
+       bind=_declared_types_bind("UNIQUE", _unique_types))
 
 
 # ---- BUCKETIZE -----------------------------------------------------------------------------------

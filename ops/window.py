@@ -13,20 +13,12 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ops.base import Cost, InferCtx, OpError, PatternKind, ShapeDtype
-from tflite_jit.ops.common import (
-    F32,
-    activation_name,
-    define,
-    float_bytes,
-    movement_cost,
-    numel,
-    shape_of,
-)
+from tflite_jit.ops.common import F32, define, float_bytes, movement_cost, numel, shape_of
+from tflite_jit.ops.image import Conv3DAttrs, parse_conv3d
 from tflite_jit.ops.nn import (
     PoolAttrs,
     add_bias_clamp,
     axis_geometry,
-    padding_name,
     parse_pool,
     pool_counts,
     require_rank,
@@ -77,24 +69,7 @@ def _l2pool_cost(ins: list, outs: list, a: PoolAttrs) -> Cost:
     return Cost(flops=2.0 * numel(outs[0]) * a.filter_h * a.filter_w, bytes=float_bytes([*ins, *outs]))
 
 
-# ---- CONV_3D_TRANSPOSE -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Conv3DAttrs:
-    padding: str
-    stride: tuple[int, int, int]  # d, h, w
-    dilation: tuple[int, int, int]
-    activation: str
-
-
-def _parse_conv3d(o: dict[str, Any]) -> Conv3DAttrs:
-    return Conv3DAttrs(
-        padding=padding_name(o.get("padding", 0)),
-        stride=(int(o.get("stride_d", 0)), int(o.get("stride_h", 0)), int(o.get("stride_w", 0))),
-        dilation=(int(o.get("dilation_d_factor", 1)), int(o.get("dilation_h_factor", 1)),
-                  int(o.get("dilation_w_factor", 1))),
-        activation=activation_name(o.get("fused_activation_function", 0)))
+# ---- CONV_3D_TRANSPOSE (CONV_3D's options) ---------------------------------------------------------
 
 
 def _conv3dt_plan(ctx_name: str, a: Conv3DAttrs, out_shape: Sequence[int], filt: tuple[int, ...],
@@ -361,7 +336,7 @@ def _rw_cost(ins: list, outs: list, a: ReduceWindowAttrs) -> Cost:
 
 
 define("L2_POOL_2D", parse=parse_pool, infer=_l2pool_infer, reference=_l2pool_reference, cost=_l2pool_cost)
-define("CONV_3D_TRANSPOSE", parse=_parse_conv3d, infer=_conv3dt_infer, reference=_conv3dt_reference,
+define("CONV_3D_TRANSPOSE", parse=parse_conv3d, infer=_conv3dt_infer, reference=_conv3dt_reference,
        cost=_conv3dt_cost, shape_inputs=(0,))
 define("DILATE", infer=_dilate_infer, reference=_dilate_reference, kind=PatternKind.INJECTIVE,
        cost=movement_cost, shape_inputs=(1,))
