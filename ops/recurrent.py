@@ -34,6 +34,7 @@ from tflite_jit.ops.sequence import (
     LSTM_ACTS,
     LstmAttrs,
     as_f32,
+    check_aux_input,
     check_lstm_direction,
     expect_f32,
     from_time_major,
@@ -224,12 +225,9 @@ def _birnn_infer(ctx: InferCtx) -> list[ShapeDtype]:
                       "or both omitted")
     if has_fw_aux_w and aux is None:
         raise OpError(f"{ctx.op_name}: aux weights (inputs 10, 11) are given but aux_input (input 9) is omitted")
+    check_aux_input(ctx, 9, n_time, n_batch, a.time_major)
     n_aux = None
     if aux is not None:
-        want = (n_time, n_batch) if a.time_major else (n_batch, n_time)
-        if len(aux) != 3 or aux[:2] != want or np.dtype(ctx.dtypes[9]) != F32:
-            raise OpError(f"{ctx.op_name}: aux_input '{ctx.name(9)}' must be float32 [{want[0]}, {want[1]}, "
-                          f"n_aux], got {list(aux)}")
         if has_fw_aux_w:
             n_aux = aux[2]
         # LiteRT's time-major kernel steps through the aux input with the input's row size

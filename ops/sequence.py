@@ -136,6 +136,18 @@ def seq_dims(ctx: InferCtx, time_major: bool) -> tuple[int, int, int]:
     return t, b, x[2]
 
 
+def check_aux_input(ctx: InferCtx, i: int, n_time: int, n_batch: int, time_major: bool) -> None:
+    """The optional aux input i, when given, is float32 [n_time, n_batch, n_aux] (time-major) or
+    [n_batch, n_time, n_aux]."""
+    aux = shape_of(ctx, i)
+    if aux is None:
+        return
+    want = (n_time, n_batch) if time_major else (n_batch, n_time)
+    if len(aux) != 3 or aux[:2] != want or np.dtype(ctx.dtypes[i]) != F32:
+        raise OpError(f"{ctx.op_name}: aux_input '{ctx.name(i)}' must be float32 "
+                      f"[{want[0]}, {want[1]}, n_aux], got {list(aux)}")
+
+
 def check_lstm_direction(ctx: InferCtx, base: int, state: tuple[int, int], ln: int | None, n_batch: int,
                     n_input: int, diagonal: bool, aux: tuple[int, int] | None) -> tuple[int, int]:
     """Validate one direction's weights. base: index of input_to_input_weights (1 or 18).
@@ -220,13 +232,8 @@ def _bilstm_infer(ctx: InferCtx) -> list[ShapeDtype]:
         raise OpError(f"{ctx.op_name}: unsupported fused activation {a.activation}")
     n_time, n_batch, n_input = seq_dims(ctx, a.time_major)
     aux = shape_of(ctx, 39)
-    aux_dims = None
-    if aux is not None:
-        want = (n_time, n_batch) if a.time_major else (n_batch, n_time)
-        if len(aux) != 3 or aux[:2] != want or np.dtype(ctx.dtypes[39]) != F32:
-            raise OpError(f"{ctx.op_name}: aux_input '{ctx.name(39)}' must be float32 "
-                          f"[{want[0]}, {want[1]}, n_aux], got {list(aux)}")
-        aux_dims = (40, aux[2])
+    check_aux_input(ctx, 39, n_time, n_batch, a.time_major)
+    aux_dims = None if aux is None else (40, aux[2])
     fw_cell, fw_out = check_lstm_direction(ctx, 1, (35, 36), None, n_batch, n_input, False, aux_dims)
     has_aux_w = aux is not None and shape_of(ctx, 41) is not None
     bw_in = n_input
