@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from tflite_jit.ops.families import load_all
+
 
 class OpError(Exception):
     """An op cannot run with these inputs/attributes. The caller adds node index and op name
@@ -80,21 +82,41 @@ class OpDef:
     cost: Callable[[list, list, Any], Cost] | None = None
     # scalar expression for elementwise ops (see ops.expr), read by code-generating backends
     expr: Any = None
-    # input indices whose values the shape rule needs (e.g. RESHAPE's shape); backends keep them
-    # host-side and the planner folds them when possible
+    # Shape inputs: the indices of the inputs read only for their value, whole and on the host,
+    # because it decides the output shape, the axes or the paddings (RESHAPE's shape, MEAN's and
+    # CUMSUM's axes, PAD's paddings, SPLIT's axis, RANGE's bounds); never inputs whose elements the
+    # kernel computes on, even when their values decide the output shape too (WHERE's condition,
+    # UNIQUE's input, SEGMENT_SUM's ids). The shape rule reads them with ctx.value; backends keep
+    # them host-side (a kernel bakes their value in) and the planner does not count them as data
+    # moved to a device.
     shape_inputs: tuple[int, ...] = ()
     # (attrs, input Tensors, output Tensors) -> attrs: binds what the options table does not
     # carry but the kernel needs, e.g. quantization parameters (DEQUANTIZE, quantized ops)
     bind: Callable[[Any, list, list], Any] | None = None
-    doc: str = ""
+    # False for ops with state or side effects (random numbers, control flow, custom ops): the
+    # planner never evaluates them at plan time, even on constant inputs
+    foldable: bool = True
 
 
 _REGISTRY: dict[str, OpDef] = {}
 
 
 def register(opdef: OpDef) -> OpDef:
+    """Make `opdef` the definition of its name (replacing any earlier one)."""
     _REGISTRY[opdef.name] = opdef
     return opdef
+
+
+def unregister(name: str) -> None:
+    """Forget the definition of `name` (nothing if there is none)."""
+    _REGISTRY.pop(name, None)
+
+
+def registered(name: str) -> OpDef | None:
+    """The definition registered under `name` so far, without loading the op families: for a
+    family that extends an op defined by a module it imports (the order in which families attach
+    quantized kernels is their import order, so looking an op up must not import the others)."""
+    return _REGISTRY.get(name)
 
 
 @dataclass(frozen=True)
@@ -172,68 +194,11 @@ def add_quantized(name: str, qk: QuantizedKernel) -> OpDef:
 
 
 def get(name: str) -> OpDef | None:
-    from tflite_jit.ops import _load_all  # noqa: F401  (import side effect: every family registers)
-
+    """The definition of op `name`, every op family loaded (None if no family defines it)."""
+    load_all()
     return _REGISTRY.get(name)
 
 
 def all_ops() -> dict[str, OpDef]:
-    from tflite_jit.ops import _load_all  # noqa: F401
-
+    load_all()
     return dict(_REGISTRY)
-
-
-# ---- helpers shared by op families -------------------------------------------------------------
-
-ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH", 5: "SIGN_BIT"}
-
-
-def activation_name(code: int) -> str:
-    try:
-        return ACTIVATIONS[int(code)]
-    except KeyError:
-        raise OpError(f"unknown fused activation function {code}") from None
-
-
-def apply_activation(x: np.ndarray, act: str) -> np.ndarray:
-    """TFLite's fused activation: a clamp (or tanh/sign) applied after bias, in float."""
-    if act == "NONE":
-        return x
-    if act == "RELU":
-        return np.maximum(x, x.dtype.type(0))
-    if act == "RELU6":
-        return np.clip(x, np.float32(0), np.float32(6))
-    if act == "RELU_N1_TO_1":
-        return np.clip(x, np.float32(-1), np.float32(1))
-    if act == "TANH":
-        return np.tanh(x)
-    if act == "SIGN_BIT":
-        return np.signbit(x).astype(x.dtype)
-    raise OpError(f"unsupported fused activation {act}")
-
-
-def elementwise_cost(in_shapes: list, out_shapes: list, attrs: Any, flops_per: float = 1.0) -> Cost:
-    n_out = sum(int(np.prod(s)) for s in out_shapes)
-    n_in = sum(int(np.prod(s)) for s in in_shapes if s is not None)
-    return Cost(flops=flops_per * n_out, bytes=4.0 * (n_in + n_out))
-
-
-def movement_cost(in_shapes: list, out_shapes: list, attrs: Any) -> Cost:
-    n_out = sum(int(np.prod(s)) for s in out_shapes)
-    return Cost(flops=0.0, bytes=8.0 * n_out)
-
-
-def broadcast_shapes(a: tuple[int, ...], b: tuple[int, ...], op_name: str) -> tuple[int, ...]:
-    """NumPy/TFLite broadcasting, with an OpError naming the shapes (never a numpy traceback)."""
-    n = max(len(a), len(b))
-    a2 = (1,) * (n - len(a)) + tuple(a)
-    b2 = (1,) * (n - len(b)) + tuple(b)
-    out = []
-    for x, y in zip(a2, b2):
-        if x == y or y == 1:
-            out.append(x)
-        elif x == 1:
-            out.append(y)
-        else:
-            raise OpError(f"{op_name}: shapes {list(a)} and {list(b)} cannot be broadcast")
-    return tuple(out)

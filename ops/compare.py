@@ -13,25 +13,13 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ops import expr as E
-from tflite_jit.ops.base import (
-    InferCtx,
-    OpDef,
-    OpError,
-    PatternKind,
-    ShapeDtype,
-    broadcast_shapes,
-    elementwise_cost,
-    register,
-)
+from tflite_jit.ops.base import InferCtx, OpError, PatternKind, ShapeDtype
+from tflite_jit.ops.common import BOOL, F32, I8, I16, I32, I64, U8, broadcast_shapes, define, elementwise_cost
 
-_COMPARABLE = tuple(np.dtype(t) for t in (np.float32, np.int32, np.int64, np.int8, np.uint8, np.int16))
+_COMPARABLE = (F32, I32, I64, I8, U8, I16)
 _FNS = {"LESS": "lt", "LESS_EQUAL": "le", "GREATER": "gt", "GREATER_EQUAL": "ge",
         "EQUAL": "eq", "NOT_EQUAL": "ne"}
-_EQUALITY_EXTRA = (np.dtype(np.bool_),)  # EQUAL / NOT_EQUAL also compare bools
-
-
-def _no_attrs(options: dict[str, Any]) -> None:
-    return None
+_EQUALITY_EXTRA = (BOOL,)  # EQUAL / NOT_EQUAL also compare bools
 
 
 def _compare_infer(ctx: InferCtx) -> list[ShapeDtype]:
@@ -50,7 +38,7 @@ def _compare_expr(fn: str) -> Any:
 
 
 def _compare_reference(fn: str) -> Any:
-    def reference(inputs: Sequence[np.ndarray | None], a: None) -> list[np.ndarray]:
+    def reference(inputs: Sequence[np.ndarray | None], a: Any) -> list[np.ndarray]:
         x, y = np.asarray(inputs[0]), np.asarray(inputs[1])
         return [np.asarray(E.evaluate_numpy(_compare_expr(fn)(a), [x, y], dtype=x.dtype), np.bool_)]
 
@@ -58,8 +46,8 @@ def _compare_reference(fn: str) -> Any:
 
 
 for _name, _fn in _FNS.items():
-    register(OpDef(_name, _no_attrs, _compare_infer, _compare_reference(_fn), PatternKind.BROADCAST,
-                   elementwise_cost, expr=_compare_expr(_fn), doc=f"elementwise {_fn}, broadcasting"))
+    define(_name, infer=_compare_infer, reference=_compare_reference(_fn), kind=PatternKind.BROADCAST,
+           cost=elementwise_cost, expr=_compare_expr(_fn))
 
 
 def _select_infer(ctx: InferCtx) -> list[ShapeDtype]:
@@ -81,12 +69,12 @@ def _select_infer(ctx: InferCtx) -> list[ShapeDtype]:
     return [(shape, np.dtype(ctx.dtypes[1]))]
 
 
-def _select_reference(inputs: Sequence[np.ndarray | None], a: None) -> list[np.ndarray]:
+def _select_reference(inputs: Sequence[np.ndarray | None], a: Any) -> list[np.ndarray]:
     c, x, y = (np.asarray(v) for v in inputs)
     return [np.array(np.where(c, x, y), dtype=x.dtype)]
 
 
-def _select_v1_reference(inputs: Sequence[np.ndarray | None], a: None) -> list[np.ndarray]:
+def _select_v1_reference(inputs: Sequence[np.ndarray | None], a: Any) -> list[np.ndarray]:
     c, x, y = (np.asarray(v) for v in inputs)
     if c.ndim == 1 and x.ndim > 1:
         c = c.reshape(c.shape + (1,) * (x.ndim - 1))  # a 1-D condition selects whole rows
@@ -94,7 +82,7 @@ def _select_v1_reference(inputs: Sequence[np.ndarray | None], a: None) -> list[n
 
 
 _SELECT_EXPR = lambda a: E.where(E.Var(0), E.Var(1), E.Var(2))  # noqa: E731
-register(OpDef("SELECT_V2", _no_attrs, _select_infer, _select_reference, PatternKind.BROADCAST,
-               elementwise_cost, expr=_SELECT_EXPR, doc="where(condition, x, y) with broadcasting"))
-register(OpDef("SELECT", _no_attrs, _select_infer, _select_v1_reference, PatternKind.INJECTIVE,
-               elementwise_cost, doc="where(condition, x, y); the condition may select rows"))
+define("SELECT_V2", infer=_select_infer, reference=_select_reference, kind=PatternKind.BROADCAST,
+       cost=elementwise_cost, expr=_SELECT_EXPR)
+define("SELECT", infer=_select_infer, reference=_select_v1_reference, kind=PatternKind.INJECTIVE,
+       cost=elementwise_cost)

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit.ops.base import Dynamic, InferCtx, OpDef, OpError, register
+from tflite_jit.ops.base import Dynamic, InferCtx, OpDef, OpError
+from tflite_jit.ops.common import define
 
 
 @dataclass(frozen=True)
@@ -39,37 +40,44 @@ class ContextOpDef(OpDef):
     other functions take, with `ctx` (a RunContext) reachable from them."""
 
     attach: Callable[[Any, Any], Any] | None = None
-    foldable: bool = False
+    foldable: bool = False  # it runs subgraphs or keeps state: never evaluated at plan time
 
 
 @dataclass
-class _Attrs:
+class ContextAttrs:
+    """The attrs of a context op: its options, and once attached the RunContext and the node."""
+
     options: dict[str, Any]
     ctx: Any = None
     node: Any = None  # (subgraph index, op index): identifies the node for CALL_ONCE / VAR_HANDLE
 
 
-def _parse(options: dict[str, Any]) -> _Attrs:
-    return _Attrs(dict(options))
+def parse_context(options: dict[str, Any]) -> ContextAttrs:
+    return ContextAttrs(dict(options))
 
 
-def _attach(a: _Attrs, ctx: Any, node: Any = None) -> _Attrs:
-    return _Attrs(a.options, ctx, node)
+def attach_context(a: ContextAttrs, ctx: Any, node: Any = None) -> ContextAttrs:
+    return ContextAttrs(a.options, ctx, node)
 
 
-def _ctx(a: _Attrs, op: str) -> Any:
+def run_context(a: Any, op: str) -> Any:
+    """The RunContext attached to attrs `a` (any attrs with a `ctx`)."""
     if a.ctx is None:
         raise OpError(f"{op} needs an interpreter context (run it through tflite_jit.Interpreter)")
     return a.ctx
 
 
-def _subgraph_index(a: _Attrs, key: str, op: str) -> int:
-    si = int(a.options.get(key, 0))
-    ctx = _ctx(a, op)
-    if not 0 < si < len(ctx.model.subgraphs):
+def check_subgraph(rc: Any, si: int, key: str, op: str) -> int:
+    """`si` (from option `key`) names a subgraph of the model other than the main one."""
+    if not 0 < si < len(rc.model.subgraphs):
         raise OpError(f"{op}: {key} {si} is not a valid subgraph index (the model has "
-                      f"{len(ctx.model.subgraphs)} subgraphs; 0 is the main one)")
+                      f"{len(rc.model.subgraphs)} subgraphs; 0 is the main one)")
     return si
+
+
+def _subgraph_index(a: ContextAttrs, key: str, op: str) -> int:
+    si = int(a.options.get(key, 0))
+    return check_subgraph(run_context(a, op), si, key, op)
 
 
 def _known(ctx: InferCtx) -> list[tuple[tuple[int, ...], Any]]:
@@ -80,7 +88,7 @@ def _known(ctx: InferCtx) -> list[tuple[tuple[int, ...], Any]]:
 
 def _while_infer(ctx: InferCtx) -> list:
     a = ctx.attrs
-    rc = _ctx(a, "WHILE")
+    rc = run_context(a, "WHILE")
     cond = _subgraph_index(a, "cond_subgraph_index", "WHILE")
     body = _subgraph_index(a, "body_subgraph_index", "WHILE")
     ins = _known(ctx)
@@ -100,8 +108,8 @@ def _while_infer(ctx: InferCtx) -> list:
     return ins
 
 
-def _while_run(inputs: list, a: _Attrs) -> list[np.ndarray]:
-    rc = _ctx(a, "WHILE")
+def _while_run(inputs: list, a: ContextAttrs) -> list[np.ndarray]:
+    rc = run_context(a, "WHILE")
     cond = _subgraph_index(a, "cond_subgraph_index", "WHILE")
     body = _subgraph_index(a, "body_subgraph_index", "WHILE")
     vals = [np.asarray(x) for x in inputs]
@@ -118,7 +126,7 @@ def _while_run(inputs: list, a: _Attrs) -> list[np.ndarray]:
 
 def _if_infer(ctx: InferCtx) -> list:
     a = ctx.attrs
-    rc = _ctx(a, "IF")
+    rc = run_context(a, "IF")
     then_ = _subgraph_index(a, "then_subgraph_index", "IF")
     else_ = _subgraph_index(a, "else_subgraph_index", "IF")
     if (not ctx.shapes or ctx.shapes[0] is None or int(np.prod(ctx.shapes[0])) != 1
@@ -134,8 +142,8 @@ def _if_infer(ctx: InferCtx) -> list:
     return t
 
 
-def _if_run(inputs: list, a: _Attrs) -> list[np.ndarray]:
-    rc = _ctx(a, "IF")
+def _if_run(inputs: list, a: ContextAttrs) -> list[np.ndarray]:
+    rc = run_context(a, "IF")
     then_ = _subgraph_index(a, "then_subgraph_index", "IF")
     else_ = _subgraph_index(a, "else_subgraph_index", "IF")
     c = np.asarray(inputs[0])
@@ -149,14 +157,14 @@ def _if_run(inputs: list, a: _Attrs) -> list[np.ndarray]:
 def _call_once_infer(ctx: InferCtx) -> list:
     a = ctx.attrs
     si = _subgraph_index(a, "init_subgraph_index", "CALL_ONCE")
-    sg = _ctx(a, "CALL_ONCE").model.subgraphs[si]
+    sg = run_context(a, "CALL_ONCE").model.subgraphs[si]
     if sg.inputs or sg.outputs:
         raise OpError(f"CALL_ONCE: the init subgraph {si} must have no inputs and no outputs")
     return []
 
 
-def _call_once_run(inputs: list, a: _Attrs) -> list[np.ndarray]:
-    rc = _ctx(a, "CALL_ONCE")
+def _call_once_run(inputs: list, a: ContextAttrs) -> list[np.ndarray]:
+    rc = run_context(a, "CALL_ONCE")
     si = _subgraph_index(a, "init_subgraph_index", "CALL_ONCE")
     if a.node not in rc.called_once:
         rc.run(si, [])
@@ -170,8 +178,8 @@ def _var_handle_infer(ctx: InferCtx) -> list:
     return [((), np.dtype(np.int32))]
 
 
-def _var_handle_run(inputs: list, a: _Attrs) -> list[np.ndarray]:
-    rc = _ctx(a, "VAR_HANDLE")
+def _var_handle_run(inputs: list, a: ContextAttrs) -> list[np.ndarray]:
+    rc = run_context(a, "VAR_HANDLE")
     name = str(a.options.get("shared_name") or "")
     key = (str(a.options.get("container") or ""), name if name else ("#node", a.node))
     return [np.asarray(rc.resource_id(key), np.int32)]
@@ -188,8 +196,8 @@ def _read_infer(ctx: InferCtx) -> list:
     raise Dynamic("READ_VARIABLE: the variable's shape is known when it is read")
 
 
-def _read_run(inputs: list, a: _Attrs) -> list[np.ndarray]:
-    rc = _ctx(a, "READ_VARIABLE")
+def _read_run(inputs: list, a: ContextAttrs) -> list[np.ndarray]:
+    rc = run_context(a, "READ_VARIABLE")
     h = _handle(inputs[0], rc, "READ_VARIABLE")
     value = rc.resources.get(h)
     if value is None:
@@ -204,8 +212,8 @@ def _assign_infer(ctx: InferCtx) -> list:
     return []
 
 
-def _assign_run(inputs: list, a: _Attrs) -> list[np.ndarray]:
-    rc = _ctx(a, "ASSIGN_VARIABLE")
+def _assign_run(inputs: list, a: ContextAttrs) -> list[np.ndarray]:
+    rc = run_context(a, "ASSIGN_VARIABLE")
     h = _handle(inputs[0], rc, "ASSIGN_VARIABLE")
     value = np.array(inputs[1], copy=True)
     old = rc.resources.get(h)
@@ -216,13 +224,9 @@ def _assign_run(inputs: list, a: _Attrs) -> list[np.ndarray]:
     return []
 
 
-def _def(name: str, infer: Callable, run: Callable, doc: str) -> None:
-    register(ContextOpDef(name=name, parse=_parse, infer=infer, reference=run, attach=_attach, doc=doc))
-
-
-_def("WHILE", _while_infer, _while_run, "loops the body subgraph while the cond subgraph is true")
-_def("IF", _if_infer, _if_run, "runs the then or else subgraph on a boolean scalar")
-_def("CALL_ONCE", _call_once_infer, _call_once_run, "runs the init subgraph once per interpreter")
-_def("VAR_HANDLE", _var_handle_infer, _var_handle_run, "a handle to a resource variable")
-_def("READ_VARIABLE", _read_infer, _read_run, "the value of a resource variable")
-_def("ASSIGN_VARIABLE", _assign_infer, _assign_run, "sets a resource variable")
+for _name, _infer, _run in (("WHILE", _while_infer, _while_run), ("IF", _if_infer, _if_run),
+                            ("CALL_ONCE", _call_once_infer, _call_once_run),
+                            ("VAR_HANDLE", _var_handle_infer, _var_handle_run),
+                            ("READ_VARIABLE", _read_infer, _read_run),
+                            ("ASSIGN_VARIABLE", _assign_infer, _assign_run)):
+    define(_name, parse=parse_context, infer=_infer, reference=_run, opdef=ContextOpDef, attach=attach_context)

@@ -16,10 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit.ops.base import Cost, InferCtx, OpDef, OpError, PatternKind, ShapeDtype, register
-
-_F32 = np.dtype(np.float32)
-_I32 = np.dtype(np.int32)
+from tflite_jit.ops.base import Cost, InferCtx, OpError, ShapeDtype
+from tflite_jit.ops.common import F32, I32, define
 
 
 class _Boxes:
@@ -100,8 +98,8 @@ def _infer_nms(ctx: InferCtx) -> list[ShapeDtype]:
     if m < 0:
         raise OpError(f"{ctx.op_name}: max_output_size '{ctx.name(2)}' is {m}; it must be >= 0")
     if v5:
-        return [((m,), _I32), ((m,), _F32), ((), _I32)]
-    return [((m,), _I32), ((), _I32)]
+        return [((m,), I32), ((m,), F32), ((), I32)]
+    return [((m,), I32), ((), I32)]
 
 
 def _scalar(x: np.ndarray | None, dtype: Any) -> Any:
@@ -273,7 +271,7 @@ def _infer_pp(ctx: InferCtx) -> list[ShapeDtype]:
     if not 0.0 < a.nms_iou_threshold <= 1.0:  # LiteRT's Invoke fails the same check
         raise OpError(f"{_PP}: nms_iou_threshold is {a.nms_iou_threshold}; it must lie in (0, 1]")
     k = a.max_detections * a.max_classes_per_detection
-    return [((1, k, 4), _F32), ((1, k), _F32), ((1, k), _F32), ((1,), _F32)]
+    return [((1, k, 4), F32), ((1, k), F32), ((1, k), F32), ((1,), F32)]
 
 
 def _decode(enc: np.ndarray, anchors: np.ndarray, a: PostProcessAttrs) -> np.ndarray:
@@ -355,14 +353,10 @@ def _pp_cost(ins: list, outs: list, a: Any) -> Cost:
 
 # ---- registration ------------------------------------------------------------------------------
 
-NON_MAX_SUPPRESSION_V4 = register(OpDef(
-    "NON_MAX_SUPPRESSION_V4", lambda o: None, _infer_nms, lambda x, a: _nms_reference(x, False),
-    PatternKind.OPAQUE, _nms_cost, shape_inputs=(2,),
-    doc="greedy NMS; padded selected indices [max_output_size] and the valid count"))
-NON_MAX_SUPPRESSION_V5 = register(OpDef(
-    "NON_MAX_SUPPRESSION_V5", lambda o: None, _infer_nms, lambda x, a: _nms_reference(x, True),
-    PatternKind.OPAQUE, _nms_cost, shape_inputs=(2,),
-    doc="soft-NMS (Gaussian, sigma input 5); padded indices and scores, valid count"))
-DETECTION_POSTPROCESS = register(OpDef(
-    _PP, _parse_pp, _infer_pp, _pp_reference, PatternKind.OPAQUE, _pp_cost,
-    doc="SSD post-processing (custom op): decode boxes against anchors, fast or regular NMS"))
+NON_MAX_SUPPRESSION_V4 = define("NON_MAX_SUPPRESSION_V4", infer=_infer_nms,
+                                reference=lambda x, a: _nms_reference(x, False), cost=_nms_cost,
+                                shape_inputs=(2,))
+NON_MAX_SUPPRESSION_V5 = define("NON_MAX_SUPPRESSION_V5", infer=_infer_nms,
+                                reference=lambda x, a: _nms_reference(x, True), cost=_nms_cost,
+                                shape_inputs=(2,))
+DETECTION_POSTPROCESS = define(_PP, parse=_parse_pp, infer=_infer_pp, reference=_pp_reference, cost=_pp_cost)

@@ -27,30 +27,23 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ops import expr as E
-from tflite_jit.ops.base import (
-    InferCtx,
-    OpDef,
-    OpError,
-    PatternKind,
+from tflite_jit.ops.base import InferCtx, OpError, PatternKind
+from tflite_jit.ops.common import (
+    F32,
+    I32,
+    I64,
     activation_name,
     broadcast_shapes,
+    define,
     elementwise_cost,
-    register,
+    parse_none,
+    type_names,
 )
-
-F32 = np.dtype(np.float32)
-I32 = np.dtype(np.int32)
-I64 = np.dtype(np.int64)
 
 X0, X1 = E.Var(0), E.Var(1)
 
 
 # ---- attrs ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class NoAttrs:
-    pass
-
 
 @dataclass(frozen=True)
 class ActAttrs:
@@ -67,10 +60,6 @@ class LeakyReluAttrs:
 @dataclass(frozen=True)
 class GeluAttrs:
     approximate: bool = False
-
-
-def _parse_none(options: dict[str, Any]) -> NoAttrs:
-    return NoAttrs()
 
 
 def _parse_act(options: dict[str, Any]) -> ActAttrs:
@@ -94,34 +83,34 @@ def _clamp_expr(x: E.Expr, act: str) -> E.Expr:
 
 # ---- shape rules ---------------------------------------------------------------------------------
 
-def _dtype_names(dtypes: tuple[np.dtype, ...]) -> str:
-    return ", ".join(d.name for d in dtypes)
-
-
-def _check_input(ctx: InferCtx, i: int, allowed: tuple[np.dtype, ...]) -> None:
+def check_input(ctx: InferCtx, i: int, allowed: tuple[np.dtype, ...]) -> None:
+    """Input i is present and of one of the `allowed` types."""
     if i >= len(ctx.shapes) or ctx.shapes[i] is None:
         raise OpError(f"{ctx.op_name}: input {i} is missing; the op needs it")
     dt = np.dtype(ctx.dtypes[i])
     if dt not in allowed:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(i)}' has type {dt.name}; this op supports "
-                      f"{_dtype_names(allowed)} (quantized forms are handled elsewhere)")
+                      f"{type_names(allowed)} (quantized forms are handled elsewhere)")
 
 
-def _unary_infer(allowed: tuple[np.dtype, ...]) -> Callable[[InferCtx], list]:
+def unary_infer(allowed: tuple[np.dtype, ...]) -> Callable[[InferCtx], list]:
+    """The shape rule of a one-input elementwise op on the `allowed` types."""
     def infer(ctx: InferCtx) -> list:
         if len(ctx.shapes) != 1:
             raise OpError(f"{ctx.op_name}: expected 1 input, got {len(ctx.shapes)}; the node is damaged")
-        _check_input(ctx, 0, allowed)
+        check_input(ctx, 0, allowed)
         return [(tuple(ctx.shapes[0]), np.dtype(ctx.dtypes[0]))]
     return infer
 
 
-def _binary_infer(allowed: tuple[np.dtype, ...]) -> Callable[[InferCtx], list]:
+def binary_infer(allowed: tuple[np.dtype, ...]) -> Callable[[InferCtx], list]:
+    """The shape rule of a broadcasting two-input elementwise op on the `allowed` types (both of
+    one type)."""
     def infer(ctx: InferCtx) -> list:
         if len(ctx.shapes) != 2:
             raise OpError(f"{ctx.op_name}: expected 2 inputs, got {len(ctx.shapes)}; the node is damaged")
-        _check_input(ctx, 0, allowed)
-        _check_input(ctx, 1, allowed)
+        check_input(ctx, 0, allowed)
+        check_input(ctx, 1, allowed)
         d0, d1 = np.dtype(ctx.dtypes[0]), np.dtype(ctx.dtypes[1])
         if d0 != d1:
             raise OpError(f"{ctx.op_name}: inputs '{ctx.name(0)}' ({d0.name}) and '{ctx.name(1)}' "
@@ -136,7 +125,7 @@ def _binary_infer(allowed: tuple[np.dtype, ...]) -> Callable[[InferCtx], list]:
 
 
 def _prelu_infer(ctx: InferCtx) -> list:
-    (shape, dt), = _binary_infer((F32,))(ctx)
+    (shape, dt), = binary_infer((F32,))(ctx)
     if shape != tuple(ctx.shapes[0]):
         raise OpError(f"PRELU: alpha '{ctx.name(1)}' of shape {list(ctx.shapes[1])} must broadcast "
                       f"into the input '{ctx.name(0)}' of shape {list(ctx.shapes[0])} (the output "
@@ -219,18 +208,11 @@ def _cost(name: str):
     return lambda ins, outs, attrs: elementwise_cost(ins, outs, attrs, flops_per=flops)
 
 
-def _define(name: str, infer: Callable[[InferCtx], list], kind: PatternKind, doc: str) -> OpDef:
-    return register(OpDef(
-        name=name, parse=_PARSE.get(name, _parse_none), infer=infer,
-        reference=_reference(name, _EXPRS[name]), kind=kind, cost=_cost(name), expr=_EXPRS[name],
-        doc=doc))
-
-
-for _n, _dts in _BINARY.items():
-    _define(_n, _binary_infer(_dts), PatternKind.BROADCAST,
-            f"{_n} (broadcasting; types {_dtype_names(_dts)})")
-for _n, _dts in _UNARY.items():
-    _define(_n, _unary_infer(_dts), PatternKind.ELEMWISE, f"{_n} (types {_dtype_names(_dts)})")
-_define("PRELU", _prelu_infer, PatternKind.BROADCAST, "PRELU (alpha broadcasts into the input; float32)")
+_FORMS = [*((n, binary_infer(d), PatternKind.BROADCAST) for n, d in _BINARY.items()),
+          *((n, unary_infer(d), PatternKind.ELEMWISE) for n, d in _UNARY.items()),
+          ("PRELU", _prelu_infer, PatternKind.BROADCAST)]  # alpha broadcasts into the input
+for _n, _infer, _kind in _FORMS:
+    define(_n, parse=_PARSE.get(_n, parse_none), infer=_infer, reference=_reference(_n, _EXPRS[_n]), kind=_kind,
+           cost=_cost(_n), expr=_EXPRS[_n])
 
 ELEMENTWISE_OPS = tuple(_EXPRS)

@@ -38,27 +38,13 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ir.model import TENSOR_TYPE_CODES, TENSOR_TYPE_NAMES
-from tflite_jit.ops.base import Cost, InferCtx, OpDef, OpError, register
-from tflite_jit.ops.control import ContextOpDef
+from tflite_jit.ops.base import Cost, InferCtx, OpError
+from tflite_jit.ops.common import define
+from tflite_jit.ops.control import ContextAttrs, ContextOpDef, attach_context, run_context
 
 _INT64 = TENSOR_TYPE_CODES["INT64"]
 _STRING = TENSOR_TYPE_CODES["STRING"]
 _PAIRS = ((_INT64, _STRING), (_STRING, _INT64))
-
-
-@dataclass
-class _Attrs:
-    options: dict[str, Any]
-    ctx: Any = None
-    node: Any = None
-
-
-def _parse(options: dict[str, Any]) -> _Attrs:
-    return _Attrs(dict(options))
-
-
-def _attach(a: _Attrs, ctx: Any, node: Any = None) -> _Attrs:
-    return _Attrs(a.options, ctx, node)
 
 
 @dataclass
@@ -77,13 +63,12 @@ class _Table:
         return len(self.mapping) if self.key_type == _STRING else int(self.keys.size)
 
 
-def _tables(a: _Attrs, op: str) -> dict[int, _Table]:
-    if a.ctx is None:
-        raise OpError(f"{op} needs an interpreter context (run it through tflite_jit.Interpreter)")
+def _tables(a: ContextAttrs, op: str) -> dict[int, _Table]:
+    rc = run_context(a, op)
     # One dict of tables per interpreter, kept on its RunContext beside the resource variables.
-    tables = getattr(a.ctx, "hashtables", None)
+    tables = getattr(rc, "hashtables", None)
     if tables is None:
-        tables = a.ctx.hashtables = {}
+        tables = rc.hashtables = {}
     return tables
 
 
@@ -117,7 +102,7 @@ def _bind_arity(n_in: int, n_out: int, handle_in: bool) -> Any:
     """A bind hook checking the node's arity and its RESOURCE handle tensor (LiteRT's prepare
     rejects an INT32 handle in this version; the handle's value is only meaningful as one)."""
 
-    def bind(a: _Attrs, ins: list, outs: list) -> _Attrs:
+    def bind(a: ContextAttrs, ins: list, outs: list) -> ContextAttrs:
         op = a.options.get("_op", "")
         if len(ins) != n_in or len(outs) != n_out:
             raise OpError(f"{op} takes {n_in} inputs and {n_out} outputs, the node has {len(ins)} "
@@ -140,7 +125,7 @@ def _check_handle(ctx: InferCtx) -> None:
                       f"{None if s is None else list(s)}")
 
 
-def _table_of(a: _Attrs, handle: Any, op: str) -> _Table:
+def _table_of(a: ContextAttrs, handle: Any, op: str) -> _Table:
     h = np.asarray(handle).reshape(-1)
     if h.size != 1:
         raise OpError(f"{op}: the handle must hold one table id, it holds {h.size} values")
@@ -169,21 +154,21 @@ def _small_cost(in_shapes: list, out_shapes: list, attrs: Any) -> Cost:
 
 # ---- HASHTABLE -----------------------------------------------------------------------------------
 
-def _hashtable_parse(options: dict[str, Any]) -> _Attrs:
+def _hashtable_parse(options: dict[str, Any]) -> ContextAttrs:
     o = {**options, "_op": "HASHTABLE"}
     kd, vd = int(o.get("key_dtype", 0)), int(o.get("value_dtype", 0))
     if (kd, vd) not in _PAIRS:
         raise OpError(f"HASHTABLE: key_dtype {_type_name(kd)} and value_dtype {_type_name(vd)} are not "
                       "supported; hash tables map INT64 keys to STRING values or STRING keys to INT64 "
                       "values")
-    return _Attrs(o)
+    return ContextAttrs(o)
 
 
 def _hashtable_infer(ctx: InferCtx) -> list:
     return [((1,), np.dtype(np.int32))]  # RESOURCE handles hold the int32 table id
 
 
-def _hashtable_run(inputs: list, a: _Attrs) -> list[np.ndarray]:
+def _hashtable_run(inputs: list, a: ContextAttrs) -> list[np.ndarray]:
     tid = int(a.options.get("table_id", 0))
     tables = _tables(a, "HASHTABLE")
     if tid not in tables:  # an existing table keeps its types, as LiteRT's CreateIfNotAvailable
@@ -202,7 +187,7 @@ def _import_infer(ctx: InferCtx) -> list:
     return []
 
 
-def _import_run(inputs: list, a: _Attrs) -> list[np.ndarray]:
+def _import_run(inputs: list, a: ContextAttrs) -> list[np.ndarray]:
     table = _table_of(a, inputs[0], "HASHTABLE_IMPORT")
     keys, values = np.asarray(inputs[1]), np.asarray(inputs[2])
     _check_types(table, keys, values, "HASHTABLE_IMPORT", "values")
@@ -233,7 +218,7 @@ def _find_infer(ctx: InferCtx) -> list:
     return [(tuple(ctx.shapes[1]), np.dtype(ctx.dtypes[2]))]
 
 
-def _find_run(inputs: list, a: _Attrs) -> list[np.ndarray]:
+def _find_run(inputs: list, a: ContextAttrs) -> list[np.ndarray]:
     table = _table_of(a, inputs[0], "HASHTABLE_FIND")
     keys, default = np.asarray(inputs[1]), np.asarray(inputs[2])
     _check_types(table, keys, default, "HASHTABLE_FIND", "default values")
@@ -264,27 +249,22 @@ def _size_infer(ctx: InferCtx) -> list:
     return [((1,), np.dtype(np.int64))]
 
 
-def _size_run(inputs: list, a: _Attrs) -> list[np.ndarray]:
+def _size_run(inputs: list, a: ContextAttrs) -> list[np.ndarray]:
     return [np.array([_table_of(a, inputs[0], "HASHTABLE_SIZE").size()], np.int64)]
 
 
-def _def(name: str, infer: Any, run: Any, bind: Any, doc: str, parse: Any = None) -> None:
-    def parse_named(options: dict[str, Any]) -> _Attrs:
-        return _Attrs({**options, "_op": name})
-
-    register(ContextOpDef(name=name, parse=parse or parse_named, infer=infer, reference=run,
-                          attach=_attach, bind=bind, cost=_small_cost, doc=doc))
+def _parse_named(name: str) -> Any:
+    """Options plus the op's name, for the bind hooks' messages."""
+    return lambda options: ContextAttrs({**options, "_op": name})
 
 
-_def("HASHTABLE", _hashtable_infer, _hashtable_run, _bind_arity(0, 1, False),
-     "creates (once per interpreter) the static hash table table_id; outputs its handle",
-     parse=_hashtable_parse)
-_def("HASHTABLE_IMPORT", _import_infer, _import_run, _bind_arity(3, 0, True),
-     "fills a hash table from keys and values, once")
-_def("HASHTABLE_FIND", _find_infer, _find_run, _bind_arity(3, 1, True),
-     "looks keys up in a hash table, with a default value")
-_def("HASHTABLE_SIZE", _size_infer, _size_run, _bind_arity(1, 1, True),
-     "the number of entries in a hash table")
+for _name, _parse, _infer, _run, _bind in (
+        ("HASHTABLE", _hashtable_parse, _hashtable_infer, _hashtable_run, _bind_arity(0, 1, False)),
+        ("HASHTABLE_IMPORT", _parse_named("HASHTABLE_IMPORT"), _import_infer, _import_run, _bind_arity(3, 0, True)),
+        ("HASHTABLE_FIND", _parse_named("HASHTABLE_FIND"), _find_infer, _find_run, _bind_arity(3, 1, True)),
+        ("HASHTABLE_SIZE", _parse_named("HASHTABLE_SIZE"), _size_infer, _size_run, _bind_arity(1, 1, True))):
+    define(_name, parse=_parse, infer=_infer, reference=_run, cost=_small_cost, bind=_bind, opdef=ContextOpDef,
+           attach=attach_context)
 
 
 # ---- HASHTABLE_LOOKUP ----------------------------------------------------------------------------
@@ -344,6 +324,5 @@ def _lookup_run(inputs: list, a: Any) -> list[np.ndarray]:
     return [out, hit.astype(np.uint8)]
 
 
-register(OpDef(name="HASHTABLE_LOOKUP", parse=lambda o: dict(o), infer=_lookup_infer,
-               reference=_lookup_run, cost=_small_cost,
-               doc="rows of values for int32 lookups binary-searched in int32 keys, and hit flags"))
+define("HASHTABLE_LOOKUP", parse=lambda o: dict(o), infer=_lookup_infer, reference=_lookup_run,
+       cost=_small_cost)

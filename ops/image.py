@@ -15,24 +15,9 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from tflite_jit.ops.base import (
-    Cost,
-    InferCtx,
-    OpDef,
-    OpError,
-    PatternKind,
-    ShapeDtype,
-    activation_name,
-    movement_cost,
-    register,
-)
-from tflite_jit.ops.nn import _axis_geometry, _finish, _padding_name
-
-_F32 = np.dtype(np.float32)
-
-
-def _numel(shape: Sequence[int] | None) -> int:
-    return 0 if shape is None else int(np.prod(shape, dtype=np.int64))
+from tflite_jit.ops.base import Cost, InferCtx, OpError, PatternKind, ShapeDtype
+from tflite_jit.ops.common import F32, activation_name, define, float_bytes, movement_cost, numel
+from tflite_jit.ops.nn import add_bias_clamp, axis_geometry, padding_name
 
 
 def _shape(ctx: InferCtx, i: int, rank: int | None, what: str) -> tuple[int, ...]:
@@ -50,6 +35,16 @@ def _dtype(ctx: InferCtx, i: int, want: Any, what: str) -> None:
     if dt != np.dtype(want):
         raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' has type {dt}; this op needs "
                       f"{np.dtype(want)} (quantized variants are not supported here)")
+
+
+def _check_bias(ctx: InferCtx, i: int, channels: int, owner: str) -> None:
+    """The optional bias (input i) is float32 with one element per output channel; `owner` names
+    what has the channels ('the weights have')."""
+    if len(ctx.shapes) > i and ctx.shapes[i] is not None:
+        if numel(ctx.shapes[i]) != channels:
+            raise OpError(f"{ctx.op_name}: bias '{ctx.name(i)}' has {numel(ctx.shapes[i])} "
+                          f"elements but {owner} {channels} output channels; give it shape [{channels}]")
+        _dtype(ctx, i, np.float32, "bias")
 
 
 # ---- RESIZE_BILINEAR / RESIZE_NEAREST_NEIGHBOR ------------------------------------------------
@@ -82,7 +77,7 @@ def _infer_resize(ctx: InferCtx) -> list[ShapeDtype]:
     oh, ow = (int(v) for v in np.asarray(size).reshape(-1))
     if oh < 1 or ow < 1:
         raise OpError(f"{ctx.op_name}: size '{ctx.name(1)}' is [{oh}, {ow}]; both must be >= 1")
-    return [((n, oh, ow, c), _F32)]
+    return [((n, oh, ow, c), F32)]
 
 
 def _scale(in_size: int, out_size: int, align: bool) -> np.float32:
@@ -141,7 +136,7 @@ def _nearest_reference(inputs: Sequence[np.ndarray | None], a: ResizeAttrs) -> l
 
 
 def _resize_cost(ins: list, outs: list, a: Any) -> Cost:
-    return Cost(flops=8.0 * _numel(outs[0]), bytes=4.0 * (_numel(ins[0]) + _numel(outs[0])))
+    return Cost(flops=8.0 * numel(outs[0]), bytes=float_bytes([ins[0], outs[0]]))
 
 
 # ---- TRANSPOSE_CONV ----------------------------------------------------------------------------
@@ -156,7 +151,7 @@ class TransposeConvAttrs:
 
 
 def _parse_tconv(o: dict[str, Any]) -> TransposeConvAttrs:
-    return TransposeConvAttrs(padding=_padding_name(o.get("padding", 0)),
+    return TransposeConvAttrs(padding=padding_name(o.get("padding", 0)),
                               stride_h=int(o.get("stride_h", 0)), stride_w=int(o.get("stride_w", 0)),
                               activation=activation_name(o.get("fused_activation_function", 0)))
 
@@ -179,18 +174,14 @@ def _infer_tconv(ctx: InferCtx) -> list[ShapeDtype]:
     for name, v in (("stride_h", a.stride_h), ("stride_w", a.stride_w)):
         if v < 1:
             raise OpError(f"{ctx.op_name}: option {name} is {v}; it must be >= 1")
-    if len(ctx.shapes) > 3 and ctx.shapes[3] is not None:
-        if _numel(ctx.shapes[3]) != o:
-            raise OpError(f"{ctx.op_name}: bias '{ctx.name(3)}' has {_numel(ctx.shapes[3])} "
-                          f"elements but the weights have {o} output channels; give it shape [{o}]")
-        _dtype(ctx, 3, np.float32, "bias")
+    _check_bias(ctx, 3, o, "the weights have")
     shape = tuple(int(v) for v in np.asarray(ctx.value(0, f"output_shape '{ctx.name(0)}'")).reshape(-1))
     if shape[0] != n or shape[3] != o or min(shape) < 1:
         raise OpError(f"{ctx.op_name}: output_shape '{ctx.name(0)}' is {list(shape)}; it must be "
                       f"[{n}, H, W, {o}] (batch of the input, output channels of the weights, "
                       f"H and W >= 1)")
     _check_tconv_geometry(a, shape, (h, w), (kh, kw), ctx.op_name)
-    return [(shape, _F32)]
+    return [(shape, F32)]
 
 
 def _check_tconv_geometry(a: TransposeConvAttrs, out_shape: Sequence[int], in_hw: Sequence[int],
@@ -198,7 +189,7 @@ def _check_tconv_geometry(a: TransposeConvAttrs, out_shape: Sequence[int], in_hw
     """LiteRT's Prepare: a forward conv over the output must give back the input's size."""
     for axis, o, i, k, s in (("height", out_shape[1], in_hw[0], k_hw[0], a.stride_h),
                              ("width", out_shape[2], in_hw[1], k_hw[1], a.stride_w)):
-        back = _axis_geometry(a.padding, o, k, s, 1).out
+        back = axis_geometry(a.padding, o, k, s, 1).out
         if back != i:
             raise OpError(f"{op}: output_shape {list(out_shape)} does not match the input: a "
                           f"{a.padding} conv with stride {s} and kernel {k} over output {axis} "
@@ -215,8 +206,8 @@ def _tconv_reference(inputs: Sequence[np.ndarray | None], a: TransposeConvAttrs)
     _, oh, ow, _ = out_shape
     _check_tconv_geometry(a, out_shape, (h, w), (kh, kw), "TRANSPOSE_CONV")
     sh, sw = a.stride_h, a.stride_w
-    ph = _axis_geometry(a.padding, oh, kh, sh, 1).pad_before
-    pw = _axis_geometry(a.padding, ow, kw, sw, 1).pad_before
+    ph = axis_geometry(a.padding, oh, kh, sh, 1).pad_before
+    pw = axis_geometry(a.padding, ow, kw, sw, 1).pad_before
     contrib = np.tensordot(x, wt, axes=([3], [3]))  # [N, H, W, O, KH, KW]
     full_h = max((h - 1) * sh + kh, ph + oh)
     full_w = max((w - 1) * sw + kw, pw + ow)
@@ -224,13 +215,12 @@ def _tconv_reference(inputs: Sequence[np.ndarray | None], a: TransposeConvAttrs)
     for i in range(kh):
         for j in range(kw):
             full[:, i:i + (h - 1) * sh + 1:sh, j:j + (w - 1) * sw + 1:sw, :] += contrib[..., i, j]
-    return [_finish(full[:, ph:ph + oh, pw:pw + ow, :], bias, a.activation)]
+    return [add_bias_clamp(full[:, ph:ph + oh, pw:pw + ow, :], bias, a.activation)]
 
 
 def _tconv_cost(ins: list, outs: list, a: Any) -> Cost:
     o, kh, kw, i = ins[1]
-    return Cost(flops=2.0 * _numel(ins[2]) * o * kh * kw,
-                bytes=4.0 * sum(_numel(s) for s in list(ins) + list(outs) if s is not None))
+    return Cost(flops=2.0 * numel(ins[2]) * o * kh * kw, bytes=float_bytes([*ins, *outs]))
 
 
 # ---- CONV_3D -----------------------------------------------------------------------------------
@@ -239,14 +229,14 @@ def _tconv_cost(ins: list, outs: list, a: Any) -> Cost:
 @dataclass(frozen=True)
 class Conv3DAttrs:
     padding: str
-    stride: tuple[int, int, int]
+    stride: tuple[int, int, int]  # d, h, w
     dilation: tuple[int, int, int]
     activation: str
 
 
-def _parse_conv3d(o: dict[str, Any]) -> Conv3DAttrs:
+def parse_conv3d(o: dict[str, Any]) -> Conv3DAttrs:
     return Conv3DAttrs(
-        padding=_padding_name(o.get("padding", 0)),
+        padding=padding_name(o.get("padding", 0)),
         stride=(int(o.get("stride_d", 0)), int(o.get("stride_h", 0)), int(o.get("stride_w", 0))),
         dilation=(int(o.get("dilation_d_factor", 1)), int(o.get("dilation_h_factor", 1)),
                   int(o.get("dilation_w_factor", 1))),
@@ -269,21 +259,17 @@ def _infer_conv3d(ctx: InferCtx) -> list[ShapeDtype]:
                         "dilation_h_factor", "dilation_w_factor"), a.stride + a.dilation):
         if v < 1:
             raise OpError(f"{ctx.op_name}: option {name} is {v}; it must be >= 1")
-    if len(ctx.shapes) > 2 and ctx.shapes[2] is not None:
-        if _numel(ctx.shapes[2]) != co:
-            raise OpError(f"{ctx.op_name}: bias '{ctx.name(2)}' has {_numel(ctx.shapes[2])} "
-                          f"elements but the filter has {co} output channels; give it shape [{co}]")
-        _dtype(ctx, 2, np.float32, "bias")
+    _check_bias(ctx, 2, co, "the filter has")
     outs = []
     for axis, i, k, s, dl in zip(("depth", "height", "width"), (d, h, w), (kd, kh, kw), a.stride,
                                  a.dilation):
-        g = _axis_geometry(a.padding, i, k, s, dl)
+        g = axis_geometry(a.padding, i, k, s, dl)
         if g.out < 1:
             raise OpError(f"{ctx.op_name}: the (dilated) filter {axis} {(k - 1) * dl + 1} does not "
                           f"fit the input {axis} {i} of '{ctx.name(0)}' with VALID padding; use "
                           f"SAME padding or a smaller filter")
         outs.append(g.out)
-    return [((n, *outs, co), _F32)]
+    return [((n, *outs, co), F32)]
 
 
 def _conv3d_reference(inputs: Sequence[np.ndarray | None], a: Conv3DAttrs) -> list[np.ndarray]:
@@ -292,7 +278,7 @@ def _conv3d_reference(inputs: Sequence[np.ndarray | None], a: Conv3DAttrs) -> li
     bias = inputs[2] if len(inputs) > 2 else None
     n, c = x.shape[0], x.shape[4]
     ks = f.shape[:3]
-    geo = [_axis_geometry(a.padding, x.shape[1 + i], ks[i], a.stride[i], a.dilation[i])
+    geo = [axis_geometry(a.padding, x.shape[1 + i], ks[i], a.stride[i], a.dilation[i])
            for i in range(3)]
     pads = [(0, 0)]
     for i, g in enumerate(geo):
@@ -306,19 +292,18 @@ def _conv3d_reference(inputs: Sequence[np.ndarray | None], a: Conv3DAttrs) -> li
                               *(st[1 + i] * a.dilation[i] for i in range(3)), st[4]),
                      writeable=False)
     acc = np.tensordot(win, f, axes=([4, 5, 6, 7], [0, 1, 2, 3]))
-    return [_finish(acc, bias, a.activation)]
+    return [add_bias_clamp(acc, bias, a.activation)]
 
 
 def _conv3d_cost(ins: list, outs: list, a: Any) -> Cost:
     kd, kh, kw, ci, _ = ins[1]
-    return Cost(flops=2.0 * _numel(outs[0]) * kd * kh * kw * ci,
-                bytes=4.0 * sum(_numel(s) for s in list(ins) + list(outs) if s is not None))
+    return Cost(flops=2.0 * numel(outs[0]) * kd * kh * kw * ci, bytes=float_bytes([*ins, *outs]))
 
 
 # ---- EMBEDDING_LOOKUP --------------------------------------------------------------------------
 
 
-def _infer_embedding(ctx: InferCtx) -> list[ShapeDtype]:
+def infer_embedding(ctx: InferCtx) -> list[ShapeDtype]:
     (k,) = _shape(ctx, 0, 1, "ids")
     _dtype(ctx, 0, np.int32, "ids")
     table = _shape(ctx, 1, None, "table")
@@ -327,11 +312,12 @@ def _infer_embedding(ctx: InferCtx) -> list[ShapeDtype]:
                       f"got shape {list(table)}")
     _dtype(ctx, 1, np.float32, "table")
     if ctx.values[0] is not None:
-        _check_ids(np.asarray(ctx.values[0]), table[0], ctx.op_name)
-    return [((k, *table[1:]), _F32)]
+        check_ids(np.asarray(ctx.values[0]), table[0], ctx.op_name)
+    return [((k, *table[1:]), F32)]
 
 
-def _check_ids(ids: np.ndarray, rows: int, op: str) -> None:
+def check_ids(ids: np.ndarray, rows: int, op: str) -> None:
+    """Every id indexes a row of a table of `rows` rows."""
     bad = (ids < 0) | (ids >= rows)
     if bad.any():
         # LiteRT fails Invoke with "Embedding Lookup: index out of bounds" here.
@@ -341,30 +327,21 @@ def _check_ids(ids: np.ndarray, rows: int, op: str) -> None:
 
 def _embedding_reference(inputs: Sequence[np.ndarray | None], a: Any) -> list[np.ndarray]:
     ids, table = np.asarray(inputs[0]).reshape(-1), np.asarray(inputs[1])
-    _check_ids(ids, table.shape[0], "EMBEDDING_LOOKUP")
+    check_ids(ids, table.shape[0], "EMBEDDING_LOOKUP")
     return [np.ascontiguousarray(table[ids.astype(np.int64)])]
-
-
-def _no_attrs(o: dict[str, Any]) -> None:
-    return None
 
 
 # ---- registration ------------------------------------------------------------------------------
 
-RESIZE_BILINEAR = register(OpDef(
-    "RESIZE_BILINEAR", _parse_resize, _infer_resize, _bilinear_reference, PatternKind.INJECTIVE,
-    _resize_cost, shape_inputs=(1,), doc="NHWC bilinear resize to size (input 1)"))
-RESIZE_NEAREST_NEIGHBOR = register(OpDef(
-    "RESIZE_NEAREST_NEIGHBOR", _parse_resize, _infer_resize, _nearest_reference,
-    PatternKind.INJECTIVE, movement_cost, shape_inputs=(1,),
-    doc="NHWC nearest-neighbour resize to size (input 1)"))
-TRANSPOSE_CONV = register(OpDef(
-    "TRANSPOSE_CONV", _parse_tconv, _infer_tconv, _tconv_reference, PatternKind.OUT_ELEMWISE_FUSABLE,
-    _tconv_cost, shape_inputs=(0,),
-    doc="transposed conv: output_shape, weights [O, KH, KW, I], input, optional bias"))
-CONV_3D = register(OpDef(
-    "CONV_3D", _parse_conv3d, _infer_conv3d, _conv3d_reference, PatternKind.OUT_ELEMWISE_FUSABLE,
-    _conv3d_cost, doc="NDHWC conv, filter [KD, KH, KW, I, O], optional bias [O]"))
-EMBEDDING_LOOKUP = register(OpDef(
-    "EMBEDDING_LOOKUP", _no_attrs, _infer_embedding, _embedding_reference, PatternKind.INJECTIVE,
-    movement_cost, doc="rows of a float table (input 1) gathered by int32 ids (input 0)"))
+RESIZE_BILINEAR = define("RESIZE_BILINEAR", parse=_parse_resize, infer=_infer_resize,
+                         reference=_bilinear_reference, kind=PatternKind.INJECTIVE, cost=_resize_cost,
+                         shape_inputs=(1,))
+RESIZE_NEAREST_NEIGHBOR = define("RESIZE_NEAREST_NEIGHBOR", parse=_parse_resize, infer=_infer_resize,
+                                 reference=_nearest_reference, kind=PatternKind.INJECTIVE, cost=movement_cost,
+                                 shape_inputs=(1,))
+TRANSPOSE_CONV = define("TRANSPOSE_CONV", parse=_parse_tconv, infer=_infer_tconv, reference=_tconv_reference,
+                        kind=PatternKind.OUT_ELEMWISE_FUSABLE, cost=_tconv_cost, shape_inputs=(0,))
+CONV_3D = define("CONV_3D", parse=parse_conv3d, infer=_infer_conv3d, reference=_conv3d_reference,
+                 kind=PatternKind.OUT_ELEMWISE_FUSABLE, cost=_conv3d_cost)
+EMBEDDING_LOOKUP = define("EMBEDDING_LOOKUP", infer=infer_embedding, reference=_embedding_reference,
+                          kind=PatternKind.INJECTIVE, cost=movement_cost)

@@ -25,30 +25,29 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ops.base import InferCtx, OpError, PatternKind
-from tflite_jit.ops.reduce import ReduceAttrs, _parse_reducer, _reduced_shape, resolve_axes
-from tflite_jit.ops.shape import (
+from tflite_jit.ops.common import (
+    BOOL,
+    F32,
     I32,
     I64,
     INDEX_TYPES,
-    _contig,
-    _ctx_from_arrays,
-    _define,
-    _int_values,
-    _need,
-    _norm_axis,
-    _parse_none,
-    _same_dtype_out,
+    contig,
+    ctx_from_arrays,
+    define,
+    int_values,
+    movement_cost,
+    need,
+    norm_axis,
+    same_dtype_out,
 )
-
-BOOL = np.dtype(np.bool_)
-F32 = np.dtype(np.float32)
+from tflite_jit.ops.reduce import ReduceAttrs, parse_reducer, reduced_shape, resolve_axes
 
 
 def _scalar_int(ctx: InferCtx, i: int, what: str, types=(I32,)) -> int:
     if int(np.prod(ctx.shapes[i], dtype=np.int64)) != 1:
         raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' must hold exactly one value, got shape "
                       f"{list(ctx.shapes[i])}")
-    return int(_int_values(ctx, i, what, types).reshape(-1)[0])
+    return int(int_values(ctx, i, what, types).reshape(-1)[0])
 
 
 def _check_index_type(ctx: InferCtx, i: int, what: str, types=INDEX_TYPES) -> None:
@@ -61,7 +60,7 @@ def _check_index_type(ctx: InferCtx, i: int, what: str, types=INDEX_TYPES) -> No
 # ---- GATHER_ND -----------------------------------------------------------------------------------
 
 def _gather_nd_infer(ctx: InferCtx) -> list:
-    _need(ctx, 2, " (params, indices)")
+    need(ctx, 2, " (params, indices)")
     _check_index_type(ctx, 1, "indices", (np.dtype(np.int16), I32, I64))
     ps, ids = tuple(ctx.shapes[0]), tuple(ctx.shapes[1])
     if len(ps) == 0:
@@ -75,7 +74,7 @@ def _gather_nd_infer(ctx: InferCtx) -> list:
     if k > len(ps):
         raise OpError(f"GATHER_ND: the last dimension of indices '{ctx.name(1)}' ({k}) exceeds the "
                       f"rank of params '{ctx.name(0)}' ({len(ps)})")
-    return _same_dtype_out(ctx, ids[:-1] + ps[k:])
+    return same_dtype_out(ctx, ids[:-1] + ps[k:])
 
 
 def _check_bounds(op: str, idx: np.ndarray, dims: tuple[int, ...], what: str) -> None:
@@ -87,21 +86,22 @@ def _check_bounds(op: str, idx: np.ndarray, dims: tuple[int, ...], what: str) ->
 
 
 def _gather_nd_ref(inputs, attrs) -> list:
-    ((out, _),) = _gather_nd_infer(_ctx_from_arrays("GATHER_ND", attrs, inputs))
+    ((out, _),) = _gather_nd_infer(ctx_from_arrays("GATHER_ND", attrs, inputs))
     params, idx = np.asarray(inputs[0]), np.asarray(inputs[1]).astype(np.int64)
     k = idx.shape[-1]
     flat = idx.reshape(-1, k)
     _check_bounds("GATHER_ND", flat, params.shape[:k], "the indices")
-    return [_contig(params[tuple(flat.T)]).reshape(out)]
+    return [contig(params[tuple(flat.T)]).reshape(out)]
 
 
-_define("GATHER_ND", _parse_none, _gather_nd_infer, _gather_nd_ref, doc="GATHER_ND (params, indices)")
+define("GATHER_ND", infer=_gather_nd_infer, reference=_gather_nd_ref, kind=PatternKind.INJECTIVE,
+       cost=movement_cost)
 
 
 # ---- SCATTER_ND ----------------------------------------------------------------------------------
 
 def _scatter_nd_infer(ctx: InferCtx) -> list:
-    _need(ctx, 3, " (indices, updates, shape)")
+    need(ctx, 3, " (indices, updates, shape)")
     # int32 only: "Indices of type 'INT64' are not supported by scatter_nd"
     _check_index_type(ctx, 0, "indices", (I32,))
     _check_index_type(ctx, 2, "shape", (I32,))
@@ -112,7 +112,7 @@ def _scatter_nd_infer(ctx: InferCtx) -> list:
         raise OpError(f"SCATTER_ND: shape '{ctx.name(2)}' must be 1-D, got {list(ctx.shapes[2])}")
     if len(ids) == 0 or len(ups) == 0:
         raise OpError(f"SCATTER_ND: indices '{ctx.name(0)}' and updates '{ctx.name(1)}' must have rank >= 1")
-    out = tuple(int(v) for v in _int_values(ctx, 2, "shape").reshape(-1))
+    out = tuple(int(v) for v in int_values(ctx, 2, "shape").reshape(-1))
     if any(d < 0 for d in out):
         raise OpError(f"SCATTER_ND: shape {list(out)} has a negative dimension")
     k = ids[-1]
@@ -126,7 +126,7 @@ def _scatter_nd_infer(ctx: InferCtx) -> list:
 
 
 def _scatter_nd_ref(inputs, attrs) -> list:
-    ((out, dt),) = _scatter_nd_infer(_ctx_from_arrays("SCATTER_ND", attrs, inputs))
+    ((out, dt),) = _scatter_nd_infer(ctx_from_arrays("SCATTER_ND", attrs, inputs))
     idx, upd = np.asarray(inputs[0]).astype(np.int64), np.asarray(inputs[1])
     k = idx.shape[-1]
     flat = idx.reshape(-1, k)
@@ -136,8 +136,8 @@ def _scatter_nd_ref(inputs, attrs) -> list:
     return [res]
 
 
-_define("SCATTER_ND", _parse_none, _scatter_nd_infer, _scatter_nd_ref, kind=PatternKind.OPAQUE,
-        shape_inputs=(2,), doc="SCATTER_ND (indices, updates, shape): repeated indices add")
+define("SCATTER_ND", infer=_scatter_nd_infer, reference=_scatter_nd_ref, cost=movement_cost,
+       shape_inputs=(2,))
 
 
 # ---- ONE_HOT -------------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def _parse_one_hot(options: dict[str, Any]) -> OneHotAttrs:
 
 
 def _one_hot_plan(ctx: InferCtx) -> tuple[int, int]:
-    _need(ctx, 4, " (indices, depth, on_value, off_value)")
+    need(ctx, 4, " (indices, depth, on_value, off_value)")
     _check_index_type(ctx, 0, "indices")
     if np.dtype(ctx.dtypes[2]) != np.dtype(ctx.dtypes[3]):
         raise OpError(f"ONE_HOT: on_value '{ctx.name(2)}' and off_value '{ctx.name(3)}' must have the same type")
@@ -181,7 +181,7 @@ def _one_hot_infer(ctx: InferCtx) -> list:
 
 
 def _one_hot_ref(inputs, attrs) -> list:
-    axis, depth = _one_hot_plan(_ctx_from_arrays("ONE_HOT", attrs, inputs))
+    axis, depth = _one_hot_plan(ctx_from_arrays("ONE_HOT", attrs, inputs))
     idx = np.asarray(inputs[0]).astype(np.int64)
     on, off = np.asarray(inputs[2]), np.asarray(inputs[3])
     pos = np.arange(depth, dtype=np.int64).reshape((depth,) + (1,) * (idx.ndim - axis))
@@ -189,8 +189,8 @@ def _one_hot_ref(inputs, attrs) -> list:
     return [np.where(hit, on, off).astype(on.dtype)]
 
 
-_define("ONE_HOT", _parse_one_hot, _one_hot_infer, _one_hot_ref, shape_inputs=(1,),
-        doc="ONE_HOT (indices, depth, on_value, off_value; axis)")
+define("ONE_HOT", parse=_parse_one_hot, infer=_one_hot_infer, reference=_one_hot_ref,
+       kind=PatternKind.INJECTIVE, cost=movement_cost, shape_inputs=(1,))
 
 
 # ---- CUMSUM --------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ _CUMSUM_TYPES = (F32, I32, I64)
 
 
 def _cumsum_infer(ctx: InferCtx) -> list:
-    _need(ctx, 2, " (input, axis)")
+    need(ctx, 2, " (input, axis)")
     dt = np.dtype(ctx.dtypes[0])
     if dt not in _CUMSUM_TYPES:
         raise OpError(f"CUMSUM: input '{ctx.name(0)}' has type {dt.name}; supported: float32, int32, int64")
@@ -217,15 +217,15 @@ def _cumsum_infer(ctx: InferCtx) -> list:
     if int(np.prod(ctx.shapes[1], dtype=np.int64)) != 1:
         raise OpError(f"CUMSUM: axis '{ctx.name(1)}' must be a scalar, got {list(ctx.shapes[1])}")
     if ctx.values[1] is not None:
-        _norm_axis(_scalar_int(ctx, 1, "axis"), len(ctx.shapes[0]), "CUMSUM")
-    return _same_dtype_out(ctx, ctx.shapes[0])
+        norm_axis(_scalar_int(ctx, 1, "axis"), len(ctx.shapes[0]), "CUMSUM")
+    return same_dtype_out(ctx, ctx.shapes[0])
 
 
 def _cumsum_ref(inputs, a: CumsumAttrs) -> list:
-    ctx = _ctx_from_arrays("CUMSUM", a, inputs)
+    ctx = ctx_from_arrays("CUMSUM", a, inputs)
     _cumsum_infer(ctx)
     x = np.asarray(inputs[0])
-    axis = _norm_axis(_scalar_int(ctx, 1, "axis"), x.ndim, "CUMSUM")
+    axis = norm_axis(_scalar_int(ctx, 1, "axis"), x.ndim, "CUMSUM")
     if a.reverse:
         x = np.flip(x, axis)
     y = np.cumsum(x, axis=axis, dtype=x.dtype)
@@ -233,28 +233,28 @@ def _cumsum_ref(inputs, a: CumsumAttrs) -> list:
         y = y - x
     if a.reverse:
         y = np.flip(y, axis)
-    return [_contig(y)]
+    return [contig(y)]
 
 
-_define("CUMSUM", _parse_cumsum, _cumsum_infer, _cumsum_ref, kind=PatternKind.OPAQUE,
-        doc="CUMSUM (axis: input 1; exclusive, reverse)")
+define("CUMSUM", parse=_parse_cumsum, infer=_cumsum_infer, reference=_cumsum_ref, cost=movement_cost,
+       shape_inputs=(1,))
 
 
 # ---- REDUCE_ANY / REDUCE_ALL ---------------------------------------------------------------------
 
 def _bool_reduce_infer(ctx: InferCtx) -> list:
-    _need(ctx, 2, " (input, axis)")
+    need(ctx, 2, " (input, axis)")
     if np.dtype(ctx.dtypes[0]) != BOOL:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' must be bool, got {np.dtype(ctx.dtypes[0]).name}")
     _check_index_type(ctx, 1, "axis", (I32,))
     shape = tuple(ctx.shapes[0])
     axes = resolve_axes(ctx.value(1, "axis"), len(shape), ctx.op_name, ctx.name(0))
-    return [(_reduced_shape(shape, axes, ctx.attrs.keep_dims), BOOL)]
+    return [(reduced_shape(shape, axes, ctx.attrs.keep_dims), BOOL)]
 
 
 def _bool_reducer(name: str, fn):
     def ref(inputs, a: ReduceAttrs) -> list:
-        ((out, _),) = _bool_reduce_infer(_ctx_from_arrays(name, a, inputs))
+        ((out, _),) = _bool_reduce_infer(ctx_from_arrays(name, a, inputs))
         x = np.asarray(inputs[0])
         axes = resolve_axes(inputs[1], x.ndim, name)
         return [np.ascontiguousarray(fn(x, axis=axes)).reshape(out)]
@@ -263,8 +263,8 @@ def _bool_reducer(name: str, fn):
 
 
 for _name, _fn in (("REDUCE_ANY", np.any), ("REDUCE_ALL", np.all)):
-    _define(_name, _parse_reducer, _bool_reduce_infer, _bool_reducer(_name, _fn), kind=PatternKind.REDUCTION,
-            shape_inputs=(1,), doc=f"logical {_fn.__name__} over the axes in input 1 (bool)")
+    define(_name, parse=parse_reducer, infer=_bool_reduce_infer, reference=_bool_reducer(_name, _fn),
+           kind=PatternKind.REDUCTION, cost=movement_cost, shape_inputs=(1,))
 
 
 # ---- ARG_MAX / ARG_MIN ---------------------------------------------------------------------------
@@ -283,7 +283,7 @@ _ARG_TYPES = tuple(np.dtype(t) for t in (np.float32, np.int32, np.int8, np.uint8
 
 
 def _arg_plan(ctx: InferCtx) -> tuple[int, np.dtype]:
-    _need(ctx, 2, " (input, axis)")
+    need(ctx, 2, " (input, axis)")
     dt = np.dtype(ctx.dtypes[0])
     if dt not in _ARG_TYPES:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' has type {dt.name}; supported: "
@@ -294,7 +294,7 @@ def _arg_plan(ctx: InferCtx) -> tuple[int, np.dtype]:
                       "or INT64 (4)")
     if len(ctx.shapes[0]) == 0:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' must have rank >= 1")
-    axis = _norm_axis(_scalar_int(ctx, 1, "axis", INDEX_TYPES), len(ctx.shapes[0]), ctx.op_name)
+    axis = norm_axis(_scalar_int(ctx, 1, "axis", INDEX_TYPES), len(ctx.shapes[0]), ctx.op_name)
     return axis, out
 
 
@@ -306,17 +306,17 @@ def _arg_infer(ctx: InferCtx) -> list:
 
 def _arg_ref_for(name: str, fn):
     def ref(inputs, a: ArgAttrs) -> list:
-        axis, out = _arg_plan(_ctx_from_arrays(name, a, inputs))
+        axis, out = _arg_plan(ctx_from_arrays(name, a, inputs))
         x = np.asarray(inputs[0])
         return [np.array(fn(x, axis=axis), dtype=out)]
 
     return ref
 
 
-_define("ARG_MAX", _parse_arg, _arg_infer, _arg_ref_for("ARG_MAX", np.argmax), kind=PatternKind.REDUCTION,
-        shape_inputs=(1,), doc="ARG_MAX (axis: input 1; output_type); ties: first index")
-_define("ARG_MIN", _parse_arg, _arg_infer, _arg_ref_for("ARG_MIN", np.argmin), kind=PatternKind.REDUCTION,
-        shape_inputs=(1,), doc="ARG_MIN (axis: input 1; output_type); ties: first index")
+define("ARG_MAX", parse=_parse_arg, infer=_arg_infer, reference=_arg_ref_for("ARG_MAX", np.argmax),
+       kind=PatternKind.REDUCTION, cost=movement_cost, shape_inputs=(1,))
+define("ARG_MIN", parse=_parse_arg, infer=_arg_infer, reference=_arg_ref_for("ARG_MIN", np.argmin),
+       kind=PatternKind.REDUCTION, cost=movement_cost, shape_inputs=(1,))
 
 
 # ---- WHERE ---------------------------------------------------------------------------------------
@@ -331,11 +331,10 @@ def _where_infer(ctx: InferCtx) -> list:
 
 def _where_ref(inputs, attrs) -> list:
     x = np.asarray(inputs[0])
-    return [_contig(np.argwhere(x).astype(np.int64)).reshape(int(np.count_nonzero(x)), x.ndim)]
+    return [contig(np.argwhere(x).astype(np.int64)).reshape(int(np.count_nonzero(x)), x.ndim)]
 
 
-_define("WHERE", _parse_none, _where_infer, _where_ref, kind=PatternKind.OPAQUE, shape_inputs=(0,),
-        doc="WHERE (1 input): int64 coordinates of the true / non-zero elements")
+define("WHERE", infer=_where_infer, reference=_where_ref, cost=movement_cost)
 
 
 # ---- TOPK_V2 -------------------------------------------------------------------------------------
@@ -344,7 +343,7 @@ _TOPK_TYPES = tuple(np.dtype(t) for t in (np.float32, np.int32, np.int64, np.int
 
 
 def _topk_plan(ctx: InferCtx) -> int:
-    _need(ctx, 2, " (input, k)")
+    need(ctx, 2, " (input, k)")
     dt = np.dtype(ctx.dtypes[0])
     if dt not in _TOPK_TYPES:
         raise OpError(f"TOPK_V2: input '{ctx.name(0)}' has type {dt.name}; supported: "
@@ -366,12 +365,11 @@ def _topk_infer(ctx: InferCtx) -> list:
 
 
 def _topk_ref(inputs, attrs) -> list:
-    k = _topk_plan(_ctx_from_arrays("TOPK_V2", attrs, inputs))
+    k = _topk_plan(ctx_from_arrays("TOPK_V2", attrs, inputs))
     x = np.asarray(inputs[0])
     key = x.astype(np.float64) if x.dtype.kind == "f" else x.astype(np.int64)
     order = np.argsort(-key, axis=-1, kind="stable")[..., :k]  # stable: ties keep the lower index
-    return [_contig(np.take_along_axis(x, order, axis=-1)), _contig(order.astype(np.int32))]
+    return [contig(np.take_along_axis(x, order, axis=-1)), contig(order.astype(np.int32))]
 
 
-_define("TOPK_V2", _parse_none, _topk_infer, _topk_ref, kind=PatternKind.OPAQUE, shape_inputs=(1,),
-        doc="TOPK_V2 (k: input 1): values and int32 indices, descending; ties: lower index")
+define("TOPK_V2", infer=_topk_infer, reference=_topk_ref, cost=movement_cost, shape_inputs=(1,))

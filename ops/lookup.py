@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit.ops.base import Cost, InferCtx, OpDef, OpError, PatternKind, ShapeDtype, register
+from tflite_jit.ops.base import Cost, InferCtx, OpError, ShapeDtype
+from tflite_jit.ops.common import F32, I32, define
 
-_F32 = np.dtype(np.float32)
-_I32 = np.dtype(np.int32)
 _COMBINERS = {0: "SUM", 1: "MEAN", 2: "SQRTN"}
 
 
@@ -69,15 +68,15 @@ def _els_infer(ctx: InferCtx) -> list[ShapeDtype]:
     ds = _shape(ctx, 2, "dense_shape")
     w = _shape(ctx, 3, "weights")
     v = _shape(ctx, 4, "value")
-    for i, what, shp, rank, dt in ((0, "ids", ids, 1, _I32), (1, "indices", idx, 2, _I32),
-                                   (2, "dense_shape", ds, 1, _I32), (3, "weights", w, 1, _F32)):
+    for i, what, shp, rank, dt in ((0, "ids", ids, 1, I32), (1, "indices", idx, 2, I32),
+                                   (2, "dense_shape", ds, 1, I32), (3, "weights", w, 1, F32)):
         if len(shp) != rank:
             raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' must be {rank}-D, got shape {list(shp)}")
         _check_type(ctx, i, what, dt)
     if len(v) < 2:
         raise OpError(f"{ctx.op_name}: value '{ctx.name(4)}' must be at least 2-D [rows, embedding...], got "
                       f"{list(v)}")
-    _check_type(ctx, 4, "value", _F32)
+    _check_type(ctx, 4, "value", F32)
     if not idx[0] == ids[0] == w[0]:
         raise OpError(f"{ctx.op_name}: ids ({ids[0]}), indices ({idx[0]} rows) and weights ({w[0]}) must have "
                       "one entry per lookup")
@@ -86,7 +85,7 @@ def _els_infer(ctx: InferCtx) -> list[ShapeDtype]:
     if ds[0] != idx[1]:
         raise OpError(f"{ctx.op_name}: dense_shape '{ctx.name(2)}' has {ds[0]} values but indices have "
                       f"{idx[1]} columns; they must agree")
-    return [(_out_shape(ctx.op_name, ctx.value(2, "dense_shape"), idx[1], v), _F32)]
+    return [(_out_shape(ctx.op_name, ctx.value(2, "dense_shape"), idx[1], v), F32)]
 
 
 def _els_reference(inputs: Sequence[np.ndarray | None], a: SparseLookupAttrs) -> list[np.ndarray]:
@@ -134,8 +133,8 @@ def _els_cost(ins: list, outs: list, a: SparseLookupAttrs) -> Cost:
     return Cost(flops=2.0 * n * row, bytes=4.0 * (n * row + int(np.prod(outs[0]))))
 
 
-register(OpDef("EMBEDDING_LOOKUP_SPARSE", _parse_els, _els_infer, _els_reference, PatternKind.OPAQUE, _els_cost,
-               shape_inputs=(2,), doc="weighted sparse embedding lookup, combiner SUM/MEAN/SQRTN"))
+define("EMBEDDING_LOOKUP_SPARSE", parse=_parse_els, infer=_els_infer, reference=_els_reference,
+       cost=_els_cost, shape_inputs=(2,))
 
 
 # ---- LSH_PROJECTION ------------------------------------------------------------------------------
@@ -308,7 +307,7 @@ def _lsh_infer(ctx: InferCtx) -> list[ShapeDtype]:
     x = _shape(ctx, 1, "input")
     if len(h) != 2:
         raise OpError(f"{ctx.op_name}: hash '{ctx.name(0)}' must be 2-D [num_hash, num_bits], got {list(h)}")
-    _check_type(ctx, 0, "hash", _F32)
+    _check_type(ctx, 0, "hash", F32)
     if h[1] > 32:
         raise OpError(f"{ctx.op_name}: hash '{ctx.name(0)}' has {h[1]} bits per row; at most 32 fit an int32")
     if len(x) < 1:
@@ -322,9 +321,9 @@ def _lsh_infer(ctx: InferCtx) -> list[ShapeDtype]:
         if len(wt) != 1 or wt[0] != x[0]:
             raise OpError(f"{ctx.op_name}: weight '{ctx.name(2)}' must be 1-D with one value per input item "
                           f"({x[0]}), got {list(wt)}")
-        _check_type(ctx, 2, "weight", _F32)
+        _check_type(ctx, 2, "weight", F32)
     n = h[0] if a.type == "SPARSE" else h[0] * h[1]
-    return [((n,), _I32)]
+    return [((n,), I32)]
 
 
 def _lsh_reference(inputs: Sequence[np.ndarray | None], a: LshAttrs) -> list[np.ndarray]:
@@ -362,5 +361,4 @@ def _lsh_cost(ins: list, outs: list, a: LshAttrs) -> Cost:
     return Cost(flops=20.0 * n, bytes=4.0 * n)
 
 
-register(OpDef("LSH_PROJECTION", _parse_lsh, _lsh_infer, _lsh_reference, PatternKind.OPAQUE, _lsh_cost,
-               doc="locality-sensitive hashing with FarmHash Fingerprint64, SPARSE or DENSE"))
+define("LSH_PROJECTION", parse=_parse_lsh, infer=_lsh_infer, reference=_lsh_reference, cost=_lsh_cost)

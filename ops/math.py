@@ -59,36 +59,24 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ops import expr as E
-from tflite_jit.ops.base import (
-    Cost,
-    InferCtx,
-    OpDef,
-    OpError,
-    PatternKind,
-    ShapeDtype,
+from tflite_jit.ops.base import Cost, InferCtx, OpError, PatternKind, ShapeDtype
+from tflite_jit.ops.common import (
+    BOOL,
+    F32,
+    I8,
+    I16,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    define,
     elementwise_cost,
-    register,
+    type_names,
 )
-from tflite_jit.ops.elementwise import _binary_infer, _check_input, _dtype_names, _unary_infer
-
-F32 = np.dtype(np.float32)
-I32 = np.dtype(np.int32)
-I64 = np.dtype(np.int64)
-I16 = np.dtype(np.int16)
-I8 = np.dtype(np.int8)
-U8 = np.dtype(np.uint8)
-BOOL = np.dtype(np.bool_)
+from tflite_jit.ops.elementwise import binary_infer, check_input, unary_infer
 
 X0, X1 = E.Var(0), E.Var(1)
-
-
-@dataclass(frozen=True)
-class NoAttrs:
-    pass
-
-
-def _parse_none(options: dict[str, Any]) -> NoAttrs:
-    return NoAttrs()
 
 
 # ---- elementwise ops with an expression ----------------------------------------------------------
@@ -145,11 +133,11 @@ def _cost(flops: float):
 
 
 for _n, (_dts, _fn, _fl) in _UNARY.items():
-    register(OpDef(_n, _parse_none, _unary_infer(_dts), _reference(_n, _fn), PatternKind.ELEMWISE,
-                   _cost(_fl), expr=_fn, doc=f"{_n} (types {_dtype_names(_dts)})"))
+    define(_n, infer=unary_infer(_dts), reference=_reference(_n, _fn), kind=PatternKind.ELEMWISE,
+           cost=_cost(_fl), expr=_fn)
 for _n, (_dts, _fn, _fl) in _BINARY.items():
-    register(OpDef(_n, _parse_none, _binary_infer(_dts), _reference(_n, _fn), PatternKind.BROADCAST,
-                   _cost(_fl), expr=_fn, doc=f"{_n} (broadcasting; types {_dtype_names(_dts)})"))
+    define(_n, infer=binary_infer(_dts), reference=_reference(_n, _fn), kind=PatternKind.BROADCAST,
+           cost=_cost(_fl), expr=_fn)
 
 
 # ---- POW -----------------------------------------------------------------------------------------
@@ -181,9 +169,8 @@ def _pow_reference(inputs: Sequence[np.ndarray | None], attrs: PowAttrs) -> list
     return [E.evaluate_numpy(_pow_expr(PowAttrs(_pow_wraps(a.shape, b.shape))), [a, b], dtype=a.dtype)]
 
 
-register(OpDef("POW", lambda o: PowAttrs(), _binary_infer((F32, I32)), _pow_reference,
-               PatternKind.BROADCAST, _cost(10), expr=_pow_expr, bind=_pow_bind,
-               doc="POW (broadcasting; types float32, int32; integer exponents must be >= 0)"))
+define("POW", parse=lambda o: PowAttrs(), infer=binary_infer((F32, I32)), reference=_pow_reference,
+       kind=PatternKind.BROADCAST, cost=_cost(10), expr=_pow_expr, bind=_pow_bind)
 
 
 # ---- ADD_N ---------------------------------------------------------------------------------------
@@ -201,7 +188,7 @@ def _addn_infer(ctx: InferCtx) -> list[ShapeDtype]:
     if len(ctx.shapes) < 2:
         raise OpError(f"ADD_N: needs at least 2 inputs, got {len(ctx.shapes)}")
     for i in range(len(ctx.shapes)):
-        _check_input(ctx, i, (F32, I32))
+        check_input(ctx, i, (F32, I32))
     d0, s0 = np.dtype(ctx.dtypes[0]), tuple(ctx.shapes[0])
     for i in range(1, len(ctx.shapes)):
         if np.dtype(ctx.dtypes[i]) != d0:
@@ -225,10 +212,9 @@ def _addn_reference(inputs: Sequence[np.ndarray | None], attrs: AddNAttrs) -> li
     return [E.evaluate_numpy(_addn_expr(AddNAttrs(len(arrays))), arrays, dtype=arrays[0].dtype)]
 
 
-register(OpDef("ADD_N", lambda o: AddNAttrs(), _addn_infer, _addn_reference, PatternKind.ELEMWISE,
-               lambda ins, outs, a: elementwise_cost(ins, outs, a, flops_per=max(1, len(ins) - 1)),
-               expr=_addn_expr, bind=_addn_bind,
-               doc="sum of >= 2 same-shape inputs (float32, int32)"))
+define("ADD_N", parse=lambda o: AddNAttrs(), infer=_addn_infer, reference=_addn_reference,
+       kind=PatternKind.ELEMWISE, expr=_addn_expr, bind=_addn_bind,
+       cost=lambda ins, outs, a: elementwise_cost(ins, outs, a, flops_per=max(1, len(ins) - 1)))
 
 
 # ---- CAST ----------------------------------------------------------------------------------------
@@ -264,11 +250,11 @@ def _cast_bind(attrs: CastAttrs, inputs: list, outputs: list) -> CastAttrs:
 def _cast_infer(ctx: InferCtx) -> list[ShapeDtype]:
     if len(ctx.shapes) != 1:
         raise OpError(f"CAST: expected 1 input, got {len(ctx.shapes)}")
-    _check_input(ctx, 0, _CASTABLE)
+    check_input(ctx, 0, _CASTABLE)
     out = ctx.attrs.out if ctx.attrs.out is not None else F32  # schema default: FLOAT32
     if np.dtype(out) not in _CASTABLE:
         raise OpError(f"CAST: output type {np.dtype(out).name} is not supported; CAST converts "
-                      f"between {_dtype_names(_CASTABLE)}")
+                      f"between {type_names(_CASTABLE)}")
     return [(tuple(ctx.shapes[0]), np.dtype(out))]
 
 
@@ -288,10 +274,8 @@ def _cast_reference(inputs: Sequence[np.ndarray | None], attrs: CastAttrs) -> li
     return [x.astype(out)]  # integer -> integer wraps; -> float rounds to nearest
 
 
-register(OpDef("CAST", _parse_cast, _cast_infer, _cast_reference, PatternKind.ELEMWISE,
-               lambda ins, outs, a: elementwise_cost(ins, outs, a, flops_per=1), bind=_cast_bind,
-               doc="type conversion to the output tensor's type (float -> int truncates and "
-                   "saturates, int -> int wraps, -> bool is x != 0)"))
+define("CAST", parse=_parse_cast, infer=_cast_infer, reference=_cast_reference, kind=PatternKind.ELEMWISE,
+       cost=lambda ins, outs, a: elementwise_cost(ins, outs, a, flops_per=1), bind=_cast_bind)
 
 
 # ---- row-wise normalisations (OPAQUE) -------------------------------------------------------------
@@ -307,7 +291,7 @@ def _float_infer(min_rank: int, exact_rank: int | None = None):
     def infer(ctx: InferCtx) -> list[ShapeDtype]:
         if len(ctx.shapes) != 1:
             raise OpError(f"{ctx.op_name}: expected 1 input, got {len(ctx.shapes)}")
-        _check_input(ctx, 0, (F32,))
+        check_input(ctx, 0, (F32,))
         shape = tuple(ctx.shapes[0])
         if exact_rank is not None and len(shape) != exact_rank:
             raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' has shape {list(shape)}; it must be "
@@ -385,28 +369,23 @@ def _lrn_reference(inputs: Sequence[np.ndarray | None], a: LrnAttrs) -> list[np.
     return [out.astype(F32)]
 
 
-register(OpDef("LOG_SOFTMAX", _parse_none, _float_infer(1), _log_softmax_reference, PatternKind.OPAQUE,
-               _row_cost(12), doc="log(softmax(x)) over the last axis (float32)"))
-register(OpDef("L2_NORMALIZATION", lambda o: L2Attrs(int(o.get("fused_activation_function", 0))),
-               _float_infer(1), _l2_reference, PatternKind.OPAQUE, _row_cost(3),
-               doc="x / max(||x||_2, 1e-6) over the last axis (float32)"))
-register(OpDef("LOCAL_RESPONSE_NORMALIZATION", _parse_lrn, _float_infer(4, 4), _lrn_reference,
-               PatternKind.OPAQUE, _row_cost(15),
-               doc="x / (bias + alpha * window sum of x^2 over channels) ** beta (NHWC, float32)"))
+define("LOG_SOFTMAX", infer=_float_infer(1), reference=_log_softmax_reference, cost=_row_cost(12))
+define("L2_NORMALIZATION", parse=lambda o: L2Attrs(int(o.get("fused_activation_function", 0))),
+       infer=_float_infer(1), reference=_l2_reference, cost=_row_cost(3))
+define("LOCAL_RESPONSE_NORMALIZATION", parse=_parse_lrn, infer=_float_infer(4, 4), reference=_lrn_reference,
+       cost=_row_cost(15))
 
 
 # ---- ATAN2, BITWISE_XOR, RIGHT_SHIFT ---------------------------------------------------------------
 
-U16 = np.dtype(np.uint16)
-U32 = np.dtype(np.uint32)
 _BITWISE_TYPES = (I8, I16, I32, U8, U16, U32)
 
 
 def _atan2_infer(ctx: InferCtx) -> list[ShapeDtype]:
     if len(ctx.shapes) != 2:
         raise OpError(f"ATAN2: expected 2 inputs (y, x), got {len(ctx.shapes)}")
-    _check_input(ctx, 0, (F32,))
-    _check_input(ctx, 1, (F32,))
+    check_input(ctx, 0, (F32,))
+    check_input(ctx, 1, (F32,))
     sy, sx = tuple(ctx.shapes[0]), tuple(ctx.shapes[1])
     if sy != sx:
         # LiteRT checks only the ranks, then reads x at every index of y (out of bounds when x is
@@ -417,9 +396,8 @@ def _atan2_infer(ctx: InferCtx) -> list[ShapeDtype]:
     return [(sy, F32)]
 
 
-register(OpDef("ATAN2", _parse_none, _atan2_infer, _reference("ATAN2", lambda a: E.call("atan2", X0, X1)),
-               PatternKind.ELEMWISE, _cost(20), expr=lambda a: E.call("atan2", X0, X1),
-               doc="ATAN2 atan2(y, x) (equal shapes; float32)"))
+define("ATAN2", infer=_atan2_infer, reference=_reference("ATAN2", lambda a: E.call("atan2", X0, X1)),
+       kind=PatternKind.ELEMWISE, cost=_cost(20), expr=lambda a: E.call("atan2", X0, X1))
 
 _BITWISE: dict[str, Callable[[Any], E.Expr]] = {
     "BITWISE_XOR": lambda a: E.call("bitxor", X0, X1),
@@ -427,9 +405,8 @@ _BITWISE: dict[str, Callable[[Any], E.Expr]] = {
     "RIGHT_SHIFT": lambda a: E.call("rshift", X0, X1),
 }
 for _n, _fn in _BITWISE.items():
-    register(OpDef(_n, _parse_none, _binary_infer(_BITWISE_TYPES), _reference(_n, _fn),
-                   PatternKind.BROADCAST, _cost(1), expr=_fn,
-                   doc=f"{_n} (broadcasting; types {_dtype_names(_BITWISE_TYPES)})"))
+    define(_n, infer=binary_infer(_BITWISE_TYPES), reference=_reference(_n, _fn), kind=PatternKind.BROADCAST,
+           cost=_cost(1), expr=_fn)
 
 
 # ---- FAKE_QUANT ------------------------------------------------------------------------------------
@@ -497,7 +474,7 @@ def _fake_quant_expr(a: FakeQuantAttrs) -> E.Expr:
 def _fake_quant_infer(ctx: InferCtx) -> list[ShapeDtype]:
     if len(ctx.shapes) != 1:
         raise OpError(f"FAKE_QUANT: expected 1 input, got {len(ctx.shapes)}")
-    _check_input(ctx, 0, (F32,))
+    check_input(ctx, 0, (F32,))
     _fake_quant_check(ctx.attrs)
     return [(tuple(ctx.shapes[0]), F32)]
 
@@ -509,7 +486,5 @@ def _fake_quant_reference(inputs: Sequence[np.ndarray | None], a: FakeQuantAttrs
     return [E.evaluate_numpy(_fake_quant_expr(a), [x], dtype=F32)]
 
 
-register(OpDef("FAKE_QUANT", _parse_fake_quant, _fake_quant_infer, _fake_quant_reference,
-               PatternKind.ELEMWISE, _cost(6), expr=_fake_quant_expr,
-               doc="FAKE_QUANT quantize-dequantize with TensorFlow's nudged [min, max] range "
-                   "(float32; num_bits 1..16, narrow_range false)"))
+define("FAKE_QUANT", parse=_parse_fake_quant, infer=_fake_quant_infer, reference=_fake_quant_reference,
+       kind=PatternKind.ELEMWISE, cost=_cost(6), expr=_fake_quant_expr)

@@ -23,25 +23,17 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ops.base import InferCtx, OpError, PatternKind
-from tflite_jit.ops.shape import INDEX_TYPES, _ctx_from_arrays, _define, _need, _parse_none
+from tflite_jit.ops.common import INDEX_TYPES, check_type, ctx_from_arrays, define, movement_cost, need
 
 _DIAG_TYPES = tuple(np.dtype(t) for t in (np.float32, np.int8, np.uint8, np.int16, np.int32, np.int64))
 _REVSEQ_TYPES = tuple(np.dtype(t) for t in (np.float32, np.uint8, np.int16, np.int32, np.int64))
 
 
-def _check_type(ctx: InferCtx, i: int, what: str, types) -> np.dtype:
-    dt = np.dtype(ctx.dtypes[i])
-    if dt not in types:
-        raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' has type {dt.name}; supported: "
-                      f"{', '.join(t.name for t in types)}")
-    return dt
-
-
 # ---- MATRIX_DIAG ---------------------------------------------------------------------------------
 
 def _matrix_diag_infer(ctx: InferCtx) -> list:
-    _need(ctx, 1, " (diagonal)")
-    dt = _check_type(ctx, 0, "input", _DIAG_TYPES)
+    need(ctx, 1, " (diagonal)")
+    dt = check_type(ctx, 0, "input", _DIAG_TYPES)
     shape = tuple(ctx.shapes[0])
     if len(shape) == 0:
         raise OpError(f"MATRIX_DIAG: input '{ctx.name(0)}' must have rank >= 1 (the diagonals are its last axis)")
@@ -49,7 +41,7 @@ def _matrix_diag_infer(ctx: InferCtx) -> list:
 
 
 def _matrix_diag_ref(inputs, attrs) -> list:
-    ((shape, dt),) = _matrix_diag_infer(_ctx_from_arrays("MATRIX_DIAG", attrs, inputs))
+    ((shape, dt),) = _matrix_diag_infer(ctx_from_arrays("MATRIX_DIAG", attrs, inputs))
     x = np.asarray(inputs[0])
     out = np.zeros(shape, dt)
     i = np.arange(shape[-1])
@@ -57,15 +49,15 @@ def _matrix_diag_ref(inputs, attrs) -> list:
     return [out]
 
 
-_define("MATRIX_DIAG", _parse_none, _matrix_diag_infer, _matrix_diag_ref, kind=PatternKind.INJECTIVE,
-        doc="MATRIX_DIAG: [..., N] -> [..., N, N] with the input on the diagonal, zeros elsewhere")
+define("MATRIX_DIAG", infer=_matrix_diag_infer, reference=_matrix_diag_ref, kind=PatternKind.INJECTIVE,
+       cost=movement_cost)
 
 
 # ---- MATRIX_SET_DIAG -----------------------------------------------------------------------------
 
 def _matrix_set_diag_infer(ctx: InferCtx) -> list:
-    _need(ctx, 2, " (input, diagonal)")
-    dt = _check_type(ctx, 0, "input", _DIAG_TYPES)
+    need(ctx, 2, " (input, diagonal)")
+    dt = check_type(ctx, 0, "input", _DIAG_TYPES)
     shape = tuple(ctx.shapes[0])
     if len(shape) < 2:
         raise OpError(f"MATRIX_SET_DIAG: input '{ctx.name(0)}' must have rank >= 2, got shape {list(shape)}")
@@ -80,16 +72,15 @@ def _matrix_set_diag_infer(ctx: InferCtx) -> list:
 
 
 def _matrix_set_diag_ref(inputs, attrs) -> list:
-    ((shape, dt),) = _matrix_set_diag_infer(_ctx_from_arrays("MATRIX_SET_DIAG", attrs, inputs))
+    ((shape, dt),) = _matrix_set_diag_infer(ctx_from_arrays("MATRIX_SET_DIAG", attrs, inputs))
     out = np.array(inputs[0], dtype=dt, order="C", copy=True)
     i = np.arange(min(shape[-2], shape[-1]))
     out[..., i, i] = np.asarray(inputs[1])
     return [out]
 
 
-_define("MATRIX_SET_DIAG", _parse_none, _matrix_set_diag_infer, _matrix_set_diag_ref,
-        kind=PatternKind.INJECTIVE, doc="MATRIX_SET_DIAG (input, diagonal): the input with its main "
-        "diagonal replaced")
+define("MATRIX_SET_DIAG", infer=_matrix_set_diag_infer, reference=_matrix_set_diag_ref,
+       kind=PatternKind.INJECTIVE, cost=movement_cost)
 
 
 # ---- REVERSE_SEQUENCE ----------------------------------------------------------------------------
@@ -113,9 +104,9 @@ def _check_lengths(op: str, lengths: np.ndarray, limit: int) -> None:
 
 
 def _reverse_sequence_infer(ctx: InferCtx) -> list:
-    _need(ctx, 2, " (input, seq_lengths)")
-    dt = _check_type(ctx, 0, "input", _REVSEQ_TYPES)
-    _check_type(ctx, 1, "seq_lengths", INDEX_TYPES)
+    need(ctx, 2, " (input, seq_lengths)")
+    dt = check_type(ctx, 0, "input", _REVSEQ_TYPES)
+    check_type(ctx, 1, "seq_lengths", INDEX_TYPES)
     shape = tuple(ctx.shapes[0])
     a: ReverseSequenceAttrs = ctx.attrs
     rank = len(shape)
@@ -134,7 +125,7 @@ def _reverse_sequence_infer(ctx: InferCtx) -> list:
 
 
 def _reverse_sequence_ref(inputs, a: ReverseSequenceAttrs) -> list:
-    ((shape, dt),) = _reverse_sequence_infer(_ctx_from_arrays("REVERSE_SEQUENCE", a, inputs))
+    ((shape, dt),) = _reverse_sequence_infer(ctx_from_arrays("REVERSE_SEQUENCE", a, inputs))
     x = np.asarray(inputs[0])
     lengths = np.asarray(inputs[1]).astype(np.int64).reshape(-1)
     _check_lengths("REVERSE_SEQUENCE", lengths, shape[a.seq_dim])
@@ -149,5 +140,5 @@ def _reverse_sequence_ref(inputs, a: ReverseSequenceAttrs) -> list:
     return [np.ascontiguousarray(np.take_along_axis(x, src, axis=a.seq_dim)).astype(dt, copy=False)]
 
 
-_define("REVERSE_SEQUENCE", _parse_reverse_sequence, _reverse_sequence_infer, _reverse_sequence_ref,
-        kind=PatternKind.INJECTIVE, doc="REVERSE_SEQUENCE (input, seq_lengths; seq_dim, batch_dim)")
+define("REVERSE_SEQUENCE", parse=_parse_reverse_sequence, infer=_reverse_sequence_infer,
+       reference=_reverse_sequence_ref, kind=PatternKind.INJECTIVE, cost=movement_cost)

@@ -31,31 +31,26 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit.ops.base import (
-    InferCtx,
-    OpError,
-    PatternKind,
-    broadcast_shapes,
-)
-from tflite_jit.ops.shape import (
+from tflite_jit.ops.base import InferCtx, OpError, PatternKind
+from tflite_jit.ops.common import (
+    F32,
     I32,
     I64,
     INDEX_TYPES,
-    _contig,
-    _ctx_from_arrays,
-    _define,
-    _int_values,
-    _need,
-    _norm_axis,
-    _parse_none,
-    _same_dtype_out,
+    broadcast_shapes,
+    contig,
+    ctx_from_arrays,
+    define,
+    int_values,
+    movement_cost,
+    need,
+    norm_axis,
+    same_dtype_out,
 )
-
-F32 = np.dtype(np.float32)
 
 
 def _ints(ctx: InferCtx, i: int, what: str, types=INDEX_TYPES) -> list[int]:
-    return [int(v) for v in _int_values(ctx, i, what, types).reshape(-1)]
+    return [int(v) for v in int_values(ctx, i, what, types).reshape(-1)]
 
 
 def _scalar_like(ctx: InferCtx, i: int, what: str) -> None:
@@ -67,7 +62,7 @@ def _scalar_like(ctx: InferCtx, i: int, what: str) -> None:
 # ---- FILL ----------------------------------------------------------------------------------------
 
 def _fill_infer(ctx: InferCtx) -> list:
-    _need(ctx, 2, " (dims, value)")
+    need(ctx, 2, " (dims, value)")
     if len(ctx.shapes[0]) != 1:
         raise OpError(f"FILL: dims '{ctx.name(0)}' must be 1-D, got shape {list(ctx.shapes[0])}")
     if len(ctx.shapes[1]) != 0:
@@ -79,12 +74,12 @@ def _fill_infer(ctx: InferCtx) -> list:
 
 
 def _fill_ref(inputs, attrs) -> list:
-    ((shape, dt),) = _fill_infer(_ctx_from_arrays("FILL", attrs, inputs))
+    ((shape, dt),) = _fill_infer(ctx_from_arrays("FILL", attrs, inputs))
     return [np.full(shape, np.asarray(inputs[1]).reshape(()), dtype=dt)]
 
 
-_define("FILL", _parse_none, _fill_infer, _fill_ref, shape_inputs=(0,),
-        doc="FILL: a tensor of shape dims (input 0) filled with the scalar input 1")
+define("FILL", infer=_fill_infer, reference=_fill_ref, kind=PatternKind.INJECTIVE, cost=movement_cost,
+       shape_inputs=(0,))
 
 
 # ---- RANGE ---------------------------------------------------------------------------------------
@@ -93,7 +88,7 @@ _RANGE_TYPES = (I32, I64, F32)
 
 
 def _range_plan(ctx: InferCtx) -> tuple[Any, Any, Any, int]:
-    _need(ctx, 3, " (start, limit, delta)")
+    need(ctx, 3, " (start, limit, delta)")
     dt = np.dtype(ctx.dtypes[0])
     if dt not in _RANGE_TYPES or any(np.dtype(ctx.dtypes[i]) != dt for i in (1, 2)):
         raise OpError(f"RANGE: start '{ctx.name(0)}', limit '{ctx.name(1)}' and delta '{ctx.name(2)}' "
@@ -122,21 +117,20 @@ def _range_infer(ctx: InferCtx) -> list:
 
 
 def _range_ref(inputs, attrs) -> list:
-    start, _, delta, n = _range_plan(_ctx_from_arrays("RANGE", attrs, inputs))
+    start, _, delta, n = _range_plan(ctx_from_arrays("RANGE", attrs, inputs))
     dt = np.asarray(inputs[0]).dtype
     if dt.kind == "f":
         return [(np.float32(start) + np.arange(n, dtype=np.float32) * np.float32(delta)).astype(dt)]
     return [(start + np.arange(n, dtype=np.int64) * delta).astype(dt)]
 
 
-_define("RANGE", _parse_none, _range_infer, _range_ref, kind=PatternKind.OPAQUE, shape_inputs=(0, 1, 2),
-        doc="RANGE (start, limit, delta): int32, int64 or float32")
+define("RANGE", infer=_range_infer, reference=_range_ref, cost=movement_cost, shape_inputs=(0, 1, 2))
 
 
 # ---- TILE ----------------------------------------------------------------------------------------
 
 def _tile_infer(ctx: InferCtx) -> list:
-    _need(ctx, 2, " (input, multiples)")
+    need(ctx, 2, " (input, multiples)")
     shape = tuple(ctx.shapes[0])
     if tuple(ctx.shapes[1]) != (len(shape),):
         raise OpError(f"TILE: multiples '{ctx.name(1)}' must have shape [{len(shape)}] (one per "
@@ -144,23 +138,24 @@ def _tile_infer(ctx: InferCtx) -> list:
     mult = _ints(ctx, 1, "multiples")
     if any(m < 0 for m in mult):
         raise OpError(f"TILE: multiples '{ctx.name(1)}' = {mult} must be >= 0")
-    return _same_dtype_out(ctx, [d * m for d, m in zip(shape, mult)])
+    return same_dtype_out(ctx, [d * m for d, m in zip(shape, mult)])
 
 
 def _tile_ref(inputs, attrs) -> list:
-    ctx = _ctx_from_arrays("TILE", attrs, inputs)
+    ctx = ctx_from_arrays("TILE", attrs, inputs)
     _tile_infer(ctx)
-    return [_contig(np.tile(inputs[0], _ints(ctx, 1, "multiples")).reshape(
+    return [contig(np.tile(inputs[0], _ints(ctx, 1, "multiples")).reshape(
         _tile_infer(ctx)[0][0]))]
 
 
-_define("TILE", _parse_none, _tile_infer, _tile_ref, shape_inputs=(1,), doc="TILE (multiples: input 1)")
+define("TILE", infer=_tile_infer, reference=_tile_ref, kind=PatternKind.INJECTIVE, cost=movement_cost,
+       shape_inputs=(1,))
 
 
 # ---- BROADCAST_TO / BROADCAST_ARGS ---------------------------------------------------------------
 
 def _broadcast_to_infer(ctx: InferCtx) -> list:
-    _need(ctx, 2, " (input, shape)")
+    need(ctx, 2, " (input, shape)")
     if len(ctx.shapes[1]) != 1:
         raise OpError(f"BROADCAST_TO: shape '{ctx.name(1)}' must be 1-D, got {list(ctx.shapes[1])}")
     target = tuple(_ints(ctx, 1, "shape"))
@@ -176,20 +171,20 @@ def _broadcast_to_infer(ctx: InferCtx) -> list:
                           f"to {list(target)}; each dimension must equal the target's or be 1")
     if any(t < 0 for t in target):
         raise OpError(f"BROADCAST_TO: the target shape {list(target)} has a negative dimension")
-    return _same_dtype_out(ctx, target)
+    return same_dtype_out(ctx, target)
 
 
 def _broadcast_to_ref(inputs, attrs) -> list:
-    ((shape, _),) = _broadcast_to_infer(_ctx_from_arrays("BROADCAST_TO", attrs, inputs))
-    return [_contig(np.broadcast_to(inputs[0], shape))]
+    ((shape, _),) = _broadcast_to_infer(ctx_from_arrays("BROADCAST_TO", attrs, inputs))
+    return [contig(np.broadcast_to(inputs[0], shape))]
 
 
-_define("BROADCAST_TO", _parse_none, _broadcast_to_infer, _broadcast_to_ref, kind=PatternKind.BROADCAST,
-        shape_inputs=(1,), doc="BROADCAST_TO (shape: input 1)")
+define("BROADCAST_TO", infer=_broadcast_to_infer, reference=_broadcast_to_ref, kind=PatternKind.BROADCAST,
+       cost=movement_cost, shape_inputs=(1,))
 
 
 def _broadcast_args_infer(ctx: InferCtx) -> list:
-    _need(ctx, 2, " (shape0, shape1)")
+    need(ctx, 2, " (shape0, shape1)")
     d0, d1 = np.dtype(ctx.dtypes[0]), np.dtype(ctx.dtypes[1])
     if d0 != d1 or d0 not in INDEX_TYPES:
         raise OpError(f"BROADCAST_ARGS: '{ctx.name(0)}' ({d0.name}) and '{ctx.name(1)}' ({d1.name}) "
@@ -201,14 +196,13 @@ def _broadcast_args_infer(ctx: InferCtx) -> list:
 
 
 def _broadcast_args_ref(inputs, attrs) -> list:
-    _broadcast_args_infer(_ctx_from_arrays("BROADCAST_ARGS", attrs, inputs))
+    _broadcast_args_infer(ctx_from_arrays("BROADCAST_ARGS", attrs, inputs))
     a, b = (tuple(int(v) for v in np.asarray(x).reshape(-1)) for x in inputs[:2])
     return [np.asarray(broadcast_shapes(a, b, "BROADCAST_ARGS"), dtype=np.asarray(inputs[0]).dtype)
             .reshape(-1)]
 
 
-_define("BROADCAST_ARGS", _parse_none, _broadcast_args_infer, _broadcast_args_ref,
-        kind=PatternKind.OPAQUE, doc="BROADCAST_ARGS: the broadcast of two shapes")
+define("BROADCAST_ARGS", infer=_broadcast_args_infer, reference=_broadcast_args_ref, cost=movement_cost)
 
 
 # ---- SPLIT / SPLIT_V -----------------------------------------------------------------------------
@@ -233,11 +227,11 @@ def _axis_value(ctx: InferCtx, i: int, rank: int) -> int:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(src)}' has type {dt.name}; supported: "
                       f"{', '.join(t.name for t in _SPLIT_TYPES)}")
     (axis,) = _ints(ctx, i, "axis")
-    return _norm_axis(axis, rank, ctx.op_name)
+    return norm_axis(axis, rank, ctx.op_name)
 
 
 def _split_plan(ctx: InferCtx) -> tuple[int, list[int]]:
-    _need(ctx, 2, " (axis, input)")
+    need(ctx, 2, " (axis, input)")
     shape = tuple(ctx.shapes[1])
     axis = _axis_value(ctx, 0, len(shape))
     n = ctx.attrs.num_splits
@@ -250,7 +244,7 @@ def _split_plan(ctx: InferCtx) -> tuple[int, list[int]]:
 
 
 def _split_v_plan(ctx: InferCtx) -> tuple[int, list[int]]:
-    _need(ctx, 3, " (input, size_splits, axis)")
+    need(ctx, 3, " (input, size_splits, axis)")
     shape = tuple(ctx.shapes[0])
     axis = _axis_value(ctx, 2, len(shape))
     if len(ctx.shapes[1]) != 1:
@@ -282,27 +276,28 @@ def _split_outs(ctx: InferCtx, src: int, plan) -> list:
 
 def _split_ref_for(name: str, src: int, plan):
     def ref(inputs, attrs) -> list:
-        axis, sizes = plan(_ctx_from_arrays(name, attrs, inputs))
-        return [_contig(p) for p in np.split(np.asarray(inputs[src]), np.cumsum(sizes)[:-1], axis=axis)]
+        axis, sizes = plan(ctx_from_arrays(name, attrs, inputs))
+        return [contig(p) for p in np.split(np.asarray(inputs[src]), np.cumsum(sizes)[:-1], axis=axis)]
 
     return ref
 
 
-_define("SPLIT", _parse_split, lambda c: _split_outs(c, 1, _split_plan), _split_ref_for("SPLIT", 1, _split_plan),
-        shape_inputs=(0,), doc="SPLIT (axis: input 0, tensor: input 1, num_splits)")
-_define("SPLIT_V", _parse_split, lambda c: _split_outs(c, 0, _split_v_plan),
-        _split_ref_for("SPLIT_V", 0, _split_v_plan), shape_inputs=(1, 2),
-        doc="SPLIT_V (tensor, size_splits, axis)")
+define("SPLIT", parse=_parse_split, infer=lambda c: _split_outs(c, 1, _split_plan),
+       reference=_split_ref_for("SPLIT", 1, _split_plan), kind=PatternKind.INJECTIVE, cost=movement_cost,
+       shape_inputs=(0,))
+define("SPLIT_V", parse=_parse_split, infer=lambda c: _split_outs(c, 0, _split_v_plan),
+       reference=_split_ref_for("SPLIT_V", 0, _split_v_plan), kind=PatternKind.INJECTIVE, cost=movement_cost,
+       shape_inputs=(1, 2))
 
 
 # ---- REVERSE_V2 ----------------------------------------------------------------------------------
 
 def _reverse_axes(ctx: InferCtx) -> tuple[int, ...]:
-    _need(ctx, 2, " (input, axis)")
+    need(ctx, 2, " (input, axis)")
     if len(ctx.shapes[1]) != 1:
         raise OpError(f"REVERSE_V2: axis '{ctx.name(1)}' must be 1-D, got {list(ctx.shapes[1])}")
     rank = len(ctx.shapes[0])
-    axes = [_norm_axis(a, rank, "REVERSE_V2") for a in _ints(ctx, 1, "axis", (I32,))]
+    axes = [norm_axis(a, rank, "REVERSE_V2") for a in _ints(ctx, 1, "axis", (I32,))]
     if len(set(axes)) != len(axes):
         raise OpError(f"REVERSE_V2: axis '{ctx.name(1)}' lists a dimension twice: {axes}")
     if axes and max(axes) - min(axes) + 1 != len(axes):
@@ -316,18 +311,19 @@ def _reverse_infer(ctx: InferCtx) -> list:
     if len(ctx.values) > 1 and ctx.values[1] is not None:
         _reverse_axes(ctx)
     else:
-        _need(ctx, 2, " (input, axis)")
+        need(ctx, 2, " (input, axis)")
         if np.dtype(ctx.dtypes[1]) != I32:  # LiteRT: "Axis Type 'INT64' is not supported by reverse"
             raise OpError(f"REVERSE_V2: axis '{ctx.name(1)}' must be int32, got {np.dtype(ctx.dtypes[1]).name}")
-    return _same_dtype_out(ctx, ctx.shapes[0])
+    return same_dtype_out(ctx, ctx.shapes[0])
 
 
 def _reverse_ref(inputs, attrs) -> list:
-    axes = _reverse_axes(_ctx_from_arrays("REVERSE_V2", attrs, inputs))
-    return [_contig(np.flip(inputs[0], axis=axes))]
+    axes = _reverse_axes(ctx_from_arrays("REVERSE_V2", attrs, inputs))
+    return [contig(np.flip(inputs[0], axis=axes))]
 
 
-_define("REVERSE_V2", _parse_none, _reverse_infer, _reverse_ref, doc="REVERSE_V2 (axes: input 1)")
+define("REVERSE_V2", infer=_reverse_infer, reference=_reverse_ref, kind=PatternKind.INJECTIVE,
+       cost=movement_cost, shape_inputs=(1,))
 
 
 # ---- MIRROR_PAD ----------------------------------------------------------------------------------
@@ -342,14 +338,14 @@ def _parse_mirror_pad(options: dict[str, Any]) -> MirrorPadAttrs:
 
 
 def _mirror_plan(ctx: InferCtx) -> np.ndarray:
-    _need(ctx, 2, " (input, paddings)")
+    need(ctx, 2, " (input, paddings)")
     if ctx.attrs.mode not in (0, 1):
         raise OpError(f"MIRROR_PAD: mode {ctx.attrs.mode} is not REFLECT (0) or SYMMETRIC (1)")
     shape = tuple(ctx.shapes[0])
     if tuple(ctx.shapes[1]) != (len(shape), 2):
         raise OpError(f"MIRROR_PAD: paddings '{ctx.name(1)}' must have shape [{len(shape)}, 2], got "
                       f"{list(ctx.shapes[1])}")
-    pads = _int_values(ctx, 1, "paddings").reshape(len(shape), 2)
+    pads = int_values(ctx, 1, "paddings").reshape(len(shape), 2)
     extra = 1 if ctx.attrs.mode == 0 else 0
     for i, d in enumerate(shape):
         lim = d - extra
@@ -361,16 +357,16 @@ def _mirror_plan(ctx: InferCtx) -> np.ndarray:
 
 def _mirror_infer(ctx: InferCtx) -> list:
     pads = _mirror_plan(ctx)
-    return _same_dtype_out(ctx, [d + int(p.sum()) for d, p in zip(ctx.shapes[0], pads)])
+    return same_dtype_out(ctx, [d + int(p.sum()) for d, p in zip(ctx.shapes[0], pads)])
 
 
 def _mirror_ref(inputs, attrs) -> list:
-    pads = _mirror_plan(_ctx_from_arrays("MIRROR_PAD", attrs, inputs))
-    return [_contig(np.pad(inputs[0], pads, mode="reflect" if attrs.mode == 0 else "symmetric"))]
+    pads = _mirror_plan(ctx_from_arrays("MIRROR_PAD", attrs, inputs))
+    return [contig(np.pad(inputs[0], pads, mode="reflect" if attrs.mode == 0 else "symmetric"))]
 
 
-_define("MIRROR_PAD", _parse_mirror_pad, _mirror_infer, _mirror_ref, shape_inputs=(1,),
-        doc="MIRROR_PAD (paddings: input 1; mode REFLECT or SYMMETRIC)")
+define("MIRROR_PAD", parse=_parse_mirror_pad, infer=_mirror_infer, reference=_mirror_ref,
+       kind=PatternKind.INJECTIVE, cost=movement_cost, shape_inputs=(1,))
 
 
 # ---- SPACE_TO_DEPTH / DEPTH_TO_SPACE -------------------------------------------------------------
@@ -388,7 +384,7 @@ _S2D_TYPES = tuple(np.dtype(t) for t in (np.float32, np.uint8, np.int8, np.int32
 
 
 def _s2d_infer(ctx: InferCtx) -> list:
-    _need(ctx, 1)
+    need(ctx, 1)
     shape, b = tuple(ctx.shapes[0]), ctx.attrs.block_size
     if len(shape) != 4:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' must be 4-D NHWC, got {list(shape)}")
@@ -403,35 +399,37 @@ def _s2d_infer(ctx: InferCtx) -> list:
         if h % b or w % b:
             raise OpError(f"SPACE_TO_DEPTH: height {h} and width {w} of '{ctx.name(0)}' must be "
                           f"divisible by block_size {b}")
-        return _same_dtype_out(ctx, (n, h // b, w // b, c * b * b))
+        return same_dtype_out(ctx, (n, h // b, w // b, c * b * b))
     if c % (b * b):
         raise OpError(f"DEPTH_TO_SPACE: channels {c} of '{ctx.name(0)}' must be divisible by "
                       f"block_size^2 = {b * b}")
-    return _same_dtype_out(ctx, (n, h * b, w * b, c // (b * b)))
+    return same_dtype_out(ctx, (n, h * b, w * b, c // (b * b)))
 
 
 def _s2d_ref(inputs, attrs) -> list:
-    ((out, _),) = _s2d_infer(_ctx_from_arrays("SPACE_TO_DEPTH", attrs, inputs))
+    ((out, _),) = _s2d_infer(ctx_from_arrays("SPACE_TO_DEPTH", attrs, inputs))
     x, b = np.asarray(inputs[0]), attrs.block_size
     n, h, w, c = x.shape
-    return [_contig(x.reshape(n, h // b, b, w // b, b, c).transpose(0, 1, 3, 2, 4, 5)).reshape(out)]
+    return [contig(x.reshape(n, h // b, b, w // b, b, c).transpose(0, 1, 3, 2, 4, 5)).reshape(out)]
 
 
 def _d2s_ref(inputs, attrs) -> list:
-    ((out, _),) = _s2d_infer(_ctx_from_arrays("DEPTH_TO_SPACE", attrs, inputs))
+    ((out, _),) = _s2d_infer(ctx_from_arrays("DEPTH_TO_SPACE", attrs, inputs))
     x, b = np.asarray(inputs[0]), attrs.block_size
     n, h, w, c = x.shape
-    return [_contig(x.reshape(n, h, w, b, b, c // (b * b)).transpose(0, 1, 3, 2, 4, 5)).reshape(out)]
+    return [contig(x.reshape(n, h, w, b, b, c // (b * b)).transpose(0, 1, 3, 2, 4, 5)).reshape(out)]
 
 
-_define("SPACE_TO_DEPTH", _parse_block, _s2d_infer, _s2d_ref, doc="SPACE_TO_DEPTH (NHWC, block_size)")
-_define("DEPTH_TO_SPACE", _parse_block, _s2d_infer, _d2s_ref, doc="DEPTH_TO_SPACE (NHWC, DCR, block_size)")
+define("SPACE_TO_DEPTH", parse=_parse_block, infer=_s2d_infer, reference=_s2d_ref, kind=PatternKind.INJECTIVE,
+       cost=movement_cost)
+define("DEPTH_TO_SPACE", parse=_parse_block, infer=_s2d_infer, reference=_d2s_ref, kind=PatternKind.INJECTIVE,
+       cost=movement_cost)
 
 
 # ---- SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND -------------------------------------------------------
 
 def _batch_plan(ctx: InferCtx) -> tuple[list[int], np.ndarray]:
-    _need(ctx, 3, " (input, block_shape, paddings/crops)")
+    need(ctx, 3, " (input, block_shape, paddings/crops)")
     what = "paddings" if ctx.op_name == "SPACE_TO_BATCH_ND" else "crops"
     shape = tuple(ctx.shapes[0])
     if len(shape) not in (3, 4):
@@ -445,7 +443,7 @@ def _batch_plan(ctx: InferCtx) -> tuple[list[int], np.ndarray]:
                       f"{list(ctx.shapes[2])}")
     # int32 only: LiteRT reads an int64 block_shape as int32 words (and fails "block_shape[dim] != 0")
     block = _ints(ctx, 1, "block_shape", (I32,))
-    pads = _int_values(ctx, 2, what, (I32,)).reshape(m, 2)
+    pads = int_values(ctx, 2, what, (I32,)).reshape(m, 2)
     if any(b < 1 for b in block):
         raise OpError(f"{ctx.op_name}: block_shape {block} must be >= 1")
     if pads.min(initial=0) < 0:
@@ -463,11 +461,11 @@ def _s2b_infer(ctx: InferCtx) -> list:
             raise OpError(f"SPACE_TO_BATCH_ND: padded dimension {i + 1} ({p}) of '{ctx.name(0)}' is "
                           f"not divisible by block_shape {b}")
         out.append(p // b)
-    return _same_dtype_out(ctx, out + list(shape[1 + len(block):]))
+    return same_dtype_out(ctx, out + list(shape[1 + len(block):]))
 
 
 def _s2b_ref(inputs, attrs) -> list:
-    ctx = _ctx_from_arrays("SPACE_TO_BATCH_ND", attrs, inputs)
+    ctx = ctx_from_arrays("SPACE_TO_BATCH_ND", attrs, inputs)
     ((out, _),) = _s2b_infer(ctx)
     block, pads = _batch_plan(ctx)
     x = np.asarray(inputs[0])
@@ -482,7 +480,7 @@ def _s2b_ref(inputs, attrs) -> list:
     # (n, s0, b0, s1, b1, rest) -> (b0, b1, n, s0, s1, rest)
     order = [2 + 2 * i for i in range(m)] + [0] + [1 + 2 * i for i in range(m)] + \
         list(range(1 + 2 * m, y.ndim))
-    return [_contig(y.transpose(order)).reshape(out)]
+    return [contig(y.transpose(order)).reshape(out)]
 
 
 def _b2s_infer(ctx: InferCtx) -> list:
@@ -499,11 +497,11 @@ def _b2s_infer(ctx: InferCtx) -> list:
             raise OpError(f"BATCH_TO_SPACE_ND: crops {crops[i].tolist()} exceed dimension {i + 1} "
                           f"({full}) after un-blocking")
         out.append(full - int(crops[i].sum()))
-    return _same_dtype_out(ctx, out + list(shape[1 + len(block):]))
+    return same_dtype_out(ctx, out + list(shape[1 + len(block):]))
 
 
 def _b2s_ref(inputs, attrs) -> list:
-    ctx = _ctx_from_arrays("BATCH_TO_SPACE_ND", attrs, inputs)
+    ctx = ctx_from_arrays("BATCH_TO_SPACE_ND", attrs, inputs)
     ((out, _),) = _b2s_infer(ctx)
     block, crops = _batch_plan(ctx)
     x = np.asarray(inputs[0])
@@ -518,11 +516,11 @@ def _b2s_ref(inputs, attrs) -> list:
     full = y.transpose(order).reshape([n] + [x.shape[1 + i] * b for i, b in enumerate(block)]
                                       + list(x.shape[1 + m:]))
     sl = (slice(None),) + tuple(slice(int(c[0]), full.shape[1 + i] - int(c[1])) for i, c in enumerate(crops))
-    return [_contig(full[sl]).reshape(out)]
+    return [contig(full[sl]).reshape(out)]
 
 
-_define("SPACE_TO_BATCH_ND", _parse_none, _s2b_infer, _s2b_ref, shape_inputs=(1, 2),
-        doc="SPACE_TO_BATCH_ND (block_shape, paddings)")
-_define("BATCH_TO_SPACE_ND", _parse_none, _b2s_infer, _b2s_ref, shape_inputs=(1, 2),
-        doc="BATCH_TO_SPACE_ND (block_shape, crops)")
+define("SPACE_TO_BATCH_ND", infer=_s2b_infer, reference=_s2b_ref, kind=PatternKind.INJECTIVE,
+       cost=movement_cost, shape_inputs=(1, 2))
+define("BATCH_TO_SPACE_ND", infer=_b2s_infer, reference=_b2s_ref, kind=PatternKind.INJECTIVE,
+       cost=movement_cost, shape_inputs=(1, 2))
 

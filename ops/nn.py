@@ -3,7 +3,7 @@
 Shape rules follow the checks LiteRT's builtin kernels make in Prepare, so a model LiteRT rejects
 is rejected here too, with a message that says which tensor to fix. The reference kernels are
 vectorised NumPy: every spatial op reads its input through one strided window view
-(`_windows`) and reduces over the kernel taps, so padding and dilation are handled once.
+(`windows`) and reduces over the kernel taps, so padding and dilation are handled once.
 """
 
 from __future__ import annotations
@@ -15,43 +15,37 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from tflite_jit.ops.base import (
-    Cost,
-    InferCtx,
-    OpDef,
-    OpError,
-    PatternKind,
-    ShapeDtype,
+from tflite_jit.ops.base import Cost, InferCtx, OpError, PatternKind, ShapeDtype
+from tflite_jit.ops.common import (
+    CLAMPING_ACTIVATIONS,
+    F32,
+    I8,
+    I16,
+    U8,
     activation_name,
     apply_activation,
     broadcast_shapes,
-    register,
+    define,
+    float_bytes,
+    numel,
 )
 
 _PADDING = {0: "SAME", 1: "VALID"}
 # Element types whose shape rules are the same as float's (quantized kernels live elsewhere).
-_NUMERIC = (np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
+_NUMERIC = (F32, I8, U8, I16)
 
 
 # ---- shared helpers -----------------------------------------------------------------------------
 
 
-def _padding_name(code: Any) -> str:
+def padding_name(code: Any) -> str:
     try:
         return _PADDING[int(code)]
     except (KeyError, TypeError, ValueError):
         raise OpError(f"unknown padding code {code!r} (0 = SAME, 1 = VALID)") from None
 
 
-def _numel(shape: Sequence[int] | None) -> int:
-    return 0 if shape is None else int(np.prod(shape, dtype=np.int64))
-
-
-def _bytes(shapes: Sequence[Sequence[int] | None]) -> float:
-    return 4.0 * sum(_numel(s) for s in shapes if s is not None)
-
-
-def _require_rank(ctx: InferCtx, i: int, rank: int, what: str) -> tuple[int, ...]:
+def require_rank(ctx: InferCtx, i: int, rank: int, what: str) -> tuple[int, ...]:
     shape = ctx.shapes[i] if i < len(ctx.shapes) else None
     if shape is None or len(shape) != rank:
         raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' must be {rank}-D, got shape "
@@ -78,20 +72,20 @@ def _require_float(op: str, *arrays: np.ndarray | None) -> None:
 
 
 @dataclass(frozen=True)
-class _Axis:
+class AxisGeometry:
     """Geometry of one spatial axis: TFLite's output size and leading padding."""
 
     out: int
     pad_before: int
 
 
-def _axis_geometry(padding: str, in_size: int, k: int, stride: int, dilation: int) -> _Axis:
+def axis_geometry(padding: str, in_size: int, k: int, stride: int, dilation: int) -> AxisGeometry:
     """LiteRT's ComputeOutSize + ComputePaddingWithOffset: SAME puts the odd pixel of padding at
     the end (pad_before = total // 2), VALID never pads. C++ division truncates toward zero, so
     a window one stride too big yields an empty axis, not an error; `out` < 0 means it cannot fit.
     An empty filter axis (pool filter size 0, the schema default) gives an empty output axis."""
     if k < 1:
-        return _Axis(out=0, pad_before=0)
+        return AxisGeometry(out=0, pad_before=0)
     eff = (k - 1) * dilation + 1
     if padding == "SAME":
         out = (in_size + stride - 1) // stride
@@ -99,10 +93,10 @@ def _axis_geometry(padding: str, in_size: int, k: int, stride: int, dilation: in
         num = in_size + stride - eff
         out = num // stride if num >= 0 else -(-num // stride)
     total = max((out - 1) * stride + eff - in_size, 0)
-    return _Axis(out=out, pad_before=total // 2)
+    return AxisGeometry(out=out, pad_before=total // 2)
 
 
-def _spatial_out(ctx: InferCtx, padding: str, in_hw: tuple[int, int], k_hw: tuple[int, int],
+def spatial_out(ctx: InferCtx, padding: str, in_hw: tuple[int, int], k_hw: tuple[int, int],
                  stride: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
     """Output height/width. Rejects what LiteRT's Prepare rejects: strides/dilations < 1 and a
     VALID window so much larger than the input that the size formula goes negative."""
@@ -114,7 +108,7 @@ def _spatial_out(ctx: InferCtx, padding: str, in_hw: tuple[int, int], k_hw: tupl
     outs = []
     for axis, i, kk, s, d in (("height", in_hw[0], k_hw[0], stride[0], dilation[0]),
                               ("width", in_hw[1], k_hw[1], stride[1], dilation[1])):
-        o = _axis_geometry(padding, i, kk, s, d).out
+        o = axis_geometry(padding, i, kk, s, d).out
         if o < 0:
             raise OpError(f"{ctx.op_name}: the (dilated) filter {axis} {(kk - 1) * d + 1} exceeds the "
                           f"input {axis} {i} of '{ctx.name(0)}' with VALID padding; use SAME "
@@ -123,13 +117,13 @@ def _spatial_out(ctx: InferCtx, padding: str, in_hw: tuple[int, int], k_hw: tupl
     return outs[0], outs[1]
 
 
-def _windows(x: np.ndarray, k_hw: tuple[int, int], stride: tuple[int, int],
+def windows(x: np.ndarray, k_hw: tuple[int, int], stride: tuple[int, int],
              dilation: tuple[int, int], padding: str, fill: float) -> np.ndarray:
     """Read-only view [N, OH, OW, KH, KW, C] of every receptive field of NHWC `x`, padded with
     `fill` the way TFLite pads (zeros for conv/avg, -inf for max). No copy of the windows."""
     n, h, w, c = x.shape
-    gh = _axis_geometry(padding, h, k_hw[0], stride[0], dilation[0])
-    gw = _axis_geometry(padding, w, k_hw[1], stride[1], dilation[1])
+    gh = axis_geometry(padding, h, k_hw[0], stride[0], dilation[0])
+    gw = axis_geometry(padding, w, k_hw[1], stride[1], dilation[1])
     need_h = (gh.out - 1) * stride[0] + (k_hw[0] - 1) * dilation[0] + 1
     need_w = (gw.out - 1) * stride[1] + (k_hw[1] - 1) * dilation[1] + 1
     pad_after_h = max(need_h - gh.pad_before - h, 0)
@@ -168,8 +162,8 @@ def _check_bias(ctx: InferCtx, i: int, out_channels: int, required: bool) -> Non
             raise OpError(f"{ctx.op_name}: LiteRT's kernel needs a bias input (input 2), but it is "
                           f"omitted; add a zero float32 bias of shape [{out_channels}]")
         return
-    if _numel(shape) != out_channels:
-        raise OpError(f"{ctx.op_name}: bias '{ctx.name(i)}' has {_numel(shape)} elements "
+    if numel(shape) != out_channels:
+        raise OpError(f"{ctx.op_name}: bias '{ctx.name(i)}' has {numel(shape)} elements "
                       f"(shape {list(shape)}) but the filter has {out_channels} output "
                       f"channels; give the bias shape [{out_channels}]")
     if np.dtype(ctx.dtypes[0]) == np.float32 and np.dtype(ctx.dtypes[i]) != np.float32:
@@ -191,18 +185,14 @@ def _check_filter_size(ctx: InferCtx, kh: int, kw: int) -> None:
                       f"{kh}x{kw}; filter height and width must be >= 1")
 
 
-# LiteRT's float kernels turn the fused activation into a clamp range (CalculateActivationRange):
-# TANH and SIGN_BIT have no range, so conv, depthwise and pooling silently skip them (measured,
-# see test_unclamped_activation_ignored) and FULLY_CONNECTED rejects them in Prepare.
-_CLAMPS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
-
-
-def _finish(acc: np.ndarray, bias: np.ndarray | None, act: str) -> np.ndarray:
-    """Bias then the activation clamp, in float32 (TFLite adds the bias after the dot product)."""
+def add_bias_clamp(acc: np.ndarray, bias: np.ndarray | None, act: str) -> np.ndarray:
+    """Bias then the activation clamp, in float32 (TFLite adds the bias after the dot product).
+    LiteRT's float conv, depthwise and pooling kernels skip TANH and SIGN_BIT, which have no clamp
+    range (measured, see test_unclamped_activation_ignored); FULLY_CONNECTED rejects them."""
     acc = acc.astype(np.float32, copy=False)
     if bias is not None:
         acc = acc + bias.reshape(-1).astype(np.float32, copy=False)
-    if act in _CLAMPS:
+    if act in CLAMPING_ACTIVATIONS:
         acc = apply_activation(acc, act)
     return np.ascontiguousarray(acc, dtype=np.float32)
 
@@ -233,7 +223,7 @@ def _parse_conv(o: dict[str, Any]) -> ConvAttrs:
     """Schema defaults when fields are absent: SAME padding, stride 0 (rejected by infer),
     dilation 1, no activation."""
     return ConvAttrs(
-        padding=_padding_name(o.get("padding", 0)),
+        padding=padding_name(o.get("padding", 0)),
         stride_h=int(o.get("stride_h", 0)),
         stride_w=int(o.get("stride_w", 0)),
         dilation_h=int(o.get("dilation_h_factor", 1)),
@@ -246,8 +236,8 @@ def _parse_conv(o: dict[str, Any]) -> ConvAttrs:
 def _infer_conv(ctx: InferCtx) -> list[ShapeDtype]:
     a: ConvAttrs = ctx.attrs
     dt = _require_numeric(ctx, 0)
-    n, h, w, c = _require_rank(ctx, 0, 4, "input")
-    co, kh, kw, ci = _require_rank(ctx, 1, 4, "filter")
+    n, h, w, c = require_rank(ctx, 0, 4, "input")
+    co, kh, kw, ci = require_rank(ctx, 1, 4, "filter")
     # LiteRT accepts grouped convolution: input channels a multiple of the filter's.
     if ci < 1 or c % ci:
         raise OpError(f"{ctx.op_name}: filter '{ctx.name(1)}' has {ci} input channels (shape "
@@ -260,7 +250,7 @@ def _infer_conv(ctx: InferCtx) -> list[ShapeDtype]:
     _check_bias(ctx, 2, co, required=True)
     _check_filter_size(ctx, kh, kw)
     _check_dilation(ctx, a)
-    oh, ow = _spatial_out(ctx, a.padding, (h, w), (kh, kw), a.stride, a.dilation)
+    oh, ow = spatial_out(ctx, a.padding, (h, w), (kh, kw), a.stride, a.dilation)
     return [((n, oh, ow, co), dt)]
 
 
@@ -269,28 +259,32 @@ def _conv_reference(inputs: Sequence[np.ndarray | None], a: ConvAttrs) -> list[n
     b = inputs[2] if len(inputs) > 2 else None
     _require_float("CONV_2D", x, f, b)
     co, kh, kw, ci = f.shape
-    groups = x.shape[3] // ci
-    win = _windows(x, (kh, kw), a.stride, a.dilation, a.padding, 0.0)
-    if groups == 1:  # one GEMM over im2col patches (tensordot copies the view into a matrix)
-        acc = np.tensordot(win, f, axes=([3, 4, 5], [1, 2, 3]))
-    else:
-        cog = co // groups
-        acc = np.concatenate([np.tensordot(win[..., g * ci:(g + 1) * ci], f[g * cog:(g + 1) * cog],
-                                           axes=([3, 4, 5], [1, 2, 3])) for g in range(groups)],
-                             axis=-1)
-    return [_finish(acc, b, a.activation)]
+    win = windows(x, (kh, kw), a.stride, a.dilation, a.padding, 0.0)
+    return [add_bias_clamp(conv_windows(win, f, x.shape[3] // ci), b, a.activation)]
+
+
+def conv_windows(win: np.ndarray, filt: np.ndarray, groups: int) -> np.ndarray:
+    """The convolution of windows [N, OH, OW, KH, KW, C] (see `windows`) with filters
+    [O, KH, KW, C / groups]: one GEMM over im2col patches per group (tensordot copies the view
+    into a matrix), in the operands' dtype."""
+    if groups == 1:
+        return np.tensordot(win, filt, axes=([3, 4, 5], [1, 2, 3]))
+    co, ci = filt.shape[0], filt.shape[3]
+    cog = co // groups
+    return np.concatenate([np.tensordot(win[..., g * ci:(g + 1) * ci], filt[g * cog:(g + 1) * cog],
+                                        axes=([3, 4, 5], [1, 2, 3])) for g in range(groups)], axis=-1)
 
 
 def _conv_cost(ins: list, outs: list, a: ConvAttrs) -> Cost:
     co, kh, kw, ci = ins[1]
-    return Cost(flops=2.0 * _numel(outs[0]) * kh * kw * ci, bytes=_bytes(list(ins) + list(outs)))
+    return Cost(flops=2.0 * numel(outs[0]) * kh * kw * ci, bytes=float_bytes(list(ins) + list(outs)))
 
 
 def _infer_depthwise(ctx: InferCtx) -> list[ShapeDtype]:
     a: ConvAttrs = ctx.attrs
     dt = _require_numeric(ctx, 0)
-    n, h, w, c = _require_rank(ctx, 0, 4, "input")
-    one, kh, kw, co = _require_rank(ctx, 1, 4, "filter")
+    n, h, w, c = require_rank(ctx, 0, 4, "input")
+    one, kh, kw, co = require_rank(ctx, 1, 4, "filter")
     if one != 1:
         raise OpError(f"{ctx.op_name}: filter '{ctx.name(1)}' must have shape [1, KH, KW, "
                       f"channels * depth_multiplier], got [{one}, {kh}, {kw}, {co}]")
@@ -303,7 +297,7 @@ def _infer_depthwise(ctx: InferCtx) -> list[ShapeDtype]:
     _check_bias(ctx, 2, co, required=True)
     _check_filter_size(ctx, kh, kw)
     _check_dilation(ctx, a)
-    oh, ow = _spatial_out(ctx, a.padding, (h, w), (kh, kw), a.stride, a.dilation)
+    oh, ow = spatial_out(ctx, a.padding, (h, w), (kh, kw), a.stride, a.dilation)
     return [((n, oh, ow, co), dt)]
 
 
@@ -314,18 +308,18 @@ def _depthwise_reference(inputs: Sequence[np.ndarray | None], a: ConvAttrs) -> l
     _, kh, kw, co = f.shape
     c = x.shape[3]
     m = co // c
-    win = _windows(x, (kh, kw), a.stride, a.dilation, a.padding, 0.0)
+    win = windows(x, (kh, kw), a.stride, a.dilation, a.padding, 0.0)
     taps = f.reshape(kh, kw, c, m)
     acc = np.zeros(win.shape[:3] + (c, m), np.float32)
     for i in range(kh):  # loop over taps only; each step is a whole-tensor multiply-add
         for j in range(kw):
             acc += win[:, :, :, i, j, :, None] * taps[i, j]
-    return [_finish(acc.reshape(acc.shape[:3] + (co,)), b, a.activation)]
+    return [add_bias_clamp(acc.reshape(acc.shape[:3] + (co,)), b, a.activation)]
 
 
 def _depthwise_cost(ins: list, outs: list, a: ConvAttrs) -> Cost:
     _, kh, kw, _ = ins[1]
-    return Cost(flops=2.0 * _numel(outs[0]) * kh * kw, bytes=_bytes(list(ins) + list(outs)))
+    return Cost(flops=2.0 * numel(outs[0]) * kh * kw, bytes=float_bytes(list(ins) + list(outs)))
 
 
 # ---- FULLY_CONNECTED ---------------------------------------------------------------------------
@@ -350,15 +344,15 @@ def _infer_fc(ctx: InferCtx) -> list[ShapeDtype]:
     a: FcAttrs = ctx.attrs
     dt = _require_numeric(ctx, 0)
     shape = ctx.shapes[0]
-    units, depth = _require_rank(ctx, 1, 2, "weights")
-    size = _numel(shape)
+    units, depth = require_rank(ctx, 1, 2, "weights")
+    size = numel(shape)
     if depth < 1:
         raise OpError(f"{ctx.op_name}: weights '{ctx.name(1)}' have input depth 0 (shape "
                       f"[{units}, {depth}]); the second dimension must be >= 1")
     # LiteRT does not check that depth divides the input's size: batch = size // depth and any
     # trailing elements are ignored. We follow it (test_fc_indivisible_input_truncates).
     _check_bias(ctx, 2, units, required=False)
-    if a.activation not in _CLAMPS:
+    if a.activation not in CLAMPING_ACTIVATIONS:
         raise OpError(f"{ctx.op_name}: fused activation {a.activation} is not supported by LiteRT's "
                       f"kernel (only NONE, RELU, RELU_N1_TO_1, RELU6); apply it as a separate op")
     if a.keep_num_dims:
@@ -379,11 +373,11 @@ def _fc_reference(inputs: Sequence[np.ndarray | None], a: FcAttrs) -> list[np.nd
     acc = x.reshape(-1)[:rows * depth].reshape(rows, depth) @ wt.T
     if a.keep_num_dims:
         acc = acc.reshape(x.shape[:-1] + (units,))
-    return [_finish(acc, b, a.activation)]
+    return [add_bias_clamp(acc, b, a.activation)]
 
 
 def _fc_cost(ins: list, outs: list, a: FcAttrs) -> Cost:
-    return Cost(flops=2.0 * _numel(outs[0]) * ins[1][1], bytes=_bytes(list(ins) + list(outs)))
+    return Cost(flops=2.0 * numel(outs[0]) * ins[1][1], bytes=float_bytes(list(ins) + list(outs)))
 
 
 # ---- BATCH_MATMUL ------------------------------------------------------------------------------
@@ -436,7 +430,7 @@ def _bmm_reference(inputs: Sequence[np.ndarray | None], a: BatchMatMulAttrs) -> 
 
 def _bmm_cost(ins: list, outs: list, a: BatchMatMulAttrs) -> Cost:
     k = ins[0][-2] if a.adj_x else ins[0][-1]
-    return Cost(flops=2.0 * _numel(outs[0]) * k, bytes=_bytes(list(ins) + list(outs)))
+    return Cost(flops=2.0 * numel(outs[0]) * k, bytes=float_bytes(list(ins) + list(outs)))
 
 
 # ---- AVERAGE_POOL_2D / MAX_POOL_2D -------------------------------------------------------------
@@ -460,9 +454,9 @@ class PoolAttrs:
         return self.filter_h, self.filter_w
 
 
-def _parse_pool(o: dict[str, Any]) -> PoolAttrs:
+def parse_pool(o: dict[str, Any]) -> PoolAttrs:
     return PoolAttrs(
-        padding=_padding_name(o.get("padding", 0)),
+        padding=padding_name(o.get("padding", 0)),
         stride_h=int(o.get("stride_h", 0)),
         stride_w=int(o.get("stride_w", 0)),
         filter_h=int(o.get("filter_height", 0)),
@@ -474,26 +468,31 @@ def _parse_pool(o: dict[str, Any]) -> PoolAttrs:
 def _infer_pool(ctx: InferCtx) -> list[ShapeDtype]:
     a: PoolAttrs = ctx.attrs
     dt = _require_numeric(ctx, 0)
-    n, h, w, c = _require_rank(ctx, 0, 4, "input")
-    oh, ow = _spatial_out(ctx, a.padding, (h, w), a.filter, a.stride, (1, 1))
+    n, h, w, c = require_rank(ctx, 0, 4, "input")
+    oh, ow = spatial_out(ctx, a.padding, (h, w), a.filter, a.stride, (1, 1))
     return [((n, oh, ow, c), dt)]
 
 
 def _avg_pool_reference(inputs: Sequence[np.ndarray | None], a: PoolAttrs) -> list[np.ndarray]:
     x = inputs[0]
     _require_float("AVERAGE_POOL_2D", x)
-    win = _windows(x, a.filter, a.stride, (1, 1), a.padding, 0.0)
+    win = windows(x, a.filter, a.stride, (1, 1), a.padding, 0.0)
     total = win.sum(axis=(3, 4), dtype=np.float32)
-    # Only in-image taps count: per-axis counts multiply because the window is a rectangle.
-    cnt_h = _in_image_counts(a.padding, x.shape[1], a.filter_h, a.stride_h)
-    cnt_w = _in_image_counts(a.padding, x.shape[2], a.filter_w, a.stride_w)
-    count = (cnt_h[:, None] * cnt_w[None, :])[None, :, :, None]
-    return [_finish(total / count, None, a.activation)]
+    return [add_bias_clamp(total / pool_counts(a, x.shape), None, a.activation)]
 
 
-def _in_image_counts(padding: str, in_size: int, k: int, stride: int) -> np.ndarray:
+def pool_counts(a: PoolAttrs, shape: Sequence[int]) -> np.ndarray:
+    """[1, OH, OW, 1] float32: how many taps of each output's window fall inside the NHWC image
+    of this shape (only those count in a mean). The per-axis counts multiply because the window
+    is a rectangle."""
+    cnt_h = in_image_counts(a.padding, shape[1], a.filter_h, a.stride_h)
+    cnt_w = in_image_counts(a.padding, shape[2], a.filter_w, a.stride_w)
+    return (cnt_h[:, None] * cnt_w[None, :])[None, :, :, None]
+
+
+def in_image_counts(padding: str, in_size: int, k: int, stride: int) -> np.ndarray:
     """How many taps of each output position's window fall inside the image, along one axis."""
-    g = _axis_geometry(padding, in_size, k, stride, 1)
+    g = axis_geometry(padding, in_size, k, stride, 1)
     start = np.arange(g.out) * stride - g.pad_before
     return (np.clip(start + k, 0, in_size) - np.clip(start, 0, in_size)).astype(np.float32)
 
@@ -501,34 +500,28 @@ def _in_image_counts(padding: str, in_size: int, k: int, stride: int) -> np.ndar
 def _max_pool_reference(inputs: Sequence[np.ndarray | None], a: PoolAttrs) -> list[np.ndarray]:
     x = inputs[0]
     _require_float("MAX_POOL_2D", x)
-    win = _windows(x, a.filter, a.stride, (1, 1), a.padding, -np.inf)
-    return [_finish(win.max(axis=(3, 4)), None, a.activation)]
+    win = windows(x, a.filter, a.stride, (1, 1), a.padding, -np.inf)
+    return [add_bias_clamp(win.max(axis=(3, 4)), None, a.activation)]
 
 
 def _pool_cost(ins: list, outs: list, a: PoolAttrs) -> Cost:
-    return Cost(flops=float(_numel(outs[0]) * a.filter_h * a.filter_w),
-                bytes=_bytes(list(ins) + list(outs)))
+    return Cost(flops=float(numel(outs[0]) * a.filter_h * a.filter_w),
+                bytes=float_bytes(list(ins) + list(outs)))
 
 
 # ---- registration ------------------------------------------------------------------------------
 
 _EPILOGUE = PatternKind.OUT_ELEMWISE_FUSABLE
 
-CONV_2D = register(OpDef(
-    "CONV_2D", _parse_conv, _infer_conv, _conv_reference, _EPILOGUE, _conv_cost,
-    doc="NHWC conv, filter [O, KH, KW, I/groups], bias [O]"))
-DEPTHWISE_CONV_2D = register(OpDef(
-    "DEPTHWISE_CONV_2D", _parse_conv, _infer_depthwise, _depthwise_reference, _EPILOGUE,
-    _depthwise_cost, doc="NHWC depthwise conv, filter [1, KH, KW, C*M], bias [C*M]"))
-FULLY_CONNECTED = register(OpDef(
-    "FULLY_CONNECTED", _parse_fc, _infer_fc, _fc_reference, _EPILOGUE, _fc_cost,
-    doc="y = x @ W.T + b, weights [units, depth], optional bias"))
-BATCH_MATMUL = register(OpDef(
-    "BATCH_MATMUL", _parse_bmm, _infer_bmm, _bmm_reference, _EPILOGUE, _bmm_cost,
-    doc="matmul over the last two dims, batch dims broadcast"))
-AVERAGE_POOL_2D = register(OpDef(
-    "AVERAGE_POOL_2D", _parse_pool, _infer_pool, _avg_pool_reference, _EPILOGUE, _pool_cost,
-    doc="mean over the in-image taps of each window"))
-MAX_POOL_2D = register(OpDef(
-    "MAX_POOL_2D", _parse_pool, _infer_pool, _max_pool_reference, _EPILOGUE, _pool_cost,
-    doc="max over the in-image taps of each window"))
+CONV_2D = define("CONV_2D", parse=_parse_conv, infer=_infer_conv, reference=_conv_reference, kind=_EPILOGUE,
+                 cost=_conv_cost)
+DEPTHWISE_CONV_2D = define("DEPTHWISE_CONV_2D", parse=_parse_conv, infer=_infer_depthwise,
+                           reference=_depthwise_reference, kind=_EPILOGUE, cost=_depthwise_cost)
+FULLY_CONNECTED = define("FULLY_CONNECTED", parse=_parse_fc, infer=_infer_fc, reference=_fc_reference,
+                         kind=_EPILOGUE, cost=_fc_cost)
+BATCH_MATMUL = define("BATCH_MATMUL", parse=_parse_bmm, infer=_infer_bmm, reference=_bmm_reference,
+                      kind=_EPILOGUE, cost=_bmm_cost)
+AVERAGE_POOL_2D = define("AVERAGE_POOL_2D", parse=parse_pool, infer=_infer_pool,
+                         reference=_avg_pool_reference, kind=_EPILOGUE, cost=_pool_cost)
+MAX_POOL_2D = define("MAX_POOL_2D", parse=parse_pool, infer=_infer_pool, reference=_max_pool_reference,
+                     kind=_EPILOGUE, cost=_pool_cost)

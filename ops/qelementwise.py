@@ -23,35 +23,9 @@ import numpy as np
 
 from tflite_jit.ops import elementwise, qmath  # noqa: F401  (the float ops register first)
 from tflite_jit.ops import math as _float_math  # noqa: F401
-from tflite_jit.ops.base import (
-    InferCtx,
-    OpError,
-    Quantized,
-    QuantizedKernel,
-    add_quantized,
-    broadcast_shapes,
-)
-from tflite_jit.ops.quant import per_tensor_params
-
-I8, U8, I16 = np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)
-F32 = np.float32
-_CLAMPING = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
-
-
-
-
-def _quantized_dtype(ins: list, types: tuple[np.dtype, ...]) -> np.dtype | None:
-    t = ins[0] if ins else None
-    if t is None or np.dtype(t.dtype) not in types:
-        return None
-    return np.dtype(t.dtype)
-
-
-def _same_type_out(op: str, ins: list, outs: list, dt: np.dtype) -> None:
-    for t in (*ins, *outs):
-        if t is not None and np.dtype(t.dtype) != dt:
-            raise OpError(f"{op}: tensor '{t.name}' is {np.dtype(t.dtype).name} but the op runs on "
-                          f"{dt.name}; quantized inputs and output must share one type")
+from tflite_jit.ops.base import InferCtx, OpError, Quantized, QuantizedKernel, add_quantized
+from tflite_jit.ops.common import I8, I16, U8, broadcast_shapes, clamping_activation
+from tflite_jit.ops.quant import check_same_type, per_tensor_params, quantized_input_dtype
 
 
 def _zero_zp_for_int16(op: str, dt: np.dtype, *zps: int) -> None:
@@ -60,8 +34,7 @@ def _zero_zp_for_int16(op: str, dt: np.dtype, *zps: int) -> None:
 
 
 def _act(a: Any) -> str:
-    act = getattr(a, "activation", "NONE")
-    return act if act in _CLAMPING else "NONE"
+    return clamping_activation(getattr(a, "activation", "NONE"))
 
 
 def _binary_infer(ctx: InferCtx) -> list:
@@ -99,10 +72,10 @@ def _is_pot(s: float) -> bool:
 
 
 def _bind_add(op: str, fa: Any, ins: list, outs: list) -> QAddAttrs | None:
-    dt = _quantized_dtype(ins, (I8, U8, I16))
+    dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
-    _same_type_out(op, ins, outs, dt)
+    check_same_type(op, [*ins, *outs], dt)
     (s1, z1), (s2, z2), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(ins[1], op, "input"), per_tensor_params(outs[0], op, "output")
     _zero_zp_for_int16(op, dt, z1, z2, zo)
     if dt == I16 and _is_pot(s1) and _is_pot(s2) and _is_pot(so):
@@ -152,10 +125,10 @@ class QMulAttrs(Quantized):
 
 
 def _bind_mul(fa: Any, ins: list, outs: list) -> QMulAttrs | None:
-    dt = _quantized_dtype(ins, (I8, U8, I16))
+    dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
-    _same_type_out("MUL", ins, outs, dt)
+    check_same_type("MUL", [*ins, *outs], dt)
     (s1, z1), (s2, z2), (so, zo) = (per_tensor_params(ins[0], "MUL", "input"), per_tensor_params(ins[1], "MUL", "input"),
                                     per_tensor_params(outs[0], "MUL", "output"))
     _zero_zp_for_int16("MUL", dt, z1, z2, zo)
@@ -188,7 +161,7 @@ def _f32(name: str) -> Callable[[float], np.float32]:
 
 
 def _logistic(x: np.float32) -> np.float32:
-    return F32(F32(1) / F32(F32(1) + _f32("expf")(-x)))
+    return np.float32(np.float32(1) / np.float32(np.float32(1) + _f32("expf")(-x)))
 
 
 def _tanh(x: np.float32) -> np.float32:
@@ -201,21 +174,21 @@ def _elu(x: np.float32) -> np.float32:
 
 def _gelu(approximate: bool) -> Callable[[np.float32], np.float32]:
     if approximate:
-        k = F32(math.sqrt(2.0 / math.pi))
+        k = np.float32(math.sqrt(2.0 / math.pi))
 
         def f(x: np.float32) -> np.float32:
-            inner = F32(k * F32(x + F32(F32(F32(0.044715) * x) * x) * x))
-            return F32(F32(F32(0.5) * x) * F32(F32(1) + _f32("tanhf")(inner)))
+            inner = np.float32(k * np.float32(x + np.float32(np.float32(np.float32(0.044715) * x) * x) * x))
+            return np.float32(np.float32(np.float32(0.5) * x) * np.float32(np.float32(1) + _f32("tanhf")(inner)))
         return f
-    neg_sqrt_half = F32(-math.sqrt(0.5))
-    return lambda x: F32(F32(F32(0.5) * x) * _f32("erfcf")(F32(x * neg_sqrt_half)))
+    neg_sqrt_half = np.float32(-math.sqrt(0.5))
+    return lambda x: np.float32(np.float32(np.float32(0.5) * x) * _f32("erfcf")(np.float32(x * neg_sqrt_half)))
 
 
 def _hard_swish_table(si: float, zi: int, so: float, zo: int, dt: np.dtype) -> np.ndarray:
     """LiteRT's integer HARD_SWISH (reference/hard_swish.h), evaluated for every input value."""
-    hi_scale = F32(F32(1.0 / 128.0) * F32(si))
-    m1, e1 = qmath.quantize_multiplier(float(F32(hi_scale / F32(so))))
-    m2, e2 = qmath.quantize_multiplier(float(F32(hi_scale / F32(F32(3.0) / F32(32768.0)))))
+    hi_scale = np.float32(np.float32(1.0 / 128.0) * np.float32(si))
+    m1, e1 = qmath.quantize_multiplier(float(np.float32(hi_scale / np.float32(so))))
+    m2, e2 = qmath.quantize_multiplier(float(np.float32(hi_scale / np.float32(np.float32(3.0) / np.float32(32768.0)))))
 
     def down16(m: int) -> int:
         return 32767 if m >= (1 << 31) - 1 - (1 << 15) else (m + (1 << 15)) >> 16
@@ -250,7 +223,7 @@ _TABLE_TYPES = {"ELU": (I8,)}  # LiteRT's ELU has no uint8 kernel; the others ta
 
 
 def _bind_table(op: str, fa: Any, ins: list, outs: list) -> QTableAttrs | None:
-    dt = _quantized_dtype(ins, (I8, U8, I16))
+    dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
     if dt not in _TABLE_TYPES.get(op, (I8, U8)):
@@ -259,11 +232,11 @@ def _bind_table(op: str, fa: Any, ins: list, outs: list) -> QTableAttrs | None:
                           "runs them with its 16-bit interpolated tables); use int8 or float")
         raise OpError(f"{op}: input '{ins[0].name}' is {dt.name}; LiteRT's {op} takes "
                       f"{' or '.join(d.name for d in _TABLE_TYPES.get(op, (I8, U8)))} quantized input")
-    _same_type_out(op, ins, outs, dt)
+    check_same_type(op, [*ins, *outs], dt)
     (si, zi), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(outs[0], op, "output")
     if op == "LOGISTIC":
         want_zp = -128 if dt == I8 else 0
-        if F32(so) != F32(1.0 / 256) or zo != want_zp:
+        if np.float32(so) != np.float32(1.0 / 256) or zo != want_zp:
             raise OpError(f"LOGISTIC: output '{outs[0].name}' must be quantized with scale 1/256 and "
                           f"zero point {want_zp} (got {so}, {zo}), as LiteRT requires")
     if op == "HARD_SWISH":
@@ -289,26 +262,26 @@ class QRescaleAttrs(Quantized):
 
 
 def _bind_rescale(op: str, fa: Any, ins: list, outs: list) -> QRescaleAttrs | None:
-    dt = _quantized_dtype(ins, (I8, U8, I16))
+    dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
     if dt == I16 and op == "RELU_N1_TO_1":
         raise OpError("RELU_N1_TO_1: LiteRT has no int16 kernel for it; use int8 or float")
-    _same_type_out(op, ins, outs, dt)
+    check_same_type(op, [*ins, *outs], dt)
     (si, zi), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(outs[0], op, "output")
     _zero_zp_for_int16(op, dt, zi, zo)
     lo, hi = qmath.qrange(dt)
-    m_pos = qmath.quantize_multiplier(float(F32(F32(si) / F32(so))))
+    m_pos = qmath.quantize_multiplier(float(np.float32(np.float32(si) / np.float32(so))))
     m_neg, sign = m_pos, 1
     if op == "LEAKY_RELU":
-        alpha = F32(fa.alpha)
-        real = F32(F32(F32(si) * alpha) / F32(so))
+        alpha = np.float32(fa.alpha)
+        real = np.float32(np.float32(np.float32(si) * alpha) / np.float32(so))
         m_neg, sign = qmath.quantize_multiplier(abs(float(real))), (-1 if real < 0 else 1)
     else:
         bounds = {"RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}[op]
-        lo = max(lo, zo + int(qmath.round_half_away(F32(F32(bounds[0]) / F32(so)))))
+        lo = max(lo, zo + int(qmath.round_half_away(np.float32(np.float32(bounds[0]) / np.float32(so)))))
         if bounds[1] is not None:
-            hi = min(hi, zo + int(qmath.round_half_away(F32(F32(bounds[1]) / F32(so)))))
+            hi = min(hi, zo + int(qmath.round_half_away(np.float32(np.float32(bounds[1]) / np.float32(so)))))
     return QRescaleAttrs(fa, dt.name, zi, zo, m_pos, m_neg, sign, lo, hi)
 
 

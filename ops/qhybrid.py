@@ -42,13 +42,9 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ops import base, image, nn, qnn, sequence  # noqa: F401  (float, int8 kernels first)
-from tflite_jit.ops.base import InferCtx, OpError, Quantized, ShapeDtype, apply_activation
+from tflite_jit.ops.base import InferCtx, OpError, Quantized, ShapeDtype
+from tflite_jit.ops.common import CLAMPING_ACTIVATIONS, F16, F32, I8, U8, apply_activation
 from tflite_jit.ops.quant import quant_params
-
-F32 = np.float32
-F16 = np.dtype(np.float16)
-I8, U8 = np.dtype(np.int8), np.dtype(np.uint8)
-_CLAMPS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6")
 
 
 @dataclass(frozen=True)
@@ -118,14 +114,14 @@ def quantize_rows(x: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, np.ndarr
     b, n = x.shape
     if n == 0:
         return np.zeros(x.shape, np.int64), np.ones(b, F32), np.zeros(b, np.int64)
-    lo = np.minimum(F32(0), x.min(axis=1)).astype(F32)
-    hi = np.maximum(F32(0), x.max(axis=1)).astype(F32)
+    lo = np.minimum(np.float32(0), x.min(axis=1)).astype(F32)
+    hi = np.maximum(np.float32(0), x.max(axis=1)).astype(F32)
     if not asymmetric:
         rng = np.maximum(np.abs(lo), np.abs(hi)).astype(F32)
         zero = rng == 0
-        safe = np.where(zero, F32(1), rng).astype(F32)
-        sf = np.where(zero, F32(1), (safe / F32(127)).astype(F32)).astype(F32)
-        inv = (F32(127) / safe).astype(F32)
+        safe = np.where(zero, np.float32(1), rng).astype(F32)
+        sf = np.where(zero, np.float32(1), (safe / np.float32(127)).astype(F32)).astype(F32)
+        inv = (np.float32(127) / safe).astype(F32)
         q = np.clip(_round_rows((x * inv[:, None]).astype(F32)), -127, 127)
         return np.where(zero[:, None], 0, q).astype(np.int64), sf, np.zeros(b, np.int64)
     same = lo == hi
@@ -141,7 +137,7 @@ def quantize_rows(x: np.ndarray, asymmetric: bool) -> tuple[np.ndarray, np.ndarr
     # The zero point is added after rounding (integer add), not before as the portable code does.
     q = np.clip(_round_rows((x * inv[:, None]).astype(F32)) + zp[:, None], -128, 127)
     q = np.where(same[:, None], 0, q).astype(np.int64)
-    return q, np.where(same, F32(1), sf).astype(F32), np.where(same, 0, zp).astype(np.int64)
+    return q, np.where(same, np.float32(1), sf).astype(F32), np.where(same, 0, zp).astype(np.int64)
 
 
 def _round_rows(y: np.ndarray) -> np.ndarray:
@@ -152,7 +148,7 @@ def _round_rows(y: np.ndarray) -> np.ndarray:
     out = _round_away(y).astype(np.int64)
     if head:
         v = y[:, :head]
-        half = np.where(v < 0, F32(-0.5), F32(0.5)).astype(F32)
+        half = np.where(v < 0, np.float32(-0.5), np.float32(0.5)).astype(F32)
         out[:, :head] = np.trunc((v + half).astype(F32)).astype(np.int64)
     return out
 
@@ -171,7 +167,7 @@ def _finish(y: np.ndarray, bias: np.ndarray | None, act: str, all_acts: bool = F
     y = y.astype(F32, copy=False)
     if bias is not None:
         y = (y + bias.reshape(-1).astype(F32)).astype(F32)
-    if act in _CLAMPS or all_acts:
+    if act in CLAMPING_ACTIVATIONS or all_acts:
         y = apply_activation(y, act)
     return np.ascontiguousarray(y, dtype=F32)
 
@@ -322,10 +318,10 @@ def _infer_bmm(prev: base.OpDef) -> Callable[[InferCtx], list[ShapeDtype]]:
     return infer
 
 
-def _infer_embedding(ctx: InferCtx) -> list[ShapeDtype]:
+def infer_embedding(ctx: InferCtx) -> list[ShapeDtype]:
     a: HybridAttrs = ctx.attrs
     fctx = InferCtx(ctx.op_name, a.base, ctx.shapes, [ctx.dtypes[0], F32], ctx.values, ctx.tensor_names)
-    ((shape, _),) = image._infer_embedding(fctx)
+    ((shape, _),) = image.infer_embedding(fctx)
     wdt = np.dtype(a.w_dtype)
     if wdt not in (I8, U8):
         # LiteRT's hybrid lookup reads any such table through an int8 pointer with the row stride
@@ -365,7 +361,7 @@ def _scale_out(acc: np.ndarray, sf: np.ndarray, a: HybridAttrs, n_out: int) -> n
     """float32(acc) * (sf_b * sw), LiteRT's order: per tensor it folds sw into sf_b first."""
     accf = acc.astype(F32)
     if len(a.w_scales) == 1:
-        s = (sf * F32(a.w_scales[0])).astype(F32)
+        s = (sf * np.float32(a.w_scales[0])).astype(F32)
         return (accf * s[:, None]).astype(F32)
     sw = _channel_scale(a, n_out)
     s = (sf[:, None] * sw[None, :]).astype(F32)
@@ -430,15 +426,8 @@ def _conv_reference(inputs: Sequence[np.ndarray | None], a: HybridAttrs) -> list
     q, sf, zp = _image_quantize(x, a.asymmetric)
     # Taps outside the image are skipped by LiteRT, i.e. they contribute (zp - zp) * w = 0.
     centered = q.astype(np.float64) - zp[:, None, None, None].astype(np.float64)
-    win = nn._windows(centered, (kh, kw), f.stride, f.dilation, f.padding, 0.0)
-    wf = w.astype(np.float64)
-    if groups == 1:
-        acc = np.tensordot(win, wf, axes=([3, 4, 5], [1, 2, 3]))
-    else:
-        cog = co // groups
-        acc = np.concatenate([np.tensordot(win[..., g * ci:(g + 1) * ci], wf[g * cog:(g + 1) * cog],
-                                           axes=([3, 4, 5], [1, 2, 3])) for g in range(groups)], axis=-1)
-    acc = np.rint(acc).astype(np.int64)
+    win = nn.windows(centered, (kh, kw), f.stride, f.dilation, f.padding, 0.0)
+    acc = np.rint(nn.conv_windows(win, w.astype(np.float64), groups)).astype(np.int64)
     if not a.asymmetric and co % 4:
         # Per tensor, LiteRT multiplies the im2col rows with the FC routine: through ruy (exact)
         # when the output channels are a multiple of 4, else the SSE dot product whose -128
@@ -478,7 +467,7 @@ def _depthwise_reference(inputs: Sequence[np.ndarray | None], a: HybridAttrs) ->
     m = co // c
     q, sf, zp = _image_quantize(x, a.asymmetric)
     centered = q.astype(np.float64) - zp[:, None, None, None].astype(np.float64)
-    win = nn._windows(centered, (kh, kw), f.stride, f.dilation, f.padding, 0.0)
+    win = nn.windows(centered, (kh, kw), f.stride, f.dilation, f.padding, 0.0)
     taps = w.astype(np.float64).reshape(kh, kw, c, m)
     acc = np.zeros(win.shape[:3] + (c, m), np.float64)
     for i in range(kh):
@@ -508,7 +497,7 @@ def _bmm_reference(inputs: Sequence[np.ndarray | None], a: HybridAttrs) -> list[
         acc = acc - zp.reshape(batch + (m, 1)) * colsum[..., None, :]
     sf = sf.reshape(batch + (m, 1))
     if len(a.w_scales) == 1:
-        s = (sf * F32(a.w_scales[0])).astype(F32)
+        s = (sf * np.float32(a.w_scales[0])).astype(F32)
     else:
         s = (sf * _channel_scale(a, n)).astype(F32)
     return [np.ascontiguousarray((acc.astype(F32) * s).astype(F32), dtype=F32)]
@@ -516,7 +505,7 @@ def _bmm_reference(inputs: Sequence[np.ndarray | None], a: HybridAttrs) -> list[
 
 def _embedding_reference(inputs: Sequence[np.ndarray | None], a: HybridAttrs) -> list[np.ndarray]:
     ids, table = np.asarray(inputs[0]).reshape(-1), np.asarray(inputs[1])
-    image._check_ids(ids, table.shape[0], "EMBEDDING_LOOKUP")
+    image.check_ids(ids, table.shape[0], "EMBEDDING_LOOKUP")
     idx = ids.astype(np.int64)
     # LiteRT reads uint8 tables through an int8 pointer: values >= 128 come out negative.
     rows = table.view(np.int8)[idx].astype(F32)
@@ -535,7 +524,7 @@ def _hybrid_matvec(v: np.ndarray, w: np.ndarray, w_scale: float, asymmetric: boo
     acc = acc + _minus128_error(q, w)
     if asymmetric:
         acc = acc - zp[:, None] * w.astype(np.int64).sum(axis=1)[None, :]
-    s = (sf * F32(w_scale)).astype(F32)
+    s = (sf * np.float32(w_scale)).astype(F32)
     return (acc.astype(F32) * s[:, None]).astype(F32), ~np.any(v != 0, axis=1)
 
 
@@ -544,7 +533,7 @@ def _rnn_reference(inputs: Sequence[np.ndarray | None], a: RnnHybridAttrs) -> li
     Time-major runs all batches per step (a step whose whole input is zero skips its product);
     batch-major runs each batch row alone (the skip is per row)."""
     f = a.base
-    xs = sequence._to_time_major(inputs[0], f.time_major)
+    xs = sequence.to_time_major(inputs[0], f.time_major)
     w, r = _int8(inputs[1]), _int8(inputs[2])
     b = np.asarray(inputs[3], F32)
     h = np.asarray(inputs[4], F32).copy()
@@ -558,20 +547,26 @@ def _rnn_reference(inputs: Sequence[np.ndarray | None], a: RnnHybridAttrs) -> li
             out = np.where(skip[:, None], out, (out + prod).astype(F32)).astype(F32)
         h = apply_activation(out, f.activation).astype(F32)
         outs.append(h)
-    sequence._write_state(inputs[4], h)
+    sequence.write_state(inputs[4], h)
     out = np.stack(outs) if outs else np.zeros((0,) + h.shape, F32)
-    return [sequence._from_time_major(out, f.time_major)]
+    return [sequence.from_time_major(out, f.time_major)]
 
 
-def _bind_rnn(fa: Any, ins: list, outs: list) -> RnnHybridAttrs | None:
+def _bind_two_weights(cls: type, fa: Any, ins: list) -> Any:
+    """Hybrid attrs (of type `cls`) of an op whose inputs 1 and 2 are both weights (RNN's input
+    and recurrent weights, SVDF's feature and time weights): input 2's scale and type come last."""
     if len(ins) < 3 or ins[0] is None or ins[1] is None or ins[2] is None:
         return None
     if np.dtype(ins[0].dtype) != F32 or np.dtype(ins[1].dtype) in (F32, F16):
         return None
     h = _bind_weights(fa, ins[1], bool(getattr(fa, "asymmetric_quantize_inputs", False)))
-    qr = quant_params(ins[2])
-    return RnnHybridAttrs(h.base, h.w_scales, h.asymmetric, h.w_dtype, h.out_dtype, h.qdim, h.quantized,
-                          0.0 if qr is None else float(qr[0][0]), np.dtype(ins[2].dtype).name)
+    q2 = quant_params(ins[2])
+    return cls(h.base, h.w_scales, h.asymmetric, h.w_dtype, h.out_dtype, h.qdim, h.quantized,
+               0.0 if q2 is None else float(q2[0][0]), np.dtype(ins[2].dtype).name)
+
+
+def _bind_rnn(fa: Any, ins: list, outs: list) -> RnnHybridAttrs | None:
+    return _bind_two_weights(RnnHybridAttrs, fa, ins)
 
 
 def _infer_rnn(prev: base.OpDef) -> Callable[[InferCtx], list[ShapeDtype]]:
@@ -614,7 +609,7 @@ def _svdf_reference(inputs: Sequence[np.ndarray | None], a: SvdfHybridAttrs) -> 
     x = np.asarray(inputs[0], F32)
     wf = _int8(inputs[1])
     wt = np.asarray(inputs[2])
-    wt = (wt.astype(F32) * F32(a.t_scale)).astype(F32)
+    wt = (wt.astype(F32) * np.float32(a.t_scale)).astype(F32)
     bias = inputs[3]
     n_batch = x.shape[0]
     n_filters, memory = wt.shape
@@ -629,19 +624,12 @@ def _svdf_reference(inputs: Sequence[np.ndarray | None], a: SvdfHybridAttrs) -> 
     if bias is not None:
         y = (y + np.asarray(bias, F32)).astype(F32)
     y = apply_activation(y.astype(F32), f.activation).astype(F32)
-    sequence._write_state(inputs[4], new_state.reshape(n_batch, n_filters * memory))
+    sequence.write_state(inputs[4], new_state.reshape(n_batch, n_filters * memory))
     return [y]
 
 
 def _bind_svdf(fa: Any, ins: list, outs: list) -> SvdfHybridAttrs | None:
-    if len(ins) < 3 or ins[0] is None or ins[1] is None or ins[2] is None:
-        return None
-    if np.dtype(ins[0].dtype) != F32 or np.dtype(ins[1].dtype) in (F32, F16):
-        return None
-    h = _bind_weights(fa, ins[1], bool(getattr(fa, "asymmetric_quantize_inputs", False)))
-    qt = quant_params(ins[2])
-    return SvdfHybridAttrs(h.base, h.w_scales, h.asymmetric, h.w_dtype, h.out_dtype, h.qdim, h.quantized,
-                           0.0 if qt is None else float(qt[0][0]), np.dtype(ins[2].dtype).name)
+    return _bind_two_weights(SvdfHybridAttrs, fa, ins)
 
 
 def _infer_svdf(prev: base.OpDef) -> Callable[[InferCtx], list[ShapeDtype]]:
@@ -680,7 +668,7 @@ def _extend(name: str, bind: Callable, infer: Callable[[base.OpDef], Callable], 
             parse: Callable | None = None) -> base.OpDef:
     """Give the registered `name` its hybrid kernel: nodes whose bind yields HybridAttrs use these
     functions, all others (float, int8 from ops/qnn.py) keep the existing definition's."""
-    prev = base._REGISTRY[name]
+    prev = base.registered(name)
     _FLOAT[name] = prev
     return base.add_quantized(name, base.QuantizedKernel(bind=bind, reference=reference, infer=infer(prev),
                                                          parse=parse))
@@ -708,4 +696,4 @@ _extend("DEPTHWISE_CONV_2D", lambda fa, ins, outs: _bind_conv("DEPTHWISE_CONV_2D
 _extend("BATCH_MATMUL", _bind_bmm, _infer_bmm, _bmm_reference, _parse_bmm)
 _extend("UNIDIRECTIONAL_SEQUENCE_RNN", _bind_rnn, _infer_rnn, _rnn_reference, _parse_rnn)
 _extend("SVDF", _bind_svdf, _infer_svdf, _svdf_reference, _parse_svdf)
-_extend("EMBEDDING_LOOKUP", _bind_embedding, lambda prev: _infer_embedding, _embedding_reference)
+_extend("EMBEDDING_LOOKUP", _bind_embedding, lambda prev: infer_embedding, _embedding_reference)

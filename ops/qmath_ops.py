@@ -45,39 +45,13 @@ from tflite_jit.ops import image as _image  # noqa: F401
 from tflite_jit.ops import math as _math  # noqa: F401
 from tflite_jit.ops import nn as _nn  # noqa: F401
 from tflite_jit.ops import qmath
-from tflite_jit.ops.base import (
-    _REGISTRY,
-    InferCtx,
-    OpError,
-    Quantized,
-    QuantizedKernel,
-    add_quantized,
-    broadcast_shapes,
-)
-from tflite_jit.ops.nn import _axis_geometry
-from tflite_jit.ops.quant import quant_params
+from tflite_jit.ops.base import InferCtx, OpError, Quantized, QuantizedKernel, add_quantized, registered
+from tflite_jit.ops.common import F32, I8, I16, I64, U8, broadcast_shapes, clamping_activation
+from tflite_jit.ops.nn import axis_geometry
+from tflite_jit.ops.quant import check_same_type, quant_params, quantized_input_dtype, scale_zero_point
 
-I8, U8, I16 = np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)
-F32 = np.float32
-I64 = np.int64
-
-_FLOAT_BMM = _REGISTRY["BATCH_MATMUL"]
-_REGISTRY_FLOAT_TCONV = _REGISTRY["TRANSPOSE_CONV"]
-
-
-def _dtype0(ins: list, types: tuple[np.dtype, ...]) -> np.dtype | None:
-    t = ins[0] if ins else None
-    if t is None or np.dtype(t.dtype) not in types:
-        return None
-    return np.dtype(t.dtype)
-
-
-def _qp(t: Any) -> tuple[float, int]:
-    """(scale, zero point) as LiteRT's per-tensor params hold them ((0, 0) when unquantized)."""
-    q = quant_params(t) if t is not None else None
-    if q is None:
-        return 0.0, 0
-    return float(F32(q[0][0])), int(q[1][0])
+_FLOAT_BMM = registered("BATCH_MATMUL")
+_FLOAT_TCONV = registered("TRANSPOSE_CONV")
 
 
 def _require_q(op: str, t: Any, what: str) -> tuple[float, int]:
@@ -88,17 +62,10 @@ def _require_q(op: str, t: Any, what: str) -> tuple[float, int]:
     if len(q[0]) != 1:
         raise OpError(f"{op}: {what} '{t.name}' is quantized per channel; {op} takes per-tensor "
                       "quantization")
-    s = float(F32(q[0][0]))
+    s = float(np.float32(q[0][0]))
     if not (s > 0 and math.isfinite(s)):
         raise OpError(f"{op}: {what} '{t.name}' has scale {s}; scales must be positive")
     return s, int(q[1][0])
-
-
-def _same_types(op: str, tensors: list, dt: np.dtype) -> None:
-    for t in tensors:
-        if t is not None and np.dtype(t.dtype) != dt:
-            raise OpError(f"{op}: tensor '{t.name}' is {np.dtype(t.dtype).name} but the op runs on "
-                          f"{dt.name}; quantized inputs and output must share one type")
 
 
 def _clip_to(r: np.ndarray, dt: np.dtype) -> np.ndarray:
@@ -123,12 +90,12 @@ class QCompareAttrs(Quantized):
 
 def _bind_compare(op: str):
     def bind(fa: Any, ins: list, outs: list) -> QCompareAttrs | None:
-        dt = _dtype0(ins, (I8, U8))
+        dt = quantized_input_dtype(ins, (I8, U8))
         if dt is None or len(ins) < 2 or ins[1] is None or np.dtype(ins[1].dtype) != dt:
             return None  # the float rule reports mixed types
         ms = []
         for t in ins[:2]:
-            s, _ = _qp(t)
+            s, _ = scale_zero_point(t)
             if s >= 1.0:
                 # LiteRT quantizes the scale itself as a multiplier and applies it with a
                 # right-shift-only helper; a scale >= 1 gives a negative shift (undefined
@@ -136,7 +103,7 @@ def _bind_compare(op: str):
                 raise OpError(f"{op}: input '{t.name}' has scale {s}; LiteRT's quantized "
                               "comparison only handles input scales below 1")
             ms.append(qmath.quantize_multiplier(s))
-        return QCompareAttrs(fa, op, _qp(ins[0])[1], _qp(ins[1])[1], ms[0], ms[1])
+        return QCompareAttrs(fa, op, scale_zero_point(ins[0])[1], scale_zero_point(ins[1])[1], ms[0], ms[1])
     return bind
 
 
@@ -182,13 +149,13 @@ def _smaller_than_one(op: str, m: float, what: str) -> tuple[int, int]:
 
 
 def _bind_sqdiff(fa: Any, ins: list, outs: list) -> QSqDiffAttrs | None:
-    dt = _dtype0(ins, (I8, U8, I16))
+    dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
     if dt != I8:
         raise OpError(f"SQUARED_DIFFERENCE: input '{ins[0].name}' is {dt.name}; LiteRT's quantized "
                       "SQUARED_DIFFERENCE takes int8 only (or float32/int32)")
-    _same_types("SQUARED_DIFFERENCE", [*ins, *outs], dt)
+    check_same_type("SQUARED_DIFFERENCE", [*ins, *outs], dt)
     (s1, z1), (s2, z2) = _require_q("SQUARED_DIFFERENCE", ins[0], "input"), _require_q("SQUARED_DIFFERENCE", ins[1], "input")
     so, zo = _require_q("SQUARED_DIFFERENCE", outs[0], "output")
     tmax = 2.0 * max(s1, s2)
@@ -231,7 +198,7 @@ def _log_fn(out_min: np.float32):
 
 def _bind_unary(op: str):
     def bind(fa: Any, ins: list, outs: list) -> QUnaryAttrs | None:
-        dt = _dtype0(ins, (I8, U8, I16))
+        dt = quantized_input_dtype(ins, (I8, U8, I16))
         if dt is None:
             return None
         if dt not in _UNARY_TYPES[op]:
@@ -239,7 +206,7 @@ def _bind_unary(op: str):
                      "does not implement)") if dt == I16 else ""
             raise OpError(f"{op}: input '{ins[0].name}' is {dt.name}; quantized {op} runs on "
                           f"{' or '.join(d.name for d in _UNARY_TYPES[op])}{extra}")
-        _same_types(op, [*ins, *outs], dt)
+        check_same_type(op, [*ins, *outs], dt)
         if op == "NEG":
             return QUnaryAttrs(fa, op, dt.name, False)
         if op == "ABS" and dt == I16 and quant_params(ins[0]) is None:
@@ -251,15 +218,15 @@ def _bind_unary(op: str):
         m = table = None
         if dt == I16 and op in ("EXP", "LOG", "RSQRT"):
             table = _lut16_for(op, si, zi, so, zo)
-        elif op == "ABS" and F32(si) != F32(so):
-            m = qmath.quantize_multiplier(float(F32(F32(si) / F32(so))))
+        elif op == "ABS" and np.float32(si) != np.float32(so):
+            m = qmath.quantize_multiplier(float(np.float32(np.float32(si) / np.float32(so))))
         elif op == "EXP":
             table = qmath.lut8(qmath.libm_f32("expf"), si, zi, so, zo, dt)
         elif op == "RSQRT":
             table = _rsqrt_table(si, zi, so, zo)
         elif op == "LOG":
             lo, _ = qmath.qrange(dt)
-            table = qmath.lut8(_log_fn(F32(F32(lo - zo) * F32(so))), si, zi, so, zo, dt)
+            table = qmath.lut8(_log_fn(np.float32(np.float32(lo - zo) * np.float32(so))), si, zi, so, zo, dt)
         return QUnaryAttrs(fa, op, dt.name, True, si, zi, so, zo, m, table)
     return bind
 
@@ -285,11 +252,11 @@ def _unary_reference(inputs: Sequence[np.ndarray | None], a: QUnaryAttrs) -> lis
             v = qmath.mbqm(v, *a.m)
         return [_clip_to(v + a.zo, dt)]
     # SQRT: dequantize in float32, validate, sqrtf, divide, truncate
-    d = (F32(a.si) * (x.astype(I64) - a.zi).astype(F32)).astype(F32)
+    d = (np.float32(a.si) * (x.astype(I64) - a.zi).astype(F32)).astype(F32)
     if (d < 0).any():
         raise OpError("SQRT: the input holds a negative value (dequantized "
                       f"{float(d.min())}); Sqrt is only defined for non-negative values")
-    r = np.trunc((np.sqrt(d) / F32(a.so)).astype(F32)).astype(I64) + a.zo
+    r = np.trunc((np.sqrt(d) / np.float32(a.so)).astype(F32)).astype(I64) + a.zo
     return [_clip_to(r, dt)]
 
 
@@ -300,27 +267,27 @@ def _lut16(f, si: float, zi: int, so: float, zo: int) -> np.ndarray:
     half the midpoint interpolation error, plus the end point; every step in float32 with roundf
     (half away from zero). `f` maps a float32 to a float32."""
     def rnd(v: np.float32) -> np.float32:
-        return F32(math.copysign(math.floor(abs(float(v)) + 0.5), float(v)))
+        return np.float32(math.copysign(math.floor(abs(float(v)) + 0.5), float(v)))
 
-    in_min = F32(F32(si) * F32(-32768 - zi))
-    in_max = F32(F32(si) * F32(32767 - zi))
-    out_min = F32(F32(so) * F32(-32768 - zo))
-    out_max = F32(F32(so) * F32(32767 - zo))
-    step = F32((in_max - in_min) / F32(512))
-    half = F32(step / F32(2))
-    inv = F32(F32(65536) / F32(out_max - out_min))
+    in_min = np.float32(np.float32(si) * np.float32(-32768 - zi))
+    in_max = np.float32(np.float32(si) * np.float32(32767 - zi))
+    out_min = np.float32(np.float32(so) * np.float32(-32768 - zo))
+    out_max = np.float32(np.float32(so) * np.float32(32767 - zo))
+    step = np.float32((in_max - in_min) / np.float32(512))
+    half = np.float32(step / np.float32(2))
+    inv = np.float32(np.float32(65536) / np.float32(out_max - out_min))
     lut = np.empty(513, I64)
     for i in range(512):
-        x0 = F32(in_min + F32(F32(i) * step))
+        x0 = np.float32(in_min + np.float32(np.float32(i) * step))
         v = f(x0)
-        vm = f(F32(x0 + half))
-        vn = f(F32(in_min + F32(F32(i + 1) * step)))
-        sample = rnd(F32(v * inv))
-        interp = rnd(F32(F32(F32(vn * inv) + rnd(F32(v * inv))) / F32(2)))
-        mid = rnd(F32(vm * inv))
-        bias = rnd(F32(F32(interp - mid) / F32(2)))
-        lut[i] = int(min(max(float(F32(sample - bias)), -32768.0), 32767.0))
-    lut[512] = int(min(max(float(rnd(F32(f(in_max) * inv))), -32768.0), 32767.0))
+        vm = f(np.float32(x0 + half))
+        vn = f(np.float32(in_min + np.float32(np.float32(i + 1) * step)))
+        sample = rnd(np.float32(v * inv))
+        interp = rnd(np.float32(np.float32(np.float32(vn * inv) + rnd(np.float32(v * inv))) / np.float32(2)))
+        mid = rnd(np.float32(vm * inv))
+        bias = rnd(np.float32(np.float32(interp - mid) / np.float32(2)))
+        lut[i] = int(min(max(float(np.float32(sample - bias)), -32768.0), 32767.0))
+    lut[512] = int(min(max(float(rnd(np.float32(f(in_max) * inv))), -32768.0), 32767.0))
     return lut
 
 
@@ -339,12 +306,12 @@ def _lut16_for(op: str, si: float, zi: int, so: float, zo: int) -> np.ndarray:
     if op == "EXP":
         return _lut16(qmath.libm_f32("expf"), si, zi, so, zo)
     if op == "LOG":
-        out_min = F32(F32(-32768 - zo) * F32(so))
+        out_min = np.float32(np.float32(-32768 - zo) * np.float32(so))
         logf = qmath.libm_f32("logf")
         return _lut16(lambda v: logf(v) if v > 0 else out_min, si, zi, so, zo)
     sqrtf = qmath.libm_f32("sqrtf")
-    big = F32(F32(32767) * F32(so))
-    return _lut16(lambda v: F32(F32(1) / sqrtf(v)) if v > 0 else big, si, zi, so, zo)
+    big = np.float32(np.float32(32767) * np.float32(so))
+    return _lut16(lambda v: np.float32(np.float32(1) / sqrtf(v)) if v > 0 else big, si, zi, so, zo)
 
 
 # ---- RSQRT (int8) ----------------------------------------------------------------------------------------------
@@ -393,7 +360,7 @@ def _inv_sqrt_multiplier(v: int) -> tuple[int, int]:
 def _rsqrt_table(si: float, zi: int, so: float, zo: int) -> np.ndarray:
     """RsqrtEvalQuantizedInt8 for every input value >= zi (entries below zi are never used: the
     kernel rejects such inputs at run time)."""
-    real = 1.0 / float(F32(F32(np.sqrt(F32(si))) * F32(so)))
+    real = 1.0 / float(np.float32(np.float32(np.sqrt(np.float32(si))) * np.float32(so)))
     mult, shift = qmath.quantize_multiplier(real)
     table = np.full(256, 127, np.int64)
     for q in range(max(zi, -128), 128):
@@ -418,18 +385,18 @@ class QBmmAttrs(Quantized):
 
 
 def _bind_bmm(fa: Any, ins: list, outs: list) -> QBmmAttrs | None:
-    dt = _dtype0(ins, (I8, U8, I16))
+    dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
     if dt == U8:
         raise OpError(f"BATCH_MATMUL: input '{ins[0].name}' is uint8; LiteRT's BATCH_MATMUL takes "
                       "float32, int8 or int16")
-    _same_types("BATCH_MATMUL", [*ins[:2], *outs], dt)
+    check_same_type("BATCH_MATMUL", [*ins[:2], *outs], dt)
     (sx, zx), (sy, zy) = _require_q("BATCH_MATMUL", ins[0], "lhs"), _require_q("BATCH_MATMUL", ins[1], "rhs")
     so, zo = _require_q("BATCH_MATMUL", outs[0], "output")
     if dt == I16 and (zx or zy or zo):
         raise OpError(f"BATCH_MATMUL: int16 tensors must have zero point 0 (got {zx}, {zy}, {zo})")
-    real = float(F32(F32(sx) * F32(sy))) / so
+    real = float(np.float32(np.float32(sx) * np.float32(sy))) / so
     return QBmmAttrs(fa, dt.name, zx, zy, zo, qmath.quantize_multiplier(real))
 
 
@@ -478,13 +445,13 @@ class QTconvAttrs(Quantized):
 def _bind_tconv(fa: Any, ins: list, outs: list) -> QTconvAttrs | None:
     op = "TRANSPOSE_CONV"
     x = ins[2] if len(ins) > 2 else None
-    dt = _dtype0([x], (I8, U8, I16))
+    dt = quantized_input_dtype([x], (I8, U8, I16))
     if dt is None:
         return None
     if dt == U8:
         raise OpError(f"{op}: input '{x.name}' is uint8; tflite_jit's quantized {op} takes int8 "
                       "or int16 activations with int8 per-channel weights")
-    _same_types(op, [x, *outs], dt)
+    check_same_type(op, [x, *outs], dt)
     w = ins[1]
     if np.dtype(w.dtype) != I8:
         raise OpError(f"{op}: weights '{w.name}' are {np.dtype(w.dtype).name}; a quantized {op} "
@@ -505,11 +472,9 @@ def _bind_tconv(fa: Any, ins: list, outs: list) -> QTconvAttrs | None:
         raise OpError(f"{op}: weights '{w.name}' scales must be positive")
     if dt == I16 and (zi or zo):
         raise OpError(f"{op}: int16 activations must have zero point 0 (input {zi}, output {zo})")
-    reals = [float(np.float64(F32(si)) * np.float64(F32(v)) / np.float64(F32(so))) for v in sw]
+    reals = [float(np.float64(np.float32(si)) * np.float64(np.float32(v)) / np.float64(np.float32(so))) for v in sw]
     ms, shs = zip(*(qmath.quantize_multiplier(r) for r in reals))
-    act = getattr(fa, "activation", "NONE")
-    if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
-        act = "NONE"
+    act = clamping_activation(getattr(fa, "activation", "NONE"))
     lo, hi = qmath.activation_range(act, so, zo, dt)
     return QTconvAttrs(fa, dt.name, zi, zo, tuple(ms), tuple(shs), lo, hi,
                        "mbqm64" if dt == I16 else "blocks8")
@@ -537,7 +502,7 @@ def _tconv_infer(ctx: InferCtx) -> list:
     dts[1] = dts[2] = np.dtype(F32)
     if len(dts) > 3 and dts[3] is not None:
         dts[3] = np.dtype(F32)
-    out = _REGISTRY_FLOAT_TCONV.infer(InferCtx(ctx.op_name, a.base, ctx.shapes, dts, ctx.values,
+    out = _FLOAT_TCONV.infer(InferCtx(ctx.op_name, a.base, ctx.shapes, dts, ctx.values,
                                                ctx.tensor_names))
     _tconv_check(ctx)
     return [(out[0][0], np.dtype(a.dtype))]
@@ -553,8 +518,8 @@ def _tconv_reference(inputs: Sequence[np.ndarray | None], a: QTconvAttrs) -> lis
     o, kh, kw, _ = wt.shape
     _, oh, ow, _ = out_shape
     sh, sw = f.stride_h, f.stride_w
-    ph = _axis_geometry(f.padding, oh, kh, sh, 1).pad_before
-    pw = _axis_geometry(f.padding, ow, kw, sw, 1).pad_before
+    ph = axis_geometry(f.padding, oh, kh, sh, 1).pad_before
+    pw = axis_geometry(f.padding, ow, kw, sw, 1).pad_before
     contrib = np.tensordot(x, wt, axes=([3], [3]))  # [N, H, W, O, KH, KW], exact in int64
     full_h = max((h - 1) * sh + kh, ph + oh)
     full_w = max((w - 1) * sw + kw, pw + ow)
@@ -591,7 +556,7 @@ class QPreluAttrs(Quantized):
 
 
 def _bind_prelu(fa: Any, ins: list, outs: list) -> QPreluAttrs | None:
-    dt = _dtype0(ins, (I8, U8, I16))
+    dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
     if dt == I16:
@@ -599,11 +564,11 @@ def _bind_prelu(fa: Any, ins: list, outs: list) -> QPreluAttrs | None:
         # from the int8 formula by up to 37k on about 13 % of outputs); refuse rather than guess.
         raise OpError(f"PRELU: input '{ins[0].name}' is int16; tflite_jit's quantized PRELU takes "
                       "int8 or uint8 (int16 PRELU is not implemented)")
-    _same_types("PRELU", [*ins[:2], *outs], dt)
+    check_same_type("PRELU", [*ins[:2], *outs], dt)
     (si, zi), (sa, za) = _require_q("PRELU", ins[0], "input"), _require_q("PRELU", ins[1], "alpha")
     so, zo = _require_q("PRELU", outs[0], "output")
-    m1 = qmath.quantize_multiplier(float(F32(F32(si) / F32(so))))
-    m2 = qmath.quantize_multiplier(float(F32(F32(F32(si) * F32(sa)) / F32(so))))
+    m1 = qmath.quantize_multiplier(float(np.float32(np.float32(si) / np.float32(so))))
+    m2 = qmath.quantize_multiplier(float(np.float32(np.float32(np.float32(si) * np.float32(sa)) / np.float32(so))))
     return QPreluAttrs(fa, dt.name, zi, za, zo, m1, m2)
 
 

@@ -31,38 +31,15 @@ import numpy as np
 from tflite_jit.ops import image as _image  # noqa: F401  (the float ops register first)
 from tflite_jit.ops import movement as _movement  # noqa: F401
 from tflite_jit.ops import shape as _shape  # noqa: F401
-from tflite_jit.ops.base import (
-    _REGISTRY,
-    InferCtx,
-    OpError,
-    Quantized,
-    QuantizedKernel,
-    add_quantized,
-)
-from tflite_jit.ops.quant import quant_params
+from tflite_jit.ops.base import InferCtx, OpError, Quantized, QuantizedKernel, add_quantized, registered
+from tflite_jit.ops.common import F32, I8, I16, U8
+from tflite_jit.ops.quant import quantized_input_dtype, scale_zero_point
 
-I8, U8, I16 = np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)
-F32 = np.float32
 _QTYPES = (I8, U8, I16)
 
-_FLOAT = {name: _REGISTRY[name] for name in (
+_FLOAT = {name: registered(name) for name in (
     "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR", "CONCATENATION", "PADV2", "MIRROR_PAD",
     "SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND", "PACK", "UNPACK", "EXPAND_DIMS", "FILL")}
-
-
-def _qp(t: Any) -> tuple[float, int]:
-    """(scale, zero point) of a tensor as LiteRT's per-tensor params see them ((0, 0) if none)."""
-    q = quant_params(t) if t is not None else None
-    if q is None:
-        return 0.0, 0
-    return float(F32(q[0][0])), int(q[1][0])
-
-
-def _int_dtype(ins: list) -> np.dtype | None:
-    t = ins[0] if ins else None
-    if t is None or np.dtype(t.dtype) not in _QTYPES:
-        return None
-    return np.dtype(t.dtype)
 
 
 def _float_ctx(ctx: InferCtx, attrs: Any, float_inputs: Sequence[int]) -> InferCtx:
@@ -83,7 +60,7 @@ class QResizeAttrs(Quantized):
 
 
 def _bind_resize(fa: Any, ins: list, outs: list) -> QResizeAttrs | None:
-    dt = _int_dtype(ins)
+    dt = quantized_input_dtype(ins, _QTYPES)
     if dt is None:
         return None
     return QResizeAttrs(fa, dt.name)
@@ -134,11 +111,11 @@ def _bilinear_f32_axis(n_in: int, n_out: int, align: bool, half: bool):
     """Float32 source positions as ComputeInterpolationValues computes them: the neighbours and
     the fractional offset d = src - lo (may lie outside [0, 1] at the top/left edge)."""
     if align and n_out > 1:
-        sc = F32(F32(n_in - 1) / F32(n_out - 1))
+        sc = np.float32(np.float32(n_in - 1) / np.float32(n_out - 1))
     else:
-        sc = F32(F32(n_in) / F32(n_out))
+        sc = np.float32(np.float32(n_in) / np.float32(n_out))
     o = np.arange(n_out, dtype=F32)
-    src = (o + F32(0.5)) * sc - F32(0.5) if half else o * sc
+    src = (o + np.float32(0.5)) * sc - np.float32(0.5) if half else o * sc
     lo = np.maximum(np.floor(src), 0).astype(np.int64)
     hi = np.minimum(np.ceil(src), n_in - 1).astype(np.int64)
     return lo, hi, (src - lo.astype(F32)).astype(F32)
@@ -150,7 +127,7 @@ def _bilinear_u8(x: np.ndarray, oh: int, ow: int, align: bool, half: bool) -> np
     that order, truncated to uint8."""
     y0, y1, dy = _bilinear_f32_axis(x.shape[1], oh, align, half)
     x0, x1, dx = _bilinear_f32_axis(x.shape[2], ow, align, half)
-    one = F32(1)
+    one = np.float32(1)
     dy, dx = dy[None, :, None, None], dx[None, None, :, None]
     w = ((one - dy) * (one - dx), (one - dy) * dx, dy * (one - dx), dy * dx)
     v = x.astype(F32)
@@ -159,7 +136,7 @@ def _bilinear_u8(x: np.ndarray, oh: int, ow: int, align: bool, half: bool) -> np
     acc = acc + r0[:, :, x1] * w[1]
     acc = acc + r1[:, :, x0] * w[2]
     acc = acc + r1[:, :, x1] * w[3]
-    return np.trunc((acc + F32(0.5)).astype(F32))
+    return np.trunc((acc + np.float32(0.5)).astype(F32))
 
 
 def _size_of(size: np.ndarray, op: str) -> tuple[int, int]:
@@ -211,14 +188,14 @@ class QConcatAttrs(Quantized):
 
 
 def _bind_concat(fa: Any, ins: list, outs: list) -> QConcatAttrs | None:
-    dt = _int_dtype(ins)
+    dt = quantized_input_dtype(ins, _QTYPES)
     if dt is None or not outs or outs[0] is None:
         return None
-    so, zo = _qp(outs[0])
-    params = [_qp(t) for t in ins]
+    so, zo = scale_zero_point(outs[0])
+    params = [scale_zero_point(t) for t in ins]
     if dt == I8:
         for t, (s, z) in zip(ins, params):
-            if F32(s) != F32(so) or z != zo:
+            if np.float32(s) != np.float32(so) or z != zo:
                 raise OpError(f"CONCATENATION: int8 input '{t.name}' has scale {s} and zero point "
                               f"{z} but the output '{outs[0].name}' has {so} and {zo}; LiteRT's "
                               "int8 kernel does not rescale, so every input must share the output's "
@@ -230,14 +207,14 @@ def _bind_concat(fa: Any, ins: list, outs: list) -> QConcatAttrs | None:
                               "quantized tensors must have zero point 0")
     maps: list[tuple[float, float] | None] = []
     for s, z in params:
-        if dt != U8 or (z == zo and F32(s) == F32(so)):
+        if dt != U8 or (z == zo and np.float32(s) == np.float32(so)):
             maps.append(None)
             continue
         if not so > 0:
             raise OpError(f"CONCATENATION: output '{outs[0].name}' has scale {so}; rescaling uint8 "
                           "inputs needs a positive output scale")
-        m = F32(F32(s) * F32(F32(1.0) / F32(so)))
-        maps.append((float(m), float(F32(F32(-z) * m))))
+        m = np.float32(np.float32(s) * np.float32(np.float32(1.0) / np.float32(so)))
+        maps.append((float(m), float(np.float32(np.float32(-z) * m))))
     return QConcatAttrs(fa, dt.name, tuple(maps), zo)
 
 
@@ -248,7 +225,7 @@ def _concat_reference(inputs: Sequence[np.ndarray | None], a: QConcatAttrs) -> l
         if mp is None:
             parts.append(x)
             continue
-        v = F32(F32(x.astype(F32) * F32(mp[0])) + F32(mp[1]))
+        v = np.float32(np.float32(x.astype(F32) * np.float32(mp[0])) + np.float32(mp[1]))
         # roundf: half away from zero, in float64 so that 0.49999997 + 0.5 does not round up
         w = v.astype(np.float64)
         r = np.sign(w) * np.floor(np.abs(w) + 0.5)
@@ -265,37 +242,37 @@ class QMoveAttrs(Quantized):
 
 
 def _same_params(op: str, t: Any, out: Any, what: str, check_zp: bool = True) -> None:
-    (s, z), (so, zo) = _qp(t), _qp(out)
-    if F32(s) != F32(so) or (check_zp and z != zo):
+    (s, z), (so, zo) = scale_zero_point(t), scale_zero_point(out)
+    if np.float32(s) != np.float32(so) or (check_zp and z != zo):
         raise OpError(f"{op}: {what} '{t.name}' is quantized with scale {s} and zero point {z} but "
                       f"the output '{out.name}' with {so} and {zo}; LiteRT's {op} moves raw "
                       "values and requires them to be equal (requantize first)")
 
 
 def _bind_padv2(fa: Any, ins: list, outs: list) -> QMoveAttrs | None:
-    dt = _int_dtype(ins)
+    dt = quantized_input_dtype(ins, _QTYPES)
     if dt is None or not outs or outs[0] is None:
         return None
     if len(ins) > 2 and ins[2] is not None:
         _same_params("PADV2", ins[2], outs[0], "constant_values")
-    return QMoveAttrs(fa, dt.name, _qp(outs[0])[1])
+    return QMoveAttrs(fa, dt.name, scale_zero_point(outs[0])[1])
 
 
 def _bind_mirror(fa: Any, ins: list, outs: list) -> QMoveAttrs | None:
-    dt = _int_dtype(ins)
+    dt = quantized_input_dtype(ins, _QTYPES)
     if dt is None or not outs or outs[0] is None:
         return None
     _same_params("MIRROR_PAD", ins[0], outs[0], "input")
-    return QMoveAttrs(fa, dt.name, _qp(outs[0])[1])
+    return QMoveAttrs(fa, dt.name, scale_zero_point(outs[0])[1])
 
 
 def _bind_batch(op: str):
     def bind(fa: Any, ins: list, outs: list) -> QMoveAttrs | None:
-        dt = _int_dtype(ins)
+        dt = quantized_input_dtype(ins, _QTYPES)
         if dt is None or not outs or outs[0] is None:
             return None
         _same_params(op, ins[0], outs[0], "input")
-        return QMoveAttrs(fa, dt.name, _qp(outs[0])[1])
+        return QMoveAttrs(fa, dt.name, scale_zero_point(outs[0])[1])
     return bind
 
 
@@ -303,14 +280,14 @@ def _bind_same_params(op: str, data: int):
     """PACK, UNPACK, EXPAND_DIMS, FILL: LiteRT's Prepare requires the data input (index `data`)
     and every output to share scale and zero point; the kernel then copies raw values."""
     def bind(fa: Any, ins: list, outs: list) -> QMoveAttrs | None:
-        dt = _int_dtype(ins[data:data + 1])
+        dt = quantized_input_dtype(ins[data:data + 1], _QTYPES)
         if dt is None or not outs or outs[0] is None:
             return None
         for t in ins if op == "PACK" else ins[data:data + 1]:
             for o in outs:
                 if t is not None and o is not None:
                     _same_params(op, t, o, "input")
-        return QMoveAttrs(fa, dt.name, _qp(outs[0])[1])
+        return QMoveAttrs(fa, dt.name, scale_zero_point(outs[0])[1])
     return bind
 
 

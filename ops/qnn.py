@@ -29,9 +29,9 @@ import numpy as np
 
 from tflite_jit.ops import nn, qmath
 from tflite_jit.ops.base import InferCtx, OpError, Quantized, QuantizedKernel, add_quantized
+from tflite_jit.ops.common import I8, I16, U8, clamping_activation
 from tflite_jit.ops.quant import quant_params
 
-I8, U8, I16 = np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)
 _QTYPES = (I8, U8, I16)
 
 
@@ -89,9 +89,7 @@ def _bind_weighted(op: str, fa: Any, ins: list, outs: list, per_channel_axis: in
         else:
             reals.append(float(np.float64(np.float32(np.float32(si[0]) * np.float32(s))) / np.float64(so[0])))
     ms, shs = zip(*(qmath.quantize_multiplier(r) for r in reals))
-    act = getattr(fa, "activation", "NONE")
-    if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
-        act = "NONE"  # TANH / SIGN_BIT have no clamp; LiteRT's kernels skip them (as float)
+    act = clamping_activation(getattr(fa, "activation", "NONE"))  # skips TANH / SIGN_BIT, as float
     lo, hi = qmath.activation_range(act, so[0], zo[0], dt)
     if dt == I16:  # int64 bias: the reference 16x8 kernels; int32 or no bias: ruy's int16 path
         if has_i64_bias:
@@ -179,15 +177,8 @@ def _conv_reference(inputs: Sequence[np.ndarray | None], a: QConvAttrs) -> list[
     f: nn.ConvAttrs = a.base
     co, kh, kw, ci = w.shape
     groups = x.shape[3] // ci
-    win = nn._windows(_centered(x, a.in_zp), (kh, kw), f.stride, f.dilation, f.padding, 0.0)
-    wf = _filter(w, a, 0)
-    if groups == 1:
-        acc = np.tensordot(win, wf, axes=([3, 4, 5], [1, 2, 3]))
-    else:
-        cog = co // groups
-        acc = np.concatenate([np.tensordot(win[..., g * ci:(g + 1) * ci], wf[g * cog:(g + 1) * cog],
-                                           axes=([3, 4, 5], [1, 2, 3])) for g in range(groups)], axis=-1)
-    acc = np.rint(acc).astype(np.int64) + _bias(inputs, co)
+    win = nn.windows(_centered(x, a.in_zp), (kh, kw), f.stride, f.dilation, f.padding, 0.0)
+    acc = np.rint(nn.conv_windows(win, _filter(w, a, 0), groups)).astype(np.int64) + _bias(inputs, co)
     if groups != 1 and a.rounding == "rhu2":  # grouped conv leaves ruy for the reference kernel
         a = replace(a, rounding="mbqm")
     return [_requantize(acc, a)]
@@ -199,7 +190,7 @@ def _depthwise_reference(inputs: Sequence[np.ndarray | None], a: QConvAttrs) -> 
     _, kh, kw, co = w.shape
     c = x.shape[3]
     m = co // c
-    win = nn._windows(_centered(x, a.in_zp), (kh, kw), f.stride, f.dilation, f.padding, 0.0)
+    win = nn.windows(_centered(x, a.in_zp), (kh, kw), f.stride, f.dilation, f.padding, 0.0)
     taps = _filter(w, a, 3).reshape(kh, kw, c, m)
     acc = np.zeros(win.shape[:3] + (c, m), np.float64)
     for i in range(kh):
@@ -247,7 +238,7 @@ def _bind_pool(op: str, fa: nn.PoolAttrs, ins: list, outs: list) -> QPoolAttrs |
                       "quantization parameters")
     if dt == I16 and (q[1][0] != 0):
         raise OpError(f"{op}: int16 output '{outs[0].name}' must have zero point 0")
-    act = fa.activation if fa.activation in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1") else "NONE"
+    act = clamping_activation(fa.activation)
     lo, hi = qmath.activation_range(act, q[0][0], q[1][0], dt)
     return QPoolAttrs(fa, dt.name, lo, hi)
 
@@ -255,10 +246,10 @@ def _bind_pool(op: str, fa: nn.PoolAttrs, ins: list, outs: list) -> QPoolAttrs |
 def _avg_pool_reference(inputs: Sequence[np.ndarray | None], a: QPoolAttrs) -> list[np.ndarray]:
     x = inputs[0]
     f: nn.PoolAttrs = a.base
-    win = nn._windows(x.astype(np.int64), f.filter, f.stride, (1, 1), f.padding, 0)
+    win = nn.windows(x.astype(np.int64), f.filter, f.stride, (1, 1), f.padding, 0)
     total = win.sum(axis=(3, 4))
-    cnt_h = nn._in_image_counts(f.padding, x.shape[1], f.filter_h, f.stride_h).astype(np.int64)
-    cnt_w = nn._in_image_counts(f.padding, x.shape[2], f.filter_w, f.stride_w).astype(np.int64)
+    cnt_h = nn.in_image_counts(f.padding, x.shape[1], f.filter_h, f.stride_h).astype(np.int64)
+    cnt_w = nn.in_image_counts(f.padding, x.shape[2], f.filter_w, f.stride_w).astype(np.int64)
     n = np.maximum((cnt_h[:, None] * cnt_w[None, :])[None, :, :, None], 1)
     avg = np.where(total > 0, (total + n // 2) // n, -((-total + n // 2) // n))
     return [np.clip(avg, a.act_min, a.act_max).astype(np.dtype(a.dtype))]
@@ -267,7 +258,7 @@ def _avg_pool_reference(inputs: Sequence[np.ndarray | None], a: QPoolAttrs) -> l
 def _max_pool_reference(inputs: Sequence[np.ndarray | None], a: QPoolAttrs) -> list[np.ndarray]:
     x = inputs[0]
     f: nn.PoolAttrs = a.base
-    win = nn._windows(x.astype(np.int64), f.filter, f.stride, (1, 1), f.padding, -(1 << 40))
+    win = nn.windows(x.astype(np.int64), f.filter, f.stride, (1, 1), f.padding, -(1 << 40))
     return [np.clip(win.max(axis=(3, 4)), a.act_min, a.act_max).astype(np.dtype(a.dtype))]
 
 

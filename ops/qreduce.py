@@ -50,13 +50,8 @@ import numpy as np
 from tflite_jit.ops import math as _float_math  # noqa: F401  (the float ops register first)
 from tflite_jit.ops import qmath, reduce
 from tflite_jit.ops.base import InferCtx, OpError, Quantized, QuantizedKernel, add_quantized
-from tflite_jit.ops.quant import per_tensor_params, quant_params
-
-I8, U8, I16 = np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16)
-F32 = np.float32
-I64 = np.int64
-
-
+from tflite_jit.ops.common import F32, I8, I16, I64, U8
+from tflite_jit.ops.quant import per_tensor_params, quant_params, quantized_input_dtype
 
 
 def _f2i32(v: np.ndarray) -> np.ndarray:
@@ -65,13 +60,6 @@ def _f2i32(v: np.ndarray) -> np.ndarray:
     v = np.asarray(v, np.float64)
     ok = np.isfinite(v) & (v >= -2.0**31) & (v < 2.0**31)
     return np.where(ok, np.trunc(np.where(ok, v, 0.0)), qmath.INT32_MIN).astype(I64)
-
-
-def _input_dtype(ins: list, types: tuple[np.dtype, ...]) -> np.dtype | None:
-    t = ins[0] if ins else None
-    if t is None or np.dtype(t.dtype) not in types:
-        return None
-    return np.dtype(t.dtype)
 
 
 def _same_type(op: str, ins: list, outs: list, dt: np.dtype) -> None:
@@ -94,7 +82,7 @@ class QReduceAttrs(Quantized):
 
 
 def _bind_reduce(op: str, fa: Any, ins: list, outs: list) -> QReduceAttrs | None:
-    dt = _input_dtype(ins, (I8, U8, I16))
+    dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
     if op in ("REDUCE_MAX", "REDUCE_MIN") and quant_params(ins[0]) is None:
@@ -113,17 +101,17 @@ def _bind_reduce(op: str, fa: Any, ins: list, outs: list) -> QReduceAttrs | None
     if dt == I16 and (zi or zo):
         raise OpError(f"{op}: int16 tensors must have zero point 0 (input {zi}, output {zo}), as "
                       "LiteRT requires")
-    if op in ("REDUCE_MAX", "REDUCE_MIN") and (F32(si) != F32(so) or zi != zo):
+    if op in ("REDUCE_MAX", "REDUCE_MIN") and (np.float32(si) != np.float32(so) or zi != zo):
         raise OpError(f"{op}: input '{ins[0].name}' (scale {si}, zero point {zi}) and output "
                       f"'{outs[0].name}' (scale {so}, zero point {zo}) must have the same scale and "
                       "zero point; LiteRT's quantized max/min only moves raw values")
-    return QReduceAttrs(fa, op, dt.name, float(F32(si)), int(zi), float(F32(so)), int(zo))
+    return QReduceAttrs(fa, op, dt.name, float(np.float32(si)), int(zi), float(np.float32(so)), int(zo))
 
 
-def _infer_reduce(ctx: InferCtx) -> list:
+def infer_reduce(ctx: InferCtx) -> list:
     a: QReduceAttrs = ctx.attrs
     fctx = InferCtx(ctx.op_name, a.base, ctx.shapes, ctx.dtypes, ctx.values, ctx.tensor_names)
-    out = reduce._infer_reduce(fctx)
+    out = reduce.infer_reduce(fctx)
     shape = tuple(ctx.shapes[0])
     if a.op in ("SUM", "REDUCE_PROD") and 0 in shape and int(np.prod(out[0][0])) > 0:
         # LiteRT returns early without writing the output: its values would be garbage
@@ -164,11 +152,11 @@ def _mean_is_opt_special(x: np.ndarray, axis: np.ndarray, keep_dims: bool, dt: n
 
 def _mean_opt_special(x: np.ndarray, a: QReduceAttrs, lo: int, hi: int) -> np.ndarray:
     n = x.shape[1] * x.shape[2]
-    si, so = F32(a.si), F32(a.so)
-    t = F32(F32(F32(a.zi) * si) / so)
-    t = F32(t + F32(0.5)) if t > 0 else F32(t - F32(0.5))
+    si, so = np.float32(a.si), np.float32(a.so)
+    t = np.float32(np.float32(np.float32(a.zi) * si) / so)
+    t = np.float32(t + np.float32(0.5)) if t > 0 else np.float32(t - np.float32(0.5))
     bias = a.zo - int(np.trunc(t))
-    real = F32(si / F32(F32(n) * so))
+    real = np.float32(si / np.float32(np.float32(n) * so))
     m, s = qmath.quantize_multiplier(float(real))
     acc = x.astype(I64).sum(axis=(1, 2), keepdims=True)  # [B, 1, 1, C]
     c = x.shape[3]
@@ -183,7 +171,7 @@ def _reduce_reference(inputs: Sequence[np.ndarray | None], a: QReduceAttrs) -> l
     dt = np.dtype(a.dtype)
     lo, hi = qmath.qrange(dt)
     axes = reduce.resolve_axes(inputs[1], x.ndim, a.op)
-    out_shape = reduce._reduced_shape(x.shape, axes, a.base.keep_dims)
+    out_shape = reduce.reduced_shape(x.shape, axes, a.base.keep_dims)
     n = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
     if a.op == "REDUCE_PROD_RAW":
         # LiteRT's generic kernel: the product in the element type, wrapping like C's narrowing
@@ -210,8 +198,8 @@ def _reduce_reference(inputs: Sequence[np.ndarray | None], a: QReduceAttrs) -> l
         total = rows.sum(axis=1) - a.zi * n
         r = qmath.mbqm(total, m2, s - k) + a.zo
     elif a.op == "SUM":
-        sc = F32(F32(a.si) / F32(a.so))
-        bias = F32(F32(F32(-a.zi) * sc) * F32(n))
+        sc = np.float32(np.float32(a.si) / np.float32(a.so))
+        bias = np.float32(np.float32(np.float32(-a.zi) * sc) * np.float32(n))
         # the int32 accumulator converted to float; then float multiply-add, C round, to int32
         v = (rows.sum(axis=1).astype(np.int32).astype(F32) * sc).astype(F32) + bias
         r = qmath.wrap32(_f2i32(qmath.round_half_away(v.astype(F32))) + a.zo)
@@ -244,15 +232,15 @@ class QSoftmaxAttrs(Quantized):
 
 def _exp_table(si: float, beta: float) -> np.ndarray:
     expf = qmath.libm_f32("expf")
-    scale = F32(F32(-F32(si)) * F32(beta))
-    return np.array([expf(F32(scale * F32(j))) for j in range(256)], F32)
+    scale = np.float32(np.float32(-np.float32(si)) * np.float32(beta))
+    return np.array([expf(np.float32(scale * np.float32(j))) for j in range(256)], F32)
 
 
 _SOFTMAX_OUT = {I8: (I8, I16), U8: (U8, I16)}
 
 
 def _bind_softmax(op: str, fa: Any, ins: list, outs: list) -> QSoftmaxAttrs | None:
-    dt = _input_dtype(ins, (I8, U8, I16))
+    dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
     odt = np.dtype(outs[0].dtype)
@@ -268,17 +256,17 @@ def _bind_softmax(op: str, fa: Any, ins: list, outs: list) -> QSoftmaxAttrs | No
     (si, _zi), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(outs[0], op, "output")
     if op == "SOFTMAX":
         if dt == I8 and odt == I8:
-            if zo != -128 or abs(F32(so) - F32(1.0 / 256)) > F32(0.001 / 256):
+            if zo != -128 or abs(np.float32(so) - np.float32(1.0 / 256)) > np.float32(0.001 / 256):
                 raise OpError(f"SOFTMAX: output '{outs[0].name}' must be quantized with scale 1/256 "
                               f"and zero point -128 (got {so}, {zo}), as LiteRT requires")
         beta = float(fa.beta)
     else:
         want = 255 if dt == U8 else 127
-        if F32(so) != F32(16.0 / 256) or zo != want:
+        if np.float32(so) != np.float32(16.0 / 256) or zo != want:
             raise OpError(f"LOG_SOFTMAX: output '{outs[0].name}' must be quantized with scale 16/256 "
                           f"and zero point {want} (got {so}, {zo}), as LiteRT requires")
         beta = 1.0
-    return QSoftmaxAttrs(fa, op, dt.name, odt.name, float(F32(si)), float(F32(so)), int(zo),
+    return QSoftmaxAttrs(fa, op, dt.name, odt.name, float(np.float32(si)), float(np.float32(so)), int(zo),
                          _exp_table(si, beta))
 
 
@@ -309,21 +297,21 @@ def _softmax_reference(inputs: Sequence[np.ndarray | None], a: Any) -> list[np.n
     lo, hi = qmath.qrange(odt)
     with np.errstate(all="ignore"):
         if a.op == "SOFTMAX":
-            inv = (F32(1) / (s * F32(a.so)).astype(F32)).astype(F32)
+            inv = (np.float32(1) / (s * np.float32(a.so)).astype(F32)).astype(F32)
             p = (e * inv).astype(F32)
             if odt == U8:
-                r = _f2i32((p + F32(0.5)).astype(F32))  # +0.5 and truncate; zero point unused
+                r = _f2i32((p + np.float32(0.5)).astype(F32))  # +0.5 and truncate; zero point unused
             else:
                 # int32 addition of the zero point wraps, as in C: INT32_MIN - 128 -> large
                 r = qmath.wrap32(_f2i32(qmath.round_half_away(p)) + a.zo)
         else:
             log_sum = np.vectorize(qmath.libm_f32("logf"), otypes=[F32])(s)
-            si, so = F32(a.si), F32(a.so)
-            scale = F32(si / so)
-            pre = ((F32(si) * mx.astype(F32)).astype(F32) + log_sum).astype(F32) / so
+            si, so = np.float32(a.si), np.float32(a.so)
+            scale = np.float32(si / so)
+            pre = ((np.float32(si) * mx.astype(F32)).astype(F32) + log_sum).astype(F32) / so
             lp = ((scale * xi.astype(F32)).astype(F32) - pre.astype(F32)).astype(F32)
             # std::rint (round half to even) returns a float; the zero point is added in float32
-            r = _f2i32((np.rint(lp) + F32(a.zo)).astype(F32))
+            r = _f2i32((np.rint(lp) + np.float32(a.zo)).astype(F32))
     return [np.clip(r, lo, hi).astype(odt)]
 
 
@@ -380,10 +368,10 @@ def _bind_softmax16(fa: Any, ins: list, outs: list) -> QSoftmax16Attrs:
     if zi != 0 or zo != 0:
         raise OpError(f"SOFTMAX: int16 tensors must have zero point 0 (input {zi}, output {zo}), as "
                       "LiteRT requires")
-    if abs(F32(so) - F32(1.0 / 32768)) > F32(0.001 / 32768):
+    if abs(np.float32(so) - np.float32(1.0 / 32768)) > np.float32(0.001 / 32768):
         raise OpError(f"SOFTMAX: int16 output '{outs[0].name}' must be quantized with scale 1/32768 "
                       f"(got {so}), as LiteRT requires")
-    real = float(F32(F32(si) * F32(fa.beta))) / (10.0 / 65535.0)
+    real = float(np.float32(np.float32(si) * np.float32(fa.beta))) / (10.0 / 65535.0)
     exp_lut = lut_int16(math.exp, 10.0 / _RANGE16, 32767, 2.0 / _RANGE16, 0)
     recip_lut = lut_int16(lambda v: 1.0 / (1.0 + v), 1.0 / _RANGE16, -32768, 2.0 / _RANGE16, 0)
     return QSoftmax16Attrs(fa, qmath.quantize_multiplier(real), exp_lut, recip_lut)
@@ -444,7 +432,7 @@ class QL2Attrs(Quantized):
 
 
 def _bind_l2(fa: Any, ins: list, outs: list) -> QL2Attrs | None:
-    dt = _input_dtype(ins, (I8, U8, I16))
+    dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
     if dt == I16:
@@ -453,7 +441,7 @@ def _bind_l2(fa: Any, ins: list, outs: list) -> QL2Attrs | None:
     _same_type("L2_NORMALIZATION", ins, outs, dt)
     (_si, zi), (so, zo) = per_tensor_params(ins[0], "L2_NORMALIZATION", "input"), per_tensor_params(outs[0], "L2_NORMALIZATION", "output")
     want = 128 if dt == U8 else 0
-    if float(F32(so)) != 1.0 / 128 or zo != want:
+    if float(np.float32(so)) != 1.0 / 128 or zo != want:
         raise OpError(f"L2_NORMALIZATION: output '{outs[0].name}' must be quantized with scale 1/128 "
                       f"and zero point {want} (got {so}, {zo}), as LiteRT requires")
     if getattr(fa, "activation", 0) != 0:
@@ -493,7 +481,7 @@ def _l2_reference(inputs: Sequence[np.ndarray | None], a: QL2Attrs) -> list[np.n
 for _name in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD"):
     add_quantized(_name, QuantizedKernel(
         bind=lambda fa, ins, outs, _n=_name: _bind_reduce(_n, fa, ins, outs),
-        reference=_reduce_reference, infer=_infer_reduce))
+        reference=_reduce_reference, infer=infer_reduce))
 for _name in ("SOFTMAX", "LOG_SOFTMAX"):
     add_quantized(_name, QuantizedKernel(
         bind=lambda fa, ins, outs, _n=_name: _bind_softmax(_n, fa, ins, outs),

@@ -30,11 +30,10 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ops import qmath
-from tflite_jit.ops.base import InferCtx, OpDef, OpError, PatternKind, elementwise_cost, register
+from tflite_jit.ops.base import InferCtx, OpError, PatternKind
+from tflite_jit.ops.common import F16, F32, I8, I16, U8, define, elementwise_cost
 
-F16 = np.dtype(np.float16)
-F32 = np.dtype(np.float32)
-INT_TYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
+INT_TYPES = (I8, U8, I16)
 
 
 @dataclass(frozen=True)
@@ -130,11 +129,8 @@ def _bind(attrs: DequantizeAttrs, inputs: list, outputs: list) -> DequantizeAttr
     return bind_quantization(attrs, inputs[0]) if inputs else attrs
 
 
-register(OpDef(
-    name="DEQUANTIZE", parse=_parse, infer=_infer, reference=_reference, kind=PatternKind.ELEMWISE,
-    bind=_bind,
-    cost=lambda ins, outs, attrs: elementwise_cost(ins, outs, attrs, flops_per=2.0),
-    doc="DEQUANTIZE: float16 -> float32, or int8/uint8/int16 (per tensor / per channel) -> float32"))
+define("DEQUANTIZE", parse=_parse, infer=_infer, reference=_reference, kind=PatternKind.ELEMWISE,
+       cost=lambda ins, outs, attrs: elementwise_cost(ins, outs, attrs, flops_per=2.0), bind=_bind)
 
 
 # ---- QUANTIZE ------------------------------------------------------------------------------------
@@ -175,6 +171,32 @@ def quant_params(tensor: Any) -> tuple[tuple[float, ...], tuple[int, ...], int] 
     scales = tuple(float(s) for s in np.asarray(q.scales, np.float32).reshape(-1))
     zps = np.asarray(q.zero_points if q.zero_points is not None else [0], np.int64).reshape(-1)
     return scales, tuple(int(z) for z in (zps if zps.size else [0])), int(q.quantized_dimension or 0)
+
+
+def scale_zero_point(t: Any) -> tuple[float, int]:
+    """(scale, zero point) of a tensor as LiteRT's per-tensor params see them ((0, 0) when it has
+    none or is omitted)."""
+    q = quant_params(t) if t is not None else None
+    if q is None:
+        return 0.0, 0
+    return float(np.float32(q[0][0])), int(q[1][0])
+
+
+def quantized_input_dtype(ins: list, types: tuple[np.dtype, ...]) -> np.dtype | None:
+    """Input 0's dtype when it is one of `types`, else None: how a quantized kernel's bind tells
+    the nodes it claims from the float ones."""
+    t = ins[0] if ins else None
+    if t is None or np.dtype(t.dtype) not in types:
+        return None
+    return np.dtype(t.dtype)
+
+
+def check_same_type(op: str, tensors: list, dt: np.dtype) -> None:
+    """Every (present) tensor of a quantized node has the node's type `dt`."""
+    for t in tensors:
+        if t is not None and np.dtype(t.dtype) != dt:
+            raise OpError(f"{op}: tensor '{t.name}' is {np.dtype(t.dtype).name} but the op runs on "
+                          f"{dt.name}; quantized inputs and output must share one type")
 
 
 def per_tensor_params(t: Any, op: str, what: str) -> tuple[float, int]:
@@ -316,9 +338,6 @@ def _reference_quantize(inputs, attrs: QuantizeAttrs) -> list:
     return [_requantize(x, attrs, dst)]
 
 
-register(OpDef(
-    name="QUANTIZE", parse=lambda options: QuantizeAttrs(), infer=_infer_quantize,
-    reference=_reference_quantize, kind=PatternKind.ELEMWISE, bind=_bind_quantize,
-    cost=lambda ins, outs, attrs: elementwise_cost(ins, outs, attrs, flops_per=3.0),
-    doc="QUANTIZE: float32 -> int8/uint8/int16 (per tensor or per channel), and requantization "
-        "between int8, uint8, int16 and int32 with LiteRT's optimized-kernel rounding"))
+define("QUANTIZE", parse=lambda options: QuantizeAttrs(), infer=_infer_quantize,
+       reference=_reference_quantize, kind=PatternKind.ELEMWISE,
+       cost=lambda ins, outs, attrs: elementwise_cost(ins, outs, attrs, flops_per=3.0), bind=_bind_quantize)

@@ -56,23 +56,12 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ir.validate import MAX_TENSOR_BYTES
-from tflite_jit.ops.base import Cost, InferCtx, OpDef, OpError, PatternKind, ShapeDtype, register
+from tflite_jit.ops.base import Cost, InferCtx, OpError, ShapeDtype
+from tflite_jit.ops.common import F32, I32, I64, U32, U64, define
 
 _U32 = 0xFFFFFFFF
 _M64 = (1 << 64) - 1
 _M128 = (1 << 128) - 1
-F32 = np.dtype(np.float32)
-I32 = np.dtype(np.int32)
-I64 = np.dtype(np.int64)
-U32 = np.dtype(np.uint32)
-U64 = np.dtype(np.uint64)
-
-
-@dataclass(frozen=True)
-class RandomOpDef(OpDef):
-    """Random ops have per-node state: the planner must never evaluate them at plan time."""
-
-    foldable: bool = False
 
 
 # ---- the counter-based generators ----------------------------------------------------------------
@@ -417,18 +406,14 @@ def _rng_reference(inputs: Sequence[np.ndarray | None], a: RngBitAttrs) -> list[
     return [new_state.astype(U64), out.reshape(a.out_shape)]
 
 
-register(RandomOpDef("RANDOM_UNIFORM", _parse_random, _dist_infer("RANDOM_UNIFORM"), _uniform_reference,
-                     PatternKind.OPAQUE, _random_cost, shape_inputs=(0,),
-                     bind=_bind_out_dtype("RANDOM_UNIFORM", 1, (F32,)),
-                     doc="uniform float32 in [0, 1), LiteRT's Philox stream"))
-register(RandomOpDef("RANDOM_STANDARD_NORMAL", _parse_random, _dist_infer("RANDOM_STANDARD_NORMAL"),
-                     _normal_reference, PatternKind.OPAQUE, _random_cost, shape_inputs=(0,),
-                     bind=_bind_out_dtype("RANDOM_STANDARD_NORMAL", 1, (F32,)),
-                     doc="standard normal float32 (Box-Muller on LiteRT's Philox stream)"))
-register(RandomOpDef("MULTINOMIAL", _parse_random, _multinomial_infer, _multinomial_reference,
-                     PatternKind.OPAQUE, _random_cost, shape_inputs=(1,),
-                     bind=_bind_out_dtype("MULTINOMIAL", 2, (I32, I64)),
-                     doc="categorical samples from logits (LiteRT's Philox stream)"))
-register(RandomOpDef("STABLEHLO_RNG_BIT_GENERATOR", _rng_parse, _rng_infer, _rng_reference,
-                     PatternKind.OPAQUE, _random_cost, bind=_rng_bind,
-                     doc="random bits from an explicit Philox / Threefry state"))
+define("RANDOM_UNIFORM", parse=_parse_random, infer=_dist_infer("RANDOM_UNIFORM"),
+       reference=_uniform_reference, cost=_random_cost, shape_inputs=(0,),
+       bind=_bind_out_dtype("RANDOM_UNIFORM", 1, (F32,)), foldable=False)
+define("RANDOM_STANDARD_NORMAL", parse=_parse_random, infer=_dist_infer("RANDOM_STANDARD_NORMAL"),
+       reference=_normal_reference, cost=_random_cost, shape_inputs=(0,),
+       bind=_bind_out_dtype("RANDOM_STANDARD_NORMAL", 1, (F32,)), foldable=False)
+define("MULTINOMIAL", parse=_parse_random, infer=_multinomial_infer, reference=_multinomial_reference,
+       cost=_random_cost, shape_inputs=(1,), bind=_bind_out_dtype("MULTINOMIAL", 2, (I32, I64)),
+       foldable=False)
+define("STABLEHLO_RNG_BIT_GENERATOR", parse=_rng_parse, infer=_rng_infer, reference=_rng_reference,
+       cost=_random_cost, bind=_rng_bind, foldable=False)

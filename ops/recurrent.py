@@ -28,42 +28,32 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit.ops.base import (
-    InferCtx,
-    OpDef,
-    OpError,
-    PatternKind,
-    ShapeDtype,
-    activation_name,
-    apply_activation,
-    register,
-)
+from tflite_jit.ops.base import InferCtx, OpError, ShapeDtype
+from tflite_jit.ops.common import F32, activation_name, apply_activation, define, shape_of
 from tflite_jit.ops.sequence import (
-    _LSTM_ACTS,
+    LSTM_ACTS,
     LstmAttrs,
-    _check_lstm_dir,
-    _expect,
-    _f32,
-    _from_time_major,
-    _lstm_direction,
-    _options,
-    _recurrent_cost,
-    _seq_dims,
-    _shape,
-    _sigmoid,
-    _to_time_major,
-    _write_state,
+    as_f32,
+    check_aux_input,
+    check_lstm_direction,
+    expect_f32,
+    from_time_major,
+    lstm_direction,
+    options_with_defaults,
+    recurrent_cost,
+    seq_dims,
+    sigmoid,
+    to_time_major,
+    write_state,
 )
-
-_F32 = np.dtype(np.float32)
 
 
 def _input_2d(ctx: InferCtx) -> tuple[int, int]:
-    x = _shape(ctx, 0)
+    x = shape_of(ctx, 0)
     if x is None or len(x) != 2:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' must be 2-D [batch, input_size], got "
                       f"{None if x is None else list(x)}")
-    if np.dtype(ctx.dtypes[0]) != _F32:
+    if np.dtype(ctx.dtypes[0]) != F32:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' must be float32, got {np.dtype(ctx.dtypes[0]).name}")
     return x[0], x[1]
 
@@ -81,7 +71,7 @@ class FullLstmAttrs:
 
 
 def _parse_lstm(o: dict[str, Any]) -> FullLstmAttrs:
-    o = _options("LSTMOptions", o)
+    o = options_with_defaults("LSTMOptions", o)
     kt = int(o["kernel_type"])
     if kt not in (0, 1):
         raise OpError(f"LSTM: unknown kernel_type {kt} (0 FULL, 1 BASIC)")
@@ -99,17 +89,17 @@ def _basic_lstm_infer(ctx: InferCtx) -> list[ShapeDtype]:
         raise OpError(f"{ctx.op_name}: the BASIC kernel needs fused activation TANH and no cell/projection "
                       f"clipping (got {a.activation}, cell_clip {a.cell_clip}, proj_clip {a.proj_clip})")
     n_batch, n_input = _input_2d(ctx)
-    w = _shape(ctx, 2)
+    w = shape_of(ctx, 2)
     if w is None or len(w) != 2 or w[0] % 4:
         raise OpError(f"{ctx.op_name}: weights (input 2) must be 2-D [4 * output_depth, input_depth + "
                       f"output_depth], got {None if w is None else list(w)}")
     n_out = w[0] // 4
-    _expect(ctx, 1, (n_batch, n_out), "prev_activation")
-    _expect(ctx, 2, (4 * n_out, n_input + n_out), "weights")
-    _expect(ctx, 3, (4 * n_out,), "bias")
-    _expect(ctx, 4, (n_batch, n_out), "prev_state")
-    return [((n_batch, n_out), _F32), ((n_batch, n_out), _F32), ((n_batch, n_input + n_out), _F32),
-            ((n_batch, 4 * n_out), _F32)]
+    expect_f32(ctx, 1, (n_batch, n_out), "prev_activation")
+    expect_f32(ctx, 2, (4 * n_out, n_input + n_out), "weights")
+    expect_f32(ctx, 3, (4 * n_out,), "bias")
+    expect_f32(ctx, 4, (n_batch, n_out), "prev_state")
+    return [((n_batch, n_out), F32), ((n_batch, n_out), F32), ((n_batch, n_input + n_out), F32),
+            ((n_batch, 4 * n_out), F32)]
 
 
 def _lstm_infer(ctx: InferCtx) -> list[ShapeDtype]:
@@ -118,12 +108,12 @@ def _lstm_infer(ctx: InferCtx) -> list[ShapeDtype]:
         return _basic_lstm_infer(ctx)
     if len(ctx.shapes) not in (20, 24):
         raise OpError(f"{ctx.op_name}: expected 24 inputs (20 without layer norm), got {len(ctx.shapes)}")
-    if a.activation not in _LSTM_ACTS:
+    if a.activation not in LSTM_ACTS:
         raise OpError(f"{ctx.op_name}: unsupported fused activation {a.activation}")
     n_batch, n_input = _input_2d(ctx)
-    _, n_output = _check_lstm_dir(ctx, 1, (18, 19), 20 if len(ctx.shapes) == 24 else None, n_batch, n_input,
+    _, n_output = check_lstm_direction(ctx, 1, (18, 19), 20 if len(ctx.shapes) == 24 else None, n_batch, n_input,
                                   False, None)
-    return [((n_batch, n_output), _F32)]
+    return [((n_batch, n_output), F32)]
 
 
 def _basic_lstm_reference(inputs: Sequence[np.ndarray | None], a: FullLstmAttrs) -> list[np.ndarray]:
@@ -131,10 +121,10 @@ def _basic_lstm_reference(inputs: Sequence[np.ndarray | None], a: FullLstmAttrs)
     n = prev_act.shape[1]
     concat = np.concatenate([x, prev_act], axis=1)
     pre = (np.matmul(concat, w.T) + b).astype(np.float32)
-    i = _sigmoid(pre[:, :n])
+    i = sigmoid(pre[:, :n])
     g = np.tanh(pre[:, n:2 * n])
-    f = _sigmoid(pre[:, 2 * n:3 * n])
-    o = _sigmoid(pre[:, 3 * n:])
+    f = sigmoid(pre[:, 2 * n:3 * n])
+    o = sigmoid(pre[:, 3 * n:])
     state = (i * g + f * prev_state).astype(np.float32)
     act = (o * np.tanh(state)).astype(np.float32)
     return [act, state, concat.astype(np.float32), pre]
@@ -145,12 +135,12 @@ def _lstm_reference(inputs: Sequence[np.ndarray | None], a: FullLstmAttrs) -> li
         return _basic_lstm_reference(inputs, a)
     ins = list(inputs) + [None] * (24 - len(inputs))
     xs = np.asarray(ins[0], np.float32)[None]  # one time step
-    w = [_f32(v) for v in ins[1:18]]
-    ln = [_f32(v) for v in ins[20:24]]
+    w = [as_f32(v) for v in ins[1:18]]
+    ln = [as_f32(v) for v in ins[20:24]]
     la = LstmAttrs(activation=a.activation, cell_clip=a.cell_clip, proj_clip=a.proj_clip, time_major=True)
-    out, h, c = _lstm_direction(xs, w, _f32(ins[18]), _f32(ins[19]), ln, None, [None] * 4, la, False)
-    _write_state(ins[18], h)
-    _write_state(ins[19], c)
+    out, h, c = lstm_direction(xs, w, as_f32(ins[18]), as_f32(ins[19]), ln, None, [None] * 4, la, False)
+    write_state(ins[18], h)
+    write_state(ins[19], c)
     return [np.ascontiguousarray(out[0], dtype=np.float32)]
 
 
@@ -166,7 +156,7 @@ class RnnAttrs:
 
 
 def _parse_rnn(o: dict[str, Any]) -> RnnAttrs:
-    o = _options("RNNOptions", o)
+    o = options_with_defaults("RNNOptions", o)
     return RnnAttrs(activation=activation_name(o["fused_activation_function"]))
 
 
@@ -175,16 +165,16 @@ def _rnn_infer(ctx: InferCtx) -> list[ShapeDtype]:
         raise OpError(f"{ctx.op_name}: expected 5 inputs (input, weights, recurrent_weights, bias, "
                       f"hidden_state), got {len(ctx.shapes)}")
     n_batch, n_input = _input_2d(ctx)
-    w = _shape(ctx, 1)
+    w = shape_of(ctx, 1)
     if w is None or len(w) != 2:
         raise OpError(f"{ctx.op_name}: weights (input 1) must be 2-D [units, input_size], got "
                       f"{None if w is None else list(w)}")
     units = w[0]
-    _expect(ctx, 1, (units, n_input), "weights")
-    _expect(ctx, 2, (units, units), "recurrent_weights")
-    _expect(ctx, 3, (units,), "bias")
-    _expect(ctx, 4, (n_batch, units), "hidden_state")
-    return [((n_batch, units), _F32)]
+    expect_f32(ctx, 1, (units, n_input), "weights")
+    expect_f32(ctx, 2, (units, units), "recurrent_weights")
+    expect_f32(ctx, 3, (units,), "bias")
+    expect_f32(ctx, 4, (n_batch, units), "hidden_state")
+    return [((n_batch, units), F32)]
 
 
 def _rnn_step(xw: np.ndarray, h: np.ndarray, r: np.ndarray, act: str) -> np.ndarray:
@@ -194,7 +184,7 @@ def _rnn_step(xw: np.ndarray, h: np.ndarray, r: np.ndarray, act: str) -> np.ndar
 def _rnn_reference(inputs: Sequence[np.ndarray | None], a: RnnAttrs) -> list[np.ndarray]:
     x, w, r, b, h = (np.asarray(v, np.float32) for v in inputs[:5])
     out = _rnn_step(np.matmul(x, w.T) + b, h, r, a.activation)
-    _write_state(inputs[4], out)
+    write_state(inputs[4], out)
     return [np.ascontiguousarray(out)]
 
 
@@ -202,24 +192,24 @@ def _rnn_reference(inputs: Sequence[np.ndarray | None], a: RnnAttrs) -> list[np.
 
 
 def _parse_birnn(o: dict[str, Any]) -> RnnAttrs:
-    o = _options("BidirectionalSequenceRNNOptions", o)
+    o = options_with_defaults("BidirectionalSequenceRNNOptions", o)
     return RnnAttrs(activation=activation_name(o["fused_activation_function"]), time_major=bool(o["time_major"]),
                     merge_outputs=bool(o["merge_outputs"]), state_inputs=(4, 8))
 
 
 def _birnn_dir(ctx: InferCtx, base: int, n_batch: int, n_input: int, n_aux: int | None, aux_w: int,
                name: str) -> int:
-    w = _shape(ctx, base)
+    w = shape_of(ctx, base)
     if w is None or len(w) != 2:
         raise OpError(f"{ctx.op_name}: {name} weights (input {base}) must be 2-D [units, input_size], got "
                       f"{None if w is None else list(w)}")
     units = w[0]
-    _expect(ctx, base, (units, n_input), f"{name} weights")
-    _expect(ctx, base + 1, (units, units), f"{name} recurrent_weights")
-    _expect(ctx, base + 2, (units,), f"{name} bias")
-    _expect(ctx, base + 3, (n_batch, units), f"{name} hidden_state")
+    expect_f32(ctx, base, (units, n_input), f"{name} weights")
+    expect_f32(ctx, base + 1, (units, units), f"{name} recurrent_weights")
+    expect_f32(ctx, base + 2, (units,), f"{name} bias")
+    expect_f32(ctx, base + 3, (n_batch, units), f"{name} hidden_state")
     if n_aux is not None:
-        _expect(ctx, aux_w, (units, n_aux), f"{name} aux_input weights")
+        expect_f32(ctx, aux_w, (units, n_aux), f"{name} aux_input weights")
     return units
 
 
@@ -227,20 +217,17 @@ def _birnn_infer(ctx: InferCtx) -> list[ShapeDtype]:
     a: RnnAttrs = ctx.attrs
     if len(ctx.shapes) != 12:
         raise OpError(f"{ctx.op_name}: expected 12 inputs, got {len(ctx.shapes)}")
-    n_time, n_batch, n_input = _seq_dims(ctx, a.time_major)
-    aux = _shape(ctx, 9)
-    has_fw_aux_w, has_bw_aux_w = _shape(ctx, 10) is not None, _shape(ctx, 11) is not None
+    n_time, n_batch, n_input = seq_dims(ctx, a.time_major)
+    aux = shape_of(ctx, 9)
+    has_fw_aux_w, has_bw_aux_w = shape_of(ctx, 10) is not None, shape_of(ctx, 11) is not None
     if has_fw_aux_w != has_bw_aux_w:
         raise OpError(f"{ctx.op_name}: forward and backward aux weights (inputs 10, 11) must be both present "
                       "or both omitted")
     if has_fw_aux_w and aux is None:
         raise OpError(f"{ctx.op_name}: aux weights (inputs 10, 11) are given but aux_input (input 9) is omitted")
+    check_aux_input(ctx, 9, n_time, n_batch, a.time_major)
     n_aux = None
     if aux is not None:
-        want = (n_time, n_batch) if a.time_major else (n_batch, n_time)
-        if len(aux) != 3 or aux[:2] != want or np.dtype(ctx.dtypes[9]) != _F32:
-            raise OpError(f"{ctx.op_name}: aux_input '{ctx.name(9)}' must be float32 [{want[0]}, {want[1]}, "
-                          f"n_aux], got {list(aux)}")
         if has_fw_aux_w:
             n_aux = aux[2]
         # LiteRT's time-major kernel steps through the aux input with the input's row size
@@ -259,8 +246,8 @@ def _birnn_infer(ctx: InferCtx) -> list[ShapeDtype]:
         return (n_time, n_batch, n) if a.time_major else (n_batch, n_time, n)
 
     if a.merge_outputs:
-        return [(shape(fw_units + bw_units), _F32)]
-    return [(shape(fw_units), _F32), (shape(bw_units), _F32)]
+        return [(shape(fw_units + bw_units), F32)]
+    return [(shape(fw_units), F32), (shape(bw_units), F32)]
 
 
 def _rnn_sequence(xw: np.ndarray, h: np.ndarray, r: np.ndarray, act: str, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -278,9 +265,9 @@ def _rnn_sequence(xw: np.ndarray, h: np.ndarray, r: np.ndarray, act: str, revers
 
 def _birnn_reference(inputs: Sequence[np.ndarray | None], a: RnnAttrs) -> list[np.ndarray]:
     ins = list(inputs) + [None] * (12 - len(inputs))
-    xs = _to_time_major(ins[0], a.time_major)
-    aux = None if ins[9] is None else _to_time_major(ins[9], a.time_major)
-    fw_aux_w, bw_aux_w = _f32(ins[10]), _f32(ins[11])
+    xs = to_time_major(ins[0], a.time_major)
+    aux = None if ins[9] is None else to_time_major(ins[9], a.time_major)
+    fw_aux_w, bw_aux_w = as_f32(ins[10]), as_f32(ins[11])
     bw_x = xs
     if aux is not None and fw_aux_w is None:
         # no aux weights: TF's stacking without cross links, where the backward direction reads
@@ -297,17 +284,14 @@ def _birnn_reference(inputs: Sequence[np.ndarray | None], a: RnnAttrs) -> list[n
             xw = xw + np.matmul(aux, aux_w.T)
         out, h = _rnn_sequence(xw.astype(np.float32), np.asarray(ins[base + 3], np.float32), r, a.activation,
                                reverse)
-        _write_state(ins[base + 3], h)
+        write_state(ins[base + 3], h)
         results.append(out)
     if a.merge_outputs:
-        return [_from_time_major(np.concatenate(results, axis=-1), a.time_major)]
-    return [_from_time_major(results[0], a.time_major), _from_time_major(results[1], a.time_major)]
+        return [from_time_major(np.concatenate(results, axis=-1), a.time_major)]
+    return [from_time_major(results[0], a.time_major), from_time_major(results[1], a.time_major)]
 
 
-register(OpDef("LSTM", _parse_lstm, _lstm_infer, _lstm_reference, PatternKind.OPAQUE, _recurrent_cost,
-               doc="one LSTM step (FULL: CIFG, peephole, projection, layer norm, state in inputs 18/19; "
-                   "BASIC: 5 inputs, 4 outputs)"))
-register(OpDef("RNN", _parse_rnn, _rnn_infer, _rnn_reference, PatternKind.OPAQUE, _recurrent_cost,
-               doc="h = act(W x + R h + b), one step; state in input 4"))
-register(OpDef("BIDIRECTIONAL_SEQUENCE_RNN", _parse_birnn, _birnn_infer, _birnn_reference, PatternKind.OPAQUE,
-               _recurrent_cost, doc="forward + time-reversed RNN over a sequence; state in inputs 4 and 8"))
+define("LSTM", parse=_parse_lstm, infer=_lstm_infer, reference=_lstm_reference, cost=recurrent_cost)
+define("RNN", parse=_parse_rnn, infer=_rnn_infer, reference=_rnn_reference, cost=recurrent_cost)
+define("BIDIRECTIONAL_SEQUENCE_RNN", parse=_parse_birnn, infer=_birnn_infer, reference=_birnn_reference,
+       cost=recurrent_cost)

@@ -12,21 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit.ops.base import (
-    Cost,
-    InferCtx,
-    OpDef,
-    OpError,
-    PatternKind,
-    ShapeDtype,
-    register,
-)
+from tflite_jit.ops.base import Cost, InferCtx, OpError, PatternKind, ShapeDtype
+from tflite_jit.ops.common import F32, I16, I32, I64, define, numel
 
-_AXIS_TYPES = (np.dtype(np.int32),)  # LiteRT rejects int64 axes (reduce.cc)
-
-
-def _numel(shape: Sequence[int]) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+_AXIS_TYPES = (I32,)  # LiteRT rejects int64 axes (reduce.cc)
 
 
 # ---- MEAN / SUM --------------------------------------------------------------------------------
@@ -37,7 +26,7 @@ class ReduceAttrs:
     keep_dims: bool
 
 
-def _parse_reducer(o: dict[str, Any]) -> ReduceAttrs:
+def parse_reducer(o: dict[str, Any]) -> ReduceAttrs:
     return ReduceAttrs(keep_dims=bool(o.get("keep_dims", False)))
 
 
@@ -54,13 +43,13 @@ def resolve_axes(axis: np.ndarray, rank: int, op: str, input_name: str = "input"
     return tuple(sorted(out))
 
 
-def _reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keep_dims: bool) -> tuple[int, ...]:
+def reduced_shape(shape: tuple[int, ...], axes: tuple[int, ...], keep_dims: bool) -> tuple[int, ...]:
     if keep_dims:
         return tuple(1 if i in axes else d for i, d in enumerate(shape))
     return tuple(d for i, d in enumerate(shape) if i not in axes)
 
 
-def _infer_reduce(ctx: InferCtx) -> list[ShapeDtype]:
+def infer_reduce(ctx: InferCtx) -> list[ShapeDtype]:
     a: ReduceAttrs = ctx.attrs
     if len(ctx.shapes) < 2 or ctx.shapes[0] is None or ctx.shapes[1] is None:
         raise OpError(f"{ctx.op_name}: needs two inputs (the tensor and an int32 axis tensor)")
@@ -69,7 +58,7 @@ def _infer_reduce(ctx: InferCtx) -> list[ShapeDtype]:
                       f"{np.dtype(ctx.dtypes[1])}")
     shape = tuple(ctx.shapes[0])
     axes = resolve_axes(ctx.value(1, "axis"), len(shape), ctx.op_name, ctx.name(0))
-    return [(_reduced_shape(shape, axes, a.keep_dims), np.dtype(ctx.dtypes[0]))]
+    return [(reduced_shape(shape, axes, a.keep_dims), np.dtype(ctx.dtypes[0]))]
 
 
 def _reducer(op: str, mean: bool) -> Any:
@@ -84,17 +73,17 @@ def _reducer(op: str, mean: bool) -> Any:
         axes = resolve_axes(inputs[1], x.ndim, op)
         y = np.sum(x, axis=axes, dtype=np.float32, keepdims=a.keep_dims)
         if mean:
-            count = np.float32(_numel([x.shape[i] for i in axes]))
+            count = np.float32(numel([x.shape[i] for i in axes]))
             with np.errstate(invalid="ignore", divide="ignore"):
                 y = y / count
-        return [np.ascontiguousarray(y, dtype=np.float32).reshape(_reduced_shape(x.shape, axes,
+        return [np.ascontiguousarray(y, dtype=np.float32).reshape(reduced_shape(x.shape, axes,
                                                                                   a.keep_dims))]
 
     return reference
 
 
 def _reduce_cost(ins: list, outs: list, a: Any) -> Cost:
-    n_in, n_out = _numel(ins[0]), _numel(outs[0])
+    n_in, n_out = numel(ins[0]), numel(outs[0])
     return Cost(flops=float(n_in), bytes=4.0 * (n_in + n_out))
 
 
@@ -131,24 +120,21 @@ def _softmax_reference(inputs: Sequence[np.ndarray | None], a: SoftmaxAttrs) -> 
 
 
 def _softmax_cost(ins: list, outs: list, a: SoftmaxAttrs) -> Cost:
-    n = _numel(ins[0])
+    n = numel(ins[0])
     return Cost(flops=5.0 * n, bytes=8.0 * n)  # max, sub, exp, sum, div per element
 
 
 # ---- registration ------------------------------------------------------------------------------
 
-MEAN = register(OpDef(
-    "MEAN", _parse_reducer, _infer_reduce, _reducer("MEAN", mean=True), PatternKind.REDUCTION,
-    _reduce_cost, shape_inputs=(1,), doc="mean over the axes in input 1"))
-SUM = register(OpDef(
-    "SUM", _parse_reducer, _infer_reduce, _reducer("SUM", mean=False), PatternKind.REDUCTION,
-    _reduce_cost, shape_inputs=(1,), doc="sum over the axes in input 1"))
+MEAN = define("MEAN", parse=parse_reducer, infer=infer_reduce, reference=_reducer("MEAN", mean=True),
+              kind=PatternKind.REDUCTION, cost=_reduce_cost, shape_inputs=(1,))
+SUM = define("SUM", parse=parse_reducer, infer=infer_reduce, reference=_reducer("SUM", mean=False),
+             kind=PatternKind.REDUCTION, cost=_reduce_cost, shape_inputs=(1,))
 # OPAQUE, not REDUCTION: softmax reduces (max, sum) and then broadcasts the result back over the
 # same row, so its output is not a reduced tensor; treating it as a plain reduction would let
 # rule-based fusion pull producers into a kernel that reads each input element twice.
-SOFTMAX = register(OpDef(
-    "SOFTMAX", _parse_softmax, _infer_softmax, _softmax_reference, PatternKind.OPAQUE,
-    _softmax_cost, doc="softmax over the last axis with temperature beta"))
+SOFTMAX = define("SOFTMAX", parse=_parse_softmax, infer=_infer_softmax, reference=_softmax_reference,
+                 kind=PatternKind.OPAQUE, cost=_softmax_cost)
 
 
 def _extremum_reducer(op: str, fn: Any, types: tuple[np.dtype, ...]) -> Any:
@@ -170,14 +156,14 @@ def _extremum_reducer(op: str, fn: Any, types: tuple[np.dtype, ...]) -> Any:
             if x.dtype.kind == "f":
                 initial = -np.inf if fn is np.max else np.inf
             y = fn(x, axis=axes, keepdims=a.keep_dims, initial=initial)
-        return [np.ascontiguousarray(y, dtype=x.dtype).reshape(_reduced_shape(x.shape, axes, a.keep_dims))]
+        return [np.ascontiguousarray(y, dtype=x.dtype).reshape(reduced_shape(x.shape, axes, a.keep_dims))]
 
     return reference
 
 
 def _infer_typed_reduce(types: tuple[np.dtype, ...]) -> Any:
     def infer(ctx: InferCtx) -> list[ShapeDtype]:
-        out = _infer_reduce(ctx)
+        out = infer_reduce(ctx)
         if np.dtype(ctx.dtypes[0]) not in types:
             raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' has type {np.dtype(ctx.dtypes[0])}; "
                           f"supported: {', '.join(t.name for t in types)}")
@@ -186,17 +172,14 @@ def _infer_typed_reduce(types: tuple[np.dtype, ...]) -> Any:
     return infer
 
 
-_PROD_TYPES = (np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.int64))
-_EXTREMUM_TYPES = (np.dtype(np.float32), np.dtype(np.int32), np.dtype(np.int64), np.dtype(np.int16))
-REDUCE_PROD = register(OpDef(
-    "REDUCE_PROD", _parse_reducer, _infer_typed_reduce(_PROD_TYPES),
-    _extremum_reducer("REDUCE_PROD", np.prod, _PROD_TYPES), PatternKind.REDUCTION, _reduce_cost,
-    shape_inputs=(1,), doc="product over the axes in input 1"))
-REDUCE_MAX = register(OpDef(
-    "REDUCE_MAX", _parse_reducer, _infer_typed_reduce(_EXTREMUM_TYPES),
-    _extremum_reducer("REDUCE_MAX", np.max, _EXTREMUM_TYPES), PatternKind.REDUCTION, _reduce_cost,
-    shape_inputs=(1,), doc="maximum over the axes in input 1"))
-REDUCE_MIN = register(OpDef(
-    "REDUCE_MIN", _parse_reducer, _infer_typed_reduce(_EXTREMUM_TYPES),
-    _extremum_reducer("REDUCE_MIN", np.min, _EXTREMUM_TYPES), PatternKind.REDUCTION, _reduce_cost,
-    shape_inputs=(1,), doc="minimum over the axes in input 1"))
+_PROD_TYPES = (F32, I32, I64)
+_EXTREMUM_TYPES = (F32, I32, I64, I16)
+REDUCE_PROD = define("REDUCE_PROD", parse=parse_reducer, infer=_infer_typed_reduce(_PROD_TYPES),
+                     reference=_extremum_reducer("REDUCE_PROD", np.prod, _PROD_TYPES),
+                     kind=PatternKind.REDUCTION, cost=_reduce_cost, shape_inputs=(1,))
+REDUCE_MAX = define("REDUCE_MAX", parse=parse_reducer, infer=_infer_typed_reduce(_EXTREMUM_TYPES),
+                    reference=_extremum_reducer("REDUCE_MAX", np.max, _EXTREMUM_TYPES),
+                    kind=PatternKind.REDUCTION, cost=_reduce_cost, shape_inputs=(1,))
+REDUCE_MIN = define("REDUCE_MIN", parse=parse_reducer, infer=_infer_typed_reduce(_EXTREMUM_TYPES),
+                    reference=_extremum_reducer("REDUCE_MIN", np.min, _EXTREMUM_TYPES),
+                    kind=PatternKind.REDUCTION, cost=_reduce_cost, shape_inputs=(1,))

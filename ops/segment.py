@@ -36,27 +36,14 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ops.base import InferCtx, OpError, PatternKind
-from tflite_jit.ops.shape import I32, I64, _ctx_from_arrays, _define, _need, _parse_none
+from tflite_jit.ops.common import F32, F64, I32, I64, check_type, ctx_from_arrays, define, movement_cost, need
 
-F32 = np.dtype(np.float32)
-F64 = np.dtype(np.float64)
 _SEGMENT_DATA = (F32, I32)
 
 
-def _names(types) -> str:
-    return ", ".join(np.dtype(t).name for t in types)
-
-
-def _check_type(ctx: InferCtx, i: int, what: str, types) -> np.dtype:
-    dt = np.dtype(ctx.dtypes[i])
-    if dt not in types:
-        raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' has type {dt.name}; supported: {_names(types)}")
-    return dt
-
-
 def _check_segment_inputs(ctx: InferCtx) -> tuple[int, ...]:
-    _check_type(ctx, 0, "data", _SEGMENT_DATA)
-    _check_type(ctx, 1, "segment_ids", (I32,))
+    check_type(ctx, 0, "data", _SEGMENT_DATA)
+    check_type(ctx, 1, "segment_ids", (I32,))
     data, ids = tuple(ctx.shapes[0]), tuple(ctx.shapes[1])
     if len(data) == 0:
         raise OpError(f"{ctx.op_name}: data '{ctx.name(0)}' must have rank >= 1 (one segment id per row)")
@@ -103,29 +90,29 @@ def _segment_count(op: str, ids: np.ndarray) -> int:
 
 
 def _segment_sum_infer(ctx: InferCtx) -> list:
-    _need(ctx, 2, " (data, segment_ids)")
+    need(ctx, 2, " (data, segment_ids)")
     data = _check_segment_inputs(ctx)
     n = _segment_count(ctx.op_name, ctx.value(1, "the segment ids"))
     return [((n,) + data[1:], np.dtype(ctx.dtypes[0]))]
 
 
 def _segment_sum_ref(inputs, attrs) -> list:
-    ((shape, dt),) = _segment_sum_infer(_ctx_from_arrays("SEGMENT_SUM", attrs, inputs))
+    ((shape, dt),) = _segment_sum_infer(ctx_from_arrays("SEGMENT_SUM", attrs, inputs))
     out = np.zeros(shape, dt)
     np.add.at(out, np.asarray(inputs[1]).astype(np.int64), np.asarray(inputs[0]))
     return [out]
 
 
-_define("SEGMENT_SUM", _parse_none, _segment_sum_infer, _segment_sum_ref, kind=PatternKind.OPAQUE,
-        shape_inputs=(1,), bind=_declared_types_bind("SEGMENT_SUM", _same_as_data), doc="SEGMENT_SUM (data, sorted segment_ids): row sums per segment")
+define("SEGMENT_SUM", infer=_segment_sum_infer, reference=_segment_sum_ref, cost=movement_cost,
+       bind=_declared_types_bind("SEGMENT_SUM", _same_as_data))
 
 
 # ---- UNSORTED_SEGMENT_SUM / PROD / MAX / MIN -----------------------------------------------------
 
 def _unsorted_plan(ctx: InferCtx) -> tuple[int, ...]:
-    _need(ctx, 3, " (data, segment_ids, num_segments)")
+    need(ctx, 3, " (data, segment_ids, num_segments)")
     data = _check_segment_inputs(ctx)
-    _check_type(ctx, 2, "num_segments", (I32,))
+    check_type(ctx, 2, "num_segments", (I32,))
     if tuple(ctx.shapes[2]) not in ((), (1,)):
         raise OpError(f"{ctx.op_name}: num_segments '{ctx.name(2)}' must be a scalar or a [1] tensor, got "
                       f"shape {list(ctx.shapes[2])}")
@@ -155,7 +142,7 @@ _UFUNCS = {"SUM": np.add, "PROD": np.multiply, "MAX": np.fmax, "MIN": np.fmin}
 
 def _unsorted_ref_for(op: str, kind: str):
     def ref(inputs, attrs) -> list:
-        shape = _unsorted_plan(_ctx_from_arrays(op, attrs, inputs))
+        shape = _unsorted_plan(ctx_from_arrays(op, attrs, inputs))
         data = np.asarray(inputs[0])
         ids = np.asarray(inputs[1]).astype(np.int64)
         out = np.full(shape, _initial(kind, data.dtype), data.dtype)
@@ -168,9 +155,8 @@ def _unsorted_ref_for(op: str, kind: str):
 
 for _kind in ("SUM", "PROD", "MAX", "MIN"):
     _name = f"UNSORTED_SEGMENT_{_kind}"
-    _define(_name, _parse_none, _unsorted_infer, _unsorted_ref_for(_name, _kind), kind=PatternKind.OPAQUE,
-            shape_inputs=(2,), bind=_declared_types_bind(_name, _same_as_data), doc=f"{_name} (data, segment_ids, num_segments): per-segment "
-            f"{_kind.lower()}; negative ids drop their row")
+    define(_name, infer=_unsorted_infer, reference=_unsorted_ref_for(_name, _kind), cost=movement_cost,
+           shape_inputs=(2,), bind=_declared_types_bind(_name, _same_as_data))
 
 
 # ---- UNIQUE --------------------------------------------------------------------------------------
@@ -191,7 +177,7 @@ _IDX_TYPES = {2: I32, 4: I64}
 def _unique_plan(ctx: InferCtx) -> np.dtype:
     if len(ctx.shapes) != 1 or ctx.shapes[0] is None:
         raise OpError(f"UNIQUE: expected 1 input, got {len(ctx.shapes)}")
-    _check_type(ctx, 0, "input", _UNIQUE_TYPES)
+    check_type(ctx, 0, "input", _UNIQUE_TYPES)
     if len(ctx.shapes[0]) != 1:
         raise OpError(f"UNIQUE: input '{ctx.name(0)}' must be 1-D, got shape {list(ctx.shapes[0])}")
     idx = _IDX_TYPES.get(ctx.attrs.idx_out_type)
@@ -219,7 +205,7 @@ def _unique_infer(ctx: InferCtx) -> list:
 
 
 def _unique_ref(inputs, attrs: UniqueAttrs) -> list:
-    idx = _unique_plan(_ctx_from_arrays("UNIQUE", attrs, inputs))
+    idx = _unique_plan(ctx_from_arrays("UNIQUE", attrs, inputs))
     x = np.asarray(inputs[0])
     vals, where = _unique("UNIQUE", x)
     return [np.array(vals, dtype=x.dtype), where.astype(idx)]
@@ -229,9 +215,8 @@ def _unique_types(attrs: UniqueAttrs, inputs: list) -> list:
     return _same_as_data(attrs, inputs) + [_IDX_TYPES.get(attrs.idx_out_type)]
 
 
-_define("UNIQUE", _parse_unique, _unique_infer, _unique_ref, kind=PatternKind.OPAQUE, shape_inputs=(0,),
-        bind=_declared_types_bind("UNIQUE", _unique_types),
-        doc="UNIQUE (1-D input; idx_out_type): values in first-appearance order, and each element's index")
+define("UNIQUE", parse=_parse_unique, infer=_unique_infer, reference=_unique_ref, cost=movement_cost,
+       bind=_declared_types_bind("UNIQUE", _unique_types))
 
 
 # ---- BUCKETIZE -----------------------------------------------------------------------------------
@@ -262,12 +247,12 @@ def _bucketize_infer(ctx: InferCtx) -> list:
         raise OpError("BUCKETIZE: boundaries contain NaN; give sorted, non-NaN boundaries")
     if arr.size > 1 and np.any(arr[1:] < arr[:-1]):
         raise OpError(f"BUCKETIZE: boundaries must be sorted ascending, got {arr.tolist()}")
-    _check_type(ctx, 0, "input", _BUCKET_TYPES)
+    check_type(ctx, 0, "input", _BUCKET_TYPES)
     return [(tuple(ctx.shapes[0]), I32)]
 
 
 def _bucketize_ref(inputs, attrs: BucketizeAttrs) -> list:
-    ((shape, _),) = _bucketize_infer(_ctx_from_arrays("BUCKETIZE", attrs, inputs))
+    ((shape, _),) = _bucketize_infer(ctx_from_arrays("BUCKETIZE", attrs, inputs))
     x = np.asarray(inputs[0])
     if x.dtype == F64:
         b, key = np.asarray(attrs.boundaries, np.float32).astype(np.float64), x
@@ -276,5 +261,5 @@ def _bucketize_ref(inputs, attrs: BucketizeAttrs) -> list:
     return [np.searchsorted(b, key, side="right").astype(np.int32).reshape(shape)]
 
 
-_define("BUCKETIZE", _parse_bucketize, _bucketize_infer, _bucketize_ref, kind=PatternKind.ELEMWISE,
-        doc="BUCKETIZE (boundaries): int32 count of boundaries <= x")
+define("BUCKETIZE", parse=_parse_bucketize, infer=_bucketize_infer, reference=_bucketize_ref,
+       kind=PatternKind.ELEMWISE, cost=movement_cost)

@@ -33,24 +33,14 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.format.schema_data import TABLES
-from tflite_jit.ops.base import (
-    Cost,
-    InferCtx,
-    OpDef,
-    OpError,
-    PatternKind,
-    ShapeDtype,
-    activation_name,
-    apply_activation,
-    register,
-)
+from tflite_jit.ops.base import Cost, InferCtx, OpError, ShapeDtype
+from tflite_jit.ops.common import F32, activation_name, apply_activation, define, float_bytes, numel, shape_of
 
-_F32 = np.dtype(np.float32)
 _LAYER_NORM_EPS = np.float32(1e-8)
-_LSTM_ACTS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH")
+LSTM_ACTS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH")
 
 
-def _options(table: str, options: dict[str, Any]) -> dict[str, Any]:
+def options_with_defaults(table: str, options: dict[str, Any]) -> dict[str, Any]:
     """Options with the schema's defaults for the fields the file left out (or an empty table)."""
     fields = {name: default for name, _kind, default in TABLES[table]}
     return {**fields, **{k: v for k, v in (options or {}).items() if k in fields and v is not None}}
@@ -81,14 +71,14 @@ class SvdfAttrs:
     state_inputs: tuple[int, ...] = (4,)
 
 
-def _write_state(dst: np.ndarray | None, value: np.ndarray) -> None:
+def write_state(dst: np.ndarray | None, value: np.ndarray) -> None:
     """The new state into the persistent variable buffer (see the module docstring)."""
     if isinstance(dst, np.ndarray) and dst.flags.writeable and dst.shape == value.shape:
         np.copyto(dst, value.astype(dst.dtype, copy=False))
 
 
 def _parse_lstm(o: dict[str, Any]) -> LstmAttrs:
-    o = _options("UnidirectionalSequenceLSTMOptions", o)
+    o = options_with_defaults("UnidirectionalSequenceLSTMOptions", o)
     act = activation_name(o["fused_activation_function"])
     return LstmAttrs(activation=act, cell_clip=float(o["cell_clip"]), proj_clip=float(o["proj_clip"]),
                      time_major=bool(o["time_major"]),
@@ -96,7 +86,7 @@ def _parse_lstm(o: dict[str, Any]) -> LstmAttrs:
 
 
 def _parse_bilstm(o: dict[str, Any]) -> LstmAttrs:
-    o = _options("BidirectionalSequenceLSTMOptions", o)
+    o = options_with_defaults("BidirectionalSequenceLSTMOptions", o)
     act = activation_name(o["fused_activation_function"])
     return LstmAttrs(activation=act, cell_clip=float(o["cell_clip"]), proj_clip=float(o["proj_clip"]),
                      time_major=bool(o["time_major"]), merge_outputs=bool(o["merge_outputs"]),
@@ -104,26 +94,22 @@ def _parse_bilstm(o: dict[str, Any]) -> LstmAttrs:
 
 
 def _parse_rnn(o: dict[str, Any]) -> RnnAttrs:
-    o = _options("SequenceRNNOptions", o)
+    o = options_with_defaults("SequenceRNNOptions", o)
     return RnnAttrs(activation=activation_name(o["fused_activation_function"]),
                     time_major=bool(o["time_major"]))
 
 
 def _parse_svdf(o: dict[str, Any]) -> SvdfAttrs:
-    o = _options("SVDFOptions", o)
+    o = options_with_defaults("SVDFOptions", o)
     return SvdfAttrs(rank=int(o["rank"]), activation=activation_name(o["fused_activation_function"]))
 
 
 # ---- shape rules ---------------------------------------------------------------------------------
 
 
-def _shape(ctx: InferCtx, i: int) -> tuple[int, ...] | None:
-    return tuple(ctx.shapes[i]) if i < len(ctx.shapes) and ctx.shapes[i] is not None else None
-
-
-def _expect(ctx: InferCtx, i: int, shape: tuple[int, ...], what: str, optional: bool = False) -> bool:
+def expect_f32(ctx: InferCtx, i: int, shape: tuple[int, ...], what: str, optional: bool = False) -> bool:
     """Check input i has this shape and is float32; False when it is an omitted optional input."""
-    got = _shape(ctx, i)
+    got = shape_of(ctx, i)
     if got is None:
         if optional:
             return False
@@ -131,35 +117,47 @@ def _expect(ctx: InferCtx, i: int, shape: tuple[int, ...], what: str, optional: 
     if got != tuple(shape):
         raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' (input {i}) has shape {list(got)}, "
                       f"expected {list(shape)}")
-    if np.dtype(ctx.dtypes[i]) != _F32:
+    if np.dtype(ctx.dtypes[i]) != F32:
         raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' (input {i}) is "
                       f"{np.dtype(ctx.dtypes[i]).name}; only float32 is supported (hybrid/quantized "
                       "LSTM weights are not)")
     return True
 
 
-def _seq_dims(ctx: InferCtx, time_major: bool) -> tuple[int, int, int]:
-    x = _shape(ctx, 0)
+def seq_dims(ctx: InferCtx, time_major: bool) -> tuple[int, int, int]:
+    x = shape_of(ctx, 0)
     if x is None or len(x) != 3:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' must be 3-D "
                       f"([{'time, batch' if time_major else 'batch, time'}, features]), got "
                       f"{None if x is None else list(x)}")
-    if np.dtype(ctx.dtypes[0]) != _F32:
+    if np.dtype(ctx.dtypes[0]) != F32:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' must be float32, got {np.dtype(ctx.dtypes[0]).name}")
     t, b = (x[0], x[1]) if time_major else (x[1], x[0])
     return t, b, x[2]
 
 
-def _check_lstm_dir(ctx: InferCtx, base: int, state: tuple[int, int], ln: int | None, n_batch: int,
+def check_aux_input(ctx: InferCtx, i: int, n_time: int, n_batch: int, time_major: bool) -> None:
+    """The optional aux input i, when given, is float32 [n_time, n_batch, n_aux] (time-major) or
+    [n_batch, n_time, n_aux]."""
+    aux = shape_of(ctx, i)
+    if aux is None:
+        return
+    want = (n_time, n_batch) if time_major else (n_batch, n_time)
+    if len(aux) != 3 or aux[:2] != want or np.dtype(ctx.dtypes[i]) != F32:
+        raise OpError(f"{ctx.op_name}: aux_input '{ctx.name(i)}' must be float32 "
+                      f"[{want[0]}, {want[1]}, n_aux], got {list(aux)}")
+
+
+def check_lstm_direction(ctx: InferCtx, base: int, state: tuple[int, int], ln: int | None, n_batch: int,
                     n_input: int, diagonal: bool, aux: tuple[int, int] | None) -> tuple[int, int]:
     """Validate one direction's weights. base: index of input_to_input_weights (1 or 18).
     Returns (n_cell, n_output)."""
-    w_f = _shape(ctx, base + 1)
+    w_f = shape_of(ctx, base + 1)
     if w_f is None or len(w_f) != 2:
         raise OpError(f"{ctx.op_name}: input_to_forget_weights (input {base + 1}) must be 2-D "
                       f"[n_cell, n_input], got {None if w_f is None else list(w_f)}")
     n_cell = w_f[0]
-    rec = _shape(ctx, base + 5)
+    rec = shape_of(ctx, base + 5)
     if rec is None:
         raise OpError(f"{ctx.op_name}: recurrent_to_forget_weights (input {base + 5}) is missing")
     if len(rec) != (1 if diagonal else 2):
@@ -167,45 +165,45 @@ def _check_lstm_dir(ctx: InferCtx, base: int, state: tuple[int, int], ln: int | 
                       f"{'1-D [n_cell] (diagonal_recurrent_tensors)' if diagonal else '2-D [n_cell, n_output]'}"
                       f", got {list(rec)}")
     n_output = rec[0] if diagonal else rec[1]
-    cifg = not _expect(ctx, base + 0, (n_cell, n_input), "input_to_input_weights", optional=True)
+    cifg = not expect_f32(ctx, base + 0, (n_cell, n_input), "input_to_input_weights", optional=True)
     for k, name in ((1, "forget"), (2, "cell"), (3, "output")):
-        _expect(ctx, base + k, (n_cell, n_input), f"input_to_{name}_weights")
+        expect_f32(ctx, base + k, (n_cell, n_input), f"input_to_{name}_weights")
     rec_shape = (n_cell,) if diagonal else (n_cell, n_output)
-    has_ri = _expect(ctx, base + 4, rec_shape, "recurrent_to_input_weights", optional=True)
+    has_ri = expect_f32(ctx, base + 4, rec_shape, "recurrent_to_input_weights", optional=True)
     if has_ri == cifg:
         raise OpError(f"{ctx.op_name}: input_to_input_weights and recurrent_to_input_weights must be "
                       "both present or both omitted (CIFG)")
     for k, name in ((5, "forget"), (6, "cell"), (7, "output")):
-        _expect(ctx, base + k, rec_shape, f"recurrent_to_{name}_weights")
-    peep = [_expect(ctx, base + 8 + k, (n_cell,), f"cell_to_{n}_weights", optional=True)
+        expect_f32(ctx, base + k, rec_shape, f"recurrent_to_{name}_weights")
+    peep = [expect_f32(ctx, base + 8 + k, (n_cell,), f"cell_to_{n}_weights", optional=True)
             for k, n in enumerate(("input", "forget", "output"))]
     if (peep[1] != peep[2]) or (peep[0] and cifg) or (not cifg and peep[1] and not peep[0]):
         raise OpError(f"{ctx.op_name}: peephole weights (inputs {base + 8}-{base + 10}) must be all "
                       "present (cell_to_input omitted with CIFG) or all omitted")
-    has_ib = _expect(ctx, base + 11, (n_cell,), "input_gate_bias", optional=True)
+    has_ib = expect_f32(ctx, base + 11, (n_cell,), "input_gate_bias", optional=True)
     if has_ib == cifg:
         raise OpError(f"{ctx.op_name}: input_gate_bias (input {base + 11}) must be present exactly "
                       "when input_to_input_weights is")
     for k, name in ((12, "forget"), (13, "cell"), (14, "output")):
-        _expect(ctx, base + k, (n_cell,), f"{name}_gate_bias")
-    has_proj = _expect(ctx, base + 15, (n_output, n_cell), "projection_weights", optional=True)
-    has_pb = _expect(ctx, base + 16, (n_output,), "projection_bias", optional=True)
+        expect_f32(ctx, base + k, (n_cell,), f"{name}_gate_bias")
+    has_proj = expect_f32(ctx, base + 15, (n_output, n_cell), "projection_weights", optional=True)
+    has_pb = expect_f32(ctx, base + 16, (n_output,), "projection_bias", optional=True)
     if has_pb and not has_proj:
         raise OpError(f"{ctx.op_name}: projection_bias (input {base + 16}) needs projection_weights")
     if not has_proj and n_output != n_cell:
         raise OpError(f"{ctx.op_name}: without projection weights n_output ({n_output}) must equal "
                       f"n_cell ({n_cell})")
-    _expect(ctx, state[0], (n_batch, n_output), "output_state")
-    _expect(ctx, state[1], (n_batch, n_cell), "cell_state")
+    expect_f32(ctx, state[0], (n_batch, n_output), "output_state")
+    expect_f32(ctx, state[1], (n_batch, n_cell), "cell_state")
     if ln is not None:
-        have = [_expect(ctx, ln + k, (n_cell,), f"{n}_layer_norm_coefficients", optional=True)
+        have = [expect_f32(ctx, ln + k, (n_cell,), f"{n}_layer_norm_coefficients", optional=True)
                 for k, n in enumerate(("input", "forget", "cell", "output"))]
         if any(have) and not (all(have[1:]) and have[0] == (not cifg)):
             raise OpError(f"{ctx.op_name}: layer-norm coefficients (inputs {ln}-{ln + 3}) must be all "
                           "present (input omitted with CIFG) or all omitted")
     if aux is not None:
         first, n_aux = aux
-        have = [_expect(ctx, first + k, (n_cell, n_aux), "aux_input weights", optional=True)
+        have = [expect_f32(ctx, first + k, (n_cell, n_aux), "aux_input weights", optional=True)
                 for k in range(4)]
         if any(have) and not (all(have[1:]) and have[0] == (not cifg)):
             raise OpError(f"{ctx.op_name}: aux input weights (inputs {first}-{first + 3}) must be all "
@@ -217,50 +215,45 @@ def _lstm_infer(ctx: InferCtx) -> list[ShapeDtype]:
     a: LstmAttrs = ctx.attrs
     if len(ctx.shapes) not in (20, 24):
         raise OpError(f"{ctx.op_name}: expected 24 inputs (20 without layer norm), got {len(ctx.shapes)}")
-    if a.activation not in _LSTM_ACTS:
+    if a.activation not in LSTM_ACTS:
         raise OpError(f"{ctx.op_name}: unsupported fused activation {a.activation}")
-    n_time, n_batch, n_input = _seq_dims(ctx, a.time_major)
-    _, n_output = _check_lstm_dir(ctx, 1, (18, 19), 20 if len(ctx.shapes) == 24 else None, n_batch,
+    n_time, n_batch, n_input = seq_dims(ctx, a.time_major)
+    _, n_output = check_lstm_direction(ctx, 1, (18, 19), 20 if len(ctx.shapes) == 24 else None, n_batch,
                                   n_input, a.diagonal_recurrent, None)
     out = (n_time, n_batch, n_output) if a.time_major else (n_batch, n_time, n_output)
-    return [(out, _F32)]
+    return [(out, F32)]
 
 
 def _bilstm_infer(ctx: InferCtx) -> list[ShapeDtype]:
     a: LstmAttrs = ctx.attrs
     if len(ctx.shapes) != 48:
         raise OpError(f"{ctx.op_name}: expected 48 inputs, got {len(ctx.shapes)}")
-    if a.activation not in _LSTM_ACTS:
+    if a.activation not in LSTM_ACTS:
         raise OpError(f"{ctx.op_name}: unsupported fused activation {a.activation}")
-    n_time, n_batch, n_input = _seq_dims(ctx, a.time_major)
-    aux = _shape(ctx, 39)
-    aux_dims = None
-    if aux is not None:
-        want = (n_time, n_batch) if a.time_major else (n_batch, n_time)
-        if len(aux) != 3 or aux[:2] != want or np.dtype(ctx.dtypes[39]) != _F32:
-            raise OpError(f"{ctx.op_name}: aux_input '{ctx.name(39)}' must be float32 "
-                          f"[{want[0]}, {want[1]}, n_aux], got {list(aux)}")
-        aux_dims = (40, aux[2])
-    fw_cell, fw_out = _check_lstm_dir(ctx, 1, (35, 36), None, n_batch, n_input, False, aux_dims)
-    has_aux_w = aux is not None and _shape(ctx, 41) is not None
+    n_time, n_batch, n_input = seq_dims(ctx, a.time_major)
+    aux = shape_of(ctx, 39)
+    check_aux_input(ctx, 39, n_time, n_batch, a.time_major)
+    aux_dims = None if aux is None else (40, aux[2])
+    fw_cell, fw_out = check_lstm_direction(ctx, 1, (35, 36), None, n_batch, n_input, False, aux_dims)
+    has_aux_w = aux is not None and shape_of(ctx, 41) is not None
     bw_in = n_input
     if aux is not None and not has_aux_w and aux[2] != n_input:
         raise OpError(f"{ctx.op_name}: without aux weights the backward direction reads aux_input "
                       f"'{ctx.name(39)}', whose size {aux[2]} must equal the input size {n_input}")
-    bw_cell, bw_out = _check_lstm_dir(ctx, 18, (37, 38), None, n_batch, bw_in, False,
+    bw_cell, bw_out = check_lstm_direction(ctx, 18, (37, 38), None, n_batch, bw_in, False,
                                       None if aux_dims is None else (44, aux_dims[1]))
     if (bw_cell, bw_out) != (fw_cell, fw_out):
         raise OpError(f"{ctx.op_name}: the backward direction's cell and output sizes ({bw_cell}, "
                       f"{bw_out}) must equal the forward direction's ({fw_cell}, {fw_out})")
-    if has_aux_w != (_shape(ctx, 45) is not None):
+    if has_aux_w != (shape_of(ctx, 45) is not None):
         raise OpError(f"{ctx.op_name}: forward and backward aux weights must be both present or both omitted")
 
     def shape(n: int) -> tuple[int, int, int]:
         return (n_time, n_batch, n) if a.time_major else (n_batch, n_time, n)
 
     if a.merge_outputs:
-        return [(shape(fw_out + bw_out), _F32)]
-    return [(shape(fw_out), _F32), (shape(bw_out), _F32)]
+        return [(shape(fw_out + bw_out), F32)]
+    return [(shape(fw_out), F32), (shape(bw_out), F32)]
 
 
 def _rnn_infer(ctx: InferCtx) -> list[ShapeDtype]:
@@ -268,17 +261,17 @@ def _rnn_infer(ctx: InferCtx) -> list[ShapeDtype]:
     if len(ctx.shapes) != 5:
         raise OpError(f"{ctx.op_name}: expected 5 inputs (input, weights, recurrent_weights, bias, "
                       f"hidden_state), got {len(ctx.shapes)}")
-    n_time, n_batch, n_input = _seq_dims(ctx, a.time_major)
-    w = _shape(ctx, 1)
+    n_time, n_batch, n_input = seq_dims(ctx, a.time_major)
+    w = shape_of(ctx, 1)
     if w is None or len(w) != 2:
         raise OpError(f"{ctx.op_name}: weights (input 1) must be 2-D [units, input_size]")
     units = w[0]
-    _expect(ctx, 1, (units, n_input), "weights")
-    _expect(ctx, 2, (units, units), "recurrent_weights")
-    _expect(ctx, 3, (units,), "bias")
-    _expect(ctx, 4, (n_batch, units), "hidden_state")
+    expect_f32(ctx, 1, (units, n_input), "weights")
+    expect_f32(ctx, 2, (units, units), "recurrent_weights")
+    expect_f32(ctx, 3, (units,), "bias")
+    expect_f32(ctx, 4, (n_batch, units), "hidden_state")
     out = (n_time, n_batch, units) if a.time_major else (n_batch, n_time, units)
-    return [(out, _F32)]
+    return [(out, F32)]
 
 
 def _svdf_infer(ctx: InferCtx) -> list[ShapeDtype]:
@@ -286,27 +279,27 @@ def _svdf_infer(ctx: InferCtx) -> list[ShapeDtype]:
     if len(ctx.shapes) != 5:
         raise OpError(f"{ctx.op_name}: expected 5 inputs (input, weights_feature, weights_time, bias, "
                       f"state), got {len(ctx.shapes)}")
-    x = _shape(ctx, 0)
-    if x is None or len(x) != 2 or np.dtype(ctx.dtypes[0]) != _F32:
+    x = shape_of(ctx, 0)
+    if x is None or len(x) != 2 or np.dtype(ctx.dtypes[0]) != F32:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' must be float32 [batch, input_size]")
-    wf, wt = _shape(ctx, 1), _shape(ctx, 2)
+    wf, wt = shape_of(ctx, 1), shape_of(ctx, 2)
     if wf is None or len(wf) != 2 or wt is None or len(wt) != 2:
         raise OpError(f"{ctx.op_name}: weights_feature and weights_time must be 2-D")
     n_filters, memory = wf[0], wt[1]
     if a.rank <= 0 or n_filters % a.rank:
         raise OpError(f"{ctx.op_name}: rank {a.rank} must be positive and divide num_filters {n_filters}")
     units = n_filters // a.rank
-    _expect(ctx, 1, (n_filters, x[1]), "weights_feature")
-    _expect(ctx, 2, (n_filters, memory), "weights_time")
-    _expect(ctx, 3, (units,), "bias", optional=True)
-    _expect(ctx, 4, (x[0], memory * n_filters), "state")
-    return [((x[0], units), _F32)]
+    expect_f32(ctx, 1, (n_filters, x[1]), "weights_feature")
+    expect_f32(ctx, 2, (n_filters, memory), "weights_time")
+    expect_f32(ctx, 3, (units,), "bias", optional=True)
+    expect_f32(ctx, 4, (x[0], memory * n_filters), "state")
+    return [((x[0], units), F32)]
 
 
 # ---- reference kernels ---------------------------------------------------------------------------
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):  # exp overflow: 1 / (1 + inf) = 0, the right limit
         return (np.float32(1) / (np.float32(1) + np.exp(-x))).astype(np.float32)
 
@@ -317,7 +310,7 @@ def _layer_norm(x: np.ndarray) -> np.ndarray:
     return ((x - mean) / np.sqrt(var + _LAYER_NORM_EPS)).astype(np.float32)
 
 
-def _f32(v: np.ndarray | None) -> np.ndarray | None:
+def as_f32(v: np.ndarray | None) -> np.ndarray | None:
     return None if v is None else np.asarray(v, np.float32)
 
 
@@ -328,7 +321,7 @@ def _gate_finish(pre: np.ndarray, ln: np.ndarray | None, bias: np.ndarray, use_l
     return pre + bias
 
 
-def _lstm_direction(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, ln: list, aux: np.ndarray | None,
+def lstm_direction(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, ln: list, aux: np.ndarray | None,
                     aux_w: list, a: LstmAttrs, reverse: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One LSTM direction over a time-major sequence xs [T, B, I]. w: the 17 weights (input
     indices 1-17 of the unidirectional op, 0-based here); ln: 4 layer-norm coefficients or Nones;
@@ -359,8 +352,8 @@ def _lstm_direction(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, ln: l
             if g in pre and peep[k] is not None:
                 pre[g] = pre[g] + peep[k] * c
 
-        f = _sigmoid(_gate_finish(pre[1], ln[1], bias[1], use_ln))
-        i = np.float32(1) - f if cifg else _sigmoid(_gate_finish(pre[0], ln[0], bias[0], use_ln))
+        f = sigmoid(_gate_finish(pre[1], ln[1], bias[1], use_ln))
+        i = np.float32(1) - f if cifg else sigmoid(_gate_finish(pre[0], ln[0], bias[0], use_ln))
         if act == "NONE" and a.diagonal_recurrent:
             # LiteRT quirk, probed: with diagonal recurrent weights the cell gate only reaches
             # its buffer through the activation, which NONE skips: the buffer keeps its initial
@@ -376,7 +369,7 @@ def _lstm_direction(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, ln: l
             c = np.clip(c, np.float32(-a.cell_clip), np.float32(a.cell_clip))
         if peep[2] is not None:
             pre[3] = pre[3] + peep[2] * c
-        o = _sigmoid(_gate_finish(pre[3], ln[3], bias[3], use_ln))
+        o = sigmoid(_gate_finish(pre[3], ln[3], bias[3], use_ln))
         # LiteRT quirk, probed: with activation NONE its kernel leaves the scratch it would hold
         # act(c) in untouched, and that scratch still holds this step's cell gate: h = o * g
         h = o * (g_ if act == "NONE" else apply_activation(c, act))
@@ -395,49 +388,49 @@ def _lstm_direction(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, ln: l
     return out, h, c
 
 
-def _to_time_major(x: np.ndarray, time_major: bool) -> np.ndarray:
+def to_time_major(x: np.ndarray, time_major: bool) -> np.ndarray:
     x = np.asarray(x, np.float32)
     return x if time_major else np.swapaxes(x, 0, 1)
 
 
-def _from_time_major(y: np.ndarray, time_major: bool) -> np.ndarray:
+def from_time_major(y: np.ndarray, time_major: bool) -> np.ndarray:
     return np.ascontiguousarray(y if time_major else np.swapaxes(y, 0, 1), dtype=np.float32)
 
 
 def _lstm_reference(inputs: Sequence[np.ndarray | None], a: LstmAttrs) -> list[np.ndarray]:
     ins = list(inputs) + [None] * (24 - len(inputs))
-    xs = _to_time_major(ins[0], a.time_major)
-    w = [_f32(v) for v in ins[1:18]]
-    ln = [_f32(v) for v in ins[20:24]]
-    out, h, c = _lstm_direction(xs, w, _f32(ins[18]), _f32(ins[19]), ln, None, [None] * 4, a, False)
-    _write_state(ins[18], h)
-    _write_state(ins[19], c)
-    return [_from_time_major(out, a.time_major)]
+    xs = to_time_major(ins[0], a.time_major)
+    w = [as_f32(v) for v in ins[1:18]]
+    ln = [as_f32(v) for v in ins[20:24]]
+    out, h, c = lstm_direction(xs, w, as_f32(ins[18]), as_f32(ins[19]), ln, None, [None] * 4, a, False)
+    write_state(ins[18], h)
+    write_state(ins[19], c)
+    return [from_time_major(out, a.time_major)]
 
 
 def _bilstm_reference(inputs: Sequence[np.ndarray | None], a: LstmAttrs) -> list[np.ndarray]:
     ins = list(inputs) + [None] * (48 - len(inputs))
-    xs = _to_time_major(ins[0], a.time_major)
-    aux = None if ins[39] is None else _to_time_major(ins[39], a.time_major)
-    fw_w = [_f32(v) for v in ins[1:18]]
-    bw_w = [_f32(v) for v in ins[18:35]]
-    fw_aux = [_f32(v) for v in ins[40:44]]
-    bw_aux = [_f32(v) for v in ins[44:48]]
+    xs = to_time_major(ins[0], a.time_major)
+    aux = None if ins[39] is None else to_time_major(ins[39], a.time_major)
+    fw_w = [as_f32(v) for v in ins[1:18]]
+    bw_w = [as_f32(v) for v in ins[18:35]]
+    fw_aux = [as_f32(v) for v in ins[40:44]]
+    bw_aux = [as_f32(v) for v in ins[44:48]]
     none4 = [None] * 4
     bw_x = xs
     if aux is not None and fw_aux[1] is None:
         bw_x, aux = aux, None  # no aux weights: the backward direction reads the aux input
-    fw, fh, fc = _lstm_direction(xs, fw_w, _f32(ins[35]), _f32(ins[36]), none4, aux, fw_aux, a, False)
-    bw, bh, bc = _lstm_direction(bw_x, bw_w, _f32(ins[37]), _f32(ins[38]), none4, aux, bw_aux, a, True)
+    fw, fh, fc = lstm_direction(xs, fw_w, as_f32(ins[35]), as_f32(ins[36]), none4, aux, fw_aux, a, False)
+    bw, bh, bc = lstm_direction(bw_x, bw_w, as_f32(ins[37]), as_f32(ins[38]), none4, aux, bw_aux, a, True)
     for k, v in zip((35, 36, 37, 38), (fh, fc, bh, bc)):
-        _write_state(ins[k], v)
+        write_state(ins[k], v)
     if a.merge_outputs:
-        return [_from_time_major(np.concatenate([fw, bw], axis=-1), a.time_major)]
-    return [_from_time_major(fw, a.time_major), _from_time_major(bw, a.time_major)]
+        return [from_time_major(np.concatenate([fw, bw], axis=-1), a.time_major)]
+    return [from_time_major(fw, a.time_major), from_time_major(bw, a.time_major)]
 
 
 def _rnn_reference(inputs: Sequence[np.ndarray | None], a: RnnAttrs) -> list[np.ndarray]:
-    xs = _to_time_major(inputs[0], a.time_major)
+    xs = to_time_major(inputs[0], a.time_major)
     w, r, b = (np.asarray(v, np.float32) for v in inputs[1:4])
     h = np.asarray(inputs[4], np.float32).copy()
     xw = np.matmul(xs, w.T) + b
@@ -445,14 +438,14 @@ def _rnn_reference(inputs: Sequence[np.ndarray | None], a: RnnAttrs) -> list[np.
     for t in range(xs.shape[0]):
         h = apply_activation((xw[t] + np.matmul(h, r.T)).astype(np.float32), a.activation).astype(np.float32)
         outs.append(h)
-    _write_state(inputs[4], h)
+    write_state(inputs[4], h)
     out = np.stack(outs) if outs else np.zeros((0,) + h.shape, np.float32)
-    return [_from_time_major(out, a.time_major)]
+    return [from_time_major(out, a.time_major)]
 
 
 def _svdf_reference(inputs: Sequence[np.ndarray | None], a: SvdfAttrs) -> list[np.ndarray]:
     x, wf, wt = (np.asarray(v, np.float32) for v in inputs[:3])
-    bias = _f32(inputs[3])
+    bias = as_f32(inputs[3])
     n_batch = x.shape[0]
     n_filters, memory = wt.shape
     state = np.asarray(inputs[4], np.float32).reshape(n_batch, n_filters, memory)
@@ -463,38 +456,30 @@ def _svdf_reference(inputs: Sequence[np.ndarray | None], a: SvdfAttrs) -> list[n
     if bias is not None:
         y = y + bias
     y = apply_activation(y.astype(np.float32), a.activation).astype(np.float32)
-    _write_state(inputs[4], new_state.reshape(n_batch, n_filters * memory))
+    write_state(inputs[4], new_state.reshape(n_batch, n_filters * memory))
     return [y]
 
 
 # ---- costs ---------------------------------------------------------------------------------------
 
 
-def _n(shape: Sequence[int] | None) -> int:
-    return 0 if shape is None else int(np.prod(shape, dtype=np.int64))
-
-
-def _recurrent_cost(in_shapes: list, out_shapes: list, attrs: Any) -> Cost:
-    weights = sum(_n(s) for s in in_shapes[1:] if s is not None and len(s) == 2)
-    steps = _n(in_shapes[0][:2]) if in_shapes and in_shapes[0] is not None else 1
-    n_bytes = 4.0 * (sum(_n(s) for s in in_shapes if s is not None) + sum(_n(s) for s in out_shapes))
-    return Cost(flops=2.0 * weights * steps, bytes=n_bytes)
+def recurrent_cost(in_shapes: list, out_shapes: list, attrs: Any) -> Cost:
+    """Two flops per weight (2-D inputs) per time step and batch row; every tensor moved once."""
+    weights = sum(numel(s) for s in in_shapes[1:] if s is not None and len(s) == 2)
+    steps = numel(in_shapes[0][:2]) if in_shapes and in_shapes[0] is not None else 1
+    return Cost(flops=2.0 * weights * steps, bytes=float_bytes([*in_shapes, *out_shapes]))
 
 
 def _svdf_cost(in_shapes: list, out_shapes: list, attrs: Any) -> Cost:
     b = in_shapes[0][0]
-    flops = 2.0 * b * (_n(in_shapes[1]) + _n(in_shapes[2]))
-    return Cost(flops=flops, bytes=4.0 * sum(_n(s) for s in (*in_shapes, *out_shapes) if s is not None))
+    flops = 2.0 * b * (numel(in_shapes[1]) + numel(in_shapes[2]))
+    return Cost(flops=flops, bytes=float_bytes([*in_shapes, *out_shapes]))
 
 
-register(OpDef("UNIDIRECTIONAL_SEQUENCE_LSTM", _parse_lstm, _lstm_infer, _lstm_reference,
-               PatternKind.OPAQUE, _recurrent_cost,
-               doc="LSTM over a sequence (CIFG, peephole, projection, layer norm); state in inputs 18/19"))
-register(OpDef("BIDIRECTIONAL_SEQUENCE_LSTM", _parse_bilstm, _bilstm_infer, _bilstm_reference,
-               PatternKind.OPAQUE, _recurrent_cost,
-               doc="forward + time-reversed LSTM; state in inputs 35-38"))
-register(OpDef("UNIDIRECTIONAL_SEQUENCE_RNN", _parse_rnn, _rnn_infer, _rnn_reference,
-               PatternKind.OPAQUE, _recurrent_cost,
-               doc="h = act(W x + R h + b) over a sequence; state in input 4"))
-register(OpDef("SVDF", _parse_svdf, _svdf_infer, _svdf_reference, PatternKind.OPAQUE, _svdf_cost,
-               doc="singular value decomposition filter; state in input 4"))
+define("UNIDIRECTIONAL_SEQUENCE_LSTM", parse=_parse_lstm, infer=_lstm_infer, reference=_lstm_reference,
+       cost=recurrent_cost)
+define("BIDIRECTIONAL_SEQUENCE_LSTM", parse=_parse_bilstm, infer=_bilstm_infer, reference=_bilstm_reference,
+       cost=recurrent_cost)
+define("UNIDIRECTIONAL_SEQUENCE_RNN", parse=_parse_rnn, infer=_rnn_infer, reference=_rnn_reference,
+       cost=recurrent_cost)
+define("SVDF", parse=_parse_svdf, infer=_svdf_infer, reference=_svdf_reference, cost=_svdf_cost)

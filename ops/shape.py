@@ -31,92 +31,31 @@ LiteRT behaviours followed here (ai_edge_litert 2.3.0, builtin kernels):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from tflite_jit.ops.base import (
-    InferCtx,
-    OpDef,
-    OpError,
-    PatternKind,
+from tflite_jit.ops.base import InferCtx, OpError, PatternKind
+from tflite_jit.ops.common import (
+    I32,
+    I64,
     activation_name,
+    contig,
+    ctx_from_arrays,
+    define,
+    int_values,
     movement_cost,
-    register,
+    need,
+    norm_axis,
+    same_dtype_out,
 )
-
-I32 = np.dtype(np.int32)
-I64 = np.dtype(np.int64)
-INDEX_TYPES = (I32, I64)
-
-
-# ---- helpers -------------------------------------------------------------------------------------
-
-def _need(ctx: InferCtx, n: int, what: str = "") -> None:
-    if len(ctx.shapes) < n or any(ctx.shapes[i] is None for i in range(n)):
-        raise OpError(f"{ctx.op_name}: expected {n} input(s){what}, got "
-                      f"{sum(s is not None for s in ctx.shapes)}")
-
-
-def _int_values(ctx: InferCtx, i: int, what: str, types: tuple[np.dtype, ...] = INDEX_TYPES) -> np.ndarray:
-    dt = np.dtype(ctx.dtypes[i])
-    if dt not in types:
-        raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' has type {dt.name}; it must be "
-                      f"{' or '.join(t.name for t in types)}")
-    return np.asarray(ctx.value(i, what)).astype(np.int64)
-
-
-def _norm_axis(axis: int, rank: int, op: str, what: str = "axis") -> int:
-    a = axis + rank if axis < 0 else axis
-    if not 0 <= a < rank:
-        raise OpError(f"{op}: {what} {axis} is out of range for a rank-{rank} input "
-                      f"(valid: {-rank}..{rank - 1})")
-    return a
-
-
-def _same_dtype_out(ctx: InferCtx, shape: Sequence[int]) -> list:
-    return [(tuple(int(d) for d in shape), np.dtype(ctx.dtypes[0]))]
-
-
-def _contig(x: Any) -> np.ndarray:
-    """A C-contiguous copy that keeps rank 0 (np.ascontiguousarray would make it 1-D)."""
-    return np.array(x, order="C", copy=True)
-
-
-def _values_of(inputs: Sequence[Any]) -> list:
-    return [None if a is None else np.asarray(a) for a in inputs]
-
-
-def _ctx_from_arrays(name: str, attrs: Any, inputs: Sequence[Any]) -> InferCtx:
-    """An InferCtx over concrete arrays, so reference() reuses the shape rule."""
-    arrs = _values_of(inputs)
-    return InferCtx(op_name=name, attrs=attrs,
-                    shapes=[None if a is None else a.shape for a in arrs],
-                    dtypes=[None if a is None else a.dtype for a in arrs],
-                    values=arrs)
-
-
-@dataclass(frozen=True)
-class NoAttrs:
-    pass
-
-
-def _parse_none(options: dict[str, Any]) -> NoAttrs:
-    return NoAttrs()
 
 
 def _tuple_opt(v: Any) -> tuple[int, ...] | None:
     if v is None:
         return None
     return tuple(int(x) for x in np.asarray(v).reshape(-1))
-
-
-def _define(name: str, parse, infer, reference, kind=PatternKind.INJECTIVE, shape_inputs=(), doc="",
-            bind=None):
-    return register(OpDef(name=name, parse=parse, infer=infer, reference=reference, kind=kind,
-                          cost=movement_cost, shape_inputs=shape_inputs, doc=doc, bind=bind))
 
 
 # ---- RESHAPE -------------------------------------------------------------------------------------
@@ -131,7 +70,7 @@ def _parse_reshape(options: dict[str, Any]) -> ReshapeAttrs:
 
 
 def _reshape_target(ctx: InferCtx) -> tuple[int, ...]:
-    _need(ctx, 1)
+    need(ctx, 1)
     a: ReshapeAttrs = ctx.attrs
     has_tensor = (len(ctx.shapes) > 1 and ctx.shapes[1] is not None and len(ctx.shapes[1]) == 1
                   and np.dtype(ctx.dtypes[1]) == I32)
@@ -173,16 +112,16 @@ def _reshape_infer(ctx: InferCtx) -> list:
                       f"'{ctx.name(0)}' of shape {list(in_shape)} cannot be reshaped to "
                       f"{list(_reshape_target(ctx))}; the new shape must have the same number of "
                       "elements")
-    return _same_dtype_out(ctx, target)
+    return same_dtype_out(ctx, target)
 
 
 def _reshape_ref(inputs, attrs) -> list:
-    (shape, _), = _reshape_infer(_ctx_from_arrays("RESHAPE", attrs, inputs))
+    (shape, _), = _reshape_infer(ctx_from_arrays("RESHAPE", attrs, inputs))
     return [np.asarray(inputs[0]).reshape(shape)]
 
 
-_define("RESHAPE", _parse_reshape, _reshape_infer, _reshape_ref, shape_inputs=(1,),
-        doc="RESHAPE: shape from input 1 (1-D int32) else the new_shape option; one -1 allowed")
+define("RESHAPE", parse=_parse_reshape, infer=_reshape_infer, reference=_reshape_ref,
+       kind=PatternKind.INJECTIVE, cost=movement_cost, shape_inputs=(1,))
 
 
 # ---- SQUEEZE -------------------------------------------------------------------------------------
@@ -197,34 +136,35 @@ def _parse_squeeze(options: dict[str, Any]) -> SqueezeAttrs:
 
 
 def _squeeze_infer(ctx: InferCtx) -> list:
-    _need(ctx, 1)
+    need(ctx, 1)
     shape = tuple(ctx.shapes[0])
     dims = ctx.attrs.squeeze_dims
     if not dims:
-        return _same_dtype_out(ctx, [d for d in shape if d != 1])
+        return same_dtype_out(ctx, [d for d in shape if d != 1])
     drop = set()
     for d in dims:
-        a = _norm_axis(d, len(shape), "SQUEEZE", "squeeze_dims entry")
+        a = norm_axis(d, len(shape), "SQUEEZE", "squeeze_dims entry")
         if shape[a] != 1:
             raise OpError(f"SQUEEZE: cannot squeeze dimension {d} of '{ctx.name(0)}' (shape "
                           f"{list(shape)}): its size is {shape[a]}, not 1")
         drop.add(a)
-    return _same_dtype_out(ctx, [s for i, s in enumerate(shape) if i not in drop])
+    return same_dtype_out(ctx, [s for i, s in enumerate(shape) if i not in drop])
 
 
 def _squeeze_ref(inputs, attrs) -> list:
-    (shape, _), = _squeeze_infer(_ctx_from_arrays("SQUEEZE", attrs, inputs))
+    (shape, _), = _squeeze_infer(ctx_from_arrays("SQUEEZE", attrs, inputs))
     return [np.asarray(inputs[0]).reshape(shape)]
 
 
-_define("SQUEEZE", _parse_squeeze, _squeeze_infer, _squeeze_ref, doc="SQUEEZE (squeeze_dims)")
+define("SQUEEZE", parse=_parse_squeeze, infer=_squeeze_infer, reference=_squeeze_ref,
+       kind=PatternKind.INJECTIVE, cost=movement_cost)
 
 
 # ---- EXPAND_DIMS ---------------------------------------------------------------------------------
 
 def _expand_infer(ctx: InferCtx) -> list:
-    _need(ctx, 2, " (input, axis)")
-    ax = _int_values(ctx, 1, "axis")
+    need(ctx, 2, " (input, axis)")
+    ax = int_values(ctx, 1, "axis")
     if ax.size != 1:
         raise OpError(f"EXPAND_DIMS: axis '{ctx.name(1)}' must hold exactly one value, got {ax.size}")
     shape = list(ctx.shapes[0])
@@ -234,28 +174,28 @@ def _expand_infer(ctx: InferCtx) -> list:
         raise OpError(f"EXPAND_DIMS: axis {a} is out of range for '{ctx.name(0)}' of rank {r} "
                       f"(valid: {-r - 1}..{r})")
     a = a + r + 1 if a < 0 else a
-    return _same_dtype_out(ctx, shape[:a] + [1] + shape[a:])
+    return same_dtype_out(ctx, shape[:a] + [1] + shape[a:])
 
 
 def _expand_ref(inputs, attrs) -> list:
-    (shape, _), = _expand_infer(_ctx_from_arrays("EXPAND_DIMS", attrs, inputs))
+    (shape, _), = _expand_infer(ctx_from_arrays("EXPAND_DIMS", attrs, inputs))
     return [np.asarray(inputs[0]).reshape(shape)]
 
 
-_define("EXPAND_DIMS", _parse_none, _expand_infer, _expand_ref, shape_inputs=(1,),
-        doc="EXPAND_DIMS (axis from input 1)")
+define("EXPAND_DIMS", infer=_expand_infer, reference=_expand_ref, kind=PatternKind.INJECTIVE,
+       cost=movement_cost, shape_inputs=(1,))
 
 
 # ---- TRANSPOSE -----------------------------------------------------------------------------------
 
 def _transpose_perm(ctx: InferCtx) -> list[int]:
-    _need(ctx, 2, " (input, perm)")
-    perm = _int_values(ctx, 1, "perm", (I32,)).reshape(-1).tolist()
+    need(ctx, 2, " (input, perm)")
+    perm = int_values(ctx, 1, "perm", (I32,)).reshape(-1).tolist()
     r = len(ctx.shapes[0])
     if len(perm) != r:
         raise OpError(f"TRANSPOSE: perm '{ctx.name(1)}' has {len(perm)} entries but the input "
                       f"'{ctx.name(0)}' has rank {r}")
-    out = [_norm_axis(p, r, "TRANSPOSE", "perm entry") for p in perm]
+    out = [norm_axis(p, r, "TRANSPOSE", "perm entry") for p in perm]
     if sorted(out) != list(range(r)):
         raise OpError(f"TRANSPOSE: perm {perm} is not a permutation of 0..{r - 1}")
     return out
@@ -264,16 +204,16 @@ def _transpose_perm(ctx: InferCtx) -> list[int]:
 def _transpose_infer(ctx: InferCtx) -> list:
     perm = _transpose_perm(ctx)
     shape = ctx.shapes[0]
-    return _same_dtype_out(ctx, [shape[p] for p in perm])
+    return same_dtype_out(ctx, [shape[p] for p in perm])
 
 
 def _transpose_ref(inputs, attrs) -> list:
-    perm = _transpose_perm(_ctx_from_arrays("TRANSPOSE", attrs, inputs))
-    return [_contig(np.transpose(np.asarray(inputs[0]), perm))]
+    perm = _transpose_perm(ctx_from_arrays("TRANSPOSE", attrs, inputs))
+    return [contig(np.transpose(np.asarray(inputs[0]), perm))]
 
 
-_define("TRANSPOSE", _parse_none, _transpose_infer, _transpose_ref, shape_inputs=(1,),
-        doc="TRANSPOSE (perm from input 1, int32)")
+define("TRANSPOSE", infer=_transpose_infer, reference=_transpose_ref, kind=PatternKind.INJECTIVE,
+       cost=movement_cost, shape_inputs=(1,))
 
 
 # ---- CONCATENATION -------------------------------------------------------------------------------
@@ -300,7 +240,7 @@ def _concat_infer(ctx: InferCtx) -> list:
     s0 = tuple(ctx.shapes[0])
     if len(s0) == 0:
         raise OpError(f"CONCATENATION: input '{ctx.name(0)}' is a scalar; inputs need rank >= 1")
-    ax = _norm_axis(a.axis, len(s0), "CONCATENATION")
+    ax = norm_axis(a.axis, len(s0), "CONCATENATION")
     d0 = np.dtype(ctx.dtypes[0])
     total = 0
     for i in range(n):
@@ -315,16 +255,17 @@ def _concat_infer(ctx: InferCtx) -> list:
         total += s[ax]
     out = list(s0)
     out[ax] = total
-    return _same_dtype_out(ctx, out)
+    return same_dtype_out(ctx, out)
 
 
 def _concat_ref(inputs, attrs) -> list:
-    ctx = _concat_infer(_ctx_from_arrays("CONCATENATION", attrs, inputs))
-    ax = _norm_axis(attrs.axis, len(ctx[0][0]), "CONCATENATION")
+    ctx = _concat_infer(ctx_from_arrays("CONCATENATION", attrs, inputs))
+    ax = norm_axis(attrs.axis, len(ctx[0][0]), "CONCATENATION")
     return [np.concatenate([np.asarray(x) for x in inputs], axis=ax)]
 
 
-_define("CONCATENATION", _parse_concat, _concat_infer, _concat_ref, doc="CONCATENATION (axis)")
+define("CONCATENATION", parse=_parse_concat, infer=_concat_infer, reference=_concat_ref,
+       kind=PatternKind.INJECTIVE, cost=movement_cost)
 
 
 # ---- PAD / PADV2 ---------------------------------------------------------------------------------
@@ -350,12 +291,12 @@ def bind_pad_zero_point(attrs: PadAttrs, output_tensor: Any) -> PadAttrs:
 
 
 def _pad_plan(ctx: InferCtx) -> np.ndarray:
-    _need(ctx, 2, " (input, paddings)")
+    need(ctx, 2, " (input, paddings)")
     r = len(ctx.shapes[0])
     if r > 5:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' has rank {r}; LiteRT's PAD supports "
                       "rank <= 5 (reshape to fewer dimensions first)")
-    pads = _int_values(ctx, 1, "paddings")
+    pads = int_values(ctx, 1, "paddings")
     if pads.shape != (r, 2):
         raise OpError(f"{ctx.op_name}: paddings '{ctx.name(1)}' has shape {list(pads.shape)}; it "
                       f"must be [{r}, 2] for a rank-{r} input")
@@ -376,12 +317,12 @@ def _pad_infer(ctx: InferCtx) -> list:
             raise OpError(f"PADV2: constant_values '{ctx.name(2)}' has type {np.dtype(ctx.dtypes[2]).name}"
                           f" but the input has {np.dtype(ctx.dtypes[0]).name}; they must match")
     shape = [d + int(p[0]) + int(p[1]) for d, p in zip(ctx.shapes[0], pads)]
-    return _same_dtype_out(ctx, shape)
+    return same_dtype_out(ctx, shape)
 
 
 def _pad_ref_for(name: str):
     def ref(inputs, attrs) -> list:
-        ctx = _ctx_from_arrays(name, attrs, inputs)
+        ctx = ctx_from_arrays(name, attrs, inputs)
         _pad_infer(ctx)
         pads = _pad_plan(ctx)
         x = np.asarray(inputs[0])
@@ -390,7 +331,7 @@ def _pad_ref_for(name: str):
         else:
             value = attrs.zero_point
         if x.ndim == 0:
-            return [_contig(x)]
+            return [contig(x)]
         return [np.pad(x, pads.tolist(), mode="constant", constant_values=x.dtype.type(value))]
     return ref
 
@@ -399,10 +340,10 @@ def _pad_bind(attrs: PadAttrs, inputs: list, outputs: list) -> PadAttrs:
     return bind_pad_zero_point(attrs, outputs[0]) if outputs else attrs
 
 
-_define("PAD", _parse_pad, _pad_infer, _pad_ref_for("PAD"), shape_inputs=(1,), bind=_pad_bind,
-        doc="PAD (paddings from input 1; pads with 0, or the zero point when quantized)")
-_define("PADV2", _parse_pad, _pad_infer, _pad_ref_for("PADV2"), shape_inputs=(1,),
-        doc="PADV2 (paddings from input 1, constant value from input 2)")
+define("PAD", parse=_parse_pad, infer=_pad_infer, reference=_pad_ref_for("PAD"), kind=PatternKind.INJECTIVE,
+       cost=movement_cost, shape_inputs=(1,), bind=_pad_bind)
+define("PADV2", parse=_parse_pad, infer=_pad_infer, reference=_pad_ref_for("PADV2"),
+       kind=PatternKind.INJECTIVE, cost=movement_cost, shape_inputs=(1,))
 
 
 # ---- STRIDED_SLICE -------------------------------------------------------------------------------
@@ -431,10 +372,10 @@ def _clamp_index(v: int, dim: int, stride: int) -> int:
 
 def _strided_slice_plan(ctx: InferCtx):
     """-> (effective input shape, per-dim (start, stop, stride), output shape)."""
-    _need(ctx, 4, " (input, begin, end, strides)")
+    need(ctx, 4, " (input, begin, end, strides)")
     a: StridedSliceAttrs = ctx.attrs
     name = "STRIDED_SLICE"
-    vals = [_int_values(ctx, i, w, (I32,)).reshape(-1) for i, w in
+    vals = [int_values(ctx, i, w, (I32,)).reshape(-1) for i, w in
             ((1, "begin"), (2, "end"), (3, "strides"))]
     for i in (1, 2, 3):
         if len(ctx.shapes[i]) != 1:
@@ -534,11 +475,11 @@ def _strided_slice_plan(ctx: InferCtx):
 
 
 def _strided_slice_infer(ctx: InferCtx) -> list:
-    return _same_dtype_out(ctx, _strided_slice_plan(ctx)[2])
+    return same_dtype_out(ctx, _strided_slice_plan(ctx)[2])
 
 
 def _strided_slice_ref(inputs, attrs) -> list:
-    eff, plan, out = _strided_slice_plan(_ctx_from_arrays("STRIDED_SLICE", attrs, inputs))
+    eff, plan, out = _strided_slice_plan(ctx_from_arrays("STRIDED_SLICE", attrs, inputs))
     x = np.asarray(inputs[0]).reshape(eff)
     idx = []
     for start, stop, s in plan:
@@ -546,19 +487,19 @@ def _strided_slice_ref(inputs, attrs) -> list:
             idx.append(slice(0, 0, 1))
         else:
             idx.append(slice(start, stop if stop >= 0 else None, s))
-    return [_contig(x[tuple(idx)]).reshape(out)]
+    return [contig(x[tuple(idx)]).reshape(out)]
 
 
-_define("STRIDED_SLICE", _parse_strided_slice, _strided_slice_infer, _strided_slice_ref,
-        shape_inputs=(1, 2, 3), doc="STRIDED_SLICE (TF masks, offset, negative strides)")
+define("STRIDED_SLICE", parse=_parse_strided_slice, infer=_strided_slice_infer, reference=_strided_slice_ref,
+       kind=PatternKind.INJECTIVE, cost=movement_cost, shape_inputs=(1, 2, 3))
 
 
 # ---- SLICE ---------------------------------------------------------------------------------------
 
 def _slice_plan(ctx: InferCtx) -> tuple[list[int], list[int]]:
-    _need(ctx, 3, " (input, begin, size)")
-    begin = _int_values(ctx, 1, "begin").reshape(-1).tolist()
-    size = _int_values(ctx, 2, "size").reshape(-1).tolist()
+    need(ctx, 3, " (input, begin, size)")
+    begin = int_values(ctx, 1, "begin").reshape(-1).tolist()
+    size = int_values(ctx, 2, "size").reshape(-1).tolist()
     shape = list(ctx.shapes[0])
     r = len(shape)
     if len(begin) != r or len(size) != r:
@@ -579,17 +520,17 @@ def _slice_plan(ctx: InferCtx) -> tuple[list[int], list[int]]:
 
 
 def _slice_infer(ctx: InferCtx) -> list:
-    return _same_dtype_out(ctx, _slice_plan(ctx)[1])
+    return same_dtype_out(ctx, _slice_plan(ctx)[1])
 
 
 def _slice_ref(inputs, attrs) -> list:
-    begin, size = _slice_plan(_ctx_from_arrays("SLICE", attrs, inputs))
+    begin, size = _slice_plan(ctx_from_arrays("SLICE", attrs, inputs))
     x = np.asarray(inputs[0])
-    return [_contig(x[tuple(slice(b, b + s) for b, s in zip(begin, size))])]
+    return [contig(x[tuple(slice(b, b + s) for b, s in zip(begin, size))])]
 
 
-_define("SLICE", _parse_none, _slice_infer, _slice_ref, shape_inputs=(1, 2),
-        doc="SLICE (begin, size; size -1 = to the end)")
+define("SLICE", infer=_slice_infer, reference=_slice_ref, kind=PatternKind.INJECTIVE, cost=movement_cost,
+       shape_inputs=(1, 2))
 
 
 # ---- GATHER --------------------------------------------------------------------------------------
@@ -608,13 +549,13 @@ GATHER_INDEX_TYPES = (np.dtype(np.int16), I32, I64)
 
 
 def _gather_axes(ctx: InferCtx) -> tuple[int, int]:
-    _need(ctx, 2, " (params, indices)")
+    need(ctx, 2, " (params, indices)")
     a: GatherAttrs = ctx.attrs
     ps, ids = tuple(ctx.shapes[0]), tuple(ctx.shapes[1])
     if np.dtype(ctx.dtypes[1]) not in GATHER_INDEX_TYPES:
         raise OpError(f"GATHER: indices '{ctx.name(1)}' have type {np.dtype(ctx.dtypes[1]).name}; "
                       "they must be int16, int32 or int64")
-    axis = _norm_axis(a.axis, len(ps), "GATHER")
+    axis = norm_axis(a.axis, len(ps), "GATHER")
     bd = a.batch_dims + len(ids) if a.batch_dims < 0 else a.batch_dims
     if not 0 <= bd <= len(ids):
         raise OpError(f"GATHER: batch_dims {a.batch_dims} is out of range for indices "
@@ -630,11 +571,11 @@ def _gather_axes(ctx: InferCtx) -> tuple[int, int]:
 def _gather_infer(ctx: InferCtx) -> list:
     axis, bd = _gather_axes(ctx)
     ps, ids = tuple(ctx.shapes[0]), tuple(ctx.shapes[1])
-    return _same_dtype_out(ctx, ps[:axis] + ids[bd:] + ps[axis + 1:])
+    return same_dtype_out(ctx, ps[:axis] + ids[bd:] + ps[axis + 1:])
 
 
 def _gather_ref(inputs, attrs) -> list:
-    ctx = _ctx_from_arrays("GATHER", attrs, inputs)
+    ctx = ctx_from_arrays("GATHER", attrs, inputs)
     axis, bd = _gather_axes(ctx)
     params, idx = np.asarray(inputs[0]), np.asarray(inputs[1]).astype(np.int64)
     n = params.shape[axis]
@@ -654,10 +595,11 @@ def _gather_ref(inputs, attrs) -> list:
     k, m = q.ndim - 1, axis - bd
     r = p[np.arange(B).reshape((B,) + (1,) * k), q]  # (B, qrest, mid, tail)
     order = [0, *range(k + 1, k + 1 + m), *range(1, k + 1), *range(k + 1 + m, r.ndim)]
-    return [_contig(r.transpose(order)).reshape(out_shape)]
+    return [contig(r.transpose(order)).reshape(out_shape)]
 
 
-_define("GATHER", _parse_gather, _gather_infer, _gather_ref, doc="GATHER (axis, batch_dims)")
+define("GATHER", parse=_parse_gather, infer=_gather_infer, reference=_gather_ref, kind=PatternKind.INJECTIVE,
+       cost=movement_cost)
 
 
 # ---- SHAPE ---------------------------------------------------------------------------------------
@@ -675,7 +617,7 @@ _SHAPE_TYPES = {2: I32, 4: I64}
 
 
 def _shape_infer(ctx: InferCtx) -> list:
-    _need(ctx, 1)
+    need(ctx, 1)
     dt = _SHAPE_TYPES.get(ctx.attrs.out_type)
     if dt is None:
         raise OpError(f"SHAPE: out_type {ctx.attrs.out_type} is not supported (Unknown shape output "
@@ -684,12 +626,11 @@ def _shape_infer(ctx: InferCtx) -> list:
 
 
 def _shape_ref(inputs, attrs) -> list:
-    (_, dt), = _shape_infer(_ctx_from_arrays("SHAPE", attrs, inputs))
+    (_, dt), = _shape_infer(ctx_from_arrays("SHAPE", attrs, inputs))
     return [np.asarray(np.shape(inputs[0]), dtype=dt).reshape(-1)]
 
 
-_define("SHAPE", _parse_shape, _shape_infer, _shape_ref, kind=PatternKind.OPAQUE,
-        doc="SHAPE (out_type INT32 or INT64)")
+define("SHAPE", parse=_parse_shape, infer=_shape_infer, reference=_shape_ref, cost=movement_cost)
 
 
 # ---- PACK / UNPACK -------------------------------------------------------------------------------
@@ -719,21 +660,22 @@ def _pack_axis(ctx: InferCtx) -> int:
                           f"{list(ctx.shapes[i])}) differs from '{ctx.name(0)}' ({d0.name} "
                           f"{list(s0)}); all inputs must have the same shape and type")
     r = len(s0)
-    return _norm_axis(a.axis, r + 1, "PACK")
+    return norm_axis(a.axis, r + 1, "PACK")
 
 
 def _pack_infer(ctx: InferCtx) -> list:
     ax = _pack_axis(ctx)
     s0 = list(ctx.shapes[0])
-    return _same_dtype_out(ctx, s0[:ax] + [len(ctx.shapes)] + s0[ax:])
+    return same_dtype_out(ctx, s0[:ax] + [len(ctx.shapes)] + s0[ax:])
 
 
 def _pack_ref(inputs, attrs) -> list:
-    ax = _pack_axis(_ctx_from_arrays("PACK", attrs, inputs))
+    ax = _pack_axis(ctx_from_arrays("PACK", attrs, inputs))
     return [np.stack([np.asarray(x) for x in inputs], axis=ax)]
 
 
-_define("PACK", _parse_pack, _pack_infer, _pack_ref, doc="PACK (values_count, axis)")
+define("PACK", parse=_parse_pack, infer=_pack_infer, reference=_pack_ref, kind=PatternKind.INJECTIVE,
+       cost=movement_cost)
 
 
 @dataclass(frozen=True)
@@ -747,10 +689,10 @@ def _parse_unpack(options: dict[str, Any]) -> UnpackAttrs:
 
 
 def _unpack_axis(ctx: InferCtx) -> int:
-    _need(ctx, 1)
+    need(ctx, 1)
     a: UnpackAttrs = ctx.attrs
     shape = tuple(ctx.shapes[0])
-    ax = _norm_axis(a.axis, len(shape), "UNPACK")
+    ax = norm_axis(a.axis, len(shape), "UNPACK")
     if a.num != shape[ax]:
         raise OpError(f"UNPACK: num is {a.num} but dimension {a.axis} of '{ctx.name(0)}' "
                       f"{list(shape)} has size {shape[ax]}; they must be equal (and the op must "
@@ -766,9 +708,10 @@ def _unpack_infer(ctx: InferCtx) -> list:
 
 
 def _unpack_ref(inputs, attrs) -> list:
-    ax = _unpack_axis(_ctx_from_arrays("UNPACK", attrs, inputs))
+    ax = _unpack_axis(ctx_from_arrays("UNPACK", attrs, inputs))
     x = np.asarray(inputs[0])
-    return [_contig(np.take(x, i, axis=ax)) for i in range(attrs.num)]
+    return [contig(np.take(x, i, axis=ax)) for i in range(attrs.num)]
 
 
-_define("UNPACK", _parse_unpack, _unpack_infer, _unpack_ref, doc="UNPACK (num, axis)")
+define("UNPACK", parse=_parse_unpack, infer=_unpack_infer, reference=_unpack_ref, kind=PatternKind.INJECTIVE,
+       cost=movement_cost)

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit.ops.base import InferCtx, OpDef, OpError, PatternKind, ShapeDtype, movement_cost, register
+from tflite_jit.ops.base import InferCtx, OpError, ShapeDtype
+from tflite_jit.ops.common import define, movement_cost
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,5 +111,4 @@ def _reference(inputs: Sequence[np.ndarray | None], attrs: DensifyAttrs) -> list
     return [attrs.dense.copy()]
 
 
-register(OpDef("DENSIFY", _parse, _infer, _reference, PatternKind.OPAQUE, movement_cost, bind=_bind,
-               doc="sparse constant -> dense, decoded once at plan time"))
+define("DENSIFY", parse=_parse, infer=_infer, reference=_reference, cost=movement_cost, bind=_bind)

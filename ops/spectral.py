@@ -24,25 +24,10 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ir.validate import MAX_TENSOR_BYTES
-from tflite_jit.ops.base import (
-    Cost,
-    InferCtx,
-    OpDef,
-    OpError,
-    PatternKind,
-    ShapeDtype,
-    elementwise_cost,
-    register,
-)
+from tflite_jit.ops.base import Cost, InferCtx, OpError, PatternKind, ShapeDtype
+from tflite_jit.ops.common import C64, F32, F64, I32, define, elementwise_cost
 
-F32 = np.dtype(np.float32)
-I32 = np.dtype(np.int32)
-C64 = np.dtype(np.complex64)
-_REAL_OF = {C64: F32, np.dtype(np.complex128): np.dtype(np.float64)}
-
-
-def _parse_none(options: dict[str, Any]) -> None:
-    return None
+_REAL_OF = {C64: F32, np.dtype(np.complex128): F64}
 
 
 # ---- RFFT2D --------------------------------------------------------------------------------------
@@ -115,11 +100,10 @@ def _complex_reference(fn: Callable[[np.ndarray], np.ndarray]):
     return run
 
 
-register(OpDef("RFFT2D", _parse_none, _rfft2d_infer, _rfft2d_reference, PatternKind.OPAQUE,
-               _rfft2d_cost, shape_inputs=(1,), doc="2-D real FFT of the innermost slices -> complex64"))
-register(OpDef("REAL", _parse_none, _complex_infer, _complex_reference(np.real), PatternKind.ELEMWISE,
-               elementwise_cost, doc="real part of a complex tensor"))
-register(OpDef("IMAG", _parse_none, _complex_infer, _complex_reference(np.imag), PatternKind.ELEMWISE,
-               elementwise_cost, doc="imaginary part of a complex tensor"))
-register(OpDef("COMPLEX_ABS", _parse_none, _complex_infer, _complex_reference(np.abs),
-               PatternKind.ELEMWISE, elementwise_cost, doc="magnitude of a complex tensor"))
+define("RFFT2D", infer=_rfft2d_infer, reference=_rfft2d_reference, cost=_rfft2d_cost, shape_inputs=(1,))
+define("REAL", infer=_complex_infer, reference=_complex_reference(np.real), kind=PatternKind.ELEMWISE,
+       cost=elementwise_cost)
+define("IMAG", infer=_complex_infer, reference=_complex_reference(np.imag), kind=PatternKind.ELEMWISE,
+       cost=elementwise_cost)
+define("COMPLEX_ABS", infer=_complex_infer, reference=_complex_reference(np.abs), kind=PatternKind.ELEMWISE,
+       cost=elementwise_cost)

@@ -48,10 +48,10 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ir.validate import MAX_TENSOR_BYTES
-from tflite_jit.ops.base import Cost, Dynamic, InferCtx, OpDef, OpError, PatternKind, movement_cost, register
-from tflite_jit.ops.control import ContextOpDef
+from tflite_jit.ops.base import Cost, Dynamic, InferCtx, OpError, PatternKind
+from tflite_jit.ops.common import INDEX_TYPES, define, movement_cost
+from tflite_jit.ops.control import ContextOpDef, check_subgraph, run_context
 
-_INDEX_TYPES = (np.dtype(np.int32), np.dtype(np.int64))
 _ALL_NUMERIC = tuple(np.dtype(t) for t in (np.bool_, np.float16, np.float32, np.float64, np.int8, np.int16,
                                            np.int32, np.int64, np.uint8, np.uint16, np.uint32,
                                            np.uint64))
@@ -107,20 +107,9 @@ def _attach(a: _Attrs, ctx: Any, node: Any = None) -> _Attrs:
     return _Attrs(a.opts, ctx, node)
 
 
-def _rc(a: _Attrs, op: str) -> Any:
-    if a.ctx is None:
-        raise OpError(f"{op} needs an interpreter context (run it through tflite_jit.Interpreter)")
-    return a.ctx
-
-
 def _subgraph(a: _Attrs, key: str, op: str, si: int | None = None) -> int:
-    rc = _rc(a, op)
-    si = int(a.get(key) or 0) if si is None else si
-    n = len(rc.model.subgraphs)
-    if not 0 < si < n:
-        raise OpError(f"{op}: {key} {si} is not a valid subgraph index (the model has {n} "
-                      f"subgraphs; 0 is the main one)")
-    return si
+    rc = run_context(a, op)
+    return check_subgraph(rc, int(a.get(key) or 0) if si is None else si, key, op)
 
 
 def _n_inputs(ctx: InferCtx, n: int) -> None:
@@ -201,11 +190,8 @@ def _pad_run(inputs: Sequence[np.ndarray], a: _Attrs) -> list[np.ndarray]:
     return [np.ascontiguousarray(_dilate_pad(x, fill, [i + 1 for i in it], lo, hi))]
 
 
-register(OpDef(
-    name="STABLEHLO_PAD",
-    parse=_parser(("edge_padding_low", "edge_padding_high", "interior_padding")),
-    infer=_pad_infer, reference=_pad_run, kind=PatternKind.INJECTIVE, cost=movement_cost,
-    doc="edge (negative crops) and interior padding with a scalar value"))
+define("STABLEHLO_PAD", parse=_parser(("edge_padding_low", "edge_padding_high", "interior_padding")),
+       infer=_pad_infer, reference=_pad_run, kind=PatternKind.INJECTIVE, cost=movement_cost)
 
 
 # ---- STABLEHLO_GATHER ---------------------------------------------------------------------------
@@ -230,7 +216,7 @@ def _index_rows(idx: np.ndarray, ivd: int) -> np.ndarray:
 
 
 def _gather_check(ctx_op: str, op_shape: tuple, idx_shape: tuple, idx_dtype: Any, a: _Attrs) -> tuple:
-    if np.dtype(idx_dtype) not in _INDEX_TYPES:
+    if np.dtype(idx_dtype) not in INDEX_TYPES:
         raise OpError(f"{ctx_op}: start indices must be int32 or int64, got {np.dtype(idx_dtype).name}")
     r = len(op_shape)
     offset, collapsed, sim = a["offset_dims"], a["collapsed_slice_dims"], a["start_index_map"]
@@ -302,12 +288,10 @@ def _gather_cost(ins: list, outs: list, a: Any) -> Cost:
     return movement_cost(ins, outs, a)
 
 
-register(OpDef(
-    name="STABLEHLO_GATHER",
-    parse=_parser(("offset_dims", "collapsed_slice_dims", "start_index_map", "slice_sizes"),
-                  ("index_vector_dim", "indices_are_sorted")),
-    infer=_gather_infer, reference=_gather_run, kind=PatternKind.INJECTIVE, cost=_gather_cost,
-    doc="slices of the operand at (clamped) start indices, StableHLO dimension numbers"))
+define("STABLEHLO_GATHER",
+       parse=_parser(("offset_dims", "collapsed_slice_dims", "start_index_map", "slice_sizes"),
+                     ("index_vector_dim", "indices_are_sorted")),
+       infer=_gather_infer, reference=_gather_run, kind=PatternKind.INJECTIVE, cost=_gather_cost)
 
 
 # ---- STABLEHLO_SCATTER --------------------------------------------------------------------------
@@ -318,7 +302,7 @@ _SCATTER_COMBINERS = {"STABLEHLO_ADD": "add", "STABLEHLO_MULTIPLY": "mul", "STAB
 
 def _body_ops(a: _Attrs, key: str, op: str) -> list[str]:
     si = _subgraph(a, key, op)
-    return [o.name for o in _rc(a, op).model.subgraphs[si].ops]
+    return [o.name for o in run_context(a, op).model.subgraphs[si].ops]
 
 
 def _scatter_combiner(a: _Attrs) -> str:
@@ -363,7 +347,7 @@ def _scatter_infer(ctx: InferCtx) -> list:
     dt = np.dtype(ctx.dtypes[0])
     if dt not in _ALL_NUMERIC:
         raise OpError(f"{op}: operand '{ctx.name(0)}' type {dt.name} is not supported")
-    if np.dtype(ctx.dtypes[1]) not in _INDEX_TYPES:
+    if np.dtype(ctx.dtypes[1]) not in INDEX_TYPES:
         raise OpError(f"{op}: scatter indices '{ctx.name(1)}' must be int32 or int64, got "
                       f"{np.dtype(ctx.dtypes[1]).name}")
     if np.dtype(ctx.dtypes[2]) != dt:
@@ -445,14 +429,11 @@ def _scatter_cost(ins: list, outs: list, a: Any) -> Cost:
     return Cost(flops=float(n), bytes=8.0 * (int(np.prod(outs[0])) + 2 * n))
 
 
-register(ContextOpDef(
-    name="STABLEHLO_SCATTER",
-    parse=_parser(("update_window_dims", "inserted_window_dims", "scatter_dims_to_operand_dims"),
-                  ("index_vector_dim", "indices_are_sorted", "unique_indices",
-                   "update_computation_subgraph_index")),
-    infer=_scatter_infer, reference=_scatter_run, kind=PatternKind.OPAQUE, cost=_scatter_cost,
-    attach=_attach, foldable=False,
-    doc="writes or combines (add/mul/max/min) updates into a copy of the operand"))
+define("STABLEHLO_SCATTER",
+       parse=_parser(("update_window_dims", "inserted_window_dims", "scatter_dims_to_operand_dims"),
+                     ("index_vector_dim", "indices_are_sorted", "unique_indices",
+                      "update_computation_subgraph_index")),
+       infer=_scatter_infer, reference=_scatter_run, cost=_scatter_cost, opdef=ContextOpDef, attach=_attach)
 
 
 # ---- STABLEHLO_REDUCE_WINDOW --------------------------------------------------------------------
@@ -561,13 +542,11 @@ def _reduce_window_cost(ins: list, outs: list, a: Any) -> Cost:
     return Cost(flops=float(n), bytes=4.0 * (int(np.prod(ins[0])) + int(np.prod(outs[0]))))
 
 
-register(ContextOpDef(
-    name="STABLEHLO_REDUCE_WINDOW",
-    parse=_parser(("window_dimensions", "window_strides", "base_dilations", "window_dilations",
-                   "padding"), ("body_subgraph_index",)),
-    infer=_reduce_window_infer, reference=_reduce_window_run, kind=PatternKind.OPAQUE,
-    cost=_reduce_window_cost, attach=_attach, foldable=False,
-    doc="windowed add/mul/max/min/and/or with base and window dilation and padding"))
+define("STABLEHLO_REDUCE_WINDOW",
+       parse=_parser(("window_dimensions", "window_strides", "base_dilations", "window_dilations",
+                      "padding"), ("body_subgraph_index",)),
+       infer=_reduce_window_infer, reference=_reduce_window_run, cost=_reduce_window_cost,
+       opdef=ContextOpDef, attach=_attach)
 
 
 # ---- STABLEHLO_CASE / STABLEHLO_COMPOSITE -------------------------------------------------------
@@ -588,7 +567,7 @@ def _known(ctx: InferCtx, start: int) -> list:
 
 def _case_infer(ctx: InferCtx) -> list:
     a = ctx.attrs
-    rc = _rc(a, "STABLEHLO_CASE")
+    rc = run_context(a, "STABLEHLO_CASE")
     if (not ctx.shapes or ctx.shapes[0] is None or int(np.prod(ctx.shapes[0])) != 1
             or np.dtype(ctx.dtypes[0]) != np.int32):
         raise OpError("STABLEHLO_CASE: input 0 (the branch index) must be an int32 scalar")
@@ -609,7 +588,7 @@ def _case_infer(ctx: InferCtx) -> list:
 
 
 def _case_run(inputs: Sequence[np.ndarray], a: _Attrs) -> list[np.ndarray]:
-    rc = _rc(a, "STABLEHLO_CASE")
+    rc = run_context(a, "STABLEHLO_CASE")
     br = _branches(a)
     c = np.asarray(inputs[0])
     if c.size != 1:
@@ -627,7 +606,7 @@ def _composite_infer(ctx: InferCtx) -> list:
         raise OpError("STABLEHLO_COMPOSITE: the required option 'composite_attributes' is missing "
                       "(give a flexbuffer, e.g. an empty map)")
     si = _subgraph(a, "decomposition_subgraph_index", "STABLEHLO_COMPOSITE")
-    outs = _rc(a, "STABLEHLO_COMPOSITE").infer(si, _known(ctx, 0), "STABLEHLO_COMPOSITE decomposition")
+    outs = run_context(a, "STABLEHLO_COMPOSITE").infer(si, _known(ctx, 0), "STABLEHLO_COMPOSITE decomposition")
     if any(s is None for s, _ in outs):
         raise Dynamic("STABLEHLO_COMPOSITE: the decomposition's output shapes depend on run-time data")
     return outs
@@ -635,7 +614,7 @@ def _composite_infer(ctx: InferCtx) -> list:
 
 def _composite_run(inputs: Sequence[np.ndarray], a: _Attrs) -> list[np.ndarray]:
     si = _subgraph(a, "decomposition_subgraph_index", "STABLEHLO_COMPOSITE")
-    return _rc(a, "STABLEHLO_COMPOSITE").run(si, [np.asarray(x) for x in inputs])
+    return run_context(a, "STABLEHLO_COMPOSITE").run(si, [np.asarray(x) for x in inputs])
 
 
 def _parse_case(options: dict[str, Any]) -> _Attrs:
@@ -651,10 +630,7 @@ def _parse_composite(options: dict[str, Any]) -> _Attrs:
                    ("has_attributes", options.get("composite_attributes") is not None)))
 
 
-register(ContextOpDef(
-    name="STABLEHLO_CASE", parse=_parse_case, infer=_case_infer, reference=_case_run,
-    attach=_attach, foldable=False, doc="runs the branch subgraph chosen by an int32 index"))
-register(ContextOpDef(
-    name="STABLEHLO_COMPOSITE", parse=_parse_composite, infer=_composite_infer,
-    reference=_composite_run, attach=_attach, foldable=False,
-    doc="runs its decomposition subgraph"))
+define("STABLEHLO_CASE", parse=_parse_case, infer=_case_infer, reference=_case_run, opdef=ContextOpDef,
+       attach=_attach)
+define("STABLEHLO_COMPOSITE", parse=_parse_composite, infer=_composite_infer, reference=_composite_run,
+       opdef=ContextOpDef, attach=_attach)

@@ -24,41 +24,32 @@ LiteRT facts these definitions follow (probed on ai_edge_litert 2.3.0, builtin k
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from tflite_jit.ops import expr as E
-from tflite_jit.ops.base import (
-    InferCtx,
-    OpDef,
-    OpError,
-    PatternKind,
-    ShapeDtype,
+from tflite_jit.ops.base import InferCtx, OpError, PatternKind, ShapeDtype
+from tflite_jit.ops.common import (
+    BOOL,
+    F32,
+    I8,
+    I16,
+    I32,
+    I64,
+    U8,
+    U16,
+    U32,
+    define,
     elementwise_cost,
-    register,
+    type_names,
 )
-
-F32 = np.dtype(np.float32)
-I8, I16, I32, I64 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64))
-U8, U16, U32 = (np.dtype(t) for t in (np.uint8, np.uint16, np.uint32))
-BOOL = np.dtype(np.bool_)
 
 _ARITH_TYPES = (F32, I8, I16, I32, I64, U8, U16, U32, BOOL)
 _AND_TYPES = (I8, I16, I32, I64, U8, U16, U32, BOOL)
 _SHIFT_TYPES = (I8, I16, I32)
 
 X0, X1 = E.Var(0), E.Var(1)
-
-
-@dataclass(frozen=True)
-class NoAttrs:
-    pass
-
-
-def _names(dtypes: tuple[np.dtype, ...]) -> str:
-    return ", ".join(d.name for d in dtypes)
 
 
 def _same_shape_infer(allowed: tuple[np.dtype, ...]) -> Callable[[InferCtx], list[ShapeDtype]]:
@@ -72,7 +63,7 @@ def _same_shape_infer(allowed: tuple[np.dtype, ...]) -> Callable[[InferCtx], lis
             dt = np.dtype(ctx.dtypes[i])
             if dt not in allowed:
                 raise OpError(f"{op}: input '{ctx.name(i)}' has type {dt.name}; this op supports "
-                              f"{_names(allowed)}")
+                              f"{type_names(allowed)}")
         d0, d1 = np.dtype(ctx.dtypes[0]), np.dtype(ctx.dtypes[1])
         if d0 != d1:
             raise OpError(f"{op}: inputs '{ctx.name(0)}' ({d0.name}) and '{ctx.name(1)}' ({d1.name}) "
@@ -109,15 +100,14 @@ def _cost(ins: list, outs: list, attrs: Any):
 
 for _n, _fn in _EXPRS.items():
     _types = _AND_TYPES if _n == "STABLEHLO_AND" else _ARITH_TYPES
-    register(OpDef(_n, lambda o: NoAttrs(), _same_shape_infer(_types), _reference(_fn),
-                   PatternKind.ELEMWISE, _cost, expr=_fn,
-                   doc=f"{_n} (equal shapes, no broadcasting; types {_names(_types)})"))
+    define(_n, infer=_same_shape_infer(_types), reference=_reference(_fn), kind=PatternKind.ELEMWISE,
+           cost=_cost, expr=_fn)
 
 
 def _shift_left_reference(inputs: Sequence[np.ndarray | None], attrs: Any) -> list[np.ndarray]:
     a, b = (np.asarray(x) for x in inputs)
     if a.shape != b.shape or a.dtype != b.dtype or a.dtype not in _SHIFT_TYPES:
-        raise OpError(f"STABLEHLO_SHIFT_LEFT: operands must be two {_names(_SHIFT_TYPES)} tensors "
+        raise OpError(f"STABLEHLO_SHIFT_LEFT: operands must be two {type_names(_SHIFT_TYPES)} tensors "
                       f"of one type and shape, got {a.dtype.name}{list(a.shape)} and "
                       f"{b.dtype.name}{list(b.shape)}")
     bad = np.flatnonzero((b < 0) | (b > 31))
@@ -131,6 +121,5 @@ def _shift_left_reference(inputs: Sequence[np.ndarray | None], attrs: Any) -> li
     return [wide.astype(a.dtype)]
 
 
-register(OpDef("STABLEHLO_SHIFT_LEFT", lambda o: NoAttrs(), _same_shape_infer(_SHIFT_TYPES),
-               _shift_left_reference, PatternKind.ELEMWISE, _cost,
-               doc="STABLEHLO_SHIFT_LEFT (equal shapes; types int8, int16, int32; counts 0..31)"))
+define("STABLEHLO_SHIFT_LEFT", infer=_same_shape_infer(_SHIFT_TYPES), reference=_shift_left_reference,
+       kind=PatternKind.ELEMWISE, cost=_cost)

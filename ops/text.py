@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit.ops.base import Cost, Dynamic, InferCtx, OpDef, OpError, register
+from tflite_jit.ops.base import Cost, Dynamic, InferCtx, OpError
+from tflite_jit.ops.common import define
 
 _SPACE = frozenset(b" \t\n\v\f\r")  # isspace() in the C locale
 
@@ -110,5 +111,4 @@ def _cost(in_shapes: list, out_shapes: list, attrs: Any) -> Cost:
     return Cost(flops=float(n), bytes=16.0 * n)
 
 
-register(OpDef(name="SKIP_GRAM", parse=_parse, infer=_infer, reference=_run, cost=_cost, bind=_bind,
-               doc="space-joined skip-grams of the words of a string"))
+define("SKIP_GRAM", parse=_parse, infer=_infer, reference=_run, cost=_cost, bind=_bind)

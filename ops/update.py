@@ -29,16 +29,7 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ops.base import InferCtx, OpError, PatternKind
-from tflite_jit.ops.shape import I32, INDEX_TYPES, _ctx_from_arrays, _define, _need, _parse_none
-
-
-def _check_type(ctx: InferCtx, i: int, what: str, types) -> np.dtype:
-    dt = np.dtype(ctx.dtypes[i])
-    if dt not in types:
-        raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' has type {dt.name}; supported: "
-                      f"{', '.join(np.dtype(t).name for t in types)}")
-    return dt
-
+from tflite_jit.ops.common import I32, INDEX_TYPES, check_type, ctx_from_arrays, define, movement_cost, need
 
 # ---- SPARSE_TO_DENSE -----------------------------------------------------------------------------
 
@@ -46,10 +37,10 @@ _S2D_VALUES = tuple(np.dtype(t) for t in (np.float32, np.int32, np.int64, np.int
 
 
 def _s2d_infer(ctx: InferCtx) -> list:
-    _need(ctx, 4, " (indices, output_shape, values, default_value)")
-    _check_type(ctx, 0, "indices", INDEX_TYPES)
-    _check_type(ctx, 1, "output_shape", INDEX_TYPES)
-    dt = _check_type(ctx, 2, "values", _S2D_VALUES)
+    need(ctx, 4, " (indices, output_shape, values, default_value)")
+    check_type(ctx, 0, "indices", INDEX_TYPES)
+    check_type(ctx, 1, "output_shape", INDEX_TYPES)
+    dt = check_type(ctx, 2, "values", _S2D_VALUES)
     if np.dtype(ctx.dtypes[3]) != dt:
         raise OpError(f"SPARSE_TO_DENSE: default_value '{ctx.name(3)}' has type {np.dtype(ctx.dtypes[3]).name}; "
                       f"it must match the values' type {dt.name}")
@@ -85,7 +76,7 @@ def _s2d_infer(ctx: InferCtx) -> list:
 
 
 def _s2d_ref(inputs, attrs) -> list:
-    ((shape, dt),) = _s2d_infer(_ctx_from_arrays("SPARSE_TO_DENSE", attrs, inputs))
+    ((shape, dt),) = _s2d_infer(ctx_from_arrays("SPARSE_TO_DENSE", attrs, inputs))
     idx = np.asarray(inputs[0]).astype(np.int64)
     idx = idx.reshape(-1, 1) if idx.ndim == 1 else idx
     dims = np.asarray(shape, dtype=np.int64)
@@ -106,8 +97,7 @@ def _s2d_ref(inputs, attrs) -> list:
     return [out]
 
 
-_define("SPARSE_TO_DENSE", _parse_none, _s2d_infer, _s2d_ref, kind=PatternKind.OPAQUE, shape_inputs=(1,),
-        doc="SPARSE_TO_DENSE (indices, output_shape, values, default_value)")
+define("SPARSE_TO_DENSE", infer=_s2d_infer, reference=_s2d_ref, cost=movement_cost, shape_inputs=(1,))
 
 
 # ---- DYNAMIC_UPDATE_SLICE ------------------------------------------------------------------------
@@ -116,7 +106,7 @@ _DUS_MAX_RANK = 8
 
 
 def _dus_infer(ctx: InferCtx) -> list:
-    _need(ctx, 3, " (operand, update, start_indices)")
+    need(ctx, 3, " (operand, update, start_indices)")
     dt = np.dtype(ctx.dtypes[0])
     if dt.kind not in "biufc":
         raise OpError(f"DYNAMIC_UPDATE_SLICE: operand '{ctx.name(0)}' has type {dt.name}; a fixed-size numeric "
@@ -124,7 +114,7 @@ def _dus_infer(ctx: InferCtx) -> list:
     if np.dtype(ctx.dtypes[1]) != dt:
         raise OpError(f"DYNAMIC_UPDATE_SLICE: update '{ctx.name(1)}' has type {np.dtype(ctx.dtypes[1]).name}; "
                       f"it must match the operand's type {dt.name}")
-    _check_type(ctx, 2, "start_indices", INDEX_TYPES)
+    check_type(ctx, 2, "start_indices", INDEX_TYPES)
     shape, upd = tuple(ctx.shapes[0]), tuple(ctx.shapes[1])
     if len(shape) > _DUS_MAX_RANK:
         raise OpError(f"DYNAMIC_UPDATE_SLICE: operand '{ctx.name(0)}' has rank {len(shape)}; at most "
@@ -139,7 +129,7 @@ def _dus_infer(ctx: InferCtx) -> list:
 
 
 def _dus_ref(inputs, attrs) -> list:
-    ((shape, dt),) = _dus_infer(_ctx_from_arrays("DYNAMIC_UPDATE_SLICE", attrs, inputs))
+    ((shape, dt),) = _dus_infer(ctx_from_arrays("DYNAMIC_UPDATE_SLICE", attrs, inputs))
     upd = np.asarray(inputs[1])
     start = np.asarray(inputs[2]).astype(np.int64).reshape(-1)
     out = np.array(inputs[0], dtype=dt, order="C", copy=True)
@@ -148,8 +138,8 @@ def _dus_ref(inputs, attrs) -> list:
     return [out]
 
 
-_define("DYNAMIC_UPDATE_SLICE", _parse_none, _dus_infer, _dus_ref, kind=PatternKind.INJECTIVE,
-        doc="DYNAMIC_UPDATE_SLICE (operand, update, start_indices): starts clamped into range")
+define("DYNAMIC_UPDATE_SLICE", infer=_dus_infer, reference=_dus_ref, kind=PatternKind.INJECTIVE,
+       cost=movement_cost)
 
 
 # ---- RANK ----------------------------------------------------------------------------------------
@@ -164,8 +154,7 @@ def _rank_ref(inputs, attrs) -> list:
     return [np.array(np.asarray(inputs[0]).ndim, dtype=np.int32)]
 
 
-_define("RANK", _parse_none, _rank_infer, _rank_ref, kind=PatternKind.OPAQUE,
-        doc="RANK: the input's number of dimensions as an int32 scalar")
+define("RANK", infer=_rank_infer, reference=_rank_ref, cost=movement_cost)
 
 
 # ---- BITCAST -------------------------------------------------------------------------------------
@@ -207,10 +196,10 @@ def _bitcast_infer(ctx: InferCtx) -> list:
 
 
 def _bitcast_ref(inputs, attrs: BitcastAttrs) -> list:
-    ((shape, dt),) = _bitcast_infer(_ctx_from_arrays("BITCAST", attrs, inputs))
+    ((shape, dt),) = _bitcast_infer(ctx_from_arrays("BITCAST", attrs, inputs))
     raw = np.ascontiguousarray(np.asarray(inputs[0])).tobytes()
     return [np.frombuffer(raw, dtype=dt).reshape(shape).copy()]
 
 
-_define("BITCAST", _parse_bitcast, _bitcast_infer, _bitcast_ref, kind=PatternKind.OPAQUE, bind=_bitcast_bind,
-        doc="BITCAST: reinterpret the bytes as the output tensor's type")
+define("BITCAST", parse=_parse_bitcast, infer=_bitcast_infer, reference=_bitcast_ref, cost=movement_cost,
+       bind=_bitcast_bind)

@@ -12,46 +12,23 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit.ops.base import (
-    Cost,
-    InferCtx,
-    OpDef,
-    OpError,
-    PatternKind,
-    ShapeDtype,
-    activation_name,
-    register,
-)
+from tflite_jit.ops.base import Cost, InferCtx, OpError, PatternKind, ShapeDtype
+from tflite_jit.ops.common import F32, define, float_bytes, movement_cost, numel, shape_of
+from tflite_jit.ops.image import Conv3DAttrs, parse_conv3d
 from tflite_jit.ops.nn import (
-    _axis_geometry,
-    _finish,
-    _in_image_counts,
-    _padding_name,
-    _require_rank,
-    _spatial_out,
-    _windows,
+    PoolAttrs,
+    add_bias_clamp,
+    axis_geometry,
+    parse_pool,
+    pool_counts,
+    require_rank,
+    spatial_out,
+    windows,
 )
-
-_F32 = np.dtype(np.float32)
-
-
-def _numel(shape: Sequence[int] | None) -> int:
-    return 0 if shape is None else int(np.prod(shape, dtype=np.int64))
-
-
-def _io_bytes(ins: list, outs: list) -> float:
-    total = 0
-    for s in list(ins) + list(outs):
-        total += _numel(s)
-    return 4.0 * total
-
-
-def _shape(ctx: InferCtx, i: int) -> tuple[int, ...] | None:
-    return tuple(ctx.shapes[i]) if i < len(ctx.shapes) and ctx.shapes[i] is not None else None
 
 
 def _require_input(ctx: InferCtx, i: int, what: str) -> tuple[int, ...]:
-    s = _shape(ctx, i)
+    s = shape_of(ctx, i)
     if s is None:
         raise OpError(f"{ctx.op_name}: input {i} ({what}) is required but omitted")
     return s
@@ -63,74 +40,36 @@ def _n_inputs(ctx: InferCtx, allowed: Sequence[int], names: str) -> None:
                       f"got {len(ctx.shapes)}")
 
 
-# ---- L2_POOL_2D ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class L2PoolAttrs:
-    padding: str
-    stride_h: int
-    stride_w: int
-    filter_h: int
-    filter_w: int
-    activation: str
-
-
-def _parse_l2pool(o: dict[str, Any]) -> L2PoolAttrs:
-    return L2PoolAttrs(padding=_padding_name(o.get("padding", 0)), stride_h=int(o.get("stride_h", 0)),
-                       stride_w=int(o.get("stride_w", 0)), filter_h=int(o.get("filter_height", 0)),
-                       filter_w=int(o.get("filter_width", 0)),
-                       activation=activation_name(o.get("fused_activation_function", 0)))
+# ---- L2_POOL_2D (AVERAGE_POOL_2D's options) ---------------------------------------------------------
 
 
 def _l2pool_infer(ctx: InferCtx) -> list[ShapeDtype]:
-    a: L2PoolAttrs = ctx.attrs
+    a: PoolAttrs = ctx.attrs
     _n_inputs(ctx, (1,), "input")
     _require_input(ctx, 0, "input")
-    if np.dtype(ctx.dtypes[0]) != _F32:
+    if np.dtype(ctx.dtypes[0]) != F32:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' is {np.dtype(ctx.dtypes[0]).name}; LiteRT's "
                       "L2 pool kernel supports float32 only (dequantize the input first)")
-    n, h, w, c = _require_rank(ctx, 0, 4, "input")
-    oh, ow = _spatial_out(ctx, a.padding, (h, w), (a.filter_h, a.filter_w), (a.stride_h, a.stride_w), (1, 1))
-    return [((n, oh, ow, c), _F32)]
+    n, h, w, c = require_rank(ctx, 0, 4, "input")
+    oh, ow = spatial_out(ctx, a.padding, (h, w), a.filter, a.stride, (1, 1))
+    return [((n, oh, ow, c), F32)]
 
 
-def _l2pool_reference(inputs: Sequence[np.ndarray | None], a: L2PoolAttrs) -> list[np.ndarray]:
+def _l2pool_reference(inputs: Sequence[np.ndarray | None], a: PoolAttrs) -> list[np.ndarray]:
     x = np.asarray(inputs[0], np.float32)
-    k, s = (a.filter_h, a.filter_w), (a.stride_h, a.stride_w)
-    win = _windows(x * x, k, s, (1, 1), a.padding, 0.0)
+    win = windows(x * x, a.filter, a.stride, (1, 1), a.padding, 0.0)
     total = win.sum(axis=(3, 4), dtype=np.float32)
-    cnt_h = _in_image_counts(a.padding, x.shape[1], a.filter_h, a.stride_h)
-    cnt_w = _in_image_counts(a.padding, x.shape[2], a.filter_w, a.stride_w)
-    count = (cnt_h[:, None] * cnt_w[None, :])[None, :, :, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean = (total / count).astype(np.float32)
-    # TANH / SIGN_BIT have no clamp range in LiteRT's float kernels: _finish skips them as it does
-    return [_finish(np.sqrt(mean), None, a.activation)]
+        mean = (total / pool_counts(a, x.shape)).astype(np.float32)
+    # TANH / SIGN_BIT have no clamp range in LiteRT's float kernels: add_bias_clamp skips them as it does
+    return [add_bias_clamp(np.sqrt(mean), None, a.activation)]
 
 
-def _l2pool_cost(ins: list, outs: list, a: L2PoolAttrs) -> Cost:
-    return Cost(flops=2.0 * _numel(outs[0]) * a.filter_h * a.filter_w, bytes=_io_bytes(ins, outs))
+def _l2pool_cost(ins: list, outs: list, a: PoolAttrs) -> Cost:
+    return Cost(flops=2.0 * numel(outs[0]) * a.filter_h * a.filter_w, bytes=float_bytes([*ins, *outs]))
 
 
-# ---- CONV_3D_TRANSPOSE -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Conv3DAttrs:
-    padding: str
-    stride: tuple[int, int, int]  # d, h, w
-    dilation: tuple[int, int, int]
-    activation: str
-
-
-def _parse_conv3d(o: dict[str, Any]) -> Conv3DAttrs:
-    return Conv3DAttrs(
-        padding=_padding_name(o.get("padding", 0)),
-        stride=(int(o.get("stride_d", 0)), int(o.get("stride_h", 0)), int(o.get("stride_w", 0))),
-        dilation=(int(o.get("dilation_d_factor", 1)), int(o.get("dilation_h_factor", 1)),
-                  int(o.get("dilation_w_factor", 1))),
-        activation=activation_name(o.get("fused_activation_function", 0)))
+# ---- CONV_3D_TRANSPOSE (CONV_3D's options) ---------------------------------------------------------
 
 
 def _conv3dt_plan(ctx_name: str, a: Conv3DAttrs, out_shape: Sequence[int], filt: tuple[int, ...],
@@ -150,7 +89,7 @@ def _conv3dt_plan(ctx_name: str, a: Conv3DAttrs, out_shape: Sequence[int], filt:
     pads = []
     for name, o, k, s, d, i in zip(("depth", "height", "width"), out_shape[1:4], filt[:3], a.stride,
                                    a.dilation, x[1:4]):
-        g = _axis_geometry(a.padding, o, k, s, d)
+        g = axis_geometry(a.padding, o, k, s, d)
         if g.out != i:
             raise OpError(f"{ctx_name}: output_shape {name} {o} is inconsistent with the input {name} {i}: "
                           f"a {a.padding} convolution of it with filter {k}, stride {s}, dilation {d} gives "
@@ -177,7 +116,7 @@ def _conv3dt_infer(ctx: InferCtx) -> list[ShapeDtype]:
     if len(filt) != 5:
         raise OpError(f"{ctx.op_name}: filter '{ctx.name(1)}' must be 5-D [depth, height, width, "
                       f"out_channels, in_channels], got {list(filt)}")
-    if np.dtype(ctx.dtypes[2]) != _F32 or np.dtype(ctx.dtypes[1]) != _F32:
+    if np.dtype(ctx.dtypes[2]) != F32 or np.dtype(ctx.dtypes[1]) != F32:
         raise OpError(f"{ctx.op_name}: input and filter must be float32 (got "
                       f"{np.dtype(ctx.dtypes[2]).name} and {np.dtype(ctx.dtypes[1]).name}); quantized "
                       "CONV_3D_TRANSPOSE is not supported")
@@ -190,16 +129,16 @@ def _conv3dt_infer(ctx: InferCtx) -> list[ShapeDtype]:
             raise OpError(f"{ctx.op_name}: option {name} is {v}; it must be >= 1")
     if min(filt[:3]) < 1:
         raise OpError(f"{ctx.op_name}: filter '{ctx.name(1)}' has an empty spatial size {list(filt[:3])}")
-    b = _shape(ctx, 3)
+    b = shape_of(ctx, 3)
     if b is not None:
-        if _numel(b) != filt[3]:
-            raise OpError(f"{ctx.op_name}: bias '{ctx.name(3)}' has {_numel(b)} elements; it needs "
+        if numel(b) != filt[3]:
+            raise OpError(f"{ctx.op_name}: bias '{ctx.name(3)}' has {numel(b)} elements; it needs "
                           f"{filt[3]} (the filter's output channels)")
-        if np.dtype(ctx.dtypes[3]) != _F32:
+        if np.dtype(ctx.dtypes[3]) != F32:
             raise OpError(f"{ctx.op_name}: bias '{ctx.name(3)}' must be float32")
     out_shape = tuple(int(v) for v in np.asarray(ctx.value(0, "output_shape")).reshape(-1))
     _conv3dt_plan(ctx.op_name, a, out_shape, filt, x)
-    return [(out_shape, _F32)]
+    return [(out_shape, F32)]
 
 
 def _conv3dt_reference(inputs: Sequence[np.ndarray | None], a: Conv3DAttrs) -> list[np.ndarray]:
@@ -228,12 +167,12 @@ def _conv3dt_reference(inputs: Sequence[np.ndarray | None], a: Conv3DAttrs) -> l
                     tw * dw: tw * dw + (wi - 1) * sw + 1: sw, :] += contrib
     pd, ph, pw = pads
     out = buf[:, pd:pd + out_shape[1], ph:ph + out_shape[2], pw:pw + out_shape[3], :]
-    return [_finish(out, bias, a.activation)]
+    return [add_bias_clamp(out, bias, a.activation)]
 
 
 def _conv3dt_cost(ins: list, outs: list, a: Conv3DAttrs) -> Cost:
-    return Cost(flops=2.0 * _numel(ins[2]) * _numel(ins[1]) / max(1, ins[1][4]) if ins[1] else 0.0,
-                bytes=_io_bytes(ins[1:], outs))
+    return Cost(flops=2.0 * numel(ins[2]) * numel(ins[1]) / max(1, ins[1][4]) if ins[1] else 0.0,
+                bytes=float_bytes([*ins[1:], *outs]))
 
 
 # ---- DILATE ----------------------------------------------------------------------------------------
@@ -241,15 +180,6 @@ def _conv3dt_cost(ins: list, outs: list, a: Conv3DAttrs) -> Cost:
 _DILATE_TYPES = tuple(np.dtype(t) for t in (np.float32, np.float16, np.float64, np.int8, np.int16, np.int32,
                                             np.int64, np.uint8, np.uint16, np.uint32, np.uint64, np.bool_,
                                             np.complex64, np.complex128))
-
-
-@dataclass(frozen=True)
-class NoAttrs:
-    pass
-
-
-def _parse_none(o: dict[str, Any]) -> NoAttrs:
-    return NoAttrs()
 
 
 def _dilate_check(op: str, x_shape: tuple[int, ...], dil: np.ndarray) -> tuple[int, ...]:
@@ -276,7 +206,7 @@ def _dilate_infer(ctx: InferCtx) -> list[ShapeDtype]:
     if np.dtype(ctx.dtypes[2]) != dt:
         raise OpError(f"{ctx.op_name}: padding_value '{ctx.name(2)}' is {np.dtype(ctx.dtypes[2]).name} but "
                       f"the input is {dt.name}; they must have the same type")
-    if _numel(pv) < 1:  # LiteRT reads one element from it
+    if numel(pv) < 1:  # LiteRT reads one element from it
         raise OpError(f"{ctx.op_name}: padding_value '{ctx.name(2)}' is empty; give a scalar")
     if np.dtype(ctx.dtypes[1]) != np.int32:
         raise OpError(f"{ctx.op_name}: dilations '{ctx.name(1)}' must be int32, got {np.dtype(ctx.dtypes[1]).name}")
@@ -286,7 +216,7 @@ def _dilate_infer(ctx: InferCtx) -> list[ShapeDtype]:
     return [(_dilate_check(ctx.op_name, x, ctx.value(1, "dilations")), dt)]
 
 
-def _dilate_reference(inputs: Sequence[np.ndarray | None], a: NoAttrs) -> list[np.ndarray]:
+def _dilate_reference(inputs: Sequence[np.ndarray | None], a: Any) -> list[np.ndarray]:
     x = np.asarray(inputs[0])
     out_shape = _dilate_check("DILATE", x.shape, inputs[1])
     fill = np.asarray(inputs[2]).reshape(-1)[0]
@@ -294,10 +224,6 @@ def _dilate_reference(inputs: Sequence[np.ndarray | None], a: NoAttrs) -> list[n
     dil = [int(v) for v in np.asarray(inputs[1])]
     out[tuple(slice(None, None, f) for f in dil)] = x
     return [out]
-
-
-def _dilate_cost(ins: list, outs: list, a: NoAttrs) -> Cost:
-    return Cost(flops=0.0, bytes=8.0 * _numel(outs[0]))
 
 
 # ---- REDUCE_WINDOW ---------------------------------------------------------------------------------
@@ -352,7 +278,7 @@ def _rw_infer(ctx: InferCtx) -> list[ShapeDtype]:
     if np.dtype(ctx.dtypes[1]) != dt:
         raise OpError(f"{ctx.op_name}: init_value '{ctx.name(1)}' is {np.dtype(ctx.dtypes[1]).name} but the "
                       f"input is {dt.name}; they must have the same type")
-    if _numel(ctx.shapes[1]) < 1:
+    if numel(ctx.shapes[1]) < 1:
         raise OpError(f"{ctx.op_name}: init_value '{ctx.name(1)}' is empty; give a scalar")
     if not 1 <= len(x) <= 6:
         raise OpError(f"{ctx.op_name}: input '{ctx.name(0)}' must have rank 1 to 6, got {len(x)}")
@@ -406,15 +332,13 @@ def _rw_combine(f: str, acc: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def _rw_cost(ins: list, outs: list, a: ReduceWindowAttrs) -> Cost:
-    return Cost(flops=float(_numel(ins[0])), bytes=_io_bytes(ins[:1], outs))
+    return Cost(flops=float(numel(ins[0])), bytes=float_bytes([*ins[:1], *outs]))
 
 
-register(OpDef("L2_POOL_2D", _parse_l2pool, _l2pool_infer, _l2pool_reference, PatternKind.OPAQUE,
-               _l2pool_cost, doc="sqrt(mean of squares) over the in-image taps of each window"))
-register(OpDef("CONV_3D_TRANSPOSE", _parse_conv3d, _conv3dt_infer, _conv3dt_reference, PatternKind.OPAQUE,
-               _conv3dt_cost, shape_inputs=(0,),
-               doc="NDHWC transposed 3-D conv, filter [D, H, W, O, I], output_shape input 0"))
-register(OpDef("DILATE", _parse_none, _dilate_infer, _dilate_reference, PatternKind.INJECTIVE, _dilate_cost,
-               shape_inputs=(1,), doc="interior padding: (d - 1) * factor + 1 per axis, gaps = padding_value"))
-register(OpDef("REDUCE_WINDOW", _parse_reduce_window, _rw_infer, _rw_reference, PatternKind.OPAQUE, _rw_cost,
-               shape_inputs=(2, 3, 4), doc="windowed reduction (no padding), constant int64 window parameters"))
+define("L2_POOL_2D", parse=parse_pool, infer=_l2pool_infer, reference=_l2pool_reference, cost=_l2pool_cost)
+define("CONV_3D_TRANSPOSE", parse=parse_conv3d, infer=_conv3dt_infer, reference=_conv3dt_reference,
+       cost=_conv3dt_cost, shape_inputs=(0,))
+define("DILATE", infer=_dilate_infer, reference=_dilate_reference, kind=PatternKind.INJECTIVE,
+       cost=movement_cost, shape_inputs=(1,))
+define("REDUCE_WINDOW", parse=_parse_reduce_window, infer=_rw_infer, reference=_rw_reference, cost=_rw_cost,
+       shape_inputs=(2, 3, 4))

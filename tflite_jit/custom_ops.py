@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from tflite_jit.ir.model import BUILTIN_CODES
-from tflite_jit.ops.base import InferCtx, OpDef, OpError, register
+from tflite_jit.ops.base import InferCtx, OpDef, OpError, register, registered, unregister
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,9 @@ class CustomOp:
 
 @dataclass(frozen=True)
 class CustomOpDef(OpDef):
-    """The OpDef of a Python custom op (found by name like a builtin's)."""
+    """The OpDef of a Python custom op (found by name like a builtin's); never evaluated at plan
+    time, even on constant inputs."""
 
-    spec: CustomOp | None = None
     foldable: bool = False
 
 
@@ -153,8 +153,7 @@ def _opdef(spec: CustomOp) -> CustomOpDef:
             result.append(o)
         return result
 
-    return CustomOpDef(name=name, parse=parse, infer=infer, reference=reference, bind=bind,
-                       spec=spec, doc=f"Python custom op {name}")
+    return CustomOpDef(name=name, parse=parse, infer=infer, reference=reference, bind=bind)
 
 
 def as_spec(name: str, value: Any) -> CustomOp:
@@ -190,7 +189,5 @@ def register_custom_op(name: str, *, kernel: Callable[..., Any],
 
 def unregister_custom_op(name: str) -> None:
     """Remove a custom op registered with `register_custom_op` (nothing if there is none)."""
-    from tflite_jit.ops import base
-
-    if isinstance(base._REGISTRY.get(name), CustomOpDef):
-        del base._REGISTRY[name]
+    if isinstance(registered(name), CustomOpDef):
+        unregister(name)

@@ -51,7 +51,7 @@ from tflite_jit.backends.numba_cpu.generators.loop import (
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
-from tflite_jit.ops.nn import _axis_geometry
+from tflite_jit.ops.nn import axis_geometry
 
 #: a block with more taps than this goes through the generic path instead of being unrolled
 MAX_BLOCK_TAPS = 49
@@ -324,8 +324,8 @@ def window_source(req: KernelRequest, win: Window, consts: Sequence[tuple[str, n
 
 
 def geometry(padding: str, h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int) -> tuple[int, int, int, int]:
-    gh = _axis_geometry(padding, h, kh, sh, dh)
-    gw = _axis_geometry(padding, w, kw, sw, dw)
+    gh = axis_geometry(padding, h, kh, sh, dh)
+    gw = axis_geometry(padding, w, kw, sw, dw)
     return gh.out, gw.out, gh.pad_before, gw.pad_before
 
 

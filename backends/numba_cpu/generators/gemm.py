@@ -62,7 +62,7 @@ from tflite_jit.backends.numba_cpu.generators import loop as loop_gen
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
-from tflite_jit.ops.nn import _axis_geometry
+from tflite_jit.ops.nn import axis_geometry
 
 F32 = np.dtype(np.float32)
 
@@ -760,8 +760,8 @@ def conv2d(req: KernelRequest, tile: tuple[int, int] | None = None) -> KernelSou
         raise Unsupported(f"CONV_2D: grouped convolution ({C // CI} groups) has no Numba kernel")
     SH, SW = a.stride
     DH, DW = a.dilation
-    gh = _axis_geometry(a.padding, H, KH, SH, DH)
-    gw = _axis_geometry(a.padding, W, KW, SW, DW)
+    gh = axis_geometry(a.padding, H, KH, SH, DH)
+    gw = axis_geometry(a.padding, W, KW, SW, DW)
     OH, OW = gh.out, gw.out
     need_h = (OH - 1) * SH + (KH - 1) * DH + 1
     need_w = (OW - 1) * SW + (KW - 1) * DW + 1

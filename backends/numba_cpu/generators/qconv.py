@@ -66,7 +66,7 @@ from tflite_jit.backends.request import KernelRequest, Output, TensorArg, Unsupp
 from tflite_jit.ops import expr as E
 from tflite_jit.ops import qmath
 from tflite_jit.ops.base import Quantized
-from tflite_jit.ops.nn import _axis_geometry
+from tflite_jit.ops.nn import axis_geometry
 
 F32 = np.dtype(np.float32)
 I8, U8 = np.dtype(np.int8), np.dtype(np.uint8)
@@ -396,8 +396,8 @@ def depthwise(req: KernelRequest) -> KernelSource:
     DH, DW = f.dilation
     if min(SH, SW, DH, DW) < 1:
         raise Unsupported("DEPTHWISE_CONV_2D: stride and dilation must be >= 1")
-    gh = _axis_geometry(f.padding, H, KH, SH, DH)
-    gw = _axis_geometry(f.padding, W, KW, SW, DW)
+    gh = axis_geometry(f.padding, H, KH, SH, DH)
+    gw = axis_geometry(f.padding, W, KW, SW, DW)
     OH, OW = gh.out, gw.out
     if tuple(req.out_shape) != (nimg, OH, OW, CO):
         raise Unsupported(f"output shape {req.out_shape} != {(nimg, OH, OW, CO)}")
@@ -686,8 +686,8 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
             raise Unsupported("quantized CONV_2D: grouped convolution runs on reference")
         SH, SW = f.stride
         DH, DW = f.dilation
-        gh = _axis_geometry(f.padding, H, KH, SH, DH)
-        gw = _axis_geometry(f.padding, W, KW, SW, DW)
+        gh = axis_geometry(f.padding, H, KH, SH, DH)
+        gw = axis_geometry(f.padding, W, KW, SW, DW)
         OH, OW = gh.out, gw.out
         pt, pl = gh.pad_before, gw.pad_before
         need_h = (OH - 1) * SH + (KH - 1) * DH + 1

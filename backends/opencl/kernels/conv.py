@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tflite_jit.backends.opencl.kernels.common import Gen, activation_clamp, numel, register
 from tflite_jit.backends.opencl.kernels.tiled import tiled
-from tflite_jit.ops.nn import _axis_geometry
+from tflite_jit.ops.nn import axis_geometry
 
 
 def _decompose(oh: int, ow: int, co: int) -> list[str]:
@@ -32,8 +32,8 @@ def conv(g: Gen) -> tuple[list[str], int]:
         _, kh, kw, _ = fshape
     else:
         _, kh, kw, ci = fshape
-    ph = _axis_geometry(a.padding, h, kh, a.stride_h, a.dilation_h).pad_before
-    pw = _axis_geometry(a.padding, w, kw, a.stride_w, a.dilation_w).pad_before
+    ph = axis_geometry(a.padding, h, kh, a.stride_h, a.dilation_h).pad_before
+    pw = axis_geometry(a.padding, w, kw, a.stride_w, a.dilation_w).pad_before
     if not depthwise and ci == c and g.req.inputs[1].value is not None:
         return tiled(g, n=out[0], h=h, w=w, c=c, oh=oh, ow=ow, co=co, kh=kh, kw=kw,
                      stride=(a.stride_h, a.stride_w), dilation=(a.dilation_h, a.dilation_w), pad=(ph, pw),

@@ -4,7 +4,7 @@ the in-image taps only (LiteRT's rule); max propagates NaN like the NumPy refere
 from __future__ import annotations
 
 from tflite_jit.backends.opencl.kernels.common import Gen, activation_clamp, numel, register
-from tflite_jit.ops.nn import _axis_geometry
+from tflite_jit.ops.nn import axis_geometry
 
 
 @register("AVERAGE_POOL_2D", "MAX_POOL_2D")
@@ -13,8 +13,8 @@ def pool(g: Gen) -> tuple[list[str], int]:
     is_max = g.req.op_name == "MAX_POOL_2D"
     _, h, w, c = g.req.inputs[0].shape
     _, oh, ow, _ = g.req.out_shape
-    ph = _axis_geometry(a.padding, h, a.filter_h, a.stride_h, 1).pad_before
-    pw = _axis_geometry(a.padding, w, a.filter_w, a.stride_w, 1).pad_before
+    ph = axis_geometry(a.padding, h, a.filter_h, a.stride_h, 1).pad_before
+    pw = axis_geometry(a.padding, w, a.filter_w, a.stride_w, 1).pad_before
     body = [f"const int ch = gid % {c};", f"int t = gid / {c};", f"const int ox = t % {ow};",
             f"t /= {ow};", f"const int oy = t % {oh};", f"const int b = t / {oh};",
             f"const int iy0 = oy * {a.stride_h} - {ph};", f"const int ix0 = ox * {a.stride_w} - {pw};",
