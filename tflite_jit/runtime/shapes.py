@@ -120,7 +120,7 @@ def infer_subgraph(sg: Subgraph, input_shapes: dict[int, tuple[int, ...]],
 def _fold(op: Any, opdef: ops.OpDef, a: Any, ins: list[TensorInfo | None], infos: list[TensorInfo]) -> None:
     """Compute small outputs at plan time when every input value is known (shape arithmetic).
     Ops with state or side effects (control flow, variables, custom ops) say `foldable=False`."""
-    if not getattr(opdef, "foldable", True):
+    if not opdef.foldable:
         return
     if op.name == "SHAPE" and op.outputs and ins and ins[0] is not None and ins[0].shape is not None:
         out = infos[op.outputs[0]]
