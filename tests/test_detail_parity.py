@@ -306,6 +306,70 @@ def test_run_time_shapes_through_a_signature_runner() -> None:
     assert ours.get_signature_runner().get_output_details()["y"]["shape"].tolist() == [4]
 
 
+def _vector(g: Any, name: str, ins: list[int], shape: tuple[int, ...], dtype: Any = I32, **options: Any) -> int:
+    return g.op(name, ins, [g.tensor(name.lower(), shape, dtype)], **options)[0]
+
+
+def _c(g: Any, value: Any, dtype: Any = I32) -> int:
+    return g.const(f"c{len(g.sg.tensors)}", np.array(value, dtype))
+
+
+#: op -> a small positive int vector from s = SHAPE(x) = [3, 5, 7] through that op (LiteRT computes
+#: it at Prepare, or not: _AT_PREPARE_IF_KNOWN in tflite_jit.interpreter).
+CHAINS: dict[str, Callable[[Any, int], int]] = {
+    "MUL": lambda g, s: _vector(g, "MUL", [s, _c(g, [1, 1, 1])], (3,)),
+    "RESHAPE": lambda g, s: _vector(g, "RESHAPE", [s, _c(g, [3])], (3,)),
+    "STRIDED_SLICE": lambda g, s: _vector(g, "STRIDED_SLICE", [s, _c(g, [1]), _c(g, [3]), _c(g, [1])], (2,)),
+    "GATHER": lambda g, s: _vector(g, "GATHER", [s, _c(g, [2, 0])], (2,), axis=0),
+    "CONCATENATION": lambda g, s: _vector(g, "CONCATENATION", [s, _c(g, [2])], (4,), axis=0),
+    "TILE": lambda g, s: _vector(g, "TILE", [s, _c(g, [1])], (3,)),
+    "BROADCAST_ARGS": lambda g, s: _vector(g, "BROADCAST_ARGS", [s, _c(g, [1])], (3,)),
+    "REDUCE_PROD": lambda g, s: _vector(g, "REDUCE_PROD", [s, _c(g, [0])], (1,), keep_dims=True),
+    "RANGE": lambda g, s: _vector(g, "RANGE", [_c(g, 1), _vector(g, "GATHER", [s, _c(g, 0)], (), axis=0),
+                                               _c(g, 1)], (2,)),
+    "ADD": lambda g, s: _vector(g, "ADD", [s, _c(g, [0, 0, 0])], (3,)),
+    "SUB": lambda g, s: _vector(g, "SUB", [s, _c(g, [0, 0, 0])], (3,)),
+    "FLOOR_DIV": lambda g, s: _vector(g, "FLOOR_DIV", [s, _c(g, [1, 1, 1])], (3,)),
+    "MAXIMUM": lambda g, s: _vector(g, "MAXIMUM", [s, _c(g, [1, 1, 1])], (3,)),
+    "SLICE": lambda g, s: _vector(g, "SLICE", [s, _c(g, [1]), _c(g, [2])], (2,)),
+    "REDUCE_MAX": lambda g, s: _vector(g, "REDUCE_MAX", [s, _c(g, [0])], (1,), keep_dims=True),
+    "PACK": lambda g, s: _vector(g, "PACK", [_vector(g, "GATHER", [s, _c(g, 0)], (), axis=0), _c(g, 2)], (2,),
+                                 values_count=2, axis=0),
+    "CAST": lambda g, s: _vector(g, "CAST", [s], (3,), np.int64),
+}
+
+
+@pytest.mark.parametrize("op", list(CHAINS))
+def test_values_known_at_prepare_as_litert(op: str) -> None:
+    """FILL(dims computed from SHAPE through `op`): static for LiteRT when it computes `op` at
+    Prepare, else FILL and the later TANH keep their placeholders until invoke."""
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (3, 5, 7), F32)
+    s = _vector(g, "SHAPE", [x], (3,), out_type="INT32")
+    dims = CHAINS[op](g, s)
+    rank = g.sg.tensors[dims].shape[0]
+    filled = _vector(g, "FILL", [dims, g.const("one", np.array(1.0, F32))], (1,) * rank, F32)
+    g.sg.tensors[filled].shape_signature = (-1,) * rank
+    (t,) = g.apply("TANH", [x])
+    g.output(filled, t)
+    compare(mb.build())
+
+
+def test_transpose_conv_reads_only_a_constant_output_shape() -> None:
+    """TRANSPOSE_CONV sizes its output at Prepare from a constant output_shape only; computed at
+    Prepare (GATHER of constants) is not enough, unlike every other shape input we measured."""
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (1, 3, 3, 2), F32)
+    shape = _vector(g, "GATHER", [_c(g, [1, 6, 6, 4]), _c(g, [0, 1, 2, 3])], (4,), axis=0)
+    y = g.tensor("y", (1, 1, 1, 1), F32, shape_signature=(-1, -1, -1, -1))
+    g.op("TRANSPOSE_CONV", [shape, g.const("w", np.ones((4, 3, 3, 2), F32)), x], [y], padding="SAME",
+         stride_w=2, stride_h=2)
+    g.output(y)
+    compare(mb.build())
+
+
 @pytest.mark.parametrize("form", ["hybrid", "int8", "int16"])
 def test_scratch_tensors_are_not_listed(form: str) -> None:
     """LiteRT's kernels add temporaries (quantized inputs, scaling factors, im2col, accumulators)

@@ -714,8 +714,7 @@ def litert_unprepared(ex: Executable) -> list[int]:
         if held or any(infos[t].dtype.kind in "SO" for t in op.outputs):
             return held + [t for later in sg.ops[oi + 1:] for t in later.outputs]
         ins = [i for i in op.inputs if i >= 0]
-        if op.name in _AT_PREPARE or (op.name in _AT_PREPARE_IF_KNOWN and all(i in known for i in ins)
-                                      and not (op.name == "RESHAPE" and len(ins) > 1 and infos[ins[1]].shape == (0,))):
+        if op.name in _AT_PREPARE or (op.name in _AT_PREPARE_IF_KNOWN and all(i in known for i in ins)):
             known.update(op.outputs)
     return []
 
