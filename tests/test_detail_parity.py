@@ -27,8 +27,8 @@ import tflite_jit
 from tests import test_control_flow as control_flow
 from tests import test_interpreter_api as api
 from tests.ops.test_sparse import encode
-from tests.test_models_e2e import SMALL
-from tflite_jit import models, quantizer
+from tests.test_models_e2e import SMALL, small_model
+from tflite_jit import quantizer
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.format.reader import load_bytes
 from tflite_jit.format.writer import write_model
@@ -375,7 +375,7 @@ def test_scratch_tensors_are_not_listed(form: str) -> None:
     """LiteRT's kernels add temporaries (quantized inputs, scaling factors, im2col, accumulators)
     after the model's tensors at allocation; we list the model's tensors only, equal to LiteRT's
     restricted to the model's indices, so code indexing by position sees the same list."""
-    float_model = models.build("mobilenet_v2", **SMALL["mobilenet_v2"])
+    float_model = small_model("mobilenet_v2")
     data = hybrid(float_model) if form == "hybrid" else quantized(float_model, form)
     ours, theirs = compare(data)
     n = own_tensor_counts(data)[0]
@@ -398,7 +398,7 @@ BUILT: dict[str, Callable[[], bytes]] = {
     "two_signatures_loop": control_flow.two_signature_model,
     "sparse_absent": lambda: sparse_model(None), "sparse_empty": lambda: sparse_model(()),
     "sparse_blocked": lambda: sparse_model((1,)), "audio": audio_model,
-    **{f"zoo_{name}": (lambda name=name: models.build(name, **SMALL[name])) for name in models.ZOO},
+    **{f"zoo_{name}": (lambda name=name: small_model(name)) for name in SMALL},  # SMALL: the whole zoo
     **{f"tf_{p.stem}": (lambda p=p: p.read_bytes()) for p in sorted(DATA.glob("*.tflite"))},
 }
 

@@ -20,14 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit import ops
 from tflite_jit.backends import registry
 from tflite_jit.delegates import Delegate, load_delegate  # noqa: F401 (LiteRT's module exports both)
 from tflite_jit.format.reader import load_bytes, load_file
 from tflite_jit.fusion import get_strategy
 from tflite_jit.ir.model import TENSOR_TYPE_NAMES, Model, SignatureDef, Tensor, numpy_type
 from tflite_jit.ir.validate import validate
-from tflite_jit.ops.base import Dynamic
+from tflite_jit.ops.base import Dynamic, InferCtx
 from tflite_jit.runtime.executable import Executable, RunContext
 from tflite_jit.runtime.shapes import PrepareError
 
@@ -81,7 +80,7 @@ class _Wrapper:
         self.execs: dict[int, Executable] = {}  # built at the first allocation of each subgraph
         self.ready: dict[int, bool] = {}
         self.pending: dict[int, dict[int, tuple[int, ...]]] = {}  # resized, not yet allocated
-        # Tensors LiteRT leaves unprepared until the next invoke (litert_unprepared), with the
+        # Tensors LiteRT leaves unprepared until the next invoke (_litert_unprepared), with the
         # shape it still reports for each; and the subgraphs invoked at least once (before the
         # first invoke LiteRT has given those tensors no memory).
         self.held: dict[int, dict[int, tuple[int, ...]]] = {}
@@ -261,8 +260,8 @@ class Interpreter:
             w = None
             raise
         w.pending.pop(si, None)
-        w.held[si] = {t: reported[t] for t in litert_unprepared(ex)}
-        w.renamed.setdefault(si, {}).update(kernel_names(sg, skip=w.held[si]))
+        w.held[si] = {t: reported[t] for t in _litert_unprepared(ex)}
+        w.renamed.setdefault(si, {}).update(_kernel_names(sg, skip=w.held[si]))
         w.ready[si] = True
 
     def _current_shape(self, tid: int, si: int = 0) -> tuple[int, ...]:
@@ -308,7 +307,7 @@ class Interpreter:
             "index": int(tid),
             "shape": shape,
             "shape_signature": sig,
-            "dtype": detail_type(t.type),
+            "dtype": _detail_type(t.type),
             "quantization": quant,
             "quantization_parameters": {"scales": scales, "zero_points": zps,
                                         "quantized_dimension": qdim, "block_size": 0},
@@ -364,7 +363,7 @@ class Interpreter:
         """After an invoke every tensor has its run-time shape and memory, as in LiteRT."""
         self._interpreter.held.pop(si, None)
         self._interpreter.ran.add(si)
-        self._interpreter.renamed.setdefault(si, {}).update(kernel_names(self._model.subgraphs[si]))
+        self._interpreter.renamed.setdefault(si, {}).update(_kernel_names(self._model.subgraphs[si]))
 
     def _get_tensor_details(self, tensor_index: int, subgraph_index: int) -> dict[str, Any]:
         """LiteRT's private one-tensor getter (tools call it). Indices go through int() as there;
@@ -680,7 +679,7 @@ _DETAIL_TYPES = {"RESOURCE": np.object_, "VARIANT": np.object_, "FLOAT8_E4M3FN":
                  "FLOAT8_E5M2": np.int8}
 
 
-def detail_type(type_code: int) -> Any:
+def _detail_type(type_code: int) -> Any:
     """The `dtype` of a detail dict; ValueError (LiteRT's text) for a type LiteRT cannot name."""
     name = TENSOR_TYPE_NAMES.get(type_code)
     if name == "BFLOAT16":
@@ -698,7 +697,7 @@ _AT_PREPARE = frozenset({"SHAPE", "RANK"})
 _CONSTANT_ONLY = {"TRANSPOSE_CONV": (0,)}
 
 
-def litert_unprepared(ex: Executable) -> list[int]:
+def _litert_unprepared(ex: Executable) -> list[int]:
     """The tensors LiteRT has not sized after AllocateTensors: it prepares nodes in order and
     stops at the first whose output is dynamic (its shape depends on a value only known at run
     time, or it is a string) until invoke. That output keeps the shape it had (the file's
@@ -719,7 +718,7 @@ def litert_unprepared(ex: Executable) -> list[int]:
     return []
 
 
-def kernel_names(sg: Any, skip: Any = ()) -> dict[int, str]:
+def _kernel_names(sg: Any, skip: Any = ()) -> dict[int, str]:
     """Tensor names LiteRT's kernels set when they prepare: DENSIFY names its output
     'Densify_output' (and the name stays). `skip`: tensors of nodes not prepared yet."""
     return {t: "Densify_output" for op in sg.ops if op.name == "DENSIFY" for t in op.outputs if t not in skip}
@@ -734,15 +733,15 @@ def _needs_run_time_values(ex: Executable, oi: int, known: set[int]) -> bool:
               and (i not in known or (j in const_only and ex.sg.tensors[i].data is None))}
     if not hidden:
         return False
-    ctx = ops.InferCtx(op_name=op.name, attrs=ex.attrs[oi],
-                       shapes=[None if i < 0 else infos[i].shape for i in op.inputs],
-                       dtypes=[None if i < 0 else infos[i].dtype for i in op.inputs],
-                       values=[None if i < 0 or i in hidden else infos[i].value for i in op.inputs],
-                       tensor_names=[ex.sg.tensors[i].name if i >= 0 else "(omitted)" for i in op.inputs])
+    ctx = InferCtx(op_name=op.name, attrs=ex.attrs[oi],
+                   shapes=[None if i < 0 else infos[i].shape for i in op.inputs],
+                   dtypes=[None if i < 0 else infos[i].dtype for i in op.inputs],
+                   values=[None if i < 0 or i in hidden else infos[i].value for i in op.inputs],
+                   tensor_names=[ex.sg.tensors[i].name if i >= 0 else "(omitted)" for i in op.inputs])
     try:
         ex.opdefs[oi].infer(ctx)
     except Dynamic:
         return True
-    except Exception:  # the rule wants a value for a check, not for the shape: LiteRT sizes it
+    except Exception:  # a rule tripping over a value it only checks: LiteRT sizes such a node
         return False
     return False
