@@ -32,7 +32,7 @@ def _parse(options: dict[str, Any]) -> DensifyAttrs:
 def densify(values: np.ndarray, shape: Sequence[int], sparsity: Any) -> np.ndarray:
     """Decode TFLite's sparse format, level by level with NumPy (no per-element Python loop)."""
     order = list(sparsity.traversal_order)
-    block_map = list(sparsity.block_map)
+    block_map = list(sparsity.block_map or ())
     dims = sparsity.dim_metadata
     n = len(shape)
     if sorted(order) != list(range(n + len(block_map))) or len(dims) != len(order):

@@ -25,8 +25,9 @@ from tflite_jit.delegates import Delegate, load_delegate  # noqa: F401 (LiteRT's
 from tflite_jit.explain import announce, execution_plan
 from tflite_jit.format.reader import load_bytes, load_file
 from tflite_jit.fusion import get_strategy
-from tflite_jit.ir.model import Model, SignatureDef, Tensor, numpy_type
+from tflite_jit.ir.model import TENSOR_TYPE_NAMES, Model, SignatureDef, Tensor, numpy_type
 from tflite_jit.ir.validate import validate
+from tflite_jit.ops.base import Dynamic, InferCtx
 from tflite_jit.runtime.executable import Executable, RunContext
 from tflite_jit.runtime.shapes import PrepareError
 
@@ -72,7 +73,7 @@ class _Wrapper:
     """Holds the native-side state. Views returned by tensor() reference it, which is how the
     `_ensure_safe` refcount rule (exactly LiteRT's) detects live views and signature runners."""
 
-    __slots__ = ("model", "execs", "ready", "pending", "context", "__weakref__")
+    __slots__ = ("model", "execs", "ready", "pending", "context", "held", "ran", "renamed", "__weakref__")
 
     def __init__(self, model: Model):
         self.model = model
@@ -80,6 +81,12 @@ class _Wrapper:
         self.execs: dict[int, Executable] = {}  # built at the first allocation of each subgraph
         self.ready: dict[int, bool] = {}
         self.pending: dict[int, dict[int, tuple[int, ...]]] = {}  # resized, not yet allocated
+        # Tensors LiteRT leaves unprepared until the next invoke (_litert_unprepared), with the
+        # shape it still reports for each; and the subgraphs invoked at least once (before the
+        # first invoke LiteRT has given those tensors no memory).
+        self.held: dict[int, dict[int, tuple[int, ...]]] = {}
+        self.ran: set[int] = set()
+        self.renamed: dict[int, dict[int, str]] = {}  # names LiteRT's kernels give at Prepare
 
 
 class _LiveView:
@@ -237,6 +244,7 @@ class Interpreter:
         if ex is not None and ex.infos:
             shapes.update({i: ex.infos[i].shape for i in sg.inputs})
         shapes.update(w.pending.get(si, {}))
+        reported = [self._current_shape(t, si) for t in range(len(sg.tensors))]
         try:
             if ex is None:
                 ex = Executable(self._model, si, self._backends, num_threads=self._num_threads,
@@ -253,6 +261,8 @@ class Interpreter:
             w = None
             raise
         w.pending.pop(si, None)
+        w.held[si] = {t: reported[t] for t in _litert_unprepared(ex)}
+        w.renamed.setdefault(si, {}).update(_kernel_names(sg, skip=w.held[si]))
         w.ready[si] = True
 
     def _current_shape(self, tid: int, si: int = 0) -> tuple[int, ...]:
@@ -261,6 +271,8 @@ class Interpreter:
         t = self._model.subgraphs[si].tensors[tid]
         if tid in w.pending.get(si, {}):
             return w.pending[si][tid]
+        if tid in w.held.get(si, {}):
+            return w.held[si][tid]
         if ex is not None:
             if ex.infos:
                 b = ex.buffers[tid]
@@ -271,8 +283,9 @@ class Interpreter:
         return tuple(t.shape)
 
     def _buffer(self, tid: int, si: int = 0) -> np.ndarray | None:
-        ex = self._interpreter.execs.get(si)
-        if ex is None or not ex.infos:
+        w = self._interpreter
+        ex = w.execs.get(si)
+        if ex is None or not ex.infos or (si not in w.ran and tid in w.held.get(si, {})):
             return None
         return ex.buffers[tid]
 
@@ -291,11 +304,11 @@ class Interpreter:
         else:
             scales, zps, quant, qdim = np.array([], np.float32), np.array([], np.int32), (0.0, 0), 0
         return {
-            "name": t.name,
+            "name": self._interpreter.renamed.get(si, {}).get(tid, t.name),
             "index": int(tid),
             "shape": shape,
             "shape_signature": sig,
-            "dtype": numpy_type(t.type),
+            "dtype": _detail_type(t.type),
             "quantization": quant,
             "quantization_parameters": {"scales": scales, "zero_points": zps,
                                         "quantized_dimension": qdim, "block_size": 0},
@@ -335,12 +348,19 @@ class Interpreter:
             if not self._interpreter.ready.get(0):
                 raise RuntimeError("Invoke called on model that is not ready.")
             self._interpreter.execs[0].run()
+            self._ran(0)
 
     def get_input_details(self) -> list[dict[str, Any]]:
         return [self._tensor_details(i) for i in self._model.subgraphs[0].inputs]
 
     def get_output_details(self) -> list[dict[str, Any]]:
         return [self._tensor_details(i) for i in self._model.subgraphs[0].outputs]
+
+    def _ran(self, si: int) -> None:
+        """After an invoke every tensor has its run-time shape and memory, as in LiteRT."""
+        self._interpreter.held.pop(si, None)
+        self._interpreter.ran.add(si)
+        self._interpreter.renamed.setdefault(si, {}).update(_kernel_names(self._model.subgraphs[si]))
 
     def _get_tensor_details(self, tensor_index: int, subgraph_index: int) -> dict[str, Any]:
         """LiteRT's private one-tensor getter (tools call it). Indices go through int() as there;
@@ -492,7 +512,8 @@ class Interpreter:
         op = sg.ops[op_index]
 
         def types(ids: Sequence[int]) -> list[Any]:
-            return [numpy_type(sg.tensors[i].type) for i in ids if i >= 0]
+            return [_DETAIL_TYPES.get(sg.tensors[i].type_name) or numpy_type(sg.tensors[i].type)
+                    for i in ids if i >= 0]
 
         return {"index": int(op_index), "op_name": op.name,
                 "inputs": np.array(op.inputs, dtype=np.int32),
@@ -541,6 +562,7 @@ class SignatureRunner:
                 it._set_tensor(sig.inputs[name], value, si)
             ex = it._interpreter.execs[si]
             ex.run()
+            it._ran(si)
             return {name: np.array(ex.buffers[tid], copy=True) for name, tid in sig.outputs.items()}
 
     def get_input_details(self) -> dict[str, dict[str, Any]]:
@@ -640,5 +662,83 @@ def _sparsity_details(t: Tensor) -> dict[str, Any]:
         else:
             dims.append({"format": 1, "array_segments": np.asarray(d["array_segments"], np.int32),
                          "array_indices": np.asarray(d["array_indices"], np.int32)})
-    return {"traversal_order": np.array(s.traversal_order, np.int32),
-            "block_map": np.array(s.block_map, np.int32), "dim_metadata": dims}
+    out: dict[str, Any] = {"traversal_order": np.array(s.traversal_order, np.int32)}
+    if s.block_map is not None:  # LiteRT lists it only when the file has one (even empty)
+        out["block_map"] = np.array(s.block_map, np.int32)
+    out["dim_metadata"] = dims
+    return out
+
+
+# What LiteRT's detail dicts report where it differs from the buffer type (ir.model.numpy_type):
+# handles and variants are Python objects to it, FLOAT8 is int8; BFLOAT16 it cannot describe at
+# all, so get_tensor_details() leaves such tensors out (measured on ai_edge_litert 2.3).
+_DETAIL_TYPES = {"RESOURCE": np.object_, "VARIANT": np.object_, "FLOAT8_E4M3FN": np.int8,
+                 "FLOAT8_E5M2": np.int8}
+
+
+def _detail_type(type_code: int) -> Any:
+    """The `dtype` of a detail dict; ValueError (LiteRT's text) for a type LiteRT cannot name."""
+    name = TENSOR_TYPE_NAMES.get(type_code)
+    if name == "BFLOAT16":
+        raise ValueError("Could not get tensor details")
+    return _DETAIL_TYPES.get(name) or numpy_type(type_code)
+
+
+# Ops whose LiteRT kernel computes the output at Prepare ("persistent" tensors) when every input
+# is a constant or persistent itself; SHAPE and RANK always do. Measured on ai_edge_litert 2.3:
+# ADD, SUB, DIV, FLOOR_DIV, PACK, CAST, SLICE, SQUEEZE, EXPAND_DIMS, SUM, ... wait for invoke.
+_AT_PREPARE_IF_KNOWN = frozenset({"MUL", "RESHAPE", "STRIDED_SLICE", "GATHER", "CONCATENATION", "TILE",
+                                  "BROADCAST_ARGS", "REDUCE_PROD", "RANGE"})
+_AT_PREPARE = frozenset({"SHAPE", "RANK"})
+# Shape inputs a kernel reads at Prepare only when they are constants (others accept persistent).
+_CONSTANT_ONLY = {"TRANSPOSE_CONV": (0,)}
+
+
+def _litert_unprepared(ex: Executable) -> list[int]:
+    """The tensors LiteRT has not sized after AllocateTensors: it prepares nodes in order and
+    stops at the first whose output is dynamic (its shape depends on a value only known at run
+    time, or it is a string) until invoke. That output keeps the shape it had (the file's
+    placeholder, or the last run's), and so does every later node's output, even where a
+    shape could have been known. We infer more (shape arithmetic folds at plan time), so this
+    replays LiteRT's view: which values it knows at Prepare, and which node stops it."""
+    sg, infos = ex.sg, ex.infos
+    known = {tid for tid, t in enumerate(sg.tensors) if t.data is not None}
+    for oi, op in enumerate(sg.ops):
+        held = [t for t in op.outputs if infos[t].shape is None]
+        if not held and _needs_run_time_values(ex, oi, known):
+            held = list(op.outputs)
+        if held or any(infos[t].dtype.kind in "SO" for t in op.outputs):
+            return held + [t for later in sg.ops[oi + 1:] for t in later.outputs]
+        ins = [i for i in op.inputs if i >= 0]
+        if op.name in _AT_PREPARE or (op.name in _AT_PREPARE_IF_KNOWN and all(i in known for i in ins)):
+            known.update(op.outputs)
+    return []
+
+
+def _kernel_names(sg: Any, skip: Any = ()) -> dict[int, str]:
+    """Tensor names LiteRT's kernels set when they prepare: DENSIFY names its output
+    'Densify_output' (and the name stays). `skip`: tensors of nodes not prepared yet."""
+    return {t: "Densify_output" for op in sg.ops if op.name == "DENSIFY" for t in op.outputs if t not in skip}
+
+
+def _needs_run_time_values(ex: Executable, oi: int, known: set[int]) -> bool:
+    """Whether node `oi`'s shape rule fails (Dynamic) without the values we folded but LiteRT
+    does not have at Prepare."""
+    op, infos = ex.sg.ops[oi], ex.infos
+    const_only = _CONSTANT_ONLY.get(op.name, ())
+    hidden = {i for j, i in enumerate(op.inputs) if i >= 0 and infos[i].value is not None
+              and (i not in known or (j in const_only and ex.sg.tensors[i].data is None))}
+    if not hidden:
+        return False
+    ctx = InferCtx(op_name=op.name, attrs=ex.attrs[oi],
+                   shapes=[None if i < 0 else infos[i].shape for i in op.inputs],
+                   dtypes=[None if i < 0 else infos[i].dtype for i in op.inputs],
+                   values=[None if i < 0 or i in hidden else infos[i].value for i in op.inputs],
+                   tensor_names=[ex.sg.tensors[i].name if i >= 0 else "(omitted)" for i in op.inputs])
+    try:
+        ex.opdefs[oi].infer(ctx)
+    except Dynamic:
+        return True
+    except Exception:  # a rule tripping over a value it only checks: LiteRT sizes such a node
+        return False
+    return False

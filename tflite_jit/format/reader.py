@@ -106,7 +106,8 @@ def _sparsity(s: dict | None) -> Sparsity | None:
         })
     to_t = lambda a: tuple(int(v) for v in a) if a is not None else ()  # noqa: E731
     return Sparsity(traversal_order=to_t(s.get("traversal_order")),
-                    block_map=to_t(s.get("block_map")), dim_metadata=dims)
+                    block_map=None if s.get("block_map") is None else to_t(s["block_map"]),
+                    dim_metadata=dims)
 
 
 def _tensor(t: dict, raw_buffers: list[dict], r: FlatReader, what: str) -> Tensor:

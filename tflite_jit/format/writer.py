@@ -119,7 +119,8 @@ def _sparsity_dict(s: Sparsity | None) -> dict | None:
                 dd[key + "_table"] = t
                 dd[key + "_type"] = enum_values("SparseIndexVector")[t]
         dims.append(dd)
-    return {"traversal_order": list(s.traversal_order), "block_map": list(s.block_map),
+    return {"traversal_order": list(s.traversal_order),
+            "block_map": None if s.block_map is None else list(s.block_map),
             "dim_metadata": dims}
 
 

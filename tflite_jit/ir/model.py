@@ -84,7 +84,7 @@ class Sparsity:
     """TACO-style sparse format of a constant tensor (DENSIFY / sparse FULLY_CONNECTED input)."""
 
     traversal_order: tuple[int, ...]
-    block_map: tuple[int, ...]
+    block_map: tuple[int, ...] | None  # None: the file has no block_map (not even an empty one)
     # One dict per traversal dimension: format ('DENSE'|'SPARSE_CSR'), dense_size,
     # array_segments / array_indices (numpy int arrays or None).
     dim_metadata: list[dict]
