@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from tflite_jit import litert_prepare
 from tflite_jit.backends import registry
 from tflite_jit.delegates import Delegate, load_delegate  # noqa: F401 (LiteRT's module exports both)
 from tflite_jit.explain import announce, execution_plan
@@ -27,7 +28,6 @@ from tflite_jit.format.reader import load_bytes, load_file
 from tflite_jit.fusion import get_strategy
 from tflite_jit.ir.model import TENSOR_TYPE_NAMES, Model, SignatureDef, Tensor, numpy_type
 from tflite_jit.ir.validate import validate
-from tflite_jit.ops.base import Dynamic, InferCtx
 from tflite_jit.runtime.executable import Executable, RunContext
 from tflite_jit.runtime.shapes import PrepareError
 
@@ -81,7 +81,7 @@ class _Wrapper:
         self.execs: dict[int, Executable] = {}  # built at the first allocation of each subgraph
         self.ready: dict[int, bool] = {}
         self.pending: dict[int, dict[int, tuple[int, ...]]] = {}  # resized, not yet allocated
-        # Tensors LiteRT leaves unprepared until the next invoke (_litert_unprepared), with the
+        # Tensors LiteRT leaves unprepared until the next invoke (litert_prepare.unprepared), with the
         # shape it still reports for each; and the subgraphs invoked at least once (before the
         # first invoke LiteRT has given those tensors no memory).
         self.held: dict[int, dict[int, tuple[int, ...]]] = {}
@@ -261,8 +261,8 @@ class Interpreter:
             w = None
             raise
         w.pending.pop(si, None)
-        w.held[si] = {t: reported[t] for t in _litert_unprepared(ex)}
-        w.renamed.setdefault(si, {}).update(_kernel_names(sg, skip=w.held[si]))
+        w.held[si] = {t: reported[t] for t in litert_prepare.unprepared(ex)}
+        w.renamed.setdefault(si, {}).update(litert_prepare.kernel_names(sg, skip=w.held[si]))
         w.ready[si] = True
 
     def _current_shape(self, tid: int, si: int = 0) -> tuple[int, ...]:
@@ -360,7 +360,7 @@ class Interpreter:
         """After an invoke every tensor has its run-time shape and memory, as in LiteRT."""
         self._interpreter.held.pop(si, None)
         self._interpreter.ran.add(si)
-        self._interpreter.renamed.setdefault(si, {}).update(_kernel_names(self._model.subgraphs[si]))
+        self._interpreter.renamed.setdefault(si, {}).update(litert_prepare.kernel_names(self._model.subgraphs[si]))
 
     def _get_tensor_details(self, tensor_index: int, subgraph_index: int) -> dict[str, Any]:
         """LiteRT's private one-tensor getter (tools call it). Indices go through int() as there;
@@ -682,63 +682,3 @@ def _detail_type(type_code: int) -> Any:
     if name == "BFLOAT16":
         raise ValueError("Could not get tensor details")
     return _DETAIL_TYPES.get(name) or numpy_type(type_code)
-
-
-# Ops whose LiteRT kernel computes the output at Prepare ("persistent" tensors) when every input
-# is a constant or persistent itself; SHAPE and RANK always do. Measured on ai_edge_litert 2.3:
-# ADD, SUB, DIV, FLOOR_DIV, PACK, CAST, SLICE, SQUEEZE, EXPAND_DIMS, SUM, ... wait for invoke.
-_AT_PREPARE_IF_KNOWN = frozenset({"MUL", "RESHAPE", "STRIDED_SLICE", "GATHER", "CONCATENATION", "TILE",
-                                  "BROADCAST_ARGS", "REDUCE_PROD", "RANGE"})
-_AT_PREPARE = frozenset({"SHAPE", "RANK"})
-# Shape inputs a kernel reads at Prepare only when they are constants (others accept persistent).
-_CONSTANT_ONLY = {"TRANSPOSE_CONV": (0,)}
-
-
-def _litert_unprepared(ex: Executable) -> list[int]:
-    """The tensors LiteRT has not sized after AllocateTensors: it prepares nodes in order and
-    stops at the first whose output is dynamic (its shape depends on a value only known at run
-    time, or it is a string) until invoke. That output keeps the shape it had (the file's
-    placeholder, or the last run's), and so does every later node's output, even where a
-    shape could have been known. We infer more (shape arithmetic folds at plan time), so this
-    replays LiteRT's view: which values it knows at Prepare, and which node stops it."""
-    sg, infos = ex.sg, ex.infos
-    known = {tid for tid, t in enumerate(sg.tensors) if t.data is not None}
-    for oi, op in enumerate(sg.ops):
-        held = [t for t in op.outputs if infos[t].shape is None]
-        if not held and _needs_run_time_values(ex, oi, known):
-            held = list(op.outputs)
-        if held or any(infos[t].dtype.kind in "SO" for t in op.outputs):
-            return held + [t for later in sg.ops[oi + 1:] for t in later.outputs]
-        ins = [i for i in op.inputs if i >= 0]
-        if op.name in _AT_PREPARE or (op.name in _AT_PREPARE_IF_KNOWN and all(i in known for i in ins)):
-            known.update(op.outputs)
-    return []
-
-
-def _kernel_names(sg: Any, skip: Any = ()) -> dict[int, str]:
-    """Tensor names LiteRT's kernels set when they prepare: DENSIFY names its output
-    'Densify_output' (and the name stays). `skip`: tensors of nodes not prepared yet."""
-    return {t: "Densify_output" for op in sg.ops if op.name == "DENSIFY" for t in op.outputs if t not in skip}
-
-
-def _needs_run_time_values(ex: Executable, oi: int, known: set[int]) -> bool:
-    """Whether node `oi`'s shape rule fails (Dynamic) without the values we folded but LiteRT
-    does not have at Prepare."""
-    op, infos = ex.sg.ops[oi], ex.infos
-    const_only = _CONSTANT_ONLY.get(op.name, ())
-    hidden = {i for j, i in enumerate(op.inputs) if i >= 0 and infos[i].value is not None
-              and (i not in known or (j in const_only and ex.sg.tensors[i].data is None))}
-    if not hidden:
-        return False
-    ctx = InferCtx(op_name=op.name, attrs=ex.attrs[oi],
-                   shapes=[None if i < 0 else infos[i].shape for i in op.inputs],
-                   dtypes=[None if i < 0 else infos[i].dtype for i in op.inputs],
-                   values=[None if i < 0 or i in hidden else infos[i].value for i in op.inputs],
-                   tensor_names=[ex.sg.tensors[i].name if i >= 0 else "(omitted)" for i in op.inputs])
-    try:
-        ex.opdefs[oi].infer(ctx)
-    except Dynamic:
-        return True
-    except Exception:  # a rule tripping over a value it only checks: LiteRT sizes such a node
-        return False
-    return False
