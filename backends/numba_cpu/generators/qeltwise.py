@@ -17,9 +17,8 @@ import math
 
 import numpy as np
 
+from tflite_jit.backends.numba_cpu import emit, qlut, qmulvec
 from tflite_jit.backends.numba_cpu.backend import register_generator
-from tflite_jit.backends.numba_cpu.generators import qlut, qmulvec
-from tflite_jit.backends.numba_cpu.generators.loop import module, prange_head, want_parallel
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
@@ -71,14 +70,14 @@ def _generate(req: KernelRequest) -> KernelSource:
             raise Unsupported(f"quantized {req.op_name}: mixed dtypes")
     n = math.prod(x.shape)
     head = n // 16 * 16 if not a.sub else 0
-    parallel = want_parallel(req, n / SERIAL_ELEMS) and head >= 16 * 64
+    parallel = emit.want_parallel(req, n / SERIAL_ELEMS) and head >= 16 * 64
     body = ["def entry(x, y, o):"]
     if head:
         nb = head // 16
         if parallel:
             chunks = 4 * req.num_threads
             per = -(-nb // chunks)
-            body += ["    " + ln for ln in prange_head("c", 0, chunks)]
+            body += ["    " + ln for ln in emit.prange_head("c", 0, chunks)]
             body += [f"        for i in range(c * {per * 16}, min(c * {per * 16} + {per * 16}, {head})):"]
             body += ["            " + ln for ln in _element(a, "i", True)]
         else:
@@ -86,8 +85,8 @@ def _generate(req: KernelRequest) -> KernelSource:
     if head < n:
         body += [f"    for i in range({head}, {n}):"] + ["        " + ln for ln in _element(a, "i", False)]
     src = (f"# quantized {req.op_name} ({a.dtype})\n"
-           "from tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
-           + module("\n".join(body) + "\n", parallel))
+           "from tflite_jit.backends.numba_cpu.simd import ld, st\n"
+           + emit.module("\n".join(body) + "\n", parallel))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], parallel)
 
 
@@ -167,9 +166,9 @@ def generate_mul(req: KernelRequest) -> KernelSource:
     lines = _vector_mul(a, out, tuple(x.shape), tuple(y.shape), body) if qmulvec_ok(a) else None
     if lines is None:
         lines = ["def entry(x, y, o):"] + ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(y.shape)], body)]
-    src = ("# quantized MUL\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
-           "from tflite_jit.backends.numba_cpu.generators.qmulvec import qmul16\n"
-           + module("\n".join(lines) + "\n", False))
+    src = ("# quantized MUL\nfrom tflite_jit.backends.numba_cpu.simd import ld, st\n"
+           "from tflite_jit.backends.numba_cpu.qmulvec import qmul16\n"
+           + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], False)
 
 
@@ -245,9 +244,9 @@ def generate_table(req: KernelRequest) -> KernelSource:
         lines += [f"    for i in range(0, {head}, {qlut.LUT_W}):", "        lut64(btab, x, o, i)"]
     if head < n:
         lines += [f"    for i in range({head}, {n}):", f"        st(o, i, ld(tab, np.int64(ld(x, i)) - {lo}))"]
-    src = (f"# quantized table op {req.op_name}\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
-           "from tflite_jit.backends.numba_cpu.generators.qlut import lut64\n"
-           + module("\n".join(lines) + "\n", False))
+    src = (f"# quantized table op {req.op_name}\nfrom tflite_jit.backends.numba_cpu.simd import ld, st\n"
+           "from tflite_jit.backends.numba_cpu.qlut import lut64\n"
+           + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=table),
                                        Arg("const", value=qlut.byte_table(table, dt)), Arg("output", 0)], False)
 

@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
+from tflite_jit.backends.numba_cpu import emit
 from tflite_jit.backends.numba_cpu.backend import register_generator
-from tflite_jit.backends.numba_cpu.generators.loop import module
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
@@ -91,6 +91,6 @@ def generate_pad(req: KernelRequest) -> KernelSource:
             body += [f"{ind}else:", f"{ind}    for c in range({OL}):", f"{ind}        st(o, ob + c, {value})"]
         else:
             body += [ind + ln for ln in copy]
-    src = ("# PAD\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
-           + module("\n".join(body) + "\n", False))
+    src = ("# PAD\nfrom tflite_jit.backends.numba_cpu.simd import ld, st\n"
+           + emit.module("\n".join(body) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("output", 0)], False)

@@ -14,10 +14,10 @@ import math
 
 import numpy as np
 
+from tflite_jit.backends.numba_cpu import emit
 from tflite_jit.backends.numba_cpu.backend import register_generator
 from tflite_jit.backends.numba_cpu.generators import pool as _float_pool
 from tflite_jit.backends.numba_cpu.generators.depthwise import geometry
-from tflite_jit.backends.numba_cpu.generators.loop import module
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
@@ -74,8 +74,8 @@ def _qpool(req: KernelRequest, kind: str) -> KernelSource:
         f"                for c in range({C}):",
     ] + [f"                    {ln}" for ln in fin] + [
         f"                    st(o, ob + c, min(max(r, {lo}), {hi}))"]
-    src = (f"# quantized {req.op_name}\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
-           + module("\n".join(body) + "\n", False))
+    src = (f"# quantized {req.op_name}\nfrom tflite_jit.backends.numba_cpu.simd import ld, st\n"
+           + emit.module("\n".join(body) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=np.zeros(C, np.int64)),
                                        Arg("output", 0)], False)
 

@@ -40,7 +40,7 @@ EXACT_NJIT = ("@numba.njit(cache=True, nogil=True, fastmath=False, error_model='
 
 def exact_module(comment: str, body: list[str]) -> str:
     """A kernel module (printer prelude, ld/st) whose entry is compiled without fastmath."""
-    return (f"# {comment}\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
+    return (f"# {comment}\nfrom tflite_jit.backends.numba_cpu.simd import ld, st\n"
             + printer.PRELUDE + "\n\n" + EXACT_NJIT + "\n" + "\n".join(body) + "\n")
 
 

@@ -16,9 +16,9 @@ import math
 
 import numpy as np
 
+from tflite_jit.backends.numba_cpu import emit
 from tflite_jit.backends.numba_cpu.backend import register_generator
 from tflite_jit.backends.numba_cpu.generators import reduce as _float_reduce
-from tflite_jit.backends.numba_cpu.generators.loop import module
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
@@ -109,8 +109,8 @@ def generate_mean(req: KernelRequest) -> KernelSource:
         body += [f"        for c in range({blocks}):"] + ["            " + ln for ln in fin(False)]
     if blocks < C:
         body += [f"        for c in range({blocks}, {C}):"] + ["            " + ln for ln in fin(True)]
-    src = ("# quantized MEAN (spatial)\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
-           + module("\n".join(body) + "\n", False))
+    src = ("# quantized MEAN (spatial)\nfrom tflite_jit.backends.numba_cpu.simd import ld, st\n"
+           + emit.module("\n".join(body) + "\n", False))
     assert math.prod(req.out_shape) == B * C
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=np.zeros(C, np.int64)),
                                        Arg("output", 0)], False)
