@@ -24,7 +24,6 @@ import pytest
 from tests.oracle import Const, assert_close, one_op_model
 from tflite_jit import models, ops
 from tflite_jit.backends.base import Cluster
-from tflite_jit.runtime.one_backend import GraphKernel, env_of, single_cluster
 from tflite_jit.backends.reference.backend import ReferenceBackend
 from tflite_jit.backends.request import KernelRequest, Output, TensorArg
 from tflite_jit.format.builder import ModelBuilder
@@ -32,6 +31,7 @@ from tflite_jit.format.reader import load_bytes
 from tflite_jit.ir.model import Model
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.base import PatternKind
+from tflite_jit.runtime.one_backend import GraphKernel, env_of, single_cluster
 
 F32 = np.float32
 TRANSFORMER = dict(seq_len=16, d_model=32, num_heads=2, d_ff=64, num_layers=1, vocab=50)
