@@ -106,21 +106,29 @@ class ScalarOps(ABC, Generic[T]):
     instantiated again. Keep the vocabulary small: every backend renders each function.
     ``and``/``or``/``not`` are spelled ``and_``/``or_``/``not_`` (Python keywords)."""
 
-    #: functions this renderer cannot render -> why (``{fn}`` is replaced by the function's name);
-    #: each becomes a method raising `error` with that message: a refusal is said, never implied
+    # A renderer defines each function as a method, or names it in one of these tables (each
+    # entry becomes the method; a function may be defined once only):
+    #: functions rendered as ``(a <op> b)``: function -> operator
+    infix: ClassVar[dict[str, str]] = {}
+    #: functions rendered as a call: function -> the callee (printers: its name, printed as
+    #: ``name(a, b)``; the NumPy evaluator: the function itself, applied)
+    calls: ClassVar[dict[str, str | Callable[..., Any]]] = {}
+    #: functions this renderer cannot render -> why (``{fn}`` is replaced by the function's name):
+    #: the method raises `error` with that message, so a refusal is said, never implied
     refused: ClassVar[dict[str, str]] = {}
     #: what a refused function raises (the renderer's own error type)
     error: ClassVar[type[Exception]] = ValueError
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for fn, why in cls.__dict__.get("refused", {}).items():
-            name = method_name(fn)
-            if fn not in FNS:
-                raise TypeError(f"{cls.__name__} refuses {fn!r}, which is not in the vocabulary")
-            if name in cls.__dict__:
-                raise TypeError(f"{cls.__name__} both implements and refuses {fn!r}")
-            setattr(cls, name, _refusal(fn, why))
+        for table, make in (("infix", _infix), ("calls", _call), ("refused", _refusal)):
+            for fn, how in cls.__dict__.get(table, {}).items():
+                name = method_name(fn)
+                if fn not in FNS:
+                    raise TypeError(f"{cls.__name__}.{table} names {fn!r}, which is not in the vocabulary")
+                if name in cls.__dict__:
+                    raise TypeError(f"{cls.__name__} defines {fn!r} twice")
+                setattr(cls, name, make(fn, how))
 
     def call(self, fn: str, args: Sequence[T]) -> T:
         """Function `fn` of the vocabulary applied to `args`."""
@@ -318,12 +326,34 @@ def method_name(fn: str) -> str:
     return fn + "_" if keyword.iskeyword(fn) else fn
 
 
+def _infix(fn: str, op: str) -> Callable[..., Any]:
+    def method(self: ScalarOps, a: str, b: str) -> str:
+        return f"({a} {op} {b})"
+
+    method.__doc__ = f"``(a {op} b)``"
+    return method
+
+
+def _call(fn: str, callee: str | Callable[..., Any]) -> Callable[..., Any]:
+    if callable(callee):
+        def method(self: ScalarOps, *args: Any) -> Any:
+            return callee(*args)
+
+        method.__doc__ = f"{getattr(callee, '__name__', callee)}(...)"
+    else:
+        def method(self: ScalarOps, *args: Any) -> Any:
+            return f"{callee}({', '.join(args)})"
+
+        method.__doc__ = f"``{callee}(...)``"
+    return method
+
+
 def _refusal(fn: str, why: str) -> Callable[..., Any]:
-    def refuse(self: ScalarOps, *args: Any) -> Any:
+    def method(self: ScalarOps, *args: Any) -> Any:
         raise self.error(why.format(fn=fn))
 
-    refuse.__doc__ = f"Refused: {why.format(fn=fn)}"
-    return refuse
+    method.__doc__ = f"Refused: {why.format(fn=fn)}"
+    return method
 
 
 #: The vocabulary: function name -> arity, read off `ScalarOps` (definition order).
@@ -542,56 +572,25 @@ def _quant_steps(x: np.ndarray, lo: np.ndarray, inv: np.ndarray) -> np.ndarray:
     return _round_away(np.multiply(diff, inv, dtype=x.dtype))
 
 
-_erf32 = _f32_64(_erf64)
-_erfc32 = _f32_64(_erfc64)
-
-
 class NumpyOps(ScalarOps[np.ndarray]):
     """The reference semantics: every function on NumPy arrays (or scalars), in the operands'
     dtype. `evaluate_numpy` runs trees through it; the reference kernels are that."""
 
-    def add(self, a, b): return np.add(a, b)  # noqa: E704
-    def sub(self, a, b): return np.subtract(a, b)  # noqa: E704
-    def mul(self, a, b): return np.multiply(a, b)  # noqa: E704
-    def div(self, a, b): return _div(a, b)  # noqa: E704
-    def neg(self, x): return np.negative(x)  # noqa: E704
-    def abs(self, x): return np.abs(x)  # noqa: E704
-    def square(self, x): return np.square(x)  # noqa: E704
-    def max(self, a, b): return np.maximum(a, b)  # noqa: E704
-    def min(self, a, b): return np.minimum(a, b)  # noqa: E704
-    def sqrt(self, x): return np.sqrt(x)  # noqa: E704
-    def rsqrt(self, x): return _rsqrt(x)  # noqa: E704
-    def exp(self, x): return np.exp(x)  # noqa: E704
-    def log(self, x): return np.log(x)  # noqa: E704
-    def tanh(self, x): return np.tanh(x)  # noqa: E704
-    def erf(self, x): return _erf32(x)  # noqa: E704
-    def erfc(self, x): return _erfc32(x)  # noqa: E704
-    def floor(self, x): return np.floor(x)  # noqa: E704
-    def ceil(self, x): return np.ceil(x)  # noqa: E704
-    def lt(self, a, b): return np.less(a, b)  # noqa: E704
-    def gt(self, a, b): return np.greater(a, b)  # noqa: E704
-    def le(self, a, b): return np.less_equal(a, b)  # noqa: E704
-    def ge(self, a, b): return np.greater_equal(a, b)  # noqa: E704
-    def eq(self, a, b): return np.equal(a, b)  # noqa: E704
-    def ne(self, a, b): return np.not_equal(a, b)  # noqa: E704
-    def where(self, c, a, b): return np.where(c, a, b)  # noqa: E704
-    def sign(self, x): return np.sign(x)  # noqa: E704
-    def round(self, x): return np.rint(x)  # noqa: E704
-    def sin(self, x): return np.sin(x)  # noqa: E704
-    def cos(self, x): return np.cos(x)  # noqa: E704
-    def power(self, a, b): return _pow(a, b)  # noqa: E704
-    def power_wrap(self, a, b): return np.power(a, b)  # noqa: E704
-    def floordiv(self, a, b): return _floordiv(a, b)  # noqa: E704
-    def floormod(self, a, b): return _floormod(a, b)  # noqa: E704
-    def and_(self, a, b): return np.logical_and(a, b)  # noqa: E704
-    def or_(self, a, b): return np.logical_or(a, b)  # noqa: E704
-    def not_(self, x): return np.logical_not(x)  # noqa: E704
-    def atan2(self, y, x): return np.arctan2(y, x)  # noqa: E704
-    def bitand(self, a, b): return np.bitwise_and(a, b)  # noqa: E704
-    def bitxor(self, a, b): return np.bitwise_xor(a, b)  # noqa: E704
-    def rshift(self, a, b): return _rshift(a, b)  # noqa: E704
-    def round_away(self, x): return _round_away(x)  # noqa: E704
-    def quant_steps(self, x, lo, inv): return _quant_steps(x, lo, inv)  # noqa: E704
+    calls = {
+        "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": _div, "neg": np.negative,
+        "abs": np.abs, "square": np.square, "max": np.maximum, "min": np.minimum,
+        "sqrt": np.sqrt, "rsqrt": _rsqrt, "exp": np.exp, "log": np.log, "tanh": np.tanh,
+        "erf": _f32_64(_erf64), "erfc": _f32_64(_erfc64), "floor": np.floor, "ceil": np.ceil,
+        "lt": np.less, "gt": np.greater, "le": np.less_equal, "ge": np.greater_equal,
+        "eq": np.equal, "ne": np.not_equal,
+        "where": np.where,
+        "sign": np.sign, "round": np.rint, "sin": np.sin, "cos": np.cos, "power": _pow,
+        "power_wrap": np.power,
+        "floordiv": _floordiv, "floormod": _floormod,
+        "and": np.logical_and, "or": np.logical_or, "not": np.logical_not,
+        "atan2": np.arctan2, "bitand": np.bitwise_and, "bitxor": np.bitwise_xor, "rshift": _rshift,
+        "round_away": _round_away, "quant_steps": _quant_steps,
+    }
 
 
 _NUMPY = NumpyOps()

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from types import ModuleType
 
 import numpy as np
 
@@ -69,6 +70,12 @@ def module(body: str, parallel: bool, arcp: bool = True) -> str:
     then the entry function."""
     extra = printer.EXP_PRELUDE if uses_vector_libm(body) else ""
     return printer.PRELUDE + extra + "\n\n" + njit_line(parallel, arcp) + "\n" + body
+
+
+def helper_import(module: ModuleType, *names: str) -> str:
+    """The line a generated module imports helpers (intrinsics) with: `from <module> import ...`.
+    Generators name the module object, so a moved helper module fails here, not at compile."""
+    return f"from {module.__name__} import {', '.join(names)}\n"
 
 
 def uses_vector_libm(text: str) -> bool:

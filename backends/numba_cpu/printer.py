@@ -1,4 +1,6 @@
-"""Print ops/expr.py trees as Numba-compilable Python expressions.
+"""Print ops/expr.py trees as Numba-compilable Python expressions: `NumbaOps` is the Numba
+renderer of the scalar vocabulary (ops/expr.py ScalarOps), `to_python` prints a tree with it, and
+PRELUDE / EXP_PRELUDE are the helpers printed expressions call, pasted into every kernel module.
 
 Float32 trees must stay float32 inside Numba: a bare Python float literal would promote the
 arithmetic to float64 (PERFORMANCE.md §1.1), so every constant is printed as np.float32(...)
@@ -6,6 +8,8 @@ arithmetic to float64 (PERFORMANCE.md §1.1), so every constant is printed as np
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -30,6 +34,17 @@ def const_literal(value: float | int | str, dtype: np.dtype) -> str:
     return f"np.{dt.name}({int(value)})"
 
 
+def _typed(callee: str) -> Callable[..., str]:
+    """A NumbaOps method printing ``np.<dtype>(callee(a, ...))`` (Numba may widen the call's
+    result: the cast keeps the tree's dtype)."""
+
+    def method(self: NumbaOps, *args: str) -> str:
+        return f"{self.t}({callee}({', '.join(args)}))"
+
+    method.__doc__ = f"``np.<dtype>({callee}(...))``"
+    return method
+
+
 class NumbaOps(ScalarOps[str]):
     """The vocabulary as Numba-compilable Python expressions over operands of `dtype` (source
     text in, source text out). With `vector_libm`, exp/erf/erfc/tanh on float32 print as the
@@ -37,31 +52,37 @@ class NumbaOps(ScalarOps[str]):
     as the scalar libm call."""
 
     error = PrintError
+    infix = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "gt": ">", "le": "<=", "ge": ">=",
+             "eq": "==", "ne": "!=", "and": "and", "or": "or", "bitand": "&", "bitxor": "^"}
+    calls = {"round_away": "_round_away", "quant_steps": "_quant_steps"}
 
     def __init__(self, dtype: np.dtype, vector_libm: bool = False):
         self.dt = np.dtype(dtype)
         self.t = f"np.{self.dt.name}"
         self.vector_libm = vector_libm and self.dt == F32
 
-    def _typed(self, fn: str, *args: str) -> str:
-        return f"{self.t}({fn}({', '.join(args)}))"
-
     def _libm(self, fn: str, x: str) -> str:
         if self.vector_libm:
             return f"{VECTOR_FNS[fn]}({x})"
         if fn in ("erf", "erfc"):
             return f"{self.t}(math.{fn}(np.float64({x})))"
-        return self._typed(f"np.{fn}", x)
+        return f"{self.t}(np.{fn}({x}))"
 
     def _float_int(self, float_text: str, int_text: str) -> str:
         return float_text if self.dt.kind == "f" else int_text
 
-    def add(self, a, b): return f"({a} + {b})"  # noqa: E704
-    def sub(self, a, b): return f"({a} - {b})"  # noqa: E704
-    def mul(self, a, b): return f"({a} * {b})"  # noqa: E704
+    abs = _typed("abs")
+    sqrt = _typed("np.sqrt")
+    log = _typed("np.log")
+    floor = _typed("np.floor")
+    ceil = _typed("np.ceil")
+    round = _typed("np.rint")
+    sin = _typed("np.sin")
+    cos = _typed("np.cos")
+    atan2 = _typed("np.arctan2")
+
     def div(self, a, b): return self._float_int(f"({a} / {b})", f"_tdiv({a}, {b})")  # noqa: E704
     def neg(self, x): return f"(-{x})"  # noqa: E704
-    def abs(self, x): return f"{self.t}(abs({x}))"  # noqa: E704
     def square(self, x): return f"({x} * {x})"  # noqa: E704
 
     def max(self, a, b):
@@ -71,22 +92,13 @@ class NumbaOps(ScalarOps[str]):
     def min(self, a, b):
         return self._float_int(f"_min({a}, {b})", f"({a} if {a} < {b} else {b})")
 
-    def sqrt(self, x): return self._typed("np.sqrt", x)  # noqa: E704
     def rsqrt(self, x): return f"({self.t}(1.0) / np.sqrt({x}))"  # noqa: E704
     def exp(self, x): return self._libm("exp", x)  # noqa: E704
-    def log(self, x): return self._typed("np.log", x)  # noqa: E704
     def tanh(self, x): return self._libm("tanh", x)  # noqa: E704
     def erf(self, x): return self._libm("erf", x)  # noqa: E704
     def erfc(self, x): return self._libm("erfc", x)  # noqa: E704
-    def floor(self, x): return self._typed("np.floor", x)  # noqa: E704
-    def ceil(self, x): return self._typed("np.ceil", x)  # noqa: E704
-    def lt(self, a, b): return f"({a} < {b})"  # noqa: E704
-    def gt(self, a, b): return f"({a} > {b})"  # noqa: E704
-    def le(self, a, b): return f"({a} <= {b})"  # noqa: E704
-    def ge(self, a, b): return f"({a} >= {b})"  # noqa: E704
-    def eq(self, a, b): return f"({a} == {b})"  # noqa: E704
-    def ne(self, a, b): return f"({a} != {b})"  # noqa: E704
     def where(self, c, a, b): return f"({a} if {c} else {b})"  # noqa: E704
+    def not_(self, x): return f"(not {x})"  # noqa: E704
 
     def sign(self, x):
         t = self.t
@@ -94,37 +106,23 @@ class NumbaOps(ScalarOps[str]):
             return f"({t}(1) if {x} > 0 else ({t}(-1) if {x} < 0 else {x} * {t}(0)))"
         return f"({t}(1) if {x} > 0 else ({t}(-1) if {x} < 0 else {t}(0)))"
 
-    def round(self, x): return self._typed("np.rint", x)  # noqa: E704
-    def sin(self, x): return self._typed("np.sin", x)  # noqa: E704
-    def cos(self, x): return self._typed("np.cos", x)  # noqa: E704
-
     def power(self, a, b):
         lo, hi = const_literal("lowest", self.dt), const_literal("highest", self.dt)
-        return self._float_int(self._typed("np.power", a, b), self._typed("_ipow", a, b, lo, hi))
+        return self._float_int(f"{self.t}(np.power({a}, {b}))", f"{self.t}(_ipow({a}, {b}, {lo}, {hi}))")
 
     def power_wrap(self, a, b):
-        return self._float_int(self._typed("np.power", a, b), self._typed("_ipow_wrap", a, b))
+        return self._float_int(f"{self.t}(np.power({a}, {b}))", f"{self.t}(_ipow_wrap({a}, {b}))")
 
     def floordiv(self, a, b):
         return self._float_int(f"{self.t}(np.floor({a} / {b}))", f"{self.t}({a} // {b})")
 
     def floormod(self, a, b):
-        return self._float_int(self._typed("_floormod", a, b), f"{self.t}({a} % {b})")
-
-    def and_(self, a, b): return f"({a} and {b})"  # noqa: E704
-    def or_(self, a, b): return f"({a} or {b})"  # noqa: E704
-    def not_(self, x): return f"(not {x})"  # noqa: E704
-    def atan2(self, y, x): return self._typed("np.arctan2", y, x)  # noqa: E704
-    def bitand(self, a, b): return f"({a} & {b})"  # noqa: E704
-    def bitxor(self, a, b): return f"({a} ^ {b})"  # noqa: E704
+        return self._float_int(f"{self.t}(_floormod({a}, {b}))", f"{self.t}({a} % {b})")
 
     def rshift(self, a, b):
         if self.dt.kind not in "iu":
             raise PrintError(f"rshift on {self.dt}")
         return f"_rshift({a}, {b}, {self.dt.itemsize * 8 - 1})"
-
-    def round_away(self, x): return f"_round_away({x})"  # noqa: E704
-    def quant_steps(self, x, lo, inv): return f"_quant_steps({x}, {lo}, {inv})"  # noqa: E704
 
 
 def to_python(expr: Expr, names: dict[int, str], dtype: np.dtype, vector_libm: bool = False) -> str:

@@ -31,7 +31,7 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic, models, register_model
 
 from tflite_jit.backends.numba_cpu.printer import PrintError, const_literal
-from tflite_jit.ops.expr import FNS, Const, Expr, ScalarOps, Var
+from tflite_jit.ops.expr import Const, Expr, ScalarOps, Var
 
 F32 = np.dtype(np.float32)
 
@@ -312,20 +312,9 @@ class VecOps(ScalarOps[str]):
          "round", "sin", "cos", "power", "power_wrap", "floordiv", "floormod", "and", "or", "not",
          "atan2", "bitand", "bitxor", "rshift", "round_away", "quant_steps"),
         "{fn} has no vector form")
-
-    def add(self, a, b): return f"vadd({a}, {b})"  # noqa: E704
-    def sub(self, a, b): return f"vsub({a}, {b})"  # noqa: E704
-    def mul(self, a, b): return f"vmul({a}, {b})"  # noqa: E704
-    def div(self, a, b): return f"vdiv({a}, {b})"  # noqa: E704
-    def neg(self, x): return f"vneg({x})"  # noqa: E704
-    def abs(self, x): return f"vabs({x})"  # noqa: E704
-    def square(self, x): return f"vsquare({x})"  # noqa: E704
-    def max(self, a, b): return f"vmax({a}, {b})"  # noqa: E704
-    def min(self, a, b): return f"vmin({a}, {b})"  # noqa: E704
-    def sqrt(self, x): return f"vsqrt({x})"  # noqa: E704
-    def rsqrt(self, x): return f"vrsqrt({x})"  # noqa: E704
-    def floor(self, x): return f"vfloor({x})"  # noqa: E704
-    def ceil(self, x): return f"vceil({x})"  # noqa: E704
+    calls = {"add": "vadd", "sub": "vsub", "mul": "vmul", "div": "vdiv", "neg": "vneg", "abs": "vabs",
+             "square": "vsquare", "max": "vmax", "min": "vmin", "sqrt": "vsqrt", "rsqrt": "vrsqrt",
+             "floor": "vfloor", "ceil": "vceil"}
 
 
 _VEC_OPS = VecOps()
@@ -333,8 +322,7 @@ _VEC_OPS = VecOps()
 #: every intrinsic a GEMM kernel may call (its import line): the memory and FMA intrinsics, then
 #: each one VecOps prints
 INTRINSICS = ("vload", "vloadm", "vstore", "vstorem", "vbcast", "vsplat", "vfma", "ld", "st",
-              *sorted({_VEC_OPS.call(fn, ["x"] * n).split("(")[0]
-                       for fn, n in FNS.items() if fn not in VecOps.refused}))
+              *sorted(set(VecOps.calls.values())))
 
 
 def vec_expr(expr: Expr, names: dict[int, str]) -> str | None:

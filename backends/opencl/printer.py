@@ -70,56 +70,32 @@ class OpenCLOps(ScalarOps[str]):
     and an integer tree is refused before printing."""
 
     error = PrintError
+    infix = {"add": "+", "sub": "-", "mul": "*", "div": "/", "lt": "<", "gt": ">", "le": "<=",
+             "ge": ">=", "eq": "==", "ne": "!=", "and": "&&", "or": "||"}
+    calls = {"abs": "fabs", "sqrt": "sqrt", "exp": "exp", "log": "log", "erf": "erf", "erfc": "erfc",
+             "floor": "floor", "ceil": "ceil", "round": "rint", "sin": "sin", "cos": "cos",
+             "power": "pow", "atan2": "atan2", "floormod": "tj_floormod",
+             "round_away": "tj_round_away", "quant_steps": "tj_quant_steps"}
     refused = dict.fromkeys(("bitand", "bitxor", "rshift", "power_wrap"),
                             "expression function {fn!r} is integer-only; the OpenCL backend prints "
                             "float32 trees")
 
-    def add(self, a, b): return f"({a} + {b})"  # noqa: E704
-    def sub(self, a, b): return f"({a} - {b})"  # noqa: E704
-    def mul(self, a, b): return f"({a} * {b})"  # noqa: E704
-    def div(self, a, b): return f"({a} / {b})"  # noqa: E704
     def neg(self, x): return f"(-{x})"  # noqa: E704
-    def abs(self, x): return f"fabs({x})"  # noqa: E704
     def square(self, x): return f"({x} * {x})"  # noqa: E704
     def max(self, a, b): return f"((({a}) > ({b}) || ({a}) != ({a})) ? ({a}) : ({b}))"  # noqa: E704
     def min(self, a, b): return f"((({a}) < ({b}) || ({a}) != ({a})) ? ({a}) : ({b}))"  # noqa: E704
-    def sqrt(self, x): return f"sqrt({x})"  # noqa: E704
     def rsqrt(self, x): return f"(1.0f / sqrt({x}))"  # noqa: E704
-    def exp(self, x): return f"exp({x})"  # noqa: E704
-    def log(self, x): return f"log({x})"  # noqa: E704
+    def where(self, c, a, b): return f"(({c}) ? ({a}) : ({b}))"  # noqa: E704
+    def floordiv(self, a, b): return f"floor({a} / {b})"  # noqa: E704
+    def not_(self, x): return f"(!{x})"  # noqa: E704
 
     def tanh(self, x):
         # PoCL's tanh returns +-0.99999994 even at +-inf (measured), so GELU's 1 + tanh(-inf) is
         # not 0 there; tanh(x) rounds to exactly +-1 in float32 for |x| >= 10 anyway
         return f"(({x}) >= 10.0f ? 1.0f : (({x}) <= -10.0f ? -1.0f : tanh({x})))"
 
-    def erf(self, x): return f"erf({x})"  # noqa: E704
-    def erfc(self, x): return f"erfc({x})"  # noqa: E704
-    def floor(self, x): return f"floor({x})"  # noqa: E704
-    def ceil(self, x): return f"ceil({x})"  # noqa: E704
-    def lt(self, a, b): return f"({a} < {b})"  # noqa: E704
-    def gt(self, a, b): return f"({a} > {b})"  # noqa: E704
-    def le(self, a, b): return f"({a} <= {b})"  # noqa: E704
-    def ge(self, a, b): return f"({a} >= {b})"  # noqa: E704
-    def eq(self, a, b): return f"({a} == {b})"  # noqa: E704
-    def ne(self, a, b): return f"({a} != {b})"  # noqa: E704
-    def where(self, c, a, b): return f"(({c}) ? ({a}) : ({b}))"  # noqa: E704
-
     def sign(self, x):  # NaN passes through (x * 0 is NaN), like NumPy's sign
         return f"(({x}) > 0.0f ? 1.0f : (({x}) < 0.0f ? -1.0f : ({x}) * 0.0f))"
-
-    def round(self, x): return f"rint({x})"  # noqa: E704
-    def sin(self, x): return f"sin({x})"  # noqa: E704
-    def cos(self, x): return f"cos({x})"  # noqa: E704
-    def power(self, a, b): return f"pow({a}, {b})"  # noqa: E704
-    def floordiv(self, a, b): return f"floor({a} / {b})"  # noqa: E704
-    def floormod(self, a, b): return f"tj_floormod({a}, {b})"  # noqa: E704
-    def and_(self, a, b): return f"({a} && {b})"  # noqa: E704
-    def or_(self, a, b): return f"({a} || {b})"  # noqa: E704
-    def not_(self, x): return f"(!{x})"  # noqa: E704
-    def atan2(self, y, x): return f"atan2({y}, {x})"  # noqa: E704
-    def round_away(self, x): return f"tj_round_away({x})"  # noqa: E704
-    def quant_steps(self, x, lo, inv): return f"tj_quant_steps({x}, {lo}, {inv})"  # noqa: E704
 
 
 _OPS = OpenCLOps()

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tflite_jit.backends.numba_cpu import emit, printer
-from tflite_jit.backends.numba_cpu.backend import register_generator
+from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E

@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, printer
-from tflite_jit.backends.numba_cpu.backend import register_generator
-from tflite_jit.backends.numba_cpu.simd import INTRINSICS, SIMD_VERSION, VW, vec_expr
+from tflite_jit.backends.numba_cpu import emit, printer, simd
+from tflite_jit.backends.numba_cpu.generators import register_generator
+from tflite_jit.backends.numba_cpu.simd import SIMD_VERSION, VW, vec_expr
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
@@ -198,6 +198,10 @@ def _extra_row_code(shape: tuple[int, ...], out_lead: tuple[int, ...], g: str) -
 
 def _generate(req: KernelRequest, g: _Gemm, arg_names: list[str], args: list[Arg],
               tile: tuple[int, int] | None) -> KernelSource:
+    """The kernel for `g`; `arg_names` / `args`: the op's own parameters (the epilogue's extras
+    and the outputs follow)."""
+    n2, a2 = _common_args(req)
+    arg_names, args = arg_names + n2, args + a2
     RO, L, N, NB, M = g.RO, g.L, g.N, g.NB, g.M
     MR, NV = tile or choose_tile(RO, L, N)
     MR = min(MR, L)
@@ -416,7 +420,7 @@ def _generate(req: KernelRequest, g: _Gemm, arg_names: list[str], args: list[Arg
     header = (
         f"# tflite_jit gemm kernel: {req.op_name} M={M} N={N} K={g.KT} batches={NB} "
         f"tile={MR}x{NR} simd={SIMD_VERSION}/{VW}\n"
-        f"from tflite_jit.backends.numba_cpu.simd import {', '.join(INTRINSICS)}\n"
+        + emit.helper_import(simd, *simd.INTRINSICS)
     )
 
     # A parallel kernel keeps its tile loops in a separate serial function that the prange body
@@ -447,9 +451,13 @@ def _common_args(req: KernelRequest) -> tuple[list[str], list[Arg]]:
     return names, args
 
 
-def _check_outputs(req: KernelRequest) -> None:
+def _operands(req: KernelRequest, floats: Sequence[int]) -> tuple:
+    """(x, weights, bias or None) of a GEMM node whose inputs `floats` are float32 and whose
+    outputs are not empty."""
+    _f32(req, floats)
     if any(math.prod(o.arg.shape) == 0 for o in req.outputs):
         raise Unsupported(f"{req.op_name}: empty output")
+    return req.inputs[0], req.inputs[1], req.inputs[2] if len(req.inputs) > 2 else None
 
 
 # ---- CONV_2D -----------------------------------------------------------------------------------
@@ -458,10 +466,7 @@ def _check_outputs(req: KernelRequest) -> None:
 @register_generator("CONV_2D")
 def conv2d(req: KernelRequest, tile: tuple[int, int] | None = None) -> KernelSource:
     a = req.attrs
-    _f32(req, (0, 1, 2))
-    _check_outputs(req)
-    x, f = req.inputs[0], req.inputs[1]
-    b = req.inputs[2] if len(req.inputs) > 2 else None
+    x, f, b = _operands(req, (0, 1, 2))
     nimg, H, W, C = x.shape
     CO, KH, KW, CI = f.shape
     if CI != C:
@@ -509,28 +514,28 @@ def conv2d(req: KernelRequest, tile: tuple[int, int] | None = None) -> KernelSou
                     f"{dst} = bi_ * {HP * WP * C} + ({ro} - bi_ * {OH}) * {SH * WP * C}"]
 
         g = _Gemm(RO=nimg * OH, L=OW, LS=SW * C, outer_code=outer, **common)
-    if f.value is not None:
-        g.w_packed = np.asarray(f.value, F32).reshape(CO, KH * KW * C)
-    else:
-        names.append("w_rt")
-        args.append(Arg("input", 1))
-        g.w_pack_code = _pack_rt_nk(CO, KH * KW * C)
+    _weights_nk(g, f, CO, KH * KW * C, names, args)
     _bias(req, b, g, names, args, CO)
     g.consts = consts
-    n2, a2 = _common_args(req)
-    return _generate(req, g, names + n2, args + a2, tile)
+    return _generate(req, g, names, args, tile)
 
 
-def _pack_rt_nk(N: int, K: int, src: str = "w_rt") -> Callable[[int], list[str]]:
-    """Prologue packing a run-time [N, K] weight matrix into Wp panels."""
+def _weights_nk(g: _Gemm, w, N: int, K: int, names: list[str], args: list[Arg]) -> None:
+    """An [N, K] weight matrix: packed at plan time when constant; otherwise input 1 (`w_rt`)
+    is packed into the Wp panels by the kernel's prologue."""
+    if w.value is not None:
+        g.w_packed = np.asarray(w.value, F32).reshape(N, K)
+        return
+    names.append("w_rt")
+    args.append(Arg("input", 1))
 
     def code(NR: int) -> list[str]:
         return [f"for n in range({N}):",
                 f"    pw = (n // {NR}) * {K * NR} + n % {NR}",
                 f"    for k in range({K}):",
-                f"        st(Wp, pw + k * {NR}, ld({src}, n * {K} + k))"]
+                f"        st(Wp, pw + k * {NR}, ld(w_rt, n * {K} + k))"]
 
-    return code
+    g.w_pack_code = code
 
 
 def _bias(req: KernelRequest, b, g: _Gemm, names: list[str], args: list[Arg], N: int) -> None:
@@ -550,10 +555,7 @@ def _bias(req: KernelRequest, b, g: _Gemm, names: list[str], args: list[Arg], N:
 @register_generator("FULLY_CONNECTED")
 def fully_connected(req: KernelRequest, tile: tuple[int, int] | None = None) -> KernelSource:
     a = req.attrs
-    _f32(req, (0, 1, 2))
-    _check_outputs(req)
-    x, w = req.inputs[0], req.inputs[1]
-    b = req.inputs[2] if len(req.inputs) > 2 else None
+    x, w, b = _operands(req, (0, 1, 2))
     units, depth = w.shape
     rows = math.prod(x.shape) // depth
     if math.prod(req.out_shape) != rows * units:
@@ -561,15 +563,9 @@ def fully_connected(req: KernelRequest, tile: tuple[int, int] | None = None) -> 
     names, args = ["x"], [Arg("input", 0)]
     g = _Gemm(RO=1, L=rows, LS=depth, outer_code=lambda dst, ro: [f"{dst} = 0"], N=units, KT=depth,
               CI=depth, taps=(0,), ask=1, a_name="x", act=a.activation, flops=2.0 * rows * units * depth)
-    if w.value is not None:
-        g.w_packed = np.asarray(w.value, F32)
-    else:
-        names.append("w_rt")
-        args.append(Arg("input", 1))
-        g.w_pack_code = _pack_rt_nk(units, depth)
+    _weights_nk(g, w, units, depth, names, args)
     _bias(req, b, g, names, args, units)
-    n2, a2 = _common_args(req)
-    return _generate(req, g, names + n2, args + a2, tile)
+    return _generate(req, g, names, args, tile)
 
 
 # ---- BATCH_MATMUL ------------------------------------------------------------------------------
@@ -590,9 +586,7 @@ def _batch_index(out_batch: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarr
 @register_generator("BATCH_MATMUL")
 def batch_matmul(req: KernelRequest, tile: tuple[int, int] | None = None) -> KernelSource:
     a = req.attrs
-    _f32(req, (0, 1))
-    _check_outputs(req)
-    x, y = req.inputs[0], req.inputs[1]
+    x, y, _ = _operands(req, (0, 1))
     xs, ys = tuple(x.shape), tuple(y.shape)
     M, K = (xs[-1], xs[-2]) if a.adj_x else (xs[-2], xs[-1])
     N = ys[-2] if a.adj_y else ys[-1]
@@ -636,7 +630,6 @@ def batch_matmul(req: KernelRequest, tile: tuple[int, int] | None = None) -> Ker
             return lines
 
         g.w_pack_code = code
-    n2, a2 = _common_args(req)
-    return _generate(req, g, names + n2, args + a2, tile)
+    return _generate(req, g, names, args, tile)
 
 

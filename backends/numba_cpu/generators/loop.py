@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tflite_jit.backends.numba_cpu import emit
-from tflite_jit.backends.numba_cpu.backend import register_generator
+from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.spec import KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops.expr import Call, Expr, variables

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from tflite_jit.backends.numba_cpu import emit
-from tflite_jit.backends.numba_cpu.backend import register_generator
+from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.generators.depthwise import Window, geometry, window_source
 from tflite_jit.backends.numba_cpu.spec import KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported

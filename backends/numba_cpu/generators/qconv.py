@@ -42,11 +42,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, printer
-from tflite_jit.backends.numba_cpu.backend import register_generator
+from tflite_jit.backends.numba_cpu import emit, printer, qsimd, simd
 from tflite_jit.backends.numba_cpu.generators import depthwise as _fdw
-from tflite_jit.backends.numba_cpu.generators import gemm
+from tflite_jit.backends.numba_cpu.generators import gemm, register_generator
 from tflite_jit.backends.numba_cpu.qsimd import HAS_VNNI, QROWS
+from tflite_jit.backends.numba_cpu.quantized import quantized_attrs
 from tflite_jit.backends.numba_cpu.simd import VW
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Output, TensorArg, Unsupported
@@ -57,8 +57,6 @@ from tflite_jit.ops.nn import _axis_geometry
 
 F32 = np.dtype(np.float32)
 I8, U8 = np.dtype(np.int8), np.dtype(np.uint8)
-#: activation dtypes compiled here (int16 activations use int64 accumulators: reference)
-QDTYPES = (I8, U8)
 #: float32 sums of integers are exact below this magnitude
 EXACT = float(1 << 24)
 #: bump when the requantization code changes meaning (printed into every generated module)
@@ -99,13 +97,7 @@ def qtail(qp: np.ndarray, a) -> str:
 
 
 def _check_attrs(req: KernelRequest) -> None:
-    a = req.attrs
-    if not isinstance(a, Quantized) or not hasattr(a, "multipliers"):
-        raise Unsupported(f"{req.op_name}: not a quantized conv node")
-    if np.dtype(a.dtype) not in QDTYPES:
-        raise Unsupported(f"quantized {req.op_name} on {a.dtype} activations runs on reference")
-    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
-        raise Unsupported(f"quantized {req.op_name}: fused epilogues are not compiled")
+    a = quantized_attrs(req, "multipliers", "conv node", " activations")
     if np.dtype(req.outputs[0].arg.dtype) != np.dtype(a.dtype):
         raise Unsupported(f"quantized {req.op_name}: output dtype differs from the input's")
     if any(math.prod(o.arg.shape) == 0 for o in req.outputs):
@@ -154,9 +146,17 @@ def _channel(dst: str) -> str:
     return " + ".join(terms[terms.index("nb"):])
 
 
-def _gemm_q(req: KernelRequest, wc: np.ndarray, kind: str, tile=None) -> KernelSource:
-    """wc: centered float weights in the float op's layout."""
+def _gemm_q(req: KernelRequest, kind: str, tile=None) -> KernelSource:
+    """A quantized CONV_2D (kind 'conv') or FULLY_CONNECTED ('fc') node: the VNNI GEMM, or the
+    float32 GEMM with a requantizing store."""
+    _check_attrs(req)
+    w = req.inputs[1]
+    if kind == "conv" and (len(w.shape) != 4 or len(req.inputs[0].shape) != 4):
+        raise Unsupported("quantized CONV_2D: 4-D input and filter only")
+    if kind == "fc" and len(w.shape) != 2:
+        raise Unsupported("quantized FULLY_CONNECTED: 2-D filter only")
     a = req.attrs
+    wc = _centered_weights(w.value, a.w_zps, 0)  # centered float weights, the float op's layout
     dt = np.dtype(a.dtype)
     x = req.inputs[0]
     n_out = wc.shape[0]
@@ -223,7 +223,7 @@ def _gemm_q(req: KernelRequest, wc: np.ndarray, kind: str, tile=None) -> KernelS
         all_args = [Arg("input", 0)] + args + consts
     deco = "@numba.njit(cache=True, nogil=True, error_model='numpy', boundscheck=False)"
     source = (body + f"\n# quantized epilogue v{QVERSION} ({dt.name}, zo={zo}, clamp=[{lo}, {hi}])\n"
-              "from tflite_jit.backends.numba_cpu.qsimd import qst, qstm\n\n\n"
+              + emit.helper_import(qsimd, "qst", "qstm") + "\n\n"
               + deco + "\n" + "\n".join(entry) + "\n")
     return KernelSource(source, "qentry", all_args, src.parallel)
 
@@ -232,22 +232,14 @@ def _gemm_q(req: KernelRequest, wc: np.ndarray, kind: str, tile=None) -> KernelS
 def conv2d(req: KernelRequest, tile=None) -> KernelSource:
     if not isinstance(req.attrs, Quantized):
         return gemm.conv2d(req, tile)
-    _check_attrs(req)
-    w = req.inputs[1]
-    if len(w.shape) != 4 or len(req.inputs[0].shape) != 4:
-        raise Unsupported("quantized CONV_2D: 4-D input and filter only")
-    return _gemm_q(req, _centered_weights(w.value, req.attrs.w_zps, 0), "conv", tile)
+    return _gemm_q(req, "conv", tile)
 
 
 @register_generator("FULLY_CONNECTED")
 def fully_connected(req: KernelRequest, tile=None) -> KernelSource:
     if not isinstance(req.attrs, Quantized):
         return gemm.fully_connected(req, tile)
-    _check_attrs(req)
-    w = req.inputs[1]
-    if len(w.shape) != 2:
-        raise Unsupported("quantized FULLY_CONNECTED: 2-D filter only")
-    return _gemm_q(req, _centered_weights(w.value, req.attrs.w_zps, 0), "fc", tile)
+    return _gemm_q(req, "fc", tile)
 
 
 # ---- DEPTHWISE_CONV_2D ------------------------------------------------------------------------------
@@ -402,8 +394,8 @@ def depthwise(req: KernelRequest) -> KernelSource:
     args = [Arg("input", 0), Arg("const", value=xp), Arg("const", value=wp),
             Arg("const", value=np.ascontiguousarray(qp.reshape(-1))), Arg("output", 0)]
     src = (f"# quantized depthwise v{QVERSION} ({dt.name})\n"
-           "from tflite_jit.backends.numba_cpu.simd import ld, st, vload, vloadm, vmul, vfma\n"
-           "from tflite_jit.backends.numba_cpu.qsimd import qst, qstm\n"
+           + emit.helper_import(simd, "ld", "st", "vload", "vloadm", "vmul", "vfma")
+           + emit.helper_import(qsimd, "qst", "qstm")
            + emit.module("\n".join(body) + "\n", parallel))
     return KernelSource(src, "entry", args, parallel)
 
@@ -427,7 +419,7 @@ def depthwise(req: KernelRequest) -> KernelSource:
 _VNNI_TILES = {1: 14, 2: 7, 3: 6, 4: 5}
 #: serial int8 multiply-adds per second assumed for the threading decision (2 ops each)
 VNNI_SERIAL_OPS = 300e9
-_VNNI_INTRINSICS = "vzi, vldw, vbc4, vbc4x, vdot, qsti, qstmi"
+_VNNI_INTRINSICS = ("vzi", "vldw", "vbc4", "vbc4x", "vdot", "qsti", "qstmi")
 
 
 def _vnni_choose(RO: int, L: int, N: int) -> tuple[int, int]:
@@ -590,8 +582,7 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
             "parallel={})\n")
     src = (printer.PRELUDE + f"# tflite_jit int8 VNNI gemm v{QVERSION}: {req.op_name} M={M} N={N} "
            f"K={T * CP} tile={MR}x{NR}\n"
-           f"from tflite_jit.backends.numba_cpu.qsimd import {_VNNI_INTRINSICS}\n"
-           "from tflite_jit.backends.numba_cpu.simd import ld, st\n\n\n")
+           + emit.helper_import(qsimd, *_VNNI_INTRINSICS) + emit.helper_import(simd, "ld", "st") + "\n\n")
     if parallel:
         src += deco.format(False) + f"def qgemm_task(task, {params}):\n" + "\n".join(em) + "\n\n\n"
         body = pro + [f"for task in numba.prange({ntask}):", f"    qgemm_task(np.int64(task), {params})"]
