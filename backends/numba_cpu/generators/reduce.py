@@ -13,7 +13,7 @@ compiled without 'arcp') and the epilogue.
 
 SOFTMAX: per row of the last axis, in float32 like the reference: max, e = exp((x - max) *
 beta) stored into the first float32 output (else a scratch buffer) while summing, then
-e * (1 / sum) and the epilogue. exp is loop.py's vectorizable `_exp32` (< 1 ulp), not libm's
+e * (1 / sum) and the epilogue. exp is printer.py's vectorizable `_exp32` (< 1 ulp), not libm's
 scalar expf.
 """
 
