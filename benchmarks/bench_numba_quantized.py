@@ -91,8 +91,8 @@ def _without_new_kernels() -> Iterator[None]:
     SOFTMAX gets its float-only generator back, table ops and MUL their scalar loops, depthwise
     its whole-image scratch, MEAN its one-pixel loop (all restored on exit)."""
     from tflite_jit.backends.numba_cpu import backend as nb
-    from tflite_jit.backends.numba_cpu import generators
-    from tflite_jit.backends.numba_cpu.generators import qconv, qeltwise, qlut, qreduce
+    from tflite_jit.backends.numba_cpu import generators, qlut
+    from tflite_jit.backends.numba_cpu.generators import qconv, qeltwise, qreduce
     from tflite_jit.backends.numba_cpu.generators import reduce as float_reduce
 
     generators.load_all()

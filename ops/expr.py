@@ -10,7 +10,14 @@ An OpDef's `expr` field is a callable ``expr(attrs) -> Expr``, because the math 
 op's options (fused activation, LEAKY_RELU's alpha, GELU's approximate flag). The tree itself is
 dtype-agnostic: it is evaluated in the dtype of its operands.
 
-Semantics (what every printer must reproduce):
+Every renderer of the trees implements `ScalarOps`, one method per function (the vocabulary
+`FNS` is read off that class): `NumpyOps` here, the Numba scalar and vector printers and the
+OpenCL C printer in the backends. A function a renderer cannot render is refused explicitly
+(`ScalarOps.refused`), never left out, so adding a function to the vocabulary makes every
+renderer that lacks it fail (abstract: it cannot be instantiated).
+
+Semantics (what every renderer must reproduce; each function's own rule is its method's
+docstring):
 
 * Operands of one call have the same dtype (the op's compute dtype); comparisons yield bool.
 * ``Const(v)`` takes the compute dtype of the tree: ``np.float32(v)`` in float32 trees, the
@@ -22,48 +29,16 @@ Semantics (what every printer must reproduce):
   ``erf``/``erfc`` are the C library functions of that name (reference: within 2 ulp).
 * Integer ``add``/``sub``/``mul``/``neg``/``square`` wrap around (two's complement), and
   ``div`` on integers truncates toward zero (C's ``/``); callers guarantee a non-zero divisor.
-* ``max``/``min`` return NaN when either operand is NaN (NumPy's ``maximum``/``minimum``).
-* ``where(c, a, b)`` is C's ``c ? a : b``.
-
-Functions added for the math family (ops/math.py):
-
-* ``sign(x)``: -1, 0 or 1 in the operand's type; float NaN stays NaN (NumPy's ``sign``).
-* ``round(x)`` (float only): nearest integer, ties to even (C's ``rint``; NumPy's ``rint``).
-* ``sin``/``cos`` (float only): the C library functions.
-* ``power(a, b)``: float: C's ``powf``. Integer: the exact power when it fits the type, else the
-  type's minimum (LiteRT computes in double and converts, which gives INT_MIN out of range on
-  x86); callers guarantee ``b >= 0``.
-* ``power_wrap(a, b)``: float: as ``power``. Integer: ``a`` multiplied by itself ``b`` times,
-  wrapping around (two's complement; NumPy's integer ``power``); callers guarantee ``b >= 0``.
-  LiteRT's integer POW takes this path when the exponent has one element and is broadcast.
-* ``floordiv(a, b)``: float: ``floor(a / b)``; integer: division rounding toward minus
-  infinity (Python's ``//``); callers guarantee a non-zero integer divisor.
-* ``floormod(a, b)``: ``r = fmod(a, b)`` (C's ``fmod``/``%``, sign of ``a``), then ``r + b``
-  when ``r != 0`` and ``r`` and ``b`` have different signs (the result takes ``b``'s sign, as
-  Python's ``%``); callers guarantee a non-zero integer divisor (float ``b == 0`` gives NaN).
-* ``and``/``or``/``not``: logical operations on bool operands.
-
-Functions added for the bitwise/trigonometric family (ops/math.py, ops/stablehlo_elementwise.py):
-
-* ``atan2(y, x)`` (float only): C's ``atan2f`` (NumPy's ``arctan2``).
-* ``bitand(a, b)``/``bitxor(a, b)``: bitwise AND / XOR of integer operands (on bool operands,
-  logical AND / XOR).
-* ``rshift(a, b)`` (integer only): ``a >> c`` with the count ``c`` = ``b`` clamped to
-  ``[0, bits - 1]`` (bits = the operand type's width), arithmetic for signed types and logical for
-  unsigned ones. This is LiteRT's RIGHT_SHIFT rule, which is defined for every count.
-* ``round_away(x)`` (float only): nearest integer, ties away from zero (C's ``roundf``); NaN and
-  +-inf pass through.
-* ``quant_steps(x, lo, inv)`` (float only): ``round_away((x - lo) * inv)`` with the difference and
-  the product each rounded to the compute type, in that order (no fused multiply-add, no
-  reassociation): FAKE_QUANT's step count, where a last-bit difference moves a result by a whole
-  quantization step.
 """
 
 from __future__ import annotations
 
+import keyword
 import math
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
@@ -120,24 +95,271 @@ Expr = Var | Const | Call
 
 LIMITS = ("lowest", "highest")
 
-#: The vocabulary: function name -> arity. Keep it small: every backend prints each one.
+T = TypeVar("T")
+
+
+class ScalarOps(ABC, Generic[T]):
+    """The vocabulary as a contract (PyTorch Inductor's OpsHandler): one method per function,
+    taking and returning a renderer's values (NumPy arrays for `NumpyOps`, source text for the
+    printers). `FNS` is read off this class, so a function exists once: add it here (an abstract
+    method with its semantics) and every renderer must implement or refuse it before it can be
+    instantiated again. Keep the vocabulary small: every backend renders each function.
+    ``and``/``or``/``not`` are spelled ``and_``/``or_``/``not_`` (Python keywords)."""
+
+    # A renderer defines each function as a method, or names it in one of these tables (each
+    # entry becomes the method; a function may be defined once only):
+    #: functions rendered as ``(a <op> b)``: function -> operator
+    infix: ClassVar[dict[str, str]] = {}
+    #: functions rendered as a call: function -> the callee (printers: its name, printed as
+    #: ``name(a, b)``; the NumPy evaluator: the function itself, applied)
+    calls: ClassVar[dict[str, str | Callable[..., Any]]] = {}
+    #: functions this renderer cannot render -> why (``{fn}`` is replaced by the function's name):
+    #: the method raises `error` with that message, so a refusal is said, never implied
+    refused: ClassVar[dict[str, str]] = {}
+    #: what a refused function raises (the renderer's own error type)
+    error: ClassVar[type[Exception]] = ValueError
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for table, make in (("infix", _infix), ("calls", _call), ("refused", _refusal)):
+            for fn, how in cls.__dict__.get(table, {}).items():
+                name = method_name(fn)
+                if fn not in FNS:
+                    raise TypeError(f"{cls.__name__}.{table} names {fn!r}, which is not in the vocabulary")
+                if name in cls.__dict__:
+                    raise TypeError(f"{cls.__name__} defines {fn!r} twice")
+                setattr(cls, name, make(fn, how))
+
+    def call(self, fn: str, args: Sequence[T]) -> T:
+        """Function `fn` of the vocabulary applied to `args`."""
+        return getattr(self, method_name(fn))(*args)
+
+    # ---- arithmetic
+    @abstractmethod
+    def add(self, a: T, b: T) -> T:
+        """a + b."""
+
+    @abstractmethod
+    def sub(self, a: T, b: T) -> T:
+        """a - b."""
+
+    @abstractmethod
+    def mul(self, a: T, b: T) -> T:
+        """a * b."""
+
+    @abstractmethod
+    def div(self, a: T, b: T) -> T:
+        """a / b; integers truncate toward zero (C's ``/``)."""
+
+    @abstractmethod
+    def neg(self, x: T) -> T:
+        """-x."""
+
+    @abstractmethod
+    def abs(self, x: T) -> T:
+        """|x|."""
+
+    @abstractmethod
+    def square(self, x: T) -> T:
+        """x * x."""
+
+    @abstractmethod
+    def max(self, a: T, b: T) -> T:
+        """The larger operand; NaN when either operand is NaN (NumPy's ``maximum``)."""
+
+    @abstractmethod
+    def min(self, a: T, b: T) -> T:
+        """The smaller operand; NaN when either operand is NaN (NumPy's ``minimum``)."""
+
+    # ---- transcendental (float only)
+    @abstractmethod
+    def sqrt(self, x: T) -> T:
+        """C's ``sqrtf``."""
+
+    @abstractmethod
+    def rsqrt(self, x: T) -> T:
+        """1 / sqrt(x)."""
+
+    @abstractmethod
+    def exp(self, x: T) -> T:
+        """C's ``expf``."""
+
+    @abstractmethod
+    def log(self, x: T) -> T:
+        """C's ``logf``."""
+
+    @abstractmethod
+    def tanh(self, x: T) -> T:
+        """C's ``tanhf``."""
+
+    @abstractmethod
+    def erf(self, x: T) -> T:
+        """C's ``erff``."""
+
+    @abstractmethod
+    def erfc(self, x: T) -> T:
+        """C's ``erfcf``."""
+
+    @abstractmethod
+    def floor(self, x: T) -> T:
+        """C's ``floorf``."""
+
+    @abstractmethod
+    def ceil(self, x: T) -> T:
+        """C's ``ceilf``."""
+
+    # ---- comparisons (-> bool) and selection
+    @abstractmethod
+    def lt(self, a: T, b: T) -> T:
+        """a < b."""
+
+    @abstractmethod
+    def gt(self, a: T, b: T) -> T:
+        """a > b."""
+
+    @abstractmethod
+    def le(self, a: T, b: T) -> T:
+        """a <= b."""
+
+    @abstractmethod
+    def ge(self, a: T, b: T) -> T:
+        """a >= b."""
+
+    @abstractmethod
+    def eq(self, a: T, b: T) -> T:
+        """a == b."""
+
+    @abstractmethod
+    def ne(self, a: T, b: T) -> T:
+        """a != b."""
+
+    @abstractmethod
+    def where(self, c: T, a: T, b: T) -> T:
+        """C's ``c ? a : b``."""
+
+    # ---- math family (ops/math.py)
+    @abstractmethod
+    def sign(self, x: T) -> T:
+        """-1, 0 or 1 in the operand's type; float NaN stays NaN (NumPy's ``sign``)."""
+
+    @abstractmethod
+    def round(self, x: T) -> T:
+        """(float only) Nearest integer, ties to even (C's ``rint``; NumPy's ``rint``)."""
+
+    @abstractmethod
+    def sin(self, x: T) -> T:
+        """(float only) The C library function."""
+
+    @abstractmethod
+    def cos(self, x: T) -> T:
+        """(float only) The C library function."""
+
+    @abstractmethod
+    def power(self, a: T, b: T) -> T:
+        """Float: C's ``powf``. Integer: the exact power when it fits the type, else the type's
+        minimum (LiteRT computes in double and converts, which gives INT_MIN out of range on
+        x86); callers guarantee ``b >= 0``."""
+
+    @abstractmethod
+    def power_wrap(self, a: T, b: T) -> T:
+        """Float: as ``power``. Integer: ``a`` multiplied by itself ``b`` times, wrapping around
+        (two's complement; NumPy's integer ``power``); callers guarantee ``b >= 0``. LiteRT's
+        integer POW takes this path when the exponent has one element and is broadcast."""
+
+    @abstractmethod
+    def floordiv(self, a: T, b: T) -> T:
+        """Float: ``floor(a / b)``; integer: division rounding toward minus infinity (Python's
+        ``//``); callers guarantee a non-zero integer divisor."""
+
+    @abstractmethod
+    def floormod(self, a: T, b: T) -> T:
+        """``r = fmod(a, b)`` (C's ``fmod``/``%``, sign of ``a``), then ``r + b`` when ``r != 0``
+        and ``r`` and ``b`` have different signs (the result takes ``b``'s sign, as Python's
+        ``%``); callers guarantee a non-zero integer divisor (float ``b == 0`` gives NaN)."""
+
+    @abstractmethod
+    def and_(self, a: T, b: T) -> T:
+        """``and``: logical AND of bool operands."""
+
+    @abstractmethod
+    def or_(self, a: T, b: T) -> T:
+        """``or``: logical OR of bool operands."""
+
+    @abstractmethod
+    def not_(self, x: T) -> T:
+        """``not``: logical NOT of a bool operand."""
+
+    # ---- bitwise/trigonometric family (ops/math.py, ops/stablehlo_elementwise.py)
+    @abstractmethod
+    def atan2(self, y: T, x: T) -> T:
+        """(float only) C's ``atan2f`` (NumPy's ``arctan2``)."""
+
+    @abstractmethod
+    def bitand(self, a: T, b: T) -> T:
+        """Bitwise AND of integer operands (on bool operands, logical AND)."""
+
+    @abstractmethod
+    def bitxor(self, a: T, b: T) -> T:
+        """Bitwise XOR of integer operands (on bool operands, logical XOR)."""
+
+    @abstractmethod
+    def rshift(self, a: T, b: T) -> T:
+        """(integer only) ``a >> c`` with the count ``c`` = ``b`` clamped to ``[0, bits - 1]``
+        (bits = the operand type's width), arithmetic for signed types and logical for unsigned
+        ones. This is LiteRT's RIGHT_SHIFT rule, which is defined for every count."""
+
+    @abstractmethod
+    def round_away(self, x: T) -> T:
+        """(float only) Nearest integer, ties away from zero (C's ``roundf``); NaN and +-inf pass
+        through."""
+
+    @abstractmethod
+    def quant_steps(self, x: T, lo: T, inv: T) -> T:
+        """(float only) ``round_away((x - lo) * inv)`` with the difference and the product each
+        rounded to the compute type, in that order (no fused multiply-add, no reassociation):
+        FAKE_QUANT's step count, where a last-bit difference moves a result by a whole
+        quantization step."""
+
+
+def method_name(fn: str) -> str:
+    """The `ScalarOps` method of vocabulary function `fn` (``and`` -> ``and_``)."""
+    return fn + "_" if keyword.iskeyword(fn) else fn
+
+
+def _infix(fn: str, op: str) -> Callable[..., Any]:
+    def method(self: ScalarOps, a: str, b: str) -> str:
+        return f"({a} {op} {b})"
+
+    method.__doc__ = f"``(a {op} b)``"
+    return method
+
+
+def _call(fn: str, callee: str | Callable[..., Any]) -> Callable[..., Any]:
+    if callable(callee):
+        def method(self: ScalarOps, *args: Any) -> Any:
+            return callee(*args)
+
+        method.__doc__ = f"{getattr(callee, '__name__', callee)}(...)"
+    else:
+        def method(self: ScalarOps, *args: Any) -> Any:
+            return f"{callee}({', '.join(args)})"
+
+        method.__doc__ = f"``{callee}(...)``"
+    return method
+
+
+def _refusal(fn: str, why: str) -> Callable[..., Any]:
+    def method(self: ScalarOps, *args: Any) -> Any:
+        raise self.error(why.format(fn=fn))
+
+    method.__doc__ = f"Refused: {why.format(fn=fn)}"
+    return method
+
+
+#: The vocabulary: function name -> arity, read off `ScalarOps` (definition order).
 FNS: dict[str, int] = {
-    # arithmetic
-    "add": 2, "sub": 2, "mul": 2, "div": 2, "neg": 1, "abs": 1, "square": 1,
-    "max": 2, "min": 2,
-    # transcendental (float only)
-    "sqrt": 1, "rsqrt": 1, "exp": 1, "log": 1, "tanh": 1, "erf": 1, "erfc": 1,
-    "floor": 1, "ceil": 1,
-    # comparisons (-> bool) and selection
-    "lt": 2, "gt": 2, "le": 2, "ge": 2, "eq": 2, "ne": 2,
-    "where": 3,
-    # math family (ops/math.py)
-    "sign": 1, "round": 1, "sin": 1, "cos": 1, "power": 2, "power_wrap": 2,
-    "floordiv": 2, "floormod": 2,
-    "and": 2, "or": 2, "not": 1,
-    # bitwise/trigonometric family
-    "atan2": 2, "bitand": 2, "bitxor": 2, "rshift": 2, "round_away": 1,
-    "quant_steps": 3,
+    name.rstrip("_"): member.__code__.co_argcount - 1
+    for name, member in vars(ScalarOps).items() if getattr(member, "__isabstractmethod__", False)
 }
 
 
@@ -350,23 +572,28 @@ def _quant_steps(x: np.ndarray, lo: np.ndarray, inv: np.ndarray) -> np.ndarray:
     return _round_away(np.multiply(diff, inv, dtype=x.dtype))
 
 
-_NUMPY: dict[str, Callable[..., np.ndarray]] = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": _div,
-    "neg": np.negative, "abs": np.abs, "square": np.square,
-    "max": np.maximum, "min": np.minimum,
-    "sqrt": np.sqrt, "rsqrt": _rsqrt, "exp": np.exp, "log": np.log, "tanh": np.tanh,
-    "erf": _f32_64(_erf64), "erfc": _f32_64(_erfc64), "floor": np.floor, "ceil": np.ceil,
-    "lt": np.less, "gt": np.greater, "le": np.less_equal, "ge": np.greater_equal,
-    "eq": np.equal, "ne": np.not_equal,
-    "where": np.where,
-    "sign": np.sign, "round": np.rint, "sin": np.sin, "cos": np.cos, "power": _pow,
-    "power_wrap": np.power,
-    "floordiv": _floordiv, "floormod": _floormod,
-    "and": np.logical_and, "or": np.logical_or, "not": np.logical_not,
-    "atan2": np.arctan2, "bitand": np.bitwise_and, "bitxor": np.bitwise_xor, "rshift": _rshift,
-    "round_away": _round_away, "quant_steps": _quant_steps,
-}
-assert set(_NUMPY) == set(FNS)
+class NumpyOps(ScalarOps[np.ndarray]):
+    """The reference semantics: every function on NumPy arrays (or scalars), in the operands'
+    dtype. `evaluate_numpy` runs trees through it; the reference kernels are that."""
+
+    calls = {
+        "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": _div, "neg": np.negative,
+        "abs": np.abs, "square": np.square, "max": np.maximum, "min": np.minimum,
+        "sqrt": np.sqrt, "rsqrt": _rsqrt, "exp": np.exp, "log": np.log, "tanh": np.tanh,
+        "erf": _f32_64(_erf64), "erfc": _f32_64(_erfc64), "floor": np.floor, "ceil": np.ceil,
+        "lt": np.less, "gt": np.greater, "le": np.less_equal, "ge": np.greater_equal,
+        "eq": np.equal, "ne": np.not_equal,
+        "where": np.where,
+        "sign": np.sign, "round": np.rint, "sin": np.sin, "cos": np.cos, "power": _pow,
+        "power_wrap": np.power,
+        "floordiv": _floordiv, "floormod": _floormod,
+        "and": np.logical_and, "or": np.logical_or, "not": np.logical_not,
+        "atan2": np.arctan2, "bitand": np.bitwise_and, "bitxor": np.bitwise_xor, "rshift": _rshift,
+        "round_away": _round_away, "quant_steps": _quant_steps,
+    }
+
+
+_NUMPY = NumpyOps()
 
 
 def evaluate_numpy(expr: Expr, arrays: list[np.ndarray] | tuple[np.ndarray, ...],
@@ -395,7 +622,7 @@ def evaluate_numpy(expr: Expr, arrays: list[np.ndarray] | tuple[np.ndarray, ...]
                 raise TypeError(f"non-integral constant {e.value} in an integer expression")
             return cdt.type(e.value)
         args = [ev(a) for a in e.args]
-        memo[id(e)] = r = _NUMPY[e.fn](*args)
+        memo[id(e)] = r = _NUMPY.call(e.fn, args)
         return r
 
     with np.errstate(all="ignore"):

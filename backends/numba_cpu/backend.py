@@ -2,7 +2,8 @@
 
 A cluster is a root op (conv, depthwise, FC, pool, reduction...) with its elementwise epilogue,
 or a pure elementwise LOOP. `request_for` turns it into a `KernelRequest` through the backends'
-shared builder (backends/request.py), with quantized nodes as roots; a generator (registered per root op name in GENERATORS) prints a module;
+shared builder (backends/request.py), with quantized nodes as roots; a generator (generators/*,
+registered per root op name in generators.GENERATORS) prints a module;
 `modcache.load` imports it from the on-disk cache; `compile_request` binds the arguments and
 compiles eagerly for the concrete argument types, so allocate_tensors() pays the compile cost and
 invoke() pays none.
@@ -18,12 +19,11 @@ import numpy as np
 from tflite_jit import ops
 from tflite_jit.backends.base import Backend, Cluster, CompileEnv, Kernel, roofline_seconds
 from tflite_jit.backends.numba_cpu import modcache
+from tflite_jit.backends.numba_cpu.generators import GENERATORS, load_all
 from tflite_jit.backends.numba_cpu.spec import KernelSource
 from tflite_jit.backends.request import KernelRequest, Request, Unsupported, build_request, is_loop_op
 from tflite_jit.ir.model import Op
 
-#: root op name (or 'LOOP') -> generator
-GENERATORS: dict[str, Callable[[KernelRequest], KernelSource]] = {}
 #: ops whose quantized (ops.Quantized attrs) int8/uint8 nodes have a generator
 #: (generators/qconv.py, qeltwise.py, qreduce.py, qpool.py); other quantized nodes run on reference
 QUANT_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC",
@@ -32,14 +32,6 @@ QUANT_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD",
 #: ops whose int8/uint8 outputs are not ops.Quantized nodes (their attrs carry the quantization,
 #: or none is needed) but have generators: QUANTIZE (qquant.py), PAD (qpad.py)
 QUANT_IO_OPS = frozenset(("QUANTIZE", "PAD"))
-
-
-def register_generator(name: str) -> Callable:
-    def deco(fn: Callable[[KernelRequest], KernelSource]) -> Callable[[KernelRequest], KernelSource]:
-        GENERATORS[name] = fn
-        return fn
-
-    return deco
 
 
 def is_root(op: Op, attrs: Any) -> bool:
@@ -96,8 +88,6 @@ class NumbaBackend(Backend):
 
     def __init__(self, options: dict[str, Any] | None = None):
         super().__init__(options)
-        from tflite_jit.backends.numba_cpu.generators import load_all
-
         load_all()  # each generator module registers itself in GENERATORS
 
     def supports(self, op: Op, env: CompileEnv) -> tuple[bool, str]:

@@ -5,6 +5,10 @@ a cached function; so each generated module is written to `<cache dir>/tflite_ji
 (content-addressed: a file never changes in place, so no source stamp invalidates another
 kernel), registered in sys.modules before it executes, then imported. Writes are atomic
 (temp file + os.replace), so two processes compiling the same kernel at once are safe.
+
+Numba's cache checks only the generated file itself, not the helper modules its functions call
+(simd.py's intrinsics, qsimd.py...), so the key also covers the text of every tflite_jit module
+the source imports from: a changed helper gets new module names instead of stale machine code.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -51,11 +56,30 @@ def cache_dir() -> Path:
     return base
 
 
+#: `from <module> import ...` lines of generated source that name our helper modules
+_HELPER_IMPORT = re.compile(r"^from (tflite_jit\.[\w.]+) import ", re.M)
+_helper_digests: dict[str, str] = {}
+
+
+def _helper_digest(module: str) -> str:
+    """sha256 of a helper module's source and of the helpers it imports in turn (once per
+    process)."""
+    digest = _helper_digests.get(module)
+    if digest is None:
+        _helper_digests[module] = ""  # an import cycle ends here
+        spec = importlib.util.find_spec(module)
+        text = Path(spec.origin).read_text() if spec is not None and spec.origin else module
+        deps = "".join(_helper_digest(m) for m in sorted(set(_HELPER_IMPORT.findall(text)) - {module}))
+        digest = _helper_digests[module] = hashlib.sha256((text + deps).encode()).hexdigest()
+    return digest
+
+
 def module_name(source: str) -> str:
     import numba
 
-    h = hashlib.sha256(f"{CODE_VERSION}\0{numba.__version__}\0{source}".encode()).hexdigest()
-    return f"tflite_jit_k_{h[:32]}"
+    helpers = "".join(_helper_digest(m) for m in sorted(set(_HELPER_IMPORT.findall(source))))
+    key = f"{CODE_VERSION}\0{numba.__version__}\0{helpers}\0{source}"
+    return f"tflite_jit_k_{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
 
 def load(source: str, entry: str) -> Callable[..., Any]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_jit.ops.expr import Const, Expr, Var, nodes
+from tflite_jit.ops.expr import Const, Expr, ScalarOps, Var, nodes
 
 #: Helpers printed expressions may call; pasted at the top of every program.
 PRELUDE = """#pragma OPENCL FP_CONTRACT OFF
@@ -42,14 +42,7 @@ inline float tj_quant_steps(float x, float lo, float inv) {
 }
 """
 
-_BINOPS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
-_CMPS = {"lt": "<", "gt": ">", "le": "<=", "ge": ">=", "eq": "==", "ne": "!="}
-_FUNCS = {"sqrt": "sqrt", "exp": "exp", "log": "log", "erf": "erf", "erfc": "erfc",
-          "floor": "floor", "ceil": "ceil", "round": "rint", "sin": "sin", "cos": "cos", "abs": "fabs",
-          "round_away": "tj_round_away"}
-_BOOL_RESULT = frozenset((*_CMPS, "and", "or", "not"))
-#: integer-only functions: float32 trees never contain them; an int tree is refused earlier
-UNSUPPORTED_FNS = frozenset(("bitand", "bitxor", "rshift", "power_wrap"))
+_BOOL_RESULT = frozenset(("lt", "gt", "le", "ge", "eq", "ne", "and", "or", "not"))
 
 
 class PrintError(ValueError):
@@ -71,48 +64,41 @@ def float_literal(value: float | int | str) -> str:
     return f"({text}f)" if text.startswith("-") else f"{text}f"
 
 
-def _call(fn: str, a: list[str]) -> str:
-    if fn in _BINOPS:
-        return f"({a[0]} {_BINOPS[fn]} {a[1]})"
-    if fn in _CMPS:
-        return f"({a[0]} {_CMPS[fn]} {a[1]})"
-    if fn == "neg":
-        return f"(-{a[0]})"
-    if fn == "square":
-        return f"({a[0]} * {a[0]})"
-    if fn == "rsqrt":
-        return f"(1.0f / sqrt({a[0]}))"
-    if fn == "max":
-        return f"((({a[0]}) > ({a[1]}) || ({a[0]}) != ({a[0]})) ? ({a[0]}) : ({a[1]}))"
-    if fn == "min":
-        return f"((({a[0]}) < ({a[1]}) || ({a[0]}) != ({a[0]})) ? ({a[0]}) : ({a[1]}))"
-    if fn == "where":
-        return f"(({a[0]}) ? ({a[1]}) : ({a[2]}))"
-    if fn == "sign":  # NaN passes through (x * 0 is NaN), like NumPy's sign
-        return f"(({a[0]}) > 0.0f ? 1.0f : (({a[0]}) < 0.0f ? -1.0f : ({a[0]}) * 0.0f))"
-    if fn == "tanh":
+class OpenCLOps(ScalarOps[str]):
+    """ops/expr.py's vocabulary as OpenCL C 1.2 expressions over float32 operands (bool results
+    are C ints 0/1). The integer-only functions are refused: float32 trees never contain them,
+    and an integer tree is refused before printing."""
+
+    error = PrintError
+    infix = {"add": "+", "sub": "-", "mul": "*", "div": "/", "lt": "<", "gt": ">", "le": "<=",
+             "ge": ">=", "eq": "==", "ne": "!=", "and": "&&", "or": "||"}
+    calls = {"abs": "fabs", "sqrt": "sqrt", "exp": "exp", "log": "log", "erf": "erf", "erfc": "erfc",
+             "floor": "floor", "ceil": "ceil", "round": "rint", "sin": "sin", "cos": "cos",
+             "power": "pow", "atan2": "atan2", "floormod": "tj_floormod",
+             "round_away": "tj_round_away", "quant_steps": "tj_quant_steps"}
+    refused = dict.fromkeys(("bitand", "bitxor", "rshift", "power_wrap"),
+                            "expression function {fn!r} is integer-only; the OpenCL backend prints "
+                            "float32 trees")
+
+    def neg(self, x): return f"(-{x})"  # noqa: E704
+    def square(self, x): return f"({x} * {x})"  # noqa: E704
+    def max(self, a, b): return f"((({a}) > ({b}) || ({a}) != ({a})) ? ({a}) : ({b}))"  # noqa: E704
+    def min(self, a, b): return f"((({a}) < ({b}) || ({a}) != ({a})) ? ({a}) : ({b}))"  # noqa: E704
+    def rsqrt(self, x): return f"(1.0f / sqrt({x}))"  # noqa: E704
+    def where(self, c, a, b): return f"(({c}) ? ({a}) : ({b}))"  # noqa: E704
+    def floordiv(self, a, b): return f"floor({a} / {b})"  # noqa: E704
+    def not_(self, x): return f"(!{x})"  # noqa: E704
+
+    def tanh(self, x):
         # PoCL's tanh returns +-0.99999994 even at +-inf (measured), so GELU's 1 + tanh(-inf) is
         # not 0 there; tanh(x) rounds to exactly +-1 in float32 for |x| >= 10 anyway
-        return f"(({a[0]}) >= 10.0f ? 1.0f : (({a[0]}) <= -10.0f ? -1.0f : tanh({a[0]})))"
-    if fn == "power":
-        return f"pow({a[0]}, {a[1]})"
-    if fn == "floordiv":
-        return f"floor({a[0]} / {a[1]})"
-    if fn == "floormod":
-        return f"tj_floormod({a[0]}, {a[1]})"
-    if fn == "atan2":
-        return f"atan2({a[0]}, {a[1]})"
-    if fn == "and":
-        return f"({a[0]} && {a[1]})"
-    if fn == "or":
-        return f"({a[0]} || {a[1]})"
-    if fn == "not":
-        return f"(!{a[0]})"
-    if fn == "quant_steps":
-        return f"tj_quant_steps({a[0]}, {a[1]}, {a[2]})"
-    if fn in _FUNCS:
-        return f"{_FUNCS[fn]}({a[0]})"
-    raise PrintError(f"no OpenCL C printing for expression function {fn!r} on float32")
+        return f"(({x}) >= 10.0f ? 1.0f : (({x}) <= -10.0f ? -1.0f : tanh({x})))"
+
+    def sign(self, x):  # NaN passes through (x * 0 is NaN), like NumPy's sign
+        return f"(({x}) > 0.0f ? 1.0f : (({x}) < 0.0f ? -1.0f : ({x}) * 0.0f))"
+
+
+_OPS = OpenCLOps()
 
 
 def is_bool(e: Expr, var_is_bool: dict[int, bool]) -> bool:
@@ -148,12 +134,10 @@ def emit(outputs: list[Expr], names: dict[int, str], var_is_bool: dict[int, bool
             elif isinstance(e, Const):
                 done[id(e)] = float_literal(e.value)
             else:
-                if e.fn in UNSUPPORTED_FNS:
-                    raise PrintError(f"expression function {e.fn!r} is integer-only; the OpenCL "
-                                     f"backend prints float32 trees")
+                text = _OPS.call(e.fn, [done[id(a)] for a in e.args])
                 name = f"{prefix}{len(done)}"
                 ctype = "int" if is_bool(e, vb) else "float"
-                lines.append(f"const {ctype} {name} = {_call(e.fn, [done[id(a)] for a in e.args])};")
+                lines.append(f"const {ctype} {name} = {text};")
                 done[id(e)] = name
         results.append(done[id(out)])
     return lines, results

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 import tflite_jit
 from tests.oracle import assert_close, litert_run
-from tflite_jit.backends.numba_cpu.generators import qlut, qquant
+from tflite_jit.backends.numba_cpu import qlut
+from tflite_jit.backends.numba_cpu.generators import qquant
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.ops import qmath
 

@@ -1,4 +1,24 @@
-"""Kernel generators; each module registers itself with backend.register_generator."""
+"""Kernel generators, one module per op family, and their registry: each module registers its
+generators by root op name (or 'LOOP') with `register_generator`; backend.py looks them up in
+GENERATORS after `load_all`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tflite_jit.backends.numba_cpu.spec import KernelSource
+from tflite_jit.backends.request import KernelRequest
+
+#: root op name (or 'LOOP') -> generator
+GENERATORS: dict[str, Callable[[KernelRequest], KernelSource]] = {}
+
+
+def register_generator(name: str) -> Callable:
+    def deco(fn: Callable[[KernelRequest], KernelSource]) -> Callable[[KernelRequest], KernelSource]:
+        GENERATORS[name] = fn
+        return fn
+
+    return deco
 
 
 def load_all() -> None:

@@ -34,20 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import printer
-from tflite_jit.backends.numba_cpu.backend import register_generator
-from tflite_jit.backends.numba_cpu.generators.loop import (
-    F32,
-    Rows,
-    indent,
-    module,
-    outputs_code,
-    prange_head,
-    signature,
-    std_args,
-    std_flats,
-    want_parallel,
-)
+from tflite_jit.backends.numba_cpu import emit, printer
+from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
@@ -141,7 +129,7 @@ def _finish_lines(win: Window, acc: str, ntaps: int) -> list[str]:
     if win.kind == "dw":
         return [f"_acc = {acc} + fb[co]"]
     if win.kind == "avg":
-        return [f"_acc = {acc} / {printer.const_literal(float(ntaps), F32)}"]
+        return [f"_acc = {acc} / {printer.const_literal(float(ntaps), emit.F32)}"]
     return [f"_acc = {acc}"]
 
 
@@ -194,18 +182,18 @@ def _generic(win: Window, req: KernelRequest, ef: Sequence[str], of: Sequence[st
         lines.append(f"            fs[sb + co] = _max(fs[sb + co], fx[xo + {ci}])")
     if win.kind == "avg":
         lines.append("cnt = np.float32((k1 - k0) * (j1 - j0))")
-    rows = Rows({0: "n", 1: "oh", 2: "ow"}.__getitem__, "co", ("p", (win.n, win.oh, win.ow)))
-    store = outputs_code(req, rows, ("_acc", F32), ef, of)
+    rows = emit.Rows({0: "n", 1: "oh", 2: "ow"}.__getitem__, "co", ("p", (win.n, win.oh, win.ow)))
+    store = emit.outputs_code(req, rows, ("_acc", emit.F32), ef, of)
     fin = {"dw": ["_acc = fs[sb + co] + fb[co]"], "avg": ["_acc = fs[sb + co] / cnt"],
            "max": ["_acc = fs[sb + co]"]}[win.kind]
-    lines += rows.pre + rows.hoist + [f"for co in range({win.co}):"] + indent(fin + store, 1)
+    lines += rows.pre + rows.hoist + [f"for co in range({win.co}):"] + emit.indent(fin + store, 1)
     if chunks > 1:
         per = -(-nb // chunks)
-        head = prange_head("g", 0, chunks) + [
+        head = emit.prange_head("g", 0, chunks) + [
                 f"    sb = g * {win.co}",
                 f"    for q in range(g * {per}, min(g * {per} + {per}, {nb})):"]
-        return head + indent(lines, 2)
-    return ["sb = 0", f"for q in range({nb}):"] + indent(lines, 1)
+        return head + emit.indent(lines, 2)
+    return ["sb = 0", f"for q in range({nb}):"] + emit.indent(lines, 1)
 
 
 def _block(win: Window, req: KernelRequest, rb: Band, cb: Band, ntaps: int, ef: Sequence[str],
@@ -219,29 +207,29 @@ def _block(win: Window, req: KernelRequest, rb: Band, cb: Band, ntaps: int, ef: 
     out: list[str] = []
     npair = (cb.o1 - cb.o0) // 2 if pair and win.kind == "dw" and cb.o1 - cb.o0 >= 4 else 0
     if npair:
-        rows0 = Rows(dims.__getitem__, "co", ("p", (win.n, win.oh, win.ow)), prefix="a")
-        rows1 = Rows({0: "n", 1: "oh", 2: "ow1"}.__getitem__, "co", ("p1", (win.n, win.oh, win.ow)),
+        rows0 = emit.Rows(dims.__getitem__, "co", ("p", (win.n, win.oh, win.ow)), prefix="a")
+        rows1 = emit.Rows({0: "n", 1: "oh", 2: "ow1"}.__getitem__, "co", ("p1", (win.n, win.oh, win.ow)),
                      prefix="b")
         acc0 = _unrolled(win, terms)
         acc1 = [ln.replace("_s", "_u").replace("fx[xb", "fx[xc") for ln in acc0]
-        st0 = outputs_code(req, rows0, ("_acc", F32), ef, of)
-        st1 = outputs_code(req, rows1, ("_acc", F32), ef, of)
+        st0 = emit.outputs_code(req, rows0, ("_acc", emit.F32), ef, of)
+        st1 = emit.outputs_code(req, rows1, ("_acc", emit.F32), ef, of)
         pix = [f"ow = {cb.o0} + 2 * q", "ow1 = ow + 1", f"p = r * {win.ow} + ow", "p1 = p + 1",
                f"xb = xr + (ow * {win.sw} - {win.pad_left}) * {win.c}",
                f"xc = xb + {win.sw * win.c}"]
         out.append(f"for q in range({npair}):")
-        out += indent(pix + rows0.pre + rows1.pre + rows0.hoist + rows1.hoist
+        out += emit.indent(pix + rows0.pre + rows1.pre + rows0.hoist + rows1.hoist
                       + [f"for co in range({win.co}):"], 1)
-        out += indent(acc0 + acc1 + _finish_lines(win, "_s", ntaps) + st0
+        out += emit.indent(acc0 + acc1 + _finish_lines(win, "_s", ntaps) + st0
                       + _finish_lines(win, "_u", ntaps) + st1, 2)
     lo = cb.o0 + 2 * npair
     if lo < cb.o1:
-        rows = Rows(dims.__getitem__, "co", ("p", (win.n, win.oh, win.ow)))
-        store = outputs_code(req, rows, ("_acc", F32), ef, of)
+        rows = emit.Rows(dims.__getitem__, "co", ("p", (win.n, win.oh, win.ow)))
+        store = emit.outputs_code(req, rows, ("_acc", emit.F32), ef, of)
         pix = [f"p = r * {win.ow} + ow", f"xb = xr + (ow * {win.sw} - {win.pad_left}) * {win.c}"]
         out.append(f"for ow in range({lo}, {cb.o1}):")
-        out += indent(pix + rows.pre + rows.hoist + [f"for co in range({win.co}):"], 1)
-        out += indent(_unrolled(win, terms) + _finish_lines(win, "_s", ntaps) + store, 2)
+        out += emit.indent(pix + rows.pre + rows.hoist + [f"for co in range({win.co}):"], 1)
+        out += emit.indent(_unrolled(win, terms) + _finish_lines(win, "_s", ntaps) + store, 2)
     return out
 
 
@@ -263,7 +251,7 @@ def _choose_unrolled(rbands: list[Band], cbands: list[Band], ntaps: dict) -> set
 
 
 def window_source(req: KernelRequest, win: Window, consts: Sequence[tuple[str, np.ndarray]]) -> KernelSource:
-    """The kernel module for a windowed op; `consts` are (parameter name, array) packed at plan
+    """The kernel emit.module for a windowed op; `consts` are (parameter name, array) packed at plan
     time ('fw', 'fb' for depthwise)."""
     req = compose(req, activation_root(req.attrs.activation))
     if tuple(req.out_shape) != (win.n, win.oh, win.ow, win.co):
@@ -278,7 +266,7 @@ def window_source(req: KernelRequest, win: Window, consts: Sequence[tuple[str, n
     nb = len(generic)
     nrows = win.n * win.oh
     flops = 2.0 * nrows * win.ow * win.co * win.kh * win.kw
-    parallel = want_parallel(req, flops / SERIAL_FLOPS) and nrows > 1
+    parallel = emit.want_parallel(req, flops / SERIAL_FLOPS) and nrows > 1
     gen_flops = 2.0 * win.n * nb * win.co * win.kh * win.kw
     chunks = min(nb, 4 * req.num_threads) if parallel and gen_flops / GENERIC_FLOPS >= 25e-6 else 1
 
@@ -286,14 +274,14 @@ def window_source(req: KernelRequest, win: Window, consts: Sequence[tuple[str, n
     if nb:
         first.append((Arg("const", value=np.asarray(generic, np.int32).reshape(-1)), "bt"))
         first.append((Arg("const", value=np.zeros(chunks * win.co, np.float32)), "fs"))
-    args = std_args(req, first)
-    arglist, params = signature(args)
-    views, ef, of = std_flats(req)
+    args = emit.std_args(req, first)
+    arglist, params = emit.signature(args)
+    views, ef, of = emit.std_flats(req)
     body = [f"def entry({params}):", f"    fx = x.reshape({win.n * win.h * win.w * win.c})"]
-    body += indent(views, 1)
+    body += emit.indent(views, 1)
     if nrows * win.ow * win.co == 0:
         body.append("    return")
-        return KernelSource(module("\n".join(body) + "\n", False), "entry", arglist, False)
+        return KernelSource(emit.module("\n".join(body) + "\n", False), "entry", arglist, False)
     # One loop per row band, so every index is an affine function of range() variables with
     # known bounds: LLVM then proves it non-negative and drops Numba's wrap-around selects
     # (measured 7x on 56x56x144 3x3 s1). The biggest band is the parallel one; a prange index has
@@ -310,17 +298,17 @@ def window_source(req: KernelRequest, win: Window, consts: Sequence[tuple[str, n
         if not mine:
             continue
         if bi == main and parallel and rb.o1 - rb.o0 > 1:
-            rl = prange_head("oh", rb.o0, rb.o1)
+            rl = emit.prange_head("oh", rb.o0, rb.o1)
         else:
             rl = [f"for oh in range({rb.o0}, {rb.o1}):"]
         blk = [f"r = n * {win.oh} + oh",
                f"xr = (n * {win.h} + oh * {win.sh} - {win.pad_top}) * {win.w * win.c}"]
         for cb in mine:
             blk += _block(win, req, rb, cb, ntaps[(rb, cb)], ef, of, pair=bi == main)
-        body += indent(rl, lvl) + indent(blk, lvl + 1)
+        body += emit.indent(rl, lvl) + emit.indent(blk, lvl + 1)
     if nb:
-        body += indent(_generic(win, req, ef, of, chunks, nb), lvl)
-    return KernelSource(module("\n".join(body) + "\n", parallel), "entry", arglist, parallel)
+        body += emit.indent(_generic(win, req, ef, of, chunks, nb), lvl)
+    return KernelSource(emit.module("\n".join(body) + "\n", parallel), "entry", arglist, parallel)
 
 
 def geometry(padding: str, h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int) -> tuple[int, int, int, int]:
@@ -335,11 +323,11 @@ def generate_depthwise(req: KernelRequest) -> KernelSource:
     x = req.inputs[0]
     f = req.inputs[1] if len(req.inputs) > 1 else None
     b = req.inputs[2] if len(req.inputs) > 2 else None
-    if x is None or f is None or np.dtype(x.dtype) != F32 or np.dtype(f.dtype) != F32:
+    if x is None or f is None or np.dtype(x.dtype) != emit.F32 or np.dtype(f.dtype) != emit.F32:
         raise Unsupported("DEPTHWISE_CONV_2D: float32 input and filter only")
     if f.value is None or (b is not None and b.value is None):
         raise Unsupported("DEPTHWISE_CONV_2D: the filter and bias must be constant (packed at plan time)")
-    if b is not None and np.dtype(b.dtype) != F32:
+    if b is not None and np.dtype(b.dtype) != emit.F32:
         raise Unsupported("DEPTHWISE_CONV_2D: float32 bias only")
     if len(x.shape) != 4 or len(f.shape) != 4:
         raise Unsupported("DEPTHWISE_CONV_2D: 4-D input and filter only")

@@ -7,17 +7,9 @@ PERFORMANCE.md §1.5 (B)), so no horizontal reduction is ever needed and small K
 large K. The accumulators start from the packed bias; the fused activation and the cluster's
 elementwise epilogue are applied to the accumulators in registers and stored once.
 
-SIMD: Numba's loop vectorizer cannot keep a register tile in registers, and its SLP vectorizer
-(which can) is off by default, global, and costs 1.2-8.5 s of compile per tile kernel when on
-(measured here: SLP on 146-250 GF/s, off 6-10 GF/s for the same scalar-accumulator source). So
-the kernels use explicit vectors instead: a few Numba intrinsics defined in this module
-(`vload`, `vbcast`, `vfma`, masked `vloadm`/`vstorem`, `vmax`, scalar `ld`/`st`...) over an LLVM
-<VW x float> type, independent of NUMBA_SLP_VECTORIZE. VW is 16 on AVX-512 hosts and 8
-otherwise; the generated source records VW and SIMD_VERSION, so a cache never mixes them.
-Measured on this machine (Zen 5): 0.2-0.7 s to compile a kernel, 180-250 GF/s single-threaded.
-The intrinsics read arrays through their data pointer at flat offsets with literal strides
-(no wraparound, no bounds checks), so every array argument must be C-contiguous (their typing
-rejects anything else).
+SIMD: explicit <VW x float> vectors through the intrinsics of ../simd.py (vload, vbcast, vfma,
+masked vloadm/vstorem...); measured on this machine (Zen 5): 0.2-0.7 s to compile a kernel,
+180-250 GF/s single-threaded.
 
 Operands:
 * A (activations): read in place. Rows come in runs with affine offsets (CONV_2D: one run per
@@ -50,295 +42,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.core.errors import TypingError
-from numba.extending import intrinsic, models, register_model
 
-from tflite_jit.backends.numba_cpu import printer
-from tflite_jit.backends.numba_cpu.backend import register_generator
-from tflite_jit.backends.numba_cpu.generators import loop as loop_gen
+from tflite_jit.backends.numba_cpu import emit, printer, simd
+from tflite_jit.backends.numba_cpu.generators import register_generator
+from tflite_jit.backends.numba_cpu.simd import SIMD_VERSION, VW, vec_expr
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.nn import axis_geometry
 
 F32 = np.dtype(np.float32)
-
-#: bump when the intrinsics' code changes: it is printed into every generated module, so a
-#: changed intrinsic never meets a kernel compiled (and cached) against the old one
-SIMD_VERSION = "1"
-
-
-# ---- SIMD intrinsics ---------------------------------------------------------------------------
-
-
-def _host_features() -> list[str]:
-    import llvmlite.binding as ll
-    import numba
-
-    feats = numba.config.CPU_FEATURES
-    if feats is None:
-        feats = ll.get_host_cpu_features().flatten()
-    return feats.split(",")
-
-
-_AVX512 = "+avx512f" in _host_features()
-#: float32 lanes per vector and vector registers of the target (zmm x 32 or ymm x 16)
-VW = 16 if _AVX512 else 8
-NREGS = 32 if _AVX512 else 16
-
-_VEC = ir.VectorType(ir.FloatType(), VW)
-_I32 = ir.IntType(32)
-_I64 = ir.IntType(64)
-
-
-class _F32Vec(types.Type):
-    def __init__(self) -> None:
-        super().__init__(name=f"float32x{VW}")
-
-
-f32vec = _F32Vec()
-
-
-@register_model(_F32Vec)
-class _F32VecModel(models.PrimitiveModel):
-    def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, _VEC)
-
-
-def _check_array(a, fn: str, dtype=types.float32) -> None:
-    if not isinstance(a, types.Array) or a.layout != "C" or (dtype is not None and a.dtype != dtype):
-        raise TypingError(f"{fn}: needs a C-contiguous {dtype or ''} array, got {a}")
-
-
-def _check_int(i, fn: str) -> None:
-    if not isinstance(i, types.Integer):
-        raise TypingError(f"{fn}: index must be an integer, got {i}")
-
-
-def _elem_ptr(context, builder, aty, arr, idx, ity):
-    ary = context.make_array(aty)(context, builder, arr)
-    i = context.cast(builder, idx, ity, types.intp)
-    return builder.gep(ary.data, [i], inbounds=True)
-
-
-def _vec_ptr(context, builder, aty, arr, idx, ity):
-    return builder.bitcast(_elem_ptr(context, builder, aty, arr, idx, ity), _VEC.as_pointer())
-
-
-def _splat(builder, x, vty):
-    v = builder.insert_element(ir.Constant(vty, ir.Undefined), x, ir.Constant(_I32, 0))
-    return builder.shuffle_vector(v, ir.Constant(vty, ir.Undefined),
-                                  ir.Constant(ir.VectorType(_I32, vty.count), [0] * vty.count))
-
-
-def _lane_mask(context, builder, n, nty):
-    """<VW x i1>: lane l is on when l < n."""
-    n64 = context.cast(builder, n, nty, types.int64)
-    lanes = ir.Constant(ir.VectorType(_I64, VW), list(range(VW)))
-    return builder.icmp_signed("<", lanes, _splat(builder, n64, ir.VectorType(_I64, VW)))
-
-
-def _llvm_fn(builder, name: str, ret, args):
-    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(ret, args), name)
-
-
-@intrinsic
-def vload(typingctx, arr, idx):
-    """VW float32 lanes of flat `arr` from element `idx`."""
-    _check_array(arr, "vload")
-    _check_int(idx, "vload")
-
-    def codegen(context, builder, sig, args):
-        return builder.load(_vec_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), align=4)
-
-    return f32vec(arr, idx), codegen
-
-
-@intrinsic
-def vloadm(typingctx, arr, idx, n):
-    """Like vload, but only lanes < n are read (others are 0); n may be <= 0 or >= VW."""
-    _check_array(arr, "vloadm")
-    _check_int(idx, "vloadm")
-    _check_int(n, "vloadm")
-
-    def codegen(context, builder, sig, args):
-        p = _vec_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
-        m = _lane_mask(context, builder, args[2], sig.args[2])
-        fn = _llvm_fn(builder, f"llvm.masked.load.v{VW}f32.p0", _VEC,
-                      [p.type, _I32, m.type, _VEC])
-        return builder.call(fn, [p, ir.Constant(_I32, 4), m, ir.Constant(_VEC, None)])
-
-    return f32vec(arr, idx, n), codegen
-
-
-@intrinsic
-def vstore(typingctx, arr, idx, v):
-    _check_array(arr, "vstore")
-    _check_int(idx, "vstore")
-
-    def codegen(context, builder, sig, args):
-        builder.store(args[2], _vec_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1]),
-                      align=4)
-        return context.get_dummy_value()
-
-    return types.none(arr, idx, f32vec), codegen
-
-
-@intrinsic
-def vstorem(typingctx, arr, idx, v, n):
-    """Store lanes < n of v to flat `arr` from element `idx`."""
-    _check_array(arr, "vstorem")
-    _check_int(idx, "vstorem")
-    _check_int(n, "vstorem")
-
-    def codegen(context, builder, sig, args):
-        p = _vec_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
-        m = _lane_mask(context, builder, args[3], sig.args[3])
-        fn = _llvm_fn(builder, f"llvm.masked.store.v{VW}f32.p0", ir.VoidType(),
-                      [_VEC, p.type, _I32, m.type])
-        builder.call(fn, [args[2], p, ir.Constant(_I32, 4), m])
-        return context.get_dummy_value()
-
-    return types.none(arr, idx, f32vec, n), codegen
-
-
-@intrinsic
-def vbcast(typingctx, arr, idx):
-    """The float32 element `idx` of flat `arr`, in every lane."""
-    _check_array(arr, "vbcast")
-    _check_int(idx, "vbcast")
-
-    def codegen(context, builder, sig, args):
-        x = builder.load(_elem_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), align=4)
-        return _splat(builder, x, _VEC)
-
-    return f32vec(arr, idx), codegen
-
-
-@intrinsic
-def vsplat(typingctx, x):
-    if x != types.float32:
-        raise TypingError(f"vsplat: needs a float32, got {x}")
-
-    def codegen(context, builder, sig, args):
-        return _splat(builder, args[0], _VEC)
-
-    return f32vec(x), codegen
-
-
-@intrinsic
-def vfma(typingctx, a, b, c):
-    """a * b + c (fused where the target has FMA)."""
-
-    def codegen(context, builder, sig, args):
-        fn = _llvm_fn(builder, f"llvm.fmuladd.v{VW}f32", _VEC, [_VEC] * 3)
-        return builder.call(fn, list(args))
-
-    return f32vec(f32vec, f32vec, f32vec), codegen
-
-
-def _binop(build: Callable) -> Callable:
-    def typer(typingctx, a, b):
-        def codegen(context, builder, sig, args):
-            return build(builder, args[0], args[1])
-
-        return f32vec(f32vec, f32vec), codegen
-
-    return intrinsic(typer)
-
-
-def _unop(build: Callable) -> Callable:
-    def typer(typingctx, a):
-        def codegen(context, builder, sig, args):
-            return build(builder, args[0])
-
-        return f32vec(f32vec), codegen
-
-    return intrinsic(typer)
-
-
-def _unary_llvm(name: str) -> Callable:
-    return lambda b, a: b.call(_llvm_fn(b, f"llvm.{name}.v{VW}f32", _VEC, [_VEC]), [a])
-
-
-def _nan_select(op: str) -> Callable:
-    """NumPy's maximum/minimum: `a if (a op b or a != a) else b` (NaN in either propagates)."""
-
-    def build(b, x, y):
-        pick = b.or_(b.fcmp_ordered(op, x, y), b.fcmp_unordered("uno", x, x))
-        return b.select(pick, x, y)
-
-    return build
-
-
-vadd = _binop(lambda b, x, y: b.fadd(x, y))
-vsub = _binop(lambda b, x, y: b.fsub(x, y))
-vmul = _binop(lambda b, x, y: b.fmul(x, y))
-vdiv = _binop(lambda b, x, y: b.fdiv(x, y))
-vmax = _binop(_nan_select(">"))
-vmin = _binop(_nan_select("<"))
-vneg = _unop(lambda b, x: b.fsub(ir.Constant(_VEC, [-0.0] * VW), x))
-vsquare = _unop(lambda b, x: b.fmul(x, x))
-vabs = _unop(_unary_llvm("fabs"))
-vsqrt = _unop(_unary_llvm("sqrt"))
-vfloor = _unop(_unary_llvm("floor"))
-vceil = _unop(_unary_llvm("ceil"))
-vrsqrt = _unop(lambda b, x: b.fdiv(ir.Constant(_VEC, [1.0] * VW), _unary_llvm("sqrt")(b, x)))
-
-
-@intrinsic
-def ld(typingctx, arr, idx):
-    """Scalar element `idx` of flat `arr` (any dtype), without wraparound or bounds checks."""
-    _check_array(arr, "ld", dtype=None)
-    _check_int(idx, "ld")
-
-    def codegen(context, builder, sig, args):
-        p = _elem_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
-        return context.unpack_value(builder, sig.args[0].dtype, p)
-
-    return arr.dtype(arr, idx), codegen
-
-
-@intrinsic
-def st(typingctx, arr, idx, x):
-    """Store scalar x (cast to the array's dtype) at flat element `idx` of `arr`."""
-    _check_array(arr, "st", dtype=None)
-    _check_int(idx, "st")
-
-    def codegen(context, builder, sig, args):
-        aty = sig.args[0]
-        p = _elem_ptr(context, builder, aty, args[0], args[1], sig.args[1])
-        v = context.cast(builder, args[2], sig.args[2], aty.dtype)
-        context.pack_value(builder, aty.dtype, v, p)
-        return context.get_dummy_value()
-
-    return types.none(arr, idx, x), codegen
-
-
-_VEC_FNS = {"add": "vadd", "sub": "vsub", "mul": "vmul", "div": "vdiv", "max": "vmax", "min": "vmin",
-            "neg": "vneg", "square": "vsquare", "abs": "vabs", "sqrt": "vsqrt", "rsqrt": "vrsqrt",
-            "floor": "vfloor", "ceil": "vceil"}
-_INTRINSICS = ("vload", "vloadm", "vstore", "vstorem", "vbcast", "vsplat", "vfma", "ld", "st",
-               *sorted(set(_VEC_FNS.values())))
-
-
-def vec_expr(expr: E.Expr, names: dict[int, str]) -> str | None:
-    """`expr` printed over vectors (Var(i) -> names[i]); None if it needs a function with no
-    vector form here (libm calls, comparisons, where): the caller then uses the scalar path."""
-    if isinstance(expr, E.Var):
-        return names[expr.index]
-    if isinstance(expr, E.Const):
-        return f"vsplat({printer.const_literal(expr.value, F32)})"
-    fn = _VEC_FNS.get(expr.fn)
-    if fn is None:
-        return None
-    args = [vec_expr(a, names) for a in expr.args]
-    if any(a is None for a in args):
-        return None
-    return f"{fn}({', '.join(args)})"
 
 
 # ---- problem description -----------------------------------------------------------------------
@@ -415,7 +128,6 @@ def _pack_panels(wt: np.ndarray, NR: int) -> np.ndarray:
 #: and the rate at which packed weights stream in (a GEMV is bound by it: 5 MB in ~50 µs)
 SERIAL_FLOPS = 100e9
 WEIGHT_BYTES_PER_S = 100e9
-PARALLEL_MIN_SECONDS = 50e-6
 #: tasks per parallel region (XNNPACK: >= 5 tiles per thread; PERFORMANCE.md §1.4)
 TASKS = 10
 #: packed weights bigger than this are walked in blocks of panels of about L2_BLOCK bytes
@@ -486,6 +198,10 @@ def _extra_row_code(shape: tuple[int, ...], out_lead: tuple[int, ...], g: str) -
 
 def _generate(req: KernelRequest, g: _Gemm, arg_names: list[str], args: list[Arg],
               tile: tuple[int, int] | None) -> KernelSource:
+    """The kernel for `g`; `arg_names` / `args`: the op's own parameters (the epilogue's extras
+    and the outputs follow)."""
+    n2, a2 = _common_args(req)
+    arg_names, args = arg_names + n2, args + a2
     RO, L, N, NB, M = g.RO, g.L, g.N, g.NB, g.M
     MR, NV = tile or choose_tile(RO, L, N)
     MR = min(MR, L)
@@ -526,7 +242,7 @@ def _generate(req: KernelRequest, g: _Gemm, arg_names: list[str], args: list[Arg
     wp = (_pack_panels(g.w_packed, NR) if g.w_packed is not None
           else np.zeros(g.w_batches * NPAN * g.KT * NR, F32))
     serial_s = g.flops / SERIAL_FLOPS + wp.nbytes / WEIGHT_BYTES_PER_S
-    parallel = req.num_threads > 1 and serial_s >= PARALLEL_MIN_SECONDS
+    parallel = emit.want_parallel(req, serial_s)
     split, count = None, 1
     if parallel:
         dims = (("b", NB), ("m", NTILE), ("p", NPAN))
@@ -696,7 +412,7 @@ def _generate(req: KernelRequest, g: _Gemm, arg_names: list[str], args: list[Arg
                 names[k] = f"ld(e{k}, {_plus(erow(k, i), col)})"
             for q, e in enumerate(exprs):
                 em(f"st(o{q}, {_plus('q0', i * N, 'n')}, "
-                   f"{printer.to_python(e, names, F32, loop_gen.VECTOR_FNS)})")
+                   f"{printer.to_python(e, names, F32, vector_libm=True)})")
             em.ind -= 2 if mask_n else 1
         if guarded:
             em.ind -= 1
@@ -704,27 +420,23 @@ def _generate(req: KernelRequest, g: _Gemm, arg_names: list[str], args: list[Arg
     header = (
         f"# tflite_jit gemm kernel: {req.op_name} M={M} N={N} K={g.KT} batches={NB} "
         f"tile={MR}x{NR} simd={SIMD_VERSION}/{VW}\n"
-        f"from tflite_jit.backends.numba_cpu.generators.gemm import {', '.join(_INTRINSICS)}\n"
+        + emit.helper_import(simd, *simd.INTRINSICS)
     )
 
     # A parallel kernel keeps its tile loops in a separate serial function that the prange body
     # calls: the parfor passes then see a one-line loop (measured: parallel compile of the stem
     # conv 4.4 s -> 2.5 s). The index is cast so that both typings of the prange body (int64,
     # then uint64 in the outlined gufunc) compile the same single signature.
-    def deco(par: bool) -> str:
-        return ("@numba.njit(cache=True, nogil=True, fastmath={'reassoc', 'contract', 'nsz', 'arcp'}, "
-                f"error_model='numpy', boundscheck=False, parallel={par})\n")
-
     params = ", ".join(arg_names)
-    uses_vector_fns = any(f"{f}(" in line for line in em.lines for f in loop_gen.VECTOR_FNS.values())
-    src = printer.PRELUDE + (loop_gen.EXP_PRELUDE if uses_vector_fns else "") + header + "\n\n"
+    uses_vector_libm = emit.uses_vector_libm("\n".join(em.lines))
+    src = printer.PRELUDE + (printer.EXP_PRELUDE if uses_vector_libm else "") + header + "\n\n"
     if parallel:
-        src += deco(False) + f"def gemm_task(task, {params}):\n" + "\n".join(em.lines) + "\n\n\n"
+        src += emit.njit_line(False) + "\n" + f"def gemm_task(task, {params}):\n" + "\n".join(em.lines) + "\n\n\n"
         pro(f"for task in numba.prange({ntask}):", f"    gemm_task(np.int64(task), {params})")
-        src += deco(True) + f"def gemm_kernel({params}):\n" + "\n".join(pro.lines) + "\n"
+        src += emit.njit_line(True) + "\n" + f"def gemm_kernel({params}):\n" + "\n".join(pro.lines) + "\n"
     else:
         body = pro.lines + em.lines
-        src += deco(False) + f"def gemm_kernel({params}):\n" + "\n".join(body or ["    pass"]) + "\n"
+        src += emit.njit_line(False) + "\n" + f"def gemm_kernel({params}):\n" + "\n".join(body or ["    pass"]) + "\n"
     return KernelSource(src, "gemm_kernel", args, parallel)
 
 
@@ -739,9 +451,13 @@ def _common_args(req: KernelRequest) -> tuple[list[str], list[Arg]]:
     return names, args
 
 
-def _check_outputs(req: KernelRequest) -> None:
+def _operands(req: KernelRequest, floats: Sequence[int]) -> tuple:
+    """(x, weights, bias or None) of a GEMM node whose inputs `floats` are float32 and whose
+    outputs are not empty."""
+    _f32(req, floats)
     if any(math.prod(o.arg.shape) == 0 for o in req.outputs):
         raise Unsupported(f"{req.op_name}: empty output")
+    return req.inputs[0], req.inputs[1], req.inputs[2] if len(req.inputs) > 2 else None
 
 
 # ---- CONV_2D -----------------------------------------------------------------------------------
@@ -750,10 +466,7 @@ def _check_outputs(req: KernelRequest) -> None:
 @register_generator("CONV_2D")
 def conv2d(req: KernelRequest, tile: tuple[int, int] | None = None) -> KernelSource:
     a = req.attrs
-    _f32(req, (0, 1, 2))
-    _check_outputs(req)
-    x, f = req.inputs[0], req.inputs[1]
-    b = req.inputs[2] if len(req.inputs) > 2 else None
+    x, f, b = _operands(req, (0, 1, 2))
     nimg, H, W, C = x.shape
     CO, KH, KW, CI = f.shape
     if CI != C:
@@ -801,28 +514,28 @@ def conv2d(req: KernelRequest, tile: tuple[int, int] | None = None) -> KernelSou
                     f"{dst} = bi_ * {HP * WP * C} + ({ro} - bi_ * {OH}) * {SH * WP * C}"]
 
         g = _Gemm(RO=nimg * OH, L=OW, LS=SW * C, outer_code=outer, **common)
-    if f.value is not None:
-        g.w_packed = np.asarray(f.value, F32).reshape(CO, KH * KW * C)
-    else:
-        names.append("w_rt")
-        args.append(Arg("input", 1))
-        g.w_pack_code = _pack_rt_nk(CO, KH * KW * C)
+    _weights_nk(g, f, CO, KH * KW * C, names, args)
     _bias(req, b, g, names, args, CO)
     g.consts = consts
-    n2, a2 = _common_args(req)
-    return _generate(req, g, names + n2, args + a2, tile)
+    return _generate(req, g, names, args, tile)
 
 
-def _pack_rt_nk(N: int, K: int, src: str = "w_rt") -> Callable[[int], list[str]]:
-    """Prologue packing a run-time [N, K] weight matrix into Wp panels."""
+def _weights_nk(g: _Gemm, w, N: int, K: int, names: list[str], args: list[Arg]) -> None:
+    """An [N, K] weight matrix: packed at plan time when constant; otherwise input 1 (`w_rt`)
+    is packed into the Wp panels by the kernel's prologue."""
+    if w.value is not None:
+        g.w_packed = np.asarray(w.value, F32).reshape(N, K)
+        return
+    names.append("w_rt")
+    args.append(Arg("input", 1))
 
     def code(NR: int) -> list[str]:
         return [f"for n in range({N}):",
                 f"    pw = (n // {NR}) * {K * NR} + n % {NR}",
                 f"    for k in range({K}):",
-                f"        st(Wp, pw + k * {NR}, ld({src}, n * {K} + k))"]
+                f"        st(Wp, pw + k * {NR}, ld(w_rt, n * {K} + k))"]
 
-    return code
+    g.w_pack_code = code
 
 
 def _bias(req: KernelRequest, b, g: _Gemm, names: list[str], args: list[Arg], N: int) -> None:
@@ -842,10 +555,7 @@ def _bias(req: KernelRequest, b, g: _Gemm, names: list[str], args: list[Arg], N:
 @register_generator("FULLY_CONNECTED")
 def fully_connected(req: KernelRequest, tile: tuple[int, int] | None = None) -> KernelSource:
     a = req.attrs
-    _f32(req, (0, 1, 2))
-    _check_outputs(req)
-    x, w = req.inputs[0], req.inputs[1]
-    b = req.inputs[2] if len(req.inputs) > 2 else None
+    x, w, b = _operands(req, (0, 1, 2))
     units, depth = w.shape
     rows = math.prod(x.shape) // depth
     if math.prod(req.out_shape) != rows * units:
@@ -853,15 +563,9 @@ def fully_connected(req: KernelRequest, tile: tuple[int, int] | None = None) -> 
     names, args = ["x"], [Arg("input", 0)]
     g = _Gemm(RO=1, L=rows, LS=depth, outer_code=lambda dst, ro: [f"{dst} = 0"], N=units, KT=depth,
               CI=depth, taps=(0,), ask=1, a_name="x", act=a.activation, flops=2.0 * rows * units * depth)
-    if w.value is not None:
-        g.w_packed = np.asarray(w.value, F32)
-    else:
-        names.append("w_rt")
-        args.append(Arg("input", 1))
-        g.w_pack_code = _pack_rt_nk(units, depth)
+    _weights_nk(g, w, units, depth, names, args)
     _bias(req, b, g, names, args, units)
-    n2, a2 = _common_args(req)
-    return _generate(req, g, names + n2, args + a2, tile)
+    return _generate(req, g, names, args, tile)
 
 
 # ---- BATCH_MATMUL ------------------------------------------------------------------------------
@@ -882,9 +586,7 @@ def _batch_index(out_batch: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarr
 @register_generator("BATCH_MATMUL")
 def batch_matmul(req: KernelRequest, tile: tuple[int, int] | None = None) -> KernelSource:
     a = req.attrs
-    _f32(req, (0, 1))
-    _check_outputs(req)
-    x, y = req.inputs[0], req.inputs[1]
+    x, y, _ = _operands(req, (0, 1))
     xs, ys = tuple(x.shape), tuple(y.shape)
     M, K = (xs[-1], xs[-2]) if a.adj_x else (xs[-2], xs[-1])
     N = ys[-2] if a.adj_y else ys[-1]
@@ -928,7 +630,6 @@ def batch_matmul(req: KernelRequest, tile: tuple[int, int] | None = None) -> Ker
             return lines
 
         g.w_pack_code = code
-    n2, a2 = _common_args(req)
-    return _generate(req, g, names + n2, args + a2, tile)
+    return _generate(req, g, names, args, tile)
 
 

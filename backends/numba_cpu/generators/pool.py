@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu.backend import register_generator
+from tflite_jit.backends.numba_cpu import emit
+from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.generators.depthwise import Window, geometry, window_source
-from tflite_jit.backends.numba_cpu.generators.loop import F32
 from tflite_jit.backends.numba_cpu.spec import KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 
@@ -20,7 +20,7 @@ from tflite_jit.backends.request import KernelRequest, Unsupported
 def _pool(req: KernelRequest, kind: str) -> KernelSource:
     a = req.attrs
     x = req.inputs[0] if req.inputs else None
-    if x is None or np.dtype(x.dtype) != F32 or len(x.shape) != 4:
+    if x is None or np.dtype(x.dtype) != emit.F32 or len(x.shape) != 4:
         raise Unsupported(f"{req.op_name}: 4-D float32 input only")
     n, h, w, c = x.shape
     if a.stride_h < 1 or a.stride_w < 1:

@@ -26,15 +26,12 @@ int8 products to int64 and never emits VNNI by itself):
   weights, taps unrolled at literal offsets, float32 FMAs (exact: at most 49 taps), then `qst`.
   (Depth multiplier > 1: a scalar loop LLVM vectorizes, with the same requantization.)
 
-`qst` / `qstm` / `qsti` / `qstmi` are the requantizing stores (LLVM vector code, 16 lanes): the
-accumulator (float32 holding an integer, or int32) plus the per-channel int32 bias, wrapped as
-C's int32 wraps, LiteRT's rounding, + output zero point, the activation clamp, narrowed to 8 bits.
-Rounding (ops/qnn.py `_requantize`): t = SRDHM(wrap32(acc << ls), M), then t >> rs rounded half
-up (RHU2: conv / FC, and depthwise channel blocks of 8) or half away from zero (MBQM: the last
-C mod 8 depthwise channels). Both are (t + h) >> rs with a per-channel, per-sign h: h+ = 2**(rs-1)
-(0 when rs = 0) and h- = h+ for RHU2, h+ - 1 for MBQM (when rs > 0). Grouped convolutions (MBQM
-on every channel), int16 activations, run-time filters and fused epilogues are not compiled here
-(reference backend; backend.request_for keeps quantized roots in single-op clusters).
+The requantizing stores `qst` / `qstm` / `qsti` / `qstmi` (../qsimd.py, one table QP of
+per-channel parameters from `qparams`) round as LiteRT does (ops/qnn.py `_requantize`): half up
+(RHU2) for conv / FC and depthwise channel blocks of 8, half away from zero (MBQM) for the last
+C mod 8 depthwise channels. Grouped convolutions (MBQM on every channel), int16 activations,
+run-time filters and fused epilogues are not compiled here (reference backend;
+backend.request_for keeps quantized roots in single-op clusters).
 """
 
 from __future__ import annotations
@@ -44,23 +41,13 @@ import re
 from dataclasses import replace
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic, models, register_model
 
-from tflite_jit.backends.numba_cpu import printer
-from tflite_jit.backends.numba_cpu.backend import register_generator
+from tflite_jit.backends.numba_cpu import emit, printer, qsimd, simd
 from tflite_jit.backends.numba_cpu.generators import depthwise as _fdw
-from tflite_jit.backends.numba_cpu.generators import gemm
-from tflite_jit.backends.numba_cpu.generators.gemm import (
-    VW,
-    _check_array,
-    _check_int,
-    _lane_mask,
-    _llvm_fn,
-    f32vec,
-)
-from tflite_jit.backends.numba_cpu.generators.loop import indent, module, prange_head, want_parallel
+from tflite_jit.backends.numba_cpu.generators import gemm, register_generator
+from tflite_jit.backends.numba_cpu.qsimd import HAS_VNNI, QROWS
+from tflite_jit.backends.numba_cpu.quantized import quantized_attrs
+from tflite_jit.backends.numba_cpu.simd import VW
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Output, TensorArg, Unsupported
 from tflite_jit.ops import expr as E
@@ -70,116 +57,14 @@ from tflite_jit.ops.nn import axis_geometry
 
 F32 = np.dtype(np.float32)
 I8, U8 = np.dtype(np.int8), np.dtype(np.uint8)
-#: activation dtypes compiled here (int16 activations use int64 accumulators: reference)
-QDTYPES = (I8, U8)
 #: float32 sums of integers are exact below this magnitude
 EXACT = float(1 << 24)
 #: bump when the requantization code changes meaning (printed into every generated module)
 QVERSION = "3"
 #: the int8 VNNI GEMM (below) where the host has it; False forces the float32 GEMM path
 USE_VNNI = True
-#: rows of the per-channel parameter table QP: bias, multiplier, left shift, right shift, h+, h-
-_QROWS = 6
 #: per-channel tables are padded by this many zero channels (a GEMM panel is at most 8 vectors)
 _QPAD = 8 * VW
-
-_V64 = ir.VectorType(ir.IntType(64), VW)
-_V32 = ir.VectorType(ir.IntType(32), VW)
-_V8 = ir.VectorType(ir.IntType(8), VW)
-
-
-# ---- the requantizing store (LLVM vector code) --------------------------------------------------
-
-
-def _requant_vec(context, builder, sig, args):
-    """<VW x i8> from the accumulator vector args[2] (float32 holding integers, or int32); args:
-    (out, idx, v, ch, QP, np_, zo, lo, hi, has_ls[, n]). QP is int32 [_QROWS, np_]. The
-    accumulator, bias and left shift wrap in int32 lanes as C's int32 does (= qmath's wrap32);
-    SRDHM multiplies sign-extended int32s (vpmuldq) and the rounding shift runs in int64."""
-    ch = context.cast(builder, args[3], sig.args[3], types.intp)
-    npr = context.cast(builder, args[5], sig.args[5], types.intp)
-    qarr = context.make_array(sig.args[4])(context, builder, args[4])
-
-    def row(r):
-        off = builder.add(ch, builder.mul(npr, ir.Constant(ch.type, r)))
-        p = builder.gep(qarr.data, [off], inbounds=True)
-        ld = builder.load(builder.bitcast(p, _V32.as_pointer()), align=4)
-        # the table is constant for the kernel's lifetime: lets LLVM share these loads between
-        # the MR row stores of a tile (the int8 stores could otherwise alias them)
-        ld.set_metadata("invariant.load", builder.module.add_metadata([]))
-        return ld
-
-    def splat(x, xty):
-        x64 = context.cast(builder, x, xty, types.int64)
-        v = builder.insert_element(ir.Constant(_V64, ir.Undefined), x64, ir.Constant(ir.IntType(32), 0))
-        return builder.shuffle_vector(v, ir.Constant(_V64, ir.Undefined),
-                                      ir.Constant(ir.VectorType(ir.IntType(32), VW), [0] * VW))
-
-    v = args[2]
-    acc = v if v.type == _V32 else builder.fptosi(v, _V32)
-    acc = builder.add(acc, row(0))
-    has_ls = context.cast(builder, args[9], sig.args[9], types.boolean)
-    acc = builder.select(has_ls, builder.shl(acc, row(2)), acc)  # constant-folded per call site
-    prod = builder.mul(builder.sext(acc, _V64), builder.sext(row(1), _V64))
-    t = builder.ashr(builder.add(prod, ir.Constant(_V64, [1 << 30] * VW)), ir.Constant(_V64, [31] * VW))
-    neg = builder.icmp_signed("<", t, ir.Constant(_V64, [0] * VW))
-    h = builder.sext(builder.select(neg, row(5), row(4)), _V64)
-    r = builder.ashr(builder.add(t, h), builder.sext(row(3), _V64))
-    r = builder.add(r, splat(args[6], sig.args[6]))
-    lo, hi = splat(args[7], sig.args[7]), splat(args[8], sig.args[8])
-    r = builder.select(builder.icmp_signed("<", r, lo), lo, r)
-    r = builder.select(builder.icmp_signed(">", r, hi), hi, r)
-    return builder.trunc(r, _V8)
-
-
-def _out_ptr(context, builder, aty, arr, idx, ity):
-    ary = context.make_array(aty)(context, builder, arr)
-    i = context.cast(builder, idx, ity, types.intp)
-    return builder.bitcast(builder.gep(ary.data, [i], inbounds=True), _V8.as_pointer())
-
-
-def _check_q(out, qp, fn):
-    _check_array(out, fn, dtype=None)
-    if out.dtype not in (types.int8, types.uint8):
-        raise TypeError(f"{fn}: output must be int8 or uint8, got {out.dtype}")
-    _check_array(qp, fn, dtype=types.int32)
-
-
-def _store(context, builder, sig, args):
-    """Codegen shared by qst/qsti: requantize the accumulators, store VW bytes."""
-    r = _requant_vec(context, builder, sig, args)
-    builder.store(r, _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), align=1)
-    return context.get_dummy_value()
-
-
-def _store_masked(context, builder, sig, args):
-    """Codegen shared by qstm/qstmi: as _store, lanes < n only."""
-    r = _requant_vec(context, builder, sig, args)
-    p = _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
-    m = _lane_mask(context, builder, args[10], sig.args[10])
-    fn = _llvm_fn(builder, f"llvm.masked.store.v{VW}i8.p0", ir.VoidType(), [_V8, p.type, ir.IntType(32), m.type])
-    builder.call(fn, [r, p, ir.Constant(ir.IntType(32), 1), m])
-    return context.get_dummy_value()
-
-
-@intrinsic
-def qst(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls):
-    """Requantize the VW float accumulators `v` of channels ch.. and store them at out[idx..]."""
-    _check_q(out, qp, "qst")
-    _check_int(idx, "qst")
-
-    return types.none(out, idx, f32vec, ch, qp, np_, zo, lo, hi, has_ls), _store
-
-
-@intrinsic
-def qstm(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls, n):
-    """qst for lanes < n only."""
-    _check_q(out, qp, "qstm")
-    _check_int(idx, "qstm")
-    _check_int(n, "qstm")
-
-    return types.none(out, idx, f32vec, ch, qp, np_, zo, lo, hi, has_ls, n), _store_masked
-
 
 # ---- per-channel requantization parameters -------------------------------------------------------
 
@@ -191,7 +76,7 @@ def _rounding_halves(rs: np.ndarray, mbqm: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def qparams(a, n: int, bias: np.ndarray, mbqm: np.ndarray, pad: int = 0) -> np.ndarray:
-    """int32 [_QROWS, n + pad]: bias (wrapped to int32, as C's accumulator wraps), M, ls, rs,
+    """qsimd's table QP, int32 [QROWS, n + pad]: bias (wrapped to int32, as C's accumulator wraps), M, ls, rs,
     h+, h- per channel (zero past n)."""
     m = np.broadcast_to(np.asarray(a.multipliers, np.int64), (n,))
     s = np.broadcast_to(np.asarray(a.shifts, np.int64), (n,))
@@ -199,7 +84,7 @@ def qparams(a, n: int, bias: np.ndarray, mbqm: np.ndarray, pad: int = 0) -> np.n
     if np.any(rs > 31) or np.any(ls > 31):
         raise Unsupported("quantized multiplier shift out of range (runs on reference)")
     hp, hn = _rounding_halves(rs, mbqm)
-    qp = np.zeros((_QROWS, n + pad), np.int64)
+    qp = np.zeros((QROWS, n + pad), np.int64)
     for r, v in enumerate((qmath.wrap32(bias), m, ls, rs, hp, hn)):
         qp[r, :n] = v
     return np.ascontiguousarray(qp.astype(np.int32))
@@ -212,13 +97,7 @@ def qtail(qp: np.ndarray, a) -> str:
 
 
 def _check_attrs(req: KernelRequest) -> None:
-    a = req.attrs
-    if not isinstance(a, Quantized) or not hasattr(a, "multipliers"):
-        raise Unsupported(f"{req.op_name}: not a quantized conv node")
-    if np.dtype(a.dtype) not in QDTYPES:
-        raise Unsupported(f"quantized {req.op_name} on {a.dtype} activations runs on reference")
-    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
-        raise Unsupported(f"quantized {req.op_name}: fused epilogues are not compiled")
+    a = quantized_attrs(req, "multipliers", "conv node", " activations")
     if np.dtype(req.outputs[0].arg.dtype) != np.dtype(a.dtype):
         raise Unsupported(f"quantized {req.op_name}: output dtype differs from the input's")
     if any(math.prod(o.arg.shape) == 0 for o in req.outputs):
@@ -267,9 +146,17 @@ def _channel(dst: str) -> str:
     return " + ".join(terms[terms.index("nb"):])
 
 
-def _gemm_q(req: KernelRequest, wc: np.ndarray, kind: str, tile=None) -> KernelSource:
-    """wc: centered float weights in the float op's layout."""
+def _gemm_q(req: KernelRequest, kind: str, tile=None) -> KernelSource:
+    """A quantized CONV_2D (kind 'conv') or FULLY_CONNECTED ('fc') node: the VNNI GEMM, or the
+    float32 GEMM with a requantizing store."""
+    _check_attrs(req)
+    w = req.inputs[1]
+    if kind == "conv" and (len(w.shape) != 4 or len(req.inputs[0].shape) != 4):
+        raise Unsupported("quantized CONV_2D: 4-D input and filter only")
+    if kind == "fc" and len(w.shape) != 2:
+        raise Unsupported("quantized FULLY_CONNECTED: 2-D filter only")
     a = req.attrs
+    wc = _centered_weights(w.value, a.w_zps, 0)  # centered float weights, the float op's layout
     dt = np.dtype(a.dtype)
     x = req.inputs[0]
     n_out = wc.shape[0]
@@ -336,7 +223,7 @@ def _gemm_q(req: KernelRequest, wc: np.ndarray, kind: str, tile=None) -> KernelS
         all_args = [Arg("input", 0)] + args + consts
     deco = "@numba.njit(cache=True, nogil=True, error_model='numpy', boundscheck=False)"
     source = (body + f"\n# quantized epilogue v{QVERSION} ({dt.name}, zo={zo}, clamp=[{lo}, {hi}])\n"
-              "from tflite_jit.backends.numba_cpu.generators.qconv import qst, qstm\n\n\n"
+              + emit.helper_import(qsimd, "qst", "qstm") + "\n\n"
               + deco + "\n" + "\n".join(entry) + "\n")
     return KernelSource(source, "qentry", all_args, src.parallel)
 
@@ -345,22 +232,14 @@ def _gemm_q(req: KernelRequest, wc: np.ndarray, kind: str, tile=None) -> KernelS
 def conv2d(req: KernelRequest, tile=None) -> KernelSource:
     if not isinstance(req.attrs, Quantized):
         return gemm.conv2d(req, tile)
-    _check_attrs(req)
-    w = req.inputs[1]
-    if len(w.shape) != 4 or len(req.inputs[0].shape) != 4:
-        raise Unsupported("quantized CONV_2D: 4-D input and filter only")
-    return _gemm_q(req, _centered_weights(w.value, req.attrs.w_zps, 0), "conv", tile)
+    return _gemm_q(req, "conv", tile)
 
 
 @register_generator("FULLY_CONNECTED")
 def fully_connected(req: KernelRequest, tile=None) -> KernelSource:
     if not isinstance(req.attrs, Quantized):
         return gemm.fully_connected(req, tile)
-    _check_attrs(req)
-    w = req.inputs[1]
-    if len(w.shape) != 2:
-        raise Unsupported("quantized FULLY_CONNECTED: 2-D filter only")
-    return _gemm_q(req, _centered_weights(w.value, req.attrs.w_zps, 0), "fc", tile)
+    return _gemm_q(req, "fc", tile)
 
 
 # ---- DEPTHWISE_CONV_2D ------------------------------------------------------------------------------
@@ -416,7 +295,7 @@ def depthwise(req: KernelRequest) -> KernelSource:
     qp[5] = qp[4] - qp[5]  # this kernel subtracts h+ - h- (0 or 1) from negative values
     wp = np.ascontiguousarray(wc.astype(F32).reshape(-1))
     flops = 2.0 * nimg * OH * OW * CO * KH * KW
-    parallel = want_parallel(req, flops / DW_SERIAL_FLOPS) and nimg * OH > 1
+    parallel = emit.want_parallel(req, flops / DW_SERIAL_FLOPS) and nimg * OH > 1
     # serial, depth multiplier 1: the scratch is a ring of the `span` padded rows one output row
     # reads, filled just before use (it stays in L1/L2; a whole float32 image does not)
     ring = DW_RING and mult == 1 and not parallel
@@ -438,7 +317,7 @@ def depthwise(req: KernelRequest) -> KernelSource:
         f"t = (t + ld(qp, {4 * CO} + co) - ((t >> 63) & ld(qp, {5 * CO} + co))) >> ld(qp, {3 * CO} + co)",
         f"st(o, ob + co, min(max(t + {zo}, {lo}), {hi}))",
     ]
-    rows = prange_head("r", 0, nimg * OH) if parallel else [f"for r in range({nimg * OH}):"]
+    rows = emit.prange_head("r", 0, nimg * OH) if parallel else [f"for r in range({nimg * OH}):"]
     body = ["def entry(x, xp, wp, qp, o):"]
     if not ring:
         body += [
@@ -498,26 +377,26 @@ def depthwise(req: KernelRequest) -> KernelSource:
                 xb = f"(ow + {p}) * {SW * C}" if ring else f"xr + (ow + {p}) * {SW * C}"
                 out += [f"xb{p} = {xb}", f"ob{p} = (r * {OW} + ow + {p}) * {CO}"]
             if nfull:
-                out += [f"for cv in range({nfull}):", f"    co = cv * {VW}"] + indent(vec("co", False, npix), 1)
+                out += [f"for cv in range({nfull}):", f"    co = cv * {VW}"] + emit.indent(vec("co", False, npix), 1)
             if rem:
                 out += vec(str(nfull * VW), True, npix)
             return out
 
         npix = min(DW_PIXELS, OW)
         nq = OW // npix
-        inner += [f"for q in range({nq}):", f"    ow = q * {npix}"] + indent(pixels(npix), 1)
+        inner += [f"for q in range({nq}):", f"    ow = q * {npix}"] + emit.indent(pixels(npix), 1)
         if nq * npix < OW:
-            inner += [f"for ow in range({nq * npix}, {OW}):"] + indent(pixels(1), 1)
+            inner += [f"for ow in range({nq * npix}, {OW}):"] + emit.indent(pixels(1), 1)
     else:
         inner += [f"for ow in range({OW}):", f"    xb = xr + ow * {SW * C}", f"    ob = (r * {OW} + ow) * {CO}",
-                  f"    for co in range({CO}):"] + indent(acc + requant, 2)
-    body += indent(rows, 1) + indent(inner, 2)
+                  f"    for co in range({CO}):"] + emit.indent(acc + requant, 2)
+    body += emit.indent(rows, 1) + emit.indent(inner, 2)
     args = [Arg("input", 0), Arg("const", value=xp), Arg("const", value=wp),
             Arg("const", value=np.ascontiguousarray(qp.reshape(-1))), Arg("output", 0)]
     src = (f"# quantized depthwise v{QVERSION} ({dt.name})\n"
-           "from tflite_jit.backends.numba_cpu.generators.gemm import ld, st, vload, vloadm, vmul, vfma\n"
-           "from tflite_jit.backends.numba_cpu.generators.qconv import qst, qstm\n"
-           + module("\n".join(body) + "\n", parallel))
+           + emit.helper_import(simd, "ld", "st", "vload", "vloadm", "vmul", "vfma")
+           + emit.helper_import(qsimd, "qst", "qstm")
+           + emit.module("\n".join(body) + "\n", parallel))
     return KernelSource(src, "entry", args, parallel)
 
 
@@ -535,117 +414,12 @@ def depthwise(req: KernelRequest) -> KernelSource:
 # channel counts) the prologue copies them into a zero-point-bordered uint8 scratch image.
 
 
-class _I32Vec(types.Type):
-    def __init__(self) -> None:
-        super().__init__(name=f"int32x{VW}")
-
-
-i32vec = _I32Vec()
-
-
-@register_model(_I32Vec)
-class _I32VecModel(models.PrimitiveModel):
-    def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, _V32)
-
-
-HAS_VNNI = VW == 16 and "+avx512vnni" in gemm._host_features() and "+avx512bw" in gemm._host_features()
-
-
-def _byte_ptr(context, builder, aty, arr, idx, ity):
-    ary = context.make_array(aty)(context, builder, arr)
-    i = context.cast(builder, idx, ity, types.intp)
-    p = builder.bitcast(ary.data, ir.IntType(8).as_pointer())
-    return builder.gep(p, [i], inbounds=True)
-
-
-def _check_bytes(a, fn):
-    _check_array(a, fn, dtype=None)
-    if a.dtype not in (types.int8, types.uint8):
-        raise TypeError(f"{fn}: needs an int8 / uint8 array, got {a}")
-
-
-@intrinsic
-def vzi(typingctx):
-    def codegen(context, builder, sig, args):
-        return ir.Constant(_V32, [0] * VW)
-
-    return i32vec(), codegen
-
-
-@intrinsic
-def vldw(typingctx, arr, idx):
-    """16 int32 lanes (4 packed weight bytes each) from byte `idx` of an int8 array."""
-    _check_bytes(arr, "vldw")
-    _check_int(idx, "vldw")
-
-    def codegen(context, builder, sig, args):
-        p = _byte_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
-        return builder.load(builder.bitcast(p, _V32.as_pointer()), align=1)
-
-    return i32vec(arr, idx), codegen
-
-
-def _bc4(flip: bool):
-    def typer(typingctx, arr, idx):
-        _check_bytes(arr, "vbc4")
-        _check_int(idx, "vbc4")
-
-        def codegen(context, builder, sig, args):
-            p = _byte_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
-            x = builder.load(builder.bitcast(p, ir.IntType(32).as_pointer()), align=1)
-            if flip:
-                x = builder.xor(x, ir.Constant(ir.IntType(32), 0x80808080))
-            v = builder.insert_element(ir.Constant(_V32, ir.Undefined), x, ir.Constant(ir.IntType(32), 0))
-            return builder.shuffle_vector(v, ir.Constant(_V32, ir.Undefined),
-                                          ir.Constant(ir.VectorType(ir.IntType(32), VW), [0] * VW))
-
-        return i32vec(arr, idx), codegen
-
-    return intrinsic(typer)
-
-
-#: 4 bytes at a byte offset, in every lane (vbc4x: with the sign bits flipped, int8 -> x + 128)
-vbc4 = _bc4(False)
-vbc4x = _bc4(True)
-
-
-@intrinsic
-def vdot(typingctx, acc, a, b):
-    """acc + per-lane sums of 4 (unsigned byte of a) x (signed byte of b): vpdpbusd."""
-
-    def codegen(context, builder, sig, args):
-        fn = _llvm_fn(builder, "llvm.x86.avx512.vpdpbusd.512", _V32, [_V32] * 3)
-        return builder.call(fn, list(args))
-
-    return i32vec(i32vec, i32vec, i32vec), codegen
-
-
-@intrinsic
-def qsti(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls):
-    """qst for int32 accumulators."""
-    _check_q(out, qp, "qsti")
-    _check_int(idx, "qsti")
-
-    return types.none(out, idx, i32vec, ch, qp, np_, zo, lo, hi, has_ls), _store
-
-
-@intrinsic
-def qstmi(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls, n):
-    """qsti for lanes < n only."""
-    _check_q(out, qp, "qstmi")
-    _check_int(idx, "qstmi")
-    _check_int(n, "qstmi")
-
-    return types.none(out, idx, i32vec, ch, qp, np_, zo, lo, hi, has_ls, n), _store_masked
-
-
 #: (NV vectors per panel) -> MR rows per tile: MR * NV accumulators + NV weights + 1 broadcast
 #: of the 32 zmm registers
 _VNNI_TILES = {1: 14, 2: 7, 3: 6, 4: 5}
 #: serial int8 multiply-adds per second assumed for the threading decision (2 ops each)
 VNNI_SERIAL_OPS = 300e9
-_VNNI_INTRINSICS = "vzi, vldw, vbc4, vbc4x, vdot, qsti, qstmi"
+_VNNI_INTRINSICS = ("vzi", "vldw", "vbc4", "vbc4x", "vdot", "qsti", "qstmi")
 
 
 def _vnni_choose(RO: int, L: int, N: int) -> tuple[int, int]:
@@ -733,7 +507,7 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
     wp = _pack_vnni(wt, NR)
     tail = "QP, " + qtail(qp, a)
     flops = 2.0 * M * N * T * C
-    parallel = want_parallel(req, flops / VNNI_SERIAL_OPS) and NTILE * NPAN >= 2
+    parallel = emit.want_parallel(req, flops / VNNI_SERIAL_OPS) and NTILE * NPAN >= 2
     split = "m" if NTILE >= 10 or NTILE >= NPAN else "p"
     ntask = min(10, NTILE if split == "m" else NPAN) if parallel else 1
     A = "XU" if copy else "x"
@@ -808,8 +582,7 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
             "parallel={})\n")
     src = (printer.PRELUDE + f"# tflite_jit int8 VNNI gemm v{QVERSION}: {req.op_name} M={M} N={N} "
            f"K={T * CP} tile={MR}x{NR}\n"
-           f"from tflite_jit.backends.numba_cpu.generators.qconv import {_VNNI_INTRINSICS}\n"
-           "from tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n\n\n")
+           + emit.helper_import(qsimd, *_VNNI_INTRINSICS) + emit.helper_import(simd, "ld", "st") + "\n\n")
     if parallel:
         src += deco.format(False) + f"def qgemm_task(task, {params}):\n" + "\n".join(em) + "\n\n\n"
         body = pro + [f"for task in numba.prange({ntask}):", f"    qgemm_task(np.int64(task), {params})"]

@@ -17,15 +17,12 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu.backend import register_generator
-from tflite_jit.backends.numba_cpu.generators import qlut, qmulvec
-from tflite_jit.backends.numba_cpu.generators.loop import module, prange_head, want_parallel
+from tflite_jit.backends.numba_cpu import emit, qlut, qmulvec, simd
+from tflite_jit.backends.numba_cpu.generators import register_generator
+from tflite_jit.backends.numba_cpu.quantized import quantized_attrs, round_shift
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
-from tflite_jit.ops import expr as E
-from tflite_jit.ops.base import Quantized
 
-QDTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
 #: serial elements per second assumed for the threading decision
 SERIAL_ELEMS = 1e9
 
@@ -36,7 +33,7 @@ def _mbqm_lines(dst: str, src: str, m: int, shift: int) -> list[str]:
     v = f"np.int64(np.int32({src} << {ls}))" if ls else src
     lines = [f"{dst} = ({v} * {m} + {1 << 30}) >> 31"]
     if rs:
-        lines.append(f"{dst} = ({dst} + {1 << (rs - 1)} + ({dst} >> 63)) >> {rs}")
+        lines.append(f"{dst} = {round_shift(dst, rs, away=True)}")
     return lines
 
 
@@ -56,13 +53,7 @@ def _element(a, i: str, vector: bool) -> list[str]:
 
 
 def _generate(req: KernelRequest) -> KernelSource:
-    a = req.attrs
-    if not isinstance(a, Quantized) or not hasattr(a, "left_shift"):
-        raise Unsupported(f"{req.op_name}: not a quantized ADD/SUB node")
-    if np.dtype(a.dtype) not in QDTYPES:
-        raise Unsupported(f"quantized {req.op_name} on {a.dtype} runs on reference")
-    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
-        raise Unsupported(f"quantized {req.op_name}: fused epilogues are not compiled")
+    a = quantized_attrs(req, "left_shift", "ADD/SUB node")
     x, y = req.inputs[0], req.inputs[1]
     if x is None or y is None or tuple(x.shape) != tuple(y.shape) or tuple(x.shape) != tuple(req.out_shape):
         raise Unsupported(f"quantized {req.op_name}: broadcasting runs on reference")
@@ -71,14 +62,14 @@ def _generate(req: KernelRequest) -> KernelSource:
             raise Unsupported(f"quantized {req.op_name}: mixed dtypes")
     n = math.prod(x.shape)
     head = n // 16 * 16 if not a.sub else 0
-    parallel = want_parallel(req, n / SERIAL_ELEMS) and head >= 16 * 64
+    parallel = emit.want_parallel(req, n / SERIAL_ELEMS) and head >= 16 * 64
     body = ["def entry(x, y, o):"]
     if head:
         nb = head // 16
         if parallel:
             chunks = 4 * req.num_threads
             per = -(-nb // chunks)
-            body += ["    " + ln for ln in prange_head("c", 0, chunks)]
+            body += ["    " + ln for ln in emit.prange_head("c", 0, chunks)]
             body += [f"        for i in range(c * {per * 16}, min(c * {per * 16} + {per * 16}, {head})):"]
             body += ["            " + ln for ln in _element(a, "i", True)]
         else:
@@ -86,8 +77,8 @@ def _generate(req: KernelRequest) -> KernelSource:
     if head < n:
         body += [f"    for i in range({head}, {n}):"] + ["        " + ln for ln in _element(a, "i", False)]
     src = (f"# quantized {req.op_name} ({a.dtype})\n"
-           "from tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
-           + module("\n".join(body) + "\n", parallel))
+           + emit.helper_import(simd, "ld", "st")
+           + emit.module("\n".join(body) + "\n", parallel))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], parallel)
 
 
@@ -137,13 +128,7 @@ def _loops(out_shape: tuple[int, ...], operands: list[tuple[int, ...]], body: li
 
 
 def _common(req: KernelRequest, field: str) -> None:
-    a = req.attrs
-    if not isinstance(a, Quantized) or not hasattr(a, field):
-        raise Unsupported(f"{req.op_name}: not a quantized node of this kernel")
-    if np.dtype(a.dtype) not in QDTYPES:
-        raise Unsupported(f"quantized {req.op_name} on {a.dtype} runs on reference")
-    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
-        raise Unsupported(f"quantized {req.op_name}: fused epilogues are not compiled")
+    a = quantized_attrs(req, field, "node of this kernel")
     if math.prod(req.out_shape) == 0:
         raise Unsupported(f"{req.op_name}: empty output")
     for t in (*req.inputs, req.outputs[0].arg):
@@ -167,9 +152,8 @@ def generate_mul(req: KernelRequest) -> KernelSource:
     lines = _vector_mul(a, out, tuple(x.shape), tuple(y.shape), body) if qmulvec_ok(a) else None
     if lines is None:
         lines = ["def entry(x, y, o):"] + ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(y.shape)], body)]
-    src = ("# quantized MUL\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
-           "from tflite_jit.backends.numba_cpu.generators.qmulvec import qmul16\n"
-           + module("\n".join(lines) + "\n", False))
+    src = ("# quantized MUL\n" + emit.helper_import(simd, "ld", "st") + emit.helper_import(qmulvec, "qmul16")
+           + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], False)
 
 
@@ -245,9 +229,9 @@ def generate_table(req: KernelRequest) -> KernelSource:
         lines += [f"    for i in range(0, {head}, {qlut.LUT_W}):", "        lut64(btab, x, o, i)"]
     if head < n:
         lines += [f"    for i in range({head}, {n}):", f"        st(o, i, ld(tab, np.int64(ld(x, i)) - {lo}))"]
-    src = (f"# quantized table op {req.op_name}\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
-           "from tflite_jit.backends.numba_cpu.generators.qlut import lut64\n"
-           + module("\n".join(lines) + "\n", False))
+    src = (f"# quantized table op {req.op_name}\n" + emit.helper_import(simd, "ld", "st")
+           + emit.helper_import(qlut, "lut64")
+           + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=table),
                                        Arg("const", value=qlut.byte_table(table, dt)), Arg("output", 0)], False)
 

@@ -16,11 +16,11 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu.backend import register_generator
-from tflite_jit.backends.numba_cpu.generators.loop import module
+from tflite_jit.backends.numba_cpu import emit, simd
+from tflite_jit.backends.numba_cpu.generators import register_generator
+from tflite_jit.backends.numba_cpu.quantized import no_epilogue
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
-from tflite_jit.ops import expr as E
 
 
 def _merge(shape: tuple[int, ...], pads: list[tuple[int, int]]) -> tuple[list[int], list[tuple[int, int]]]:
@@ -38,8 +38,7 @@ def _merge(shape: tuple[int, ...], pads: list[tuple[int, int]]) -> tuple[list[in
 
 @register_generator("PAD")
 def generate_pad(req: KernelRequest) -> KernelSource:
-    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
-        raise Unsupported("PAD: fused epilogues are not compiled")
+    no_epilogue(req, "PAD")
     x = req.inputs[0] if req.inputs else None
     p = req.inputs[1] if len(req.inputs) > 1 else None
     if x is None or p is None or p.value is None:
@@ -91,6 +90,6 @@ def generate_pad(req: KernelRequest) -> KernelSource:
             body += [f"{ind}else:", f"{ind}    for c in range({OL}):", f"{ind}        st(o, ob + c, {value})"]
         else:
             body += [ind + ln for ln in copy]
-    src = ("# PAD\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
-           + module("\n".join(body) + "\n", False))
+    src = ("# PAD\n" + emit.helper_import(simd, "ld", "st")
+           + emit.module("\n".join(body) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("output", 0)], False)

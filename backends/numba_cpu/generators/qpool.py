@@ -14,25 +14,21 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu.backend import register_generator
+from tflite_jit.backends.numba_cpu import emit, simd
 from tflite_jit.backends.numba_cpu.generators import pool as _float_pool
+from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.generators.depthwise import geometry
-from tflite_jit.backends.numba_cpu.generators.loop import module
+from tflite_jit.backends.numba_cpu.quantized import check_8bit, no_epilogue
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
-from tflite_jit.ops import expr as E
 from tflite_jit.ops.base import Quantized
-
-QDTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
 
 
 def _qpool(req: KernelRequest, kind: str) -> KernelSource:
     a = req.attrs
     f = a.base
-    if np.dtype(a.dtype) not in QDTYPES:
-        raise Unsupported(f"quantized {req.op_name} on {a.dtype} runs on reference")
-    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
-        raise Unsupported(f"quantized {req.op_name}: fused epilogues are not compiled")
+    check_8bit(req, a.dtype)
+    no_epilogue(req, f"quantized {req.op_name}")
     x = req.inputs[0] if req.inputs else None
     if x is None or len(x.shape) != 4 or np.dtype(x.dtype) != np.dtype(a.dtype):
         raise Unsupported(f"quantized {req.op_name}: 4-D input of the node's type only")
@@ -74,8 +70,8 @@ def _qpool(req: KernelRequest, kind: str) -> KernelSource:
         f"                for c in range({C}):",
     ] + [f"                    {ln}" for ln in fin] + [
         f"                    st(o, ob + c, min(max(r, {lo}), {hi}))"]
-    src = (f"# quantized {req.op_name}\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
-           + module("\n".join(body) + "\n", False))
+    src = (f"# quantized {req.op_name}\n" + emit.helper_import(simd, "ld", "st")
+           + emit.module("\n".join(body) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=np.zeros(C, np.int64)),
                                        Arg("output", 0)], False)
 

@@ -23,15 +23,14 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import printer
-from tflite_jit.backends.numba_cpu.backend import register_generator
+from tflite_jit.backends.numba_cpu import emit, printer, simd
+from tflite_jit.backends.numba_cpu.generators import register_generator
+from tflite_jit.backends.numba_cpu.quantized import QDTYPES, no_epilogue
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
-from tflite_jit.ops import expr as E
 from tflite_jit.ops import qmath
 
 F32 = np.dtype(np.float32)
-QDTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
 
 #: exact IEEE arithmetic: no fastmath flag may reorder, contract or reciprocate
 EXACT_NJIT = ("@numba.njit(cache=True, nogil=True, fastmath=False, error_model='numpy', "
@@ -40,13 +39,12 @@ EXACT_NJIT = ("@numba.njit(cache=True, nogil=True, fastmath=False, error_model='
 
 def exact_module(comment: str, body: list[str]) -> str:
     """A kernel module (printer prelude, ld/st) whose entry is compiled without fastmath."""
-    return (f"# {comment}\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
+    return (f"# {comment}\n" + emit.helper_import(simd, "ld", "st")
             + printer.PRELUDE + "\n\n" + EXACT_NJIT + "\n" + "\n".join(body) + "\n")
 
 
 def _single_output(req: KernelRequest) -> None:
-    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
-        raise Unsupported(f"{req.op_name}: fused epilogues are not compiled")
+    no_epilogue(req, req.op_name)
     x = req.inputs[0] if req.inputs else None
     if x is None or tuple(x.shape) != tuple(req.out_shape):
         raise Unsupported(f"{req.op_name}: input and output shapes differ")

@@ -16,27 +16,18 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu.backend import register_generator
+from tflite_jit.backends.numba_cpu import emit, simd
 from tflite_jit.backends.numba_cpu.generators import reduce as _float_reduce
-from tflite_jit.backends.numba_cpu.generators.loop import module
+from tflite_jit.backends.numba_cpu.generators import register_generator
+from tflite_jit.backends.numba_cpu.quantized import QDTYPES, no_epilogue, round_shift
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
-from tflite_jit.ops import expr as E
 from tflite_jit.ops import qmath
 from tflite_jit.ops.base import Quantized
 
 F32 = np.float32
-QDTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
 #: sum four pixels per pass over the accumulator row (False: one; benchmarks compare the two)
 MEAN_UNROLL = True
-
-
-def _round_shift(var: str, rs: int, away: bool) -> str:
-    """var >> rs rounded half up (RHU2) or half away from zero (MBQM), branchless."""
-    if not rs:
-        return var
-    neg = f" + ({var} >> 63)" if away else ""
-    return f"({var} + {1 << (rs - 1)}{neg}) >> {rs}"
 
 
 @register_generator("MEAN")
@@ -46,8 +37,7 @@ def generate_mean(req: KernelRequest) -> KernelSource:
         return _float_reduce.generate_mean(req)
     if getattr(a, "op", None) != "MEAN" or np.dtype(a.dtype) not in QDTYPES:
         raise Unsupported("quantized MEAN: int8 / uint8 only (others run on reference)")
-    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
-        raise Unsupported("quantized MEAN: fused epilogues are not compiled")
+    no_epilogue(req, "quantized MEAN")
     x = req.inputs[0]
     ax = req.inputs[1] if len(req.inputs) > 1 else None
     if x is None or len(x.shape) != 4 or ax is None or ax.value is None:
@@ -85,7 +75,7 @@ def generate_mean(req: KernelRequest) -> KernelSource:
     srd = f"u = ({v} * {m} + {1 << 30}) >> 31"
 
     def fin(away: bool) -> list[str]:
-        return [srd, f"u = {_round_shift('u', rs, away)}",
+        return [srd, f"u = {round_shift('u', rs, away)}",
                 f"st(o, ob + c, min(max(u + {bias}, {lo}), {hi}))"]
 
     n4 = n // 4 * 4 if MEAN_UNROLL else 0
@@ -109,8 +99,8 @@ def generate_mean(req: KernelRequest) -> KernelSource:
         body += [f"        for c in range({blocks}):"] + ["            " + ln for ln in fin(False)]
     if blocks < C:
         body += [f"        for c in range({blocks}, {C}):"] + ["            " + ln for ln in fin(True)]
-    src = ("# quantized MEAN (spatial)\nfrom tflite_jit.backends.numba_cpu.generators.gemm import ld, st\n"
-           + module("\n".join(body) + "\n", False))
+    src = ("# quantized MEAN (spatial)\n" + emit.helper_import(simd, "ld", "st")
+           + emit.module("\n".join(body) + "\n", False))
     assert math.prod(req.out_shape) == B * C
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=np.zeros(C, np.int64)),
                                        Arg("output", 0)], False)

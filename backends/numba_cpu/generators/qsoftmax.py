@@ -17,18 +17,17 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu.backend import register_generator
 from tflite_jit.backends.numba_cpu.generators import reduce as _float_reduce
+from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.generators.qquant import exact_module
 from tflite_jit.backends.numba_cpu.printer import const_literal
+from tflite_jit.backends.numba_cpu.quantized import QDTYPES, no_epilogue
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
-from tflite_jit.ops import expr as E
 from tflite_jit.ops import qmath
 from tflite_jit.ops.base import Quantized
 
 F32 = np.dtype(np.float32)
-QDTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
 
 
 @register_generator("SOFTMAX")
@@ -38,8 +37,7 @@ def generate_softmax(req: KernelRequest) -> KernelSource:
         return _float_reduce.generate_softmax(req)
     if getattr(a, "op", None) != "SOFTMAX" or np.dtype(getattr(a, "in_dtype", "int16")) not in QDTYPES:
         raise Unsupported("quantized SOFTMAX: 8-bit input only (int16 runs on reference)")
-    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
-        raise Unsupported("quantized SOFTMAX: fused epilogues are not compiled")
+    no_epilogue(req, "quantized SOFTMAX")
     x = req.inputs[0] if req.inputs else None
     odt = np.dtype(a.out_dtype)
     if x is None or len(x.shape) < 1 or tuple(x.shape) != tuple(req.out_shape):

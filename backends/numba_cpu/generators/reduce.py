@@ -13,7 +13,7 @@ compiled without 'arcp') and the epilogue.
 
 SOFTMAX: per row of the last axis, in float32 like the reference: max, e = exp((x - max) *
 beta) stored into the first float32 output (else a scratch buffer) while summing, then
-e * (1 / sum) and the epilogue. exp is loop.py's vectorizable `_exp32` (< 1 ulp), not libm's
+e * (1 / sum) and the epilogue. exp is printer.py's vectorizable `_exp32` (< 1 ulp), not libm's
 scalar expf.
 """
 
@@ -21,23 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import printer
-from tflite_jit.backends.numba_cpu.backend import register_generator
-from tflite_jit.backends.numba_cpu.generators.loop import (
-    F32,
-    Rows,
-    c_strides,
-    dim_decoder,
-    indent,
-    module,
-    numel,
-    outputs_code,
-    prange_head,
-    signature,
-    std_args,
-    std_flats,
-    want_parallel,
-)
+from tflite_jit.backends.numba_cpu import emit, printer
+from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops.base import OpError
@@ -54,26 +39,26 @@ def _final_pass(req: KernelRequest, acc_flat: str, value: str, parallel: bool) -
     keep = [d for d, n in enumerate(req.out_shape) if n != 1]  # size-1 dims dropped
     shape = tuple(req.out_shape[d] for d in keep) or (1,)
     outer, L = shape[:-1], shape[-1]
-    P = numel(outer)
-    dim_var, row_lines = dim_decoder(outer)
-    rows = Rows(dim_var, "i", ("t", outer))
-    _, ef, of = std_flats(req)
+    P = emit.numel(outer)
+    dim_var, row_lines = emit.dim_decoder(outer)
+    rows = emit.Rows(dim_var, "i", ("t", outer))
+    _, ef, of = emit.std_flats(req)
     acc = rows.load(acc_flat, shape)
-    store = outputs_code(req, rows, ("_acc", F32), ef, of, keep)
-    inner = [f"for i in range({L}):"] + indent([f"_acc = {value.format(acc)}"] + store, 1)
+    store = emit.outputs_code(req, rows, ("_acc", emit.F32), ef, of, keep)
+    inner = [f"for i in range({L}):"] + emit.indent([f"_acc = {value.format(acc)}"] + store, 1)
     if P == 1:
         return rows.pre + rows.hoist + inner
     if parallel:
-        head = prange_head("t", 0, P)
+        head = emit.prange_head("t", 0, P)
     else:
         head = [f"for t in range({P}):"]
-    return rows.pre + head + indent(row_lines + rows.hoist + inner, 1)
+    return rows.pre + head + emit.indent(row_lines + rows.hoist + inner, 1)
 
 
 def _reduce(req: KernelRequest, mean: bool) -> KernelSource:
     x = req.inputs[0] if req.inputs else None
     ax = req.inputs[1] if len(req.inputs) > 1 else None
-    if x is None or np.dtype(x.dtype) != F32:
+    if x is None or np.dtype(x.dtype) != emit.F32:
         raise Unsupported(f"{req.op_name}: float32 input only")
     if ax is None or ax.value is None:
         raise Unsupported(f"{req.op_name}: the axes must be known at plan time")
@@ -82,10 +67,10 @@ def _reduce(req: KernelRequest, mean: bool) -> KernelSource:
         axes = resolve_axes(ax.value, len(shape), req.op_name)
     except OpError as e:
         raise Unsupported(str(e)) from None
-    out_n = numel(req.out_shape)
-    if out_n != numel([d for i, d in enumerate(shape) if i not in axes]):
+    out_n = emit.numel(req.out_shape)
+    if out_n != emit.numel([d for i, d in enumerate(shape) if i not in axes]):
         raise Unsupported(f"{req.op_name}: output shape {req.out_shape} does not match the reduction")
-    count = numel([shape[i] for i in axes])
+    count = emit.numel([shape[i] for i in axes])
     # alternating groups of kept (K) / reduced (R) dims, size-1 dims dropped
     groups: list[list] = []
     for i, d in enumerate(shape):
@@ -100,27 +85,27 @@ def _reduce(req: KernelRequest, mean: bool) -> KernelSource:
         groups = [["K", 1]]
     sizes = [g[1] for g in groups]
     kinds = [g[0] for g in groups]
-    n_in = numel(shape)
+    n_in = emit.numel(shape)
     kept = [s for k, s in groups if k == "K"]
-    kst = c_strides(kept)
+    kst = emit.c_strides(kept)
     L = sizes[-1]
     outer = sizes[:-1]
-    P = numel(outer)
+    P = emit.numel(outer)
     # parallel only where rows own distinct accumulator slots (all outer groups kept)
     par_acc = (kinds[-1] == "R" and all(k == "K" for k in kinds[:-1])
-               and want_parallel(req, n_in * _ADD_NS * 1e-9) and P > 1)
+               and emit.want_parallel(req, n_in * _ADD_NS * 1e-9) and P > 1)
 
-    args = std_args(req, [(Arg("input", 0), "x"), (Arg("const", value=np.zeros(max(out_n, 1), np.float32)), "acc")])
-    arglist, params = signature(args)
-    views, ef, of = std_flats(req)
-    body = [f"def entry({params}):", f"    fx = x.reshape({n_in})"] + indent(views, 1)
+    args = emit.std_args(req, [(Arg("input", 0), "x"), (Arg("const", value=np.zeros(max(out_n, 1), np.float32)), "acc")])
+    arglist, params = emit.signature(args)
+    views, ef, of = emit.std_flats(req)
+    body = [f"def entry({params}):", f"    fx = x.reshape({n_in})"] + emit.indent(views, 1)
     if out_n == 0:
         body.append("    return")
-        return KernelSource(module("\n".join(body) + "\n", False), "entry", arglist, False)
+        return KernelSource(emit.module("\n".join(body) + "\n", False), "entry", arglist, False)
     body += [f"    for i in range({out_n}):", "        acc[i] = np.float32(0.0)"]
     if n_in:
         # the accumulator slot of row t: its kept-group coordinates in the output
-        ost = c_strides(outer)
+        ost = emit.c_strides(outer)
         terms = []
         ki = 0
         for g, (k, s) in enumerate(groups[:-1]):
@@ -142,18 +127,18 @@ def _reduce(req: KernelRequest, mean: bool) -> KernelSource:
             inner = [f"xb = t * {L}", "s = np.float32(0.0)", f"for i in range({L}):",
                      "    s += fx[xb + i]", f"acc[{ob}] += s"]
         if par_acc:
-            body += indent(prange_head("t", 0, P), 1)
-            body += indent(inner, 2)
+            body += emit.indent(emit.prange_head("t", 0, P), 1)
+            body += emit.indent(inner, 2)
         else:
-            body += [f"    for t in range({P}):"] + indent(inner, 2)
-    value = "{} / " + printer.const_literal(float(count), F32) if mean else "{}"
+            body += [f"    for t in range({P}):"] + emit.indent(inner, 2)
+    value = "{} / " + printer.const_literal(float(count), emit.F32) if mean else "{}"
     est = out_n * (0.2 + 0.1 * len(req.extras)) * 1e-9
-    par_out = want_parallel(req, est) and numel(tuple(req.out_shape)[:-1]) > 1
-    body += indent(_final_pass(req, "acc", value, par_out), 1)
+    par_out = emit.want_parallel(req, est) and emit.numel(tuple(req.out_shape)[:-1]) > 1
+    body += emit.indent(_final_pass(req, "acc", value, par_out), 1)
     parallel = par_acc or par_out
     # no 'arcp' for MEAN: it would turn `/ count` into `* (1 / count)`, one ulp off the reference
     # (which divides); the division is a negligible part of the kernel
-    return KernelSource(module("\n".join(body) + "\n", parallel, arcp=not mean), "entry", arglist, parallel)
+    return KernelSource(emit.module("\n".join(body) + "\n", parallel, arcp=not mean), "entry", arglist, parallel)
 
 
 @register_generator("MEAN")
@@ -169,33 +154,33 @@ def generate_sum(req: KernelRequest) -> KernelSource:
 @register_generator("SOFTMAX")
 def generate_softmax(req: KernelRequest) -> KernelSource:
     x = req.inputs[0] if req.inputs else None
-    if x is None or np.dtype(x.dtype) != F32 or len(x.shape) < 1:
+    if x is None or np.dtype(x.dtype) != emit.F32 or len(x.shape) < 1:
         raise Unsupported("SOFTMAX: float32 input of rank >= 1 only")
     shape = tuple(int(d) for d in x.shape)
     if tuple(req.out_shape) != shape:
         raise Unsupported(f"SOFTMAX: output shape {req.out_shape} != input shape {shape}")
     L = shape[-1]
     outer = shape[:-1]
-    P = numel(outer)
+    P = emit.numel(outer)
     n = P * L
-    beta = printer.const_literal(float(req.attrs.beta), F32)
+    beta = printer.const_literal(float(req.attrs.beta), emit.F32)
     # e is parked in the first float32 output (read back before that element is overwritten)
-    tmp_out = next((k for k, o in enumerate(req.outputs) if np.dtype(o.arg.dtype) == F32), None)
+    tmp_out = next((k for k, o in enumerate(req.outputs) if np.dtype(o.arg.dtype) == emit.F32), None)
     first = [(Arg("input", 0), "x")]
     if tmp_out is None:
         first.append((Arg("const", value=np.zeros(max(n, 1), np.float32)), "tmp"))
-    args = std_args(req, first)
-    arglist, params = signature(args)
-    views, ef, of = std_flats(req)
+    args = emit.std_args(req, first)
+    arglist, params = emit.signature(args)
+    views, ef, of = emit.std_flats(req)
     tmp = "tmp" if tmp_out is None else of[tmp_out]
-    parallel = want_parallel(req, n * _EXP_NS * 1e-9) and P > 1
-    body = [f"def entry({params}):", f"    fx = x.reshape({n})"] + indent(views, 1)
+    parallel = emit.want_parallel(req, n * _EXP_NS * 1e-9) and P > 1
+    body = [f"def entry({params}):", f"    fx = x.reshape({n})"] + emit.indent(views, 1)
     if n == 0:
         body.append("    return")
-        return KernelSource(module("\n".join(body) + "\n", False), "entry", arglist, False)
-    dim_var, row_lines = dim_decoder(outer)
-    rows = Rows(dim_var, "i", ("t", outer))
-    store = outputs_code(req, rows, ("_acc", F32), ef, of)
+        return KernelSource(emit.module("\n".join(body) + "\n", False), "entry", arglist, False)
+    dim_var, row_lines = emit.dim_decoder(outer)
+    rows = emit.Rows(dim_var, "i", ("t", outer))
+    store = emit.outputs_code(req, rows, ("_acc", emit.F32), ef, of)
     row = [f"xb = t * {L}",
            "m = fx[xb]",
            f"for i in range(1, {L}):",
@@ -208,11 +193,11 @@ def generate_softmax(req: KernelRequest) -> KernelSource:
            "    s += e",
            "inv = np.float32(1.0) / s"]
     row += row_lines + rows.hoist
-    row += [f"for i in range({L}):"] + indent([f"_acc = {tmp}[xb + i] * inv"] + store, 1)
-    body += indent(rows.pre, 1)
+    row += [f"for i in range({L}):"] + emit.indent([f"_acc = {tmp}[xb + i] * inv"] + store, 1)
+    body += emit.indent(rows.pre, 1)
     if parallel:
-        body += indent(prange_head("t", 0, P), 1)
+        body += emit.indent(emit.prange_head("t", 0, P), 1)
     else:
         body += [f"    for t in range({P}):"]
-    body += indent(row, 2)
-    return KernelSource(module("\n".join(body) + "\n", parallel), "entry", arglist, parallel)
+    body += emit.indent(row, 2)
+    return KernelSource(emit.module("\n".join(body) + "\n", parallel), "entry", arglist, parallel)

@@ -16,12 +16,11 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from tflite_jit.backends.numba_cpu.generators import gemm
-from tflite_jit.backends.numba_cpu.generators.gemm import _check_array, _check_int, _elem_ptr, _llvm_fn
+from tflite_jit.backends.numba_cpu.simd import check_array, check_int, elem_ptr, host_features, llvm_fn
 
 #: bytes per vector lookup step
 LUT_W = 64
-HAS_VBMI = all(f in gemm._host_features() for f in ("+avx512f", "+avx512bw", "+avx512vbmi"))
+HAS_VBMI = all(f in host_features() for f in ("+avx512f", "+avx512bw", "+avx512vbmi"))
 
 _B64 = ir.VectorType(ir.IntType(8), LUT_W)
 
@@ -37,27 +36,27 @@ def byte_table(table: np.ndarray, dtype: np.dtype) -> np.ndarray:
 @intrinsic
 def lut64(typingctx, tab, x, o, i):
     """o[i:i+64] = tab[raw bytes of x[i:i+64]] (tab: 256 uint8, x / o: 8-bit arrays, flat index)."""
-    _check_array(tab, "lut64", dtype=types.uint8)
+    check_array(tab, "lut64", dtype=types.uint8)
     for a in (x, o):
-        _check_array(a, "lut64", dtype=None)
+        check_array(a, "lut64", dtype=None)
         if a.dtype.bitwidth != 8:
             raise TypeError("lut64: 8-bit arrays only")
-    _check_int(i, "lut64")
+    check_int(i, "lut64")
 
     def codegen(context, builder, sig, args):
         zero = context.get_constant(types.intp, 0)
-        t0 = builder.bitcast(_elem_ptr(context, builder, sig.args[0], args[0], zero, types.intp),
+        t0 = builder.bitcast(elem_ptr(context, builder, sig.args[0], args[0], zero, types.intp),
                              _B64.as_pointer())
         parts = [builder.load(builder.gep(t0, [ir.Constant(ir.IntType(64), k)]), align=1) for k in range(4)]
-        px = builder.bitcast(_elem_ptr(context, builder, sig.args[1], args[1], args[3], sig.args[3]),
+        px = builder.bitcast(elem_ptr(context, builder, sig.args[1], args[1], args[3], sig.args[3]),
                              _B64.as_pointer())
         idx = builder.load(px, align=1)
-        perm = _llvm_fn(builder, "llvm.x86.avx512.vpermi2var.qi.512", _B64, [_B64, _B64, _B64])
+        perm = llvm_fn(builder, "llvm.x86.avx512.vpermi2var.qi.512", _B64, [_B64, _B64, _B64])
         lo = builder.call(perm, [parts[0], idx, parts[1]])
         hi = builder.call(perm, [parts[2], idx, parts[3]])
         top = builder.icmp_signed("<", idx, ir.Constant(_B64, None))
         r = builder.select(top, hi, lo)
-        po = builder.bitcast(_elem_ptr(context, builder, sig.args[2], args[2], args[3], sig.args[3]),
+        po = builder.bitcast(elem_ptr(context, builder, sig.args[2], args[2], args[3], sig.args[3]),
                              _B64.as_pointer())
         builder.store(r, po, align=1)
         return context.get_dummy_value()

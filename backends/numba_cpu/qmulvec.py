@@ -24,7 +24,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from tflite_jit.backends.numba_cpu.generators.gemm import _check_array, _check_int, _elem_ptr
+from tflite_jit.backends.numba_cpu.simd import check_array, check_int, elem_ptr, splat
 
 #: lanes per vector step
 MUL_W = 16
@@ -39,15 +39,14 @@ def split_multiplier(m: int) -> tuple[int, int, int]:
     return m >> 16, (m >> 8) & 255, m & 255
 
 
-def _splat(builder, context, v, ty):
+def _splat32(builder, v, ty):
+    """Integer scalar `v` of Numba type `ty` (truncated or extended to int32) in every lane."""
     s = v
     if ty.bitwidth > 32:
         s = builder.trunc(v, ir.IntType(32))
     elif ty.bitwidth < 32:
         s = builder.sext(v, ir.IntType(32)) if ty.signed else builder.zext(v, ir.IntType(32))
-    vec = builder.insert_element(ir.Constant(_I32V, ir.Undefined), s, ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(vec, ir.Constant(_I32V, ir.Undefined),
-                                  ir.Constant(ir.VectorType(ir.IntType(32), MUL_W), [0] * MUL_W))
+    return splat(builder, s, _I32V)
 
 
 @intrinsic
@@ -55,23 +54,23 @@ def qmul16(typingctx, x, ix, y, iy, o, io, z1, z2, a, c, d, h, nm, rs, zo, lo, h
     """o[io:io+16] = clamp(MBQM((x[ix..] - z1) * (y[iy..] - z2)) + zo, lo, hi) for 8-bit x, y, o;
     h = 2**(rs-1) (0 if rs = 0), nm = -1 if rs > 0 else 0 (MBQM's negative-value correction)."""
     for arr in (x, y, o):
-        _check_array(arr, "qmul16", dtype=None)
+        check_array(arr, "qmul16", dtype=None)
         if arr.dtype.bitwidth != 8:
             raise TypeError("qmul16: 8-bit arrays only")
     for i in (ix, iy, io):
-        _check_int(i, "qmul16")
+        check_int(i, "qmul16")
     scalars = (z1, z2, a, c, d, h, nm, rs, zo, lo, hi)
     for s in scalars:
-        _check_int(s, "qmul16")
+        check_int(s, "qmul16")
 
     def codegen(context, builder, sig, args):
         def load(k):
-            p = _elem_ptr(context, builder, sig.args[k], args[k], args[k + 1], sig.args[k + 1])
+            p = elem_ptr(context, builder, sig.args[k], args[k], args[k + 1], sig.args[k + 1])
             v = builder.load(builder.bitcast(p, _I8V.as_pointer()), align=1)
             signed = sig.args[k].dtype.signed
             return builder.sext(v, _I32V) if signed else builder.zext(v, _I32V)
 
-        k = [_splat(builder, context, args[6 + j], sig.args[6 + j]) for j in range(len(scalars))]
+        k = [_splat32(builder, args[6 + j], sig.args[6 + j]) for j in range(len(scalars))]
         z1v, z2v, av, cv, dv, hv, nmv, rsv, zov, lov, hiv = k
         xd = builder.sub(load(0), z1v)
         yd = builder.sub(load(2), z2v)
@@ -85,7 +84,7 @@ def qmul16(typingctx, x, ix, y, iy, o, io, z1, z2, a, c, d, h, nm, rs, zo, lo, h
         r = builder.add(r, zov)
         r = builder.select(builder.icmp_signed("<", r, lov), lov, r)
         r = builder.select(builder.icmp_signed(">", r, hiv), hiv, r)
-        po = _elem_ptr(context, builder, sig.args[4], args[4], args[5], sig.args[5])
+        po = elem_ptr(context, builder, sig.args[4], args[4], args[5], sig.args[5])
         builder.store(builder.trunc(r, _I8V), builder.bitcast(po, _I8V.as_pointer()), align=1)
         return context.get_dummy_value()
 

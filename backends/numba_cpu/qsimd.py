@@ -1,0 +1,209 @@
+"""Integer SIMD for the quantized kernels (generators/qconv.py): the requantizing stores and the
+int8 dot product of AVX512-VNNI, as Numba intrinsics over simd.py's helpers.
+
+`qst` / `qstm` / `qsti` / `qstmi` are the requantizing stores (LLVM vector code, VW lanes): the
+accumulator (float32 holding an integer, or int32) plus the per-channel int32 bias, wrapped as
+C's int32 wraps, LiteRT's rounding, + output zero point, the activation clamp, narrowed to 8 bits.
+Rounding (ops/qnn.py `_requantize`): t = SRDHM(wrap32(acc << ls), M), then t >> rs rounded half
+up (RHU2) or half away from zero (MBQM). Both are (t + h) >> rs with a per-channel, per-sign h:
+h+ = 2**(rs-1) (0 when rs = 0) and h- = h+ for RHU2, h+ - 1 for MBQM (when rs > 0). The
+per-channel parameters come as one int32 table QP of QROWS rows (qconv.qparams builds it).
+
+`vzi` / `vldw` / `vbc4` / `vbc4x` / `vdot` are the int8 GEMM's VNNI pieces (qconv.vnni_gemm):
+vpdpbusd sums 4 (unsigned byte) x (signed byte) products into each int32 lane.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from tflite_jit.backends.numba_cpu.simd import (
+    VW,
+    SimdVector,
+    check_array,
+    check_int,
+    elem_ptr,
+    f32vec,
+    host_features,
+    lane_mask,
+    llvm_fn,
+    splat,
+)
+
+#: rows of the per-channel parameter table QP: bias, multiplier, left shift, right shift, h+, h-
+QROWS = 6
+
+_V64 = ir.VectorType(ir.IntType(64), VW)
+_V32 = ir.VectorType(ir.IntType(32), VW)
+_V8 = ir.VectorType(ir.IntType(8), VW)
+
+i32vec = SimdVector(f"int32x{VW}", _V32)
+
+HAS_VNNI = VW == 16 and "+avx512vnni" in host_features() and "+avx512bw" in host_features()
+
+
+# ---- the requantizing stores --------------------------------------------------------------------
+
+
+def _requant_vec(context, builder, sig, args):
+    """<VW x i8> from the accumulator vector args[2] (float32 holding integers, or int32); args:
+    (out, idx, v, ch, QP, np_, zo, lo, hi, has_ls[, n]). QP is int32 [QROWS, np_]. The
+    accumulator, bias and left shift wrap in int32 lanes as C's int32 does (= qmath's wrap32);
+    SRDHM multiplies sign-extended int32s (vpmuldq) and the rounding shift runs in int64."""
+    ch = context.cast(builder, args[3], sig.args[3], types.intp)
+    npr = context.cast(builder, args[5], sig.args[5], types.intp)
+    qarr = context.make_array(sig.args[4])(context, builder, args[4])
+
+    def row(r):
+        off = builder.add(ch, builder.mul(npr, ir.Constant(ch.type, r)))
+        p = builder.gep(qarr.data, [off], inbounds=True)
+        ld = builder.load(builder.bitcast(p, _V32.as_pointer()), align=4)
+        # the table is constant for the kernel's lifetime: lets LLVM share these loads between
+        # the MR row stores of a tile (the int8 stores could otherwise alias them)
+        ld.set_metadata("invariant.load", builder.module.add_metadata([]))
+        return ld
+
+    def splat64(x, xty):
+        return splat(builder, context.cast(builder, x, xty, types.int64), _V64)
+
+    v = args[2]
+    acc = v if v.type == _V32 else builder.fptosi(v, _V32)
+    acc = builder.add(acc, row(0))
+    has_ls = context.cast(builder, args[9], sig.args[9], types.boolean)
+    acc = builder.select(has_ls, builder.shl(acc, row(2)), acc)  # constant-folded per call site
+    prod = builder.mul(builder.sext(acc, _V64), builder.sext(row(1), _V64))
+    t = builder.ashr(builder.add(prod, ir.Constant(_V64, [1 << 30] * VW)), ir.Constant(_V64, [31] * VW))
+    neg = builder.icmp_signed("<", t, ir.Constant(_V64, [0] * VW))
+    h = builder.sext(builder.select(neg, row(5), row(4)), _V64)
+    r = builder.ashr(builder.add(t, h), builder.sext(row(3), _V64))
+    r = builder.add(r, splat64(args[6], sig.args[6]))
+    lo, hi = splat64(args[7], sig.args[7]), splat64(args[8], sig.args[8])
+    r = builder.select(builder.icmp_signed("<", r, lo), lo, r)
+    r = builder.select(builder.icmp_signed(">", r, hi), hi, r)
+    return builder.trunc(r, _V8)
+
+
+def _out_ptr(context, builder, aty, arr, idx, ity):
+    return builder.bitcast(elem_ptr(context, builder, aty, arr, idx, ity), _V8.as_pointer())
+
+
+def _store(context, builder, sig, args):
+    """Requantize the accumulators, store VW bytes."""
+    r = _requant_vec(context, builder, sig, args)
+    builder.store(r, _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), align=1)
+    return context.get_dummy_value()
+
+
+def _store_masked(context, builder, sig, args):
+    """As _store, lanes < n only."""
+    r = _requant_vec(context, builder, sig, args)
+    p = _out_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+    m = lane_mask(context, builder, args[10], sig.args[10])
+    fn = llvm_fn(builder, f"llvm.masked.store.v{VW}i8.p0", ir.VoidType(), [_V8, p.type, ir.IntType(32), m.type])
+    builder.call(fn, [r, p, ir.Constant(ir.IntType(32), 1), m])
+    return context.get_dummy_value()
+
+
+def _requantizing_store(name: str, acc: SimdVector, masked: bool):
+    """The intrinsic `name(out, idx, v, ch, qp, np_, zo, lo, hi, has_ls[, n])` for accumulators
+    of type `acc`: requantize v (channels ch..) and store it at out[idx..] (lanes < n only)."""
+
+    def check(out, idx, qp, *ints):
+        check_array(out, name, dtype=None)
+        if out.dtype not in (types.int8, types.uint8):
+            raise TypeError(f"{name}: output must be int8 or uint8, got {out.dtype}")
+        check_array(qp, name, dtype=types.int32)
+        for i in (idx, *ints):
+            check_int(i, name)
+
+    if masked:
+        def typer(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls, n):
+            check(out, idx, qp, n)
+            return types.none(out, idx, acc, ch, qp, np_, zo, lo, hi, has_ls, n), _store_masked
+    else:
+        def typer(typingctx, out, idx, v, ch, qp, np_, zo, lo, hi, has_ls):
+            check(out, idx, qp)
+            return types.none(out, idx, acc, ch, qp, np_, zo, lo, hi, has_ls), _store
+
+    typer.__name__ = name
+    return intrinsic(typer)
+
+
+#: float32 accumulators (holding integers): the float GEMM / depthwise paths
+qst = _requantizing_store("qst", f32vec, masked=False)
+qstm = _requantizing_store("qstm", f32vec, masked=True)
+#: int32 accumulators: the VNNI GEMM
+qsti = _requantizing_store("qsti", i32vec, masked=False)
+qstmi = _requantizing_store("qstmi", i32vec, masked=True)
+
+
+# ---- VNNI ---------------------------------------------------------------------------------------
+
+
+def _byte_ptr(context, builder, aty, arr, idx, ity):
+    ary = context.make_array(aty)(context, builder, arr)
+    i = context.cast(builder, idx, ity, types.intp)
+    p = builder.bitcast(ary.data, ir.IntType(8).as_pointer())
+    return builder.gep(p, [i], inbounds=True)
+
+
+def _check_bytes(a, fn):
+    check_array(a, fn, dtype=None)
+    if a.dtype not in (types.int8, types.uint8):
+        raise TypeError(f"{fn}: needs an int8 / uint8 array, got {a}")
+
+
+@intrinsic
+def vzi(typingctx):
+    def codegen(context, builder, sig, args):
+        return ir.Constant(_V32, [0] * VW)
+
+    return i32vec(), codegen
+
+
+@intrinsic
+def vldw(typingctx, arr, idx):
+    """16 int32 lanes (4 packed weight bytes each) from byte `idx` of an int8 array."""
+    _check_bytes(arr, "vldw")
+    check_int(idx, "vldw")
+
+    def codegen(context, builder, sig, args):
+        p = _byte_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        return builder.load(builder.bitcast(p, _V32.as_pointer()), align=1)
+
+    return i32vec(arr, idx), codegen
+
+
+def _bc4(flip: bool):
+    def typer(typingctx, arr, idx):
+        _check_bytes(arr, "vbc4")
+        check_int(idx, "vbc4")
+
+        def codegen(context, builder, sig, args):
+            p = _byte_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+            x = builder.load(builder.bitcast(p, ir.IntType(32).as_pointer()), align=1)
+            if flip:
+                x = builder.xor(x, ir.Constant(ir.IntType(32), 0x80808080))
+            return splat(builder, x, _V32)
+
+        return i32vec(arr, idx), codegen
+
+    return intrinsic(typer)
+
+
+#: 4 bytes at a byte offset, in every lane (vbc4x: with the sign bits flipped, int8 -> x + 128)
+vbc4 = _bc4(False)
+vbc4x = _bc4(True)
+
+
+@intrinsic
+def vdot(typingctx, acc, a, b):
+    """acc + per-lane sums of 4 (unsigned byte of a) x (signed byte of b): vpdpbusd."""
+
+    def codegen(context, builder, sig, args):
+        fn = llvm_fn(builder, "llvm.x86.avx512.vpdpbusd.512", _V32, [_V32] * 3)
+        return builder.call(fn, list(args))
+
+    return i32vec(i32vec, i32vec, i32vec), codegen

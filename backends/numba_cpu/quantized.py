@@ -1,0 +1,51 @@
+"""What the quantized (8-bit) generators share: the activation types they compile, the checks a
+request passes before one of them prints anything, and LiteRT's rounding shift as source text.
+
+A quantized kernel computes one node: its integer arithmetic is not an expression tree, so
+nothing is fused onto it (backends/request.py keeps quantized roots alone) and a request with an
+epilogue is refused with a reason the plan shows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tflite_jit.backends.request import KernelRequest, Unsupported
+from tflite_jit.ops import expr as E
+from tflite_jit.ops.base import Quantized
+
+#: the activation types the quantized generators compile (int16 ones use int64 arithmetic and
+#: run on reference)
+QDTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
+
+
+def no_epilogue(req: KernelRequest, what: str) -> None:
+    """Refuse a request whose single output is not the node's own result (`what` names the
+    node in the reason)."""
+    if len(req.outputs) != 1 or req.extras or req.outputs[0].expr != E.Var(0):
+        raise Unsupported(f"{what}: fused epilogues are not compiled")
+
+
+def check_8bit(req: KernelRequest, dtype, note: str = "") -> None:
+    if np.dtype(dtype) not in QDTYPES:
+        raise Unsupported(f"quantized {req.op_name} on {dtype}{note} runs on reference")
+
+
+def quantized_attrs(req: KernelRequest, field: str, node: str, note: str = "") -> Quantized:
+    """The request's attrs, checked: a quantized `node` of this kernel (its attrs carry
+    `field`), on 8-bit activations (`note` qualifies them in the reason), without an epilogue."""
+    a = req.attrs
+    if not isinstance(a, Quantized) or not hasattr(a, field):
+        raise Unsupported(f"{req.op_name}: not a quantized {node}")
+    check_8bit(req, a.dtype, note)
+    no_epilogue(req, f"quantized {req.op_name}")
+    return a
+
+
+def round_shift(var: str, rs: int, away: bool) -> str:
+    """`var` >> rs rounded half up (RHU2) or half away from zero (MBQM), branchless: adding
+    (var >> 63), -1 for negative values, turns round-half-up into round-half-away."""
+    if not rs:
+        return var
+    neg = f" + ({var} >> 63)" if away else ""
+    return f"({var} + {1 << (rs - 1)}{neg}) >> {rs}"
