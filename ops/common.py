@@ -94,6 +94,16 @@ def numel(shape: Sequence[int] | None) -> int:
     return 0 if shape is None else int(np.prod(shape, dtype=np.int64))
 
 
+def c_strides(shape: Sequence[int]) -> list[int]:
+    """Element strides of a C-order (row-major) array of `shape`: what generated kernels index
+    flat buffers with."""
+    out, n = [], 1
+    for d in reversed(shape):
+        out.append(n)
+        n *= int(d)
+    return out[::-1]
+
+
 def float_bytes(shapes: Iterable[Sequence[int] | None]) -> float:
     """Bytes of float32 tensors of these shapes (omitted ones count 0): what a kernel that reads
     its inputs and writes its outputs once moves."""

@@ -28,6 +28,7 @@ import numpy as np
 from tflite_jit.backends.numba_cpu import printer
 from tflite_jit.backends.numba_cpu.spec import Arg
 from tflite_jit.backends.request import KernelRequest, Unsupported
+from tflite_jit.ops.common import c_strides, numel
 from tflite_jit.ops.expr import Call, Const, Expr, Var, variables
 
 F32 = np.dtype(np.float32)
@@ -165,18 +166,6 @@ class Emitter:
 
 
 # ---- flat views and rows ----------------------------------------------------------------------
-
-
-def c_strides(shape: Sequence[int]) -> list[int]:
-    out, s = [], 1
-    for d in reversed(shape):
-        out.append(s)
-        s *= int(d)
-    return out[::-1]
-
-
-def numel(shape: Sequence[int]) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
 
 
 def flat_offset(shape: Sequence[int], dim_vars: Sequence[str | None]) -> str:

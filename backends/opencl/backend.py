@@ -44,9 +44,10 @@ from tflite_jit import ops
 from tflite_jit.backends.base import Backend, Cluster, CompileEnv, Kernel, Partition
 from tflite_jit.backends.opencl import calibrate, device, printer
 from tflite_jit.backends.opencl.kernels import generate
-from tflite_jit.backends.opencl.kernels.common import KERNEL_NAME, numel
+from tflite_jit.backends.opencl.kernels.common import KERNEL_NAME
 from tflite_jit.backends.request import Request, Unsupported, build_request, is_loop_op
 from tflite_jit.ir.model import Op
+from tflite_jit.ops.common import numel
 
 #: relative tolerance of the allow_fp16 contract (of the output's largest magnitude)
 FP16_RTOL = 1e-2

@@ -126,7 +126,7 @@ def test_loop_gelu_erf_tanh_hard_swish():
 
 
 def test_loop_exp_is_vectorized_and_accurate():
-    """exp prints as loop.py's _exp32 (libm's expf is scalar): < 1 ulp where the result is normal,
+    """exp prints as printer.py's _exp32 (libm's expf is scalar): < 1 ulp where the result is normal,
     the right inf/0/NaN at the edges, subnormals within one subnormal step."""
     x = np.concatenate([np.linspace(-110, 95, 200_001, dtype=F32),
                         np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 88.72, 88.7228, 88.73,

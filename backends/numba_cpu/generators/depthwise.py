@@ -57,7 +57,7 @@ _CLAMPS = ("RELU", "RELU6", "RELU_N1_TO_1")
 
 def activation_root(act: str) -> E.Expr:
     """The op's result in terms of its pre-activation value Var(0): LiteRT's float kernels clamp
-    for RELU/RELU6/RELU_N1_TO_1 and ignore TANH/SIGN_BIT (ops/nn.py `_finish`)."""
+    for RELU/RELU6/RELU_N1_TO_1 and ignore TANH/SIGN_BIT (ops/nn.py `add_bias_clamp`)."""
     return E.activation_expr(E.Var(0), act) if act in _CLAMPS else E.Var(0)
 
 

@@ -98,7 +98,7 @@ class _Gemm:
 
 def _act_root(act: str) -> E.Expr:
     """The op's result over its pre-activation value: LiteRT's float conv/FC kernels clamp for
-    RELU/RELU6/RELU_N1_TO_1 and ignore TANH/SIGN_BIT (ops/nn.py `_finish`)."""
+    RELU/RELU6/RELU_N1_TO_1 and ignore TANH/SIGN_BIT (ops/nn.py `add_bias_clamp`)."""
     if act in ("RELU", "RELU6", "RELU_N1_TO_1"):
         return E.activation_expr(E.Var(0), act)
     return E.Var(0)

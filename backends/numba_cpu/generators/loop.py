@@ -18,6 +18,7 @@ from tflite_jit.backends.numba_cpu import emit
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.spec import KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
+from tflite_jit.ops.common import numel
 from tflite_jit.ops.expr import Call, Expr, variables
 
 # rough serial cost per element, ns (measured here: ADD+RELU6 0.1, LOGISTIC with _exp32 0.25);
@@ -56,7 +57,7 @@ def _collapse(shape: tuple[int, ...], operands: Sequence[tuple[int, ...]]) -> tu
             groups.append([d])
     if not groups:
         return [1], [(1,) for _ in operands]
-    sizes = [emit.numel([shape[d] for d in g]) for g in groups]
+    sizes = [numel([shape[d] for d in g]) for g in groups]
     shapes = [tuple(n if s[g[0]] != 1 else 1 for g, n in zip(groups, sizes)) for s in operands]
     return sizes, shapes
 
@@ -77,13 +78,13 @@ def generate_loop(req: KernelRequest) -> KernelSource:
         emit.check_dtype(x.dtype, f"LOOP input {k}")
         if len(x.shape) != len(shape) or any(a not in (1, b) for a, b in zip(x.shape, shape)):
             raise Unsupported(f"LOOP input {k} of shape {x.shape} does not broadcast to {shape}")
-    n = emit.numel(shape)
+    n = numel(shape)
     sizes, cshapes = _collapse(shape, [tuple(x.shape) for x in req.extras])
     est = n * (_BASE_NS + exprs_cost_ns([o.expr for o in req.outputs])) * 1e-9
     parallel = emit.want_parallel(req, est) and n >= 4096
     L = sizes[-1]
     outer = sizes[:-1]
-    P = emit.numel(outer)
+    P = numel(outer)
     # a 1-D space (every operand full or a scalar) is split into chunks; else prange over rows
     chunked = parallel and len(sizes) == 1
     args = emit.std_args(req)
@@ -113,7 +114,7 @@ def generate_loop(req: KernelRequest) -> KernelSource:
         for k in sorted(used):
             x = req.extras[k - 1]
             dtypes[k] = np.dtype(x.dtype)
-            if emit.numel(x.shape) == 1:
+            if numel(x.shape) == 1:
                 rows_hoist.append(f"_r{k} = {ef[k - 1]}[0]")
                 loads[k] = f"_r{k}"
             else:

@@ -26,6 +26,7 @@ from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops.base import OpError
+from tflite_jit.ops.common import c_strides, numel
 from tflite_jit.ops.reduce import resolve_axes
 
 #: serial cost estimates for the threading decision
@@ -39,7 +40,7 @@ def _final_pass(req: KernelRequest, acc_flat: str, value: str, parallel: bool) -
     keep = [d for d, n in enumerate(req.out_shape) if n != 1]  # size-1 dims dropped
     shape = tuple(req.out_shape[d] for d in keep) or (1,)
     outer, L = shape[:-1], shape[-1]
-    P = emit.numel(outer)
+    P = numel(outer)
     dim_var, row_lines = emit.dim_decoder(outer)
     rows = emit.Rows(dim_var, "i", ("t", outer))
     _, ef, of = emit.std_flats(req)
@@ -67,10 +68,10 @@ def _reduce(req: KernelRequest, mean: bool) -> KernelSource:
         axes = resolve_axes(ax.value, len(shape), req.op_name)
     except OpError as e:
         raise Unsupported(str(e)) from None
-    out_n = emit.numel(req.out_shape)
-    if out_n != emit.numel([d for i, d in enumerate(shape) if i not in axes]):
+    out_n = numel(req.out_shape)
+    if out_n != numel([d for i, d in enumerate(shape) if i not in axes]):
         raise Unsupported(f"{req.op_name}: output shape {req.out_shape} does not match the reduction")
-    count = emit.numel([shape[i] for i in axes])
+    count = numel([shape[i] for i in axes])
     # alternating groups of kept (K) / reduced (R) dims, size-1 dims dropped
     groups: list[list] = []
     for i, d in enumerate(shape):
@@ -85,12 +86,12 @@ def _reduce(req: KernelRequest, mean: bool) -> KernelSource:
         groups = [["K", 1]]
     sizes = [g[1] for g in groups]
     kinds = [g[0] for g in groups]
-    n_in = emit.numel(shape)
+    n_in = numel(shape)
     kept = [s for k, s in groups if k == "K"]
-    kst = emit.c_strides(kept)
+    kst = c_strides(kept)
     L = sizes[-1]
     outer = sizes[:-1]
-    P = emit.numel(outer)
+    P = numel(outer)
     # parallel only where rows own distinct accumulator slots (all outer groups kept)
     par_acc = (kinds[-1] == "R" and all(k == "K" for k in kinds[:-1])
                and emit.want_parallel(req, n_in * _ADD_NS * 1e-9) and P > 1)
@@ -105,7 +106,7 @@ def _reduce(req: KernelRequest, mean: bool) -> KernelSource:
     body += [f"    for i in range({out_n}):", "        acc[i] = np.float32(0.0)"]
     if n_in:
         # the accumulator slot of row t: its kept-group coordinates in the output
-        ost = emit.c_strides(outer)
+        ost = c_strides(outer)
         terms = []
         ki = 0
         for g, (k, s) in enumerate(groups[:-1]):
@@ -133,7 +134,7 @@ def _reduce(req: KernelRequest, mean: bool) -> KernelSource:
             body += [f"    for t in range({P}):"] + emit.indent(inner, 2)
     value = "{} / " + printer.const_literal(float(count), emit.F32) if mean else "{}"
     est = out_n * (0.2 + 0.1 * len(req.extras)) * 1e-9
-    par_out = emit.want_parallel(req, est) and emit.numel(tuple(req.out_shape)[:-1]) > 1
+    par_out = emit.want_parallel(req, est) and numel(tuple(req.out_shape)[:-1]) > 1
     body += emit.indent(_final_pass(req, "acc", value, par_out), 1)
     parallel = par_acc or par_out
     # no 'arcp' for MEAN: it would turn `/ count` into `* (1 / count)`, one ulp off the reference
@@ -161,7 +162,7 @@ def generate_softmax(req: KernelRequest) -> KernelSource:
         raise Unsupported(f"SOFTMAX: output shape {req.out_shape} != input shape {shape}")
     L = shape[-1]
     outer = shape[:-1]
-    P = emit.numel(outer)
+    P = numel(outer)
     n = P * L
     beta = printer.const_literal(float(req.attrs.beta), emit.F32)
     # e is parked in the first float32 output (read back before that element is overwritten)

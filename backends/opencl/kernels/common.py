@@ -21,6 +21,7 @@ import numpy as np
 
 from tflite_jit.backends.opencl import printer
 from tflite_jit.backends.request import KernelRequest
+from tflite_jit.ops.common import c_strides
 
 KERNEL_NAME = "tj_kernel"
 
@@ -51,18 +52,6 @@ def register(*names: str) -> Callable:
             GENERATORS[n] = fn
         return fn
     return deco
-
-
-def strides(shape: tuple[int, ...]) -> list[int]:
-    out, s = [], 1
-    for d in reversed(shape):
-        out.append(s)
-        s *= int(d)
-    return out[::-1]
-
-
-def numel(shape: tuple[int, ...]) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if shape else 1
 
 
 class Gen:
@@ -124,14 +113,14 @@ class Gen:
         """Statements that apply the cluster's epilogue to the root value `v0` at output element
         `flat` (a C int expression) and store every output there."""
         shape = self.req.out_shape
-        ostr = strides(shape)
+        ostr = c_strides(shape)
         lines: list[str] = []
         names = {0: v0}
         var_bool = {}
         for k, x in enumerate(self.req.extras):
             if x.dtype not in (np.float32, np.bool_):
                 raise printer.PrintError(f"epilogue input of type {x.dtype} (float32 only)")
-            xs = strides(x.shape)
+            xs = c_strides(x.shape)
             if tuple(x.shape) == tuple(shape):
                 idx = flat
             else:
@@ -162,7 +151,7 @@ class Gen:
 
 
 def activation_clamp(v: str, act: str) -> str:
-    """A root op's own fused activation (ops.base.apply_activation: NONE/RELU/RELU6/RELU_N1_TO_1),
+    """A root op's own fused activation (ops.common.apply_activation: NONE/RELU/RELU6/RELU_N1_TO_1),
     printed with NaN-propagating selects like the epilogue's max/min."""
     if act == "NONE":
         return v

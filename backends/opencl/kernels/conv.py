@@ -6,8 +6,9 @@ the same input pixel and neighbouring filter rows. Padding taps are skipped (the
 
 from __future__ import annotations
 
-from tflite_jit.backends.opencl.kernels.common import Gen, activation_clamp, numel, register
+from tflite_jit.backends.opencl.kernels.common import Gen, activation_clamp, register
 from tflite_jit.backends.opencl.kernels.tiled import tiled
+from tflite_jit.ops.common import numel
 from tflite_jit.ops.nn import axis_geometry
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tflite_jit.backends.opencl.kernels.common import Gen, numel, register
+from tflite_jit.backends.opencl.kernels.common import Gen, register
+from tflite_jit.ops.common import numel
 
 
 @register("LOOP")

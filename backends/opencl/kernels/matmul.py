@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_jit.backends.opencl.kernels.common import Gen, activation_clamp, numel, register, strides
+from tflite_jit.backends.opencl.kernels.common import Gen, activation_clamp, register
 from tflite_jit.backends.opencl.kernels.tiled import tiled
+from tflite_jit.ops.common import c_strides, numel
 
 
 @register("FULLY_CONNECTED")
@@ -40,8 +41,8 @@ def batch_matmul(g: Gen) -> tuple[list[str], int]:
     for name, s in (("x", xs), ("y", ys)):
         sb = (1,) * (len(batch) - len(s[:-2])) + s[:-2]
         mat = s[-1] * s[-2]
-        bstr = strides(sb)
-        ostr = strides(batch)
+        bstr = c_strides(sb)
+        ostr = c_strides(batch)
         terms = []
         for d, (sd, od) in enumerate(zip(sb, batch)):
             if sd != 1:

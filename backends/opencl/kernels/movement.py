@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_jit.backends.opencl.kernels.common import Gen, numel, register, strides
+from tflite_jit.backends.opencl.kernels.common import Gen, register
 from tflite_jit.backends.opencl.printer import PrintError
+from tflite_jit.ops.common import c_strides, numel
 
 
 def _const(g: Gen, i: int, what: str) -> np.ndarray:
@@ -27,7 +28,7 @@ def pad(g: Gen) -> tuple[list[str], int]:
     pads = _const(g, 1, "paddings").reshape(-1, 2)
     ishape = tuple(g.req.inputs[0].shape)
     out = g.req.out_shape
-    ostr, istr = strides(out), strides(ishape)
+    ostr, istr = c_strides(out), c_strides(ishape)
     body = ["int idx = 0;", "int inside = 1;"]
     for d in range(len(out)):
         body += [f"{{ const int c = {_coord(d, ostr, out)} - {int(pads[d][0])};",
@@ -40,7 +41,7 @@ def pad(g: Gen) -> tuple[list[str], int]:
 def transpose(g: Gen) -> tuple[list[str], int]:
     perm = [int(p) % len(g.req.inputs[0].shape) for p in _const(g, 1, "perm").reshape(-1)]
     out = g.req.out_shape
-    ostr, istr = strides(out), strides(tuple(g.req.inputs[0].shape))
+    ostr, istr = c_strides(out), c_strides(tuple(g.req.inputs[0].shape))
     terms = [f"{_coord(d, ostr, out)} * {istr[perm[d]]}" for d in range(len(out))]
     body = [f"const int idx = {' + '.join(terms) or '0'};", f"const float v0 = {g.load('input', 0, 'idx')};"]
     return body + g.epilogue("gid", "v0"), numel(out)

@@ -3,7 +3,8 @@ the in-image taps only (LiteRT's rule); max propagates NaN like the NumPy refere
 
 from __future__ import annotations
 
-from tflite_jit.backends.opencl.kernels.common import Gen, activation_clamp, numel, register
+from tflite_jit.backends.opencl.kernels.common import Gen, activation_clamp, register
+from tflite_jit.ops.common import numel
 from tflite_jit.ops.nn import axis_geometry
 
 

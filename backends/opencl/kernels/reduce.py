@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_jit.backends.opencl.kernels.common import Gen, numel, register, strides
+from tflite_jit.backends.opencl.kernels.common import Gen, register
 from tflite_jit.backends.opencl.printer import PrintError, float_literal
+from tflite_jit.ops.common import c_strides, numel
 from tflite_jit.ops.reduce import resolve_axes
 
 
@@ -19,7 +20,7 @@ def mean_sum(g: Gen) -> tuple[list[str], int]:
         raise PrintError(f"{g.req.op_name}: the axes are only known at run time")
     shape = tuple(x.shape)
     axes = sorted(set(resolve_axes(np.asarray(axis), len(shape), g.req.op_name)))
-    st = strides(shape)
+    st = c_strides(shape)
     kept = [d for d in range(len(shape)) if d not in axes]
     body = ["int t = gid;", "int base = 0;"]
     for d in reversed(kept):
