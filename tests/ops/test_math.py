@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import Const, assert_close, litert_run, one_op_model, run_both
+from tests.oracle import (
+    Const,
+    assert_close,
+    check_one_fused_kernel,
+    litert_run,
+    one_op_model,
+    run_both,
+    run_engine,
+)
 from tflite_jit import Interpreter, ops
 from tflite_jit.format.builder import ModelBuilder
 
@@ -276,13 +284,9 @@ def test_numba_backend_matches_litert(op: str, dtype) -> None:
         xs = [_unary_values(rng, op, (3, 17), dtype)]
     model = one_op_model(op, [(x.shape, x.dtype) for x in xs])
     (theirs,) = litert_run(model, xs)
-    it = Interpreter(model_content=model, backend="numba")
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    assert_close(it.get_tensor(it.get_output_details()[0]["index"]), theirs, what=op)
-    backends = {s.backend for s in it._interpreter.execs[0].steps}
+    outs, steps = run_engine(model, xs, "numba")
+    assert_close(outs[0], theirs, what=op)
+    backends = set(steps)
     # bool ops, and integer division (which must raise on a zero divisor), stay on reference
     on_reference = dtype == BOOL or (op in ("FLOOR_DIV", "FLOOR_MOD") and np.dtype(dtype).kind in "iu")
     assert backends == ({"reference"} if on_reference else {"numba_cpu"}), backends
@@ -302,15 +306,7 @@ def test_numba_fuses_a_chain_of_math_ops() -> None:
     model = mb.build()
     rng = np.random.default_rng(3)
     xs = [rng.uniform(-4, 4, (4, 9)).astype(F32), (rng.uniform(0.3, 1, (9,)) * rng.choice([-1, 1], 9)).astype(F32)]
-    (theirs,) = litert_run(model, xs)
-    it = Interpreter(model_content=model, backend="numba", fusion="elementwise")
-    it.allocate_tensors()
-    for d, v in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], v)
-    it.invoke()
-    assert_close(it.get_tensor(it.get_output_details()[0]["index"]), theirs)
-    steps = it._interpreter.execs[0].steps
-    assert [s.backend for s in steps] == ["numba_cpu"], "the chain should be one Numba kernel"
+    check_one_fused_kernel(model, xs)
 
 
 @pytest.mark.parametrize("op,dtype", [("MAXIMUM", I8), ("LOGICAL_NOT", BOOL), ("CAST", I32)])
@@ -326,9 +322,4 @@ def test_numba_backend_falls_back_for_unprintable_forms(op, dtype) -> None:
         xs = [rng.integers(0, 2, (2, 5)).astype(dtype)]
         model = one_op_model(op, [((2, 5), dtype)])
     (theirs,) = litert_run(model, xs)
-    it = Interpreter(model_content=model, backend="numba")
-    it.allocate_tensors()
-    for d, v in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], v)
-    it.invoke()
-    assert_close(it.get_tensor(it.get_output_details()[0]["index"]), theirs, what=op)
+    assert_close(run_engine(model, xs, "numba")[0][0], theirs, what=op)

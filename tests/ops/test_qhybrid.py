@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import assert_close, litert_interpreter, litert_run
+from tests.oracle import assert_close, litert_interpreter, litert_run, run_engine
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.ops import qhybrid
 
@@ -23,19 +23,10 @@ HYP = settings(max_examples=60, deadline=None)
 BACKENDS = ("reference", "numba")
 
 
-def run_ours(model: bytes, xs: list[np.ndarray], backend: str) -> np.ndarray:
-    it = tflite_jit.Interpreter(model_content=model, backend=backend)
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    return it.get_tensor(it.get_output_details()[0]["index"])
-
-
 def assert_bit_exact(model: bytes, xs: list[np.ndarray], exact: bool = True) -> None:
     theirs = litert_run(model, xs)[0]
     for backend in BACKENDS:
-        ours = run_ours(model, xs, backend)
+        ours = run_engine(model, xs, backend)[0][0]
         assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, backend
         if exact:
             np.testing.assert_array_equal(ours, theirs, err_msg=backend)
@@ -147,7 +138,7 @@ def test_fc_float_weights_with_asymmetric_option_still_float():
     x = rng.normal(size=(2, 7)).astype(F32)
     theirs = litert_run(m, [x])[0]
     for backend in BACKENDS:
-        np.testing.assert_allclose(run_ours(m, [x], backend), theirs, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(run_engine(m, [x], backend)[0][0], theirs, rtol=1e-5, atol=1e-5)
 
 
 def test_quantizer_rounding_is_discriminating():

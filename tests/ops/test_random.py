@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import assert_close, litert_interpreter
+from tests.oracle import assert_close, litert_interpreter, litert_rejects, run_seq
 from tflite_jit.format.builder import ModelBuilder
 
 BACKENDS = ("numba", "reference")
@@ -20,18 +20,6 @@ BACKENDS = ("numba", "reference")
 def _interpreters(data: bytes) -> list:
     return [("litert", litert_interpreter(data))] + [
         (b, tflite_jit.Interpreter(model_content=data, backend=b)) for b in BACKENDS]
-
-
-def run_seq(it, feeds: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
-    """One invoke per entry of feeds; every output after each."""
-    it.allocate_tensors()
-    outs = []
-    for feed in feeds:
-        for d, x in zip(it.get_input_details(), feed):
-            it.set_tensor(d["index"], x)
-        it.invoke()
-        outs.append([it.get_tensor(d["index"]) for d in it.get_output_details()])
-    return outs
 
 
 def check_against_litert(data: bytes, feeds: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
@@ -248,15 +236,6 @@ def _allocate(data: bytes) -> None:
     tflite_jit.Interpreter(model_content=data).allocate_tensors()
 
 
-def _litert_rejects(data: bytes, feeds: Sequence[np.ndarray] = ()) -> None:
-    it = litert_interpreter(data)
-    with pytest.raises(RuntimeError):
-        it.allocate_tensors()
-        for d, x in zip(it.get_input_details(), feeds):
-            it.set_tensor(d["index"], x)
-        it.invoke()
-
-
 @pytest.mark.parametrize("dtype", [np.int64, np.float32])
 def test_shape_input_must_be_int32(dtype) -> None:
     mb = ModelBuilder()
@@ -266,7 +245,7 @@ def test_shape_input_must_be_int32(dtype) -> None:
     g.op("RANDOM_UNIFORM", [s], [o], seed=1, seed2=1)
     g.output(o)
     data = mb.build()
-    _litert_rejects(data)
+    litert_rejects(data)
     with pytest.raises(RuntimeError, match="RANDOM_UNIFORM.*int32"):
         _allocate(data)
 
@@ -279,7 +258,7 @@ def test_shape_input_must_be_1d() -> None:
     g.op("RANDOM_STANDARD_NORMAL", [s], [o], seed=1, seed2=1)
     g.output(o)
     data = mb.build()
-    _litert_rejects(data)
+    litert_rejects(data)
     with pytest.raises(RuntimeError, match="1-D"):
         _allocate(data)
 
@@ -292,7 +271,7 @@ def test_output_must_be_float32() -> None:
     g.op("RANDOM_UNIFORM", [s], [o], seed=1, seed2=1)
     g.output(o)
     data = mb.build()
-    _litert_rejects(data)
+    litert_rejects(data)
     with pytest.raises(RuntimeError, match="float32"):
         _allocate(data)
 
@@ -322,7 +301,7 @@ def test_multinomial_errors() -> None:
                                 (model([2, 3], ns=np.array(3, np.int64)), np.zeros([2, 3], np.float32), "int32"),
                                 (model([2, 3], out_dtype=np.float32), np.zeros([2, 3], np.float32), "int32/int64"),
                                 (model([2, 0]), np.zeros([2, 0], np.float32), "no classes")]:
-        _litert_rejects(data, [feed])
+        litert_rejects(data, [feed])
         with pytest.raises(RuntimeError, match=f"MULTINOMIAL.*{pattern}"):
             _allocate(data)
     with pytest.raises(RuntimeError, match="MULTINOMIAL.*2-D"):
@@ -341,14 +320,14 @@ def test_multinomial_errors() -> None:
 ])
 def test_rng_bit_generator_errors(algorithm, size, state_dtype, dtype, pattern) -> None:
     data = rbg_model(algorithm, size, [4], dtype, state_dtype)
-    _litert_rejects(data, [np.ones(size, state_dtype)])
+    litert_rejects(data, [np.ones(size, state_dtype)])
     with pytest.raises(RuntimeError, match=pattern):
         _allocate(data)
 
 
 def test_rng_bit_generator_unknown_algorithm() -> None:
     data = rbg_model(7, 2, [4], np.int32)
-    _litert_rejects(data, [np.ones(2, np.uint64)])
+    litert_rejects(data, [np.ones(2, np.uint64)])
     with pytest.raises(RuntimeError, match="unknown RNG algorithm 7"):
         _allocate(data)
 

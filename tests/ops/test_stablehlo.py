@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import assert_close, litert_run
+from tests.oracle import assert_close, feed_run, litert_run
 from tflite_jit.format.builder import ModelBuilder
 
 pytest.importorskip("ai_edge_litert.interpreter")
@@ -21,15 +21,7 @@ F, I32, I64 = np.float32, np.int32, np.int64
 
 
 def _ours(model: bytes, inputs: list[np.ndarray], backend: str = "numba") -> list[np.ndarray]:
-    it = tflite_jit.Interpreter(model_content=model, backend=backend)
-    for d, x in zip(it.get_input_details(), inputs):
-        if tuple(d["shape"]) != x.shape:
-            it.resize_tensor_input(d["index"], list(x.shape))
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), inputs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
+    return feed_run(tflite_jit.Interpreter(model_content=model, backend=backend), inputs)
 
 
 def _check(model: bytes, inputs: list[np.ndarray], backends: tuple[str, ...] = ("numba", "reference")) -> None:
