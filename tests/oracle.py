@@ -124,13 +124,14 @@ class State:
     dtype: Any = np.float32
 
 
-def one_op_model(op_name: str, inputs: Sequence[Any], n_outputs: int = 1, *,
+def one_op_model(op_name: str, inputs: Sequence[Any], n_outputs: int | None = 1, *,
                  custom: bool = False, outputs: Sequence[tuple[Any, Any]] | None = None,
                  **options: Any) -> bytes:
     """A model with one op. Each input is (shape, dtype) for a graph input, an ndarray for a
     constant, a State for a variable tensor, or None for an omitted optional input. Output shapes
-    come from the op's infer(), or are the declared `outputs` (shape, dtype)s (for inputs our
-    shape rule rejects, so that the error shows at allocate time)."""
+    come from the op's infer() (the first n_outputs, None: all), or are the declared `outputs`
+    (shape, dtype)s (for inputs our shape rule rejects, so that the error shows at allocate
+    time)."""
     from tflite_jit import ops
     from tflite_jit.format.builder import ModelBuilder
 
@@ -230,6 +231,22 @@ def run_engine(model: bytes, feeds: Sequence[np.ndarray], backend: str | None = 
     it = Interpreter(model_content=model, backend=backend, **kw)
     (outs,) = run_seq(it, [feeds])
     return outs, [s.backend for s in it._interpreter.execs[0].steps]
+
+
+def chain_model(inputs: dict[str, tuple[Any, Any]], steps: Sequence[tuple]) -> bytes:
+    """Graph inputs {name: (shape, dtype)} and a chain of ops, each step (op, *operands[, options
+    dict]) where an operand names an input or "t", the previous step's result; the last result is
+    the one output. Output shapes come from the ops' shape rules."""
+    from tflite_jit.format.builder import ModelBuilder
+
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    env = {name: g.input(name, shape, dtype) for name, (shape, dtype) in inputs.items()}
+    for op, *operands in steps:
+        options = operands.pop() if operands and isinstance(operands[-1], dict) else {}
+        (env["t"],) = g.apply(op, [env[a] for a in operands], **options)
+    g.output(env["t"])
+    return mb.build()
 
 
 def check_one_fused_kernel(model: bytes, feeds: Sequence[np.ndarray]) -> None:

@@ -335,14 +335,15 @@ def mut_splice(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     return data + bytes(rng.randrange(256) for _ in range(rng.choice([1, 4, 16, 1024])))
 
 
-def _sg(rng: random.Random, m: Any) -> Any:
-    return rng.choice(m.subgraphs)
+def _copy_sg(rng: random.Random, m: Any) -> tuple[Any, Any]:
+    """A deep copy of the model to mutate, and one of its subgraphs, drawn."""
+    m = copy.deepcopy(m)
+    return m, rng.choice(m.subgraphs)
 
 
 def mut_index(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     """Tensor indices out of range, negative, or pointing at another (valid) tensor."""
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     n = len(sg.tensors)
     bad = rng.choice([-1, -2, -7, n, n + 1, 2**31 - 1, -2**31, rng.randrange(max(n, 1))])
     where = rng.choice(["op_in", "op_out", "sg_in", "sg_out", "signature", "intermediate"])
@@ -377,8 +378,7 @@ def mut_index(rng: random.Random, data: bytes, m: Any) -> bytes | None:
 
 def mut_dims(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     """Huge, negative or zero dims, other ranks, contradicting shape signatures."""
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     if not sg.tensors:
         return None
     for _ in range(rng.randint(1, 3)):
@@ -420,8 +420,7 @@ def mut_bufsize(rng: random.Random, data: bytes, m: Any) -> bytes | None:
 
 def mut_cycle(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     """Cycles and bad order: an op reads its own or a later op's output; ops swapped."""
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     if len(sg.ops) < 1:
         return None
     r = rng.random()
@@ -446,8 +445,7 @@ def mut_opswap(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     from tflite_jit.ir.model import BUILTIN_CODES
 
     names = sorted(n for n in ops.all_ops() if n in BUILTIN_CODES)
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     if not sg.ops:
         return None
     op = rng.choice(sg.ops)
@@ -461,8 +459,7 @@ def mut_opswap(rng: random.Random, data: bytes, m: Any) -> bytes | None:
 
 def mut_options(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     """Builtin option values set to edge values (enums out of range, zero strides, ...)."""
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     cands = [op for op in sg.ops if op.options and not op.is_custom]
     if not cands:
         return None
@@ -485,8 +482,7 @@ def mut_options(rng: random.Random, data: bytes, m: Any) -> bytes | None:
 
 def mut_custom(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     """Custom options damaged (truncated / flipped / random flexbuffers), or ops made custom."""
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     if not sg.ops:
         return None
     custom = [op for op in sg.ops if op.is_custom]
@@ -528,8 +524,7 @@ def mut_quant(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     points, quantization added to float tensors or removed from quantized ones."""
     from tflite_jit.ir.model import Quantization
 
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     if not sg.tensors:
         return None
     quantized = [t for t in sg.tensors if t.quantization is not None and t.quantization.scales.size]
@@ -625,7 +620,7 @@ def mut_strings(rng: random.Random, data: bytes, m: Any) -> bytes | None:
         struct.pack_into("<i", raw, 4 * word, rng.choice([-1, 0, 1, 2, 3, 1000, 2**31 - 1, len(raw) + 1]))
         t.data = np.frombuffer(bytes(raw), np.uint8)
     else:
-        sg = _sg(rng, m)
+        sg = rng.choice(m.subgraphs)
         if not sg.tensors:
             return None
         t = rng.choice(sg.tensors)
@@ -637,8 +632,7 @@ def mut_strings(rng: random.Random, data: bytes, m: Any) -> bytes | None:
 
 def mut_dtype(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     """Tensor types changed, including exotic and unknown codes (constants keep their bytes)."""
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     if not sg.tensors:
         return None
     t = rng.choice(sg.tensors)

@@ -9,24 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import both_reject, check_backends, check_one_fused_kernel, one_op_model
-from tflite_jit.format.builder import ModelBuilder
+from tests.oracle import both_reject, chain_model, check_backends, check_one_fused_kernel, one_op_model
+from tests.shapes import draw_broadcast_pair, draw_shape
 from tflite_jit.ops.math import FakeQuantAttrs, _fake_quant_nudge
 
 F32, I8, I16, I32, I64, U8, U16, U32 = (np.float32, np.int8, np.int16, np.int32, np.int64, np.uint8,
                                        np.uint16, np.uint32)
 BITWISE_TYPES = [I8, I16, I32, U8, U16, U32]
-
-
-def _shape(draw, max_rank: int = 4) -> tuple[int, ...]:
-    return tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=max_rank)))
-
-
-def _broadcast_pair(draw) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    shape = _shape(draw, 5)
-    other = [d if draw(st.booleans()) else 1 for d in shape]
-    a, b = shape, tuple(other[draw(st.integers(0, len(other))):])
-    return (a, b) if draw(st.booleans()) else (b, a)
 
 
 def _check(op: str, xs: list[np.ndarray], compiled: bool, **options) -> None:
@@ -51,7 +40,7 @@ def _floats(rng, shape, lo=-5.0, hi=5.0) -> np.ndarray:
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_atan2(data) -> None:
-    shape = _shape(data.draw)
+    shape = draw_shape(data.draw, min_rank=0)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     _check("ATAN2", [_floats(rng, shape), _floats(rng, shape)], compiled=True)
 
@@ -90,7 +79,7 @@ def _counts(rng, shape, dt) -> np.ndarray:
 @given(op=st.sampled_from(["BITWISE_XOR", "RIGHT_SHIFT"]), dt=st.sampled_from(BITWISE_TYPES),
        data=st.data())
 def test_bitwise_broadcasting(op, dt, data) -> None:
-    a_shape, b_shape = _broadcast_pair(data.draw)
+    a_shape, b_shape = draw_broadcast_pair(data.draw, max_rank=5)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     b = _counts(rng, b_shape, dt) if op == "RIGHT_SHIFT" else _int_values(rng, b_shape, dt)
     _check(op, [_int_values(rng, a_shape, dt), b], compiled=dt == I32)
@@ -126,7 +115,7 @@ def test_bitwise_rejects_unbroadcastable_shapes() -> None:
 @settings(max_examples=10, deadline=None)
 @given(data=st.data())
 def test_relu_0_to_1(data) -> None:
-    shape = _shape(data.draw)
+    shape = draw_shape(data.draw, min_rank=0)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     _check("RELU_0_TO_1", [_floats(rng, shape, -2, 2)], compiled=True)
 
@@ -158,7 +147,7 @@ def test_fake_quant(lo, width, num_bits, data) -> None:
     hi = float(np.float32(lo + width))
     if not lo < hi:
         return
-    shape = _shape(data.draw)
+    shape = draw_shape(data.draw, min_rank=0)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     _check("FAKE_QUANT", [_fq_values(rng, shape, lo, hi, num_bits)], compiled=True,
            min=lo, max=hi, num_bits=num_bits)
@@ -200,28 +189,17 @@ def test_fake_quant_rejects_int32_input() -> None:
 # ---- fusion ----------------------------------------------------------------------------------------
 
 def test_numba_fuses_the_new_ops_into_one_kernel() -> None:
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    y, x = g.input("y", (4, 9), F32), g.input("x", (4, 9), F32)
-    (t,) = g.apply("ATAN2", [y, x])
-    (t,) = g.apply("RELU_0_TO_1", [t])
-    (t,) = g.apply("FAKE_QUANT", [t], min=-0.5, max=1.5, num_bits=5)
-    g.output(t)
-    model = mb.build()
+    model = chain_model({"y": ((4, 9), F32), "x": ((4, 9), F32)},
+                        [("ATAN2", "y", "x"), ("RELU_0_TO_1", "t"),
+                         ("FAKE_QUANT", "t", dict(min=-0.5, max=1.5, num_bits=5))])
     rng = np.random.default_rng(5)
     xs = [_floats(rng, (4, 9)), _floats(rng, (4, 9))]
     check_one_fused_kernel(model, xs)
 
 
 def test_numba_fuses_int32_bitwise_chain() -> None:
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    a, b, c = g.input("a", (3, 8), I32), g.input("b", (8,), I32), g.input("c", (3, 1), I32)
-    (t,) = g.apply("BITWISE_XOR", [a, b])
-    (t,) = g.apply("RIGHT_SHIFT", [t, c])
-    (t,) = g.apply("ADD", [t, a])
-    g.output(t)
-    model = mb.build()
+    model = chain_model({"a": ((3, 8), I32), "b": ((8,), I32), "c": ((3, 1), I32)},
+                        [("BITWISE_XOR", "a", "b"), ("RIGHT_SHIFT", "t", "c"), ("ADD", "t", "a")])
     rng = np.random.default_rng(6)
     xs = [_int_values(rng, (3, 8), I32), _int_values(rng, (8,), I32), _counts(rng, (3, 1), I32)]
     check_one_fused_kernel(model, xs)

@@ -8,6 +8,8 @@ vectorised quantizer's trunc(x + 0.5) differs from round(), in the 8-wide blocks
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -401,6 +403,17 @@ def test_embedding_errors():
 
 # ---- UNIDIRECTIONAL_SEQUENCE_RNN ------------------------------------------------------------------
 
+def _allocated(model: bytes) -> tuple[Any, list[Any]]:
+    """LiteRT's interpreter and ours on each of BACKENDS, allocated: for the stateful ops, which
+    are invoked several times on the same interpreters."""
+    theirs = litert_interpreter(model)
+    theirs.allocate_tensors()
+    ours = [tflite_jit.Interpreter(model_content=model, backend=be) for be in BACKENDS]
+    for it in ours:
+        it.allocate_tensors()
+    return theirs, ours
+
+
 def rnn_model(rng, t, b, i, u, time_major, act, asym, wtype=np.int8) -> tuple[bytes, tuple[int, ...]]:
     mb = ModelBuilder()
     g = mb.subgraph()
@@ -425,11 +438,7 @@ def test_sequence_rnn(t, b, i, u, time_major, act, asym, wtype, seed):
     """Two invokes (state carried), reset, a third; zero rows and zero steps included."""
     rng = np.random.default_rng(seed)
     model, xs = rnn_model(rng, t, b, i, u, time_major, act, asym, wtype)
-    theirs = litert_interpreter(model)
-    theirs.allocate_tensors()
-    ours = [tflite_jit.Interpreter(model_content=model, backend=be) for be in BACKENDS]
-    for it in ours:
-        it.allocate_tensors()
+    theirs, ours = _allocated(model)
     for k in range(3):
         if k == 2:
             theirs.reset_all_variables()
@@ -482,11 +491,7 @@ def test_svdf(b, i, units, rank, memory, act, asym, bias, seed):
     exact except with TANH (LiteRT's tanh approximation; the state does not feed through it)."""
     rng = np.random.default_rng(seed)
     model = svdf_model(rng, b, i, units, rank, memory, act, asym, bias)
-    theirs = litert_interpreter(model)
-    theirs.allocate_tensors()
-    ours = [tflite_jit.Interpreter(model_content=model, backend=be) for be in BACKENDS]
-    for it in ours:
-        it.allocate_tensors()
+    theirs, ours = _allocated(model)
     for k in range(4):
         if k == 3:
             for it in (theirs, *ours):

@@ -236,43 +236,22 @@ def _allocate(data: bytes) -> None:
     tflite_jit.Interpreter(model_content=data).allocate_tensors()
 
 
-@pytest.mark.parametrize("dtype", [np.int64, np.float32])
-def test_shape_input_must_be_int32(dtype) -> None:
+@pytest.mark.parametrize("op,shape,out_shape,out_dtype,match", [
+    ("RANDOM_UNIFORM", np.array([2, 3], np.int64), [2, 3], np.float32, "RANDOM_UNIFORM.*int32"),
+    ("RANDOM_UNIFORM", np.array([2, 3], np.float32), [2, 3], np.float32, "RANDOM_UNIFORM.*int32"),
+    ("RANDOM_STANDARD_NORMAL", np.array([[2, 3]], np.int32), [2, 3], np.float32, "1-D"),
+    ("RANDOM_UNIFORM", np.array([4], np.int32), [4], np.int32, "float32"),
+], ids=["shape_input_int64", "shape_input_float32", "shape_input_2d", "output_int32"])
+def test_shape_input_int32_1d_and_output_float32(op, shape, out_shape, out_dtype, match) -> None:
     mb = ModelBuilder()
     g = mb.subgraph()
-    s = g.const("shape", np.array([2, 3], dtype))
-    o = g.tensor("out", [2, 3], np.float32)
-    g.op("RANDOM_UNIFORM", [s], [o], seed=1, seed2=1)
+    s = g.const("shape", shape)
+    o = g.tensor("out", out_shape, out_dtype)
+    g.op(op, [s], [o], seed=1, seed2=1)
     g.output(o)
     data = mb.build()
     litert_rejects(data)
-    with pytest.raises(RuntimeError, match="RANDOM_UNIFORM.*int32"):
-        _allocate(data)
-
-
-def test_shape_input_must_be_1d() -> None:
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    s = g.const("shape", np.array([[2, 3]], np.int32))
-    o = g.tensor("out", [2, 3], np.float32)
-    g.op("RANDOM_STANDARD_NORMAL", [s], [o], seed=1, seed2=1)
-    g.output(o)
-    data = mb.build()
-    litert_rejects(data)
-    with pytest.raises(RuntimeError, match="1-D"):
-        _allocate(data)
-
-
-def test_output_must_be_float32() -> None:
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    s = g.const("shape", np.array([4], np.int32))
-    o = g.tensor("out", [4], np.int32)
-    g.op("RANDOM_UNIFORM", [s], [o], seed=1, seed2=1)
-    g.output(o)
-    data = mb.build()
-    litert_rejects(data)
-    with pytest.raises(RuntimeError, match="float32"):
+    with pytest.raises(RuntimeError, match=match):
         _allocate(data)
 
 

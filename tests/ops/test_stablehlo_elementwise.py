@@ -9,8 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import both_reject, check_backends, check_one_fused_kernel, one_op_model, run_engine
-from tflite_jit.format.builder import ModelBuilder
+from tests.oracle import (
+    both_reject,
+    chain_model,
+    check_backends,
+    check_one_fused_kernel,
+    one_op_model,
+    run_engine,
+)
+from tests.shapes import draw_shape
 
 F32, F64, I8, I16, I32, I64 = np.float32, np.float64, np.int8, np.int16, np.int32, np.int64
 U8, U16, U32, BOOL = np.uint8, np.uint16, np.uint32, np.bool_
@@ -44,16 +51,12 @@ def _values(rng, shape, dt) -> np.ndarray:
     return x
 
 
-def _shape(draw) -> tuple[int, ...]:
-    return tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=4)))
-
-
 @settings(max_examples=40, deadline=None)
 @given(op=st.sampled_from(ARITH_OPS + ["STABLEHLO_AND"]), dt=st.sampled_from(ARITH_TYPES), data=st.data())
 def test_elementwise(op, dt, data) -> None:
     if op == "STABLEHLO_AND" and dt == F32:
         dt = I32
-    shape = _shape(data.draw)
+    shape = draw_shape(data.draw, min_rank=0)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     _check(op, [_values(rng, shape, dt), _values(rng, shape, dt)])
 
@@ -88,7 +91,7 @@ def test_empty_and_scalar(op) -> None:
 @settings(max_examples=20, deadline=None)
 @given(dt=st.sampled_from(SHIFT_TYPES), data=st.data())
 def test_shift_left(dt, data) -> None:
-    shape = _shape(data.draw)
+    shape = draw_shape(data.draw, min_rank=0)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     counts = rng.integers(0, 32, shape).astype(dt)
     _check("STABLEHLO_SHIFT_LEFT", [_values(rng, shape, dt), counts])
@@ -136,15 +139,9 @@ def test_rejects_types(op, dt) -> None:
 
 
 def test_numba_fuses_a_stablehlo_chain() -> None:
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    a, b = g.input("a", (3, 7), F32), g.input("b", (3, 7), F32)
-    (t,) = g.apply("STABLEHLO_MULTIPLY", [a, b])
-    (t,) = g.apply("STABLEHLO_ADD", [t, a])
-    (t,) = g.apply("STABLEHLO_MAXIMUM", [t, b])
-    (t,) = g.apply("STABLEHLO_MINIMUM", [t, a])
-    g.output(t)
-    model = mb.build()
+    model = chain_model({"a": ((3, 7), F32), "b": ((3, 7), F32)},
+                        [("STABLEHLO_MULTIPLY", "a", "b"), ("STABLEHLO_ADD", "t", "a"),
+                         ("STABLEHLO_MAXIMUM", "t", "b"), ("STABLEHLO_MINIMUM", "t", "a")])
     rng = np.random.default_rng(4)
     xs = [_values(rng, (3, 7), F32), _values(rng, (3, 7), F32)]
     check_one_fused_kernel(model, xs)
