@@ -91,17 +91,23 @@ class Const:
     value: np.ndarray
 
 
+def spec_model(op: str, specs: list, n_outputs: int = 1, **options: Any) -> tuple[bytes, list[np.ndarray]]:
+    """The one-op model for specs (arrays are graph inputs, Const constants, None omitted inputs;
+    output shapes from our shape rule) and the feeds for its graph inputs."""
+    specs = [s if s is None or isinstance(s, Const) else np.asarray(s) for s in specs]
+    model_inputs = [None if s is None else s.value if isinstance(s, Const) else (s.shape, s.dtype)
+                    for s in specs]
+    model = one_op_model(op, model_inputs, n_outputs=n_outputs, **options)
+    return model, [s for s in specs if isinstance(s, np.ndarray)]
+
+
 def run_both(op: str, specs: list, n_outputs: int = 1, **options: Any) -> tuple[list, list]:
     """(our reference kernel's outputs, LiteRT builtin's outputs) for one op on these inputs."""
     from tflite_jit.ops import get
 
-    specs = [s if s is None or isinstance(s, Const) else np.asarray(s) for s in specs]
-    model_inputs = [None if s is None else s.value if isinstance(s, Const) else (s.shape, s.dtype)
-                    for s in specs]
-    data = one_op_model(op, model_inputs, n_outputs=n_outputs, **options)
-    theirs = litert_run(data, [s for s in specs if isinstance(s, np.ndarray)])
+    theirs = litert_run(*spec_model(op, specs, n_outputs, **options))
     opdef = get(op)
-    arrays = [None if s is None else s.value if isinstance(s, Const) else s for s in specs]
+    arrays = [None if s is None else s.value if isinstance(s, Const) else np.asarray(s) for s in specs]
     ours = opdef.reference(arrays, opdef.parse(raw_options(options)))
     return ours, theirs
 
@@ -186,7 +192,7 @@ def infer(op: str, specs: list, **options: Any) -> list:
     return opdef.infer(ctx)
 
 
-# ---- one-op checks against LiteRT on both backends (tests/ops/test_segment, matrix, update) ----
+# ---- declared-output models, runs of our interpreter, checks on both backends ----------------
 
 def declared_op_model(op: str, specs: list, outs: list, **options) -> bytes:
     """One op; specs are graph inputs (arrays) or Const; outs are the declared (shape, dtype)s
@@ -276,10 +282,7 @@ def check_differential(op: str, specs: list, n_outputs: int = 1, **options: Any)
     ours, theirs = run_both(op, specs, n_outputs=n_outputs, **options)
     for o, t in zip(ours, theirs):
         assert_close(o, t, what=f"{op} reference")
-    model_inputs = [None if s is None else s.value if isinstance(s, Const) else (s.shape, s.dtype)
-                    for s in specs]
-    model = one_op_model(op, model_inputs, n_outputs=n_outputs, **options)
-    feeds = [s for s in specs if isinstance(s, np.ndarray)]
+    model, feeds = spec_model(op, specs, n_outputs, **options)
     for backend in ("numba", "reference"):
         for o, t in zip(run_engine(model, feeds, backend)[0], theirs):
             assert_close(o, t, what=f"{op} {backend}")
