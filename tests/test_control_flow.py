@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 import tflite_jit
-from tests.oracle import assert_close
+from tests.oracle import assert_close, feed_run, litert_interpreter
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.ir.model import TENSOR_TYPE_CODES
+from tools.fuzz_models import if_model
 
-lite_rt = pytest.importorskip("ai_edge_litert.interpreter")
+pytest.importorskip("ai_edge_litert.interpreter")
 
 F, INT, B = np.float32, np.int32, np.bool_
 RESOURCE = TENSOR_TYPE_CODES["RESOURCE"]
@@ -95,27 +96,6 @@ def growing_while_model() -> bytes:
     return mb.build()
 
 
-def if_model() -> bytes:
-    mb = ModelBuilder()
-    g = mb.subgraph("main")
-    c = g.input("c", (), B)
-    x = g.input("x", (3,), F)
-    y = g.tensor("y", (3,), F)
-    g.op("IF", [c, x], [y], then_subgraph_index=1, else_subgraph_index=2)
-    g.output(y)
-    t = mb.subgraph("then")
-    tx = t.input("x", (3,), F)
-    ty = t.tensor("y", (3,), F)
-    t.op("ADD", [tx, t.const("one", np.ones(3, F))], [ty])
-    t.output(ty)
-    e = mb.subgraph("else")
-    ex = e.input("x", (3,), F)
-    ey = e.tensor("y", (3,), F)
-    e.op("MUL", [ex, e.const("two", np.full(3, 2, F))], [ey])
-    e.output(ey)
-    return mb.build()
-
-
 def variable_model() -> bytes:
     """y = v + x; v = y: a resource variable initialised to [1, 2] by a CALL_ONCE subgraph."""
     mb = ModelBuilder()
@@ -155,21 +135,8 @@ def two_signature_model() -> bytes:
     return mb.build()
 
 
-def _run(it: Any, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    for d, v in zip(it.get_input_details(), inputs):
-        if tuple(d["shape"]) != v.shape:
-            it.resize_tensor_input(d["index"], list(v.shape))
-    it.allocate_tensors()
-    for d, v in zip(it.get_input_details(), inputs):
-        it.set_tensor(d["index"], v)
-    it.invoke()
-    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
-
-
 def _pair(model: bytes, backend: str) -> tuple[Any, Any]:
-    theirs = lite_rt.Interpreter(model_content=model,
-                                 experimental_op_resolver_type=lite_rt.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    return tflite_jit.Interpreter(model_content=model, backend=backend), theirs
+    return tflite_jit.Interpreter(model_content=model, backend=backend), litert_interpreter(model)
 
 
 def _same(ours: list, theirs: list) -> None:
@@ -184,11 +151,11 @@ def test_counting_while_accumulates(backend: str, start: int) -> None:
     model = while_model(10)
     ours, theirs = _pair(model, backend)
     inputs = [np.array(start, INT), np.array([1.0, -3.0], F), np.array([0.25, 0.5], F)]
-    _same(_run(ours, inputs), _run(theirs, inputs))
+    _same(feed_run(ours, inputs), feed_run(theirs, inputs))
     # shape-invariant: outputs planned with static shapes; the loop reruns with fresh inputs
     assert [tuple(d["shape"]) for d in ours.get_output_details()] == [(), (2,), (2,), (2,)]
     inputs[0] = np.array(3, INT)
-    _same(_run(ours, inputs), _run(theirs, inputs))
+    _same(feed_run(ours, inputs), feed_run(theirs, inputs))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -197,20 +164,20 @@ def test_while_with_growing_tensor(backend: str) -> None:
     ours, theirs = _pair(model, backend)
     for v in (np.array([9.0], F), np.array([5.0, 6.0, 7.0], F)):
         inputs = [np.array(0, INT), v]
-        got = _run(ours, inputs)
-        _same(got, _run(theirs, inputs))
+        got = feed_run(ours, inputs)
+        _same(got, feed_run(theirs, inputs))
         np.testing.assert_array_equal(got[1], np.concatenate([v, [1, 2, 3, 4]]).astype(F))
         assert tuple(ours.get_output_details()[1]["shape"]) == (len(v) + 4,)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_if_picks_branch(backend: str) -> None:
-    ours, theirs = _pair(if_model(), backend)
+    ours, theirs = _pair(if_model(variable=False), backend)
     x = np.array([1.0, -2.0, 3.5], F)
     for c in (True, False, True):
         inputs = [np.array(c), x]
-        got = _run(ours, inputs)
-        _same(got, _run(theirs, inputs))
+        got = feed_run(ours, inputs)
+        _same(got, feed_run(theirs, inputs))
         np.testing.assert_array_equal(got[0], x + 1 if c else x * 2)
 
 
@@ -220,8 +187,8 @@ def test_variable_persists_across_invokes(backend: str) -> None:
     x = np.array([0.5, -1.0], F)
     seen = []
     for _ in range(3):
-        got = _run(ours, [x])
-        _same(got, _run(theirs, [x]))
+        got = feed_run(ours, [x])
+        _same(got, feed_run(theirs, [x]))
         seen.append(got[0])
     np.testing.assert_array_equal(seen[-1], np.array([1.0, 2.0], F) + 3 * x)
 
@@ -230,9 +197,9 @@ def test_variables_are_per_interpreter() -> None:
     model = variable_model()
     a, b = (tflite_jit.Interpreter(model_content=model) for _ in range(2))
     x = np.array([1.0, 1.0], F)
-    _run(a, [x])
-    _run(a, [x])
-    np.testing.assert_array_equal(_run(b, [x])[0], [2.0, 3.0])
+    feed_run(a, [x])
+    feed_run(a, [x])
+    np.testing.assert_array_equal(feed_run(b, [x])[0], [2.0, 3.0])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -240,8 +207,8 @@ def test_reset_all_variables_like_litert(backend: str) -> None:
     ours, theirs = _pair(variable_model(), backend)
     x = np.array([2.0, 3.0], F)
     for it in (ours, theirs):
-        _run(it, [x])
-        _run(it, [x])
+        feed_run(it, [x])
+        feed_run(it, [x])
     ours.reset_all_variables()
     theirs.reset_all_variables()
     for _ in range(2):

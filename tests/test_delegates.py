@@ -50,7 +50,7 @@ class NumpyDevice(ReferenceBackend):
         return super().compile_partition(partition, env)
 
 
-def _small() -> bytes:
+def partitioned_model() -> bytes:
     # x -> ADD c -> RELU -> TANH -> MUL c -> ADD c   (TANH stays on the host)
     mb = ModelBuilder()
     g = mb.subgraph()
@@ -77,8 +77,8 @@ X = np.random.default_rng(0).uniform(-2, 2, (2, 8)).astype(np.float32)
 
 def test_delegated_partitions_match_the_cpu() -> None:
     dev = NumpyDevice()
-    it = Interpreter(model_content=_small(), experimental_delegates=[Delegate.from_backend(dev)])
-    ref = Interpreter(model_content=_small(), backend="reference")
+    it = Interpreter(model_content=partitioned_model(), experimental_delegates=[Delegate.from_backend(dev)])
+    ref = Interpreter(model_content=partitioned_model(), backend="reference")
     assert_close(_run(it, X), _run(ref, X))
     ex = it._interpreter.execs[0]
     assert [p.clusters[0].ops[0] for p in dev.compiled] == [0, 3]
@@ -102,8 +102,9 @@ def test_mobilenet_with_a_device_matches_reference() -> None:
 
 
 def test_device_failure_falls_back_to_the_host_with_the_reason() -> None:
-    it = Interpreter(model_content=_small(), experimental_delegates=[Delegate.from_backend(NumpyDevice(fail=True))])
-    ref = Interpreter(model_content=_small(), backend="reference")
+    it = Interpreter(model_content=partitioned_model(),
+                     experimental_delegates=[Delegate.from_backend(NumpyDevice(fail=True))])
+    ref = Interpreter(model_content=partitioned_model(), backend="reference")
     assert_close(_run(it, X), _run(ref, X))
     plan = it.get_execution_plan()
     assert plan["summary"]["delegated_ops"] == 0
@@ -114,25 +115,26 @@ def test_device_failure_falls_back_to_the_host_with_the_reason() -> None:
 
 def test_partition_limits_from_delegate_options() -> None:
     d = Delegate.from_backend(NumpyDevice(), {"min_nodes_per_partition": "3"})
-    it = Interpreter(model_content=_small(), experimental_delegates=[d])
+    it = Interpreter(model_content=partitioned_model(), experimental_delegates=[d])
     _run(it, X)
     plan = it.get_execution_plan()
     assert plan["summary"]["delegated_partitions"] == 0
     assert "min_nodes_per_partition=3" in plan["ops"][0]["reason"]
     d = Delegate.from_backend(NumpyDevice(), {"max_delegated_partitions": 1})
-    it = Interpreter(model_content=_small(), experimental_delegates=[d])
+    it = Interpreter(model_content=partitioned_model(), experimental_delegates=[d])
     _run(it, X)
     assert it.get_execution_plan()["summary"]["delegated_partitions"] == 1
 
 
 def test_summary_line_printed_once_only_with_delegates(capsys: pytest.CaptureFixture[str]) -> None:
-    it = Interpreter(model_content=_small(), experimental_delegates=[Delegate.from_backend(NumpyDevice())])
+    it = Interpreter(model_content=partitioned_model(),
+                     experimental_delegates=[Delegate.from_backend(NumpyDevice())])
     _run(it, X)
     _run(it, X)
     err = capsys.readouterr().err
     assert err.count("INFO: tflite_jit: delegate npdev runs 4 of 5 ops (80%) in 2 partition(s)") == 1
     assert "TANH x1: npdev: npdev has no TANH kernel" in err
-    _run(Interpreter(model_content=_small()), X)
+    _run(Interpreter(model_content=partitioned_model()), X)
     assert "tflite_jit:" not in capsys.readouterr().err
 
 
@@ -183,12 +185,12 @@ def test_foreign_delegate_objects_and_duplicates_are_refused() -> None:
             return 1
 
     with pytest.raises(ValueError, match="cannot apply .*Native"):
-        Interpreter(model_content=_small(), experimental_delegates=[Native()])
+        Interpreter(model_content=partitioned_model(), experimental_delegates=[Native()])
     d = Delegate.from_backend(NumpyDevice())
     with pytest.raises(ValueError, match="given twice"):
-        Interpreter(model_content=_small(), experimental_delegates=[d, d])
+        Interpreter(model_content=partitioned_model(), experimental_delegates=[d, d])
     with pytest.raises(AttributeError):
-        Interpreter(model_content=_small(), experimental_delegates=[object()])
+        Interpreter(model_content=partitioned_model(), experimental_delegates=[object()])
 
 
 def test_opencl_without_its_backend_is_a_clear_value_error(monkeypatch) -> None:
@@ -205,8 +207,8 @@ def test_opencl_delegate_runs_a_model_like_the_cpu() -> None:
         d = load_delegate("opencl", {"allow_fp16": "false", "min_nodes_per_partition": "1"})
     except ValueError as e:  # no OpenCL device on this machine
         pytest.skip(str(e))
-    it = Interpreter(model_content=_small(), experimental_delegates=[d])
-    assert_close(_run(it, X), _run(Interpreter(model_content=_small(), backend="reference"), X))
+    it = Interpreter(model_content=partitioned_model(), experimental_delegates=[d])
+    assert_close(_run(it, X), _run(Interpreter(model_content=partitioned_model(), backend="reference"), X))
     assert d.backend.name == "opencl" and d.limits.min_nodes_per_partition == 1
 
 
@@ -219,7 +221,7 @@ def test_delegate_signature_matches_litert() -> None:
 
 
 def test_preserve_all_tensors_keeps_partition_intermediates_readable() -> None:
-    it = Interpreter(model_content=_small(), experimental_preserve_all_tensors=True,
+    it = Interpreter(model_content=partitioned_model(), experimental_preserve_all_tensors=True,
                      experimental_op_resolver_type=tflite_jit.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
                      experimental_delegates=[Delegate.from_backend(NumpyDevice())])
     _run(it, X)
@@ -230,7 +232,8 @@ def test_preserve_all_tensors_keeps_partition_intermediates_readable() -> None:
 
 
 def test_profiling_logs_predicted_against_measured(caplog: pytest.LogCaptureFixture) -> None:
-    it = Interpreter(model_content=_small(), experimental_delegates=[Delegate.from_backend(NumpyDevice())])
+    it = Interpreter(model_content=partitioned_model(),
+                     experimental_delegates=[Delegate.from_backend(NumpyDevice())])
     _run(it, X)
     with caplog.at_level("INFO", logger="tflite_jit.planner"):
         plan = it.get_execution_plan(profile_runs=3)

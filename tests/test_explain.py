@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_delegates import NumpyDevice, _small
+from tests.test_delegates import NumpyDevice, partitioned_model
 from tflite_jit import Interpreter
 from tflite_jit.delegates import Delegate
 from tflite_jit.tools import models
@@ -27,7 +27,8 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 @pytest.fixture(scope="module")
 def plan() -> dict:
-    it = Interpreter(model_content=_small(), experimental_delegates=[Delegate.from_backend(NumpyDevice())])
+    it = Interpreter(model_content=partitioned_model(),
+                     experimental_delegates=[Delegate.from_backend(NumpyDevice())])
     it.allocate_tensors()
     return it.get_execution_plan(profile_runs=2)
 
@@ -58,7 +59,7 @@ def test_plan_is_plain_data(plan: dict) -> None:
 
 
 def test_plan_before_allocation_is_a_value_error() -> None:
-    it = Interpreter(model_content=_small())
+    it = Interpreter(model_content=partitioned_model())
     with pytest.raises(ValueError, match="call allocate_tensors"):
         it.get_execution_plan()
     it.allocate_tensors()
@@ -120,7 +121,7 @@ def test_html_renders_in_headless_chromium(plan: dict, tmp_path: Path) -> None: 
 
 def test_plan_main_writes_each_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = tmp_path / "m.tflite"
-    model.write_bytes(_small())
+    model.write_bytes(partitioned_model())
     assert plan_main([str(model)]) == 0
     out = capsys.readouterr().out
     assert "(no delegates requested)" in out and "ADD#0" in out
@@ -138,7 +139,7 @@ def test_plan_main_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert plan_main([str(tmp_path / "missing.tflite")]) == 1
     assert "error: Could not open" in capsys.readouterr().err
     model = tmp_path / "m.tflite"
-    model.write_bytes(_small())
+    model.write_bytes(partitioned_model())
     assert plan_main([str(model), "--delegate", "gpu"]) == 1
     assert "'opencl'" in capsys.readouterr().err
     assert plan_main([str(model), "--delegate", "opencl", "--delegate-option", "nokv"]) == 2

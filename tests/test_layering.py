@@ -75,10 +75,27 @@ def _backend_of(module: str) -> str | None:
     return None if name in SHARED_BACKEND_MODULES else name
 
 
+def _tree(module: str) -> ast.Module:
+    path, _ = MODULES[module]
+    return ast.parse(path.read_text(), str(path))
+
+
+def _module_of(target: str) -> str:
+    """The module an import target lives in: a target that is no module of ours (a name imported
+    by `import pkg.mod.name`) resolves to its parent when that is one."""
+    if target not in MODULES and target.rsplit(".", 1)[0] in MODULES:
+        return target.rsplit(".", 1)[0]
+    return target
+
+
+def _assert_none(found: list[str], what: str) -> None:
+    assert not found, f"{what}:\n  " + "\n  ".join(found)
+
+
 def _imports(module: str) -> list[tuple[int, str, str | None]]:
     """(line, target module, imported name or None) for every import of our own modules."""
-    path, is_pkg = MODULES[module]
-    tree = ast.parse(path.read_text(), str(path))
+    is_pkg = MODULES[module][1]
+    tree = _tree(module)
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -105,8 +122,7 @@ def _imports(module: str) -> list[tuple[int, str, str | None]]:
 
 def _private_attribute_uses(module: str) -> list[tuple[int, str, str]]:
     """`alias._name` where alias is one of our modules imported here."""
-    path, _ = MODULES[module]
-    tree = ast.parse(path.read_text(), str(path))
+    tree = _tree(module)
     aliases: dict[str, str] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -148,7 +164,7 @@ def test_no_cross_module_private_imports() -> None:
                 found.append(f"{module}:{line} imports {target}{'.' + name if name else ''}")
         for line, target, name in _private_attribute_uses(module):
             found.append(f"{module}:{line} uses {target}.{name}")
-    assert not found, "private names used across modules:\n  " + "\n  ".join(found)
+    _assert_none(found, "private names used across modules")
 
 
 def test_layers_import_downwards() -> None:
@@ -156,13 +172,12 @@ def test_layers_import_downwards() -> None:
     for module in MODULES:
         own = _layer(module)
         for line, target, _ in _imports(module):
-            if target not in MODULES and target.rsplit(".", 1)[0] in MODULES:
-                target = target.rsplit(".", 1)[0]
+            target = _module_of(target)
             if target == "tflite_jit" or module.startswith(target + "."):
                 continue  # a package's own __init__ (import-time side effect, not a dependency)
             if _layer(target) > own:
                 found.append(f"{module}:{line} (layer {own}) imports {target} (layer {_layer(target)})")
-    assert not found, "imports from a higher layer:\n  " + "\n  ".join(found)
+    _assert_none(found, "imports from a higher layer")
 
 
 def test_backends_do_not_import_each_other() -> None:
@@ -175,7 +190,7 @@ def test_backends_do_not_import_each_other() -> None:
             theirs = _backend_of(target)
             if theirs is not None and theirs != mine:
                 found.append(f"{module}:{line} imports {target}")
-    assert not found, "a backend imports a sibling backend:\n  " + "\n  ".join(found)
+    _assert_none(found, "a backend imports a sibling backend")
 
 
 @pytest.mark.parametrize("module", ["tflite_jit.ops.nn", "tflite_jit.interpreter"])
@@ -190,8 +205,7 @@ def _cycles() -> list[list[str]]:
     for module in MODULES:
         deps = set()
         for _, target, _ in _imports(module):
-            if target not in MODULES and target.rsplit(".", 1)[0] in MODULES:
-                target = target.rsplit(".", 1)[0]
+            target = _module_of(target)
             if target in MODULES and target != module and not MODULES[target][1]:
                 deps.add(target)
         graph[module] = deps
@@ -231,4 +245,4 @@ def _cycles() -> list[list[str]]:
 def test_no_import_cycles() -> None:
     """Modules that import each other (even lazily) cannot be understood or tested apart."""
     cycles = _cycles()
-    assert not cycles, "modules importing each other:\n  " + "\n  ".join(" <-> ".join(c) for c in cycles)
+    _assert_none([" <-> ".join(c) for c in cycles], "modules importing each other")

@@ -24,29 +24,15 @@ from tflite_jit.format.reader import load_bytes
 from tflite_jit.format.schema_data import TABLES
 from tflite_jit.format.writer import write_model
 from tflite_jit.ir.model import BUILTIN_CODES, TENSOR_TYPE_CODES
+from tools.fuzz_models import mlp_model, run_model
 
 # ---- helpers -----------------------------------------------------------------------------------
 
 
-FEED_LIMIT = 1 << 22  # elements
-
-
 def run_through(content: bytes) -> None:
-    """Everything a user does with a model: load, inspect, allocate, feed, invoke, read."""
-    it = tflite_jit.Interpreter(model_content=content)
-    it.get_input_details()
-    it.get_output_details()
-    it.get_tensor_details()
-    it.get_signature_list()
-    it._get_ops_details()
-    it.allocate_tensors()
-    if any(np.prod(d["shape"], dtype=np.int64) > FEED_LIMIT for d in it.get_tensor_details()):
-        return  # a legal but huge model (up to 4 GiB a tensor): feeding it only costs time
-    for d in it.get_input_details():
-        it.set_tensor(d["index"], np.ones(d["shape"], d["dtype"]))
-    it.invoke()
-    for d in it.get_output_details():
-        it.get_tensor(d["index"])
+    """Everything a user does with a model: load, inspect, allocate, feed, invoke, read (legal but
+    huge models, up to 4 GiB a tensor, are allocated and not fed: feeding them only costs time)."""
+    run_model(content, backend=None, invoke_twice=False)
 
 
 def fails(content: bytes, exc: type[Exception], *phrases: str) -> str:
@@ -111,28 +97,7 @@ def patch(data: bytes, value: int, *path: Any) -> bytes:
 # ---- models ------------------------------------------------------------------------------------
 
 
-def small_model() -> bytes:
-    """ADD(x, const) -> RELU -> FULLY_CONNECTED -> SOFTMAX: several tensors, ops and opcodes."""
-    mb = ModelBuilder()
-    g = mb.subgraph("main")
-    x = g.input("x", (1, 4), np.float32)
-    c = g.const("c", np.array([[1.0, -2.0, 3.0, -4.0]], np.float32))
-    s = g.tensor("s", (1, 4))
-    g.op("ADD", [x, c], [s])
-    r = g.tensor("r", (1, 4))
-    g.op("RELU", [s], [r])
-    w = g.const("w", np.arange(8, dtype=np.float32).reshape(2, 4) / 8)
-    b = g.const("b", np.array([0.5, -0.5], np.float32))
-    y = g.tensor("y", (1, 2))
-    g.op("FULLY_CONNECTED", [r, w, b], [y])
-    z = g.tensor("z", (1, 2))
-    g.op("SOFTMAX", [y], [z], beta=1.0)
-    g.output(z)
-    mb.signature("serving_default", {"x": x}, {"z": z})
-    return mb.build()
-
-
-SMALL = small_model()
+SMALL = mlp_model()  # ADD(x, const) -> RELU -> FULLY_CONNECTED -> SOFTMAX
 
 
 def one_op(op: str, inputs: list[tuple], out_shape: tuple, out_dtype: Any = np.float32, *,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tflite_jit
-from tests.oracle import assert_close, litert_interpreter
+from tests.oracle import assert_close, litert_interpreter, run_seq
 
 DATA = pathlib.Path(__file__).parent / "data"
 MODELS = sorted(p.name for p in DATA.glob("tf_*.tflite"))
@@ -28,15 +28,7 @@ def _inputs(details: list[dict], rng: np.random.Generator) -> list[np.ndarray]:
 
 def _script(interpreter_cls, path: pathlib.Path, batches: list[list[np.ndarray]], **kw) -> list:
     """A typical user script: construct, allocate, then set/invoke/get per batch."""
-    it = interpreter_cls(model_path=str(path), **kw)
-    it.allocate_tensors()
-    results = []
-    for xs in batches:
-        for d, x in zip(it.get_input_details(), xs):
-            it.set_tensor(d["index"], x)
-        it.invoke()
-        results.append([it.get_tensor(d["index"]) for d in it.get_output_details()])
-    return results
+    return run_seq(interpreter_cls(model_path=str(path), **kw), batches)
 
 
 @pytest.mark.parametrize("name", MODELS)

@@ -59,8 +59,9 @@ OUTCOMES = ("rejected", "ran", "crashed", "hung")
 F, I32, B = np.float32, np.int32, np.bool_
 
 
-def _mlp() -> bytes:
-    """ADD(x, const) -> RELU -> FULLY_CONNECTED -> SOFTMAX, with a signature."""
+def mlp_model() -> bytes:
+    """ADD(x, const) -> RELU -> FULLY_CONNECTED -> SOFTMAX, with a signature (also
+    tests/test_malformed.py's model to damage)."""
     from tflite_jit.format.builder import ModelBuilder
 
     mb = ModelBuilder()
@@ -144,8 +145,9 @@ def _while() -> bytes:
     return mb.build()
 
 
-def _if() -> bytes:
-    """IF(c, x): then x + 1, else x * 2; and a CALL_ONCE-initialised resource variable."""
+def if_model(variable: bool = True) -> bytes:
+    """IF(c, x): then x + 1, else x * 2; with `variable`, a CALL_ONCE-initialised resource variable
+    accumulates the result (tests/test_control_flow.py runs the IF alone)."""
     from tflite_jit.format.builder import ModelBuilder
     from tflite_jit.ir.model import TENSOR_TYPE_CODES
 
@@ -155,15 +157,17 @@ def _if() -> bytes:
     x = g.input("x", (3,), F)
     y = g.tensor("y", (3,), F)
     g.op("IF", [c, x], [y], then_subgraph_index=1, else_subgraph_index=2)
-    g.op("CALL_ONCE", [], [], init_subgraph_index=3)
-    h = g.tensor("h", (), TENSOR_TYPE_CODES["RESOURCE"])
-    g.op("VAR_HANDLE", [], [h], container="", shared_name="acc")
-    v = g.tensor("v", (3,), F)
-    g.op("READ_VARIABLE", [h], [v])
-    z = g.tensor("z", (3,), F)
-    g.op("ADD", [v, y], [z])
-    g.op("ASSIGN_VARIABLE", [h, z], [])
-    g.output(z)
+    if variable:
+        g.op("CALL_ONCE", [], [], init_subgraph_index=3)
+        h = g.tensor("h", (), TENSOR_TYPE_CODES["RESOURCE"])
+        g.op("VAR_HANDLE", [], [h], container="", shared_name="acc")
+        v = g.tensor("v", (3,), F)
+        g.op("READ_VARIABLE", [h], [v])
+        z = g.tensor("z", (3,), F)
+        g.op("ADD", [v, y], [z])
+        g.op("ASSIGN_VARIABLE", [h, z], [])
+        y = z
+    g.output(y)
     t = mb.subgraph("then")
     tx, ty = t.input("x", (3,), F), t.tensor("y", (3,), F)
     t.op("ADD", [tx, t.const("one", np.ones(3, F))], [ty])
@@ -172,10 +176,11 @@ def _if() -> bytes:
     ex, ey = e.input("x", (3,), F), e.tensor("y", (3,), F)
     e.op("MUL", [ex, e.const("two", np.full(3, 2, F))], [ey])
     e.output(ey)
-    init = mb.subgraph("init")
-    ih = init.tensor("h", (), TENSOR_TYPE_CODES["RESOURCE"])
-    init.op("VAR_HANDLE", [], [ih], container="", shared_name="acc")
-    init.op("ASSIGN_VARIABLE", [ih, init.const("v0", np.array([1, 2, 3], F))], [])
+    if variable:
+        init = mb.subgraph("init")
+        ih = init.tensor("h", (), TENSOR_TYPE_CODES["RESOURCE"])
+        init.op("VAR_HANDLE", [], [ih], container="", shared_name="acc")
+        init.op("ASSIGN_VARIABLE", [ih, init.const("v0", np.array([1, 2, 3], F))], [])
     return mb.build()
 
 
@@ -255,7 +260,7 @@ def _gather() -> bytes:
 
 
 SEEDS: dict[str, Callable[[], bytes]] = {
-    "mlp": _mlp, "conv": _conv, "quant": _quant, "while": _while, "if": _if, "custom": _custom,
+    "mlp": mlp_model, "conv": _conv, "quant": _quant, "while": _while, "if": if_model, "custom": _custom,
     "strings": _strings, "shapes": _shapes, "gather": _gather,
 }
 _SEED_CACHE: dict[str, tuple[bytes, Any]] = {}
@@ -330,14 +335,15 @@ def mut_splice(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     return data + bytes(rng.randrange(256) for _ in range(rng.choice([1, 4, 16, 1024])))
 
 
-def _sg(rng: random.Random, m: Any) -> Any:
-    return rng.choice(m.subgraphs)
+def _copy_sg(rng: random.Random, m: Any) -> tuple[Any, Any]:
+    """A deep copy of the model to mutate, and one of its subgraphs, drawn."""
+    m = copy.deepcopy(m)
+    return m, rng.choice(m.subgraphs)
 
 
 def mut_index(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     """Tensor indices out of range, negative, or pointing at another (valid) tensor."""
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     n = len(sg.tensors)
     bad = rng.choice([-1, -2, -7, n, n + 1, 2**31 - 1, -2**31, rng.randrange(max(n, 1))])
     where = rng.choice(["op_in", "op_out", "sg_in", "sg_out", "signature", "intermediate"])
@@ -372,8 +378,7 @@ def mut_index(rng: random.Random, data: bytes, m: Any) -> bytes | None:
 
 def mut_dims(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     """Huge, negative or zero dims, other ranks, contradicting shape signatures."""
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     if not sg.tensors:
         return None
     for _ in range(rng.randint(1, 3)):
@@ -415,8 +420,7 @@ def mut_bufsize(rng: random.Random, data: bytes, m: Any) -> bytes | None:
 
 def mut_cycle(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     """Cycles and bad order: an op reads its own or a later op's output; ops swapped."""
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     if len(sg.ops) < 1:
         return None
     r = rng.random()
@@ -441,8 +445,7 @@ def mut_opswap(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     from tflite_jit.ir.model import BUILTIN_CODES
 
     names = sorted(n for n in ops.all_ops() if n in BUILTIN_CODES)
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     if not sg.ops:
         return None
     op = rng.choice(sg.ops)
@@ -456,8 +459,7 @@ def mut_opswap(rng: random.Random, data: bytes, m: Any) -> bytes | None:
 
 def mut_options(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     """Builtin option values set to edge values (enums out of range, zero strides, ...)."""
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     cands = [op for op in sg.ops if op.options and not op.is_custom]
     if not cands:
         return None
@@ -480,8 +482,7 @@ def mut_options(rng: random.Random, data: bytes, m: Any) -> bytes | None:
 
 def mut_custom(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     """Custom options damaged (truncated / flipped / random flexbuffers), or ops made custom."""
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     if not sg.ops:
         return None
     custom = [op for op in sg.ops if op.is_custom]
@@ -523,8 +524,7 @@ def mut_quant(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     points, quantization added to float tensors or removed from quantized ones."""
     from tflite_jit.ir.model import Quantization
 
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     if not sg.tensors:
         return None
     quantized = [t for t in sg.tensors if t.quantization is not None and t.quantization.scales.size]
@@ -620,7 +620,7 @@ def mut_strings(rng: random.Random, data: bytes, m: Any) -> bytes | None:
         struct.pack_into("<i", raw, 4 * word, rng.choice([-1, 0, 1, 2, 3, 1000, 2**31 - 1, len(raw) + 1]))
         t.data = np.frombuffer(bytes(raw), np.uint8)
     else:
-        sg = _sg(rng, m)
+        sg = rng.choice(m.subgraphs)
         if not sg.tensors:
             return None
         t = rng.choice(sg.tensors)
@@ -632,8 +632,7 @@ def mut_strings(rng: random.Random, data: bytes, m: Any) -> bytes | None:
 
 def mut_dtype(rng: random.Random, data: bytes, m: Any) -> bytes | None:
     """Tensor types changed, including exotic and unknown codes (constants keep their bytes)."""
-    m = copy.deepcopy(m)
-    sg = _sg(rng, m)
+    m, sg = _copy_sg(rng, m)
     if not sg.tensors:
         return None
     t = rng.choice(sg.tensors)
@@ -718,9 +717,10 @@ def _feed(d: dict[str, Any]) -> np.ndarray:
     return np.ones(tuple(d["shape"]), d["dtype"])
 
 
-def run_model(content: bytes, backend: str = "reference") -> None:
+def run_model(content: bytes, backend: str | None = "reference", invoke_twice: bool = True) -> None:
     """Everything a user does with a model: load, inspect, allocate, feed, invoke, read, and a
-    second invoke (state, CALL_ONCE)."""
+    second invoke (state, CALL_ONCE). tests/test_malformed.py runs damaged models through it with
+    the default backend and one invoke."""
     import tflite_jit
 
     it = tflite_jit.Interpreter(model_content=content, backend=backend)
@@ -737,7 +737,8 @@ def run_model(content: bytes, backend: str = "reference") -> None:
     it.invoke()
     for d in it.get_output_details():
         it.get_tensor(d["index"])
-    it.invoke()
+    if invoke_twice:
+        it.invoke()
 
 
 def _allowed(e: BaseException) -> bool:

@@ -8,16 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.oracle import assert_close, litert_run, one_op_model
+from tests.shapes import draw_broadcast_pair
 from tflite_jit import ops
 
 COMPARISONS = ["LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "EQUAL", "NOT_EQUAL"]
-
-
-def _broadcast_pair(draw) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    shape = draw(st.lists(st.integers(1, 4), min_size=0, max_size=4))
-    other = [d if draw(st.booleans()) else 1 for d in shape]
-    drop = draw(st.integers(0, len(other)))
-    return tuple(shape), tuple(other[drop:])
 
 
 def _values(rng, shape, dtype) -> np.ndarray:
@@ -29,7 +23,7 @@ def _values(rng, shape, dtype) -> np.ndarray:
 @settings(max_examples=25, deadline=None)
 @given(st.sampled_from(COMPARISONS), st.sampled_from([np.float32, np.int32, np.int64]), st.data())
 def test_comparisons(op: str, dtype, data) -> None:
-    a_shape, b_shape = _broadcast_pair(data.draw)
+    a_shape, b_shape = draw_broadcast_pair(data.draw, swap=False)
     if data.draw(st.booleans()):
         a_shape, b_shape = b_shape, a_shape
     rng = np.random.default_rng(data.draw(st.integers(0, 99)))
@@ -43,7 +37,7 @@ def test_comparisons(op: str, dtype, data) -> None:
 @settings(max_examples=25, deadline=None)
 @given(st.sampled_from([np.float32, np.int32]), st.data())
 def test_select_v2_broadcasts(dtype, data) -> None:
-    shape, c_shape = _broadcast_pair(data.draw)
+    shape, c_shape = draw_broadcast_pair(data.draw, swap=False)
     x_shape = tuple(shape)
     y_shape = tuple(d if data.draw(st.booleans()) else 1 for d in shape)
     rng = np.random.default_rng(data.draw(st.integers(0, 99)))

@@ -4,41 +4,28 @@ reference kernels against LiteRT's builtin kernels (BUILTIN_WITHOUT_DEFAULT_DELE
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import Const, assert_close, litert_run, one_op_model, raw_options, run_both
+from tests.oracle import (
+    Const,
+    assert_close,
+    check_reference,
+    infer,
+    litert_run,
+    one_op_model,
+    run_both,
+)
 from tflite_jit.ops import elementwise
 from tflite_jit.ops import expr as E
-from tflite_jit.ops.base import InferCtx, OpError, PatternKind, get
+from tflite_jit.ops.base import OpError, PatternKind, get
 
 HYP = settings(max_examples=25, deadline=None)
 ACTS = ["NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT"]
 BINARY = ["ADD", "SUB", "MUL", "DIV", "SQUARED_DIFFERENCE"]
-
-
-
-
-def check(op: str, specs: list, **options: Any) -> None:
-    ours, theirs = run_both(op, specs, **options)
-    assert len(ours) == len(theirs)
-    for o, t in zip(ours, theirs):
-        assert_close(o, t, what=op)
-
-
-def infer(op: str, specs: list, **options: Any) -> list:
-    opdef = get(op)
-    arrs = [None if s is None else s.value if isinstance(s, Const) else s for s in specs]
-    ctx = InferCtx(op_name=op, attrs=opdef.parse(raw_options(options)),
-                   shapes=[None if a is None else a.shape for a in arrs],
-                   dtypes=[None if a is None else a.dtype for a in arrs],
-                   values=[s.value if isinstance(s, Const) else None for s in specs],
-                   tensor_names=[f"t{i}" for i in range(len(specs))])
-    return opdef.infer(ctx)
 
 
 @st.composite
@@ -158,21 +145,21 @@ def test_binary_float(op, shapes, act, const_b, seed):
     a, b = _rand(rng, shapes[0]), _rand(rng, shapes[1])
     if op == "DIV":
         b = np.where(np.abs(b) < 0.1, np.float32(0.5), b).astype(np.float32)
-    check(op, [a, Const(b) if const_b else b], fused_activation_function=act)
+    check_reference(op, [a, Const(b) if const_b else b], fused_activation_function=act)
 
 
 @HYP
 @given(shapes=broadcast_pair(), seed=st.integers(0, 2**31 - 1))
 def test_squared_difference_float(shapes, seed):
     rng = np.random.default_rng(seed)
-    check("SQUARED_DIFFERENCE", [_rand(rng, shapes[0]), _rand(rng, shapes[1])])
+    check_reference("SQUARED_DIFFERENCE", [_rand(rng, shapes[0]), _rand(rng, shapes[1])])
 
 
 def test_binary_rank7_and_8_broadcast():
     rng = np.random.default_rng(0)
     for sa, sb in [((2, 1, 2, 1, 2, 1, 2), (1, 2, 1, 2, 1, 2, 1)), ((3, 1, 2, 1, 1, 1, 1, 2), (2, 1, 1, 3, 1, 1, 1))]:
         for op in ("ADD", "MUL"):
-            check(op, [_rand(rng, sa), _rand(rng, sb)])
+            check_reference(op, [_rand(rng, sa), _rand(rng, sb)])
 
 
 def test_binary_float_special_values():
@@ -182,8 +169,8 @@ def test_binary_float_special_values():
     for op in BINARY:
         for act in ("NONE", "RELU", "TANH"):
             options = {} if op == "SQUARED_DIFFERENCE" else {"fused_activation_function": act}
-            check(op, [a, b], **options)
-            check(op, [a, b[3:4]], **options)
+            check_reference(op, [a, b], **options)
+            check_reference(op, [a, b[3:4]], **options)
     ours, _ = run_both("ADD", [a, b])
     assert ours[0][3] == np.finfo(np.float32).max and ours[0][5] == np.finfo(np.float32).min
     ours, _ = run_both("SQUARED_DIFFERENCE", [a, b])
@@ -207,7 +194,7 @@ def test_binary_int(op, dtype, shapes, act, big, seed):
     if op == "DIV":
         b = np.where(b == 0, dtype(3), b).astype(dtype)
     options = {} if op == "SQUARED_DIFFERENCE" else {"fused_activation_function": act}
-    check(op, [a, b], **options)
+    check_reference(op, [a, b], **options)
 
 
 def test_int_div_truncates_and_rejects_zero():
@@ -247,34 +234,34 @@ def test_unary_float(op, shape, scale, seed):
     x = _rand(rng, shape, scale=scale)
     if op in ("RSQRT", "SQRT"):
         x = np.abs(x) + np.float32(1e-3)
-    check(op, [x])
+    check_reference(op, [x])
 
 
 def test_unary_special_values():
     x = np.float32([0.0, -0.0, -1.0, np.inf, -np.inf, 1e-30, 100.0, -100.0, np.nan])
     for op in UNARY_FLOAT:
-        check(op, [x])
+        check_reference(op, [x])
 
 
 def test_unary_extremes():
     x = np.linspace(-60, 60, 2401).astype(np.float32)
     for op in ("LOGISTIC", "TANH", "HARD_SWISH", "GELU"):
-        check(op, [x])
-    check("GELU", [x], approximate=True)
+        check_reference(op, [x])
+    check_reference("GELU", [x], approximate=True)
 
 
 @HYP
 @given(alpha=st.floats(-3, 3, width=32), shape=st.lists(st.integers(1, 5), max_size=5).map(tuple),
        seed=st.integers(0, 2**31 - 1))
 def test_leaky_relu(alpha, shape, seed):
-    check("LEAKY_RELU", [_rand(np.random.default_rng(seed), shape)], alpha=alpha)
+    check_reference("LEAKY_RELU", [_rand(np.random.default_rng(seed), shape)], alpha=alpha)
 
 
 @HYP
 @given(approximate=st.booleans(), shape=st.lists(st.integers(1, 6), max_size=5).map(tuple),
        scale=st.sampled_from([1.0, 5.0]), seed=st.integers(0, 2**31 - 1))
 def test_gelu(approximate, shape, scale, seed):
-    check("GELU", [_rand(np.random.default_rng(seed), shape, scale=scale)], approximate=approximate)
+    check_reference("GELU", [_rand(np.random.default_rng(seed), shape, scale=scale)], approximate=approximate)
 
 
 @HYP
@@ -285,7 +272,7 @@ def test_neg(shape, dtype, seed):
     x = _rand(rng, shape, dtype)
     if np.dtype(dtype).kind == "i":
         x.reshape(-1)[0] = np.iinfo(dtype).min  # wraps to itself
-    check("NEG", [x])
+    check_reference("NEG", [x])
 
 
 @st.composite
@@ -302,7 +289,7 @@ def prelu_shapes(draw):
 def test_prelu(shapes, const_alpha, seed):
     rng = np.random.default_rng(seed)
     x, alpha = _rand(rng, shapes[0]), _rand(rng, shapes[1], scale=0.5)
-    check("PRELU", [x, Const(alpha) if const_alpha else alpha])
+    check_reference("PRELU", [x, Const(alpha) if const_alpha else alpha])
 
 
 # ---- shape-rule errors ---------------------------------------------------------------------------

@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import assert_close, litert_run, one_op_model
-from tflite_jit import Interpreter
-from tflite_jit.format.builder import ModelBuilder
+from tests.oracle import both_reject, chain_model, check_backends, check_one_fused_kernel, one_op_model
+from tests.shapes import draw_broadcast_pair, draw_shape
 from tflite_jit.ops.math import FakeQuantAttrs, _fake_quant_nudge
 
 F32, I8, I16, I32, I64, U8, U16, U32 = (np.float32, np.int8, np.int16, np.int32, np.int64, np.uint8,
@@ -19,58 +18,10 @@ F32, I8, I16, I32, I64, U8, U16, U32 = (np.float32, np.int8, np.int16, np.int32,
 BITWISE_TYPES = [I8, I16, I32, U8, U16, U32]
 
 
-def _shape(draw, max_rank: int = 4) -> tuple[int, ...]:
-    return tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=max_rank)))
-
-
-def _broadcast_pair(draw) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    shape = _shape(draw, 5)
-    other = [d if draw(st.booleans()) else 1 for d in shape]
-    a, b = shape, tuple(other[draw(st.integers(0, len(other))):])
-    return (a, b) if draw(st.booleans()) else (b, a)
-
-
-def _run(model: bytes, xs: list[np.ndarray], backend: str) -> tuple[np.ndarray, set[str]]:
-    it = Interpreter(model_content=model, backend=backend)
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    out = it.get_tensor(it.get_output_details()[0]["index"])
-    return out, {s.backend for s in it._interpreter.execs[0].steps}
-
-
 def _check(op: str, xs: list[np.ndarray], compiled: bool, **options) -> None:
     """Ours (Numba and reference backends) against LiteRT; `compiled`: Numba must compile it."""
-    model = one_op_model(op, [(x.shape, x.dtype) for x in xs], **options)
-    (theirs,) = litert_run(model, xs)
-    ours, backends = _run(model, xs, "numba")
-    assert_close(ours, theirs, what=f"{op} numba")
+    backends = check_backends(op, xs, **options)
     assert backends == ({"numba_cpu"} if compiled else {"reference"}), backends
-    ours, _ = _run(model, xs, "reference")
-    assert_close(ours, theirs, what=f"{op} reference")
-
-
-def _model(op: str, inputs: list[tuple[tuple[int, ...], type]], out_shape, out_dtype, **options) -> bytes:
-    """A one-op model with an explicit output tensor (for inputs our infer() rejects)."""
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    ids = [g.input(f"in{i}", s, d) for i, (s, d) in enumerate(inputs)]
-    out = g.tensor("out", out_shape, out_dtype)
-    g.op(op, ids, [out], **options)
-    g.output(out)
-    return mb.build()
-
-
-def _both_reject(model: bytes, xs: list[np.ndarray], match: str, litert_too: bool = True) -> None:
-    """We reject (both backends); `litert_too`: LiteRT rejects as well (else it runs undefined
-    behaviour, e.g. reads out of bounds)."""
-    if litert_too:
-        with pytest.raises(RuntimeError):
-            litert_run(model, xs)
-    for backend in ("numba", "reference"):
-        with pytest.raises((ValueError, RuntimeError), match=match):
-            _run(model, xs, backend)
 
 
 SPECIALS = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 0.5, 1e-30, -1e30], F32)
@@ -89,7 +40,7 @@ def _floats(rng, shape, lo=-5.0, hi=5.0) -> np.ndarray:
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_atan2(data) -> None:
-    shape = _shape(data.draw)
+    shape = draw_shape(data.draw, min_rank=0)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     _check("ATAN2", [_floats(rng, shape), _floats(rng, shape)], compiled=True)
 
@@ -106,8 +57,8 @@ def test_atan2_quadrants_and_signed_zeros() -> None:
     ((3,), (3,), I32, "float32", True),
 ])
 def test_atan2_rejects(ys, xs, dt, match, litert_too) -> None:
-    model = _model("ATAN2", [(ys, dt), (xs, dt)], ys, dt)
-    _both_reject(model, [np.ones(ys, dt), np.ones(xs, dt)], match, litert_too)
+    model = one_op_model("ATAN2", [(ys, dt), (xs, dt)], outputs=[(ys, dt)])
+    both_reject(model, [np.ones(ys, dt), np.ones(xs, dt)], match, litert_too)
 
 
 # ---- BITWISE_XOR / RIGHT_SHIFT --------------------------------------------------------------------
@@ -128,7 +79,7 @@ def _counts(rng, shape, dt) -> np.ndarray:
 @given(op=st.sampled_from(["BITWISE_XOR", "RIGHT_SHIFT"]), dt=st.sampled_from(BITWISE_TYPES),
        data=st.data())
 def test_bitwise_broadcasting(op, dt, data) -> None:
-    a_shape, b_shape = _broadcast_pair(data.draw)
+    a_shape, b_shape = draw_broadcast_pair(data.draw, max_rank=5)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     b = _counts(rng, b_shape, dt) if op == "RIGHT_SHIFT" else _int_values(rng, b_shape, dt)
     _check(op, [_int_values(rng, a_shape, dt), b], compiled=dt == I32)
@@ -150,13 +101,13 @@ def test_right_shift_clamps_the_count(dt) -> None:
 @pytest.mark.parametrize("da,db,match", [(F32, F32, "supports"), (I64, I64, "supports"),
                                          (I32, I16, "same type")])
 def test_bitwise_rejects_types(op, da, db, match) -> None:
-    model = _model(op, [((3,), da), ((3,), db)], (3,), da)
-    _both_reject(model, [np.ones(3, da), np.ones(3, db)], match)
+    model = one_op_model(op, [((3,), da), ((3,), db)], outputs=[((3,), da)])
+    both_reject(model, [np.ones(3, da), np.ones(3, db)], match)
 
 
 def test_bitwise_rejects_unbroadcastable_shapes() -> None:
-    model = _model("BITWISE_XOR", [((2, 3), I32), ((2, 2), I32)], (2, 3), I32)
-    _both_reject(model, [np.ones((2, 3), I32), np.ones((2, 2), I32)], "broadcast")
+    model = one_op_model("BITWISE_XOR", [((2, 3), I32), ((2, 2), I32)], outputs=[((2, 3), I32)])
+    both_reject(model, [np.ones((2, 3), I32), np.ones((2, 2), I32)], "broadcast")
 
 
 # ---- RELU_0_TO_1 -----------------------------------------------------------------------------------
@@ -164,14 +115,14 @@ def test_bitwise_rejects_unbroadcastable_shapes() -> None:
 @settings(max_examples=10, deadline=None)
 @given(data=st.data())
 def test_relu_0_to_1(data) -> None:
-    shape = _shape(data.draw)
+    shape = draw_shape(data.draw, min_rank=0)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     _check("RELU_0_TO_1", [_floats(rng, shape, -2, 2)], compiled=True)
 
 
 def test_relu_0_to_1_rejects_int32() -> None:
-    model = _model("RELU_0_TO_1", [((3,), I32)], (3,), I32)
-    _both_reject(model, [np.ones(3, I32)], "float32")
+    model = one_op_model("RELU_0_TO_1", [((3,), I32)], outputs=[((3,), I32)])
+    both_reject(model, [np.ones(3, I32)], "float32")
 
 
 # ---- FAKE_QUANT ------------------------------------------------------------------------------------
@@ -196,7 +147,7 @@ def test_fake_quant(lo, width, num_bits, data) -> None:
     hi = float(np.float32(lo + width))
     if not lo < hi:
         return
-    shape = _shape(data.draw)
+    shape = draw_shape(data.draw, min_rank=0)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     _check("FAKE_QUANT", [_fq_values(rng, shape, lo, hi, num_bits)], compiled=True,
            min=lo, max=hi, num_bits=num_bits)
@@ -216,63 +167,39 @@ def test_fake_quant_fixed_ranges(lo, hi, bits) -> None:
     (dict(min=4.0, max=2.0, num_bits=8), F32, "min < max"),
 ])
 def test_fake_quant_rejects(opts, dt, match) -> None:
-    model = _model("FAKE_QUANT", [((3,), dt)], (3,), dt, **opts)
+    model = one_op_model("FAKE_QUANT", [((3,), dt)], outputs=[((3,), dt)], **opts)
     # LiteRT runs all but narrow_range (NaN / meaningless results); we reject them all
-    _both_reject(model, [np.ones(3, dt)], match, litert_too=bool(opts.get("narrow_range")))
+    both_reject(model, [np.ones(3, dt)], match, litert_too=bool(opts.get("narrow_range")))
 
 
 @pytest.mark.parametrize("opts", [dict(min=-1.0, max=1.0, num_bits=17), dict(min=-1.0, max=1.0, num_bits=31)])
 def test_fake_quant_rejects_wide_bits(opts) -> None:
     # LiteRT casts an out-of-range zero point to uint16 (undefined behaviour); we reject
-    model = _model("FAKE_QUANT", [((3,), F32)], (3,), F32, **opts)
-    _both_reject(model, [np.ones(3, F32)], "num_bits", litert_too=False)
+    model = one_op_model("FAKE_QUANT", [((3,), F32)], outputs=[((3,), F32)], **opts)
+    both_reject(model, [np.ones(3, F32)], "num_bits", litert_too=False)
 
 
 def test_fake_quant_rejects_int32_input() -> None:
     # LiteRT reads the int32 buffer as float32 (no type check); we reject
-    model = _model("FAKE_QUANT", [((3,), I32)], (3,), I32, min=-1.0, max=1.0, num_bits=8)
-    _both_reject(model, [np.ones(3, I32)], "float32", litert_too=False)
+    model = one_op_model("FAKE_QUANT", [((3,), I32)], outputs=[((3,), I32)], min=-1.0, max=1.0,
+                         num_bits=8)
+    both_reject(model, [np.ones(3, I32)], "float32", litert_too=False)
 
 
 # ---- fusion ----------------------------------------------------------------------------------------
 
 def test_numba_fuses_the_new_ops_into_one_kernel() -> None:
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    y, x = g.input("y", (4, 9), F32), g.input("x", (4, 9), F32)
-    (t,) = g.apply("ATAN2", [y, x])
-    (t,) = g.apply("RELU_0_TO_1", [t])
-    (t,) = g.apply("FAKE_QUANT", [t], min=-0.5, max=1.5, num_bits=5)
-    g.output(t)
-    model = mb.build()
+    model = chain_model({"y": ((4, 9), F32), "x": ((4, 9), F32)},
+                        [("ATAN2", "y", "x"), ("RELU_0_TO_1", "t"),
+                         ("FAKE_QUANT", "t", dict(min=-0.5, max=1.5, num_bits=5))])
     rng = np.random.default_rng(5)
     xs = [_floats(rng, (4, 9)), _floats(rng, (4, 9))]
-    (theirs,) = litert_run(model, xs)
-    it = Interpreter(model_content=model, backend="numba", fusion="elementwise")
-    it.allocate_tensors()
-    for d, v in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], v)
-    it.invoke()
-    assert_close(it.get_tensor(it.get_output_details()[0]["index"]), theirs)
-    assert [s.backend for s in it._interpreter.execs[0].steps] == ["numba_cpu"]
+    check_one_fused_kernel(model, xs)
 
 
 def test_numba_fuses_int32_bitwise_chain() -> None:
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    a, b, c = g.input("a", (3, 8), I32), g.input("b", (8,), I32), g.input("c", (3, 1), I32)
-    (t,) = g.apply("BITWISE_XOR", [a, b])
-    (t,) = g.apply("RIGHT_SHIFT", [t, c])
-    (t,) = g.apply("ADD", [t, a])
-    g.output(t)
-    model = mb.build()
+    model = chain_model({"a": ((3, 8), I32), "b": ((8,), I32), "c": ((3, 1), I32)},
+                        [("BITWISE_XOR", "a", "b"), ("RIGHT_SHIFT", "t", "c"), ("ADD", "t", "a")])
     rng = np.random.default_rng(6)
     xs = [_int_values(rng, (3, 8), I32), _int_values(rng, (8,), I32), _counts(rng, (3, 1), I32)]
-    (theirs,) = litert_run(model, xs)
-    it = Interpreter(model_content=model, backend="numba", fusion="elementwise")
-    it.allocate_tensors()
-    for d, v in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], v)
-    it.invoke()
-    assert_close(it.get_tensor(it.get_output_details()[0]["index"]), theirs)
-    assert [s.backend for s in it._interpreter.execs[0].steps] == ["numba_cpu"]
+    check_one_fused_kernel(model, xs)

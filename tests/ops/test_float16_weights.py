@@ -14,20 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import assert_close, litert_run
+from tests.oracle import assert_close, litert_run, run_engine
 from tflite_jit.format.builder import ModelBuilder
 
 F32, F16 = np.float32, np.float16
 BACKENDS = ("reference", "numba")
-
-
-def run_ours(model: bytes, xs: list[np.ndarray], backend: str) -> tuple[np.ndarray, tflite_jit.Interpreter]:
-    it = tflite_jit.Interpreter(model_content=model, backend=backend)
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    return it.get_tensor(it.get_output_details()[0]["index"]), it
 
 
 def layer_model(op: str, x_shape, w: np.ndarray, b: np.ndarray | None, out_shape, as_f16: bool,
@@ -61,8 +52,8 @@ def check(op: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, out_shape
     theirs32 = litert_run(m32, [x])[0]
     np.testing.assert_array_equal(theirs16, theirs32)  # LiteRT: the DEQUANTIZE is exact too
     for backend in BACKENDS:
-        ours16, _ = run_ours(m16, [x], backend)
-        ours32, _ = run_ours(m32, [x], backend)
+        ours16 = run_engine(m16, [x], backend)[0][0]
+        ours32 = run_engine(m32, [x], backend)[0][0]
         assert_close(ours16, theirs16, what=f"{op} {backend}")
         np.testing.assert_array_equal(ours16, ours32, err_msg=f"{op} {backend}")
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import Const, assert_close, litert_interpreter, one_op_model, run_both
+from tests.oracle import Const, assert_close, check_reference, litert_interpreter, one_op_model
+from tests.shapes import draw_shape
 from tflite_jit import Interpreter, ops
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.ops.base import Dynamic
@@ -24,25 +25,15 @@ def _arr(rng, shape, dtype, lo=0, hi=100) -> np.ndarray:
     return rng.integers(lo, hi, shape).astype(dtype)
 
 
-def _shape(data, lo=1, hi=4, min_rank=1, max_rank=4) -> tuple[int, ...]:
-    return tuple(data.draw(st.lists(st.integers(lo, hi), min_size=min_rank, max_size=max_rank)))
-
-
-def _check(ours, theirs) -> None:
-    assert len(ours) == len(theirs)
-    for a, b in zip(ours, theirs):
-        assert_close(a, b)
-
-
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from(DTYPES + [np.bool_, np.int16]), st.sampled_from([np.int16, np.int32, np.int64]), st.data())
 def test_gather_nd(dtype, itype, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 99)))
-    shape = _shape(data)
+    shape = draw_shape(data.draw)
     k = data.draw(st.integers(1, len(shape)))
-    batch = _shape(data, 1, 3, 0, 2)
+    batch = draw_shape(data.draw, 1, 3, 0, 2)
     idx = np.stack([rng.integers(0, d, batch) for d in shape[:k]], axis=-1).astype(itype)
-    _check(*run_both("GATHER_ND", [_arr(rng, shape, dtype), idx]))
+    check_reference("GATHER_ND", [_arr(rng, shape, dtype), idx])
 
 
 def test_gather_nd_errors() -> None:
@@ -61,13 +52,13 @@ def test_gather_nd_errors() -> None:
 @given(st.sampled_from(DTYPES + [np.bool_]), st.data())
 def test_scatter_nd(dtype, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 99)))
-    shape = _shape(data)
+    shape = draw_shape(data.draw)
     k = data.draw(st.integers(1, len(shape)))
-    batch = _shape(data, 1, 3, 0 if k < len(shape) else 1, 2)  # LiteRT: updates of rank >= 1
+    batch = draw_shape(data.draw, 1, 3, 0 if k < len(shape) else 1, 2)  # LiteRT: updates of rank >= 1
     idx = np.stack([rng.integers(0, d, batch) for d in shape[:k]], axis=-1).astype(np.int32)
     # small values: repeated indices add up, and int8 must not overflow
     upd = _arr(rng, tuple(batch) + shape[k:], dtype, 0, 5)
-    _check(*run_both("SCATTER_ND", [idx, upd, Const(np.array(shape, np.int32))]))
+    check_reference("SCATTER_ND", [idx, upd, Const(np.array(shape, np.int32))])
 
 
 def test_scatter_nd_errors() -> None:
@@ -85,13 +76,13 @@ def test_scatter_nd_errors() -> None:
        st.sampled_from([np.int32, np.int64]), st.data())
 def test_one_hot(dtype, itype, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 99)))
-    shape = _shape(data, 1, 3, 0, 3)
+    shape = draw_shape(data.draw, 1, 3, 0, 3)
     depth = data.draw(st.integers(0, 4))
     axis = data.draw(st.integers(-1, len(shape)))
     idx = rng.integers(-1, depth + 2, shape).astype(itype)  # out-of-range rows are all off_value
     on, off = _arr(rng, (), dtype), _arr(rng, (), dtype)
     dtype_depth = data.draw(st.sampled_from([np.int32, np.int64]))
-    _check(*run_both("ONE_HOT", [idx, Const(np.array(depth, dtype_depth)), on, off], axis=axis))
+    check_reference("ONE_HOT", [idx, Const(np.array(depth, dtype_depth)), on, off], axis=axis)
 
 
 def test_one_hot_errors() -> None:
@@ -106,10 +97,10 @@ def test_one_hot_errors() -> None:
 @given(st.sampled_from([np.float32, np.int32, np.int64]), st.booleans(), st.booleans(), st.booleans(), st.data())
 def test_cumsum(dtype, exclusive, reverse, const_axis, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 99)))
-    shape = _shape(data)
+    shape = draw_shape(data.draw)
     axis = np.array(data.draw(st.integers(-len(shape), len(shape) - 1)), np.int32)
     x = _arr(rng, shape, dtype, -50, 50)
-    _check(*run_both("CUMSUM", [x, Const(axis) if const_axis else axis], exclusive=exclusive, reverse=reverse))
+    check_reference("CUMSUM", [x, Const(axis) if const_axis else axis], exclusive=exclusive, reverse=reverse)
 
 
 def test_cumsum_errors() -> None:
@@ -125,10 +116,10 @@ def test_cumsum_errors() -> None:
 @given(st.sampled_from(["REDUCE_ANY", "REDUCE_ALL"]), st.booleans(), st.data())
 def test_bool_reductions(op, keep_dims, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 99)))
-    shape = _shape(data)
+    shape = draw_shape(data.draw)
     axes = data.draw(st.lists(st.integers(-len(shape), len(shape) - 1), min_size=0, max_size=3))
     x = rng.random(shape) < data.draw(st.sampled_from([0.1, 0.5, 0.9]))
-    _check(*run_both(op, [x, Const(np.array(axes, np.int32))], keep_dims=keep_dims))
+    check_reference(op, [x, Const(np.array(axes, np.int32))], keep_dims=keep_dims)
 
 
 def test_bool_reduction_errors() -> None:
@@ -143,10 +134,10 @@ def test_bool_reduction_errors() -> None:
        st.sampled_from([2, 4]), st.sampled_from([np.int32, np.int64]), st.data())
 def test_arg_max_min(op, dtype, output_type, atype, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 99)))
-    shape = _shape(data)
+    shape = draw_shape(data.draw)
     axis = np.array([data.draw(st.integers(-len(shape), len(shape) - 1))], atype)
     x = _arr(rng, shape, dtype, 0, 3)  # few distinct values: ties go to the first index
-    _check(*run_both(op, [x, Const(axis)], output_type=output_type))
+    check_reference(op, [x, Const(axis)], output_type=output_type)
 
 
 def test_arg_max_errors() -> None:
@@ -161,22 +152,22 @@ def test_arg_max_errors() -> None:
 @given(st.sampled_from(DTYPES + [np.bool_]), st.data())
 def test_where_constant(dtype, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 99)))
-    shape = _shape(data, 1, 4, 1, 4)
+    shape = draw_shape(data.draw, 1, 4, 1, 4)
     x = _arr(rng, shape, dtype, 0, 2)
     # a constant condition: the output shape is known at plan time
-    _check(*run_both("WHERE", [Const(x)]))
+    check_reference("WHERE", [Const(x)])
 
 
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from(DTYPES + [np.int16]), st.sampled_from([np.int32, np.int16]), st.data())
 def test_topk(dtype, ktype, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 99)))
-    shape = _shape(data, 1, 5)
+    shape = draw_shape(data.draw, 1, 5)
     k = np.array(data.draw(st.integers(0, shape[-1])), ktype)
     x = _arr(rng, shape, dtype, 0, 4)  # ties: the lower index comes first
     if np.dtype(dtype).kind == "f" and data.draw(st.booleans()):
         x = np.round(x)
-    _check(*run_both("TOPK_V2", [x, Const(k)], n_outputs=2))
+    check_reference("TOPK_V2", [x, Const(k)], n_outputs=2)
 
 
 def test_topk_errors() -> None:
@@ -210,7 +201,7 @@ def _where_model(shape, dtype) -> bytes:
 @given(st.sampled_from([np.bool_, np.float32, np.int32]), st.data())
 def test_where_on_graph_input_through_interpreter(dtype, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 99)))
-    shape = _shape(data, 1, 4, 1, 3)
+    shape = draw_shape(data.draw, 1, 4, 1, 3)
     x = _arr(rng, shape, dtype, 0, 2)
     if np.dtype(dtype).kind == "f":
         x = x * (x > 0)

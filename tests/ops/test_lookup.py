@@ -8,30 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import Const, assert_close, one_op_model, run_both
+from tests.oracle import Const, assert_close, check_differential, one_op_model, run_engine
 from tflite_jit import ops
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.ops.lookup import fingerprint64
-
-
-def _ours(model: bytes, feeds: list, backend: str = "numba") -> list[np.ndarray]:
-    it = tflite_jit.Interpreter(model_content=model, backend=backend)
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), feeds):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
-
-
-def _differential(op: str, specs: list, **options) -> None:
-    ours, theirs = run_both(op, specs, **options)
-    assert_close(ours[0], theirs[0], what=f"{op} reference")
-    model_inputs = [None if s is None else s.value if isinstance(s, Const) else (s.shape, s.dtype) for s in specs]
-    model = one_op_model(op, model_inputs, **options)
-    feeds = [s for s in specs if isinstance(s, np.ndarray)]
-    for backend in ("numba", "reference"):
-        assert_close(_ours(model, feeds, backend)[0], theirs[0], what=f"{op} {backend}")
-
 
 # ---- EMBEDDING_LOOKUP_SPARSE -----------------------------------------------------------------------
 
@@ -55,8 +35,8 @@ def test_embedding_lookup_sparse(combiner, n, lookup_rank, emb_dims, order, data
     indices = pos.astype(np.int32)
     weights = (rng.random(n) + 0.25).astype(np.float32) * rng.choice([-1, 1], n).astype(np.float32)
     value = rng.standard_normal((rows, *emb_dims)).astype(np.float32)
-    _differential("EMBEDDING_LOOKUP_SPARSE", [ids, indices, Const(np.array(dense, np.int32)), weights,
-                                              Const(value)], combiner=combiner)
+    check_differential("EMBEDDING_LOOKUP_SPARSE", [ids, indices, Const(np.array(dense, np.int32)), weights,
+                                                   Const(value)], combiner=combiner)
 
 
 def test_embedding_lookup_sparse_errors() -> None:
@@ -74,9 +54,9 @@ def test_embedding_lookup_sparse_errors() -> None:
     idx = np.array([[0, 0], [1, 1], [1, 2]], i32)
     w = np.ones(3, np.float32)
     with pytest.raises((ValueError, RuntimeError), match="EMBEDDING_LOOKUP_SPARSE.*ids\\[1\\] = 4"):
-        _ours(model, [np.array([0, 4, 1], i32), idx, w], "reference")
+        run_engine(model, [np.array([0, 4, 1], i32), idx, w], "reference")
     with pytest.raises((ValueError, RuntimeError), match="EMBEDDING_LOOKUP_SPARSE.*indices\\[2, 0\\] = 2"):
-        _ours(model, [np.array([0, 1, 1], i32), np.array([[0, 0], [1, 1], [2, 2]], i32), w], "reference")
+        run_engine(model, [np.array([0, 1, 1], i32), np.array([[0, 0], [1, 1], [2, 2]], i32), w], "reference")
 
 
 def test_embedding_lookup_sparse_runtime_dense_shape() -> None:
@@ -94,7 +74,7 @@ def test_embedding_lookup_sparse_runtime_dense_shape() -> None:
              np.array([3, 2], np.int32), np.array([1.0, 2.0, 0.5], np.float32)]
     theirs = litert_run(model, feeds)
     assert theirs[0].shape == (3, 2)
-    assert_close(_ours(model, feeds, "reference")[0], theirs[0])
+    assert_close(run_engine(model, feeds, "reference")[0][0], theirs[0])
 
 
 # ---- LSH_PROJECTION --------------------------------------------------------------------------------
@@ -114,7 +94,7 @@ def test_lsh_projection(kind, num_hash, num_bits, shape, dtype, weighted, const_
     specs = [Const(seeds), Const(x) if const_input else x]
     if weighted:
         specs.append(rng.standard_normal(shape[0]).astype(np.float32))
-    _differential("LSH_PROJECTION", specs, type=kind)
+    check_differential("LSH_PROJECTION", specs, type=kind)
 
 
 def test_lsh_projection_32_bits() -> None:
@@ -122,7 +102,7 @@ def test_lsh_projection_32_bits() -> None:
     row * (1 << 32), which LiteRT computes as row * 1 (x86 shift semantics)."""
     rng = np.random.default_rng(4)
     seeds = rng.standard_normal((3, 32)).astype(np.float32)
-    _differential("LSH_PROJECTION", [Const(seeds), rng.standard_normal((2, 70)).astype(np.float32)], type="SPARSE")
+    check_differential("LSH_PROJECTION", [Const(seeds), rng.standard_normal((2, 70)).astype(np.float32)], type="SPARSE")
 
 
 def test_fingerprint64_known_values() -> None:

@@ -8,7 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import Const, assert_close, litert_run, one_op_model, run_both
+from tests.oracle import (
+    Const,
+    assert_close,
+    chain_model,
+    check_one_fused_kernel,
+    litert_run,
+    one_op_model,
+    run_both,
+    run_engine,
+)
+from tests.shapes import draw_broadcast_pair, draw_shape
 from tflite_jit import Interpreter, ops
 from tflite_jit.format.builder import ModelBuilder
 
@@ -24,17 +34,6 @@ BINARY = [("POW", F32), ("POW", I32), ("FLOOR_DIV", F32), ("FLOOR_DIV", I32), ("
           ("FLOOR_MOD", I16), ("FLOOR_MOD", I8), ("LOGICAL_AND", BOOL), ("LOGICAL_OR", BOOL)]
 BINARY += [(op, dt) for op in ("MAXIMUM", "MINIMUM") for dt in (F32, I32, I64, I16, I8, U8)]
 CASTABLE = [F32, I32, I64, I16, I8, U8, BOOL]
-
-
-def _shape(draw, min_rank: int = 0, max_rank: int = 4) -> tuple[int, ...]:
-    return tuple(draw(st.lists(st.integers(1, 4), min_size=min_rank, max_size=max_rank)))
-
-
-def _broadcast_pair(draw) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    shape = _shape(draw)
-    other = [d if draw(st.booleans()) else 1 for d in shape]
-    a, b = shape, tuple(other[draw(st.integers(0, len(other))):])
-    return (a, b) if draw(st.booleans()) else (b, a)
 
 
 def _unary_values(rng, op: str, shape, dtype) -> np.ndarray:
@@ -81,7 +80,8 @@ def _binary_values(rng, op: str, a_shape, b_shape, dtype) -> tuple[np.ndarray, n
 @given(st.sampled_from(UNARY), st.data())
 def test_unary(case, data) -> None:
     op, dtype = case
-    x = _unary_values(np.random.default_rng(data.draw(st.integers(0, 999))), op, _shape(data.draw), dtype)
+    x = _unary_values(np.random.default_rng(data.draw(st.integers(0, 999))), op,
+                      draw_shape(data.draw, min_rank=0), dtype)
     ours, theirs = run_both(op, [x])
     assert_close(ours[0], theirs[0], what=op)
 
@@ -90,7 +90,7 @@ def test_unary(case, data) -> None:
 @given(st.sampled_from(BINARY), st.data())
 def test_binary_broadcasting(case, data) -> None:
     op, dtype = case
-    a_shape, b_shape = _broadcast_pair(data.draw)
+    a_shape, b_shape = draw_broadcast_pair(data.draw)
     rng = np.random.default_rng(data.draw(st.integers(0, 999)))
     a, b = _binary_values(rng, op, a_shape, b_shape, dtype)
     ours, theirs = run_both(op, [a, b])
@@ -144,7 +144,7 @@ def _cast_values(rng, src, dst, shape) -> np.ndarray:
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from(CASTABLE), st.sampled_from(CASTABLE), st.data())
 def test_cast_all_pairs(src, dst, data) -> None:
-    shape = _shape(data.draw)
+    shape = draw_shape(data.draw, min_rank=0)
     x = _cast_values(np.random.default_rng(data.draw(st.integers(0, 999))), src, dst, shape)
     ours, theirs = run_both("CAST", [x], in_data_type=src, out_data_type=dst)
     assert_close(ours[0], theirs[0], what=f"CAST {np.dtype(src).name}->{np.dtype(dst).name}")
@@ -173,7 +173,7 @@ def test_cast_without_options_uses_the_output_type(src, dst) -> None:
 @settings(max_examples=20, deadline=None)
 @given(st.integers(2, 5), st.sampled_from([F32, I32]), st.data())
 def test_add_n(n: int, dtype, data) -> None:
-    shape = _shape(data.draw)
+    shape = draw_shape(data.draw, min_rank=0)
     rng = np.random.default_rng(data.draw(st.integers(0, 999)))
     xs = [(rng.uniform(-5, 5, shape) if dtype == F32 else rng.integers(-2**30, 2**30, shape)).astype(dtype)
           for _ in range(n)]  # int32 sums wrap
@@ -184,7 +184,7 @@ def test_add_n(n: int, dtype, data) -> None:
 @settings(max_examples=20, deadline=None)
 @given(st.data())
 def test_log_softmax_and_l2_normalization(data) -> None:
-    shape = _shape(data.draw, min_rank=1)
+    shape = draw_shape(data.draw)
     rng = np.random.default_rng(data.draw(st.integers(0, 999)))
     x = (rng.standard_normal(shape) * data.draw(st.sampled_from([1e-7, 1.0, 30.0]))).astype(F32)
     for op in ("LOG_SOFTMAX", "L2_NORMALIZATION"):
@@ -196,7 +196,7 @@ def test_log_softmax_and_l2_normalization(data) -> None:
 @given(st.integers(0, 4), st.floats(0.0, 2.0, width=32, allow_subnormal=False),
        st.floats(0.0, 1.0, width=32, allow_subnormal=False), st.floats(0.0, 1.0, width=32), st.data())
 def test_local_response_normalization(radius, bias, alpha, beta, data) -> None:
-    shape = _shape(data.draw, min_rank=4, max_rank=4)[:3] + (data.draw(st.integers(1, 9)),)
+    shape = draw_shape(data.draw, min_rank=4, max_rank=4)[:3] + (data.draw(st.integers(1, 9)),)
     x = np.random.default_rng(data.draw(st.integers(0, 999))).uniform(-2, 2, shape).astype(F32)
     # bias 0 with an all-zero window divides 0 by 0; tiny bias/alpha put the base in float32's
     # subnormal range, where LiteRT's rounding differs from ours by more than the tolerance
@@ -276,41 +276,21 @@ def test_numba_backend_matches_litert(op: str, dtype) -> None:
         xs = [_unary_values(rng, op, (3, 17), dtype)]
     model = one_op_model(op, [(x.shape, x.dtype) for x in xs])
     (theirs,) = litert_run(model, xs)
-    it = Interpreter(model_content=model, backend="numba")
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    assert_close(it.get_tensor(it.get_output_details()[0]["index"]), theirs, what=op)
-    backends = {s.backend for s in it._interpreter.execs[0].steps}
+    outs, steps = run_engine(model, xs, "numba")
+    assert_close(outs[0], theirs, what=op)
+    backends = set(steps)
     # bool ops, and integer division (which must raise on a zero divisor), stay on reference
     on_reference = dtype == BOOL or (op in ("FLOOR_DIV", "FLOOR_MOD") and np.dtype(dtype).kind in "iu")
     assert backends == ({"reference"} if on_reference else {"numba_cpu"}), backends
 
 
 def test_numba_fuses_a_chain_of_math_ops() -> None:
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    x, y = g.input("x", (4, 9), F32), g.input("y", (9,), F32)
-    (t,) = g.apply("ROUND", [x])
-    (t,) = g.apply("SIN", [t])
-    (t,) = g.apply("MAXIMUM", [t, y])
-    (t,) = g.apply("FLOOR_MOD", [t, y])
-    (t,) = g.apply("ELU", [t])
-    (t,) = g.apply("SIGN", [t])
-    g.output(t)
-    model = mb.build()
+    model = chain_model({"x": ((4, 9), F32), "y": ((9,), F32)},
+                        [("ROUND", "x"), ("SIN", "t"), ("MAXIMUM", "t", "y"), ("FLOOR_MOD", "t", "y"),
+                         ("ELU", "t"), ("SIGN", "t")])
     rng = np.random.default_rng(3)
     xs = [rng.uniform(-4, 4, (4, 9)).astype(F32), (rng.uniform(0.3, 1, (9,)) * rng.choice([-1, 1], 9)).astype(F32)]
-    (theirs,) = litert_run(model, xs)
-    it = Interpreter(model_content=model, backend="numba", fusion="elementwise")
-    it.allocate_tensors()
-    for d, v in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], v)
-    it.invoke()
-    assert_close(it.get_tensor(it.get_output_details()[0]["index"]), theirs)
-    steps = it._interpreter.execs[0].steps
-    assert [s.backend for s in steps] == ["numba_cpu"], "the chain should be one Numba kernel"
+    check_one_fused_kernel(model, xs)
 
 
 @pytest.mark.parametrize("op,dtype", [("MAXIMUM", I8), ("LOGICAL_NOT", BOOL), ("CAST", I32)])
@@ -326,9 +306,4 @@ def test_numba_backend_falls_back_for_unprintable_forms(op, dtype) -> None:
         xs = [rng.integers(0, 2, (2, 5)).astype(dtype)]
         model = one_op_model(op, [((2, 5), dtype)])
     (theirs,) = litert_run(model, xs)
-    it = Interpreter(model_content=model, backend="numba")
-    it.allocate_tensors()
-    for d, v in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], v)
-    it.invoke()
-    assert_close(it.get_tensor(it.get_output_details()[0]["index"]), theirs, what=op)
+    assert_close(run_engine(model, xs, "numba")[0][0], theirs, what=op)

@@ -16,6 +16,7 @@ from tests.oracle import (
     rand_data,
     run_interpreter,
 )
+from tests.shapes import draw_shape
 from tflite_jit import Interpreter, ops
 
 I32 = np.int32
@@ -24,24 +25,20 @@ I32 = np.int32
 DIAG_TYPES = [np.float32, np.int8, np.uint8, np.int16, np.int32, np.int64]
 
 
-def _shape(data, lo=1, hi=4, min_rank=1, max_rank=4) -> tuple[int, ...]:
-    return tuple(data.draw(st.lists(st.integers(lo, hi), min_size=min_rank, max_size=max_rank)))
-
-
 # ---- MATRIX_DIAG / MATRIX_SET_DIAG ---------------------------------------------------------------
 
 @settings(max_examples=25, deadline=None)
 @given(st.sampled_from(DIAG_TYPES), st.data())
 def test_matrix_diag(dtype, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 999)))
-    check_all_backends("MATRIX_DIAG", [rand_data(rng, _shape(data, 1, 4, 1, 3), dtype)])
+    check_all_backends("MATRIX_DIAG", [rand_data(rng, draw_shape(data.draw, 1, 4, 1, 3), dtype)])
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.sampled_from(DIAG_TYPES), st.booleans(), st.data())
 def test_matrix_set_diag(dtype, const_diag, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 999)))
-    shape = _shape(data, 1, 4, 2, 4)
+    shape = draw_shape(data.draw, 1, 4, 2, 4)
     diag = rand_data(rng, shape[:-2] + (min(shape[-2:]),), dtype)
     check_all_backends("MATRIX_SET_DIAG", [rand_data(rng, shape, dtype), Const(diag) if const_diag else diag])
 
@@ -80,7 +77,7 @@ def test_matrix_set_diag_errors() -> None:
        st.sampled_from([np.int32, np.int64]), st.booleans(), st.data())
 def test_reverse_sequence(dtype, ltype, const_lengths, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 999)))
-    shape = _shape(data, 1, 4, 2, 4)
+    shape = draw_shape(data.draw, 1, 4, 2, 4)
     seq_dim, batch_dim = data.draw(st.permutations(range(len(shape))))[:2]
     # lengths from -1 (LiteRT: the row is left as is) to the full sequence
     lengths = rng.integers(-1, shape[seq_dim] + 1, shape[batch_dim]).astype(ltype)

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import Const, assert_close, litert_interpreter, litert_run, one_op_model, run_both
+from tests.oracle import Const, assert_close, check_reference, litert_interpreter, litert_run, one_op_model
+from tests.shapes import draw_shape
 from tflite_jit import Interpreter, ops
 from tflite_jit.format.builder import ModelBuilder
 
@@ -23,22 +24,12 @@ def _arr(rng, shape, dtype) -> np.ndarray:
     return rng.integers(0, 100, shape).astype(dtype)
 
 
-def _shape(data, lo=1, hi=4, min_rank=1, max_rank=4) -> tuple[int, ...]:
-    return tuple(data.draw(st.lists(st.integers(lo, hi), min_size=min_rank, max_size=max_rank)))
-
-
-def _check(ours, theirs) -> None:
-    assert len(ours) == len(theirs)
-    for a, b in zip(ours, theirs):
-        assert_close(a, b)
-
-
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from(DTYPES + [np.bool_, np.int16]), st.sampled_from([np.int32, np.int64]), st.data())
 def test_fill(dtype, dims_type, data) -> None:
-    dims = np.array(_shape(data, 0, 4, 0, 4), dims_type)
+    dims = np.array(draw_shape(data.draw, 0, 4, 0, 4), dims_type)
     value = _arr(np.random.default_rng(data.draw(st.integers(0, 99))), (), dtype)
-    _check(*run_both("FILL", [Const(dims), value]))
+    check_reference("FILL", [Const(dims), value])
 
 
 @settings(max_examples=20, deadline=None)
@@ -50,7 +41,7 @@ def test_range(dtype, data) -> None:
     limit = start + delta * data.draw(st.integers(1, 12)) + data.draw(st.integers(0, abs(delta) - 1)) * (1 if delta > 0 else -1)
     scale = 0.37 if dtype == np.float32 else 1
     vals = [np.array(v * scale, dtype) for v in (start, limit, delta)]
-    _check(*run_both("RANGE", [Const(v) for v in vals]))
+    check_reference("RANGE", [Const(v) for v in vals])
 
 
 @pytest.mark.parametrize("start,limit,delta", [(0, 5, 0), (0, 5, -1), (5, 0, 1)])
@@ -62,10 +53,10 @@ def test_range_rejects_bad_delta(start, limit, delta) -> None:
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from(DTYPES + [np.bool_]), st.sampled_from([np.int32, np.int64]), st.data())
 def test_tile(dtype, mtype, data) -> None:
-    shape = _shape(data)
+    shape = draw_shape(data.draw)
     mult = np.array([data.draw(st.integers(0, 3)) for _ in shape], mtype)
     x = _arr(np.random.default_rng(data.draw(st.integers(0, 99))), shape, dtype)
-    _check(*run_both("TILE", [x, Const(mult)]))
+    check_reference("TILE", [x, Const(mult)])
 
 
 def _broadcast_to_model(x_shape, dtype, target) -> bytes:
@@ -86,7 +77,7 @@ def _broadcast_to_model(x_shape, dtype, target) -> bytes:
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from(DTYPES + [np.bool_]), st.sampled_from([np.int32, np.int64]), st.data())
 def test_broadcast_to(dtype, stype, data) -> None:
-    target = _shape(data, 1, 4, 1, 5)
+    target = draw_shape(data.draw, 1, 4, 1, 5)
     drop = data.draw(st.integers(0, len(target)))
     x_shape = tuple(d if data.draw(st.booleans()) else 1 for d in target[drop:])
     x = _arr(np.random.default_rng(data.draw(st.integers(0, 99))), x_shape, dtype)
@@ -104,39 +95,39 @@ def test_broadcast_to_rejects_incompatible() -> None:
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from([np.int32, np.int64]), st.data())
 def test_broadcast_args(dtype, data) -> None:
-    a = _shape(data, 1, 4, 0, 4)
+    a = draw_shape(data.draw, 1, 4, 0, 4)
     drop = data.draw(st.integers(0, len(a)))
     b = tuple(d if data.draw(st.booleans()) else 1 for d in a[drop:])
     if data.draw(st.booleans()):
         a, b = b, a
-    _check(*run_both("BROADCAST_ARGS", [np.array(a, dtype), np.array(b, dtype)]))
+    check_reference("BROADCAST_ARGS", [np.array(a, dtype), np.array(b, dtype)])
 
 
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from(DTYPES + [np.int16]), st.data())
 def test_split(dtype, data) -> None:
-    shape = list(_shape(data))
+    shape = list(draw_shape(data.draw))
     axis = data.draw(st.integers(-len(shape), len(shape) - 1))
     n = data.draw(st.integers(1, 3))
     shape[axis] *= n
     x = _arr(np.random.default_rng(data.draw(st.integers(0, 99))), tuple(shape), dtype)
     atype = data.draw(st.sampled_from([np.int32, np.int64]))
-    _check(*run_both("SPLIT", [Const(np.array(axis, atype)), x], n_outputs=n, num_splits=n))
+    check_reference("SPLIT", [Const(np.array(axis, atype)), x], n_outputs=n, num_splits=n)
 
 
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from(DTYPES), st.data())
 def test_split_v(dtype, data) -> None:
     sizes = data.draw(st.lists(st.integers(0, 3), min_size=1, max_size=4))
-    shape = list(_shape(data))
+    shape = list(draw_shape(data.draw))
     axis = data.draw(st.integers(-len(shape), len(shape) - 1))
     shape[axis] = sum(sizes)
     given_sizes = list(sizes)
     if data.draw(st.booleans()):
         given_sizes[data.draw(st.integers(0, len(sizes) - 1))] = -1
     x = _arr(np.random.default_rng(data.draw(st.integers(0, 99))), tuple(shape), dtype)
-    _check(*run_both("SPLIT_V", [x, Const(np.array(given_sizes, np.int32)), Const(np.array(axis, np.int32))],
-                     n_outputs=len(sizes), num_splits=len(sizes)))
+    check_reference("SPLIT_V", [x, Const(np.array(given_sizes, np.int32)), Const(np.array(axis, np.int32))],
+                     n_outputs=len(sizes), num_splits=len(sizes))
 
 
 def test_split_errors() -> None:
@@ -152,12 +143,12 @@ def test_split_errors() -> None:
 @settings(max_examples=20, deadline=None)
 @given(st.sampled_from(DTYPES + [np.bool_, np.int16]), st.data())
 def test_reverse_v2(dtype, data) -> None:
-    shape = _shape(data)
+    shape = draw_shape(data.draw)
     lo = data.draw(st.integers(0, len(shape) - 1))
     hi = data.draw(st.integers(lo, len(shape) - 1))
     axes = [a - len(shape) if data.draw(st.booleans()) else a for a in range(lo, hi + 1)]
     x = _arr(np.random.default_rng(data.draw(st.integers(0, 99))), shape, dtype)
-    _check(*run_both("REVERSE_V2", [x, Const(np.array(axes, np.int32))]))
+    check_reference("REVERSE_V2", [x, Const(np.array(axes, np.int32))])
 
 
 def test_reverse_v2_rejects_non_contiguous_axes() -> None:
@@ -172,11 +163,11 @@ def test_reverse_v2_rejects_non_contiguous_axes() -> None:
 @given(st.sampled_from(DTYPES + [np.bool_, np.int16]), st.sampled_from([0, 1]),
        st.sampled_from([np.int32, np.int64]), st.data())
 def test_mirror_pad(dtype, mode, ptype, data) -> None:
-    shape = _shape(data, 1, 4, 1, 4)
+    shape = draw_shape(data.draw, 1, 4, 1, 4)
     pads = np.array([[data.draw(st.integers(0, d - 1 + mode)) for _ in range(2)] for d in shape],
                     ptype).reshape(len(shape), 2)
     x = _arr(np.random.default_rng(data.draw(st.integers(0, 99))), shape, dtype)
-    _check(*run_both("MIRROR_PAD", [x, Const(pads)], mode=mode))
+    check_reference("MIRROR_PAD", [x, Const(pads)], mode=mode)
 
 
 def test_mirror_pad_rejects_too_wide() -> None:
@@ -190,8 +181,8 @@ def test_space_depth(dtype, data) -> None:
     b = data.draw(st.integers(1, 3))
     n, h, w, c = (data.draw(st.integers(1, 3)) for _ in range(4))
     rng = np.random.default_rng(data.draw(st.integers(0, 99)))
-    _check(*run_both("SPACE_TO_DEPTH", [_arr(rng, (n, h * b, w * b, c), dtype)], block_size=b))
-    _check(*run_both("DEPTH_TO_SPACE", [_arr(rng, (n, h, w, c * b * b), dtype)], block_size=b))
+    check_reference("SPACE_TO_DEPTH", [_arr(rng, (n, h * b, w * b, c), dtype)], block_size=b)
+    check_reference("DEPTH_TO_SPACE", [_arr(rng, (n, h, w, c * b * b), dtype)], block_size=b)
 
 
 def test_space_depth_errors() -> None:
@@ -217,13 +208,13 @@ def test_space_batch_nd(dtype, m, data) -> None:
     n, rest = data.draw(st.integers(1, 2)), [data.draw(st.integers(1, 3))]  # rank is m + 2
     x = _arr(rng, tuple([n] + spatial + rest), dtype)
     bs = np.array(block, np.int32)
-    _check(*run_both("SPACE_TO_BATCH_ND", [x, Const(bs), Const(np.array(pads, np.int32))]))
+    check_reference("SPACE_TO_BATCH_ND", [x, Const(bs), Const(np.array(pads, np.int32))])
     y = _arr(rng, tuple([n * int(np.prod(block))] + [s + 1 for s in spatial] + rest), dtype)
     crops = []
     for (lo, hi), s, b in zip(pads, spatial, block):
         full = (s + 1) * b
         crops.append([min(lo, full), min(hi, full - min(lo, full))])
-    _check(*run_both("BATCH_TO_SPACE_ND", [y, Const(bs), Const(np.array(crops, np.int32))]))
+    check_reference("BATCH_TO_SPACE_ND", [y, Const(bs), Const(np.array(crops, np.int32))])
 
 
 def test_space_batch_nd_errors() -> None:

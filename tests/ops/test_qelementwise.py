@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import litert_run
+from tests.oracle import assert_bit_exact, litert_run, run_engine
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.ops import qmath
 
@@ -27,22 +27,6 @@ def model(op: str, dtype, in_specs, out_shape, out_q, **options) -> bytes:
     g.op(op, ids, [y], **options)
     g.output(y)
     return mb.build()
-
-
-def run_ours(m: bytes, xs) -> np.ndarray:
-    it = tflite_jit.Interpreter(model_content=m)
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    return it.get_tensor(it.get_output_details()[0]["index"])
-
-
-def assert_bit_exact(m: bytes, xs) -> None:
-    theirs = litert_run(m, xs)[0]
-    ours = run_ours(m, xs)
-    assert ours.dtype == theirs.dtype
-    np.testing.assert_array_equal(ours, theirs)
 
 
 def qparams(rng, dtype, lo_scale=0.01, hi_scale=0.2):
@@ -93,9 +77,9 @@ def _assert_same_rejection(m, x):
         theirs = litert_run(m, [x])[0]
     except RuntimeError:
         with pytest.raises(RuntimeError):
-            run_ours(m, [x])
+            run_engine(m, [x])
         return
-    np.testing.assert_array_equal(run_ours(m, [x]), theirs)
+    np.testing.assert_array_equal(run_engine(m, [x])[0][0], theirs)
 
 
 @HYP

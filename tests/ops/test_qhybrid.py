@@ -8,13 +8,15 @@ vectorised quantizer's trunc(x + 0.5) differs from round(), in the 8-wide blocks
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import assert_close, litert_interpreter, litert_run
+from tests.oracle import assert_close, litert_interpreter, litert_run, run_engine
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.ops import qhybrid
 
@@ -23,19 +25,10 @@ HYP = settings(max_examples=60, deadline=None)
 BACKENDS = ("reference", "numba")
 
 
-def run_ours(model: bytes, xs: list[np.ndarray], backend: str) -> np.ndarray:
-    it = tflite_jit.Interpreter(model_content=model, backend=backend)
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    return it.get_tensor(it.get_output_details()[0]["index"])
-
-
 def assert_bit_exact(model: bytes, xs: list[np.ndarray], exact: bool = True) -> None:
     theirs = litert_run(model, xs)[0]
     for backend in BACKENDS:
-        ours = run_ours(model, xs, backend)
+        ours = run_engine(model, xs, backend)[0][0]
         assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, backend
         if exact:
             np.testing.assert_array_equal(ours, theirs, err_msg=backend)
@@ -147,7 +140,7 @@ def test_fc_float_weights_with_asymmetric_option_still_float():
     x = rng.normal(size=(2, 7)).astype(F32)
     theirs = litert_run(m, [x])[0]
     for backend in BACKENDS:
-        np.testing.assert_allclose(run_ours(m, [x], backend), theirs, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(run_engine(m, [x], backend)[0][0], theirs, rtol=1e-5, atol=1e-5)
 
 
 def test_quantizer_rounding_is_discriminating():
@@ -410,6 +403,17 @@ def test_embedding_errors():
 
 # ---- UNIDIRECTIONAL_SEQUENCE_RNN ------------------------------------------------------------------
 
+def _allocated(model: bytes) -> tuple[Any, list[Any]]:
+    """LiteRT's interpreter and ours on each of BACKENDS, allocated: for the stateful ops, which
+    are invoked several times on the same interpreters."""
+    theirs = litert_interpreter(model)
+    theirs.allocate_tensors()
+    ours = [tflite_jit.Interpreter(model_content=model, backend=be) for be in BACKENDS]
+    for it in ours:
+        it.allocate_tensors()
+    return theirs, ours
+
+
 def rnn_model(rng, t, b, i, u, time_major, act, asym, wtype=np.int8) -> tuple[bytes, tuple[int, ...]]:
     mb = ModelBuilder()
     g = mb.subgraph()
@@ -434,11 +438,7 @@ def test_sequence_rnn(t, b, i, u, time_major, act, asym, wtype, seed):
     """Two invokes (state carried), reset, a third; zero rows and zero steps included."""
     rng = np.random.default_rng(seed)
     model, xs = rnn_model(rng, t, b, i, u, time_major, act, asym, wtype)
-    theirs = litert_interpreter(model)
-    theirs.allocate_tensors()
-    ours = [tflite_jit.Interpreter(model_content=model, backend=be) for be in BACKENDS]
-    for it in ours:
-        it.allocate_tensors()
+    theirs, ours = _allocated(model)
     for k in range(3):
         if k == 2:
             theirs.reset_all_variables()
@@ -491,11 +491,7 @@ def test_svdf(b, i, units, rank, memory, act, asym, bias, seed):
     exact except with TANH (LiteRT's tanh approximation; the state does not feed through it)."""
     rng = np.random.default_rng(seed)
     model = svdf_model(rng, b, i, units, rank, memory, act, asym, bias)
-    theirs = litert_interpreter(model)
-    theirs.allocate_tensors()
-    ours = [tflite_jit.Interpreter(model_content=model, backend=be) for be in BACKENDS]
-    for it in ours:
-        it.allocate_tensors()
+    theirs, ours = _allocated(model)
     for k in range(4):
         if k == 3:
             for it in (theirs, *ours):

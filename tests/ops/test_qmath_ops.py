@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.ops.test_qmovement import assert_bit_exact, assert_both_reject, qmodel, rand, run_ours
-from tests.oracle import litert_run
+from tests.ops.test_qmovement import qmodel, rand
+from tests.oracle import assert_bit_exact, assert_both_reject, litert_run, run_engine
 from tflite_jit.format.builder import ModelBuilder
 
 HYP = settings(max_examples=25, deadline=None)
@@ -49,7 +49,7 @@ def test_comparison_rescaling_is_not_raw():
     q1, q2 = (0.1, 0), (0.05, 0)
     m = qmodel("EQUAL", [("in", (3,), np.int8, q1), ("in", (3,), np.int8, q2)], q1, out=[((3,), BOOL)])
     x, y = np.array([2, 4, 6], np.int8), np.array([4, 4, 12], np.int8)
-    assert run_ours(m, [x, y])[0].tolist() == [True, False, True]
+    assert run_engine(m, [x, y])[0][0].tolist() == [True, False, True]
     assert_bit_exact(m, [x, y])
 
 
@@ -63,16 +63,16 @@ def test_comparisons_int16_match_or_both_reject(op):
         theirs = litert_run(m, xs)[0]
     except RuntimeError:
         with pytest.raises(RuntimeError, match="int16"):
-            run_ours(m, xs)
+            run_engine(m, xs)
         return
-    np.testing.assert_array_equal(run_ours(m, xs)[0], theirs)
+    np.testing.assert_array_equal(run_engine(m, xs)[0][0], theirs)
 
 
 def test_comparison_scale_at_least_one_rejected():
     m = qmodel("LESS", [("in", (3,), np.int8, (1.5, 0)), ("in", (3,), np.int8, (0.5, 0))], (1.5, 0),
                out=[((3,), BOOL)])
     with pytest.raises(RuntimeError, match="scales below 1"):
-        run_ours(m, [np.zeros(3, np.int8)] * 2)
+        run_engine(m, [np.zeros(3, np.int8)] * 2)
 
 
 # ---- SQUARED_DIFFERENCE -------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def test_negative_input_rejected_at_run_time(op, dtype):
     with pytest.raises(RuntimeError):
         litert_run(m, [x])
     with pytest.raises(RuntimeError, match="only defined for"):
-        run_ours(m, [x])
+        run_engine(m, [x])
 
 
 @pytest.mark.parametrize("op", UNARY)
@@ -221,7 +221,7 @@ def test_batch_matmul_int16_needs_zero_zero_point():
     m = qmodel("BATCH_MATMUL", [("in", (2, 3), np.int16, q), ("in", (3, 2), np.int16, q)], q,
                out=[((2, 2), np.dtype(np.int16))])
     with pytest.raises(RuntimeError, match="zero point 0"):
-        run_ours(m, [np.zeros((2, 3), np.int16), np.zeros((3, 2), np.int16)])
+        run_engine(m, [np.zeros((2, 3), np.int16), np.zeros((3, 2), np.int16)])
 
 
 # ---- TRANSPOSE_CONV -----------------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def test_transpose_conv_bias_type_checked():
     g.op("TRANSPOSE_CONV", [os_, w, x, b], [y], version=3, padding="SAME", stride_h=1, stride_w=1)
     g.output(y)
     with pytest.raises(RuntimeError, match="int32 bias"):
-        run_ours(mb.build(), [rand(rng, (1, 5, 5, 1), np.int8)])
+        run_engine(mb.build(), [rand(rng, (1, 5, 5, 1), np.int8)])
 
 
 # ---- PRELU ---------------------------------------------------------------------------------------------------
@@ -302,7 +302,7 @@ def test_prelu_int16_not_implemented():
     q = (0.001, 0)
     m = qmodel("PRELU", [("in", (4,), np.int16, q), ("in", (4,), np.int16, q)], q, out=[((4,), np.dtype(np.int16))])
     with pytest.raises(RuntimeError, match="int16"):
-        run_ours(m, [np.ones(4, np.int16)] * 2)
+        run_engine(m, [np.ones(4, np.int16)] * 2)
 
 
 @pytest.mark.parametrize("op", ["LESS", "ABS", "NEG", "SQRT", "EXP", "LOG", "RSQRT", "SQUARED_DIFFERENCE",
@@ -318,6 +318,6 @@ def test_float_path_unchanged(op):
     xs = [rng.standard_normal(s).astype(f) for s in shapes]
     if op in ("SQRT", "LOG", "RSQRT"):
         xs = [np.abs(x) + f(0.1) for x in xs]
-    theirs, ours = litert_run(m, xs)[0], run_ours(m, xs)[0]
+    theirs, ours = litert_run(m, xs)[0], run_engine(m, xs)[0][0]
     assert ours.dtype == theirs.dtype
     np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tflite_jit
-from tests.oracle import litert_run
+from tests.oracle import assert_bit_exact, assert_both_reject, litert_run, run_engine
 from tflite_jit import ops
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.format.schema import options_table_for, table_defaults
@@ -52,32 +51,6 @@ def qmodel(op, inputs, q, out_q=None, out=None, version=1, **options) -> bytes:
     for o in outs:
         g.output(o)
     return mb.build()
-
-
-def run_ours(m: bytes, xs, backend: str | None = None) -> list[np.ndarray]:
-    it = tflite_jit.Interpreter(model_content=m, **({} if backend is None else {"backend": backend}))
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
-
-
-def assert_bit_exact(m: bytes, xs, backends=(None,)) -> None:
-    theirs = litert_run(m, xs)
-    for backend in backends:
-        ours = run_ours(m, xs, backend)
-        assert len(ours) == len(theirs)
-        for o, t in zip(ours, theirs):
-            assert o.dtype == t.dtype and o.shape == t.shape
-            np.testing.assert_array_equal(o, t)
-
-
-def assert_both_reject(m: bytes, xs, match: str) -> None:
-    with pytest.raises(RuntimeError):
-        litert_run(m, xs)
-    with pytest.raises(RuntimeError, match=match):
-        run_ours(m, xs)
 
 
 def rand(rng, shape, dtype):
@@ -153,7 +126,7 @@ def test_space_to_batch_pads_with_zero_point():
     q = (0.1, -7)
     m = qmodel("SPACE_TO_BATCH_ND", [("in", (1, 2, 3, 1), np.int8, q), i32([2, 2]), i32([[1, 1], [0, 1]])], q)
     x = np.arange(6, dtype=np.int8).reshape(1, 2, 3, 1)
-    out = run_ours(m, [x])[0]
+    out = run_engine(m, [x])[0][0]
     assert (out == -7).sum() == out.size - 6
     assert_bit_exact(m, [x])
 
@@ -250,14 +223,14 @@ def test_resize_rejects_mixed_types():
     m = qmodel("RESIZE_BILINEAR", [("in", (1, 2, 2, 1), np.int8, (0.1, 0)), i32([4, 4])], (0.1, 0),
                out=[((1, 4, 4, 1), np.dtype(np.uint8))])
     with pytest.raises(RuntimeError):
-        run_ours(m, [np.zeros((1, 2, 2, 1), np.int8)])
+        run_engine(m, [np.zeros((1, 2, 2, 1), np.int8)])
 
 
 def test_resize_rejects_bad_size():
     m = qmodel("RESIZE_NEAREST_NEIGHBOR", [("in", (1, 2, 2, 1), np.int8, (0.1, 0)), i32([0, 4])], (0.1, 0),
                out=[((1, 1, 4, 1), np.dtype(np.int8))])
     with pytest.raises((RuntimeError, ValueError), match=">= 1"):
-        run_ours(m, [np.zeros((1, 2, 2, 1), np.int8)])
+        run_engine(m, [np.zeros((1, 2, 2, 1), np.int8)])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -290,7 +263,7 @@ def test_float_path_unchanged(op):
     inputs, options = cases[op]
     m = qmodel(op, inputs, None, **options)
     xs = [rng.standard_normal(s[1]).astype(f) for s in inputs if s[0] == "in"]
-    theirs, ours = litert_run(m, xs), run_ours(m, xs)
+    theirs, (ours, _) = litert_run(m, xs), run_engine(m, xs)
     for o, t in zip(ours, theirs):
         assert o.dtype == t.dtype
         np.testing.assert_allclose(o, t, rtol=1e-5, atol=1e-6)

@@ -11,27 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import litert_run
+from tests.oracle import assert_bit_exact, run_engine
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.ops import qmath
 
 HYP = settings(max_examples=25, deadline=None)
 ACTS = st.sampled_from([0, 1, 3, 2])  # NONE, RELU, RELU6, RELU_N1_TO_1
-
-
-def run_ours(model: bytes, x: np.ndarray) -> np.ndarray:
-    it = tflite_jit.Interpreter(model_content=model)
-    it.allocate_tensors()
-    it.set_tensor(it.get_input_details()[0]["index"], x)
-    it.invoke()
-    return it.get_tensor(it.get_output_details()[0]["index"])
-
-
-def assert_bit_exact(model: bytes, x: np.ndarray) -> None:
-    theirs = litert_run(model, [x])[0]
-    ours = run_ours(model, x)
-    assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
-    np.testing.assert_array_equal(ours, theirs)
 
 
 def rand_q(rng, shape, dtype):
@@ -92,9 +77,9 @@ def test_conv2d(dtype, per_channel, bias64, n, h, w, ci, co, k, stride, dil, pad
     x = rand_q(rng, (n, h, w, ci), dtype)
     if dtype is np.int16 and not bias64:  # LiteRT returns saturated garbage here: we refuse
         with pytest.raises(RuntimeError, match="int64"):
-            run_ours(m, x)
+            run_engine(m, [x])
         return
-    assert_bit_exact(m, x)
+    assert_bit_exact(m, [x])
 
 
 @HYP
@@ -117,7 +102,7 @@ def test_depthwise(mult, dtype, n, h, w, ci, co, k, stride, dil, padding, act, s
                        out_q, (n, oh, ow, c_out), 3, padding=padding, stride_h=stride, stride_w=stride,
                        dilation_h_factor=dil, dilation_w_factor=dil, depth_multiplier=mult,
                        fused_activation_function=act)
-    assert_bit_exact(m, rand_q(rng, (n, h, w, ci), dtype))
+    assert_bit_exact(m, [rand_q(rng, (n, h, w, ci), dtype)])
 
 
 @settings(max_examples=60, deadline=None)
@@ -137,7 +122,7 @@ def test_fully_connected(dtype, per_channel, rows, depth, units, act, with_bias,
     bias = rng.integers(-5000, 5000, units).astype(bias_t) if with_bias else None
     m = weighted_model("FULLY_CONNECTED", (rows, depth), wq, bias, dtype, in_q, (sw, np.zeros(sw.size, np.int64)),
                        out_q, (rows, units), 0, fused_activation_function=act)
-    assert_bit_exact(m, rand_q(rng, (rows, depth), dtype))
+    assert_bit_exact(m, [rand_q(rng, (rows, depth), dtype)])
 
 
 @HYP
@@ -154,11 +139,11 @@ def test_uint8_conv_and_fc_with_weight_zero_points(n, h, w, ci, co, k, stride, p
     m = weighted_model("CONV_2D", (n, h, w, ci), wq, bias, np.uint8, in_q, w_q, (out_q[0] * 20, out_q[1]),
                        (n, oh, ow, co), 0, padding=padding, stride_h=stride, stride_w=stride,
                        fused_activation_function=act)
-    assert_bit_exact(m, rand_q(rng, (n, h, w, ci), np.uint8))
+    assert_bit_exact(m, [rand_q(rng, (n, h, w, ci), np.uint8)])
     wf = rand_q(rng, (co, h * ci), np.uint8)
     m = weighted_model("FULLY_CONNECTED", (n * w, h * ci), wf, bias, np.uint8, in_q, w_q,
                        (out_q[0] * 20, out_q[1]), (n * w, co), 0, fused_activation_function=act)
-    assert_bit_exact(m, rand_q(rng, (n * w, h * ci), np.uint8))
+    assert_bit_exact(m, [rand_q(rng, (n * w, h * ci), np.uint8)])
 
 
 @HYP
@@ -177,7 +162,7 @@ def test_pools(op, dtype, n, h, w, c, k, stride, padding, act, seed):
     g.op(op, [xi], [y], padding=padding, stride_h=stride, stride_w=stride, filter_height=k, filter_width=k,
          fused_activation_function=act)
     g.output(y)
-    assert_bit_exact(mb.build(), rand_q(rng, (n, h, w, c), dtype))
+    assert_bit_exact(mb.build(), [rand_q(rng, (n, h, w, c), dtype)])
 
 
 def test_missing_output_quantization_is_a_clear_error():
@@ -229,4 +214,4 @@ def test_power_of_two_scales_hit_the_rounding_ties(op, c, shift, zo, seed):
         wq = rng.integers(-127, 128, (1, 3, 3, c)).astype(np.int8)
         m = weighted_model(op, x.shape, wq, bias, np.int8, in_q, (sw, np.zeros(c, np.int64)), out_q,
                            (1, 5, 5, c), 3, padding=0, stride_h=1, stride_w=1, depth_multiplier=1)
-    assert_bit_exact(m, x)
+    assert_bit_exact(m, [x])

@@ -10,11 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import litert_run
+from tests.oracle import assert_bit_exact, litert_run
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.ops import qmath
 
 HYP = settings(max_examples=30, deadline=None)
+BACKENDS = ("numba", "reference")
 
 
 def quantize_model(shape, src, dst, in_q=None, out_q=None, axis: int = 0) -> bytes:
@@ -29,22 +30,6 @@ def quantize_model(shape, src, dst, in_q=None, out_q=None, axis: int = 0) -> byt
     return mb.build()
 
 
-def ours(model: bytes, x: np.ndarray, backend: str = "numba") -> np.ndarray:
-    it = tflite_jit.Interpreter(model_content=model, backend=backend)
-    it.allocate_tensors()
-    it.set_tensor(it.get_input_details()[0]["index"], x)
-    it.invoke()
-    return it.get_tensor(it.get_output_details()[0]["index"])
-
-
-def check_exact(model: bytes, x: np.ndarray) -> None:
-    theirs = litert_run(model, [x])[0]
-    for backend in ("numba", "reference"):
-        got = ours(model, x, backend)
-        assert got.dtype == theirs.dtype
-        np.testing.assert_array_equal(got, theirs, err_msg=backend)
-
-
 @HYP
 @given(dst=st.sampled_from([np.int8, np.uint8, np.int16]), rows=st.integers(1, 4), cols=st.integers(1, 37),
        scale=st.floats(1e-3, 1.0), zp=st.integers(-128, 255), seed=st.integers(0, 2**31 - 1))
@@ -56,7 +41,7 @@ def test_float_per_tensor_bit_exact(dst, rows, cols, scale, zp, seed):
     k = rng.integers(-300, 300, size=(rows, cols))
     x = ((k + 0.5) * s).astype(np.float32)  # near ties: the two roundings of LiteRT disagree here
     x.reshape(-1)[::3] = (rng.standard_normal(x.size)[::3] * 100 * s).astype(np.float32)
-    check_exact(quantize_model(x.shape, np.float32, dst, out_q=(s, zp)), x)
+    assert_bit_exact(quantize_model(x.shape, np.float32, dst, out_q=(s, zp)), [x], backends=BACKENDS)
 
 
 @HYP
@@ -70,7 +55,7 @@ def test_float_per_channel_bit_exact(dst, shape, data, seed):
     lo, hi = qmath.qrange(np.dtype(dst))
     zps = np.zeros(n, np.int64) if dst is np.int16 else rng.integers(lo, hi + 1, n)
     x = (rng.standard_normal(shape) * 20).astype(np.float32)
-    check_exact(quantize_model(tuple(shape), np.float32, dst, out_q=(scales, zps), axis=axis), x)
+    assert_bit_exact(quantize_model(tuple(shape), np.float32, dst, out_q=(scales, zps), axis=axis), [x], backends=BACKENDS)
 
 
 PAIRS = [(np.int8, np.int8), (np.int8, np.uint8), (np.int8, np.int16), (np.uint8, np.int8),
@@ -98,7 +83,7 @@ def test_requantize_bit_exact(pair, n, ratio, seed):
     if src == dst == np.int16:
         zi = zo = 0
     x = rng.integers(lo, hi + 1, size=(2, n)).astype(src)
-    check_exact(quantize_model(x.shape, src, dst, in_q=(si, zi), out_q=(so, zo)), x)
+    assert_bit_exact(quantize_model(x.shape, src, dst, in_q=(si, zi), out_q=(so, zo)), [x], backends=BACKENDS)
 
 
 @pytest.mark.parametrize("dst,zp", [(np.int8, 0), (np.int8, -3), (np.int8, 5), (np.uint8, 0), (np.uint8, 200),
@@ -110,7 +95,7 @@ def test_non_finite_and_huge_values_like_litert(dst, zp, n):
     vals = np.array([1e30, -1e30, np.inf, -np.inf, np.nan, 3e9, -3e9, 1.0, 2.5, -7.0, 0.0, 1e-30, 60.0],
                     np.float32)
     x = vals[:n].reshape(1, n)
-    check_exact(quantize_model(x.shape, np.float32, dst, out_q=(0.5, zp)), x)
+    assert_bit_exact(quantize_model(x.shape, np.float32, dst, out_q=(0.5, zp)), [x], backends=BACKENDS)
 
 
 @pytest.mark.parametrize("src,dst", [(np.float32, np.int32), (np.int16, np.uint8), (np.int32, np.uint8),

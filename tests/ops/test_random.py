@@ -11,7 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import assert_close, litert_interpreter
+from tests.oracle import assert_close, litert_interpreter, litert_rejects, run_seq
 from tflite_jit.format.builder import ModelBuilder
 
 BACKENDS = ("numba", "reference")
@@ -20,18 +20,6 @@ BACKENDS = ("numba", "reference")
 def _interpreters(data: bytes) -> list:
     return [("litert", litert_interpreter(data))] + [
         (b, tflite_jit.Interpreter(model_content=data, backend=b)) for b in BACKENDS]
-
-
-def run_seq(it, feeds: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
-    """One invoke per entry of feeds; every output after each."""
-    it.allocate_tensors()
-    outs = []
-    for feed in feeds:
-        for d, x in zip(it.get_input_details(), feed):
-            it.set_tensor(d["index"], x)
-        it.invoke()
-        outs.append([it.get_tensor(d["index"]) for d in it.get_output_details()])
-    return outs
 
 
 def check_against_litert(data: bytes, feeds: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
@@ -248,52 +236,22 @@ def _allocate(data: bytes) -> None:
     tflite_jit.Interpreter(model_content=data).allocate_tensors()
 
 
-def _litert_rejects(data: bytes, feeds: Sequence[np.ndarray] = ()) -> None:
-    it = litert_interpreter(data)
-    with pytest.raises(RuntimeError):
-        it.allocate_tensors()
-        for d, x in zip(it.get_input_details(), feeds):
-            it.set_tensor(d["index"], x)
-        it.invoke()
-
-
-@pytest.mark.parametrize("dtype", [np.int64, np.float32])
-def test_shape_input_must_be_int32(dtype) -> None:
+@pytest.mark.parametrize("op,shape,out_shape,out_dtype,match", [
+    ("RANDOM_UNIFORM", np.array([2, 3], np.int64), [2, 3], np.float32, "RANDOM_UNIFORM.*int32"),
+    ("RANDOM_UNIFORM", np.array([2, 3], np.float32), [2, 3], np.float32, "RANDOM_UNIFORM.*int32"),
+    ("RANDOM_STANDARD_NORMAL", np.array([[2, 3]], np.int32), [2, 3], np.float32, "1-D"),
+    ("RANDOM_UNIFORM", np.array([4], np.int32), [4], np.int32, "float32"),
+], ids=["shape_input_int64", "shape_input_float32", "shape_input_2d", "output_int32"])
+def test_shape_input_int32_1d_and_output_float32(op, shape, out_shape, out_dtype, match) -> None:
     mb = ModelBuilder()
     g = mb.subgraph()
-    s = g.const("shape", np.array([2, 3], dtype))
-    o = g.tensor("out", [2, 3], np.float32)
-    g.op("RANDOM_UNIFORM", [s], [o], seed=1, seed2=1)
+    s = g.const("shape", shape)
+    o = g.tensor("out", out_shape, out_dtype)
+    g.op(op, [s], [o], seed=1, seed2=1)
     g.output(o)
     data = mb.build()
-    _litert_rejects(data)
-    with pytest.raises(RuntimeError, match="RANDOM_UNIFORM.*int32"):
-        _allocate(data)
-
-
-def test_shape_input_must_be_1d() -> None:
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    s = g.const("shape", np.array([[2, 3]], np.int32))
-    o = g.tensor("out", [2, 3], np.float32)
-    g.op("RANDOM_STANDARD_NORMAL", [s], [o], seed=1, seed2=1)
-    g.output(o)
-    data = mb.build()
-    _litert_rejects(data)
-    with pytest.raises(RuntimeError, match="1-D"):
-        _allocate(data)
-
-
-def test_output_must_be_float32() -> None:
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    s = g.const("shape", np.array([4], np.int32))
-    o = g.tensor("out", [4], np.int32)
-    g.op("RANDOM_UNIFORM", [s], [o], seed=1, seed2=1)
-    g.output(o)
-    data = mb.build()
-    _litert_rejects(data)
-    with pytest.raises(RuntimeError, match="float32"):
+    litert_rejects(data)
+    with pytest.raises(RuntimeError, match=match):
         _allocate(data)
 
 
@@ -322,7 +280,7 @@ def test_multinomial_errors() -> None:
                                 (model([2, 3], ns=np.array(3, np.int64)), np.zeros([2, 3], np.float32), "int32"),
                                 (model([2, 3], out_dtype=np.float32), np.zeros([2, 3], np.float32), "int32/int64"),
                                 (model([2, 0]), np.zeros([2, 0], np.float32), "no classes")]:
-        _litert_rejects(data, [feed])
+        litert_rejects(data, [feed])
         with pytest.raises(RuntimeError, match=f"MULTINOMIAL.*{pattern}"):
             _allocate(data)
     with pytest.raises(RuntimeError, match="MULTINOMIAL.*2-D"):
@@ -341,14 +299,14 @@ def test_multinomial_errors() -> None:
 ])
 def test_rng_bit_generator_errors(algorithm, size, state_dtype, dtype, pattern) -> None:
     data = rbg_model(algorithm, size, [4], dtype, state_dtype)
-    _litert_rejects(data, [np.ones(size, state_dtype)])
+    litert_rejects(data, [np.ones(size, state_dtype)])
     with pytest.raises(RuntimeError, match=pattern):
         _allocate(data)
 
 
 def test_rng_bit_generator_unknown_algorithm() -> None:
     data = rbg_model(7, 2, [4], np.int32)
-    _litert_rejects(data, [np.ones(2, np.uint64)])
+    litert_rejects(data, [np.ones(2, np.uint64)])
     with pytest.raises(RuntimeError, match="unknown RNG algorithm 7"):
         _allocate(data)
 

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.ops.test_sequence import Feed, State, _lstm_weights, _model, _run_both, _w
-from tests.oracle import Const, assert_close, litert_interpreter, one_op_model, run_both
+from tests.ops.test_sequence import Feed, check_invokes, lstm_weights, sequence_model, weight
+from tests.oracle import Const, State, assert_close, litert_interpreter, one_op_model, run_both
 from tflite_jit import ops
 from tflite_jit.format.builder import ModelBuilder
 
@@ -27,24 +27,25 @@ def test_lstm_full(cifg, peephole, projection, layer_norm, n24, act, cell_clip, 
     rng = np.random.default_rng(data.draw(st.integers(0, 999)))
     n_batch, n_input, n_cell = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 5)), data.draw(st.integers(1, 6))
     n_output = data.draw(st.integers(1, 4)) if projection else n_cell
-    w, ln = _lstm_weights(rng, n_input, n_cell, n_output, cifg=cifg, peephole=peephole, projection=projection,
-                          proj_bias=data.draw(st.booleans()), layer_norm=layer_norm)
+    w, ln = lstm_weights(rng, n_input, n_cell, n_output, cifg=cifg, peephole=peephole, projection=projection,
+                         proj_bias=data.draw(st.booleans()), layer_norm=layer_norm)
     specs = [Feed((n_batch, n_input)), *w, State((n_batch, n_output)), State((n_batch, n_cell))]
     if layer_norm:
         specs += ln
     elif n24:
         specs += [None] * 4
-    model = _model("LSTM", specs, fused_activation_function=act, cell_clip=cell_clip,
-                   proj_clip=proj_clip if projection else 0.0)
-    _run_both(model, [(n_batch, n_input)], rng)
+    model = sequence_model("LSTM", specs, fused_activation_function=act, cell_clip=cell_clip,
+                           proj_clip=proj_clip if projection else 0.0)
+    check_invokes(model, [(n_batch, n_input)], rng)
 
 
 def test_lstm_full_numba_backend() -> None:
     """The default backend (falling back to the reference kernel) keeps state across invokes too."""
     rng = np.random.default_rng(5)
-    w, _ = _lstm_weights(rng, 3, 4, 4, cifg=False, peephole=False, projection=False, proj_bias=False,
-                         layer_norm=False)
-    model = _model("LSTM", [Feed((2, 3)), *w, State((2, 4)), State((2, 4))], fused_activation_function="TANH")
+    w, _ = lstm_weights(rng, 3, 4, 4, cifg=False, peephole=False, projection=False, proj_bias=False,
+                        layer_norm=False)
+    model = sequence_model("LSTM", [Feed((2, 3)), *w, State((2, 4)), State((2, 4))],
+                           fused_activation_function="TANH")
 
     theirs = litert_interpreter(model)
     theirs.allocate_tensors()
@@ -68,8 +69,8 @@ def test_lstm_basic(n_batch, n_input, n_out, seed) -> None:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n_batch, n_input)).astype(np.float32)
     prev_act = rng.standard_normal((n_batch, n_out)).astype(np.float32)
-    weights = _w(rng, 4 * n_out, n_input + n_out)
-    bias = _w(rng, 4 * n_out)
+    weights = weight(rng, 4 * n_out, n_input + n_out)
+    bias = weight(rng, 4 * n_out)
     prev_state = rng.standard_normal((n_batch, n_out)).astype(np.float32)
     ours, theirs = run_both("LSTM", [x, prev_act, Const(weights), Const(bias), prev_state], n_outputs=4,
                             fused_activation_function="TANH", kernel_type="BASIC")
@@ -94,9 +95,9 @@ def test_lstm_basic(n_batch, n_input, n_out, seed) -> None:
 def test_rnn(act, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 999)))
     n_batch, n_input, units = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 5)), data.draw(st.integers(1, 6))
-    specs = [Feed((n_batch, n_input)), _w(rng, units, n_input), _w(rng, units, units, scale=0.3),
-             _w(rng, units, scale=0.2), State((n_batch, units))]
-    _run_both(_model("RNN", specs, fused_activation_function=act), [(n_batch, n_input)], rng)
+    specs = [Feed((n_batch, n_input)), weight(rng, units, n_input), weight(rng, units, units, scale=0.3),
+             weight(rng, units, scale=0.2), State((n_batch, units))]
+    check_invokes(sequence_model("RNN", specs, fused_activation_function=act), [(n_batch, n_input)], rng)
 
 
 @settings(max_examples=25, deadline=None)
@@ -114,7 +115,8 @@ def test_bidirectional_rnn(time_major, merge, aux_mode, act, data) -> None:
 
     specs = [Feed(seq(n_input))]
     for units in (fw_units, bw_units):
-        specs += [_w(rng, units, n_input), _w(rng, units, units, scale=0.3), _w(rng, units, scale=0.2),
+        specs += [weight(rng, units, n_input), weight(rng, units, units, scale=0.3),
+                  weight(rng, units, scale=0.2),
                   State((n_batch, units))]
     feeds = [seq(n_input)]
     if aux_mode == "none":
@@ -122,10 +124,11 @@ def test_bidirectional_rnn(time_major, merge, aux_mode, act, data) -> None:
     else:
         specs.append(Feed(seq(n_aux)))
         feeds.append(seq(n_aux))
-        specs += [_w(rng, fw_units, n_aux), _w(rng, bw_units, n_aux)] if aux_mode == "aux_w" else [None, None]
-    model = _model("BIDIRECTIONAL_SEQUENCE_RNN", specs, fused_activation_function=act, time_major=time_major,
-                   merge_outputs=merge)
-    _run_both(model, feeds, rng)
+        specs += ([weight(rng, fw_units, n_aux), weight(rng, bw_units, n_aux)] if aux_mode == "aux_w"
+                  else [None, None])
+    model = sequence_model("BIDIRECTIONAL_SEQUENCE_RNN", specs, fused_activation_function=act,
+                           time_major=time_major, merge_outputs=merge)
+    check_invokes(model, feeds, rng)
 
 
 def test_state_conventions() -> None:
@@ -136,7 +139,7 @@ def test_state_conventions() -> None:
     rng = np.random.default_rng(1)
     h = np.zeros((1, 3), np.float32)
     x = rng.standard_normal((1, 2)).astype(np.float32)
-    (out,) = ops.get("RNN").reference([x, _w(rng, 3, 2), _w(rng, 3, 3), _w(rng, 3), h],
+    (out,) = ops.get("RNN").reference([x, weight(rng, 3, 2), weight(rng, 3, 3), weight(rng, 3), h],
                                       ops.get("RNN").parse({"fused_activation_function": 4}))
     np.testing.assert_array_equal(h, out)
 
@@ -144,32 +147,39 @@ def test_state_conventions() -> None:
 def test_errors() -> None:
     rng = np.random.default_rng(0)
     with pytest.raises(ops.OpError, match="2-D"):
-        _model("RNN", [Feed((1, 2, 3)), _w(rng, 4, 3), _w(rng, 4, 4), _w(rng, 4), State((1, 4))])
+        sequence_model("RNN", [Feed((1, 2, 3)), weight(rng, 4, 3), weight(rng, 4, 4), weight(rng, 4),
+                               State((1, 4))])
     with pytest.raises(ops.OpError, match="recurrent_weights"):
-        _model("RNN", [Feed((2, 3)), _w(rng, 4, 3), _w(rng, 4, 3), _w(rng, 4), State((2, 4))])
+        sequence_model("RNN", [Feed((2, 3)), weight(rng, 4, 3), weight(rng, 4, 3), weight(rng, 4),
+                               State((2, 4))])
     with pytest.raises(ops.OpError, match="hidden_state"):
-        _model("RNN", [Feed((2, 3)), _w(rng, 4, 3), _w(rng, 4, 4), _w(rng, 4), State((1, 4))])
-    w, _ = _lstm_weights(rng, 3, 4, 4, cifg=False, peephole=False, projection=False, proj_bias=False,
-                         layer_norm=False)
+        sequence_model("RNN", [Feed((2, 3)), weight(rng, 4, 3), weight(rng, 4, 4), weight(rng, 4),
+                               State((1, 4))])
+    w, _ = lstm_weights(rng, 3, 4, 4, cifg=False, peephole=False, projection=False, proj_bias=False,
+                        layer_norm=False)
     with pytest.raises(ops.OpError, match="24 inputs"):
-        _model("LSTM", [Feed((2, 3)), *w, State((2, 4))])
+        sequence_model("LSTM", [Feed((2, 3)), *w, State((2, 4))])
     with pytest.raises(ops.OpError, match="cell_state"):
-        _model("LSTM", [Feed((2, 3)), *w, State((2, 4)), State((2, 5))])
+        sequence_model("LSTM", [Feed((2, 3)), *w, State((2, 4)), State((2, 5))])
     with pytest.raises(ops.OpError, match="TANH"):
-        _model("LSTM", [Feed((1, 2)), Feed((1, 3)), _w(rng, 12, 5), _w(rng, 12), Feed((1, 3))],
-               fused_activation_function="RELU", kernel_type="BASIC")
+        sequence_model("LSTM", [Feed((1, 2)), Feed((1, 3)), weight(rng, 12, 5), weight(rng, 12),
+                                Feed((1, 3))],
+                       fused_activation_function="RELU", kernel_type="BASIC")
     with pytest.raises(ops.OpError, match="weights"):
-        _model("LSTM", [Feed((1, 2)), Feed((1, 3)), _w(rng, 12, 4), _w(rng, 12), Feed((1, 3))],
-               fused_activation_function="TANH", kernel_type="BASIC")
+        sequence_model("LSTM", [Feed((1, 2)), Feed((1, 3)), weight(rng, 12, 4), weight(rng, 12),
+                                Feed((1, 3))],
+                       fused_activation_function="TANH", kernel_type="BASIC")
     # bidirectional: time-major aux input of another size than the input (LiteRT misreads it)
     specs = [Feed((2, 1, 3))]
     for units in (2, 2):
-        specs += [_w(rng, units, 3), _w(rng, units, units), _w(rng, units), State((1, units))]
+        specs += [weight(rng, units, 3), weight(rng, units, units), weight(rng, units), State((1, units))]
     with pytest.raises(ops.OpError, match="aux_input"):
-        _model("BIDIRECTIONAL_SEQUENCE_RNN", specs + [Feed((2, 1, 2)), _w(rng, 2, 2), _w(rng, 2, 2)],
-               time_major=True)
+        sequence_model("BIDIRECTIONAL_SEQUENCE_RNN",
+                       specs + [Feed((2, 1, 2)), weight(rng, 2, 2), weight(rng, 2, 2)],
+                       time_major=True)
     with pytest.raises(ops.OpError, match="both present"):
-        _model("BIDIRECTIONAL_SEQUENCE_RNN", specs + [Feed((2, 1, 3)), _w(rng, 2, 3), None], time_major=True)
+        sequence_model("BIDIRECTIONAL_SEQUENCE_RNN", specs + [Feed((2, 1, 3)), weight(rng, 2, 3), None],
+                       time_major=True)
 
 
 def test_bad_model_is_a_value_error() -> None:
@@ -178,7 +188,7 @@ def test_bad_model_is_a_value_error() -> None:
     mb = ModelBuilder()
     g = mb.subgraph()
     x = g.input("x", (2, 3), np.float32)
-    ids = [x, g.const("w", _w(rng, 4, 3)), g.const("r", _w(rng, 4, 5)), g.const("b", _w(rng, 4)),
+    ids = [x, g.const("w", weight(rng, 4, 3)), g.const("r", weight(rng, 4, 5)), g.const("b", weight(rng, 4)),
            g.tensor("h", (2, 4), np.float32, is_variable=True)]
     out = g.tensor("out", (2, 4), np.float32)
     g.op("RNN", ids, [out], fused_activation_function="TANH")

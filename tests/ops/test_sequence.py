@@ -14,16 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import assert_close, litert_interpreter, raw_options
+from tests.oracle import State, assert_close, litert_interpreter, one_op_model
 from tflite_jit import ops
 from tflite_jit.format.builder import ModelBuilder
-
-
-class State:
-    """A zero-initialised variable tensor of this shape (the op's recurrent state)."""
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
 
 
 class Feed:
@@ -33,41 +26,13 @@ class Feed:
         self.shape = tuple(shape)
 
 
-def _model(op: str, specs: list, **options) -> bytes:
-    """specs: None (omitted), ndarray (constant), State or Feed."""
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    ids, shapes, dtypes, values = [], [], [], []
-    for i, s in enumerate(specs):
-        if s is None:
-            ids.append(-1)
-            shapes.append(None)
-            dtypes.append(None)
-            values.append(None)
-            continue
-        if isinstance(s, np.ndarray):
-            ids.append(g.const(f"c{i}", s))
-            shapes.append(s.shape)
-            values.append(s)
-        elif isinstance(s, State):
-            ids.append(g.tensor(f"state{i}", s.shape, np.float32, is_variable=True))
-            shapes.append(s.shape)
-            values.append(None)
-        else:
-            ids.append(g.input(f"in{i}", s.shape, np.float32))
-            shapes.append(s.shape)
-            values.append(None)
-        dtypes.append(np.dtype(np.float32))
-    opdef = ops.get(op)
-    attrs = opdef.parse(raw_options(options))
-    ctx = ops.InferCtx(op_name=op, attrs=attrs, shapes=shapes, dtypes=dtypes, values=values)
-    outs = [g.tensor(f"out{j}", shape, dtype) for j, (shape, dtype) in enumerate(opdef.infer(ctx))]
-    g.op(op, ids, outs, **options)
-    g.output(*outs)
-    return mb.build()
+def sequence_model(op: str, specs: list, **options) -> bytes:
+    """specs: None (omitted), ndarray (constant), State or Feed; every output of the op."""
+    inputs = [(s.shape, np.float32) if isinstance(s, Feed) else s for s in specs]
+    return one_op_model(op, inputs, n_outputs=None, **options)
 
 
-def _run_both(model: bytes, feed_shapes: list[tuple[int, ...]], rng, scale: float = 1.0) -> None:
+def check_invokes(model: bytes, feed_shapes: list[tuple[int, ...]], rng, scale: float = 1.0) -> None:
     """Invoke twice (state carried), reset, invoke again; outputs must match every time."""
     theirs = litert_interpreter(model)
     theirs.allocate_tensors()
@@ -92,29 +57,31 @@ def _run_both(model: bytes, feed_shapes: list[tuple[int, ...]], rng, scale: floa
                          what=f"invoke {k} output {j}")
 
 
-def _w(rng, *shape, scale=0.5):
+def weight(rng, *shape, scale=0.5) -> np.ndarray:
+    """A random float32 weight tensor of this shape."""
     return (rng.standard_normal(shape) * scale).astype(np.float32)
 
 
-def _lstm_weights(rng, n_input, n_cell, n_output, *, cifg, peephole, projection, proj_bias,
-                  layer_norm, diagonal=False):
+def lstm_weights(rng, n_input, n_cell, n_output, *, cifg, peephole, projection, proj_bias,
+                 layer_norm, diagonal=False):
     """The 17 weight inputs (1-17) and, with layer_norm, the 4 coefficients (20-23).
     diagonal: recurrent weights as [n_cell] vectors (diagonal_recurrent_tensors)."""
     rec = (n_cell,) if diagonal else (n_cell, n_output)
-    w = [None if cifg else _w(rng, n_cell, n_input)] + [_w(rng, n_cell, n_input) for _ in range(3)]
-    w += [None if cifg else _w(rng, *rec)] + [_w(rng, *rec) for _ in range(3)]
+    w = [None if cifg else weight(rng, n_cell, n_input)] + [weight(rng, n_cell, n_input) for _ in range(3)]
+    w += [None if cifg else weight(rng, *rec)] + [weight(rng, *rec) for _ in range(3)]
     if peephole:
-        w += [None if cifg else _w(rng, n_cell)] + [_w(rng, n_cell) for _ in range(2)]
+        w += [None if cifg else weight(rng, n_cell)] + [weight(rng, n_cell) for _ in range(2)]
     else:
         w += [None] * 3
-    w += [None if cifg else _w(rng, n_cell, scale=0.2)] + [_w(rng, n_cell, scale=0.2) for _ in range(3)]
+    w += [None if cifg else weight(rng, n_cell, scale=0.2)]
+    w += [weight(rng, n_cell, scale=0.2) for _ in range(3)]
     if projection:
-        w += [_w(rng, n_output, n_cell), _w(rng, n_output, scale=0.2) if proj_bias else None]
+        w += [weight(rng, n_output, n_cell), weight(rng, n_output, scale=0.2) if proj_bias else None]
     else:
         w += [None, None]
     ln = None
     if layer_norm:
-        ln = [None if cifg else _w(rng, n_cell)] + [_w(rng, n_cell) for _ in range(3)]
+        ln = [None if cifg else weight(rng, n_cell)] + [weight(rng, n_cell) for _ in range(3)]
     return w, ln
 
 
@@ -129,16 +96,16 @@ def test_unidirectional_lstm(time_major, cifg, peephole, projection, layer_norm,
     n_input, n_cell = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 6))
     n_output = data.draw(st.integers(1, 4)) if projection else n_cell
     diagonal = not projection and data.draw(st.booleans())
-    w, ln = _lstm_weights(rng, n_input, n_cell, n_output, cifg=cifg, peephole=peephole,
-                          projection=projection, proj_bias=data.draw(st.booleans()), layer_norm=layer_norm,
-                          diagonal=diagonal)
+    w, ln = lstm_weights(rng, n_input, n_cell, n_output, cifg=cifg, peephole=peephole,
+                         projection=projection, proj_bias=data.draw(st.booleans()), layer_norm=layer_norm,
+                         diagonal=diagonal)
     x_shape = (n_time, n_batch, n_input) if time_major else (n_batch, n_time, n_input)
     specs = [Feed(x_shape), *w, State((n_batch, n_output)), State((n_batch, n_cell))]
     specs += ln if ln is not None else [None] * 4
-    model = _model("UNIDIRECTIONAL_SEQUENCE_LSTM", specs, fused_activation_function=act,
-                   cell_clip=cell_clip, proj_clip=proj_clip if projection else 0.0, time_major=time_major,
-                   diagonal_recurrent_tensors=diagonal)
-    _run_both(model, [x_shape], rng)
+    model = sequence_model("UNIDIRECTIONAL_SEQUENCE_LSTM", specs, fused_activation_function=act,
+                           cell_clip=cell_clip, proj_clip=proj_clip if projection else 0.0,
+                           time_major=time_major, diagonal_recurrent_tensors=diagonal)
+    check_invokes(model, [x_shape], rng)
 
 
 def test_keras_converter_lstm_configuration() -> None:
@@ -146,13 +113,13 @@ def test_keras_converter_lstm_configuration() -> None:
     batch-major, variable states; a longer sequence so the carried state matters."""
     rng = np.random.default_rng(7)
     n_batch, n_time, n_input, n_cell = 2, 12, 16, 8
-    w, _ = _lstm_weights(rng, n_input, n_cell, n_cell, cifg=False, peephole=False, projection=False,
-                         proj_bias=False, layer_norm=False)
+    w, _ = lstm_weights(rng, n_input, n_cell, n_cell, cifg=False, peephole=False, projection=False,
+                        proj_bias=False, layer_norm=False)
     x_shape = (n_batch, n_time, n_input)
     specs = [Feed(x_shape), *w, State((n_batch, n_cell)), State((n_batch, n_cell))] + [None] * 4
-    model = _model("UNIDIRECTIONAL_SEQUENCE_LSTM", specs, fused_activation_function="TANH",
-                   cell_clip=10.0, proj_clip=0.0, time_major=False)
-    _run_both(model, [x_shape], rng)
+    model = sequence_model("UNIDIRECTIONAL_SEQUENCE_LSTM", specs, fused_activation_function="TANH",
+                           cell_clip=10.0, proj_clip=0.0, time_major=False)
+    check_invokes(model, [x_shape], rng)
 
 
 def _run_both_backends(model: bytes, x_shape: tuple[int, ...], rng, backend: str) -> None:
@@ -178,8 +145,8 @@ def test_keras_text_classifier_shape(backend: str) -> None:
     as a converted Keras classifier runs it, on each backend and fusion default."""
     rng = np.random.default_rng(11)
     n_batch, n_time, n_input, n_cell, n_class = 1, 10, 12, 16, 3
-    w, _ = _lstm_weights(rng, n_input, n_cell, n_cell, cifg=False, peephole=False, projection=False,
-                         proj_bias=False, layer_norm=False)
+    w, _ = lstm_weights(rng, n_input, n_cell, n_cell, cifg=False, peephole=False, projection=False,
+                        proj_bias=False, layer_norm=False)
     mb = ModelBuilder()
     g = mb.subgraph()
     x = g.input("x", (n_batch, n_time, n_input), np.float32)
@@ -192,7 +159,7 @@ def test_keras_text_classifier_shape(backend: str) -> None:
     strides = g.const("strides", np.array([1, 1, 1], np.int32))
     (last,) = g.apply("STRIDED_SLICE", [seq, begin, end, strides], begin_mask=5, end_mask=5,
                       shrink_axis_mask=2)
-    fc_w, fc_b = g.const("fc_w", _w(rng, n_class, n_cell)), g.const("fc_b", _w(rng, n_class))
+    fc_w, fc_b = g.const("fc_w", weight(rng, n_class, n_cell)), g.const("fc_b", weight(rng, n_class))
     (logits,) = g.apply("FULLY_CONNECTED", [last, fc_w, fc_b])
     (probs,) = g.apply("SOFTMAX", [logits], beta=1.0)
     g.output(probs)
@@ -215,10 +182,10 @@ def test_bidirectional_lstm(time_major, merge, cifg, peephole, aux_mode, act, da
     n_fw_out = n_bw_out = data.draw(st.integers(1, 3)) if projection else n_fw  # equal in LiteRT
     if aux_mode == "aux":  # no aux weights: the backward direction reads the aux input
         n_aux = n_input
-    fw, _ = _lstm_weights(rng, n_input, n_fw, n_fw_out, cifg=cifg, peephole=peephole,
-                          projection=projection, proj_bias=True, layer_norm=False)
-    bw, _ = _lstm_weights(rng, n_input, n_bw, n_bw_out, cifg=cifg, peephole=peephole,
-                          projection=projection, proj_bias=False, layer_norm=False)
+    fw, _ = lstm_weights(rng, n_input, n_fw, n_fw_out, cifg=cifg, peephole=peephole,
+                         projection=projection, proj_bias=True, layer_norm=False)
+    bw, _ = lstm_weights(rng, n_input, n_bw, n_bw_out, cifg=cifg, peephole=peephole,
+                         projection=projection, proj_bias=False, layer_norm=False)
 
     def seq(n):
         return (n_time, n_batch, n) if time_major else (n_batch, n_time, n)
@@ -233,12 +200,13 @@ def test_bidirectional_lstm(time_major, merge, cifg, peephole, aux_mode, act, da
         feeds.append(seq(n_aux))
         if aux_mode == "aux_w":
             for n_cell in (n_fw, n_bw):
-                specs += [None if cifg else _w(rng, n_cell, n_aux)] + [_w(rng, n_cell, n_aux) for _ in range(3)]
+                specs += [None if cifg else weight(rng, n_cell, n_aux)]
+                specs += [weight(rng, n_cell, n_aux) for _ in range(3)]
         else:
             specs += [None] * 8
-    model = _model("BIDIRECTIONAL_SEQUENCE_LSTM", specs, fused_activation_function=act,
-                   cell_clip=0.0, proj_clip=0.0, merge_outputs=merge, time_major=time_major)
-    _run_both(model, feeds, rng)
+    model = sequence_model("BIDIRECTIONAL_SEQUENCE_LSTM", specs, fused_activation_function=act,
+                           cell_clip=0.0, proj_clip=0.0, merge_outputs=merge, time_major=time_major)
+    check_invokes(model, feeds, rng)
 
 
 @settings(max_examples=15, deadline=None)
@@ -248,11 +216,11 @@ def test_unidirectional_rnn(time_major, act, data) -> None:
     n_batch, n_time = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 5))
     n_input, units = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 6))
     x_shape = (n_time, n_batch, n_input) if time_major else (n_batch, n_time, n_input)
-    specs = [Feed(x_shape), _w(rng, units, n_input), _w(rng, units, units, scale=0.3),
-             _w(rng, units, scale=0.2), State((n_batch, units))]
-    model = _model("UNIDIRECTIONAL_SEQUENCE_RNN", specs, time_major=time_major,
-                   fused_activation_function=act)
-    _run_both(model, [x_shape], rng)
+    specs = [Feed(x_shape), weight(rng, units, n_input), weight(rng, units, units, scale=0.3),
+             weight(rng, units, scale=0.2), State((n_batch, units))]
+    model = sequence_model("UNIDIRECTIONAL_SEQUENCE_RNN", specs, time_major=time_major,
+                           fused_activation_function=act)
+    check_invokes(model, [x_shape], rng)
 
 
 @settings(max_examples=15, deadline=None)
@@ -262,10 +230,10 @@ def test_svdf(rank, bias, act, data) -> None:
     n_batch, n_input = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 5))
     units, memory = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 5))
     n_filters = units * rank
-    specs = [Feed((n_batch, n_input)), _w(rng, n_filters, n_input), _w(rng, n_filters, memory),
-             _w(rng, units) if bias else None, State((n_batch, memory * n_filters))]
-    model = _model("SVDF", specs, rank=rank, fused_activation_function=act)
-    _run_both(model, [(n_batch, n_input)], rng)
+    specs = [Feed((n_batch, n_input)), weight(rng, n_filters, n_input), weight(rng, n_filters, memory),
+             weight(rng, units) if bias else None, State((n_batch, memory * n_filters))]
+    model = sequence_model("SVDF", specs, rank=rank, fused_activation_function=act)
+    check_invokes(model, [(n_batch, n_input)], rng)
 
 
 def test_empty_options_use_schema_defaults() -> None:
@@ -280,7 +248,7 @@ def test_reference_writes_state_in_place() -> None:
     rng = np.random.default_rng(1)
     h = np.zeros((1, 3), np.float32)
     x = rng.standard_normal((1, 2, 2)).astype(np.float32)
-    inputs = [x, _w(rng, 3, 2), _w(rng, 3, 3), _w(rng, 3), h]
+    inputs = [x, weight(rng, 3, 2), weight(rng, 3, 3), weight(rng, 3), h]
     a = ops.get("UNIDIRECTIONAL_SEQUENCE_RNN").parse({"fused_activation_function": 4})
     (out,) = ops.get("UNIDIRECTIONAL_SEQUENCE_RNN").reference(inputs, a)
     np.testing.assert_array_equal(h, out[:, -1])
@@ -289,4 +257,5 @@ def test_reference_writes_state_in_place() -> None:
 def test_svdf_rank_must_divide_filters() -> None:
     rng = np.random.default_rng(0)
     with pytest.raises(ops.OpError, match="rank"):
-        _model("SVDF", [Feed((1, 2)), _w(rng, 3, 2), _w(rng, 3, 4), None, State((1, 12))], rank=2)
+        sequence_model("SVDF", [Feed((1, 2)), weight(rng, 3, 2), weight(rng, 3, 4), None, State((1, 12))],
+                       rank=2)

@@ -3,40 +3,25 @@ kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES). Movement ops must match exactly, fo
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import Const, assert_close, litert_run, one_op_model, raw_options, run_both
+from tests.oracle import (
+    Const,
+    assert_close,
+    check_reference,
+    declared_op_model,
+    infer,
+    litert_run,
+    one_op_model,
+)
 from tflite_jit.ops import shape as shape_ops
-from tflite_jit.ops.base import Dynamic, InferCtx, OpError, PatternKind, get
+from tflite_jit.ops.base import Dynamic, OpError, PatternKind, get
 
 HYP = settings(max_examples=25, deadline=None)
 DTYPES = [np.float32, np.int32, np.int64, np.bool_, np.int8, np.uint8, np.int16, np.float16]
-
-
-
-
-def check(op: str, specs: list, n_outputs: int = 1, **options: Any) -> list:
-    ours, theirs = run_both(op, specs, n_outputs=n_outputs, **options)
-    assert len(ours) == len(theirs)
-    for o, t in zip(ours, theirs):
-        assert_close(o, t, what=op)
-    return ours
-
-
-def infer(op: str, specs: list, **options: Any) -> list:
-    opdef = get(op)
-    arrs = [None if s is None else s.value if isinstance(s, Const) else np.asarray(s) for s in specs]
-    ctx = InferCtx(op_name=op, attrs=opdef.parse(raw_options(options)),
-                   shapes=[None if a is None else a.shape for a in arrs],
-                   dtypes=[None if a is None else a.dtype for a in arrs],
-                   values=[s.value if isinstance(s, Const) else None for s in specs],
-                   tensor_names=[f"t{i}" for i in range(len(specs))])
-    return opdef.infer(ctx)
 
 
 def data(rng, shape, dtype) -> np.ndarray:
@@ -93,28 +78,28 @@ def test_reshape(case, how, dtype, seed):
     shape, target = case
     x = data(np.random.default_rng(seed), shape, dtype)
     if how == "options":
-        check("RESHAPE", [x], new_shape=target)
+        check_reference("RESHAPE", [x], new_shape=target)
     elif how == "tensor":
-        check("RESHAPE", [x, Const(np.array(target, np.int32))])
+        check_reference("RESHAPE", [x, Const(np.array(target, np.int32))])
     else:  # the tensor wins over the option
-        check("RESHAPE", [x, Const(np.array(target, np.int32))], new_shape=[int(np.prod(shape))])
+        check_reference("RESHAPE", [x, Const(np.array(target, np.int32))], new_shape=[int(np.prod(shape))])
 
 
 def test_reshape_sources_and_legacy_forms():
     x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
     # int64 or 2-D shape tensors are ignored by LiteRT: the option decides
-    out = check("RESHAPE", [x, Const(np.array([4, 6], np.int64))], new_shape=[24])
+    out = check_reference("RESHAPE", [x, Const(np.array([4, 6], np.int64))], new_shape=[24])
     assert out[0].shape == (24,)
-    out = check("RESHAPE", [x, Const(np.array([[4, 6]], np.int32))], new_shape=[6, 4])
+    out = check_reference("RESHAPE", [x, Const(np.array([[4, 6]], np.int32))], new_shape=[6, 4])
     assert out[0].shape == (6, 4)
     one = np.ones(1, np.float32)
-    assert check("RESHAPE", [one], new_shape=[0])[0].shape == ()  # legacy [0] = scalar
-    assert check("RESHAPE", [one, Const(np.zeros(0, np.int32))])[0].shape == ()
+    assert check_reference("RESHAPE", [one], new_shape=[0])[0].shape == ()  # legacy [0] = scalar
+    assert check_reference("RESHAPE", [one, Const(np.zeros(0, np.int32))])[0].shape == ()
     # a shape known only at run time: infer() says Dynamic, the kernel still runs
     with pytest.raises(Dynamic):
         infer("RESHAPE", [x, np.array([6, -1], np.int32)])
     shp = np.array([6, -1], np.int32)
-    theirs = litert_run(_model("RESHAPE", [x, shp], [((6, 4), np.float32)]), [x, shp])
+    theirs = litert_run(declared_op_model("RESHAPE", [x, shp], [((6, 4), np.float32)]), [x, shp])
     ours = get("RESHAPE").reference([x, shp], get("RESHAPE").parse({}))
     assert_close(ours[0], theirs[0])
 
@@ -123,7 +108,7 @@ def test_reshape_sources_and_legacy_forms():
                                              ((0, 3, 4), [5, 0, -1]), ((0,), [0, -1]),
                                              ((0, 6), [4, 0, -1]), ((0, 3), [-1, 3])])
 def test_reshape_empty(in_shape, target):
-    check("RESHAPE", [np.zeros(in_shape, np.float32), Const(np.array(target, np.int32))])
+    check_reference("RESHAPE", [np.zeros(in_shape, np.float32), Const(np.array(target, np.int32))])
 
 
 def test_reshape_errors():
@@ -142,24 +127,9 @@ def test_reshape_errors():
         litert_run(_bad_reshape_model(), [x])
 
 
-def _model(op: str, inputs: list, outputs: list, **options: Any) -> bytes:
-    """A one-op model with declared output shapes (for cases our infer() rejects or cannot know):
-    arrays are graph inputs, Const values are constants."""
-    from tflite_jit.format.builder import ModelBuilder
-
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    ids = [g.const(f"c{i}", s.value) if isinstance(s, Const) else g.input(f"in{i}", s.shape, s.dtype)
-           for i, s in enumerate(inputs)]
-    outs = [g.tensor(f"out{j}", shp, dt) for j, (shp, dt) in enumerate(outputs)]
-    g.op(op, ids, outs, **options)
-    g.output(*outs)
-    return mb.build()
-
-
 def _bad_reshape_model() -> bytes:
-    return _model("RESHAPE", [np.zeros((4, 3), np.float32), Const(np.array([5, 2], np.int32))],
-                  [((5, 2), np.float32)])
+    return declared_op_model("RESHAPE", [np.zeros((4, 3), np.float32), Const(np.array([5, 2], np.int32))],
+                              [((5, 2), np.float32)])
 
 
 # ---- SQUEEZE / EXPAND_DIMS -----------------------------------------------------------------------
@@ -172,7 +142,7 @@ def test_squeeze(shape, dtype, seed, data_):
     dims = data_.draw(st.lists(st.sampled_from(ones), max_size=len(ones)) if ones else st.just([]))
     dims = [d - len(shape) if data_.draw(st.booleans()) else d for d in dims]
     x = data(np.random.default_rng(seed), shape, dtype)
-    check("SQUEEZE", [x], squeeze_dims=dims)
+    check_reference("SQUEEZE", [x], squeeze_dims=dims)
 
 
 @HYP
@@ -183,7 +153,7 @@ def test_expand_dims(shape, dtype, seed, data_, axis_dtype):
     axis = data_.draw(st.integers(-r - 1, r))
     x = data(np.random.default_rng(seed), shape, dtype)
     ax = np.array([axis] if data_.draw(st.booleans()) else axis, axis_dtype)
-    out = check("EXPAND_DIMS", [x, Const(ax)])
+    out = check_reference("EXPAND_DIMS", [x, Const(ax)])
     assert out[0].shape == np.expand_dims(x, axis).shape
 
 
@@ -215,7 +185,7 @@ def test_transpose(shape, dtype, seed, data_):
     perm = data_.draw(st.permutations(list(range(r))))
     perm = [p - r if data_.draw(st.booleans()) else p for p in perm]
     x = data(np.random.default_rng(seed), shape, dtype)
-    out = check("TRANSPOSE", [x, Const(np.array(perm, np.int32).reshape(r))])
+    out = check_reference("TRANSPOSE", [x, Const(np.array(perm, np.int32).reshape(r))])
     np.testing.assert_array_equal(out[0], np.transpose(x, [p % r for p in perm]))
 
 
@@ -255,7 +225,7 @@ def test_concatenation(shape, dtype, n, seed, data_):
     assume(any(x.size for x in xs))
     specs = [Const(x) if data_.draw(st.booleans()) and x.size else x for x in xs]
     assume(any(isinstance(s, np.ndarray) for s in specs))
-    check("CONCATENATION", specs, axis=axis)
+    check_reference("CONCATENATION", specs, axis=axis)
 
 
 def test_concatenation_errors():
@@ -287,9 +257,9 @@ def test_pad(shape, dtype, v2, pad_dtype, seed, data_):
     if v2:
         value = data(rng, (1,) if data_.draw(st.booleans()) else (), dtype)
         specs = [x, Const(pads), Const(value) if data_.draw(st.booleans()) else value]
-        out = check("PADV2", specs)
+        out = check_reference("PADV2", specs)
     else:
-        out = check("PAD", [x, Const(pads)])
+        out = check_reference("PAD", [x, Const(pads)])
     assert out[0].shape == tuple(d + int(p.sum()) for d, p in zip(shape, pads))
 
 
@@ -406,7 +376,7 @@ def test_strided_slice(case, dtype, seed):
         except OpError as e:  # an offset slice running past the end: LiteRT reads garbage
             assert "with offset=true" in str(e)
             assume(False)
-    check("STRIDED_SLICE", [x, *c], **masks, offset=offset)
+    check_reference("STRIDED_SLICE", [x, *c], **masks, offset=offset)
 
 
 def test_strided_slice_matches_numpy_indexing():
@@ -422,7 +392,7 @@ def test_strided_slice_matches_numpy_indexing():
         (c([1, 2, 0, 1], [1, 1, 4, 3], [1, 1, 1, 2]), dict(offset=True), x[1:2, 2:3, 0:4, 1:4:2]),
     ]
     for consts, opts, expect in cases:
-        out = check("STRIDED_SLICE", [x, *consts], **opts)
+        out = check_reference("STRIDED_SLICE", [x, *consts], **opts)
         np.testing.assert_array_equal(out[0], expect)
 
 
@@ -465,8 +435,8 @@ def test_slice(shape, dtype, idx_dtype, seed, data_):
     size = [data_.draw(st.integers(-1, d - b)) for d, b in zip(shape, begin)]
     x = data(np.random.default_rng(seed), shape, dtype)
     r = len(shape)
-    check("SLICE", [x, Const(np.array(begin, idx_dtype).reshape(r)),
-                    Const(np.array(size, idx_dtype).reshape(r))])
+    check_reference("SLICE", [x, Const(np.array(begin, idx_dtype).reshape(r)),
+                              Const(np.array(size, idx_dtype).reshape(r))])
 
 
 def test_slice_errors():
@@ -505,7 +475,7 @@ def test_gather(case, dtype, idx_dtype, const_idx, seed):
     rng = np.random.default_rng(seed)
     params = data(rng, pshape, dtype)
     idx = np.asarray(rng.integers(0, pshape[real_axis], size=ishape)).astype(idx_dtype)
-    check("GATHER", [params, Const(idx) if const_idx else idx], axis=axis, batch_dims=bd)
+    check_reference("GATHER", [params, Const(idx) if const_idx else idx], axis=axis, batch_dims=bd)
 
 
 def test_gather_out_of_range_and_errors():
@@ -534,7 +504,7 @@ def test_gather_out_of_range_and_errors():
 @given(shape=shapes, dtype=dtypes, out_type=st.sampled_from(["INT32", "INT64"]), seed=seeds)
 def test_shape(shape, dtype, out_type, seed):
     assume(len(shape) > 0)  # LiteRT's Python binding cannot return the empty result of a scalar
-    out = check("SHAPE", [data(np.random.default_rng(seed), shape, dtype)], out_type=out_type)
+    out = check_reference("SHAPE", [data(np.random.default_rng(seed), shape, dtype)], out_type=out_type)
     assert out[0].tolist() == list(shape)
 
 
@@ -558,7 +528,7 @@ def test_pack(shape, dtype, n, seed, data_):
     rng = np.random.default_rng(seed)
     xs = [data(rng, shape, dtype) for _ in range(n)]
     specs = [Const(x) if i and data_.draw(st.booleans()) else x for i, x in enumerate(xs)]
-    out = check("PACK", specs, values_count=n, axis=axis)
+    out = check_reference("PACK", specs, values_count=n, axis=axis)
     np.testing.assert_array_equal(out[0], np.stack(xs, axis=axis))
 
 
@@ -570,7 +540,7 @@ def test_unpack(shape, dtype, seed, data_):
     axis = data_.draw(st.integers(-r, r - 1))
     x = data(np.random.default_rng(seed), shape, dtype)
     num = shape[axis]
-    outs = check("UNPACK", [x], n_outputs=num, num=num, axis=axis)
+    outs = check_reference("UNPACK", [x], n_outputs=num, num=num, axis=axis)
     assert len(outs) == num
 
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import assert_close, litert_interpreter
+from tests.oracle import assert_close, litert_interpreter, litert_rejects, run_seq
 from tflite_jit.format.builder import ModelBuilder
 
 BACKENDS = ("numba", "reference")
@@ -27,18 +27,10 @@ def close(ours: np.ndarray, theirs: np.ndarray, what: str) -> None:
     assert_close(ours, theirs, what=what)
 
 
-def run(it, feeds: Sequence[np.ndarray]) -> list[np.ndarray]:
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), feeds):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
-
-
 def check(data: bytes, feeds: Sequence[np.ndarray]) -> list[np.ndarray]:
-    theirs = run(litert_interpreter(data), feeds)
+    (theirs,) = run_seq(litert_interpreter(data), [feeds])
     for b in BACKENDS:
-        ours = run(tflite_jit.Interpreter(model_content=data, backend=b), feeds)
+        (ours,) = run_seq(tflite_jit.Interpreter(model_content=data, backend=b), [feeds])
         assert len(ours) == len(theirs)
         for j, (a, t) in enumerate(zip(ours, theirs)):
             close(a, t, what=f"{b} output {j}")
@@ -108,7 +100,7 @@ def test_complex_parts_match_litert(op: str, dtype, shape: list, data) -> None:
     model = mb.build()
     if n == 0:  # LiteRT's get_tensor refuses an empty tensor; check ours alone
         for b in BACKENDS:
-            (y,) = run(tflite_jit.Interpreter(model_content=model, backend=b), [x])
+            ((y,),) = run_seq(tflite_jit.Interpreter(model_content=model, backend=b), [[x]])
             assert y.shape == tuple(shape) and y.dtype == np.dtype(REAL_OF[dtype])
         return
     (y,) = check(model, [x])
@@ -130,15 +122,6 @@ def test_complex_tensors_round_trip() -> None:
 
 # ---- errors --------------------------------------------------------------------------------------
 
-def _litert_rejects(data: bytes, feeds: Sequence[np.ndarray] = ()) -> None:
-    it = litert_interpreter(data)
-    with pytest.raises(RuntimeError):
-        it.allocate_tensors()
-        for d, x in zip(it.get_input_details(), feeds):
-            it.set_tensor(d["index"], x)
-        it.invoke()
-
-
 def _ours_rejects(data: bytes, pattern: str, feeds: Sequence[np.ndarray] = ()) -> None:
     it = tflite_jit.Interpreter(model_content=data)
     with pytest.raises(RuntimeError, match=pattern):
@@ -159,11 +142,11 @@ def test_rfft2d_lengths_must_be_powers_of_two(fft) -> None:
     g.op("RFFT2D", [xi, f], [o])
     g.output(o)
     data = mb.build()
-    _litert_rejects(data, [x])
+    litert_rejects(data, [x])
     _ours_rejects(data, "RFFT2D.*powers of two", [x])
     # the same lengths at run time fail when the op runs
     rt = rfft_model(x.shape, (4, 4), runtime_length=True)
-    _litert_rejects(rt, [x, np.array(fft, np.int32)])
+    litert_rejects(rt, [x, np.array(fft, np.int32)])
     _ours_rejects(rt, "RFFT2D.*powers of two", [x, np.array(fft, np.int32)])
 
 
@@ -171,7 +154,7 @@ def test_rfft2d_width_one_is_rejected() -> None:
     # LiteRT accepts fft_width 1 (a power of two) but returns garbage; we refuse it
     x = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32)
     data = rfft_model(x.shape, (4, 1))
-    (theirs,) = run(litert_interpreter(data), [x])
+    ((theirs,),) = run_seq(litert_interpreter(data), [[x]])
     assert not np.allclose(theirs, np.fft.rfft2(x[:, :1]).astype(np.complex64), atol=1e-3)
     _ours_rejects(data, "RFFT2D: fft_width is 1", [x])
 
@@ -185,7 +168,7 @@ def test_rfft2d_bad_inputs(kw, pattern) -> None:
     dtype = kw.get("dtype", np.float32)
     x = np.ones((4, 4), dtype)
     data = rfft_model(x.shape, (4, 4), **kw)
-    _litert_rejects(data, [x])
+    litert_rejects(data, [x])
     _ours_rejects(data, f"RFFT2D.*{pattern}", [x])
 
 
@@ -198,7 +181,7 @@ def test_rfft2d_needs_rank_two() -> None:
     g.op("RFFT2D", [x, f], [o])
     g.output(o)
     data = mb.build()
-    _litert_rejects(data, [np.ones(4, np.float32)])
+    litert_rejects(data, [np.ones(4, np.float32)])
     _ours_rejects(data, "RFFT2D.*rank >= 2", [np.ones(4, np.float32)])
 
 
@@ -216,7 +199,7 @@ def test_complex_op_types(op, in_dtype, out_dtype, pattern) -> None:
     g.op(op, [x], [o])
     g.output(o)
     data = mb.build()
-    _litert_rejects(data, [np.ones(2, in_dtype)])
+    litert_rejects(data, [np.ones(2, in_dtype)])
     _ours_rejects(data, f"{op}.*{pattern}", [np.ones(2, in_dtype)])
 
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
-from tests.oracle import assert_close, litert_run
+from tests.oracle import assert_close, feed_run, litert_run
 from tflite_jit.format.builder import ModelBuilder
 
 pytest.importorskip("ai_edge_litert.interpreter")
@@ -21,15 +21,7 @@ F, I32, I64 = np.float32, np.int32, np.int64
 
 
 def _ours(model: bytes, inputs: list[np.ndarray], backend: str = "numba") -> list[np.ndarray]:
-    it = tflite_jit.Interpreter(model_content=model, backend=backend)
-    for d, x in zip(it.get_input_details(), inputs):
-        if tuple(d["shape"]) != x.shape:
-            it.resize_tensor_input(d["index"], list(x.shape))
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), inputs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
+    return feed_run(tflite_jit.Interpreter(model_content=model, backend=backend), inputs)
 
 
 def _check(model: bytes, inputs: list[np.ndarray], backends: tuple[str, ...] = ("numba", "reference")) -> None:
@@ -211,25 +203,41 @@ def test_pad_overcropping_gives_all_zero_shape() -> None:
 
 # ---- STABLEHLO_GATHER -------------------------------------------------------------------------
 
-GATHER_TYPES = [np.float32, np.float16, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8,
-                np.uint16, np.uint32, np.uint64, np.bool_]
+#: the element types STABLEHLO_GATHER and STABLEHLO_SCATTER take
+INDEXED_TYPES = [np.float32, np.float16, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8,
+                 np.uint16, np.uint32, np.uint64, np.bool_]
+
+
+def _draw_index_map(draw: Any) -> tuple[tuple[int, ...], int, list[int], list[int]]:
+    """An operand shape (rank 1..3), the index vector's length k, the k operand dims it maps to,
+    and a subset of those that the result drops (GATHER's collapsed_slice_dims, SCATTER's
+    inserted_window_dims)."""
+    r = draw(st.integers(1, 3))
+    op_shape = tuple(draw(st.integers(1, 5)) for _ in range(r))
+    k = draw(st.integers(1, r))
+    mapped = draw(st.permutations(range(r)))[:k]
+    dropped = sorted(draw(st.sets(st.sampled_from(mapped), max_size=k)))
+    return op_shape, k, mapped, dropped
+
+
+def _draw_index_shape(draw: Any, k: int, max_batch: int) -> tuple[list[int], int, tuple[int, ...]]:
+    """Batch dims (0..2 of them, 1..max_batch each), index_vector_dim, and the indices' shape:
+    the batch dims with the index vector (length k) at index_vector_dim."""
+    nb = draw(st.integers(0, 2))
+    batch = [draw(st.integers(1, max_batch)) for _ in range(nb)]
+    ivd = draw(st.integers(0, nb))
+    return batch, ivd, tuple(batch[:ivd] + [k] + batch[ivd:])
 
 
 @st.composite
 def _gather_case(draw: Any) -> tuple:
-    r = draw(st.integers(1, 3))
-    op_shape = tuple(draw(st.integers(1, 5)) for _ in range(r))
-    k = draw(st.integers(1, r))
-    sim = draw(st.permutations(range(r)))[:k]
-    collapsed = sorted(draw(st.sets(st.sampled_from(sim), max_size=k)))
+    op_shape, k, sim, collapsed = _draw_index_map(draw)
+    r = len(op_shape)
     sizes = [1 if d in collapsed else draw(st.integers(0, op_shape[d])) for d in range(r)]
-    nb = draw(st.integers(0, 2))
-    batch = [draw(st.integers(1, 3)) for _ in range(nb)]
-    ivd = draw(st.integers(0, nb))
-    idx_shape = tuple(batch[:ivd] + [k] + batch[ivd:])
-    out_rank = nb + r - len(collapsed)
+    batch, ivd, idx_shape = _draw_index_shape(draw, k, 3)
+    out_rank = len(batch) + r - len(collapsed)
     offset = sorted(draw(st.permutations(range(out_rank)))[: r - len(collapsed)])
-    dtype = draw(st.sampled_from(GATHER_TYPES))
+    dtype = draw(st.sampled_from(INDEXED_TYPES))
     idx_dtype = draw(st.sampled_from([I32, I64]))
     dn = dict(offset_dims=offset, collapsed_slice_dims=collapsed, start_index_map=list(sim),
               index_vector_dim=ivd, slice_sizes=sizes)
@@ -280,30 +288,21 @@ def test_gather_rejects_bad_dimension_numbers() -> None:
 
 # ---- STABLEHLO_SCATTER ------------------------------------------------------------------------
 
-SCATTER_TYPES = [np.float32, np.float16, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8,
-                 np.uint16, np.uint32, np.uint64, np.bool_]
 SCATTER_BODIES = [None, "STABLEHLO_ADD", "STABLEHLO_MULTIPLY", "STABLEHLO_MAXIMUM", "STABLEHLO_MINIMUM"]
 
 
 @st.composite
 def _scatter_case(draw: Any) -> tuple:
-    r = draw(st.integers(1, 3))
-    op_shape = tuple(draw(st.integers(1, 5)) for _ in range(r))
-    k = draw(st.integers(1, r))
-    sdod = draw(st.permutations(range(r)))[:k]
-    inserted = sorted(draw(st.sets(st.sampled_from(sdod), max_size=k)))
-    window_op_dims = [d for d in range(r) if d not in inserted]
+    op_shape, k, sdod, inserted = _draw_index_map(draw)
+    window_op_dims = [d for d in range(len(op_shape)) if d not in inserted]
     win_sizes = [draw(st.integers(0, op_shape[d])) for d in window_op_dims]
-    nb = draw(st.integers(0, 2))
-    batch = [draw(st.integers(1, 4)) for _ in range(nb)]
-    ivd = draw(st.integers(0, nb))
-    idx_shape = tuple(batch[:ivd] + [k] + batch[ivd:])
-    upd_rank = nb + len(window_op_dims)
+    batch, ivd, idx_shape = _draw_index_shape(draw, k, 4)
+    upd_rank = len(batch) + len(window_op_dims)
     uwd = sorted(draw(st.permutations(range(upd_rank)))[: len(window_op_dims)])
     upd, bi, wi = [], iter(batch), iter(win_sizes)
     for d in range(upd_rank):
         upd.append(next(wi) if d in uwd else next(bi))
-    dtype = draw(st.sampled_from(SCATTER_TYPES))
+    dtype = draw(st.sampled_from(INDEXED_TYPES))
     idx_dtype = draw(st.sampled_from([I32, I64]))
     body = draw(st.sampled_from(SCATTER_BODIES))
     dn = dict(update_window_dims=uwd, inserted_window_dims=inserted,

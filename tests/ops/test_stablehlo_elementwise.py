@@ -9,9 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.oracle import assert_close, litert_run, one_op_model
-from tflite_jit import Interpreter
-from tflite_jit.format.builder import ModelBuilder
+from tests.oracle import (
+    both_reject,
+    chain_model,
+    check_backends,
+    check_one_fused_kernel,
+    one_op_model,
+    run_engine,
+)
+from tests.shapes import draw_shape
 
 F32, F64, I8, I16, I32, I64 = np.float32, np.float64, np.int8, np.int16, np.int32, np.int64
 U8, U16, U32, BOOL = np.uint8, np.uint16, np.uint32, np.bool_
@@ -21,38 +27,13 @@ SHIFT_TYPES = [I8, I16, I32]
 ARITH_OPS = ["STABLEHLO_ADD", "STABLEHLO_MULTIPLY", "STABLEHLO_MAXIMUM", "STABLEHLO_MINIMUM"]
 
 
-def _run(model: bytes, xs: list[np.ndarray], backend: str) -> tuple[np.ndarray, set[str]]:
-    it = Interpreter(model_content=model, backend=backend)
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    out = it.get_tensor(it.get_output_details()[0]["index"])
-    return out, {s.backend for s in it._interpreter.execs[0].steps}
-
-
 def _check(op: str, xs: list[np.ndarray]) -> None:
-    model = one_op_model(op, [(x.shape, x.dtype) for x in xs])
-    (theirs,) = litert_run(model, xs)
-    ours, backends = _run(model, xs, "numba")
-    assert_close(ours, theirs, what=f"{op} numba")
+    backends = check_backends(op, xs)
     dt = np.dtype(xs[0].dtype)
     compiled = dt in (np.dtype(F32), np.dtype(I32)) and op != "STABLEHLO_SHIFT_LEFT" and all(
         x.size for x in xs)
     if compiled:
         assert backends == {"numba_cpu"}, backends
-    ours, _ = _run(model, xs, "reference")
-    assert_close(ours, theirs, what=f"{op} reference")
-
-
-def _model(op: str, inputs, out_shape, out_dtype) -> bytes:
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    ids = [g.input(f"in{i}", s, d) for i, (s, d) in enumerate(inputs)]
-    out = g.tensor("out", out_shape, out_dtype)
-    g.op(op, ids, [out])
-    g.output(out)
-    return mb.build()
 
 
 def _values(rng, shape, dt) -> np.ndarray:
@@ -70,16 +51,12 @@ def _values(rng, shape, dt) -> np.ndarray:
     return x
 
 
-def _shape(draw) -> tuple[int, ...]:
-    return tuple(draw(st.lists(st.integers(1, 4), min_size=0, max_size=4)))
-
-
 @settings(max_examples=40, deadline=None)
 @given(op=st.sampled_from(ARITH_OPS + ["STABLEHLO_AND"]), dt=st.sampled_from(ARITH_TYPES), data=st.data())
 def test_elementwise(op, dt, data) -> None:
     if op == "STABLEHLO_AND" and dt == F32:
         dt = I32
-    shape = _shape(data.draw)
+    shape = draw_shape(data.draw, min_rank=0)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     _check(op, [_values(rng, shape, dt), _values(rng, shape, dt)])
 
@@ -114,7 +91,7 @@ def test_empty_and_scalar(op) -> None:
 @settings(max_examples=20, deadline=None)
 @given(dt=st.sampled_from(SHIFT_TYPES), data=st.data())
 def test_shift_left(dt, data) -> None:
-    shape = _shape(data.draw)
+    shape = draw_shape(data.draw, min_rank=0)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     counts = rng.integers(0, 32, shape).astype(dt)
     _check("STABLEHLO_SHIFT_LEFT", [_values(rng, shape, dt), counts])
@@ -136,7 +113,7 @@ def test_shift_left_rejects_undefined_counts(count) -> None:
     xs = [np.ones(4, I32), np.array([1, 2, count, 3], I32)]
     for backend in ("numba", "reference"):
         with pytest.raises(RuntimeError, match="outside \\[0, 31\\]"):
-            _run(model, xs, backend)
+            run_engine(model, xs, backend)
 
 
 @pytest.mark.parametrize("op", ARITH_OPS + ["STABLEHLO_AND", "STABLEHLO_SHIFT_LEFT"])
@@ -148,47 +125,23 @@ def test_shift_left_rejects_undefined_counts(count) -> None:
 def test_rejects_shapes_and_mixed_types(op, sa, da, sb, db, match, litert_too) -> None:
     if op == "STABLEHLO_SHIFT_LEFT" and sa != sb:
         litert_too = False  # LiteRT does not check; it reads the smaller operand out of bounds
-    model = _model(op, [(sa, da), (sb, db)], sa, da)
-    xs = [np.ones(sa, da), np.ones(sb, db)]
-    if litert_too:
-        with pytest.raises(RuntimeError):
-            litert_run(model, xs)
-    for backend in ("numba", "reference"):
-        with pytest.raises((ValueError, RuntimeError), match=match):
-            _run(model, xs, backend)
+    model = one_op_model(op, [(sa, da), (sb, db)], outputs=[(sa, da)])
+    both_reject(model, [np.ones(sa, da), np.ones(sb, db)], match, litert_too)
 
 
 @pytest.mark.parametrize("op,dt", [("STABLEHLO_AND", F32), ("STABLEHLO_SHIFT_LEFT", I64),
                                    ("STABLEHLO_SHIFT_LEFT", U8), ("STABLEHLO_SHIFT_LEFT", F32),
                                    ("STABLEHLO_ADD", F64)])
 def test_rejects_types(op, dt) -> None:
-    model = _model(op, [((3,), dt), ((3,), dt)], (3,), dt)
-    xs = [np.ones(3, dt), np.ones(3, dt)]
-    if dt != F64:  # LiteRT runs float64; our engine keeps to the types listed in docs/ops.md
-        with pytest.raises(RuntimeError):
-            litert_run(model, xs)
-    for backend in ("numba", "reference"):
-        with pytest.raises((ValueError, RuntimeError), match="supports"):
-            _run(model, xs, backend)
+    model = one_op_model(op, [((3,), dt), ((3,), dt)], outputs=[((3,), dt)])
+    # LiteRT runs float64; our engine keeps to the types listed in docs/ops.md
+    both_reject(model, [np.ones(3, dt), np.ones(3, dt)], "supports", litert_too=dt != F64)
 
 
 def test_numba_fuses_a_stablehlo_chain() -> None:
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    a, b = g.input("a", (3, 7), F32), g.input("b", (3, 7), F32)
-    (t,) = g.apply("STABLEHLO_MULTIPLY", [a, b])
-    (t,) = g.apply("STABLEHLO_ADD", [t, a])
-    (t,) = g.apply("STABLEHLO_MAXIMUM", [t, b])
-    (t,) = g.apply("STABLEHLO_MINIMUM", [t, a])
-    g.output(t)
-    model = mb.build()
+    model = chain_model({"a": ((3, 7), F32), "b": ((3, 7), F32)},
+                        [("STABLEHLO_MULTIPLY", "a", "b"), ("STABLEHLO_ADD", "t", "a"),
+                         ("STABLEHLO_MAXIMUM", "t", "b"), ("STABLEHLO_MINIMUM", "t", "a")])
     rng = np.random.default_rng(4)
     xs = [_values(rng, (3, 7), F32), _values(rng, (3, 7), F32)]
-    (theirs,) = litert_run(model, xs)
-    it = Interpreter(model_content=model, backend="numba", fusion="elementwise")
-    it.allocate_tensors()
-    for d, v in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], v)
-    it.invoke()
-    assert_close(it.get_tensor(it.get_output_details()[0]["index"]), theirs)
-    assert [s.backend for s in it._interpreter.execs[0].steps] == ["numba_cpu"]
+    check_one_fused_kernel(model, xs)

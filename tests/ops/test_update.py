@@ -17,14 +17,11 @@ from tests.oracle import (
     rand_data,
     run_interpreter,
 )
+from tests.shapes import draw_shape
 from tflite_jit import Interpreter, ops
 from tflite_jit.ops.base import Dynamic
 
 I32 = np.int32
-
-
-def _shape(data, lo=1, hi=4, min_rank=1, max_rank=4) -> tuple[int, ...]:
-    return tuple(data.draw(st.lists(st.integers(lo, hi), min_size=min_rank, max_size=max_rank)))
 
 
 # ---- SPARSE_TO_DENSE -----------------------------------------------------------------------------
@@ -37,7 +34,7 @@ S2D_TYPES = [np.float32, np.int32, np.int64, np.int8, np.uint8]
        st.booleans(), st.booleans(), st.booleans(), st.data())
 def test_sparse_to_dense(dtype, itype, stype, flat, scalar_value, const_shape, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 999)))
-    shape = _shape(data, 1, 4, 1, 1 if flat else 4)
+    shape = draw_shape(data.draw, 1, 4, 1, 1 if flat else 4)
     n = data.draw(st.integers(0 if not flat else 1, 5))
     idx = np.stack([rng.integers(0, d, n) for d in shape], axis=-1).astype(itype)  # repeats: last wins
     if flat:
@@ -96,7 +93,7 @@ def test_sparse_to_dense_errors() -> None:
        st.sampled_from([np.int32, np.int64]), st.booleans(), st.data())
 def test_dynamic_update_slice(dtype, itype, const_start, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 999)))
-    shape = _shape(data, 1, 5, 1, 4)
+    shape = draw_shape(data.draw, 1, 5, 1, 4)
     upd_shape = tuple(data.draw(st.integers(0 if i == 0 else 1, d)) for i, d in enumerate(shape))
     start = np.array([data.draw(st.integers(-3, d + 2)) for d in shape], itype)  # clamped into range
 
@@ -139,7 +136,7 @@ def test_dynamic_update_slice_errors() -> None:
 @settings(max_examples=15, deadline=None)
 @given(st.sampled_from([np.float32, np.int8, np.int64, np.bool_, np.float16]), st.booleans(), st.data())
 def test_rank(dtype, const_input, data) -> None:
-    x = np.zeros(_shape(data, 0, 3, 0, 5), dtype)
+    x = np.zeros(draw_shape(data.draw, 0, 3, 0, 5), dtype)
     check_all_backends("RANK", [Const(x) if const_input and x.size else x])
 
 
@@ -161,7 +158,7 @@ BITCAST_TYPES = [np.float32, np.int32, np.uint32, np.int8, np.uint8, np.int16, n
 def test_bitcast(src, dst, data) -> None:
     rng = np.random.default_rng(data.draw(st.integers(0, 999)))
     a, b = np.dtype(src).itemsize, np.dtype(dst).itemsize
-    shape = _shape(data, 1, 3, 0 if a >= b else 1, 3)
+    shape = draw_shape(data.draw, 1, 3, 0 if a >= b else 1, 3)
     if a < b:
         shape = shape[:-1] + (b // a,)
     x = np.frombuffer(rng.integers(0, 256, int(np.prod(shape)) * a).astype(np.uint8).tobytes(),

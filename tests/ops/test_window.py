@@ -12,51 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tflite_jit
-from tests.oracle import Const, assert_close, litert_run, one_op_model, run_both
+from tests.oracle import Const, assert_close, check_differential, litert_run, one_op_model, run_engine
 from tflite_jit import ops
-from tflite_jit.format.builder import ModelBuilder
-
-
-def _ours(model: bytes, feeds: list, backend: str = "numba") -> list[np.ndarray]:
-    it = tflite_jit.Interpreter(model_content=model, backend=backend)
-    it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), feeds):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
-
-
-def _differential(op: str, specs: list, n_outputs: int = 1, **options) -> None:
-    """LiteRT vs our reference kernel vs both interpreter backends on one model."""
-    ours, theirs = run_both(op, specs, n_outputs=n_outputs, **options)
-    for o, t in zip(ours, theirs):
-        assert_close(o, t, what=f"{op} reference")
-    model_inputs = [None if s is None else s.value if isinstance(s, Const) else (s.shape, s.dtype) for s in specs]
-    model = one_op_model(op, model_inputs, n_outputs=n_outputs, **options)
-    feeds = [s for s in specs if isinstance(s, np.ndarray)]
-    for backend in ("numba", "reference"):
-        for o, t in zip(_ours(model, feeds, backend), theirs):
-            assert_close(o, t, what=f"{op} {backend}")
-
-
-def _raw_model(op: str, inputs: list, outputs: list, **options) -> bytes:
-    """A model whose output shapes are given (so our shape rule is not consulted while building)."""
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    ids = []
-    for i, s in enumerate(inputs):
-        if s is None:
-            ids.append(-1)
-        elif isinstance(s, np.ndarray):
-            ids.append(g.const(f"c{i}", s))
-        else:
-            ids.append(g.input(f"in{i}", s[0], s[1]))
-    outs = [g.tensor(f"out{j}", shape, dt) for j, (shape, dt) in enumerate(outputs)]
-    g.op(op, ids, outs, **options)
-    g.output(*outs)
-    return mb.build()
-
 
 _ACTS = ["NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH"]
 
@@ -72,8 +29,8 @@ def test_l2_pool(n, h, w, c, fh, fw, sh, sw, padding, act, seed) -> None:
     if padding == "VALID" and (fh > h or fw > w):
         fh, fw = min(fh, h), min(fw, w)
     x = (np.random.default_rng(seed).standard_normal((n, h, w, c)) * 2).astype(np.float32)
-    _differential("L2_POOL_2D", [x], padding=padding, stride_h=sh, stride_w=sw, filter_height=fh,
-                  filter_width=fw, fused_activation_function=act)
+    check_differential("L2_POOL_2D", [x], padding=padding, stride_h=sh, stride_w=sw, filter_height=fh,
+                       filter_width=fw, fused_activation_function=act)
 
 
 def test_l2_pool_errors() -> None:
@@ -86,10 +43,10 @@ def test_l2_pool_errors() -> None:
     with pytest.raises(ops.OpError, match="stride_h"):
         one_op_model("L2_POOL_2D", [((1, 2, 2, 1), np.float32)], padding="SAME", stride_h=0, stride_w=1,
                      filter_height=1, filter_width=1)
-    model = _raw_model("L2_POOL_2D", [((1, 2, 2, 1), np.uint8)], [((1, 2, 2, 1), np.uint8)], padding="SAME",
-                       stride_h=1, stride_w=1, filter_height=1, filter_width=1)
+    model = one_op_model("L2_POOL_2D", [((1, 2, 2, 1), np.uint8)], outputs=[((1, 2, 2, 1), np.uint8)],
+                         padding="SAME", stride_h=1, stride_w=1, filter_height=1, filter_width=1)
     with pytest.raises((ValueError, RuntimeError), match="L2_POOL_2D"):
-        _ours(model, [np.zeros((1, 2, 2, 1), np.uint8)])
+        run_engine(model, [np.zeros((1, 2, 2, 1), np.uint8)], "numba")
 
 
 # ---- CONV_3D_TRANSPOSE -----------------------------------------------------------------------------
@@ -115,9 +72,9 @@ def test_conv3d_transpose(n, in_sp, k, stride, dil, cin, cout, padding, act, bia
     specs = [Const(np.array([n, *out_sp, cout], np.int32)), Const(f), x]
     if bias:
         specs.append(Const(rng.standard_normal(cout).astype(np.float32)))
-    _differential("CONV_3D_TRANSPOSE", specs, padding=padding, stride_d=stride[0], stride_h=stride[1],
-                  stride_w=stride[2], dilation_d_factor=dil[0], dilation_h_factor=dil[1],
-                  dilation_w_factor=dil[2], fused_activation_function=act)
+    check_differential("CONV_3D_TRANSPOSE", specs, padding=padding, stride_d=stride[0], stride_h=stride[1],
+                       stride_w=stride[2], dilation_d_factor=dil[0], dilation_h_factor=dil[1],
+                       dilation_w_factor=dil[2], fused_activation_function=act)
 
 
 def test_conv3d_transpose_errors() -> None:
@@ -140,10 +97,11 @@ def test_conv3d_transpose_errors() -> None:
         one_op_model("CONV_3D_TRANSPOSE", [np.array([1, 3, 3, 3, 4], np.int32), f,
                                            ((1, 2, 2, 2, 3), np.int8)], **opts)
     # a run-time output shape that does not fit the input: a runtime error, not a crash
-    model = _raw_model("CONV_3D_TRANSPOSE", [((5,), np.int32), f, x], [((1, 3, 3, 3, 4), np.float32)], **opts)
+    model = one_op_model("CONV_3D_TRANSPOSE", [((5,), np.int32), f, x], outputs=[((1, 3, 3, 3, 4), np.float32)],
+                         **opts)
     with pytest.raises((ValueError, RuntimeError), match="CONV_3D_TRANSPOSE"):
-        _ours(model, [np.array([1, 9, 3, 3, 4], np.int32), np.zeros((1, 2, 2, 2, 3), np.float32)],
-              backend="reference")
+        run_engine(model, [np.array([1, 9, 3, 3, 4], np.int32), np.zeros((1, 2, 2, 2, 3), np.float32)],
+                   backend="reference")
 
 
 def test_conv3d_transpose_runtime_output_shape() -> None:
@@ -152,10 +110,11 @@ def test_conv3d_transpose_runtime_output_shape() -> None:
     f = rng.standard_normal((2, 1, 2, 2, 3)).astype(np.float32)
     x = rng.standard_normal((1, 2, 3, 2, 3)).astype(np.float32)
     shape = np.array([1, 4, 5, 4, 2], np.int32)
-    model = _raw_model("CONV_3D_TRANSPOSE", [((5,), np.int32), f, ((1, 2, 3, 2, 3), np.float32)],
-                       [((1, 4, 5, 4, 2), np.float32)], padding="SAME", stride_d=2, stride_h=2, stride_w=2)
+    model = one_op_model("CONV_3D_TRANSPOSE", [((5,), np.int32), f, ((1, 2, 3, 2, 3), np.float32)],
+                         outputs=[((1, 4, 5, 4, 2), np.float32)], padding="SAME", stride_d=2, stride_h=2,
+                         stride_w=2)
     theirs = litert_run(model, [shape, x])
-    assert_close(_ours(model, [shape, x], "reference")[0], theirs[0])
+    assert_close(run_engine(model, [shape, x], "reference")[0][0], theirs[0])
 
 
 # ---- DILATE ----------------------------------------------------------------------------------------
@@ -171,17 +130,17 @@ def test_dilate(shape, dtype, data) -> None:
     lo = 0 if np.dtype(dtype).kind == "u" else -9
     x = rng.integers(lo, 9, shape).astype(dtype)
     pad = np.array(data.draw(st.integers(max(lo, -5), 5)), dtype)
-    _differential("DILATE", [x, Const(dil), Const(pad)])
+    check_differential("DILATE", [x, Const(dil), Const(pad)])
 
 
 def test_dilate_runtime_dilations() -> None:
     x = np.arange(6, dtype=np.int32).reshape(2, 3)
     dil = np.array([3, 2], np.int32)
-    model = _raw_model("DILATE", [((2, 3), np.int32), ((2,), np.int32), np.array(-1, np.int32)],
-                       [((4, 5), np.int32)])
+    model = one_op_model("DILATE", [((2, 3), np.int32), ((2,), np.int32), np.array(-1, np.int32)],
+                         outputs=[((4, 5), np.int32)])
     theirs = litert_run(model, [x, dil])
     assert theirs[0].shape == (4, 5)
-    assert_close(_ours(model, [x, dil], "reference")[0], theirs[0])
+    assert_close(run_engine(model, [x, dil], "reference")[0][0], theirs[0])
 
 
 def test_dilate_errors() -> None:
@@ -193,10 +152,10 @@ def test_dilate_errors() -> None:
         one_op_model("DILATE", [((2, 3), np.float32), np.array([1, 2], np.int32), np.array(0, np.int32)])
     with pytest.raises(ops.OpError, match="int32"):
         one_op_model("DILATE", [((2, 3), np.float32), np.array([1, 2], np.int64), np.array(0, np.float32)])
-    model = _raw_model("DILATE", [((2, 3), np.int32), ((2,), np.int32), np.array(-1, np.int32)],
-                       [((4, 5), np.int32)])
+    model = one_op_model("DILATE", [((2, 3), np.int32), ((2,), np.int32), np.array(-1, np.int32)],
+                         outputs=[((4, 5), np.int32)])
     with pytest.raises((ValueError, RuntimeError), match="DILATE"):
-        _ours(model, [np.zeros((2, 3), np.int32), np.array([0, 2], np.int32)], "reference")
+        run_engine(model, [np.zeros((2, 3), np.int32), np.array([0, 2], np.int32)], "reference")
 
 
 # ---- REDUCE_WINDOW ---------------------------------------------------------------------------------
@@ -222,16 +181,16 @@ def test_reduce_window(shape, dtype, fn, data) -> None:
     if np.dtype(dtype).kind == "f" and fn != "MUL":
         x = (x + rng.random(shape)).astype(dtype)
     init = np.array(data.draw(st.integers(0 if lo == 0 else -2, 2)), dtype)
-    _differential("REDUCE_WINDOW", [x, Const(init), Const(np.array(win, np.int64)),
-                                    Const(np.array(strides, np.int64)), Const(np.array(dils, np.int64))],
-                  reduce_function=_RW[fn])
+    check_differential("REDUCE_WINDOW", [x, Const(init), Const(np.array(win, np.int64)),
+                                         Const(np.array(strides, np.int64)), Const(np.array(dils, np.int64))],
+                       reduce_function=_RW[fn])
 
 
 def test_reduce_window_window_larger_than_input() -> None:
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
-    _differential("REDUCE_WINDOW", [x, Const(np.array(0, np.float32)), Const(np.array([3, 1], np.int64)),
-                                    Const(np.array([1, 1], np.int64)), Const(np.array([1, 1], np.int64))],
-                  reduce_function=1)
+    check_differential("REDUCE_WINDOW", [x, Const(np.array(0, np.float32)), Const(np.array([3, 1], np.int64)),
+                                         Const(np.array([1, 1], np.int64)), Const(np.array([1, 1], np.int64))],
+                       reduce_function=1)
 
 
 def test_reduce_window_errors() -> None:
@@ -254,10 +213,10 @@ def test_reduce_window_errors() -> None:
                      reduce_function=1)
     with pytest.raises(ops.OpError, match="reduce_function 0"):
         ops.get("REDUCE_WINDOW").parse({"reduce_function": 0})
-    model = _raw_model("REDUCE_WINDOW", [x, one, i64([1, 1]), i64([0, 1]), i64([1, 1])], [((2, 3), np.float32)],
-                       reduce_function=1)
+    model = one_op_model("REDUCE_WINDOW", [x, one, i64([1, 1]), i64([0, 1]), i64([1, 1])],
+                         outputs=[((2, 3), np.float32)], reduce_function=1)
     with pytest.raises((ValueError, RuntimeError), match="REDUCE_WINDOW"):
-        _ours(model, [np.zeros((2, 3), np.float32)])
+        run_engine(model, [np.zeros((2, 3), np.float32)], "numba")
 
 
 @pytest.mark.parametrize("fn", ["MINIMUM", "MAXIMUM", "ADD"])
@@ -265,6 +224,6 @@ def test_reduce_window_nan_and_inf(fn) -> None:
     """NaN propagation follows LiteRT's sequential `a <= b ? a : b` (MINIMUM) / `>=` (MAXIMUM)."""
     x = np.array([[np.nan, 1.0, 2.0, -np.inf], [3.0, np.nan, np.inf, 0.5], [1.0, 2.0, 3.0, 4.0]], np.float32)
     for init in (0.0, np.nan, np.inf):
-        _differential("REDUCE_WINDOW", [x, Const(np.array(init, np.float32)), Const(np.array([2, 2], np.int64)),
-                                        Const(np.array([1, 1], np.int64)), Const(np.array([1, 1], np.int64))],
-                      reduce_function=_RW[fn])
+        check_differential("REDUCE_WINDOW", [x, Const(np.array(init, np.float32)), Const(np.array([2, 2], np.int64)),
+                                             Const(np.array([1, 1], np.int64)), Const(np.array([1, 1], np.int64))],
+                           reduce_function=_RW[fn])
