@@ -441,7 +441,7 @@ def _fake_quant_check(a: FakeQuantAttrs) -> None:
                       "(max - min overflows)")
 
 
-def _fake_quant_nudge(a: FakeQuantAttrs) -> tuple[np.float32, np.float32, np.float32]:
+def fake_quant_nudge(a: FakeQuantAttrs) -> tuple[np.float32, np.float32, np.float32]:
     """(nudged_min, nudged_max, scale) as TensorFlow's fake-quant functor computes them, in
     float32: the range is shifted so that 0.0 is exactly representable."""
     f = np.float32
@@ -461,7 +461,7 @@ def _fake_quant_nudge(a: FakeQuantAttrs) -> tuple[np.float32, np.float32, np.flo
 
 def _fake_quant_expr(a: FakeQuantAttrs) -> E.Expr:
     _fake_quant_check(a)
-    lo, hi, scale = _fake_quant_nudge(a)
+    lo, hi, scale = fake_quant_nudge(a)
     inv = np.float32(1.0) / scale
     lo_c, hi_c = E.Const(float(lo)), E.Const(float(hi))
     # std::min(hi, std::max(lo, x)): NaN becomes lo (both comparisons are false)

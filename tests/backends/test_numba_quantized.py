@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tflite_jit
+from tests.ops.test_qnn import conv_out, weighted_model
 from tests.oracle import litert_run
 from tflite_jit.backends.numba_cpu.generators import qconv
 from tflite_jit.format.builder import ModelBuilder
@@ -66,26 +67,6 @@ def weights(rng, shape, n, dtype, per_channel, pow2):
     return w, (s, np.zeros(k, np.int64))
 
 
-def model(op, x_shape, w, bias, dtype, in_q, w_q, out_q, out_shape, axis, **options) -> bytes:
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    xi = g.input("x", x_shape, dtype, scale=in_q[0], zero_point=in_q[1])
-    wi = g.const("w", w, scale=w_q[0], zero_point=w_q[1], quantized_dimension=axis)
-    ins = [xi, wi]
-    if bias is not None:
-        bscale = np.float32(in_q[0]) * np.asarray(w_q[0], np.float32)
-        ins.append(g.const("b", bias, scale=bscale, zero_point=np.zeros(np.size(bscale), np.int64)))
-    y = g.tensor("y", out_shape, dtype, scale=out_q[0], zero_point=out_q[1])
-    g.op(op, ins, [y], **options)
-    g.output(y)
-    return mb.build()
-
-
-def conv_out(size, k, stride, dil, padding):
-    eff = (k - 1) * dil + 1
-    return (size + stride - 1) // stride if padding == 0 else (size - eff + stride) // stride
-
-
 CASE = dict(n=st.integers(1, 2), h=st.integers(3, 10), w=st.integers(3, 10), k=st.sampled_from([1, 1, 2, 3, 3, 5]),
             stride=st.integers(1, 2), dil=st.integers(1, 2), padding=st.sampled_from([0, 1]), act=ACTS,
             dtype=st.sampled_from([np.int8, np.int8, np.uint8]), pow2=st.booleans(), with_bias=st.booleans(),
@@ -108,7 +89,7 @@ def test_conv2d(ci, co, per_channel, n, h, w, k, stride, dil, padding, act, dtyp
     in_q, out_q = qparams(rng, dtype, pow2), qparams(rng, dtype, pow2, (0.1, 0.5))
     wq, w_q = weights(rng, (co, k, k, ci), co, dtype, per_channel, pow2)
     bias = rng.integers(-5000, 5000, co).astype(np.int32) * with_bias  # LiteRT's conv needs one
-    m = model("CONV_2D", (n, h, w, ci), wq, bias, dtype, in_q, w_q, out_q, (n, oh, ow, co), 0,
+    m = weighted_model("CONV_2D", (n, h, w, ci), wq, bias, dtype, in_q, w_q, out_q, (n, oh, ow, co), 0,
               padding=padding, stride_h=stride, stride_w=stride, dilation_h_factor=dil,
               dilation_w_factor=dil, fused_activation_function=act)
     check(m, rand_q(rng, (n, h, w, ci), dtype))
@@ -124,7 +105,7 @@ def test_depthwise(c, mult, n, h, w, k, stride, dil, padding, act, dtype, pow2, 
     in_q, out_q = qparams(rng, dtype, pow2), qparams(rng, dtype, pow2, (0.05, 0.3))
     wq, w_q = weights(rng, (1, k, k, co), co, dtype, True, pow2)
     bias = rng.integers(-5000, 5000, co).astype(np.int32) * with_bias
-    m = model("DEPTHWISE_CONV_2D", (n, h, w, c), wq, bias, dtype, in_q, w_q, out_q, (n, oh, ow, co), 3,
+    m = weighted_model("DEPTHWISE_CONV_2D", (n, h, w, c), wq, bias, dtype, in_q, w_q, out_q, (n, oh, ow, co), 3,
               padding=padding, stride_h=stride, stride_w=stride, dilation_h_factor=dil,
               dilation_w_factor=dil, depth_multiplier=mult, fused_activation_function=act)
     check(m, rand_q(rng, (n, h, w, c), dtype))
@@ -143,7 +124,7 @@ def test_fully_connected(rows, depth, units, per_channel, act, dtype, pow2, with
     bias = rng.integers(-5000, 5000, units).astype(np.int32) if with_bias else None
     x_shape = (rows, 1, depth) if keep else (rows, depth)
     out_shape = (rows, 1, units) if keep else (rows, units)
-    m = model("FULLY_CONNECTED", x_shape, wq, bias, dtype, in_q, w_q, out_q, out_shape, 0,
+    m = weighted_model("FULLY_CONNECTED", x_shape, wq, bias, dtype, in_q, w_q, out_q, out_shape, 0,
               fused_activation_function=act, keep_num_dims=keep)
     check(m, rand_q(rng, x_shape, dtype))
 
@@ -153,12 +134,12 @@ def _mobilenet_like(rng, op, hw, ci, co, k, stride, **extra):
     if op == "DEPTHWISE_CONV_2D":
         wq, w_q = weights(rng, (1, k, k, co), co, np.int8, True, False)
         oh = -(-hw // stride)
-        return model(op, (1, hw, hw, ci), wq, rng.integers(-3000, 3000, co).astype(np.int32), np.int8,
+        return weighted_model(op, (1, hw, hw, ci), wq, rng.integers(-3000, 3000, co).astype(np.int32), np.int8,
                      in_q, w_q, out_q, (1, oh, oh, co), 3, padding=0, stride_h=stride, stride_w=stride,
                      depth_multiplier=co // ci, fused_activation_function=3, **extra)
     wq, w_q = weights(rng, (co, k, k, ci), co, np.int8, True, False)
     oh = -(-hw // stride)
-    return model(op, (1, hw, hw, ci), wq, rng.integers(-3000, 3000, co).astype(np.int32), np.int8,
+    return weighted_model(op, (1, hw, hw, ci), wq, rng.integers(-3000, 3000, co).astype(np.int32), np.int8,
                  in_q, w_q, out_q, (1, oh, oh, co), 0, padding=0, stride_h=stride, stride_w=stride,
                  fused_activation_function=3, **extra)
 
@@ -192,7 +173,7 @@ def test_rounding_ties_discriminate_rhu2_from_mbqm():
     c = 13
     wq = np.ones((1, 1, 1, c), np.int8)
     w_q = (np.full(c, 2.0 ** -2, np.float32), np.zeros(c, np.int64))  # x / 4: shift -1, ties
-    m = model("DEPTHWISE_CONV_2D", (1, 4, 4, c), wq, np.zeros(c, np.int32), np.int8, (1.0, 0), w_q, (1.0, 0), (1, 4, 4, c), 3,
+    m = weighted_model("DEPTHWISE_CONV_2D", (1, 4, 4, c), wq, np.zeros(c, np.int32), np.int8, (1.0, 0), w_q, (1.0, 0), (1, 4, 4, c), 3,
               padding=1, stride_h=1, stride_w=1, depth_multiplier=1, fused_activation_function=0)
     x = rng.integers(-128, 128, (1, 4, 4, c)).astype(np.int8)
     check(m, x, litert=True)
@@ -214,7 +195,7 @@ def test_rounding_break_is_detected(monkeypatch):
     co = 16
     wq = rng.integers(-3, 4, (co, 1, 1, 8)).astype(np.int8)
     w_q = (np.full(co, 2.0 ** -2, np.float32), np.zeros(co, np.int64))  # x / 4: shift -1, ties
-    m = model("CONV_2D", (1, 6, 6, 8), wq, np.zeros(co, np.int32), np.int8, (1.0, 0), w_q, (1.0, 0), (1, 6, 6, co), 0,
+    m = weighted_model("CONV_2D", (1, 6, 6, 8), wq, np.zeros(co, np.int32), np.int8, (1.0, 0), w_q, (1.0, 0), (1, 6, 6, co), 0,
               padding=1, stride_h=1, stride_w=1, fused_activation_function=0)
     x = rng.integers(-20, 20, (1, 6, 6, 8)).astype(np.int8)
     ours, ex = run(m, x)
@@ -227,28 +208,28 @@ def test_fallbacks_to_reference():
     rng = np.random.default_rng(5)
     # int16x8: no Numba kernel
     wq = rand_q(rng, (4, 1, 1, 3), np.int8)
-    m = model("CONV_2D", (1, 4, 4, 3), wq, rng.integers(-100, 100, 4).astype(np.int64), np.int16,
+    m = weighted_model("CONV_2D", (1, 4, 4, 3), wq, rng.integers(-100, 100, 4).astype(np.int64), np.int16,
               (1e-3, 0), (np.full(4, 0.01, np.float32), np.zeros(4, np.int64)), (1e-3, 0), (1, 4, 4, 4), 0,
               padding=1, stride_h=1, stride_w=1)
     ex = check(m, rand_q(rng, (1, 4, 4, 3), np.int16), expect_numba=False)
     assert ex.plan[0]["backend"] != "numba_cpu" and "int16" in ex.plan[0]["fallback_reason"]
     # grouped convolution (MBQM rounding) runs on reference
     wq = rand_q(rng, (4, 1, 1, 2), np.int8)
-    m = model("CONV_2D", (1, 4, 4, 4), wq, np.zeros(4, np.int32), np.int8, (0.02, 1), (np.full(4, 0.01, np.float32),
+    m = weighted_model("CONV_2D", (1, 4, 4, 4), wq, np.zeros(4, np.int32), np.int8, (0.02, 1), (np.full(4, 0.01, np.float32),
               np.zeros(4, np.int64)), (0.05, 2), (1, 4, 4, 4), 0, padding=1, stride_h=1, stride_w=1)
     ex = check(m, rand_q(rng, (1, 4, 4, 4), np.int8), expect_numba=False)
     assert ex.plan[0]["backend"] != "numba_cpu" and "grouped" in ex.plan[0]["fallback_reason"]
     # uint8 (float32 accumulation): a filter whose sums could exceed 2**24 falls back, exactly
     depth = 300
     wq = np.full((3, depth), 255, np.uint8)
-    m = model("FULLY_CONNECTED", (2, depth), wq, None, np.uint8, (0.02, 0), (np.full(1, 0.01, np.float32),
+    m = weighted_model("FULLY_CONNECTED", (2, depth), wq, None, np.uint8, (0.02, 0), (np.full(1, 0.01, np.float32),
               np.zeros(1, np.int64)), (200.0, 0), (2, 3), 0)
     ex = check(m, rand_q(rng, (2, depth), np.uint8), expect_numba=False, litert=True)
     assert "2**24" in ex.plan[0]["fallback_reason"]
     # int8 (VNNI, int32 accumulation where available) is exact at any depth
     depth = 1100
     wq = np.full((3, depth), 127, np.int8)
-    m = model("FULLY_CONNECTED", (2, depth), wq, None, np.int8, (0.02, -128), (np.full(1, 0.01, np.float32),
+    m = weighted_model("FULLY_CONNECTED", (2, depth), wq, None, np.int8, (0.02, -128), (np.full(1, 0.01, np.float32),
               np.zeros(1, np.int64)), (200.0, 0), (2, 3), 0)
     check(m, rand_q(rng, (2, depth), np.int8), expect_numba=qconv.HAS_VNNI, litert=True)
 
@@ -419,7 +400,7 @@ def test_float32_accumulation_path_for_int8(monkeypatch, op, hw, ci, co, k, stri
     rng = np.random.default_rng(hw + co)
     if op == "FULLY_CONNECTED":
         wq, w_q = weights(rng, (co, ci), co, np.int8, True, False)
-        m = model(op, (3, ci), wq, rng.integers(-3000, 3000, co).astype(np.int32), np.int8, (0.02, -128), w_q,
+        m = weighted_model(op, (3, ci), wq, rng.integers(-3000, 3000, co).astype(np.int32), np.int8, (0.02, -128), w_q,
                   (0.3, 5), (3, co), 0, fused_activation_function=1)
         x = rand_q(rng, (3, ci), np.int8)
     else:

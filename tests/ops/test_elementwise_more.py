@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.oracle import both_reject, chain_model, check_backends, check_one_fused_kernel, one_op_model
 from tests.shapes import draw_broadcast_pair, draw_shape
-from tflite_jit.ops.math import FakeQuantAttrs, _fake_quant_nudge
+from tflite_jit.ops.math import FakeQuantAttrs, fake_quant_nudge
 
 F32, I8, I16, I32, I64, U8, U16, U32 = (np.float32, np.int8, np.int16, np.int32, np.int64, np.uint8,
                                        np.uint16, np.uint32)
@@ -131,7 +131,7 @@ def _fq_values(rng, shape, lo: float, hi: float, num_bits: int) -> np.ndarray:
     x = rng.uniform(lo - 1, hi + 1, shape).astype(F32)
     if x.size:
         # points of the nudged grid and midpoints between them (rounding ties), plus NaN/inf
-        nlo, _, step = _fake_quant_nudge(FakeQuantAttrs(lo, hi, num_bits))
+        nlo, _, step = fake_quant_nudge(FakeQuantAttrs(lo, hi, num_bits))
         k = rng.integers(0, (1 << num_bits), x.size)
         grid = (nlo + (k + rng.choice([0.0, 0.5], x.size)) * np.float32(step)).astype(F32)
         pick = rng.random(x.size) < 0.6
