@@ -357,10 +357,14 @@ class Interpreter:
         return [self._tensor_details(i) for i in self._model.subgraphs[0].outputs]
 
     def _ran(self, si: int) -> None:
-        """After an invoke every tensor has its run-time shape and memory, as in LiteRT."""
-        self._interpreter.held.pop(si, None)
-        self._interpreter.ran.add(si)
-        self._interpreter.renamed.setdefault(si, {}).update(litert_prepare.kernel_names(self._model.subgraphs[si]))
+        """After an invoke every tensor has its run-time shape and memory, as in LiteRT. Called on
+        every invoke: returns at once unless an allocation happened since the last one."""
+        w = self._interpreter
+        if si in w.ran and si not in w.held:
+            return
+        w.held.pop(si, None)
+        w.ran.add(si)
+        w.renamed.setdefault(si, {}).update(litert_prepare.kernel_names(self._model.subgraphs[si]))
 
     def _get_tensor_details(self, tensor_index: int, subgraph_index: int) -> dict[str, Any]:
         """LiteRT's private one-tensor getter (tools call it). Indices go through int() as there;
