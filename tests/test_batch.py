@@ -134,6 +134,20 @@ def test_reference_conv_is_batch_invariant():
     assert_identical(got, want)
 
 
+@pytest.mark.parametrize("signature", [False, True])
+def test_one_plan_for_all_batches_ragged_last_included(monkeypatch, signature):
+    from tflite_jit.runtime.executable import Executable
+
+    plans = []
+    prepare = Executable.prepare
+    monkeypatch.setattr(Executable, "prepare", lambda self, shapes: (plans.append(shapes), prepare(self, shapes))[1])
+    feeds = elementwise_feeds()
+    inputs = {"image": feeds["x"], "offset": feeds["b"]} if signature else feeds
+    batch.predict(elementwise_model(signature), inputs, batch_size=4, backend="reference",
+                  signature="serve" if signature else None)
+    assert len(plans) == 1 and {s[0] for s in plans[0].values()} == {4}
+
+
 def test_predict_input_forms_agree():
     model, feeds = elementwise_model(), elementwise_feeds()
     want = one_by_one(model, feeds)
@@ -156,7 +170,8 @@ def test_predict_path_and_interpreter(tmp_path):
     assert_identical(batch.predict(str(path), feeds, batch_size=3, backend="reference"), want)
     it = tflite_jit.Interpreter(model_content=model, backend="reference")
     assert_identical(batch.predict(it, feeds, batch_size=7), want)
-    assert_identical(batch.predict(it, feeds, batch_size=7), want)  # reused: same shapes, no re-plan
+    assert it.get_input_details()[0]["shape"].tolist() == [7, 5, 5, 3]  # left allocated at the batch
+    assert_identical(batch.predict(it, feeds, batch_size=7), want)
     with pytest.raises(ValueError, match="num_threads"):
         batch.predict(it, feeds, num_threads=2)
 
@@ -175,7 +190,9 @@ def test_model_that_refuses_the_resize_runs_example_by_example():
     model = tiny_convnet()
     feeds = {"serving_default_input:0": np.random.default_rng(5).standard_normal((4, 64, 64, 3)).astype(np.float32)}
     want = one_by_one(model, feeds)
-    assert_identical(batch.predict(model, feeds, batch_size=3, backend="reference"), want)
+    it = tflite_jit.Interpreter(model_content=model, backend="reference")
+    assert_identical(batch.predict(it, feeds, batch_size=3), want)
+    assert it.get_input_details()[0]["shape"].tolist() == [1, 64, 64, 3]
 
 
 @pytest.mark.parametrize("bad, match", [

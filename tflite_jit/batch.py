@@ -79,12 +79,15 @@ def predict(model: str | os.PathLike | bytes | Interpreter, inputs: Any, *,
     runner = it.get_signature_runner(signature) if signature is not None else None
     specs = _specs(it, runner)
     out_names = _output_names(it, runner)
+    out_indices = _output_indices(it, runner)
+    if runner is not None and _is_main_subgraph(it, runner):
+        runner = None  # a live SignatureRunner blocks invoke() (LiteRT's rule)
     if writer == ".npy" and len(out_names) != 1:
         raise ValueError(f"output={os.fspath(output)!r}: a .npy file holds one array but the model has "
                          f"{len(out_names)} outputs ({', '.join(out_names)}); write .npz")
     total, examples = _examples(inputs, specs)
     batch = _batch_size(specs, batch_size)
-    run = _Runner(it, runner, specs, batch)
+    run = _Runner(it, runner, specs, out_indices, batch)
     chunks: list[list[np.ndarray]] = [[] for _ in out_names]
     with _progress(progress, total) as bar:
         for rows, n in _batches(examples, specs, run.batch):
@@ -96,7 +99,7 @@ def predict(model: str | os.PathLike | bytes | Interpreter, inputs: Any, *,
     results = [_stack(c, name) for c, name in zip(chunks, out_names)]
     if writer is not None:
         _write(output, writer, out_names, results)
-    return dict(zip(out_names, results)) if runner is not None else results
+    return dict(zip(out_names, results)) if signature is not None else results
 
 
 def _writer_suffix(output: str | os.PathLike | None) -> str | None:
@@ -133,6 +136,22 @@ def _output_names(it: Interpreter, runner: Any) -> list[str]:
     if runner is not None:
         return list(runner.get_output_details())
     return [d["name"] for d in it.get_output_details()]
+
+
+def _output_indices(it: Interpreter, runner: Any) -> list[int]:
+    details = runner.get_output_details().values() if runner is not None else it.get_output_details()
+    return [int(d["index"]) for d in details]
+
+
+def _is_main_subgraph(it: Interpreter, runner: Any) -> bool:
+    """Whether the signature is subgraph 0's inputs and outputs (the usual single-signature
+    model): then predict drives the interpreter directly. A SignatureRunner plans again at every
+    call (LiteRT's skips an unchanged AllocateTensors; ours does not yet), one plan per batch."""
+    def key(details: Any) -> set[tuple[int, str]]:
+        return {(int(d["index"]), d["name"]) for d in details}
+
+    return (key(runner.get_input_details().values()) == key(it.get_input_details())
+            and key(runner.get_output_details().values()) == key(it.get_output_details()))
 
 
 def _batch_size(specs: list[_Spec], wanted: int) -> int:
@@ -232,8 +251,9 @@ class _Runner:
     the resize (a RESHAPE to a constant batch-1 shape, say) or an output comes back without the
     batch along its first axis, it goes back to one example per invoke."""
 
-    def __init__(self, it: Interpreter, runner: Any, specs: list[_Spec], batch: int):
+    def __init__(self, it: Interpreter, runner: Any, specs: list[_Spec], out_indices: list[int], batch: int):
         self.it, self.runner, self.specs, self.batch = it, runner, specs, batch
+        self.out_indices = out_indices
         self.settled = batch == 1
         if runner is None:
             try:
@@ -260,7 +280,7 @@ class _Runner:
             for s in self.specs:
                 self.it.set_tensor(s.index, rows[s.name])
             self.it.invoke()
-            outs = [self.it.get_tensor(d["index"]) for d in self.it.get_output_details()]
+            outs = [self.it.get_tensor(i) for i in self.out_indices]
         if self.batch == 1:  # an output without a batch axis gets one
             outs = [o if o.ndim and o.shape[0] == 1 else o[None] for o in outs]
         return outs
