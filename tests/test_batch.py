@@ -185,6 +185,29 @@ def test_predict_signature_returns_dict_by_output_name():
     assert_identical([got["features"], got["sum"]], want)
 
 
+def test_signature_on_another_subgraph_runs_through_its_runner():
+    """Subgraph 0 is unrelated; the signature's subgraph 1 is elementwise_model's graph."""
+    mb = ModelBuilder()
+    g0 = mb.subgraph()
+    z = g0.input("z", (2,), np.float32)
+    (zz,) = g0.apply("NEG", [z])
+    g0.output(zz)
+    g = mb.subgraph()
+    x = g.input("x", (1, 4, 4, 3), np.float32, shape_signature=(-1, 4, 4, 3))
+    b = g.input("b", (1, 4, 4, 3), np.float32, shape_signature=(-1, 4, 4, 3))
+    c = g.const("c", np.random.default_rng(6).standard_normal((4, 4, 3)).astype(np.float32))
+    (t,) = g.apply("MUL", [x, c])
+    (y,) = g.apply("TANH", [t], out_name="y")
+    (s,) = g.apply("ADD", [y, b], out_name="s")
+    g.output(y, s)
+    mb.signature("serve", {"image": x, "offset": b}, {"features": y, "sum": s}, subgraph_index=1)
+    feeds = elementwise_feeds()
+    want = one_by_one(elementwise_model(), feeds)
+    got = batch.predict(mb.build(), {"image": feeds["x"], "offset": feeds["b"]}, signature="serve",
+                        batch_size=3, backend="reference")
+    assert_identical([got["features"], got["sum"]], want)
+
+
 def test_model_that_refuses_the_resize_runs_example_by_example():
     """tiny_convnet RESHAPEs to a constant (1, 64): batch 3 cannot plan, predict falls back."""
     model = tiny_convnet()
