@@ -310,3 +310,12 @@ def test_pickled_interpreter_in_a_spawned_worker():
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         got = pool.submit(batch.predict, it, feeds, batch_size=3).result(timeout=300)
     assert_identical(got, one_by_one(model, feeds))
+
+
+def test_pickled_interpreter_with_custom_ops_keeps_its_class_and_ops():
+    spec = tflite_jit.CustomOp("MyNeg", np.negative)
+    it = tflite_jit.InterpreterWithCustomOps(custom_op_registerers=[spec], model_content=int8_model(),
+                                             backend="reference", custom_ops={"MyAbs": np.abs})
+    back = pickle.loads(pickle.dumps(it))
+    assert type(back) is tflite_jit.InterpreterWithCustomOps
+    assert set(back._interpreter.context.custom_ops) == {"MyNeg", "MyAbs"}
