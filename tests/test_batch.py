@@ -40,6 +40,11 @@ def elementwise_model(signature: bool = False) -> bytes:
     """x (-1,4,4,3) -> TANH(x * c) -> y; y + b -> s: float ops whose rounding cannot depend on the
     batch (the reference CONV_2D's can: test_reference_conv_is_batch_invariant)."""
     mb = ModelBuilder()
+    elementwise_graph(mb, 0 if signature else None)
+    return mb.build()
+
+
+def elementwise_graph(mb: ModelBuilder, signature_subgraph: int | None) -> None:
     g = mb.subgraph()
     x = g.input("x", (1, 4, 4, 3), np.float32, shape_signature=(-1, 4, 4, 3))
     b = g.input("b", (1, 4, 4, 3), np.float32, shape_signature=(-1, 4, 4, 3))
@@ -48,9 +53,9 @@ def elementwise_model(signature: bool = False) -> bytes:
     (y,) = g.apply("TANH", [t], out_name="y")
     (s,) = g.apply("ADD", [y, b], out_name="s")
     g.output(y, s)
-    if signature:
-        mb.signature("serve", {"image": x, "offset": b}, {"features": y, "sum": s})
-    return mb.build()
+    if signature_subgraph is not None:
+        mb.signature("serve", {"image": x, "offset": b}, {"features": y, "sum": s},
+                     subgraph_index=signature_subgraph)
 
 
 def elementwise_feeds(n: int = N) -> dict[str, np.ndarray]:
@@ -192,15 +197,7 @@ def test_signature_on_another_subgraph_runs_through_its_runner():
     z = g0.input("z", (2,), np.float32)
     (zz,) = g0.apply("NEG", [z])
     g0.output(zz)
-    g = mb.subgraph()
-    x = g.input("x", (1, 4, 4, 3), np.float32, shape_signature=(-1, 4, 4, 3))
-    b = g.input("b", (1, 4, 4, 3), np.float32, shape_signature=(-1, 4, 4, 3))
-    c = g.const("c", np.random.default_rng(6).standard_normal((4, 4, 3)).astype(np.float32))
-    (t,) = g.apply("MUL", [x, c])
-    (y,) = g.apply("TANH", [t], out_name="y")
-    (s,) = g.apply("ADD", [y, b], out_name="s")
-    g.output(y, s)
-    mb.signature("serve", {"image": x, "offset": b}, {"features": y, "sum": s}, subgraph_index=1)
+    elementwise_graph(mb, 1)
     feeds = elementwise_feeds()
     want = one_by_one(elementwise_model(), feeds)
     got = batch.predict(mb.build(), {"image": feeds["x"], "offset": feeds["b"]}, signature="serve",
@@ -227,7 +224,8 @@ def test_model_that_refuses_the_resize_runs_example_by_example():
 ])
 def test_bad_inputs_fail_before_any_work(monkeypatch, bad, match):
     calls = []
-    monkeypatch.setattr(tflite_jit.Interpreter, "invoke", lambda self: calls.append(1))
+    monkeypatch.setattr(tflite_jit.Interpreter, "invoke", lambda self: calls.append("invoke"))
+    monkeypatch.setattr(tflite_jit.Interpreter, "allocate_tensors", lambda self: calls.append("allocate"))
     full = {"b": np.zeros((N, 4, 4, 8), np.float32), **bad} if "missing" not in match else bad
     with pytest.raises(ValueError, match=match):
         batch.predict(float_model(), full, backend="reference")
@@ -236,7 +234,8 @@ def test_bad_inputs_fail_before_any_work(monkeypatch, bad, match):
 
 def test_bad_example_in_a_sequence_and_signature_name_fail_before_any_work(monkeypatch):
     calls = []
-    monkeypatch.setattr(tflite_jit.Interpreter, "invoke", lambda self: calls.append(1))
+    monkeypatch.setattr(tflite_jit.Interpreter, "invoke", lambda self: calls.append("invoke"))
+    monkeypatch.setattr(tflite_jit.Interpreter, "allocate_tensors", lambda self: calls.append("allocate"))
     examples = list(int8_feeds()["x"])
     examples[7] = examples[7].astype(np.int16)
     with pytest.raises(ValueError, match=r"input 'x' \(example 7\): expected int8 .*\(5, 5, 3\).*int16"):
