@@ -177,14 +177,15 @@ class Interpreter:
             d._get_native_delegate_pointer()  # AttributeError for non-delegates, as LiteRT
             self._delegates.append(d)
         devices, limits = _device_backends(self._delegates)
-        self._backends = devices + registry.host_chain(backend or os.environ.get("TFLITE_JIT_BACKEND")
-                                                       or DEFAULT_BACKEND)
+        self._backend_name = backend or os.environ.get("TFLITE_JIT_BACKEND") or DEFAULT_BACKEND
+        self._backends = devices + registry.host_chain(self._backend_name)
         self._plan_summary_shown = False
         self._fusion = fusion or os.environ.get("TFLITE_JIT_FUSION") or DEFAULT_FUSION
         get_strategy(self._fusion)  # an unknown name fails here, at construction
         from tflite_jit import custom_ops as _custom
 
-        specs = dict(custom_ops or {})
+        self._custom_ops = dict(custom_ops or {})  # as given: what a pickle carries (__reduce__)
+        specs = dict(self._custom_ops)
         specs.update(getattr(self, "_registered_custom_ops", {}))
         self._interpreter.context = RunContext(model, self._backends, fusion=self._fusion,
                                                num_threads=self._num_threads,
@@ -195,6 +196,48 @@ class Interpreter:
         self._signature_defs = {s.key: SignatureDef(s.key, s.subgraph_index, dict(sorted(s.inputs.items())),
                                                     dict(sorted(s.outputs.items())))
                                 for s in model.signatures}
+
+    # -- pickling --------------------------------------------------------------------------------
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """An interpreter pickles as its model bytes plus its constructor options, and unpickles as
+        a freshly constructed interpreter: tensors not allocated, no resize, no variable state
+        (LiteRT's interpreters do not pickle at all). Kernels come from the compile cache
+        (TFLITE_JIT_CACHE_DIR) on the other side. A model opened from a path travels as its
+        bytes: the file need not exist where it is unpickled (docs/scale-out.md)."""
+        return _unpickle, (type(self), self._pickle_options())
+
+    def _pickle_options(self) -> dict[str, Any]:
+        import pickle
+
+        delegates = []
+        for d in self._delegates:
+            if type(d) is not Delegate or registry.find(d.name, device=True) is None:
+                raise TypeError(f"cannot pickle an Interpreter with delegate {getattr(d, 'name', d)!r}: "
+                                "a delegate built from a backend object does not travel; open the "
+                                "interpreter in the worker with tflite_jit.load_delegate(name) instead")
+            delegates.append((d.name, dict(d.options)))
+        custom = dict(self._custom_ops)
+        custom.update(getattr(self, "_registered_custom_ops", {}))
+        for name, spec in custom.items():
+            try:
+                pickle.dumps(spec)
+            except Exception as e:
+                raise TypeError(f"cannot pickle an Interpreter with custom op {name!r}: its kernel or "
+                                f"shape/dtype function does not pickle ({e}); define them at module "
+                                "level") from None
+        if not isinstance(self._fusion, str):
+            try:
+                pickle.dumps(self._fusion)
+            except Exception as e:
+                raise TypeError(f"cannot pickle an Interpreter with fusion strategy {self._fusion!r}: "
+                                f"it does not pickle ({e}); pass a strategy name") from None
+        return {"model_content": bytes(self._model.source), "num_threads": self._num_threads,
+                "experimental_op_resolver_type": self._resolver,
+                "experimental_preserve_all_tensors": self._preserve_all_tensors,
+                "experimental_compress_quantization_zero_points": self._compress_zero_points,
+                "backend": self._backend_name, "fusion": self._fusion,
+                "max_bytes": self._interpreter.context.max_bytes, "custom_ops": custom,
+                "delegates": delegates}
 
     # -- helpers ---------------------------------------------------------------------------------
     def _safe_to_run(self) -> bool:
@@ -615,6 +658,22 @@ class InterpreterWithCustomOps(Interpreter):
             if isinstance(r, str):
                 raise ValueError(f"Looking up symbol '{r}' failed: tflite_jit cannot load native "
                                  "custom-op registerers; the model's custom ops stay unresolved")
+
+
+def _unpickle(cls: type[Interpreter], options: dict[str, Any]) -> Interpreter:
+    """The other side of Interpreter.__reduce__: a fresh interpreter with the same options. The
+    preserve-all-tensors warning was shown where the interpreter was first made, not again here."""
+    from tflite_jit.custom_ops import as_spec
+
+    options = dict(options)
+    delegates = [load_delegate(name, opts) for name, opts in options.pop("delegates")]
+    custom = options.pop("custom_ops")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Warning: Enabling `experimental_preserve_all_tensors`")
+        if issubclass(cls, InterpreterWithCustomOps):
+            return cls(custom_op_registerers=[as_spec(n, v) for n, v in custom.items()],
+                       experimental_delegates=delegates, **options)
+        return cls(experimental_delegates=delegates, custom_ops=custom, **options)
 
 
 _TYPE_NAMES = {np.dtype(np.float32): "FLOAT32", np.dtype(np.float64): "FLOAT64",
