@@ -266,7 +266,11 @@ def _conv_reference(inputs: Sequence[np.ndarray | None], a: ConvAttrs) -> list[n
 def conv_windows(win: np.ndarray, filt: np.ndarray, groups: int) -> np.ndarray:
     """The convolution of windows [N, OH, OW, KH, KW, C] (see `windows`) with filters
     [O, KH, KW, C / groups]: one GEMM over im2col patches per group (tensordot copies the view
-    into a matrix), in the operands' dtype."""
+    into a matrix), in the operands' dtype. One GEMM per image: BLAS rounds a row differently
+    with the matrix's height, and an image in a batch must get exactly its batch-1 result (what
+    tflite_jit.batch promises, and what the compiled kernels give)."""
+    if win.shape[0] > 1:
+        return np.concatenate([conv_windows(win[n:n + 1], filt, groups) for n in range(win.shape[0])])
     if groups == 1:
         return np.tensordot(win, filt, axes=([3, 4, 5], [1, 2, 3]))
     co, ci = filt.shape[0], filt.shape[3]
@@ -370,7 +374,15 @@ def _fc_reference(inputs: Sequence[np.ndarray | None], a: FcAttrs) -> list[np.nd
     _require_float("FULLY_CONNECTED", x, wt, b)
     units, depth = wt.shape
     rows = x.size // depth
-    acc = x.reshape(-1)[:rows * depth].reshape(rows, depth) @ wt.T
+    flat = x.reshape(-1)[:rows * depth].reshape(rows, depth)
+    n = x.shape[0] if x.ndim > 1 else 1
+    if n > 1 and rows % n == 0 and (x.size // n) % depth == 0:
+        # one GEMM per batch item: BLAS rounds a row differently with the matrix's height, and an
+        # item in a batch must get exactly its batch-1 result (as the compiled kernels give)
+        per = rows // n
+        acc = np.concatenate([flat[i * per:(i + 1) * per] @ wt.T for i in range(n)])
+    else:
+        acc = flat @ wt.T
     if a.keep_num_dims:
         acc = acc.reshape(x.shape[:-1] + (units,))
     return [add_bias_clamp(acc, b, a.activation)]
