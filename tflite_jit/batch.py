@@ -145,8 +145,8 @@ def _output_indices(it: Interpreter, runner: Any) -> list[int]:
 
 def _is_main_subgraph(it: Interpreter, runner: Any) -> bool:
     """Whether the signature is subgraph 0's inputs and outputs (the usual single-signature
-    model): then predict drives the interpreter directly. A SignatureRunner plans again at every
-    call (LiteRT's skips an unchanged AllocateTensors; ours does not yet), one plan per batch."""
+    model): then predict drives the interpreter directly, without a runner's per-call input
+    checks and output copies."""
     def key(details: Any) -> set[tuple[int, str]]:
         return {(int(d["index"]), d["name"]) for d in details}
 

@@ -604,7 +604,8 @@ class SignatureRunner:
         with it._exclusive():
             for name, value in kwargs.items():
                 it._resize(sig.inputs[name], value.shape, False, si)
-            it._allocate(si)
+            if not it._interpreter.ready.get(si):  # LiteRT's AllocateTensors: a no-op when nothing changed
+                it._allocate(si)
             for name, value in kwargs.items():
                 it._set_tensor(sig.inputs[name], value, si)
             ex = it._interpreter.execs[si]
