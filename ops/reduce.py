@@ -68,6 +68,8 @@ def _reducer(op: str, mean: bool) -> Any:
         float64 sum would be more accurate but further from LiteRT (measured on LiteRT 2.x).
         MEAN is that sum divided by the element count, so an empty reduction gives NaN, as there."""
         x = inputs[0]
+        if x.dtype in (np.int32, np.int64):
+            return [_integer_reduce(x, resolve_axes(inputs[1], x.ndim, op), a.keep_dims, op, mean)]
         if x.dtype != np.float32:
             raise OpError(f"{op}: the float reference kernel got a {x.dtype} input")
         axes = resolve_axes(inputs[1], x.ndim, op)
@@ -80,6 +82,22 @@ def _reducer(op: str, mean: bool) -> Any:
                                                                                   a.keep_dims))]
 
     return reference
+
+
+def _integer_reduce(x: np.ndarray, axes: tuple[int, ...], keep_dims: bool, op: str, mean: bool) -> np.ndarray:
+    """int32/int64 SUM and MEAN as LiteRT computes them (measured on ai_edge_litert 2.3): SUM
+    wraps around in the input's type; MEAN sums in int64 (wrapping), divides truncating toward
+    zero and casts back."""
+    shape = reduced_shape(x.shape, axes, keep_dims)
+    if not mean:
+        return np.ascontiguousarray(np.sum(x, axis=axes, dtype=x.dtype, keepdims=keep_dims)).reshape(shape)
+    count = numel([x.shape[i] for i in axes])
+    if count == 0:
+        raise OpError(f"{op}: integer mean over an empty axis (division by zero)")
+    total = np.sum(x, axis=axes, dtype=np.int64, keepdims=keep_dims)
+    quotient = total // count  # floor; C++ truncates toward zero, one more for inexact negatives
+    quotient = quotient + ((total < 0) & (total % count != 0))
+    return np.ascontiguousarray(quotient.astype(x.dtype)).reshape(shape)
 
 
 def _reduce_cost(ins: list, outs: list, a: Any) -> Cost:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.ops.test_nn import Const, build, check, infer, litert_rejects, rand, run_both
-from tests.oracle import assert_close, litert_run
+from tests.oracle import assert_bit_exact, assert_close, litert_run, one_op_model
 from tflite_jit.ops import reduce
 from tflite_jit.ops.base import Dynamic, InferCtx, OpDef, OpError, PatternKind
 
@@ -58,6 +58,18 @@ def test_mean_with_run_time_axis() -> None:
                         [x, axis])
     ours = reduce.MEAN.reference([x, axis], reduce.MEAN.parse({"keep_dims": True}))
     assert_close(ours[0], theirs[0])
+
+
+@pytest.mark.parametrize("dtype, bound", [(np.int32, 2**31 - 1), (np.int32, 1000), (np.int64, 2**62), (np.int64, 2**40)])
+@pytest.mark.parametrize("op", ["SUM", "MEAN"])
+@pytest.mark.parametrize("axes, keep", [([1], False), ([0, 2], True), ([-1], False)])
+def test_integer_sum_and_mean_match_litert(op: str, dtype, bound: int, axes: list, keep: bool) -> None:
+    """SUM wraps around in the input type; MEAN sums in int64 and truncates toward zero (values
+    near the type's limits make both visible)."""
+    x = np.random.default_rng(bound % 97).integers(-bound, bound, (2, 3, 5)).astype(dtype)
+    x.flat[0] = np.iinfo(dtype).min  # a wrapping sum and a negative truncation
+    model = one_op_model(op, [(x.shape, dtype), np.array(axes, np.int32)], keep_dims=keep)
+    assert_bit_exact(model, [x], backends=(None, "reference"))
 
 
 def test_mean_over_empty_axis_is_nan() -> None:
