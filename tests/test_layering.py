@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "tflite_jit.runtime": 7,
     "tflite_jit": 8,  # the engine's API: interpreter, delegates, explain, custom ops, quantizer
     "tflite_jit.tools": 9,  # the CLI and its helpers
+    "tflite_jit.support": 9,  # tflite_support's drop-in (metadata, writers), beside the tools
 }
 
 #: a backend folder: tflite_jit.backends.<name>.*

@@ -25,8 +25,17 @@ _MAX_DEPTH = 16  # the TFLite schema nests 5 deep; anything deeper is damage
 
 
 class FlatReader:
-    def __init__(self, buf: Any):
+    """Reads tables of the TFLite schema by default; `tables`/`enums` (the same kinds of facts)
+    make it read another schema, e.g. the metadata schema, and `subject` names the buffer in
+    errors ("The metadata is not a valid Flatbuffer buffer: ...")."""
+
+    def __init__(self, buf: Any, *, tables: dict | None = None,
+                 enums: dict[str, tuple[tuple[str, int], ...]] | None = None,
+                 subject: str = "model"):
         self.buf = buf
+        self.tables = TABLES if tables is None else tables
+        self.enums = enums
+        self.subject = subject
         self.mv = memoryview(buf)
         if self.mv.ndim != 1 or self.mv.itemsize != 1:
             self.mv = self.mv.cast("B")
@@ -36,8 +45,8 @@ class FlatReader:
     def _check(self, pos: int, n: int, what: str) -> None:
         if pos < 0 or n < 0 or pos + n > self.size:
             raise ValueError(
-                f"The model is not a valid Flatbuffer buffer: {what} at offset {pos} (+{n} bytes) "
-                f"lies outside the {self.size}-byte file"
+                f"The {self.subject} is not a valid Flatbuffer buffer: {what} at offset {pos} "
+                f"(+{n} bytes) lies outside the {self.size}-byte file"
             )
 
     def scalar(self, kind: str, pos: int, what: str) -> Any:
@@ -58,7 +67,8 @@ class FlatReader:
         vt = table_pos - self.scalar("i32", table_pos, what + " vtable offset")
         vt_size = self.scalar("u16", vt, what + " vtable size")
         if vt_size < 4 or vt_size % 2:
-            raise ValueError(f"The model is not a valid Flatbuffer buffer: bad vtable for {what}")
+            raise ValueError(f"The {self.subject} is not a valid Flatbuffer buffer: bad vtable for "
+                             f"{what}")
         self._check(vt, vt_size, what + " vtable")
         entry = 4 + 2 * slot
         if entry + 2 > vt_size:
@@ -79,9 +89,10 @@ class FlatReader:
     def read_table(self, pos: int, table: str, what: str, depth: int = 0) -> dict[str, Any]:
         """Decode one table into a dict of its present fields (schema snake_case names)."""
         if depth > _MAX_DEPTH:
-            raise ValueError(f"The model is not a valid Flatbuffer buffer: {what} nests too deep")
+            raise ValueError(f"The {self.subject} is not a valid Flatbuffer buffer: {what} nests "
+                             "too deep")
         out: dict[str, Any] = {}
-        fields = TABLES[table]
+        fields = self.tables[table]
         for slot, f in enumerate(fields):
             if f is None:
                 continue
@@ -119,13 +130,18 @@ class FlatReader:
             name, kind, _ = f
             enum = kind[6:]
             type_code = out.get(name + "_type", 0)
-            from tflite_jit.format.schema import enum_names
-
-            sub = enum_names(enum).get(type_code)
-            if type_code == 0 or sub is None or sub not in TABLES:
+            sub = self._enum_name(enum, type_code)
+            if type_code == 0 or sub is None or sub not in self.tables:
                 del out[name]
                 continue
             label = f"{what}.{name}"
             out[name] = self.read_table(self.uoffset(out[name], label), sub, label, depth + 1)
             out[name + "_table"] = sub
         return out
+
+    def _enum_name(self, enum: str, value: int) -> str | None:
+        if self.enums is None:
+            from tflite_jit.format.schema import enum_names
+
+            return enum_names(enum).get(value)
+        return next((k for k, v in self.enums[enum] if v == value), None)

@@ -33,9 +33,12 @@ _CUSTOM = 32
 _STRING = dict(_ENUM_TENSOR_TYPES)["STRING"]
 
 
-def _write_table(b: flatbuffers.Builder, table: str, values: dict[str, Any]) -> int:
-    """Write one table from a dict of field values (None/missing fields are omitted)."""
-    fields = TABLES[table]
+def write_table(b: flatbuffers.Builder, table: str, values: dict[str, Any],
+                 tables: dict | None = None) -> int:
+    """Write one table into `b` from a dict of field values (None/missing fields are omitted);
+    `tables` selects the schema (default: TFLite's). Returns the table's offset."""
+    tables = TABLES if tables is None else tables
+    fields = tables[table]
     offsets: dict[int, int] = {}
     for slot, f in enumerate(fields):  # children first: flatbuffers builds bottom-up
         if f is None or values.get(f[0]) is None:
@@ -45,13 +48,13 @@ def _write_table(b: flatbuffers.Builder, table: str, values: dict[str, Any]) -> 
         if kind == "str":
             offsets[slot] = b.CreateString(v)
         elif kind.startswith("table:"):
-            offsets[slot] = _write_table(b, kind[6:], v)
+            offsets[slot] = write_table(b, kind[6:], v, tables)
         elif kind.startswith("union:"):
-            offsets[slot] = _write_table(b, values[name + "_table"], v)
+            offsets[slot] = write_table(b, values[name + "_table"], v, tables)
         elif kind == "[str]":
             offsets[slot] = _offset_vector(b, [b.CreateString(s) for s in v])
         elif kind.startswith("[table:"):
-            offsets[slot] = _offset_vector(b, [_write_table(b, kind[7:-1], t) for t in v])
+            offsets[slot] = _offset_vector(b, [write_table(b, kind[7:-1], t, tables) for t in v])
         elif kind.startswith("["):
             arr = np.ascontiguousarray(np.asarray(v, dtype=_NP[kind[1:-1]]).ravel())
             offsets[slot] = _bytes_vector(b, arr.view(np.uint8).tobytes(), arr.itemsize,
@@ -69,6 +72,18 @@ def _write_table(b: flatbuffers.Builder, table: str, values: dict[str, Any]) -> 
             # force=True: keep fields explicitly set to their default (the round trip stays exact)
             getattr(b, _SLOT_FNS[kind])(slot, v, None)
     return b.EndObject()
+
+
+def write_root(table: str, values: dict[str, Any], *, file_identifier: bytes,
+               tables: dict | None = None) -> bytes:
+    """Serialize one root table from a dict shaped like `flat.FlatReader.read_table`'s output.
+
+    `tables` selects the schema (default: TFLite's); every scalar given is written, even when it
+    equals the default, so callers drop the fields they want absent.
+    """
+    b = flatbuffers.Builder(1024)
+    b.Finish(write_table(b, table, values, tables), file_identifier=file_identifier)
+    return bytes(b.Output())
 
 
 def _offset_vector(b: flatbuffers.Builder, offs: list[int]) -> int:
@@ -253,7 +268,7 @@ def _serialize(model: Model, ext: dict[int, int] | None) -> bytes:
     sigs = [{"inputs": [{"name": n, "tensor_index": i} for n, i in s.inputs.items()],
              "outputs": [{"name": n, "tensor_index": i} for n, i in s.outputs.items()],
              "signature_key": s.key, "subgraph_index": s.subgraph_index} for s in model.signatures]
-    root = _write_table(b, "Model", {
+    root = write_table(b, "Model", {
         "version": model.version,
         "operator_codes": [{"deprecated_builtin_code": min(c[0], 127), "builtin_code": c[0],
                             "custom_code": c[1], "version": c[2]} for c in codes],
