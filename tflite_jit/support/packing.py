@@ -41,6 +41,8 @@ def _sparse(keep: dict[str, set[str]]) -> dict[str, tuple]:
 _SUMMARY_TABLES = _sparse({"Model": {"subgraphs", "buffers", "metadata"},
                            "SubGraph": {"inputs", "outputs"}, "Buffer": {"data", "offset", "size"},
                            "Metadata": {"name", "buffer"}})
+_IO_TABLES = _sparse({"Model": {"subgraphs"}, "SubGraph": {"inputs", "outputs", "tensors"},
+                      "Tensor": {"name", "type", "shape"}})
 
 
 def has_model_identifier(buf: Any) -> bool:
@@ -67,6 +69,34 @@ def io_counts(model_buf: Any) -> tuple[int, int]:
                          "describe.")
     sg = subgraphs[0]
     return len(sg.get("inputs", ())), len(sg.get("outputs", ()))
+
+
+def io_tensors(model_buf: Any) -> tuple[list[dict], list[dict]]:
+    """The first subgraph's input and output tensors, each {"index", "name", "type", "shape"}
+    (type is the TensorType code), in the subgraph's order."""
+    assert_model_identifier(model_buf)
+    r = FlatReader(model_buf, tables=_IO_TABLES)
+    subgraphs = r.read_table(r.root(), "Model", "Model").get("subgraphs") or []
+    if not subgraphs:
+        raise ValueError("The model has no subgraph, so it has no input or output tensors to "
+                         "describe.")
+    sg = subgraphs[0]
+    tensors = sg.get("tensors") or []
+
+    def one(kind: str) -> list[dict]:
+        out = []
+        for i, idx in enumerate(sg.get(kind, ())):
+            idx = int(idx)
+            if not 0 <= idx < len(tensors):
+                raise ValueError(f"Model.subgraphs[0].{kind}[{i}] names tensor {idx}, but the "
+                                 f"subgraph has {len(tensors)} tensors")
+            t = tensors[idx]
+            shape = t.get("shape")
+            out.append({"index": idx, "name": t.get("name", ""), "type": int(t.get("type", 0)),
+                        "shape": np.zeros(0, np.int32) if shape is None else shape})
+        return out
+
+    return one("inputs"), one("outputs")
 
 
 def _buffer_data(model_buf: Any, buffers: list[dict], idx: int, what: str) -> bytes:

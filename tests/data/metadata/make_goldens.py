@@ -1,0 +1,44 @@
+"""Records what tflite_support 0.4.4 writes for every case in cases.py (the goldens the tests
+compare against). Needs a Python 3.11 venv with tflite-support 0.4.4 (Debian: libusb-1.0-0):
+
+    python3.11 -m venv /tmp/tfs && /tmp/tfs/bin/pip install tflite-support==0.4.4
+    cd tests/data/metadata && /tmp/tfs/bin/python make_goldens.py
+
+For each case, goldens/<case>.tflite is the populated model, <case>.json the metadata JSON of
+the populated model (MetadataDisplayer.get_metadata_json), <case>.pre.json the JSON before
+populating, and <case>.files.json the packed file names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import cases  # noqa: E402
+
+
+def main() -> None:
+    os.chdir(HERE)
+    lib = cases.tflite_support_lib()
+    out = os.path.join(HERE, "goldens")
+    os.makedirs(out, exist_ok=True)
+    for name, case in cases.CASES.items():
+        pre, populated = case(lib)
+        d = lib.metadata.MetadataDisplayer.with_model_buffer(populated)
+        with open(os.path.join(out, name + ".tflite"), "wb") as f:
+            f.write(populated)
+        with open(os.path.join(out, name + ".json"), "w") as f:
+            f.write(d.get_metadata_json())
+        with open(os.path.join(out, name + ".pre.json"), "w") as f:
+            f.write(pre)
+        with open(os.path.join(out, name + ".files.json"), "w") as f:
+            json.dump(d.get_packed_associated_file_list(), f)
+        print(name, "ok")
+
+
+if __name__ == "__main__":
+    main()
