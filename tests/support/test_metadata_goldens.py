@@ -91,3 +91,13 @@ def test_against_tflite_support_itself(ours, name):
     assert d.get_metadata_json() == (GOLDENS / f"{name}.json").read_text()
     assert d.get_packed_associated_file_list() == metadata.MetadataDisplayer.with_model_buffer(
         populated).get_packed_associated_file_list()
+
+
+@pytest.mark.parametrize("name", sorted(cases.RAW_CASES))
+def test_json_of_odd_values(name):
+    """Unnamed enum values, nan/-nan/inf, tiny floats, control characters print as flatc
+    prints them."""
+    buf = (GOLDENS / f"{name}.meta").read_bytes()
+    assert metadata.convert_to_json(buf) == (GOLDENS / f"{name}.json").read_text()
+    assert metadata.convert_to_json(cases.RAW_CASES[name](cases.tflite_jit_lib())) == (
+        GOLDENS / f"{name}.json").read_text()

@@ -19,8 +19,13 @@ from tflite_jit.support import metadata_codec, packing
 from tflite_jit.support.metadata_json import convert_to_json, to_json
 from tflite_jit.support.metadata_schema_data import FILE_IDENTIFIER, SCHEMA_VERSION
 
-__all__ = ["MetadataDisplayer", "MetadataParser", "MetadataPopulator", "convert_to_json",
-           "get_metadata_buffer"]
+__all__ = ["MetadataDisplayer", "MetadataParser", "MetadataPopulator", "MissingFileError",
+           "convert_to_json", "get_metadata_buffer"]
+
+
+class MissingFileError(FileNotFoundError, ValueError):
+    """A file the caller named does not exist: an IOError, as tflite_support raises, and a
+    ValueError, as every other bad input here raises."""
 
 
 class MetadataParser:
@@ -45,7 +50,7 @@ def _read_file(path: Any) -> bytes:
 
 def _assert_file_exist(path: Any) -> None:
     if not os.path.exists(path):
-        raise OSError(f"File, '{path}', does not exist.")
+        raise MissingFileError(f"File, '{path}', does not exist.")
 
 
 class MetadataPopulator:

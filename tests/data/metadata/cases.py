@@ -327,10 +327,14 @@ _WRITERS = ("audio_classifier", "bert_nl_classifier", "image_classifier", "image
 
 
 def _lib(root: str) -> SimpleNamespace:
-    mods = {w: importlib.import_module(f"{root}.metadata_writers.{w}") for w in _WRITERS}
-    return SimpleNamespace(metadata=importlib.import_module(f"{root}.metadata"),
-                           fb=importlib.import_module(f"{root}.metadata_schema_py_generated"),
-                           **mods)
+    # tflite_support's package re-exports these as attributes, not as submodules of its own
+    pkg = importlib.import_module(root)
+    for sub in ("metadata", "metadata_schema_py_generated", "metadata_writers"):
+        if not hasattr(pkg, sub):
+            importlib.import_module(f"{root}.{sub}")
+    writers = pkg.metadata_writers
+    return SimpleNamespace(metadata=pkg.metadata, fb=pkg.metadata_schema_py_generated,
+                           **{w: getattr(writers, w) for w in _WRITERS})
 
 
 def tflite_support_lib() -> SimpleNamespace:
@@ -339,3 +343,19 @@ def tflite_support_lib() -> SimpleNamespace:
 
 def tflite_jit_lib() -> SimpleNamespace:
     return _lib("tflite_jit.support")
+
+
+def raw_odd_values(lib: SimpleNamespace) -> bytes:
+    """A metadata buffer (no model) with what the writers never produce: an enum value without
+    a name, non-finite and tiny floats, an empty table, a control character."""
+    fb = lib.fb
+    m = _kitchen_sink(fb)
+    t = m.subgraphMetadata[0].inputTensorMetadata[0]
+    t.associatedFiles[0].type = 7
+    t.stats.max = [float("nan"), float("inf"), float("-inf"), float("-nan"), 1e-30, -2.5e-6]
+    t.name = "ctrl \x01 \x7f"
+    m.subgraphMetadata[0].outputTensorMetadata.append(fb.TensorMetadataT())
+    return _pack(lib, m)
+
+
+RAW_CASES: dict[str, Callable[[SimpleNamespace], bytes]] = {"raw_odd_values": raw_odd_values}

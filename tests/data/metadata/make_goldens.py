@@ -6,7 +6,8 @@ compare against). Needs a Python 3.11 venv with tflite-support 0.4.4 (Debian: li
 
 For each case, goldens/<case>.tflite is the populated model, <case>.json the metadata JSON of
 the populated model (MetadataDisplayer.get_metadata_json), <case>.pre.json the JSON before
-populating, and <case>.files.json the packed file names.
+populating, and <case>.files.json the packed file names; for the metadata-only cases,
+<case>.meta is the buffer and <case>.json its convert_to_json.
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ def main() -> None:
             f.write(pre)
         with open(os.path.join(out, name + ".files.json"), "w") as f:
             json.dump(d.get_packed_associated_file_list(), f)
+        print(name, "ok")
+    for name, case in cases.RAW_CASES.items():
+        meta = case(lib)
+        with open(os.path.join(out, name + ".meta"), "wb") as f:
+            f.write(meta)
+        with open(os.path.join(out, name + ".json"), "w") as f:
+            f.write(lib.metadata.convert_to_json(meta))
         print(name, "ok")
 
 
