@@ -46,7 +46,8 @@ class FlatReader:
         if pos < 0 or n < 0 or pos + n > self.size:
             raise ValueError(
                 f"The {self.subject} is not a valid Flatbuffer buffer: {what} at offset {pos} "
-                f"(+{n} bytes) lies outside the {self.size}-byte file"
+                f"(+{n} bytes) lies outside the {self.size}-byte "
+                f"{'file' if self.subject == 'model' else 'buffer'}"
             )
 
     def scalar(self, kind: str, pos: int, what: str) -> Any:

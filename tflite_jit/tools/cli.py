@@ -35,11 +35,24 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from tflite_jit.tools.inspection import format_text, inspect_model
 
     content, name = load_model(args.model)
+    if args.metadata:
+        return _inspect_metadata(content, name, args.json)
     try:
         info = inspect_model(content)
     except ValueError as e:
         raise UserError(f"{name} is not a valid .tflite model: {' '.join(str(e).split())}") from None
     print(json.dumps(info, indent=2) if args.json else format_text(info, name), end="" if not args.json else "\n")
+    return 0
+
+
+def _inspect_metadata(content: bytes, name: str, as_json: bool) -> int:
+    from tflite_jit.tools.metadata_view import format_json, format_text, metadata_info
+
+    try:
+        info = metadata_info(content)
+    except ValueError as e:
+        raise UserError(f"{name}: {' '.join(str(e).split())}") from None
+    print(format_json(info, name) if as_json else format_text(info), end="")
     return 0
 
 
@@ -94,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="inputs, outputs, signatures, ops, types, quantization, backends")
     i.add_argument("model", help="a .tflite file or a built-in model name (e.g. mobilenet_v2:input_size=96)")
     i.add_argument("--json", action="store_true", help="print JSON instead of text")
+    i.add_argument("--metadata", action="store_true",
+                   help="print the TFLite metadata (tflite_support's JSON) and the packed files")
     i.set_defaults(func=cmd_inspect)
 
     c = sub.add_parser("compare", help="run ours and LiteRT on the same inputs; exit 1 if they differ")
