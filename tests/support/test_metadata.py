@@ -328,3 +328,25 @@ def test_external_buffer_models_are_refused_with_a_reason():
 
 def test_schema_version():
     assert metadata.MetadataParser.VERSION == "1.5.0"
+
+
+@pytest.mark.parametrize("table,attr,value,match", [
+    ("AssociatedFileT", "type", 300, r"AssociatedFileT.type = 300 is not a valid i8 value"),
+    ("StatsT", "max", ["a"], r"StatsT.max = \['a'\] is not a valid \[f32\] value"),
+    ("StatsT", "min", 3.0, r"StatsT.min = 3.0 is not a valid \[f32\] value: a list of numbers"),
+    ("BoundingBoxPropertiesT", "index", [-1], r"index = \[-1\] is not a valid \[u32\] value"),
+])
+def test_pack_checks_field_values(table, attr, value, match):
+    obj = getattr(fb, table)()
+    setattr(obj, attr, value)
+    with pytest.raises(ValueError, match=match):
+        obj.Pack(flatbuffers.Builder(0))
+
+
+def test_bytes_are_accepted_for_byte_vectors():
+    c = fb.CustomMetadataT()
+    c.name, c.data = "blob", b"\x00\x07\xff"
+    b = flatbuffers.Builder(0)
+    b.Finish(c.Pack(b))
+    back = fb.CustomMetadataT.InitFromPackedBuf(bytes(b.Output()))
+    assert list(back.data) == [0, 7, 255]

@@ -97,7 +97,7 @@ class MetadataObject:
             elif kind == "str":
                 out[name] = _text(v)
             else:
-                out[name] = v
+                out[name] = _number(kind, v, f"{type(self).__name__}.{lower_camel(name)}")
         return out
 
     @classmethod
@@ -146,6 +146,27 @@ class MetadataObject:
 
 def _is_scalar(kind: str) -> bool:
     return kind in _NP
+
+
+def _number(kind: str, v: Any, what: str) -> Any:
+    """A scalar or vector field's value, checked against its type (a ValueError naming the
+    field rather than flatbuffers' TypeError/struct.error from deep inside Pack)."""
+    vector = kind.startswith("[")
+    dt = np.dtype(_NP[kind[1:-1] if vector else kind])
+    if vector and isinstance(v, (bytes, bytearray, memoryview)):
+        v = list(bytes(v))  # flatc's Pack indexes a bytes value element by element
+    try:
+        arr = np.asarray(v, dtype=np.float64 if dt.kind == "f" else object)
+        if dt.kind != "f":
+            flat = [int(x) for x in arr.reshape(-1)]
+            info = np.iinfo(dt) if dt.kind in "iu" else None
+            if info is not None and any(not info.min <= x <= info.max for x in flat):
+                raise ValueError(f"out of range for {dt}")
+        if arr.ndim != (1 if vector else 0):
+            raise ValueError("a list of numbers" if vector else "a single number")
+    except (TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"{what} = {v!r} is not a valid {kind} value: {e}") from None
+    return arr.astype(dt) if vector else (float(arr) if dt.kind == "f" else int(arr))
 
 
 def _text(v: Any) -> str:
