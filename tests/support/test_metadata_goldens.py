@@ -101,3 +101,13 @@ def test_json_of_odd_values(name):
     assert metadata.convert_to_json(buf) == (GOLDENS / f"{name}.json").read_text()
     assert metadata.convert_to_json(cases.RAW_CASES[name](cases.tflite_jit_lib())) == (
         GOLDENS / f"{name}.json").read_text()
+
+
+MEDIAPIPE = sorted(p.name[:-5] for p in (GOLDENS / "mediapipe").glob("*.meta"))
+
+
+@pytest.mark.parametrize("name", MEDIAPIPE)
+def test_json_of_published_mediapipe_models(name):
+    """The metadata of the MediaPipe 0.10.14 wheel's models, printed by tflite_support."""
+    buf = (GOLDENS / "mediapipe" / f"{name}.meta").read_bytes()
+    assert metadata.convert_to_json(buf) == (GOLDENS / "mediapipe" / f"{name}.json").read_text()

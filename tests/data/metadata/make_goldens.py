@@ -8,6 +8,12 @@ For each case, goldens/<case>.tflite is the populated model, <case>.json the met
 the populated model (MetadataDisplayer.get_metadata_json), <case>.pre.json the JSON before
 populating, and <case>.files.json the packed file names; for the metadata-only cases,
 <case>.meta is the buffer and <case>.json its convert_to_json.
+
+    /tmp/tfs/bin/python make_goldens.py --mediapipe DIR
+
+also stores, for every model in DIR with metadata (the .tflite files of the MediaPipe 0.10.14
+wheel, Apache-2.0), its metadata buffer and tflite_support's JSON under
+goldens/mediapipe/ (the models themselves are not committed).
 """
 
 from __future__ import annotations
@@ -22,7 +28,30 @@ sys.path.insert(0, HERE)
 import cases  # noqa: E402
 
 
+def mediapipe(lib, folder: str) -> None:
+    out = os.path.join(HERE, "goldens", "mediapipe")
+    os.makedirs(out, exist_ok=True)
+    for name in sorted(os.listdir(folder)):
+        if not name.endswith(".tflite"):
+            continue
+        with open(os.path.join(folder, name), "rb") as f:
+            buf = f.read()
+        meta = lib.metadata.get_metadata_buffer(buf)
+        if not meta:
+            continue
+        d = lib.metadata.MetadataDisplayer.with_model_buffer(buf)
+        stem = os.path.join(out, name[: -len(".tflite")])
+        with open(stem + ".meta", "wb") as f:
+            f.write(meta)
+        with open(stem + ".json", "w") as f:
+            f.write(d.get_metadata_json())
+        print("mediapipe", name, "ok")
+
+
 def main() -> None:
+    if "--mediapipe" in sys.argv:
+        mediapipe(cases.tflite_support_lib(), sys.argv[sys.argv.index("--mediapipe") + 1])
+        return
     os.chdir(HERE)
     lib = cases.tflite_support_lib()
     out = os.path.join(HERE, "goldens")
