@@ -104,7 +104,8 @@ class MetadataPopulator:
     def load_associated_file_buffers(self, associated_files: dict[str, Any]) -> None:
         """Files to pack, as {name: contents}; a path as the name packs under its base name."""
         self._associated_files.update(
-            {os.path.basename(name): bytes(buf) for name, buf in associated_files.items()})
+            {os.path.basename(name): buf.encode("utf-8") if isinstance(buf, str) else bytes(buf)
+             for name, buf in associated_files.items()})
 
     def load_associated_files(self, associated_files: list[str]) -> None:
         for path in associated_files:
@@ -138,12 +139,12 @@ class MetadataPopulator:
     def populate(self) -> None:
         """Write the loaded metadata and files into the model (and its file, if any)."""
         self._assert_validate()
-        packed = packing.read_packed_files(self._model_buf)
-        model = self._model_buf
-        if self._metadata_buf is not None:
-            model = packing.set_metadata_buffer(model, self._metadata_buf)
-            model = packing.append_files(model, packed) if packed else model
-        self._model_buf = packing.append_files(model, self._associated_files)
+        if self._metadata_buf is None:  # the archive after the model just grows
+            self._model_buf = packing.append_files(self._model_buf, self._associated_files)
+        else:  # a new flatbuffer: files packed earlier move behind it, then the new ones
+            packed = packing.read_packed_files(self._model_buf)
+            model = packing.set_metadata_buffer(self._model_buf, self._metadata_buf)
+            self._model_buf = packing.append_files(model, {**packed, **self._associated_files})
         if self._model_file is not None and not hasattr(self._model_file, "read"):
             with open(self._model_file, "wb") as f:
                 f.write(self._model_buf)
