@@ -350,3 +350,13 @@ def test_bytes_are_accepted_for_byte_vectors():
     b.Finish(c.Pack(b))
     back = fb.CustomMetadataT.InitFromPackedBuf(bytes(b.Output()))
     assert list(back.data) == [0, 7, 255]
+
+
+def test_package_attributes_load_submodules_like_tflite_support():
+    import tflite_jit.support as tflite_support
+
+    assert tflite_support.metadata.MetadataPopulator is metadata.MetadataPopulator
+    assert tflite_support.metadata_writers.image_classifier.INPUT_NAME == "image"
+    assert tflite_support.schema_py_generated.TensorType.UINT8 == 3
+    with pytest.raises(AttributeError):
+        tflite_support.task_library_is_not_here  # noqa: B018
