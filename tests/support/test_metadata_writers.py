@@ -131,3 +131,15 @@ def test_wrong_tensor_count_from_metadata_objects():
         image_classifier.MetadataWriter.create_from_metadata(
             cases.model("image_float"),
             output_metadata=[fb.TensorMetadataT(), fb.TensorMetadataT()]).populate()
+
+
+def test_model_without_outputs():
+    import numpy as np
+
+    from tflite_jit.format.builder import ModelBuilder
+
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    g.input("x", (1, 4), np.float32)
+    with pytest.raises(ValueError, match="no output tensor to describe"):
+        image_classifier.MetadataWriter.create_for_inference(mb.build(), [0.0], [1.0], [LABELS])

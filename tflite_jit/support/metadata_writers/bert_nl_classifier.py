@@ -54,5 +54,5 @@ class MetadataWriter(metadata_writer.MetadataWriter):
         output_md = metadata_info.ClassificationTensorMd(
             name=_OUTPUT_NAME, description=_OUTPUT_DESCRIPTION,
             label_files=[metadata_info.LabelFileMd(file_path=p) for p in label_file_paths],
-            tensor_type=writer_utils.get_output_tensor_types(model_buffer)[0])
+            tensor_type=writer_utils.first_output_type(model_buffer))
         return cls.create_from_metadata_info(model_buffer, input_md=input_md, output_md=output_md)

@@ -49,10 +49,10 @@ class MetadataWriter(metadata_writer.MetadataWriter):
         input_md = metadata_info.InputImageTensorMd(
             name=INPUT_NAME, description=INPUT_DESCRIPTION, norm_mean=input_norm_mean,
             norm_std=input_norm_std, color_space_type=fb.ColorSpaceType.RGB,
-            tensor_type=writer_utils.get_input_tensor_types(model_buffer)[0])
+            tensor_type=writer_utils.first_input_type(model_buffer))
         output_md = metadata_info.ClassificationTensorMd(
             name=OUTPUT_NAME, description=OUTPUT_DESCRIPTION,
             label_files=[metadata_info.LabelFileMd(file_path=p) for p in label_file_paths],
-            tensor_type=writer_utils.get_output_tensor_types(model_buffer)[0],
+            tensor_type=writer_utils.first_output_type(model_buffer),
             score_calibration_md=score_calibration_md)
         return cls.create_from_metadata_info(model_buffer, input_md=input_md, output_md=output_md)

@@ -62,7 +62,7 @@ class MetadataWriter(metadata_writer.MetadataWriter):
         input_md = metadata_info.InputImageTensorMd(
             name=_INPUT_NAME, description=_INPUT_DESCRIPTION, norm_mean=input_norm_mean,
             norm_std=input_norm_std, color_space_type=fb.ColorSpaceType.RGB,
-            tensor_type=writer_utils.get_input_tensor_types(model_buffer)[0])
+            tensor_type=writer_utils.first_input_type(model_buffer))
         output_md = metadata_info.TensorMd(
             name=_OUTPUT_NAME, description=_OUTPUT_DESCRIPTION,
             associated_files=[metadata_info.LabelFileMd(file_path=p) for p in label_file_paths])

@@ -72,3 +72,19 @@ def get_tokenizer_associated_files(tokenizer_options: Any) -> list[Any]:
     if isinstance(tokenizer_options, fb.SentencePieceTokenizerOptionsT):
         return names(tokenizer_options.vocabFile) + names(tokenizer_options.sentencePieceModel)
     return []
+
+
+def first_input_type(model_buffer: Any) -> int:
+    """TensorType code of the first input; ValueError when the model has none."""
+    types = get_input_tensor_types(model_buffer)
+    if not types:
+        raise ValueError("The model has no input tensor to describe.")
+    return types[0]
+
+
+def first_output_type(model_buffer: Any) -> int:
+    """TensorType code of the first output; ValueError when the model has none."""
+    types = get_output_tensor_types(model_buffer)
+    if not types:
+        raise ValueError("The model has no output tensor to describe.")
+    return types[0]
