@@ -142,6 +142,11 @@ def _windows(a: FlexAttrs, what: str, in_hw: Sequence[int], k_hw: Sequence[int])
     n = a.node
     strides = list(n.attr("strides", [1, 1, 1, 1]))
     dil = list(n.attr("dilations", [1, 1, 1, 1]) or [1, 1, 1, 1])
+    if n.op.startswith("DepthwiseConv2dNativeBackprop"):
+        # TensorFlow's CPU kernels for these two ignore `dilations` (measured: TF's outputs equal
+        # the undilated gradient; Keras builds dilated depthwise convs from SpaceToBatchND
+        # instead); we compute what TensorFlow computes
+        dil = [1, 1, 1, 1]
     if len(strides) != 4 or strides[0] != 1 or strides[3] != 1 or min(strides) < 1:
         raise OpError(f"{what}: strides must be [1, sh, sw, 1] with positive sh, sw; got {strides}")
     if len(dil) != 4 or dil[0] != 1 or dil[3] != 1 or min(dil) < 1:

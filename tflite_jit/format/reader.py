@@ -234,7 +234,8 @@ def flex_options(raw: bytes) -> dict[str, Any]:
     of another shape are left empty for the op to reject."""
     try:
         v = flexbuffers.GetRoot(raw).AsVector
-        return {"flex_op": bytes(v[0].AsStringBytes).decode(), "node_def": bytes(v[1].AsStringBytes)}
+        node = v[1].AsBlob if v[1].IsBlob else v[1].AsStringBytes  # TF writes a string; a blob is fine
+        return {"flex_op": bytes(v[0].AsStringBytes).decode(), "node_def": bytes(node)}
     except Exception:  # a damaged flexbuffer is the op's problem, not the loader's
         return {}
 

@@ -64,7 +64,7 @@ def encode(tensors: Mapping[str, np.ndarray]) -> bytes:
     meta.meta.versions.producer = CHECKPOINT_VERSION
     entries = []
     for name in sorted(tensors, key=lambda n: n.encode()):
-        arr = np.ascontiguousarray(tensors[name])
+        arr = np.require(tensors[name], requirements="C")  # keeps 0-d arrays 0-d
         if arr.nbytes > _MAX_BYTES:
             raise ValueError(f"tensor '{name}' ({arr.nbytes} bytes) is too large for a V1 checkpoint")
         t = meta.meta.tensor.add(name=name, type=tf_proto.dtype_number(arr.dtype))
@@ -125,7 +125,7 @@ def decode(buf: bytes, what: str = "checkpoint") -> dict[str, np.ndarray]:
             raise ValueError(f"{what}: tensor '{name}' has data but no metadata entry")
         shape, dtype = metas[name]
         if name not in out:
-            out[name] = np.zeros(shape, dtype=dtype) if dtype != object else np.full(shape, b"", dtype=object)
+            out[name] = np.zeros(shape, dtype=dtype) if dtype.kind != "O" else np.full(shape, b"", dtype=object)
         if extents and len(extents) != len(shape):
             raise ValueError(f"{what}: tensor '{name}' has a slice of rank {len(extents)}, its shape "
                              f"{list(shape)} has rank {len(shape)}")

@@ -179,7 +179,7 @@ def to_numpy(proto: Any, dtype: np.dtype | None = None, shape: tuple[int, ...] |
         shape = tuple(int(d.size) for d in proto.tensor_shape.dim)
     n = int(np.prod(shape, dtype=np.int64))
     if proto.tensor_content:
-        if dt == object:
+        if dt.kind == "O":
             raise ValueError(f"{what}: a string tensor cannot use tensor_content")
         arr = np.frombuffer(proto.tensor_content, dtype=dt.newbyteorder("<")).astype(dt)
     else:
@@ -189,7 +189,7 @@ def to_numpy(proto: Any, dtype: np.dtype | None = None, shape: tuple[int, ...] |
         vals = list(getattr(proto, field))
         if dt == np.float16:
             arr = np.array(vals, np.int32).astype(np.uint16).view(np.float16)
-        elif dt == object:
+        elif dt.kind == "O":
             arr = np.empty(len(vals), dtype=object)
             arr[:] = vals
         else:

@@ -43,7 +43,8 @@ from tflite_jit.runtime.shapes import (
 _FLEX_MSG = ("Select TensorFlow op(s), included in the given model, is(are) not supported by this "
              "interpreter. Make sure you apply/link the Flex delegate before inference. See instructions: "
              "https://www.tensorflow.org/lite/guide/ops_select\n"
-             "Regular TensorFlow ops are not supported by this interpreter (tflite_jit has no Flex delegate).")
+             "Regular TensorFlow ops are not supported by this interpreter. (tflite_jit runs the Flex ops listed in "
+             "docs/ops.md natively; this one is not among them.)")
 
 
 @dataclass
