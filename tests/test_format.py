@@ -216,3 +216,29 @@ def test_truncations_and_bit_flips_never_crash(data) -> None:
         i = data.draw(st.integers(0, len(b) - 4))
         b[i:i + 4] = data.draw(st.binary(min_size=4, max_size=4))
     _all_errors_are_value_errors(bytes(b))
+
+
+def test_zero_element_constants_without_data_run_as_litert() -> None:
+    """TF's converter emits zero-element constants (empty shape or axis lists) whose buffer
+    holds no bytes; LiteRT runs such models, so they are constants, not unproduced tensors."""
+    import tflite_jit
+
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (3,), np.float32)
+    empty = g.const("empty", np.zeros((0,), np.float32))  # a buffer of zero bytes: reads as "no data"
+    out = g.tensor("out", (3,), np.float32)
+    g.op("CONCATENATION", [x, empty], [out], axis=0)
+    g.output(out)
+    model = load_bytes(mb.build())
+    t = model.subgraphs[0].tensors[empty]
+    assert t.buffer > 0 and t.is_constant and t.data.shape == (0,)
+    data = mb.build()
+    value = np.array([1.0, -2.0, 3.5], np.float32)
+    results = []
+    for it in (litert_interpreter(data), tflite_jit.Interpreter(model_content=data)):
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], value)
+        it.invoke()
+        results.append(it.get_tensor(it.get_output_details()[0]["index"]))
+    np.testing.assert_array_equal(results[1], results[0])

@@ -209,12 +209,35 @@ def _op(o: dict, codes: list[dict], r: FlatReader, what: str) -> Op:
     elif o.get("custom_options") is not None:
         raw_custom = o["custom_options"].tobytes()
     if raw_custom and custom is not None and int(o.get("custom_options_format", 0)) == 0:
-        options = _decode_flexbuffer(raw_custom)
+        options = flex_options(raw_custom) if custom.startswith("Flex") else _decode_flexbuffer(raw_custom)
     to_t = lambda a: tuple(int(v) for v in a) if a is not None else ()  # noqa: E731
     return Op(name=name, inputs=to_t(o.get("inputs")), outputs=to_t(o.get("outputs")),
               options=options, builtin_code=builtin, version=int(code.get("version", 1)),
               custom_code=custom, custom_options=raw_custom, options_type=options_type,
               intermediates=to_t(o.get("intermediates")))
+
+
+def _empty_constants(tensors: list[Tensor], ops: list[Op], inputs: tuple[int, ...]) -> None:
+    """A zero-element tensor that nothing writes is a constant: the converter emits them (an
+    empty shape or axis list) with an empty buffer, which reads as 'no data'. LiteRT runs them
+    (there is nothing to read); we give them an empty array so they are constants here too."""
+    written = set(inputs) | {t for op in ops for t in op.outputs}
+    for i, t in enumerate(tensors):
+        if (t.data is None and t.buffer > 0 and i not in written and not t.is_variable and t.shape
+                and 0 in t.shape and TENSOR_TYPE_NAMES[t.type] not in ("STRING", "RESOURCE", "VARIANT")):
+            t.data = np.zeros(t.shape, dtype=np.dtype(numpy_type(t.type)))
+
+
+def flex_options(raw: bytes) -> dict[str, Any]:
+    """A Flex op's custom options: a flexbuffer vector [TF op name, serialized NodeDef]. The
+    NodeDef stays bytes (ops.flex decodes it with protobuf when the op is prepared); options
+    of another shape are left empty for the op to reject."""
+    try:
+        v = flexbuffers.GetRoot(raw).AsVector
+        node = v[1].AsBlob if v[1].IsBlob else v[1].AsStringBytes  # TF writes a string; a blob is fine
+        return {"flex_op": bytes(v[0].AsStringBytes).decode(), "node_def": bytes(node)}
+    except Exception:  # a damaged flexbuffer is the op's problem, not the loader's
+        return {}
 
 
 def _decode_flexbuffer(raw: bytes) -> dict[str, Any]:
@@ -236,7 +259,9 @@ def _to_ir(raw: dict, r: FlatReader) -> Model:
         ops = [_op(o, codes, r, f"operator {i} of subgraph {si}")
                for i, o in enumerate(sg.get("operators", []))]
         to_t = lambda a: tuple(int(v) for v in a) if a is not None else ()  # noqa: E731
-        subgraphs.append(Subgraph(tensors=tensors, inputs=to_t(sg.get("inputs")),
+        inputs = to_t(sg.get("inputs"))
+        _empty_constants(tensors, ops, inputs)
+        subgraphs.append(Subgraph(tensors=tensors, inputs=inputs,
                                   outputs=to_t(sg.get("outputs")), ops=ops, name=sg.get("name") or ""))
     if not subgraphs:
         raise ValueError("The model is not a valid Flatbuffer buffer: it has no subgraphs")

@@ -43,7 +43,8 @@ from tflite_jit.runtime.shapes import (
 _FLEX_MSG = ("Select TensorFlow op(s), included in the given model, is(are) not supported by this "
              "interpreter. Make sure you apply/link the Flex delegate before inference. See instructions: "
              "https://www.tensorflow.org/lite/guide/ops_select\n"
-             "Regular TensorFlow ops are not supported by this interpreter (tflite_jit has no Flex delegate).")
+             "Regular TensorFlow ops are not supported by this interpreter. (tflite_jit runs the Flex ops listed in "
+             "docs/ops.md natively; this one is not among them.)")
 
 
 @dataclass
@@ -105,7 +106,7 @@ class PlanEnv(CompileEnv):
 class RunContext:
     """What lives as long as an interpreter and is shared by all the subgraphs it runs: the
     model, per-interpreter custom ops, resource variables (id -> value, ids handed out per
-    (container, shared_name)), the CALL_ONCE nodes that have run, and one sub-`Executable` per
+    (container, shared_name)), the CALL_ONCE init subgraphs that have run, and one sub-`Executable` per
     subgraph that control flow calls (ops/control.py explains the design)."""
 
     def __init__(self, model: Model, backends: Backend | list[Backend], *, fusion: Any = "none",
