@@ -114,6 +114,10 @@ def _while_run(inputs: list, a: ContextAttrs) -> list[np.ndarray]:
     cond = _subgraph_index(a, "cond_subgraph_index", "WHILE")
     body = _subgraph_index(a, "body_subgraph_index", "WHILE")
     vals = [np.asarray(x) for x in inputs]
+    if cond != body:
+        done = rc.while_loop(cond, body, vals)  # shape-invariant loops: one prepared unit
+        if done is not None:
+            return done
     while True:
         c = rc.run(cond, vals)
         if len(c) != 1 or np.asarray(c[0]).size != 1 or np.asarray(c[0]).dtype != np.bool_:

@@ -132,6 +132,7 @@ class NumbaKernel:
 
     def __init__(self, fn: Callable[..., None], src: KernelSource, req: KernelRequest, extra_ids: list[int]):
         self.fn, self.src, self.req, self.extra_ids = fn, src, req, extra_ids
+        self.may_raise = src.may_raise  # the runtime wraps its call to report LiteRT's error
 
     def bind(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
              outputs: Sequence[int]) -> Callable[[], None]:
@@ -142,4 +143,6 @@ class NumbaKernel:
         args = bind(self.src, ins, extras, outs)
         fn = self.fn
         modcache.compile_now(fn, args)  # at allocate time, so invoke() never compiles
-        return lambda: fn(*args)
+        call = lambda: fn(*args)  # noqa: E731
+        call.njit_call = (fn, args)  # lets a compiled driver call it from Numba (runtime/loops.py)
+        return call

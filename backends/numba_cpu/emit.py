@@ -145,7 +145,7 @@ class Emitter:
                 raise Unsupported(f"{e.fn} on {od}")
             if e.fn in _INT_ONLY and od.kind not in "iu":
                 raise Unsupported(f"{e.fn} on {od}")
-            if od == BOOL and e.fn not in ("eq", "ne", "where"):
+            if od == BOOL and e.fn not in ("eq", "ne", "where", "and", "or", "not"):
                 raise Unsupported(f"{e.fn} on bool operands")
             args = []
             for j, a in enumerate(e.args):

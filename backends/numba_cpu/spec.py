@@ -34,3 +34,4 @@ class KernelSource:
     entry: str
     args: list[Arg]
     parallel: bool = False  # uses prange (the framework sets the thread count before calling)
+    may_raise: bool = False  # raises on bad run-time data (GATHER's indices): the runtime reports it

@@ -252,12 +252,14 @@ def test_float_floor_mod_by_zero_is_nan_like_litert() -> None:
 
 # ---- the Numba backend ---------------------------------------------------------------------------
 
-# one compiled kernel per entry (LOGICAL_AND is not printable for bool and runs on reference)
+# one compiled kernel per entry (the logical ops too: a WHILE cond is often LESS + LOGICAL_AND,
+# and a compiled loop needs every cond op compiled)
 NUMBA_CASES = [("ABS", F32), ("CEIL", F32), ("FLOOR", F32), ("ROUND", F32), ("SIGN", F32),
                ("EXP", F32), ("LOG", F32), ("SIN", F32), ("COS", F32), ("ELU", F32),
                ("ZEROS_LIKE", F32), ("POW", F32), ("POW", I32), ("POW_SCALAR", I32),
                ("FLOOR_DIV", F32), ("FLOOR_DIV", I32), ("FLOOR_MOD", F32), ("FLOOR_MOD", I32), ("MAXIMUM", F32),
-               ("MINIMUM", I32), ("ADD_N", F32), ("LOGICAL_AND", BOOL)]
+               ("MINIMUM", I32), ("ADD_N", F32), ("LOGICAL_AND", BOOL), ("LOGICAL_OR", BOOL),
+               ("LOGICAL_NOT", BOOL)]
 
 
 @pytest.mark.parametrize("op,dtype", NUMBA_CASES)
@@ -279,8 +281,8 @@ def test_numba_backend_matches_litert(op: str, dtype) -> None:
     outs, steps = run_engine(model, xs, "numba")
     assert_close(outs[0], theirs, what=op)
     backends = set(steps)
-    # bool ops, and integer division (which must raise on a zero divisor), stay on reference
-    on_reference = dtype == BOOL or (op in ("FLOOR_DIV", "FLOOR_MOD") and np.dtype(dtype).kind in "iu")
+    # integer division (which must raise on a zero divisor) stays on reference
+    on_reference = op in ("FLOOR_DIV", "FLOOR_MOD") and np.dtype(dtype).kind in "iu"
     assert backends == ({"reference"} if on_reference else {"numba_cpu"}), backends
 
 
@@ -293,7 +295,7 @@ def test_numba_fuses_a_chain_of_math_ops() -> None:
     check_one_fused_kernel(model, xs)
 
 
-@pytest.mark.parametrize("op,dtype", [("MAXIMUM", I8), ("LOGICAL_NOT", BOOL), ("CAST", I32)])
+@pytest.mark.parametrize("op,dtype", [("MAXIMUM", I8), ("CAST", I32)])
 def test_numba_backend_falls_back_for_unprintable_forms(op, dtype) -> None:
     rng = np.random.default_rng(2)
     if op == "MAXIMUM":

@@ -125,6 +125,7 @@ class RunContext:
         self._execs: dict[int, Executable] = {}
         self._prepared: dict[int, tuple] = {}
         self._active: set[int] = set()
+        self._loops: dict[tuple[int, int], Any] = {}  # (cond, body) -> runtime.loops.PreparedLoop
 
     def resource_id(self, key: Any) -> int:
         return self._ids.setdefault(key, len(self._ids))
@@ -173,19 +174,54 @@ class RunContext:
             self._active.discard(si)
         return [(infos[t].shape, infos[t].dtype) for t in ex.sg.outputs]
 
+    def _ready(self, si: int, values: list[np.ndarray], what: str) -> Executable:
+        """Subgraph `si`'s executable, (re)prepared if these inputs' shapes differ from those
+        it was last prepared for."""
+        ex = self._check_inputs(si, [(v.shape, v.dtype) for v in values], what)
+        shapes = tuple(tuple(v.shape) for v in values)
+        if self._prepared.get(si) != shapes:
+            self._prepared.pop(si, None)
+            ex.prepare(dict(zip(ex.sg.inputs, shapes)))
+            self._prepared[si] = shapes
+        return ex
+
+    def while_loop(self, cond: int, body: int, values: list[np.ndarray]) -> list[np.ndarray] | None:
+        """Run WHILE(cond, body) on these loop variables as one prepared unit
+        (runtime/loops.py); None when the body changes shapes (the caller iterates subgraph
+        calls instead)."""
+        from tflite_jit.runtime.loops import PreparedLoop
+
+        for si in (cond, body):
+            if si in self._active:
+                raise OpError(f"subgraph {si} calls itself recursively")
+        shapes = tuple(tuple(v.shape) for v in values)
+        self._active.update((cond, body))
+        try:
+            c = self._ready(cond, values, "WHILE cond")
+            b = self._ready(body, values, "WHILE body")
+            outs = [b.infos[t] for t in b.sg.outputs]
+            flag = c.infos[c.sg.outputs[0]] if len(c.sg.outputs) == 1 else None
+            if (flag is None or flag.shape is None or int(np.prod(flag.shape)) != 1 or flag.dtype != np.bool_
+                    or len(outs) != len(values)
+                    or any(o.shape != s or o.dtype != v.dtype for o, s, v in zip(outs, shapes, values))):
+                return None
+            loop = self._loops.get((cond, body))
+            if loop is None or not loop.valid_for(c, b, shapes):
+                loop = self._loops[(cond, body)] = PreparedLoop(c, b, shapes)
+            return loop.run(values)
+        except RuntimeError as e:  # a node of cond or body failing to invoke
+            raise OpError(f"in WHILE: {str(e).rstrip()}") from None
+        finally:
+            self._active.difference_update((cond, body))
+
     def run(self, si: int, values: list[np.ndarray]) -> list[np.ndarray]:
         """Run subgraph `si` on these inputs; its outputs, copied. The subgraph is (re)prepared
         whenever the input shapes differ from those it was last prepared for."""
         if si in self._active:
             raise OpError(f"subgraph {si} calls itself recursively")
-        ex = self._check_inputs(si, [(v.shape, v.dtype) for v in values], "control flow")
-        shapes = tuple(tuple(v.shape) for v in values)
         self._active.add(si)
         try:
-            if self._prepared.get(si) != shapes:
-                self._prepared.pop(si, None)
-                ex.prepare(dict(zip(ex.sg.inputs, shapes)))
-                self._prepared[si] = shapes
+            ex = self._ready(si, values, "control flow")
             for t, v in zip(ex.sg.inputs, values):
                 np.copyto(ex.buffers[t], v)
             ex.run()
@@ -482,7 +518,8 @@ class Executable:
         c = step.cluster
         if getattr(step.kernel, "in_place", False):
             root = self.sg.ops[c.ops[0]]
-            return step.kernel.bind(self.buffers, root.inputs, c.outputs)
+            call = step.kernel.bind(self.buffers, root.inputs, c.outputs)
+            return _reporting(call, step.label) if getattr(step.kernel, "may_raise", False) else call
         buffers, infos, label, kernel = self.buffers, self.infos, step.label, step.kernel
         sg = self.sg
 
@@ -551,6 +588,20 @@ class Executable:
             if step.partition is not None:
                 log.info("%s: predicted %.3g s, measured %.3g s", step.label, entry["predicted_s"] or 0.0, m)
         return self.measured
+
+
+def _reporting(call: Any, label: str) -> Any:
+    """A compiled kernel that can raise on run-time data (an index out of range) fails the
+    invoke with LiteRT's RuntimeError naming the node; the bound call stays usable by a
+    compiled loop driver (runtime/loops.py)."""
+    def reported() -> None:
+        try:
+            call()
+        except (IndexError, ValueError) as e:
+            raise RuntimeError(f"{e}\n{label} failed to invoke.\n") from None
+
+    reported.njit_call = getattr(call, "njit_call", None)
+    return reported
 
 
 def storage_dtype(dtype: Any) -> np.dtype:
