@@ -8,6 +8,8 @@ and a third invoke, comparing every output each time.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -32,11 +34,12 @@ def sequence_model(op: str, specs: list, **options) -> bytes:
     return one_op_model(op, inputs, n_outputs=None, **options)
 
 
-def check_invokes(model: bytes, feed_shapes: list[tuple[int, ...]], rng, scale: float = 1.0) -> None:
+def check_invokes(model: bytes, feed_shapes: list[tuple[int, ...]], rng, scale: float = 1.0,
+                  backend: str = "reference") -> Any:
     """Invoke twice (state carried), reset, invoke again; outputs must match every time."""
     theirs = litert_interpreter(model)
     theirs.allocate_tensors()
-    ours = tflite_jit.Interpreter(model_content=model, backend="reference")
+    ours = tflite_jit.Interpreter(model_content=model, backend=backend)
     ours.allocate_tensors()
     t_in, o_in = theirs.get_input_details(), ours.get_input_details()
     assert [d["shape"].tolist() for d in t_in] == [d["shape"].tolist() for d in o_in]
@@ -55,6 +58,7 @@ def check_invokes(model: bytes, feed_shapes: list[tuple[int, ...]], rng, scale: 
         for j, (dt, do) in enumerate(zip(t_out, o_out)):
             assert_close(ours.get_tensor(do["index"]), theirs.get_tensor(dt["index"]),
                          what=f"invoke {k} output {j}")
+    return ours
 
 
 def weight(rng, *shape, scale=0.5) -> np.ndarray:
@@ -120,6 +124,24 @@ def test_keras_converter_lstm_configuration() -> None:
     model = sequence_model("UNIDIRECTIONAL_SEQUENCE_LSTM", specs, fused_activation_function="TANH",
                            cell_clip=10.0, proj_clip=0.0, time_major=False)
     check_invokes(model, [x_shape], rng)
+
+
+@pytest.mark.parametrize("time_major,cifg,act,cell_clip,n_batch", [
+    (False, False, "TANH", 10.0, 1), (False, False, "TANH", 0.0, 3), (True, True, "TANH", 0.5, 2),
+    (False, True, "RELU6", 0.0, 2), (True, False, "RELU", 3.0, 1), (False, False, "RELU_N1_TO_1", 0.0, 2)])
+def test_numba_lstm_kernel(time_major, cifg, act, cell_clip, n_batch) -> None:
+    """The compiled time loop (backends/numba_cpu/generators/lstm.py) against LiteRT, state
+    carried across invokes and reset; the op must really run compiled."""
+    rng = np.random.default_rng(5)
+    n_time, n_input, n_cell = 7, 5, 6
+    w, _ = lstm_weights(rng, n_input, n_cell, n_cell, cifg=cifg, peephole=False, projection=False,
+                        proj_bias=False, layer_norm=False)
+    x_shape = (n_time, n_batch, n_input) if time_major else (n_batch, n_time, n_input)
+    specs = [Feed(x_shape), *w, State((n_batch, n_cell)), State((n_batch, n_cell))] + [None] * 4
+    model = sequence_model("UNIDIRECTIONAL_SEQUENCE_LSTM", specs, fused_activation_function=act,
+                           cell_clip=cell_clip, proj_clip=0.0, time_major=time_major)
+    ours = check_invokes(model, [x_shape], rng, backend="numba")
+    assert [op["backend"] for op in ours.get_execution_plan()["ops"]] == ["numba_cpu"]
 
 
 def _run_both_backends(model: bytes, x_shape: tuple[int, ...], rng, backend: str) -> None:
