@@ -19,7 +19,7 @@ import numpy as np
 from tflite_jit import ops
 from tflite_jit.backends.base import Backend, Cluster, CompileEnv, Kernel, roofline_seconds
 from tflite_jit.backends.numba_cpu import modcache
-from tflite_jit.backends.numba_cpu.generators import GENERATORS, load_all
+from tflite_jit.backends.numba_cpu.generators import GENERATORS, load_all, qtable
 from tflite_jit.backends.numba_cpu.spec import KernelSource
 from tflite_jit.backends.request import KernelRequest, Request, Unsupported, build_request, is_loop_op
 from tflite_jit.ir.model import Op
@@ -100,7 +100,8 @@ class NumbaBackend(Backend):
         if quantized:
             a = env.attrs_of(op)
             dt = getattr(a, "dtype", None) or getattr(a, "in_dtype", None)
-            if op.name not in QUANT_OPS or dt is None or np.dtype(dt) not in (np.int8, np.uint8):
+            table = op.name in qtable.DERIVED_TABLE_OPS and dt is not None and np.dtype(dt) in qtable.TABLE_DTYPES
+            if not table and (op.name not in QUANT_OPS or dt is None or np.dtype(dt) not in (np.int8, np.uint8)):
                 on = f" on {np.dtype(dt).name}" if dt is not None else ""
                 return False, f"quantized {op.name}{on} has no Numba kernel yet (runs on reference)"
         if op.name in _CHECKED_INT_DIVISION and env.infos[op.inputs[0]].dtype.kind in "iu":

@@ -1,0 +1,98 @@
+"""Quantized unary elementwise ops as table lookups derived from their own reference.
+
+An 8-bit (or 16-bit) input has only 256 (65536) possible values, so any unary elementwise
+quantized op is a function of one byte: evaluate the op's NumPy reference (ops/q*.py, bit-exact
+with LiteRT) once, at plan time, on every possible input value, and the kernel is
+`out[i] = table[x[i] - min]` — bit-exact by construction, whatever rounding the op's integer
+math does, and one definition of the op still (nothing re-derived here). 8-bit to 8-bit tables
+use the vpermi2b lookup of qlut.py; other widths a scalar gather (int16: a 64 K-entry table,
+128 KiB, read at random: the int16 path's cost is the cache, still ~10x the reference).
+
+Ops whose reference raises on some input value (e.g. an int8 RSQRT of a non-positive value:
+LiteRT fails that invoke) keep running on `reference`, which reports the error as LiteRT does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tflite_jit import ops
+from tflite_jit.backends.numba_cpu import emit, qlut, simd
+from tflite_jit.backends.numba_cpu.generators import qeltwise, register_generator
+from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
+from tflite_jit.backends.request import KernelRequest, Unsupported
+from tflite_jit.ops import expr as E
+
+#: unary elementwise ops whose quantized (int8 / uint8 / int16) nodes become derived tables
+DERIVED_TABLE_OPS = ("ABS", "NEG", "SQRT", "RSQRT", "EXP", "LOG", "LOGISTIC", "TANH", "GELU", "ELU",
+                     "HARD_SWISH", "LEAKY_RELU", "RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1")
+#: input types a table covers
+TABLE_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16))
+_MAX_OUT_BYTES = 4
+
+
+def derived_table(req: KernelRequest) -> np.ndarray:
+    """The op's output for every input value, in input-value order; Unsupported if the op's
+    reference cannot produce one (it raises on some value, or is not elementwise)."""
+    x = req.inputs[0] if req.inputs else None
+    if x is None or len(req.inputs) != 1:
+        raise Unsupported(f"quantized {req.op_name}: a table needs exactly one input")
+    dt = np.dtype(x.dtype)
+    if dt not in TABLE_DTYPES:
+        raise Unsupported(f"quantized {req.op_name} on {dt.name}: no table")
+    info = np.iinfo(dt)
+    domain = np.arange(info.min, info.max + 1, dtype=np.int64).astype(dt)
+    out_dt = np.dtype(req.outputs[0].arg.dtype)
+    try:
+        res = ops.get(req.op_name).reference([domain], req.attrs)
+    except Exception as e:  # the reference refuses some input value: it must run (and report) per invoke
+        raise Unsupported(f"quantized {req.op_name}: its reference rejects some input values ({e})") from None
+    table = np.asarray(res[0]) if len(res) == 1 else None
+    if table is None or table.shape != domain.shape or table.dtype != out_dt or out_dt.itemsize > _MAX_OUT_BYTES:
+        raise Unsupported(f"quantized {req.op_name}: the reference is not a per-element function here")
+    return np.ascontiguousarray(table)
+
+
+def generate_derived_table(req: KernelRequest) -> KernelSource:
+    if not isinstance(req.attrs, ops.Quantized):
+        raise Unsupported(f"{req.op_name}: only quantized nodes use a table")
+    if req.extras or len(req.outputs) != 1 or not (isinstance(req.outputs[0].expr, E.Var)
+                                                   and req.outputs[0].expr.index == 0):
+        raise Unsupported(f"quantized {req.op_name}: fused epilogues are not compiled")
+    if tuple(req.inputs[0].shape) != tuple(req.out_shape):
+        raise Unsupported(f"quantized {req.op_name}: input and output shapes differ")
+    table = derived_table(req)
+    dt = np.dtype(req.inputs[0].dtype)
+    lo = int(np.iinfo(dt).min)
+    n = math.prod(req.out_shape)
+    byte_lut = dt.itemsize == 1 and table.dtype.itemsize == 1 and qlut.HAS_VBMI
+    head = n // qlut.LUT_W * qlut.LUT_W if byte_lut else 0
+    lines = ["def entry(x, tab, btab, o):"]
+    if head:
+        lines += [f"    for i in range(0, {head}, {qlut.LUT_W}):", "        lut64(btab, x, o, i)"]
+    if head < n:
+        lines += [f"    for i in range({head}, {n}):", f"        st(o, i, ld(tab, np.int64(ld(x, i)) - {lo}))"]
+    if n == 0:
+        lines += ["    return"]
+    btab = qlut.byte_table(table, table.dtype) if byte_lut else np.zeros(256, np.uint8)
+    src = (f"# quantized {req.op_name} as a table derived from its reference\n"
+           + emit.helper_import(simd, "ld", "st") + emit.helper_import(qlut, "lut64")
+           + emit.module("\n".join(lines) + "\n", False))
+    return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=table), Arg("const", value=btab),
+                                       Arg("output", 0)], False)
+
+
+def generate_unary(req: KernelRequest) -> KernelSource:
+    """LiteRT's own 8-bit table ops keep their table (qeltwise.generate_table); every other
+    quantized node of these ops gets the derived table."""
+    a = req.attrs
+    if (req.op_name in qeltwise.TABLE_OPS and getattr(a, "table", None) is not None
+            and np.dtype(getattr(a, "dtype", np.int16)).itemsize == 1):
+        return qeltwise.generate_table(req)
+    return generate_derived_table(req)
+
+
+for _name in DERIVED_TABLE_OPS:
+    register_generator(_name)(generate_unary)
