@@ -19,7 +19,8 @@ long as the interpreter (resource variables, which CALL_ONCE initialisers have r
 * Resource variables live in `RunContext.resources`, keyed by (container, shared_name) as
   VAR_HANDLE names them (an empty shared_name is unique to that node). A handle tensor holds
   the variable's integer id. READ_VARIABLE's output is dynamic (a variable may be reassigned
-  with another shape). CALL_ONCE runs its init subgraph once per interpreter and node.
+  with another shape). CALL_ONCE runs its init subgraph once per interpreter and init subgraph (whichever
+  signature's node gets there first), as LiteRT's initialisation status map does.
 """
 
 from __future__ import annotations
@@ -166,9 +167,13 @@ def _call_once_infer(ctx: InferCtx) -> list:
 def _call_once_run(inputs: list, a: ContextAttrs) -> list[np.ndarray]:
     rc = run_context(a, "CALL_ONCE")
     si = _subgraph_index(a, "init_subgraph_index", "CALL_ONCE")
-    if a.node not in rc.called_once:
+    # Keyed by the init subgraph, not the node: each signature's subgraph has its own CALL_ONCE
+    # node naming the same initialiser, and LiteRT's initialisation status belongs to the
+    # interpreter per init subgraph index, so preparing a second signature after training with
+    # the first must not re-initialise the shared variables.
+    if si not in rc.called_once:
         rc.run(si, [])
-        rc.called_once.add(a.node)  # after success: a failed initialiser is retried next invoke
+        rc.called_once.add(si)  # after success: a failed initialiser is retried next invoke
     return []
 
 

@@ -67,3 +67,30 @@ def test_converter_model_details_match_litert(name: str) -> None:
                     assert da[k] == db[k], k
     assert ours.get_signature_list() == theirs.get_signature_list()
     assert [d["op_name"] for d in ours._get_ops_details()] == [d["op_name"] for d in theirs._get_ops_details()]
+
+
+def _train_then_infer(it, first_infer: bool) -> tuple[list[np.ndarray], np.ndarray | None, np.ndarray]:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 4)).astype(np.float32)
+    y = np.array([[1.0, -1.0]], np.float32)
+    before = it.get_signature_runner("infer")(x=x)["out"] if first_infer else None
+    train = it.get_signature_runner("train")
+    losses = [train(x=x, y=y)["loss"] for _ in range(20)]
+    return losses, before, it.get_signature_runner("infer")(x=x)["out"]
+
+
+@pytest.mark.parametrize("first_infer", [False, True], ids=["infer-after-training", "infer-first"])
+def test_variables_shared_by_signatures_survive_training(first_infer: bool) -> None:
+    """`train` 20 times, then `infer` prepared for the first time: the variables are the
+    interpreter's and the initialiser (CALL_ONCE in each signature's subgraph, one init subgraph)
+    ran once, so `infer` sees the trained values (it used to see the initial ones)."""
+    data = (DATA / "tf_trainable.tflite").read_bytes()
+    o_loss, o_before, o_out = _train_then_infer(tflite_jit.Interpreter(model_content=data), first_infer)
+    t_loss, t_before, t_out = _train_then_infer(litert_interpreter(data), first_infer)
+    for o, t in zip(o_loss, t_loss):
+        assert_close(o, t, what="train loss")
+    assert o_loss[-1] < 0.01 * o_loss[0]  # training converged: infer must see the trained weights
+    assert_close(o_out, t_out, what="infer after training")
+    if first_infer:
+        assert_close(o_before, t_before, what="infer before training")
+        assert not np.allclose(o_before, o_out)

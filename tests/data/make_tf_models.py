@@ -50,9 +50,43 @@ def rnn_classifier(cell: str, seq: int = 12, vocab: int = 50, units: int = 16) -
     return tf.keras.Model(tokens, out)
 
 
+class Trainable(tf.Module):
+    """Two signatures sharing resource variables: `train` takes one plain-SGD step of a linear
+    model (builtin ops only, no Flex), `infer` applies it. Each signature's subgraph starts with
+    its own CALL_ONCE node naming the same initialiser subgraph."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = tf.Variable(tf.random.stateless_normal([4, 2], seed=[1, 2]), name="w")
+        self.b = tf.Variable(tf.zeros([2]), name="b")
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32, name="x"),
+                                  tf.TensorSpec([1, 2], tf.float32, name="y")])
+    def train(self, x: tf.Tensor, y: tf.Tensor) -> dict:
+        err = tf.matmul(x, self.w) + self.b - y
+        self.w.assign_sub(tf.matmul(x, err, transpose_a=True) * 0.1)
+        self.b.assign_sub(tf.reduce_sum(err, axis=0) * 0.1)
+        return {"loss": tf.reduce_mean(err * err)}
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 4], tf.float32, name="x")])
+    def infer(self, x: tf.Tensor) -> dict:
+        return {"out": tf.matmul(x, self.w) + self.b}
+
+
+def convert_trainable(name: str = "tf_trainable") -> None:
+    m = Trainable()
+    conv = tf.lite.TFLiteConverter.from_concrete_functions(
+        [m.train.get_concrete_function(), m.infer.get_concrete_function()], m)
+    conv.experimental_enable_resource_variables = True
+    data = conv.convert()
+    (HERE / f"{name}.tflite").write_bytes(data)
+    print(name, len(data))
+
+
 if __name__ == "__main__":
     tf.keras.utils.set_random_seed(0)
     convert(mobilenet_v2(), "tf_mobilenet_v2_035_96")
     convert(text_transformer(), "tf_text_transformer")
     convert(rnn_classifier("lstm"), "tf_lstm_classifier")
     convert(rnn_classifier("gru"), "tf_gru_classifier")
+    convert_trainable()

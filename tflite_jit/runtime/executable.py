@@ -105,7 +105,7 @@ class PlanEnv(CompileEnv):
 class RunContext:
     """What lives as long as an interpreter and is shared by all the subgraphs it runs: the
     model, per-interpreter custom ops, resource variables (id -> value, ids handed out per
-    (container, shared_name)), the CALL_ONCE nodes that have run, and one sub-`Executable` per
+    (container, shared_name)), the CALL_ONCE init subgraphs that have run, and one sub-`Executable` per
     subgraph that control flow calls (ops/control.py explains the design)."""
 
     def __init__(self, model: Model, backends: Backend | list[Backend], *, fusion: Any = "none",
