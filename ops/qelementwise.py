@@ -1,5 +1,5 @@
 """Integer kernels of elementwise ops: ADD, SUB, MUL (int8, uint8, int16), the table ops
-LOGISTIC, TANH (int8, uint8, int16), GELU, ELU, HARD_SWISH (int8, uint8), LEAKY_RELU and the standalone RELU,
+LOGISTIC, TANH, GELU (int8, uint8, int16), ELU, HARD_SWISH (int8, uint8), LEAKY_RELU and the standalone RELU,
 RELU6, RELU_N1_TO_1 (int8, uint8, int16 where LiteRT has it).
 
 Semantics are LiteRT's builtin kernels, bit for bit (QUANTIZATION.md §3.2, 3.3, 3.8-3.10):
@@ -9,8 +9,9 @@ Semantics are LiteRT's builtin kernels, bit for bit (QUANTIZATION.md §3.2, 3.3,
 * Table ops: an 8-bit input has only 256 values, so LiteRT evaluates the float function once per
   value with C libm in float32 and rounds with roundf; so do we (`qmath.lut8`), and the kernel is a
   gather. HARD_SWISH's integer recipe is also evaluated per value into a table. int16 LOGISTIC
-  and TANH are LiteRT's fixed-point kernels (ops/qsigmoid16.py) evaluated for all 65536 inputs
-  into a table, so they are gathers too.
+  and TANH are LiteRT's fixed-point kernels (ops/qsigmoid16.py), int16 GELU LiteRT's interpolated
+  513-entry table (qmath.lut16), each evaluated for all 65536 inputs into a table, so they are
+  gathers too.
 * LEAKY_RELU and the RELU family: MBQM of (q - zi) with float32-computed multipliers.
 """
 
@@ -221,8 +222,8 @@ def _hard_swish_table(si: float, zi: int, so: float, zo: int, dt: np.dtype) -> n
     return np.clip(out, lo, hi).astype(dt)
 
 
-# LiteRT's ELU has no uint8 kernel; LOGISTIC and TANH also take int16; the others int8 and uint8
-_TABLE_TYPES = {"ELU": (I8,), "LOGISTIC": (I8, U8, I16), "TANH": (I8, U8, I16)}
+# LiteRT's ELU has no uint8 kernel; LOGISTIC, TANH and GELU also take int16; the others int8 and uint8
+_TABLE_TYPES = {"ELU": (I8,), "LOGISTIC": (I8, U8, I16), "TANH": (I8, U8, I16), "GELU": (I8, U8, I16)}
 
 
 def _bind_table(op: str, fa: Any, ins: list, outs: list) -> QTableAttrs | None:
@@ -234,6 +235,11 @@ def _bind_table(op: str, fa: Any, ins: list, outs: list) -> QTableAttrs | None:
                       f"{' or '.join(d.name for d in _TABLE_TYPES.get(op, (I8, U8)))} quantized input")
     check_same_type(op, [*ins, *outs], dt)
     (si, zi), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(outs[0], op, "output")
+    if dt == I16 and op == "GELU":
+        # LiteRT's int16 GELU: LUTPopulate<int16_t> of the same float function and the
+        # interpolating LUTLookup, evaluated here for every input value
+        lut = qmath.lut16(_gelu(fa.approximate), si, zi, so, zo)
+        return QTableAttrs(fa, dt.name, qmath.lut16_lookup(qsigmoid16.ALL_INT16, lut).astype(I16))
     if dt == I16:
         if zi or zo or np.float32(so) != np.float32(1.0 / 32768):
             raise OpError(f"{op}: int16 input '{ins[0].name}' and output '{outs[0].name}' need zero "

@@ -242,7 +242,7 @@ def _unary_reference(inputs: Sequence[np.ndarray | None], a: QUnaryAttrs) -> lis
         raise OpError(f"RSQRT: the input holds a value below its zero point {a.zi} (a negative "
                       "real value); Rsqrt is only defined for positive values")
     if a.table is not None and dt == I16:
-        return [_lut16_lookup(x, a.table).astype(dt)]
+        return [qmath.lut16_lookup(x, a.table).astype(dt)]
     if a.table is not None:
         lo, _ = qmath.qrange(dt)
         return [a.table[x.astype(I64) - lo]]
@@ -262,56 +262,16 @@ def _unary_reference(inputs: Sequence[np.ndarray | None], a: QUnaryAttrs) -> lis
 
 # ---- int16 tables (LUTPopulate<int16_t>, float32 arithmetic) -------------------------------------------------
 
-def _lut16(f, si: float, zi: int, so: float, zo: int) -> np.ndarray:
-    """LiteRT's 513-entry int16 table: 512 samples of f over the input range, each corrected by
-    half the midpoint interpolation error, plus the end point; every step in float32 with roundf
-    (half away from zero). `f` maps a float32 to a float32."""
-    def rnd(v: np.float32) -> np.float32:
-        return np.float32(math.copysign(math.floor(abs(float(v)) + 0.5), float(v)))
-
-    in_min = np.float32(np.float32(si) * np.float32(-32768 - zi))
-    in_max = np.float32(np.float32(si) * np.float32(32767 - zi))
-    out_min = np.float32(np.float32(so) * np.float32(-32768 - zo))
-    out_max = np.float32(np.float32(so) * np.float32(32767 - zo))
-    step = np.float32((in_max - in_min) / np.float32(512))
-    half = np.float32(step / np.float32(2))
-    inv = np.float32(np.float32(65536) / np.float32(out_max - out_min))
-    lut = np.empty(513, I64)
-    for i in range(512):
-        x0 = np.float32(in_min + np.float32(np.float32(i) * step))
-        v = f(x0)
-        vm = f(np.float32(x0 + half))
-        vn = f(np.float32(in_min + np.float32(np.float32(i + 1) * step)))
-        sample = rnd(np.float32(v * inv))
-        interp = rnd(np.float32(np.float32(np.float32(vn * inv) + rnd(np.float32(v * inv))) / np.float32(2)))
-        mid = rnd(np.float32(vm * inv))
-        bias = rnd(np.float32(np.float32(interp - mid) / np.float32(2)))
-        lut[i] = int(min(max(float(np.float32(sample - bias)), -32768.0), 32767.0))
-    lut[512] = int(min(max(float(rnd(np.float32(f(in_max) * inv))), -32768.0), 32767.0))
-    return lut
-
-
-def _lut16_lookup(x: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """Interpolated lookup: index 256 + (x >> 7), 7-bit linear interpolation rounded half up."""
-    v = x.astype(I64)
-    idx = 256 + (v >> 7)
-    base = lut[idx]
-    slope = qmath.wrap32(lut[idx + 1] - base)
-    slope = ((slope + 32768) & 0xFFFF) - 32768  # stored as int16
-    delta = (slope * (v & 127) + 64) >> 7
-    return (((base + delta) + 32768) & 0xFFFF) - 32768
-
-
 def _lut16_for(op: str, si: float, zi: int, so: float, zo: int) -> np.ndarray:
     if op == "EXP":
-        return _lut16(qmath.libm_f32("expf"), si, zi, so, zo)
+        return qmath.lut16(qmath.libm_f32("expf"), si, zi, so, zo)
     if op == "LOG":
         out_min = np.float32(np.float32(-32768 - zo) * np.float32(so))
         logf = qmath.libm_f32("logf")
-        return _lut16(lambda v: logf(v) if v > 0 else out_min, si, zi, so, zo)
+        return qmath.lut16(lambda v: logf(v) if v > 0 else out_min, si, zi, so, zo)
     sqrtf = qmath.libm_f32("sqrtf")
     big = np.float32(np.float32(32767) * np.float32(so))
-    return _lut16(lambda v: np.float32(np.float32(1) / sqrtf(v)) if v > 0 else big, si, zi, so, zo)
+    return qmath.lut16(lambda v: np.float32(np.float32(1) / sqrtf(v)) if v > 0 else big, si, zi, so, zo)
 
 
 # ---- RSQRT (int8) ----------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ QUANT_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD",
                        "TANH", "GELU", "ELU", "HARD_SWISH", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D",
                        "SOFTMAX"))
 #: quantized ops whose int16 nodes have a Numba kernel too (the 65536-entry table gathers)
-QUANT_INT16_OPS = frozenset(("LOGISTIC", "TANH"))
+QUANT_INT16_OPS = frozenset(("LOGISTIC", "TANH", "GELU"))
 #: ops whose int8/uint8 outputs are not ops.Quantized nodes (their attrs carry the quantization,
 #: or none is needed) but have generators: QUANTIZE (qquant.py), PAD (qpad.py)
 QUANT_IO_OPS = frozenset(("QUANTIZE", "PAD"))

@@ -1,5 +1,5 @@
-"""int16 LOGISTIC and TANH (ops/qsigmoid16.py) against LiteRT's builtin kernels, bit for bit,
-over all 65536 inputs: the general-scale path (interpolated table), the power-of-two paths
+"""int16 LOGISTIC and TANH (ops/qsigmoid16.py), GELU and EXP (interpolated int16 tables) against
+LiteRT's builtin kernels, bit for bit, over all 65536 inputs: the general-scale path (interpolated table), the power-of-two paths
 (gemmlowp fixed point), input scales large enough to wrap LiteRT's int32 rescale, and lengths
 that leave LiteRT's SIMD loops a scalar tail; on both of our backends."""
 
@@ -49,3 +49,20 @@ def test_compiled_on_numba() -> None:
 def test_wrong_parameters_rejected_like_litert(op: str, in_zp: int, out_q: tuple) -> None:
     m = model(op, np.int16, [((4,), (1e-3, in_zp))], (4,), out_q)
     assert_both_reject(m, [ALL[:4]], "zero point 0 and output scale 1/32768")
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+@pytest.mark.parametrize("si,zi,so,zo", [(3e-4, 0, 2e-4, 0), (1e-3, 0, 1 / 32768, 0), (0.05, 0, 0.01, 0),
+                                         (1e-3, 5, 1e-3, -7)])
+def test_int16_gelu_every_input(approximate: bool, si: float, zi: int, so: float, zo: int) -> None:
+    """LiteRT's int16 GELU (LUTPopulate<int16_t> + LUTLookup), found missing by the int16 audit."""
+    m = model("GELU", np.int16, [((ALL.size,), (si, zi))], (ALL.size,), (so, zo), approximate=approximate)
+    assert_bit_exact(m, [ALL], backends=("numba", "reference"))
+
+
+@pytest.mark.parametrize("si,so", [(0.05, 0.01), (0.1, 1.0), (0.005, 3.0)])
+def test_int16_exp_past_float32_range(si: float, so: float) -> None:
+    """exp overflows float32 over part of the input range: LiteRT's table holds what its float
+    arithmetic gives there (inf, and inf - inf = NaN cast to int16); this used to raise."""
+    m = model("EXP", np.int16, [((ALL.size,), (si, 0))], (ALL.size,), (so, 0))
+    assert_bit_exact(m, [ALL], backends=("reference",))
