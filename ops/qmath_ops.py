@@ -5,8 +5,9 @@ weights) and PRELU (int8, uint8).
 
 Semantics are LiteRT's builtin kernels, bit for bit:
 * Comparisons (comparisons.cc): each input becomes RDBPOT(SRDHM((q - z) * 2**8, M), -s) with
-  (M, s) = QuantizeMultiplier(its own scale), and the int32 results are compared. int16 and the
-  other integer types compare raw values (the float definition already does that).
+  (M, s) = QuantizeMultiplier(its own scale), and the int32 results are compared; so do
+  quantized int16 EQUAL / NOT_EQUAL. The int16 ordering comparisons and the other integer types
+  compare raw values (the float definition already does that).
 * SQUARED_DIFFERENCE int8 (squared_difference.cc): ADD-style rescale with left shift 7 and
   multipliers computed in double from tmax = 2 * max(s1, s2); the squared difference is
   requantized with tmax**2 / (2**14 * so).
@@ -90,9 +91,15 @@ class QCompareAttrs(Quantized):
 
 def _bind_compare(op: str):
     def bind(fa: Any, ins: list, outs: list) -> QCompareAttrs | None:
-        dt = quantized_input_dtype(ins, (I8, U8))
+        # int16: EQUAL and NOT_EQUAL of quantized inputs rescale like int8 (measured against
+        # LiteRT over all 65536 values at several scale pairs); the ordering comparisons compare
+        # raw int16 values (the float rule)
+        wide = (I16,) if op in ("EQUAL", "NOT_EQUAL") else ()
+        dt = quantized_input_dtype(ins, (I8, U8, *wide))
         if dt is None or len(ins) < 2 or ins[1] is None or np.dtype(ins[1].dtype) != dt:
             return None  # the float rule reports mixed types
+        if dt == I16 and any(quant_params(t) is None for t in ins[:2]):
+            return None  # unquantized int16: a plain integer comparison
         ms = []
         for t in ins[:2]:
             s, _ = scale_zero_point(t)

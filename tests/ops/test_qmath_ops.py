@@ -68,6 +68,20 @@ def test_comparisons_int16_match_or_both_reject(op):
     np.testing.assert_array_equal(run_engine(m, xs)[0][0], theirs)
 
 
+@pytest.mark.parametrize("op", CMP_OPS)
+@pytest.mark.parametrize("s1,s2,z1,z2", [(3e-4, 2e-4, 0, 0), (0.02, 0.05, 3, -5), (2e-5, 7e-5, -100, 7)])
+def test_comparisons_int16_near_equal_values(op, s1, s2, z1, z2):
+    """Every int16 value against one that dequantizes to nearly the same real number: LiteRT's
+    int16 EQUAL / NOT_EQUAL rescale both sides like int8 (values 0.1 % apart can be equal), its
+    ordering comparisons compare raw values. Random inputs almost never hit these pairs."""
+    x = np.arange(-32768, 32768).astype(np.int16)
+    near = np.round((x.astype(np.float64) - z1) * s1 / s2) + z2 + np.random.default_rng(1).integers(-1, 2, x.size)
+    y = np.clip(near, -32768, 32767).astype(np.int16)
+    m = qmodel(op, [("in", x.shape, np.int16, (s1, z1)), ("in", x.shape, np.int16, (s2, z2))], (s1, z1),
+               out=[(x.shape, BOOL)])
+    assert_bit_exact(m, [x, y], backends=("numba", "reference"))
+
+
 def test_comparison_scale_at_least_one_rejected():
     m = qmodel("LESS", [("in", (3,), np.int8, (1.5, 0)), ("in", (3,), np.int8, (0.5, 0))], (1.5, 0),
                out=[((3,), BOOL)])
