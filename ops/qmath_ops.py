@@ -1,7 +1,7 @@
 """Integer kernels of the remaining quantized math ops: comparisons (int8/uint8 rescale both
 inputs), SQUARED_DIFFERENCE (int8), ABS, NEG, SQRT, RSQRT, EXP, LOG (int8, int16),
 BATCH_MATMUL (int8/int16, per-tensor), TRANSPOSE_CONV (int8/int16 activations, int8 per-channel
-weights) and PRELU (int8, uint8).
+weights) and PRELU (int8, uint8; int16 with an int8 alpha).
 
 Semantics are LiteRT's builtin kernels, bit for bit:
 * Comparisons (comparisons.cc): each input becomes RDBPOT(SRDHM((q - z) * 2**8, M), -s) with
@@ -28,7 +28,8 @@ Semantics are LiteRT's builtin kernels, bit for bit:
   double(so); int8 rounds like optimized_ops::Quantize (RHU2 on channel blocks of 8, MBQM on the
   last C mod 8 channels); int16 (int64 bias) uses the int64 MBQM overload.
 * PRELU (reference/prelu.h): x >= zi: MBQM(x - zi, QM(float(si/so))); else
-  MBQM((x - zi)(a - za), QM(float(si*sa/so))); + zo. int16 PRELU is refused (not matched yet).
+  MBQM((x - zi)(a - za), QM(float(si*sa/so))); + zo. int16 PRELU takes an int8 alpha (16x8);
+  LiteRT reads an int16 alpha's bytes as int8 values, and so do we.
 """
 
 from __future__ import annotations
@@ -520,28 +521,41 @@ class QPreluAttrs(Quantized):
     zo: int
     m1: tuple[int, int]
     m2: tuple[int, int]
+    alpha_bytes: bool = False  # int16 input with an int16 alpha: LiteRT reads alpha's bytes as int8
 
 
 def _bind_prelu(fa: Any, ins: list, outs: list) -> QPreluAttrs | None:
     dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
+    alpha_bytes = False
     if dt == I16:
-        # LiteRT runs int16 PRELU through a kernel whose results we have not matched (it differs
-        # from the int8 formula by up to 37k on about 13 % of outputs); refuse rather than guess.
-        raise OpError(f"PRELU: input '{ins[0].name}' is int16; tflite_jit's quantized PRELU takes "
-                      "int8 or uint8 (int16 PRELU is not implemented)")
-    check_same_type("PRELU", [*ins[:2], *outs], dt)
+        # 16x8: the int8 formula with an int8 alpha (a weight). LiteRT's int16 kernel reads alpha
+        # as int8 data whatever its type, so an int16 alpha gives the first numel bytes of its
+        # buffer read as int8 (measured: bit-exact over all 65536 inputs); we do the same.
+        at = np.dtype(ins[1].dtype) if len(ins) > 1 and ins[1] is not None else None
+        if at not in (I8, I16):
+            raise OpError(f"PRELU: alpha '{ins[1].name if at is not None else '?'}' must be int8 (or "
+                          f"int16) for an int16 input, got {at}")
+        check_same_type("PRELU", [ins[0], *outs], dt)
+        alpha_bytes = at == I16
+    else:
+        check_same_type("PRELU", [*ins[:2], *outs], dt)
     (si, zi), (sa, za) = _require_q("PRELU", ins[0], "input"), _require_q("PRELU", ins[1], "alpha")
     so, zo = _require_q("PRELU", outs[0], "output")
     m1 = qmath.quantize_multiplier(float(np.float32(np.float32(si) / np.float32(so))))
     m2 = qmath.quantize_multiplier(float(np.float32(np.float32(np.float32(si) * np.float32(sa)) / np.float32(so))))
-    return QPreluAttrs(fa, dt.name, zi, za, zo, m1, m2)
+    return QPreluAttrs(fa, dt.name, zi, za, zo, m1, m2, alpha_bytes)
 
 
 def _prelu_infer(ctx: InferCtx) -> list:
     a: QPreluAttrs = ctx.attrs
-    (shape, _), = _binary_infer(ctx)
+    if np.dtype(a.dtype) == I16:  # 16x8: the int8 (or int16) alpha was checked by bind
+        if len(ctx.shapes) != 2 or any(s is None for s in ctx.shapes):
+            raise OpError("PRELU: expected 2 inputs")
+        shape = broadcast_shapes(tuple(ctx.shapes[0]), tuple(ctx.shapes[1]), "PRELU")
+    else:
+        (shape, _), = _binary_infer(ctx)
     if shape != tuple(ctx.shapes[0]):
         raise OpError(f"PRELU: alpha '{ctx.name(1)}' of shape {list(ctx.shapes[1])} must broadcast "
                       f"into the input '{ctx.name(0)}' of shape {list(ctx.shapes[0])}")
@@ -550,7 +564,10 @@ def _prelu_infer(ctx: InferCtx) -> list:
 
 def _prelu_reference(inputs: Sequence[np.ndarray | None], a: QPreluAttrs) -> list[np.ndarray]:
     d = inputs[0].astype(I64) - a.zi
-    al = inputs[1].astype(I64) - a.za
+    alpha = np.asarray(inputs[1])
+    if a.alpha_bytes:
+        alpha = np.ascontiguousarray(alpha).reshape(-1).view(np.int8)[:alpha.size].reshape(alpha.shape)
+    al = alpha.astype(I64) - a.za
     pos = qmath.mbqm(d, *a.m1)
     neg = qmath.mbqm(d * al, *a.m2)
     return [_clip_to(np.where(d >= 0, pos, neg) + a.zo, np.dtype(a.dtype))]
