@@ -5,7 +5,7 @@ import importlib
 import pkgutil
 from functools import cache
 
-INFRASTRUCTURE = frozenset({"base", "common", "expr", "families", "qmath"})
+INFRASTRUCTURE = frozenset({"base", "common", "expr", "families", "qmath", "qsigmoid16"})
 
 
 @cache

@@ -1,5 +1,5 @@
 """Integer kernels of elementwise ops: ADD, SUB, MUL (int8, uint8, int16), the table ops
-LOGISTIC, TANH, GELU, ELU, HARD_SWISH (int8, uint8), LEAKY_RELU and the standalone RELU,
+LOGISTIC, TANH, GELU (int8, uint8, int16), ELU, HARD_SWISH (int8, uint8), LEAKY_RELU and the standalone RELU,
 RELU6, RELU_N1_TO_1 (int8, uint8, int16 where LiteRT has it).
 
 Semantics are LiteRT's builtin kernels, bit for bit (QUANTIZATION.md §3.2, 3.3, 3.8-3.10):
@@ -8,7 +8,10 @@ Semantics are LiteRT's builtin kernels, bit for bit (QUANTIZATION.md §3.2, 3.3,
 * MUL uses ONE multiplier computed in float32: (s1 * s2) / so.
 * Table ops: an 8-bit input has only 256 values, so LiteRT evaluates the float function once per
   value with C libm in float32 and rounds with roundf; so do we (`qmath.lut8`), and the kernel is a
-  gather. HARD_SWISH's integer recipe is also evaluated per value into a table.
+  gather. HARD_SWISH's integer recipe is also evaluated per value into a table. int16 LOGISTIC
+  and TANH are LiteRT's fixed-point kernels (ops/qsigmoid16.py), int16 GELU LiteRT's interpolated
+  513-entry table (qmath.lut16), each evaluated for all 65536 inputs into a table, so they are
+  gathers too.
 * LEAKY_RELU and the RELU family: MBQM of (q - zi) with float32-computed multipliers.
 """
 
@@ -21,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit.ops import elementwise, qmath  # noqa: F401  (the float ops register first)
+from tflite_jit.ops import elementwise, qmath, qsigmoid16  # noqa: F401  (the float ops register first)
 from tflite_jit.ops import math as _float_math  # noqa: F401
 from tflite_jit.ops.base import InferCtx, OpError, Quantized, QuantizedKernel, add_quantized
 from tflite_jit.ops.common import I8, I16, U8, broadcast_shapes, clamping_activation
@@ -148,7 +151,7 @@ def _mul_reference(inputs: Sequence[np.ndarray | None], a: QMulAttrs) -> list[np
 @dataclass(frozen=True, eq=False)
 class QTableAttrs(Quantized):
     dtype: str
-    table: np.ndarray  # 256 entries indexed by q - qmin
+    table: np.ndarray  # one entry per input value (256, or 65536 for int16), indexed by q - qmin
 
 
 def _table_reference(inputs: Sequence[np.ndarray | None], a: QTableAttrs) -> list[np.ndarray]:
@@ -219,7 +222,8 @@ def _hard_swish_table(si: float, zi: int, so: float, zo: int, dt: np.dtype) -> n
     return np.clip(out, lo, hi).astype(dt)
 
 
-_TABLE_TYPES = {"ELU": (I8,)}  # LiteRT's ELU has no uint8 kernel; the others take int8 and uint8
+# LiteRT's ELU has no uint8 kernel; LOGISTIC, TANH and GELU also take int16; the others int8 and uint8
+_TABLE_TYPES = {"ELU": (I8,), "LOGISTIC": (I8, U8, I16), "TANH": (I8, U8, I16), "GELU": (I8, U8, I16)}
 
 
 def _bind_table(op: str, fa: Any, ins: list, outs: list) -> QTableAttrs | None:
@@ -227,13 +231,21 @@ def _bind_table(op: str, fa: Any, ins: list, outs: list) -> QTableAttrs | None:
     if dt is None:
         return None
     if dt not in _TABLE_TYPES.get(op, (I8, U8)):
-        if dt == I16 and op != "ELU" and op != "HARD_SWISH":
-            raise OpError(f"{op}: int16 activations are not implemented in tflite_jit yet (LiteRT "
-                          "runs them with its 16-bit interpolated tables); use int8 or float")
         raise OpError(f"{op}: input '{ins[0].name}' is {dt.name}; LiteRT's {op} takes "
                       f"{' or '.join(d.name for d in _TABLE_TYPES.get(op, (I8, U8)))} quantized input")
     check_same_type(op, [*ins, *outs], dt)
     (si, zi), (so, zo) = per_tensor_params(ins[0], op, "input"), per_tensor_params(outs[0], op, "output")
+    if dt == I16 and op == "GELU":
+        # LiteRT's int16 GELU: LUTPopulate<int16_t> of the same float function and the
+        # interpolating LUTLookup, evaluated here for every input value
+        lut = qmath.lut16(_gelu(fa.approximate), si, zi, so, zo)
+        return QTableAttrs(fa, dt.name, qmath.lut16_lookup(qsigmoid16.ALL_INT16, lut).astype(I16))
+    if dt == I16:
+        if zi or zo or np.float32(so) != np.float32(1.0 / 32768):
+            raise OpError(f"{op}: int16 input '{ins[0].name}' and output '{outs[0].name}' need zero "
+                          f"point 0 and output scale 1/32768 (got input zero point {zi}, output "
+                          f"{so}, {zo}), as LiteRT requires")
+        return QTableAttrs(fa, dt.name, qsigmoid16.int16_table(op, si))
     if op == "LOGISTIC":
         want_zp = -128 if dt == I8 else 0
         if np.float32(so) != np.float32(1.0 / 256) or zo != want_zp:

@@ -190,3 +190,55 @@ def lut8(f: Callable[[np.float32], np.float32], in_scale: float, in_zp: int, out
         y = np.float32(np.clip(y, -2.0**31, 2.0**31 - 128)) if np.isfinite(y) else np.float32(np.sign(y) * 2.0**31)
         out[i] = int(round_half_away(y)) + int(out_zp)
     return np.clip(out, lo, hi).astype(dtype)
+
+
+# ---- int16 tables (LUTPopulate<int16_t>, float32 arithmetic) -------------------------------------------------
+
+def lut16(f, si: float, zi: int, so: float, zo: int) -> np.ndarray:
+    """LiteRT's 513-entry int16 table: 512 samples of f over the input range, each corrected by
+    half the midpoint interpolation error, plus the end point; every step in float32 with roundf
+    (half away from zero). `f` maps a float32 to a float32."""
+    def rnd(v: np.float32) -> np.float32:
+        if not math.isfinite(float(v)):  # roundf keeps inf and NaN (exp overflowing float32)
+            return np.float32(v)
+        return np.float32(math.copysign(math.floor(abs(float(v)) + 0.5), float(v)))
+
+    def to16(v: np.float32) -> int:
+        """std::min<float>(std::max<float>(v, -32768), 32767) then the cast: NaN (inf - inf in
+        the bias) passes both comparisons, and x86's conversion gives 0x80000000, whose low
+        16 bits are 0."""
+        v = float(v)
+        return 0 if math.isnan(v) else int(min(max(v, -32768.0), 32767.0))
+
+    in_min = np.float32(np.float32(si) * np.float32(-32768 - zi))
+    in_max = np.float32(np.float32(si) * np.float32(32767 - zi))
+    out_min = np.float32(np.float32(so) * np.float32(-32768 - zo))
+    out_max = np.float32(np.float32(so) * np.float32(32767 - zo))
+    step = np.float32((in_max - in_min) / np.float32(512))
+    half = np.float32(step / np.float32(2))
+    inv = np.float32(np.float32(65536) / np.float32(out_max - out_min))
+    lut = np.empty(513, I64)
+    with np.errstate(over="ignore", invalid="ignore"):  # exp past float32: inf, as in C
+        for i in range(512):
+            x0 = np.float32(in_min + np.float32(np.float32(i) * step))
+            v = f(x0)
+            vm = f(np.float32(x0 + half))
+            vn = f(np.float32(in_min + np.float32(np.float32(i + 1) * step)))
+            sample = rnd(np.float32(v * inv))
+            interp = rnd(np.float32(np.float32(np.float32(vn * inv) + rnd(np.float32(v * inv))) / np.float32(2)))
+            mid = rnd(np.float32(vm * inv))
+            bias = rnd(np.float32(np.float32(interp - mid) / np.float32(2)))
+            lut[i] = to16(np.float32(sample - bias))
+        lut[512] = to16(rnd(np.float32(f(in_max) * inv)))
+    return lut
+
+
+def lut16_lookup(x: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Interpolated lookup: index 256 + (x >> 7), 7-bit linear interpolation rounded half up."""
+    v = x.astype(I64)
+    idx = 256 + (v >> 7)
+    base = lut[idx]
+    slope = wrap32(lut[idx + 1] - base)
+    slope = ((slope + 32768) & 0xFFFF) - 32768  # stored as int16
+    delta = (slope * (v & 127) + 64) >> 7
+    return (((base + delta) + 32768) & 0xFFFF) - 32768

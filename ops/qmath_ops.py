@@ -1,12 +1,13 @@
 """Integer kernels of the remaining quantized math ops: comparisons (int8/uint8 rescale both
 inputs), SQUARED_DIFFERENCE (int8), ABS, NEG, SQRT, RSQRT, EXP, LOG (int8, int16),
 BATCH_MATMUL (int8/int16, per-tensor), TRANSPOSE_CONV (int8/int16 activations, int8 per-channel
-weights) and PRELU (int8, uint8).
+weights) and PRELU (int8, uint8; int16 with an int8 alpha).
 
 Semantics are LiteRT's builtin kernels, bit for bit:
 * Comparisons (comparisons.cc): each input becomes RDBPOT(SRDHM((q - z) * 2**8, M), -s) with
-  (M, s) = QuantizeMultiplier(its own scale), and the int32 results are compared. int16 and the
-  other integer types compare raw values (the float definition already does that).
+  (M, s) = QuantizeMultiplier(its own scale), and the int32 results are compared; so do
+  quantized int16 EQUAL / NOT_EQUAL. The int16 ordering comparisons and the other integer types
+  compare raw values (the float definition already does that).
 * SQUARED_DIFFERENCE int8 (squared_difference.cc): ADD-style rescale with left shift 7 and
   multipliers computed in double from tmax = 2 * max(s1, s2); the squared difference is
   requantized with tmax**2 / (2**14 * so).
@@ -27,7 +28,8 @@ Semantics are LiteRT's builtin kernels, bit for bit:
   double(so); int8 rounds like optimized_ops::Quantize (RHU2 on channel blocks of 8, MBQM on the
   last C mod 8 channels); int16 (int64 bias) uses the int64 MBQM overload.
 * PRELU (reference/prelu.h): x >= zi: MBQM(x - zi, QM(float(si/so))); else
-  MBQM((x - zi)(a - za), QM(float(si*sa/so))); + zo. int16 PRELU is refused (not matched yet).
+  MBQM((x - zi)(a - za), QM(float(si*sa/so))); + zo. int16 PRELU takes an int8 alpha (16x8);
+  LiteRT reads an int16 alpha's bytes as int8 values, and so do we.
 """
 
 from __future__ import annotations
@@ -90,9 +92,15 @@ class QCompareAttrs(Quantized):
 
 def _bind_compare(op: str):
     def bind(fa: Any, ins: list, outs: list) -> QCompareAttrs | None:
-        dt = quantized_input_dtype(ins, (I8, U8))
+        # int16: EQUAL and NOT_EQUAL of quantized inputs rescale like int8 (measured against
+        # LiteRT over all 65536 values at several scale pairs); the ordering comparisons compare
+        # raw int16 values (the float rule)
+        wide = (I16,) if op in ("EQUAL", "NOT_EQUAL") else ()
+        dt = quantized_input_dtype(ins, (I8, U8, *wide))
         if dt is None or len(ins) < 2 or ins[1] is None or np.dtype(ins[1].dtype) != dt:
             return None  # the float rule reports mixed types
+        if dt == I16 and any(quant_params(t) is None for t in ins[:2]):
+            return None  # unquantized int16: a plain integer comparison
         ms = []
         for t in ins[:2]:
             s, _ = scale_zero_point(t)
@@ -242,7 +250,7 @@ def _unary_reference(inputs: Sequence[np.ndarray | None], a: QUnaryAttrs) -> lis
         raise OpError(f"RSQRT: the input holds a value below its zero point {a.zi} (a negative "
                       "real value); Rsqrt is only defined for positive values")
     if a.table is not None and dt == I16:
-        return [_lut16_lookup(x, a.table).astype(dt)]
+        return [qmath.lut16_lookup(x, a.table).astype(dt)]
     if a.table is not None:
         lo, _ = qmath.qrange(dt)
         return [a.table[x.astype(I64) - lo]]
@@ -262,56 +270,16 @@ def _unary_reference(inputs: Sequence[np.ndarray | None], a: QUnaryAttrs) -> lis
 
 # ---- int16 tables (LUTPopulate<int16_t>, float32 arithmetic) -------------------------------------------------
 
-def _lut16(f, si: float, zi: int, so: float, zo: int) -> np.ndarray:
-    """LiteRT's 513-entry int16 table: 512 samples of f over the input range, each corrected by
-    half the midpoint interpolation error, plus the end point; every step in float32 with roundf
-    (half away from zero). `f` maps a float32 to a float32."""
-    def rnd(v: np.float32) -> np.float32:
-        return np.float32(math.copysign(math.floor(abs(float(v)) + 0.5), float(v)))
-
-    in_min = np.float32(np.float32(si) * np.float32(-32768 - zi))
-    in_max = np.float32(np.float32(si) * np.float32(32767 - zi))
-    out_min = np.float32(np.float32(so) * np.float32(-32768 - zo))
-    out_max = np.float32(np.float32(so) * np.float32(32767 - zo))
-    step = np.float32((in_max - in_min) / np.float32(512))
-    half = np.float32(step / np.float32(2))
-    inv = np.float32(np.float32(65536) / np.float32(out_max - out_min))
-    lut = np.empty(513, I64)
-    for i in range(512):
-        x0 = np.float32(in_min + np.float32(np.float32(i) * step))
-        v = f(x0)
-        vm = f(np.float32(x0 + half))
-        vn = f(np.float32(in_min + np.float32(np.float32(i + 1) * step)))
-        sample = rnd(np.float32(v * inv))
-        interp = rnd(np.float32(np.float32(np.float32(vn * inv) + rnd(np.float32(v * inv))) / np.float32(2)))
-        mid = rnd(np.float32(vm * inv))
-        bias = rnd(np.float32(np.float32(interp - mid) / np.float32(2)))
-        lut[i] = int(min(max(float(np.float32(sample - bias)), -32768.0), 32767.0))
-    lut[512] = int(min(max(float(rnd(np.float32(f(in_max) * inv))), -32768.0), 32767.0))
-    return lut
-
-
-def _lut16_lookup(x: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """Interpolated lookup: index 256 + (x >> 7), 7-bit linear interpolation rounded half up."""
-    v = x.astype(I64)
-    idx = 256 + (v >> 7)
-    base = lut[idx]
-    slope = qmath.wrap32(lut[idx + 1] - base)
-    slope = ((slope + 32768) & 0xFFFF) - 32768  # stored as int16
-    delta = (slope * (v & 127) + 64) >> 7
-    return (((base + delta) + 32768) & 0xFFFF) - 32768
-
-
 def _lut16_for(op: str, si: float, zi: int, so: float, zo: int) -> np.ndarray:
     if op == "EXP":
-        return _lut16(qmath.libm_f32("expf"), si, zi, so, zo)
+        return qmath.lut16(qmath.libm_f32("expf"), si, zi, so, zo)
     if op == "LOG":
         out_min = np.float32(np.float32(-32768 - zo) * np.float32(so))
         logf = qmath.libm_f32("logf")
-        return _lut16(lambda v: logf(v) if v > 0 else out_min, si, zi, so, zo)
+        return qmath.lut16(lambda v: logf(v) if v > 0 else out_min, si, zi, so, zo)
     sqrtf = qmath.libm_f32("sqrtf")
     big = np.float32(np.float32(32767) * np.float32(so))
-    return _lut16(lambda v: np.float32(np.float32(1) / sqrtf(v)) if v > 0 else big, si, zi, so, zo)
+    return qmath.lut16(lambda v: np.float32(np.float32(1) / sqrtf(v)) if v > 0 else big, si, zi, so, zo)
 
 
 # ---- RSQRT (int8) ----------------------------------------------------------------------------------------------
@@ -553,28 +521,41 @@ class QPreluAttrs(Quantized):
     zo: int
     m1: tuple[int, int]
     m2: tuple[int, int]
+    alpha_bytes: bool = False  # int16 input with an int16 alpha: LiteRT reads alpha's bytes as int8
 
 
 def _bind_prelu(fa: Any, ins: list, outs: list) -> QPreluAttrs | None:
     dt = quantized_input_dtype(ins, (I8, U8, I16))
     if dt is None:
         return None
+    alpha_bytes = False
     if dt == I16:
-        # LiteRT runs int16 PRELU through a kernel whose results we have not matched (it differs
-        # from the int8 formula by up to 37k on about 13 % of outputs); refuse rather than guess.
-        raise OpError(f"PRELU: input '{ins[0].name}' is int16; tflite_jit's quantized PRELU takes "
-                      "int8 or uint8 (int16 PRELU is not implemented)")
-    check_same_type("PRELU", [*ins[:2], *outs], dt)
+        # 16x8: the int8 formula with an int8 alpha (a weight). LiteRT's int16 kernel reads alpha
+        # as int8 data whatever its type, so an int16 alpha gives the first numel bytes of its
+        # buffer read as int8 (measured: bit-exact over all 65536 inputs); we do the same.
+        at = np.dtype(ins[1].dtype) if len(ins) > 1 and ins[1] is not None else None
+        if at not in (I8, I16):
+            raise OpError(f"PRELU: alpha '{ins[1].name if at is not None else '?'}' must be int8 (or "
+                          f"int16) for an int16 input, got {at}")
+        check_same_type("PRELU", [ins[0], *outs], dt)
+        alpha_bytes = at == I16
+    else:
+        check_same_type("PRELU", [*ins[:2], *outs], dt)
     (si, zi), (sa, za) = _require_q("PRELU", ins[0], "input"), _require_q("PRELU", ins[1], "alpha")
     so, zo = _require_q("PRELU", outs[0], "output")
     m1 = qmath.quantize_multiplier(float(np.float32(np.float32(si) / np.float32(so))))
     m2 = qmath.quantize_multiplier(float(np.float32(np.float32(np.float32(si) * np.float32(sa)) / np.float32(so))))
-    return QPreluAttrs(fa, dt.name, zi, za, zo, m1, m2)
+    return QPreluAttrs(fa, dt.name, zi, za, zo, m1, m2, alpha_bytes)
 
 
 def _prelu_infer(ctx: InferCtx) -> list:
     a: QPreluAttrs = ctx.attrs
-    (shape, _), = _binary_infer(ctx)
+    if np.dtype(a.dtype) == I16:  # 16x8: the int8 (or int16) alpha was checked by bind
+        if len(ctx.shapes) != 2 or any(s is None for s in ctx.shapes):
+            raise OpError("PRELU: expected 2 inputs")
+        shape = broadcast_shapes(tuple(ctx.shapes[0]), tuple(ctx.shapes[1]), "PRELU")
+    else:
+        (shape, _), = _binary_infer(ctx)
     if shape != tuple(ctx.shapes[0]):
         raise OpError(f"PRELU: alpha '{ctx.name(1)}' of shape {list(ctx.shapes[1])} must broadcast "
                       f"into the input '{ctx.name(0)}' of shape {list(ctx.shapes[0])}")
@@ -583,7 +564,10 @@ def _prelu_infer(ctx: InferCtx) -> list:
 
 def _prelu_reference(inputs: Sequence[np.ndarray | None], a: QPreluAttrs) -> list[np.ndarray]:
     d = inputs[0].astype(I64) - a.zi
-    al = inputs[1].astype(I64) - a.za
+    alpha = np.asarray(inputs[1])
+    if a.alpha_bytes:
+        alpha = np.ascontiguousarray(alpha).reshape(-1).view(np.int8)[:alpha.size].reshape(alpha.shape)
+    al = alpha.astype(I64) - a.za
     pos = qmath.mbqm(d, *a.m1)
     neg = qmath.mbqm(d * al, *a.m2)
     return [_clip_to(np.where(d >= 0, pos, neg) + a.zo, np.dtype(a.dtype))]

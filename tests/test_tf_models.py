@@ -94,3 +94,22 @@ def test_variables_shared_by_signatures_survive_training(first_infer: bool) -> N
     if first_infer:
         assert_close(o_before, t_before, what="infer before training")
         assert not np.allclose(o_before, o_out)
+
+
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_int16x8_activations_bit_exact(backend: str) -> None:
+    """TF's 16x8 quantizer (int16 activations, int8 weights) on a net with swish, sigmoid gates
+    and tanh: every int16 tensor LiteRT computes, we compute to the bit (the float output is a
+    DEQUANTIZE of an int16, so equal floats mean equal integers)."""
+    from ai_edge_litert import interpreter as lite
+
+    data = (DATA / "tf_int16x8_activations.tflite").read_bytes()
+    rng = np.random.default_rng(3)
+    batches = [[rng.standard_normal((1, 16, 16, 3)).astype(np.float32) * 2] for _ in range(3)]
+    ours = run_seq(tflite_jit.Interpreter(model_content=data, backend=backend), batches)
+    theirs = run_seq(lite.Interpreter(
+        model_content=data,
+        experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES), batches)
+    for o_run, t_run in zip(ours, theirs):
+        for o, t in zip(o_run, t_run):
+            np.testing.assert_array_equal(o, t)

@@ -29,6 +29,11 @@ A kernel that raises, or returns the wrong number, shape or dtype of outputs, fa
 with a RuntimeError naming the node. A custom op nobody registered still fails at
 ``allocate_tensors()`` with LiteRT's 'Encountered unresolved custom op' RuntimeError.
 
+MediaPipe's custom ops (Convolution2DTransposeBias, MaxPoolingWithArgmax2D, MaxUnpooling2D,
+TransformTensorBilinear, TransformLandmarks, Landmarks2TransformMatrix) are built in
+(``tflite_jit.ops.mediapipe``), as MediaPipe's own op resolver adds them; registering one of
+those names overrides ours, and unregistering it brings ours back.
+
 Custom ops run on the reference (NumPy) backend; they are never evaluated at plan time, even
 on constant inputs.
 """
@@ -45,6 +50,7 @@ import numpy as np
 
 from tflite_jit.ir.model import BUILTIN_CODES
 from tflite_jit.ops.base import InferCtx, OpDef, OpError, register, registered, unregister
+from tflite_jit.ops.mediapipe import MEDIAPIPE_OPS
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,10 @@ def register_custom_op(name: str, *, kernel: Callable[..., Any],
 
 
 def unregister_custom_op(name: str) -> None:
-    """Remove a custom op registered with `register_custom_op` (nothing if there is none)."""
+    """Remove a custom op registered with `register_custom_op` (nothing if there is none); a
+    built-in MediaPipe op of that name (tflite_jit.ops.mediapipe) comes back."""
     if isinstance(registered(name), CustomOpDef):
         unregister(name)
+        builtin = MEDIAPIPE_OPS.get(name)
+        if builtin is not None:
+            register(builtin)

@@ -29,6 +29,8 @@ from tflite_jit.ir.model import Op
 QUANT_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC",
                        "TANH", "GELU", "ELU", "HARD_SWISH", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D",
                        "SOFTMAX"))
+#: quantized ops whose int16 nodes have a Numba kernel too (the 65536-entry table gathers)
+QUANT_INT16_OPS = frozenset(("LOGISTIC", "TANH", "GELU"))
 #: ops whose int8/uint8 outputs are not ops.Quantized nodes (their attrs carry the quantization,
 #: or none is needed) but have generators: QUANTIZE (qquant.py), PAD (qpad.py)
 QUANT_IO_OPS = frozenset(("QUANTIZE", "PAD"))
@@ -101,7 +103,9 @@ class NumbaBackend(Backend):
             a = env.attrs_of(op)
             dt = getattr(a, "dtype", None) or getattr(a, "in_dtype", None)
             table = op.name in qtable.DERIVED_TABLE_OPS and dt is not None and np.dtype(dt) in qtable.TABLE_DTYPES
-            if not table and (op.name not in QUANT_OPS or dt is None or np.dtype(dt) not in (np.int8, np.uint8)):
+            wide_ok = op.name in QUANT_INT16_OPS and dt is not None and np.dtype(dt) == np.int16
+            if not table and (op.name not in QUANT_OPS or dt is None
+                              or (np.dtype(dt) not in (np.int8, np.uint8) and not wide_ok)):
                 on = f" on {np.dtype(dt).name}" if dt is not None else ""
                 return False, f"quantized {op.name}{on} has no Numba kernel yet (runs on reference)"
         if op.name in _CHECKED_INT_DIVISION and env.infos[op.inputs[0]].dtype.kind in "iu":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pathlib
 
+import numpy as np
 import tensorflow as tf
 
 HERE = pathlib.Path(__file__).parent
@@ -83,6 +84,35 @@ def convert_trainable(name: str = "tf_trainable") -> None:
     print(name, len(data))
 
 
+def int16x8_activations() -> tf.keras.Model:
+    """A small conv net with the activations an EfficientNet has (swish = x * sigmoid(x), a
+    squeeze-excite sigmoid gate) plus tanh, for the 16x8 quantizer."""
+    x_in = tf.keras.Input((16, 16, 3), batch_size=1)
+    x = tf.keras.layers.Conv2D(8, 3, padding="same")(x_in)
+    x = tf.keras.layers.Activation("swish")(x)
+    x = tf.keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    x = tf.keras.layers.Activation("sigmoid")(x)
+    se = tf.keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+    se = tf.keras.layers.Conv2D(8, 1, activation="sigmoid")(se)
+    x = tf.keras.layers.Multiply()([x, se])
+    x = tf.keras.layers.Conv2D(8, 1, activation="tanh")(x)
+    x = tf.keras.layers.GlobalAveragePooling2D()(x)
+    return tf.keras.Model(x_in, tf.keras.layers.Dense(4)(x))
+
+
+def convert_int16x8(model: tf.keras.Model, name: str, shape: tuple[int, ...]) -> None:
+    """Full-integer 16x8 (int16 activations, int8 weights) with float input and output."""
+    rng = np.random.default_rng(0)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([rng.standard_normal(shape).astype(np.float32)] for _ in range(16))
+    conv.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    data = conv.convert()
+    (HERE / f"{name}.tflite").write_bytes(data)
+    print(name, len(data))
+
+
 if __name__ == "__main__":
     tf.keras.utils.set_random_seed(0)
     convert(mobilenet_v2(), "tf_mobilenet_v2_035_96")
@@ -90,3 +120,5 @@ if __name__ == "__main__":
     convert(rnn_classifier("lstm"), "tf_lstm_classifier")
     convert(rnn_classifier("gru"), "tf_gru_classifier")
     convert_trainable()
+    tf.keras.utils.set_random_seed(0)
+    convert_int16x8(int16x8_activations(), "tf_int16x8_activations", (1, 16, 16, 3))

@@ -68,6 +68,20 @@ def test_comparisons_int16_match_or_both_reject(op):
     np.testing.assert_array_equal(run_engine(m, xs)[0][0], theirs)
 
 
+@pytest.mark.parametrize("op", CMP_OPS)
+@pytest.mark.parametrize("s1,s2,z1,z2", [(3e-4, 2e-4, 0, 0), (0.02, 0.05, 3, -5), (2e-5, 7e-5, -100, 7)])
+def test_comparisons_int16_near_equal_values(op, s1, s2, z1, z2):
+    """Every int16 value against one that dequantizes to nearly the same real number: LiteRT's
+    int16 EQUAL / NOT_EQUAL rescale both sides like int8 (values 0.1 % apart can be equal), its
+    ordering comparisons compare raw values. Random inputs almost never hit these pairs."""
+    x = np.arange(-32768, 32768).astype(np.int16)
+    near = np.round((x.astype(np.float64) - z1) * s1 / s2) + z2 + np.random.default_rng(1).integers(-1, 2, x.size)
+    y = np.clip(near, -32768, 32767).astype(np.int16)
+    m = qmodel(op, [("in", x.shape, np.int16, (s1, z1)), ("in", x.shape, np.int16, (s2, z2))], (s1, z1),
+               out=[(x.shape, BOOL)])
+    assert_bit_exact(m, [x, y], backends=("numba", "reference"))
+
+
 def test_comparison_scale_at_least_one_rejected():
     m = qmodel("LESS", [("in", (3,), np.int8, (1.5, 0)), ("in", (3,), np.int8, (0.5, 0))], (1.5, 0),
                out=[((3,), BOOL)])
@@ -298,11 +312,23 @@ def test_prelu(dtype, alpha_shape, pow2, seed):
     assert_bit_exact(m, [rand(rng, (2, 4, 16), dtype), rand(rng, alpha_shape, dtype)], backends=(None, "reference"))
 
 
-def test_prelu_int16_not_implemented():
-    q = (0.001, 0)
-    m = qmodel("PRELU", [("in", (4,), np.int16, q), ("in", (4,), np.int16, q)], q, out=[((4,), np.dtype(np.int16))])
-    with pytest.raises(RuntimeError, match="int16"):
-        run_engine(m, [np.ones(4, np.int16)] * 2)
+@pytest.mark.parametrize("alpha_dtype,alpha_shape", [(np.int8, (1,)), (np.int8, (4,)), (np.int16, (4,)),
+                                                      (np.int16, (1,))])
+@pytest.mark.parametrize("si,sa,so,za", [(1e-3, 1e-3, 1e-3, 0), (3e-4, 2e-3, 5e-4, 3), (2e-4, 0.01, 3e-3, -4)])
+def test_prelu_int16_every_input(alpha_dtype, alpha_shape, si, sa, so, za):
+    """16x8 PRELU over all 65536 inputs: int8 alpha (the converter's), and an int16 alpha, whose
+    bytes LiteRT's int16 kernel reads as int8 values (measured), as we do."""
+    x = np.arange(-32768, 32768).astype(np.int16).reshape(-1, 4)
+    lo, hi = (-128, 128) if alpha_dtype is np.int8 else (-300, 300)
+    alpha = np.random.default_rng(int(si * 1e4)).integers(lo, hi, alpha_shape).astype(alpha_dtype)
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    xi = g.input("x", x.shape, np.int16, scale=si, zero_point=0)
+    a = g.const("alpha", alpha, scale=sa, zero_point=za)
+    y = g.tensor("y", x.shape, np.int16, scale=so, zero_point=0)
+    g.op("PRELU", [xi, a], [y])
+    g.output(y)
+    assert_bit_exact(mb.build(), [x], backends=("numba", "reference"))
 
 
 @pytest.mark.parametrize("op", ["LESS", "ABS", "NEG", "SQRT", "EXP", "LOG", "RSQRT", "SQUARED_DIFFERENCE",

@@ -79,7 +79,8 @@ def resolve_ops(model: Model, si: int, custom_ops: Mapping[str, ops.OpDef] | Non
                        "ops); run this model with ai_edge_litert meanwhile")
             raise PrepareError(prepare_message(msg, oi, op.name))
         try:
-            a = opdef.parse(op.options)
+            parse_op = getattr(opdef, "parse_op", None)  # ops that read the whole node (ops.mediapipe)
+            a = parse_op(op) if parse_op is not None else opdef.parse(op.options)
             if opdef.bind is not None:
                 a = opdef.bind(a, [sg.tensors[i] if i >= 0 else None for i in op.inputs],
                                [sg.tensors[i] for i in op.outputs])

@@ -1,5 +1,6 @@
 """Quantized (int8 / uint8) elementwise kernels: ADD and SUB of two same-shape tensors, MUL
-(broadcasting) and the 8-bit table ops (LOGISTIC, TANH, GELU, ELU, HARD_SWISH), bit-exact with
+(broadcasting) and the table ops (LOGISTIC, TANH, GELU, ELU, HARD_SWISH; LOGISTIC and TANH in int16
+too), bit-exact with
 ops/qelementwise.py (LiteRT's optimized kernels).
 
 Both inputs are rescaled to a common scale with 20 extra bits, summed, and requantized to the
@@ -19,9 +20,10 @@ import numpy as np
 
 from tflite_jit.backends.numba_cpu import emit, qlut, qmulvec, simd
 from tflite_jit.backends.numba_cpu.generators import register_generator
-from tflite_jit.backends.numba_cpu.quantized import quantized_attrs, round_shift
+from tflite_jit.backends.numba_cpu.quantized import no_epilogue, quantized_attrs, round_shift
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
+from tflite_jit.ops.base import Quantized
 
 #: serial elements per second assumed for the threading decision
 SERIAL_ELEMS = 1e9
@@ -127,8 +129,13 @@ def _loops(out_shape: tuple[int, ...], operands: list[tuple[int, ...]], body: li
     return lines + [ind + ln for ln in body]
 
 
-def _common(req: KernelRequest, field: str) -> None:
-    a = quantized_attrs(req, field, "node of this kernel")
+def _common(req: KernelRequest, field: str, int16: bool = False) -> None:
+    """Checks shared by these kernels; `int16`: the node may also be int16 (the table ops)."""
+    a = req.attrs
+    if int16 and isinstance(a, Quantized) and hasattr(a, field) and np.dtype(a.dtype) == np.dtype(np.int16):
+        no_epilogue(req, f"quantized {req.op_name}")
+    else:
+        a = quantized_attrs(req, field, "node of this kernel")
     if math.prod(req.out_shape) == 0:
         raise Unsupported(f"{req.op_name}: empty output")
     for t in (*req.inputs, req.outputs[0].arg):
@@ -213,17 +220,19 @@ def _vector_mul(a, out: tuple[int, ...], xs: tuple[int, ...], ys: tuple[int, ...
 
 
 def generate_table(req: KernelRequest) -> KernelSource:
-    """out = table[x - qmin]: the op's 256-entry table (ops/qelementwise.py). With AVX512-VBMI,
-    64 elements per vpermi2b step (qlut.py) and a scalar tail; otherwise a scalar gather."""
-    _common(req, "table")
+    """out = table[x - qmin]: the op's table over every input value (ops/qelementwise.py; 65536
+    entries for int16 LOGISTIC/TANH). 8-bit tables with AVX512-VBMI: 64 elements per vpermi2b
+    step (qlut.py) and a scalar tail; otherwise a scalar gather."""
+    _common(req, "table", int16=True)
     a = req.attrs
     dt = np.dtype(a.dtype)
-    lo = -128 if dt == np.dtype(np.int8) else 0
+    lo = {np.dtype(np.int8): -128, np.dtype(np.int16): -32768}.get(dt, 0)
     n = math.prod(req.out_shape)
     if tuple(req.inputs[0].shape) != tuple(req.out_shape):
         raise Unsupported(f"quantized {req.op_name}: input and output shapes differ")
     table = np.ascontiguousarray(np.asarray(a.table).astype(dt))
-    head = n // qlut.LUT_W * qlut.LUT_W if qlut.HAS_VBMI else 0
+    byte = dt.itemsize == 1
+    head = n // qlut.LUT_W * qlut.LUT_W if qlut.HAS_VBMI and byte else 0
     lines = ["def entry(x, tab, btab, o):"]
     if head:
         lines += [f"    for i in range(0, {head}, {qlut.LUT_W}):", "        lut64(btab, x, o, i)"]
@@ -233,7 +242,8 @@ def generate_table(req: KernelRequest) -> KernelSource:
            + emit.helper_import(qlut, "lut64")
            + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=table),
-                                       Arg("const", value=qlut.byte_table(table, dt)), Arg("output", 0)], False)
+                                       Arg("const", value=qlut.byte_table(table, dt) if byte else table[:1]),
+                                       Arg("output", 0)], False)
 
 
 #: LiteRT's 8-bit table ops (ops/qelementwise.py QTableAttrs)

@@ -85,11 +85,9 @@ def generate_derived_table(req: KernelRequest) -> KernelSource:
 
 
 def generate_unary(req: KernelRequest) -> KernelSource:
-    """LiteRT's own 8-bit table ops keep their table (qeltwise.generate_table); every other
-    quantized node of these ops gets the derived table."""
-    a = req.attrs
-    if (req.op_name in qeltwise.TABLE_OPS and getattr(a, "table", None) is not None
-            and np.dtype(getattr(a, "dtype", np.int16)).itemsize == 1):
+    """LiteRT's own table ops keep their table (qeltwise.generate_table, 8-bit and int16
+    LOGISTIC/TANH); every other quantized node of these ops gets the derived table."""
+    if req.op_name in qeltwise.TABLE_OPS and getattr(req.attrs, "table", None) is not None:
         return qeltwise.generate_table(req)
     return generate_derived_table(req)
 
