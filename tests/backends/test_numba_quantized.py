@@ -292,7 +292,7 @@ def test_add_sub(op, shape, dtype, pow2, act, seed):
         np.testing.assert_array_equal(ours, litert_run(m, xs)[0])
 
 
-def test_add_big_parallel_against_litert_and_broadcast_fallback():
+def test_add_big_parallel_and_broadcast_against_litert():
     rng = np.random.default_rng(2)
     shape = (1, 56, 56, 24)
     m = add_model("ADD", shape, np.int8, (0.03, -5), (0.021, 7), (0.04, -2), 0)
@@ -300,11 +300,39 @@ def test_add_big_parallel_against_litert_and_broadcast_fallback():
     ours, ex = run2(m, xs, threads=2)
     np.testing.assert_array_equal(ours, litert_run(m, xs)[0])
     assert any(getattr(getattr(s.kernel, "src", None), "parallel", False) for s in ex.steps)
-    m = add_model("ADD", (2, 5, 3), np.int8, (0.03, -5), (0.021, 7), (0.04, -2), 1, shape2=(5, 1))
-    xs = [rand_q(rng, (2, 5, 3), np.int8), rand_q(rng, (5, 1), np.int8)]
+    for op in ("ADD", "SUB"):  # broadcasting: compiled, rounding twice as LiteRT's broadcast path
+        m = add_model(op, (2, 5, 3), np.int8, (0.03, -5), (0.021, 7), (0.04, -2), 1, shape2=(5, 1))
+        xs = [rand_q(rng, (2, 5, 3), np.int8), rand_q(rng, (5, 1), np.int8)]
+        ours, ex = run2(m, xs)
+        np.testing.assert_array_equal(ours, litert_run(m, xs)[0])
+        assert {p["backend"] for p in ex.plan} == {"numba_cpu"}, ex.plan
+
+
+@settings(max_examples=10, deadline=None)
+@given(op=st.sampled_from(["ADD", "SUB"]), shape=st.lists(st.integers(1, 7), min_size=1, max_size=4),
+       data=st.data(), dtype=st.sampled_from([np.int8, np.uint8]), pow2=st.booleans(), act=ACTS,
+       seed=st.integers(0, 2**31 - 1))
+def test_add_sub_broadcasting(op, shape, data, dtype, pow2, act, seed):
+    rng = np.random.default_rng(seed)
+    k = data.draw(st.integers(1, len(shape)))
+    shape2 = tuple(d if data.draw(st.booleans()) else 1 for d in shape[len(shape) - k:])
+    q1, q2, qo = qparams(rng, dtype, pow2), qparams(rng, dtype, pow2), qparams(rng, dtype, pow2, (0.01, 0.08))
+    first = data.draw(st.booleans())  # the broadcast operand on either side
+    m = add_model(op, tuple(shape), dtype, q1, q2, qo, act, shape2=shape2) if first else None
+    xs = [rand_q(rng, shape, dtype), rand_q(rng, shape2, dtype)]
+    if not first:
+        mb = ModelBuilder()
+        g = mb.subgraph()
+        a = g.input("a", shape2, dtype, scale=q1[0], zero_point=q1[1])
+        b = g.input("b", tuple(shape), dtype, scale=q2[0], zero_point=q2[1])
+        y = g.tensor("y", tuple(shape), dtype, scale=qo[0], zero_point=qo[1])
+        g.op(op, [a, b], [y], fused_activation_function=act)
+        g.output(y)
+        m = mb.build()
+        xs = xs[::-1]
     ours, ex = run2(m, xs)
     np.testing.assert_array_equal(ours, litert_run(m, xs)[0])
-    assert "broadcasting" in ex.plan[0]["fallback_reason"]
+    assert {p["backend"] for p in ex.plan} == {"numba_cpu"}, ex.plan
 
 
 @settings(max_examples=10, deadline=None)

@@ -9,7 +9,7 @@ is a handful of int64 operations that LLVM vectorizes. ADD's 16-element vector b
 input rescale once (SRDHM of x << (20 + shift)), the scalar tail (the last n mod 16 elements) and
 all of SUB round twice (MBQM), exactly as the reference does. Rounding divides by a power of two
 are branchless: (t + 2**(rs-1) + (t >> 63)) >> rs rounds half away from zero (MBQM). Broadcast
-operands (different shapes) run on the reference backend.
+operands (different shapes) round twice too, in nested loops with broadcast strides.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ def _mbqm_lines(dst: str, src: str, m: int, shift: int) -> list[str]:
     return lines
 
 
-def _element(a, i: str, vector: bool) -> list[str]:
-    """Lines computing out[i] from x[i], y[i]."""
-    lines = [f"xv = np.int64(ld(x, {i})) - {a.z1}", f"yv = np.int64(ld(y, {i})) - {a.z2}"]
+def _element(a, i: str, vector: bool, xi: str | None = None, yi: str | None = None) -> list[str]:
+    """Lines computing out[i] from x[xi], y[yi] (xi, yi default to i)."""
+    lines = [f"xv = np.int64(ld(x, {xi or i})) - {a.z1}", f"yv = np.int64(ld(y, {yi or i})) - {a.z2}"]
     for var, (m, sh) in (("xv", a.m1), ("yv", a.m2)):
         if vector and a.left_shift + sh >= 0:  # ADD's vector blocks: one rounding
             lines.append(f"{var} = (np.int64(np.int32({var} << {a.left_shift + sh})) * {m} + {1 << 30}) >> 31")
@@ -57,11 +57,13 @@ def _element(a, i: str, vector: bool) -> list[str]:
 def _generate(req: KernelRequest) -> KernelSource:
     a = quantized_attrs(req, "left_shift", "ADD/SUB node")
     x, y = req.inputs[0], req.inputs[1]
-    if x is None or y is None or tuple(x.shape) != tuple(y.shape) or tuple(x.shape) != tuple(req.out_shape):
-        raise Unsupported(f"quantized {req.op_name}: broadcasting runs on reference")
+    if x is None or y is None:
+        raise Unsupported(f"quantized {req.op_name}: needs two inputs")
     for t in (x, y, req.outputs[0].arg):
         if np.dtype(t.dtype) != np.dtype(a.dtype):
             raise Unsupported(f"quantized {req.op_name}: mixed dtypes")
+    if tuple(x.shape) != tuple(y.shape) or tuple(x.shape) != tuple(req.out_shape):
+        return _generate_broadcast(req)
     n = math.prod(x.shape)
     head = n // 16 * 16 if not a.sub else 0
     parallel = emit.want_parallel(req, n / SERIAL_ELEMS) and head >= 16 * 64
@@ -82,6 +84,21 @@ def _generate(req: KernelRequest) -> KernelSource:
            + emit.helper_import(simd, "ld", "st")
            + emit.module("\n".join(body) + "\n", parallel))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], parallel)
+
+
+def _generate_broadcast(req: KernelRequest) -> KernelSource:
+    """Operands of different shapes: LiteRT's broadcast path rounds each input rescale twice
+    (MBQM), as the reference does; nested loops with broadcast strides (`_loops`)."""
+    a = req.attrs
+    x, y = req.inputs[0], req.inputs[1]
+    out = tuple(req.out_shape)
+    if len(out) > 6 or len(x.shape) > len(out) or len(y.shape) > len(out):
+        raise Unsupported(f"quantized {req.op_name}: rank > 6")
+    body = _element(a, "i", False, "i0", "i1")
+    lines = ["def entry(x, y, o):"] + ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(y.shape)], body)]
+    src = (f"# quantized {req.op_name} ({a.dtype}), broadcasting\n" + emit.helper_import(simd, "ld", "st")
+           + emit.module("\n".join(lines) + "\n", False))
+    return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], False)
 
 
 @register_generator("ADD")
