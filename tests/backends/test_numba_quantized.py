@@ -144,6 +144,32 @@ def _mobilenet_like(rng, op, hw, ci, co, k, stride, **extra):
                  fused_activation_function=3, **extra)
 
 
+@pytest.mark.parametrize("shape,axis,keep", [((2, 16, 32), [2], True), ((2, 16, 32), [-1], False),
+                                             ((3, 5, 4, 6), [2, 3], True), ((7, 33), [1], False),
+                                             ((1, 4, 4, 8), [3], True), ((5,), [0], False)])
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_mean_trailing_axes(shape, axis, keep, dtype):
+    """A layer norm's MEAN over the features (int8 transformers): compiled, bit-exact."""
+    rng = np.random.default_rng(len(shape) * 7 + axis[0])
+    for pow2 in (False, True):
+        qi, qo = qparams(rng, dtype, pow2), qparams(rng, dtype, pow2)
+        mb = ModelBuilder()
+        g = mb.subgraph()
+        xi = g.input("x", shape, dtype, scale=qi[0], zero_point=qi[1])
+        ax = g.const("axis", np.array(axis, np.int32))
+        axes = {a % len(shape) for a in axis}
+        out = tuple(1 if (i in axes) else d for i, d in enumerate(shape)) if keep else \
+            tuple(d for i, d in enumerate(shape) if i not in axes)
+        y = g.tensor("y", out, dtype, scale=qo[0], zero_point=qo[1])
+        g.op("MEAN", [xi, ax], [y], keep_dims=keep)
+        g.output(y)
+        m = mb.build()
+        x = rand_q(rng, shape, dtype)
+        ours, ex = run2(m, [x])
+        assert {p["backend"] for p in ex.plan} == {"numba_cpu"}, ex.plan
+        np.testing.assert_array_equal(ours, litert_run(m, [x])[0])
+
+
 @pytest.mark.parametrize("op,hw,ci,co,k,stride", [
     ("CONV_2D", 28, 32, 96, 1, 1),  # 1x1 GEMM
     ("CONV_2D", 32, 3, 32, 3, 2),  # stem

@@ -7,7 +7,9 @@ channels), then requantized with the float-derived multiplier and bias of that
 kernel: RHU2 on blocks of 16 channels and MBQM on the last C mod 16 (ops/qreduce.py
 `_mean_opt_special`) for keep_dims (the axis tensor [1, 2], [2, 1], [1, 2, 1]...); otherwise the reference
 kernel's formula (the multiplier divided by the count with guard bits, MBQM of sum - zi * n).
-Every other MEAN (and float MEAN, delegated to reduce.py) keeps its path.
+A MEAN over the input's trailing axes (a layer norm's mean over the features) sums each row of
+contiguous elements with the reference kernel's formula. Every other MEAN (and float MEAN,
+delegated to reduce.py) keeps its path.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def generate_mean(req: KernelRequest) -> KernelSource:
     no_epilogue(req, "quantized MEAN")
     x = req.inputs[0]
     ax = req.inputs[1] if len(req.inputs) > 1 else None
+    rows = _trailing_axes(x, ax)
+    if rows is not None:
+        return _mean_rows(req, *rows)
     if x is None or len(x.shape) != 4 or ax is None or ax.value is None:
         raise Unsupported("quantized MEAN: only the 4-D spatial mean with a constant axis is compiled")
     raw = [int(v) % 4 for v in np.asarray(ax.value).reshape(-1)]
@@ -104,3 +109,48 @@ def generate_mean(req: KernelRequest) -> KernelSource:
     assert math.prod(req.out_shape) == B * C
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=np.zeros(C, np.int64)),
                                        Arg("output", 0)], False)
+
+
+def _trailing_axes(x, ax) -> tuple[int, int] | None:
+    """(rows, n) when the reduced axes are the input's last ones (a layer norm's mean over the
+    features), so each output is the mean of n contiguous elements; None otherwise. The 4-D
+    spatial mean (axes 1, 2) is never trailing: it keeps LiteRT's optimized special case."""
+    if x is None or ax is None or ax.value is None or not x.shape:
+        return None
+    r = len(x.shape)
+    try:
+        axes = sorted({int(v) % r for v in np.asarray(ax.value).reshape(-1)})
+    except (TypeError, ValueError):
+        return None
+    if not axes or axes != list(range(r - len(axes), r)):
+        return None
+    n = math.prod(int(x.shape[d]) for d in axes)
+    rows = math.prod(int(d) for d in x.shape) // n if n else 0
+    return (rows, n) if n and rows else None
+
+
+def _mean_rows(req: KernelRequest, rows: int, n: int) -> KernelSource:
+    """out[j] = MBQM(sum(x[j*n:(j+1)*n]) - zi * n, M / n with guard bits) + zo: the reference
+    kernel's general formula (ops/qreduce.py), one row of n contiguous elements per output."""
+    a = req.attrs
+    lo, hi = qmath.qrange(np.dtype(a.dtype))
+    m, s = qmath.quantize_multiplier(a.si / a.so)
+    k = min(int(math.floor(math.log2(n))), 32, 31 + s)
+    m, s = (m << k) // n, s - k
+    ls, rs = max(s, 0), max(-s, 0)
+    if rs > 62 or ls > 31 or not 0 <= m < 2**31:
+        raise Unsupported("quantized MEAN: multiplier out of range")
+    tot = f"(t - {a.zi * n})" if a.zi else "t"
+    v = f"np.int64(np.int32({tot} << {ls}))" if ls else f"np.int64(np.int32({tot}))"
+    body = ["def entry(x, o):",
+            f"    for j in range({rows}):",
+            "        t = np.int64(0)",
+            f"        for i in range(j * {n}, j * {n} + {n}):",
+            "            t += np.int64(ld(x, i))",
+            f"        u = ({v} * {m} + {1 << 30}) >> 31",
+            f"        u = {round_shift('u', rs, True)}",
+            f"        st(o, j, min(max(u + {a.zo}, {lo}), {hi}))"]
+    src = ("# quantized MEAN (trailing axes)\n" + emit.helper_import(simd, "ld", "st")
+           + emit.module("\n".join(body) + "\n", False))
+    assert math.prod(req.out_shape) == rows
+    return KernelSource(src, "entry", [Arg("input", 0), Arg("output", 0)], False)
