@@ -131,6 +131,7 @@ class QSqDiffAttrs(Quantized):
     m1: tuple[int, int]
     m2: tuple[int, int]
     mo: tuple[int, int]
+    dtype: str = "int8"  # LiteRT's quantized SQUARED_DIFFERENCE is int8 only
 
 
 def _binary_infer(ctx: InferCtx) -> list:

@@ -490,3 +490,26 @@ def test_pools(op, b, h, w, c, fh, fw, stride, padding, act, dtype, seed):
     np.testing.assert_array_equal(ours, ref)
     assert {p["backend"] for p in ex.plan} == {"numba_cpu"}, ex.plan
     np.testing.assert_array_equal(ours, litert_run(m, [x])[0])
+
+
+@settings(max_examples=8, deadline=None)
+@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), data=st.data(), seed=st.integers(0, 2**31 - 1))
+def test_squared_difference_int8(shape, data, seed):
+    """int8 SQUARED_DIFFERENCE (a layer norm's variance), broadcasting: compiled, bit-exact."""
+    rng = np.random.default_rng(seed)
+    k = data.draw(st.integers(1, len(shape)))
+    shape2 = tuple(d if data.draw(st.booleans()) else 1 for d in shape[len(shape) - k:])
+    q1, q2 = (float(rng.uniform(0.01, 0.05)), int(rng.integers(-20, 20))), (float(rng.uniform(0.01, 0.05)), int(rng.integers(-20, 20)))
+    qo = (float(rng.uniform(0.02, 0.2)), -128)
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    a = g.input("a", tuple(shape), np.int8, scale=q1[0], zero_point=q1[1])
+    b = g.input("b", shape2, np.int8, scale=q2[0], zero_point=q2[1])
+    y = g.tensor("y", tuple(shape), np.int8, scale=qo[0], zero_point=qo[1])
+    g.op("SQUARED_DIFFERENCE", [a, b], [y])
+    g.output(y)
+    m = mb.build()
+    xs = [rand_q(rng, shape, np.int8), rand_q(rng, shape2, np.int8)]
+    ours, ex = run2(m, xs)
+    assert {p["backend"] for p in ex.plan} == {"numba_cpu"}, ex.plan
+    np.testing.assert_array_equal(ours, litert_run(m, xs)[0])

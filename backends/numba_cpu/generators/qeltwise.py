@@ -263,6 +263,29 @@ def generate_table(req: KernelRequest) -> KernelSource:
                                        Arg("output", 0)], False)
 
 
+@register_generator("SQUARED_DIFFERENCE")
+def generate_squared_difference(req: KernelRequest) -> KernelSource:
+    """int8 (ops/qmath_ops.py, LiteRT's squared_difference.cc): each input rescaled with a left
+    shift of 7 (MBQM), the difference squared, requantized (MBQM); broadcasting loops."""
+    a = quantized_attrs(req, "m1", "SQUARED_DIFFERENCE node")
+    no_epilogue(req, "quantized SQUARED_DIFFERENCE")
+    x, y = req.inputs[0], req.inputs[1]
+    out = tuple(req.out_shape)
+    if x is None or y is None or len(out) > 6 or len(x.shape) > len(out) or len(y.shape) > len(out):
+        raise Unsupported("quantized SQUARED_DIFFERENCE: two inputs of rank <= 6")
+    for t in (x, y, req.outputs[0].arg):
+        if np.dtype(t.dtype) != np.dtype(np.int8):
+            raise Unsupported("quantized SQUARED_DIFFERENCE: int8 only")
+    body = [f"xv = np.int64(ld(x, i0)) - {a.z1}", f"yv = np.int64(ld(y, i1)) - {a.z2}"]
+    body += _mbqm_lines("xv", "(xv << 7)", *a.m1) + _mbqm_lines("yv", "(yv << 7)", *a.m2)
+    body += ["dv = xv - yv"] + _mbqm_lines("r", "np.int64(np.int32(dv * dv))", *a.mo)
+    body += [f"st(o, i, min(max(r + {a.zo}, -128), 127))"]
+    lines = ["def entry(x, y, o):"] + ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(y.shape)], body)]
+    src = ("# quantized SQUARED_DIFFERENCE (int8)\n" + emit.helper_import(simd, "ld", "st")
+           + emit.module("\n".join(lines) + "\n", False))
+    return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], False)
+
+
 #: LiteRT's 8-bit table ops (ops/qelementwise.py QTableAttrs)
 TABLE_OPS = ("LOGISTIC", "TANH", "GELU", "ELU", "HARD_SWISH")
 for _name in TABLE_OPS:
