@@ -28,7 +28,7 @@ from tflite_jit.ir.model import Op
 #: (generators/qconv.py, qeltwise.py, qreduce.py, qpool.py); other quantized nodes run on reference
 QUANT_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC",
                        "TANH", "GELU", "ELU", "HARD_SWISH", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D",
-                       "SOFTMAX", "SQUARED_DIFFERENCE"))
+                       "SOFTMAX", "SQUARED_DIFFERENCE", "BATCH_MATMUL"))
 #: quantized ops whose int16 nodes have a Numba kernel too (the 65536-entry table gathers)
 QUANT_INT16_OPS = frozenset(("LOGISTIC", "TANH", "GELU"))
 #: ops whose int8/uint8 outputs are not ops.Quantized nodes (their attrs carry the quantization,

@@ -513,3 +513,28 @@ def test_squared_difference_int8(shape, data, seed):
     ours, ex = run2(m, xs)
     assert {p["backend"] for p in ex.plan} == {"numba_cpu"}, ex.plan
     np.testing.assert_array_equal(ours, litert_run(m, xs)[0])
+
+
+@pytest.mark.parametrize("xs,ys,adj_x,adj_y", [
+    ((2, 4, 8), (2, 8, 5), False, False), ((1, 2, 7, 16), (1, 2, 7, 16), False, True),
+    ((2, 2, 6, 3), (2, 1, 6, 4), True, False), ((3, 5), (5, 4), False, False),
+    ((2, 1, 3, 4), (1, 5, 4, 2), False, False), ((4, 9, 4), (4, 9, 5), True, False)])
+def test_batch_matmul_int8(xs, ys, adj_x, adj_y):
+    """int8 attention matmuls (Q·Kᵀ, A·V): broadcast batch dims, adjoints; bit-exact."""
+    rng = np.random.default_rng(sum(xs) + 3 * sum(ys))
+    M = xs[-1] if adj_x else xs[-2]
+    N = ys[-2] if adj_y else ys[-1]
+    bshape = np.broadcast_shapes(xs[:-2], ys[:-2])
+    out = (*bshape, M, N)
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    a = g.input("a", xs, np.int8, scale=0.05, zero_point=int(rng.integers(-10, 10)))
+    b = g.input("b", ys, np.int8, scale=0.04, zero_point=int(rng.integers(-10, 10)))
+    y = g.tensor("y", out, np.int8, scale=float(rng.uniform(0.05, 0.3)), zero_point=int(rng.integers(-5, 5)))
+    g.op("BATCH_MATMUL", [a, b], [y], adj_x=adj_x, adj_y=adj_y)
+    g.output(y)
+    m = mb.build()
+    inputs = [rand_q(rng, xs, np.int8), rand_q(rng, ys, np.int8)]
+    ours, ex = run2(m, inputs)
+    assert {p["backend"] for p in ex.plan} == {"numba_cpu"}, ex.plan
+    np.testing.assert_array_equal(ours, litert_run(m, inputs)[0])
