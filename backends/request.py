@@ -90,12 +90,15 @@ def elementwise_root(op: Op, attrs: Any) -> bool:
 
 
 def build_request(cluster: Cluster, env: CompileEnv, *, backend: str, roots: Container[str],
-                  is_root: Callable[[Op, Any], bool] = elementwise_root) -> Request:
+                  is_root: Callable[[Op, Any], bool] = elementwise_root,
+                  multi_output: Container[str] = ()) -> Request:
     """Compose the cluster's ops into one request: a root + epilogue, or a LOOP.
 
     `roots`: the root op names this backend has kernels for; `is_root(op, attrs)`: whether the
-    cluster's first op is a root (otherwise the whole cluster is one LOOP). `backend` names the
-    backend in the Unsupported messages the plan shows."""
+    cluster's first op is a root (otherwise the whole cluster is one LOOP). `multi_output`: root
+    ops with several outputs (SPLIT...) the backend compiles alone: their request has one Output
+    per root output, in order, each Var(0) of its own shape. `backend` names the backend in the
+    Unsupported messages the plan shows."""
     sg, infos = env.subgraph, env.infos
     ops_ = [sg.ops[i] for i in cluster.ops]
     for op in ops_:
@@ -110,7 +113,13 @@ def build_request(cluster: Cluster, env: CompileEnv, *, backend: str, roots: Con
         if tail and isinstance(env.attrs[cluster.ops[0]], ops.Quantized):
             raise Unsupported(f"quantized {root.name}: epilogues are not fused (single-op cluster)")
         if len(root.outputs) != 1:
-            raise Unsupported(f"{root.name}: multi-output roots are not fused")
+            if tail or root.name not in multi_output or tuple(cluster.outputs) != tuple(root.outputs):
+                raise Unsupported(f"{root.name}: multi-output roots are not fused")
+            outs = [Output(E.Var(0), TensorArg(infos[t].shape, infos[t].dtype)) for t in root.outputs]
+            inputs = [None if t < 0 else TensorArg(infos[t].shape, infos[t].dtype, infos[t].value)
+                      for t in root.inputs]
+            req = KernelRequest(root.name, env.attrs[cluster.ops[0]], inputs, [], outs, env.num_threads)
+            return Request(req, list(root.inputs), [], list(root.outputs))
         iter_shape = infos[root.outputs[0]].shape
     else:
         iter_shape = infos[cluster.outputs[0]].shape if cluster.outputs else None

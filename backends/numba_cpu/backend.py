@@ -19,19 +19,27 @@ import numpy as np
 from tflite_jit import ops
 from tflite_jit.backends.base import Backend, Cluster, CompileEnv, Kernel, roofline_seconds
 from tflite_jit.backends.numba_cpu import modcache
-from tflite_jit.backends.numba_cpu.generators import GENERATORS, load_all
+from tflite_jit.backends.numba_cpu.generators import GENERATORS, load_all, movement
 from tflite_jit.backends.numba_cpu.spec import KernelSource
 from tflite_jit.backends.request import KernelRequest, Request, Unsupported, build_request, is_loop_op
 from tflite_jit.ir.model import Op
 
 #: ops whose quantized (ops.Quantized attrs) int8/uint8 nodes have a generator
-#: (generators/qconv.py, qeltwise.py, qreduce.py, qpool.py); other quantized nodes run on reference
+#: (generators/qconv.py, qeltwise.py, qreduce.py, qpool.py, resize.py); other quantized nodes run
+#: on reference
 QUANT_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC",
                        "TANH", "GELU", "ELU", "HARD_SWISH", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D",
-                       "SOFTMAX"))
+                       "SOFTMAX", "RESIZE_BILINEAR", "PRELU"))
+#: the activation types of QUANT_OPS' kernels where they are not int8 / uint8
+QUANT_DTYPES = {"RESIZE_BILINEAR": frozenset(np.dtype(t) for t in (np.int8, np.int16))}
 #: ops whose int8/uint8 outputs are not ops.Quantized nodes (their attrs carry the quantization,
-#: or none is needed) but have generators: QUANTIZE (qquant.py), PAD (qpad.py)
-QUANT_IO_OPS = frozenset(("QUANTIZE", "PAD"))
+#: or none is needed) but have generators: QUANTIZE (qquant.py); PAD is one of MOVE_OPS
+QUANT_IO_OPS = frozenset(("QUANTIZE",))
+#: ops that copy elements of any of MOVE_DTYPES as they are (generators/movement.py, qpad.py); their
+#: quantized nodes too, where the op moves raw values (the generator refuses the others)
+MOVE_OPS = frozenset((*movement.MOVEMENT_OPS, *movement.MULTI_OUTPUT_OPS, "PAD", "PADV2"))
+MOVE_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.int8, np.uint8, np.int16, np.int32,
+                                              np.int64, np.bool_))
 
 
 def is_root(op: Op, attrs: Any) -> bool:
@@ -42,7 +50,8 @@ def is_root(op: Op, attrs: Any) -> bool:
 
 def request_for(cluster: Cluster, env: CompileEnv) -> Request:
     """The cluster as a request for this backend's generators (backends/request.py)."""
-    return build_request(cluster, env, backend="Numba", roots=GENERATORS, is_root=is_root)
+    return build_request(cluster, env, backend="Numba", roots=GENERATORS, is_root=is_root,
+                         multi_output=movement.MULTI_OUTPUT_OPS)
 
 
 def compile_request(req: KernelRequest) -> tuple[Callable[..., None], KernelSource]:
@@ -97,10 +106,13 @@ class NumbaBackend(Backend):
         quantized = isinstance(env.attrs_of(op), ops.Quantized)
         if op.name not in GENERATORS and not (is_loop_op(op, opdef) and "LOOP" in GENERATORS):
             return False, f"no Numba kernel for {op.name} yet (runs on reference)"
+        if op.name in MOVE_OPS:
+            return self._supports_move(op, env)
         if quantized:
             a = env.attrs_of(op)
             dt = getattr(a, "dtype", None) or getattr(a, "in_dtype", None)
-            if op.name not in QUANT_OPS or dt is None or np.dtype(dt) not in (np.int8, np.uint8):
+            allowed = QUANT_DTYPES.get(op.name, (np.int8, np.uint8))
+            if op.name not in QUANT_OPS or dt is None or np.dtype(dt) not in allowed:
                 on = f" on {np.dtype(dt).name}" if dt is not None else ""
                 return False, f"quantized {op.name}{on} has no Numba kernel yet (runs on reference)"
         if op.name in _CHECKED_INT_DIVISION and env.infos[op.inputs[0]].dtype.kind in "iu":
@@ -111,6 +123,16 @@ class NumbaBackend(Backend):
             if (t >= 0 and not quantized and t in op.outputs
                     and env.infos[t].dtype not in (np.float32, np.bool_, np.int32)
                     and not (op.name in QUANT_IO_OPS and env.infos[t].dtype in (np.int8, np.uint8))):
+                return False, f"{op.name} on {env.infos[t].dtype} (runs on reference)"
+        return True, ""
+
+    @staticmethod
+    def _supports_move(op: Op, env: CompileEnv) -> tuple[bool, str]:
+        for t in (*op.inputs, *op.outputs):
+            if t >= 0 and env.infos[t].shape is None:
+                return False, f"{op.name} has a dynamic shape (runs on reference)"
+        for t in op.outputs:
+            if env.infos[t].dtype not in MOVE_DTYPES:
                 return False, f"{op.name} on {env.infos[t].dtype} (runs on reference)"
         return True, ""
 

@@ -46,12 +46,12 @@ class FusionConfig:
 @dataclass(frozen=True)
 class EpilogueConfig(FusionConfig):
     """activations: unary ops folded into the producer; const_ops: binary ops folded when the
-    other operand is a constant (bias, scale); residual_ops: binary ops folded when the other
+    other operand is a constant (bias, scale, PRELU's alpha); residual_ops: binary ops folded when the other
     operand is a computed tensor of the same shape (residual connection)."""
 
     activations: frozenset[str] = frozenset(
         {"RELU", "RELU6", "RELU_N1_TO_1", "LOGISTIC", "TANH", "HARD_SWISH"})
-    const_ops: frozenset[str] = frozenset({"ADD", "SUB", "MUL", "DIV"})
+    const_ops: frozenset[str] = frozenset({"ADD", "SUB", "MUL", "DIV", "PRELU"})
     residual_ops: frozenset[str] = frozenset({"ADD"})
 
     def __post_init__(self) -> None:
