@@ -144,7 +144,7 @@ class NumbaBackend(Backend):
     def compile(self, cluster: Cluster, env: CompileEnv) -> Kernel:
         rq = request_for(cluster, env)
         fn, src = compile_request(rq.req)
-        return NumbaKernel(fn, src, rq.req, rq.extra_ids)
+        return NumbaKernel(fn, src, rq.req, rq.extra_ids, rq.input_ids)
 
 
 class NumbaKernel:
@@ -152,12 +152,17 @@ class NumbaKernel:
 
     in_place = True
 
-    def __init__(self, fn: Callable[..., None], src: KernelSource, req: KernelRequest, extra_ids: list[int]):
+    def __init__(self, fn: Callable[..., None], src: KernelSource, req: KernelRequest, extra_ids: list[int],
+                 input_ids: list[int] | None = None):
         self.fn, self.src, self.req, self.extra_ids = fn, src, req, extra_ids
+        self.input_ids = input_ids
 
     def bind(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
              outputs: Sequence[int]) -> Callable[[], None]:
-        """A zero-argument callable over fixed buffers (the per-invoke path)."""
+        """A zero-argument callable over fixed buffers (the per-invoke path). The request's own
+        input ids win over the first op's (they differ when a PAD is folded into its convolution)."""
+        if self.input_ids is not None:
+            root_inputs = self.input_ids
         ins = [buffers[t] if t >= 0 else None for t in root_inputs]
         extras = [buffers[t].reshape(a.shape) for t, a in zip(self.extra_ids, self.req.extras)]
         outs = [buffers[t] for t in outputs]
