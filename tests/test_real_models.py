@@ -2,7 +2,7 @@
 kernels, with the plan showing which ops still run on the reference backend.
 
 * hand_recrop.tflite and face_detection_short_range.tflite: MediaPipe's models, copied unchanged
-  from the mediapipe 0.10.14 wheel on PyPI (mediapipe/modules/...; Apache-2.0). PRELU, channel
+  from the mediapipe 0.10.14 wheel on PyPI (Apache-2.0; tests/data/README.md). PRELU, channel
   PAD, 5x5 depthwise, STRIDED_SLICE, CONCATENATION, RESHAPE of graph outputs, float16 weights.
 * unet_f32.tflite / unet_int8.tflite: a small U-Net made by tests/data/make_unet_models.py with
   TensorFlow's converter (PRELU, 5x5 depthwise, RESIZE_BILINEAR, CONCATENATION, SPLIT, TILE).
