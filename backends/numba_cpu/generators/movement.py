@@ -43,8 +43,10 @@ MULTI_OUTPUT_OPS = ("SPLIT", "SPLIT_V", "UNPACK")
 _VALUE_INPUTS = {"GATHER": (1,), "GATHER_ND": (1,)}
 
 #: largest output (elements) whose index map is computed at plan time (an int64 map of this many
-#: elements is 128 MiB)
-MAX_MAP_ELEMENTS = 1 << 24
+#: elements is 32 MiB; the factoring holds a few arrays of its size)
+MAX_MAP_ELEMENTS = 1 << 22
+#: most (output elements x data inputs) the per-input box search may scan at plan time
+MAX_MAP_WORK = 1 << 26
 #: largest flat index table of a non-separable piece
 MAX_TABLE_ELEMENTS = 1 << 22
 
@@ -248,6 +250,9 @@ def generate_movement(req: KernelRequest) -> KernelSource:
     if len(dts) != 1:
         raise Unsupported(f"{req.op_name}: input and output types differ {sorted(map(str, dts))}")
     sizes = [math.prod(req.inputs[i].shape) for i in data]
+    if sum(m.size for m in maps) * len(data) > MAX_MAP_WORK:
+        raise Unsupported(f"{req.op_name}: {len(data)} inputs x {sum(m.size for m in maps)} elements "
+                          "is too much plan-time work (runs on reference)")
     pieces: list[Piece] = []
     for j, m in enumerate(maps):
         pieces += pieces_of(j, m, data, bases, sizes)

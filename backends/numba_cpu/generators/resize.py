@@ -67,6 +67,9 @@ def generate_bilinear(req: KernelRequest) -> KernelSource:
                  f"st(o, ob + k, min(max(q, {lo}), {hi}))"]
     else:
         raise Unsupported(f"RESIZE_BILINEAR on {'quantized ' if quantized else ''}{dt} runs on reference")
+    for t, n_in in ((y0, h), (y1, h), (x0, w), (x1, w)):  # the kernel does not bounds-check
+        if t.size and (t.min() < 0 or t.max() >= n_in):
+            raise Unsupported("RESIZE_BILINEAR: a source index outside the input (runs on reference)")
     names = list(tabs)
     body = [f"def entry(xa, oa, {', '.join(names)}):",
             f"    x = xa.reshape({n * h * w * c})",
