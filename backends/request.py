@@ -26,6 +26,7 @@ from tflite_jit import ops
 from tflite_jit.backends.base import Cluster, CompileEnv
 from tflite_jit.ir.model import Op
 from tflite_jit.ops import expr as E
+from tflite_jit.ops import nn
 
 #: Largest fused expression (counted as a tree) a generator is given: x = x + x repeated n times
 #: is n shared nodes but 2^n written out, and printers may write it out.
@@ -89,28 +90,63 @@ def elementwise_root(op: Op, attrs: Any) -> bool:
     return not is_loop_op(op)
 
 
+def folds_pad(env: CompileEnv, pad_oi: int, conv_oi: int) -> bool:
+    """Whether op `pad_oi` is a PAD (constant paddings) read only as the input of convolution
+    `conv_oi` and folds into it as SAME padding (ops.nn.pad_folds_into). A cluster starting with
+    such a pair is requested as the convolution alone, reading the PAD's input (build_request);
+    fusion strategies merge the pair with this same test."""
+    sg, infos = env.subgraph, env.infos
+    pad, conv = sg.ops[pad_oi], sg.ops[conv_oi]
+    if pad.name != "PAD" or conv.name not in nn.PAD_FOLDING_OPS or len(pad.inputs) < 2 or len(conv.inputs) < 2:
+        return False
+    t = pad.outputs[0]
+    if conv.inputs[0] != t or t in conv.inputs[1:] or t in sg.outputs:
+        return False
+    x, w, p = infos[pad.inputs[0]], infos[conv.inputs[1]], infos[pad.inputs[1]]
+    if p.value is None or x.shape is None or w.shape is None or len(w.shape) != 4:
+        return False
+    return nn.pad_folds_into(env.attrs[conv_oi], p.value, x.shape, w.shape[1:3])
+
+
 def build_request(cluster: Cluster, env: CompileEnv, *, backend: str, roots: Container[str],
-                  is_root: Callable[[Op, Any], bool] = elementwise_root) -> Request:
+                  is_root: Callable[[Op, Any], bool] = elementwise_root,
+                  multi_output: Container[str] = ()) -> Request:
     """Compose the cluster's ops into one request: a root + epilogue, or a LOOP.
 
     `roots`: the root op names this backend has kernels for; `is_root(op, attrs)`: whether the
-    cluster's first op is a root (otherwise the whole cluster is one LOOP). `backend` names the
-    backend in the Unsupported messages the plan shows."""
+    cluster's first op is a root (otherwise the whole cluster is one LOOP). `multi_output`: root
+    ops with several outputs (SPLIT...) the backend compiles alone: their request has one Output
+    per root output, in order, each Var(0) of its own shape. `backend` names the backend in the
+    Unsupported messages the plan shows."""
     sg, infos = env.subgraph, env.infos
     ops_ = [sg.ops[i] for i in cluster.ops]
     for op in ops_:
         for t in (*op.inputs, *op.outputs):
             if t >= 0 and infos[t].shape is None:
                 raise Unsupported(f"{op.name}: dynamic shape (only known at run time)")
-    root = ops_[0] if is_root(ops_[0], env.attrs[cluster.ops[0]]) else None
+    op_ids = list(cluster.ops)
+    root_attrs = env.attrs[op_ids[0]]
+    pre: Op | None = None  # a PAD folded into the convolution that follows it
+    if len(op_ids) > 1 and folds_pad(env, op_ids[0], op_ids[1]):
+        pre, ops_, op_ids = ops_[0], ops_[1:], op_ids[1:]
+        root_attrs = nn.with_same_padding(env.attrs[op_ids[0]])
+    root = ops_[0] if is_root(ops_[0], root_attrs) else None
+    if pre is not None and root is None:
+        raise Unsupported("a folded PAD needs its convolution as the root")
     if root is not None and root.name not in roots:
         raise Unsupported(f"no {backend} kernel for {root.name}")
-    tail = list(zip(cluster.ops[1:], ops_[1:])) if root is not None else list(zip(cluster.ops, ops_))
+    tail = list(zip(op_ids[1:], ops_[1:])) if root is not None else list(zip(op_ids, ops_))
     if root is not None:
-        if tail and isinstance(env.attrs[cluster.ops[0]], ops.Quantized):
+        if tail and isinstance(root_attrs, ops.Quantized):
             raise Unsupported(f"quantized {root.name}: epilogues are not fused (single-op cluster)")
         if len(root.outputs) != 1:
-            raise Unsupported(f"{root.name}: multi-output roots are not fused")
+            if tail or root.name not in multi_output or tuple(cluster.outputs) != tuple(root.outputs):
+                raise Unsupported(f"{root.name}: multi-output roots are not fused")
+            outs = [Output(E.Var(0), TensorArg(infos[t].shape, infos[t].dtype)) for t in root.outputs]
+            inputs = [None if t < 0 else TensorArg(infos[t].shape, infos[t].dtype, infos[t].value)
+                      for t in root.inputs]
+            req = KernelRequest(root.name, root_attrs, inputs, [], outs, env.num_threads)
+            return Request(req, list(root.inputs), [], list(root.outputs))
         iter_shape = infos[root.outputs[0]].shape
     else:
         iter_shape = infos[cluster.outputs[0]].shape if cluster.outputs else None
@@ -147,9 +183,12 @@ def build_request(cluster: Cluster, env: CompileEnv, *, backend: str, roots: Con
     if root is None:
         req = KernelRequest("LOOP", None, [], extra_args, outputs, env.num_threads)
         return Request(req, [], extras, list(cluster.outputs))
-    inputs = [None if t < 0 else TensorArg(infos[t].shape, infos[t].dtype, infos[t].value) for t in root.inputs]
-    req = KernelRequest(root.name, env.attrs[cluster.ops[0]], inputs, extra_args, outputs, env.num_threads)
-    return Request(req, list(root.inputs), extras, list(cluster.outputs))
+    root_inputs = list(root.inputs)
+    if pre is not None:
+        root_inputs[0] = pre.inputs[0]
+    inputs = [None if t < 0 else TensorArg(infos[t].shape, infos[t].dtype, infos[t].value) for t in root_inputs]
+    req = KernelRequest(root.name, root_attrs, inputs, extra_args, outputs, env.num_threads)
+    return Request(req, root_inputs, extras, list(cluster.outputs))
 
 
 def _extra_arg(t: int, env: CompileEnv, rank: int) -> TensorArg:

@@ -1,7 +1,7 @@
 """tflite_jit against LiteRT (XNNPACK and builtin kernels), timed side by side in one process.
 
-    python benchmarks/side_by_side.py [--models mobilenet_v2,resnet50] [--threads 2] [--runs 30]
-        [--backend numba] [--fusion epilogue] [--json out.json]
+    python benchmarks/side_by_side.py [--models mobilenet_v2,resnet50,path/to/model.tflite]
+        [--threads 2] [--runs 30] [--backend numba] [--fusion epilogue] [--json out.json]
 
 Each round runs every engine once, in rotating order, so machine noise (this is a shared 2-core
 box) hits all of them alike; we report medians and the ratio of medians, plus the geometric mean
@@ -42,6 +42,10 @@ def one_op() -> bytes:
 
 
 def _model(name: str) -> bytes:
+    """A built-in model by name, or a .tflite file by path (e.g. MediaPipe's models)."""
+    if name.endswith(".tflite"):
+        with open(name, "rb") as f:
+            return f.read()
     return one_op() if name == "one_op" else models.build(name)
 
 
@@ -118,7 +122,8 @@ def main() -> None:
         r = bench_model(name, a.threads, a.runs, a.backend, a.fusion)
         rows.append(r)
         m = r["median_ms"]
-        print(f"{name:22s} {m['tflite_jit']:9.2f} {m['litert_xnnpack']:9.2f} {m['litert_builtin']:9.2f} "
+        label = name.rsplit("/", 1)[-1].removesuffix(".tflite")[:22]
+        print(f"{label:22s} {m['tflite_jit']:9.2f} {m['litert_xnnpack']:9.2f} {m['litert_builtin']:9.2f} "
               f"{r['ratio_vs_xnnpack']:6.2f} {r['ratio_vs_builtin']:8.2f} {r['prepare_s']:9.2f} "
               f"{r['first_run_ms']:9.1f}", flush=True)
     geo = math.exp(np.mean([math.log(r["ratio_vs_xnnpack"]) for r in rows]))

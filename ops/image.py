@@ -93,7 +93,9 @@ def _check_size(size: np.ndarray, op: str) -> tuple[int, int]:
     return oh, ow
 
 
-def _bilinear_axis(in_size: int, out_size: int, a: ResizeAttrs):
+def bilinear_axis(in_size: int, out_size: int, a: ResizeAttrs):
+    """Neighbours lo, hi and float32 fraction of every output position along one axis (also
+    the Numba kernel's tables, backends/numba_cpu/generators/resize.py)."""
     sc = _scale(in_size, out_size, a.align_corners)
     o = np.arange(out_size, dtype=np.float32)
     src = (o + np.float32(0.5)) * sc - np.float32(0.5) if a.half_pixel_centers else o * sc
@@ -106,8 +108,8 @@ def _bilinear_axis(in_size: int, out_size: int, a: ResizeAttrs):
 def _bilinear_reference(inputs: Sequence[np.ndarray | None], a: ResizeAttrs) -> list[np.ndarray]:
     x = np.asarray(inputs[0], np.float32)
     oh, ow = _check_size(inputs[1], "RESIZE_BILINEAR")
-    y0, y1, dy = _bilinear_axis(x.shape[1], oh, a)
-    x0, x1, dx = _bilinear_axis(x.shape[2], ow, a)
+    y0, y1, dy = bilinear_axis(x.shape[1], oh, a)
+    x0, x1, dx = bilinear_axis(x.shape[2], ow, a)
     one = np.float32(1)
     dy, dx = dy[None, :, None, None], dx[None, None, :, None]
     r0, r1 = x[:, y0], x[:, y1]

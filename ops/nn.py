@@ -9,13 +9,13 @@ vectorised NumPy: every spatial op reads its input through one strided window vi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from tflite_jit.ops.base import Cost, InferCtx, OpError, PatternKind, ShapeDtype
+from tflite_jit.ops.base import Cost, InferCtx, OpError, PatternKind, Quantized, ShapeDtype
 from tflite_jit.ops.common import (
     CLAMPING_ACTIVATIONS,
     F32,
@@ -94,6 +94,40 @@ def axis_geometry(padding: str, in_size: int, k: int, stride: int, dilation: int
         out = num // stride if num >= 0 else -(-num // stride)
     total = max((out - 1) * stride + eff - in_size, 0)
     return AxisGeometry(out=out, pad_before=total // 2)
+
+
+#: convolutions a preceding PAD can fold into (`pad_folds_into`)
+PAD_FOLDING_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def pad_folds_into(conv_attrs: Any, pads: Any, in_shape: Sequence[int], filter_hw: Sequence[int]) -> bool:
+    """Whether PAD(pads) of an NHWC `in_shape` followed by this VALID convolution computes what the
+    convolution computes with SAME padding on the unpadded input (XNNPACK folds such pads too):
+    only H and W are padded, each by the leading padding SAME would add, and the output sizes
+    agree, so every window sits where SAME puts it and its padded taps read the value SAME skips
+    (0 in float; in integer kernels PAD's output zero point, which is the convolution's input
+    zero point, so the centred tap is 0 again). MediaPipe's stride-1 PAD + VALID depthwise pairs
+    and MobileNet's stride-2 bottom/right pads are of this kind."""
+    f = conv_attrs.base if isinstance(conv_attrs, Quantized) else conv_attrs
+    p = np.asarray(pads)
+    if f.padding != "VALID" or len(in_shape) != 4 or p.shape != (4, 2) or (p < 0).any():
+        return False
+    if p[0].any() or p[3].any():
+        return False
+    for ax, k, s, d in ((1, filter_hw[0], f.stride_h, f.dilation_h), (2, filter_hw[1], f.stride_w, f.dilation_w)):
+        lo, hi = int(p[ax][0]), int(p[ax][1])
+        valid = axis_geometry("VALID", int(in_shape[ax]) + lo + hi, int(k), s, d)
+        same = axis_geometry("SAME", int(in_shape[ax]), int(k), s, d)
+        if valid.out != same.out or lo != same.pad_before or same.out < 1:
+            return False
+    return True
+
+
+def with_same_padding(conv_attrs: Any) -> Any:
+    """The convolution's attrs with SAME padding (after `pad_folds_into` said so)."""
+    if isinstance(conv_attrs, Quantized):
+        return replace(conv_attrs, base=replace(conv_attrs.base, padding="SAME"))
+    return replace(conv_attrs, padding="SAME")
 
 
 def spatial_out(ctx: InferCtx, padding: str, in_hw: tuple[int, int], k_hw: tuple[int, int],

@@ -80,7 +80,7 @@ def _trunc_div(x: np.ndarray, d: int) -> np.ndarray:
     return np.where(x >= 0, x // d, -((-x) // d))
 
 
-def _bilinear_int_axis(n_in: int, n_out: int, align: bool, half: bool):
+def bilinear_int_axis(n_in: int, n_out: int, align: bool, half: bool):
     """Integer source positions (10 fractional bits), neighbours and weights along one axis."""
     if align and n_out > 1:
         sc = (1024 * (n_in - 1) + (n_out - 1) // 2) // (n_out - 1)
@@ -95,8 +95,8 @@ def _bilinear_int_axis(n_in: int, n_out: int, align: bool, half: bool):
 
 
 def _bilinear_int(x: np.ndarray, oh: int, ow: int, align: bool, half: bool) -> np.ndarray:
-    y0, y1, wy0, wy1 = _bilinear_int_axis(x.shape[1], oh, align, half)
-    x0, x1, wx0, wx1 = _bilinear_int_axis(x.shape[2], ow, align, half)
+    y0, y1, wy0, wy1 = bilinear_int_axis(x.shape[1], oh, align, half)
+    x0, x1, wx0, wx1 = bilinear_int_axis(x.shape[2], ow, align, half)
     v = x.astype(np.int64)
     r0, r1 = v[:, y0], v[:, y1]
     wy0, wy1 = wy0[None, :, None, None], wy1[None, :, None, None]

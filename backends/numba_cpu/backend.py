@@ -19,21 +19,30 @@ import numpy as np
 from tflite_jit import ops
 from tflite_jit.backends.base import Backend, Cluster, CompileEnv, Kernel, roofline_seconds
 from tflite_jit.backends.numba_cpu import modcache
-from tflite_jit.backends.numba_cpu.generators import GENERATORS, load_all, qtable
+from tflite_jit.backends.numba_cpu.generators import GENERATORS, load_all, movement, qtable
 from tflite_jit.backends.numba_cpu.spec import KernelSource
 from tflite_jit.backends.request import KernelRequest, Request, Unsupported, build_request, is_loop_op
 from tflite_jit.ir.model import Op
 
 #: ops whose quantized (ops.Quantized attrs) int8/uint8 nodes have a generator
-#: (generators/qconv.py, qeltwise.py, qreduce.py, qpool.py); other quantized nodes run on reference
+#: (generators/qconv.py, qeltwise.py, qreduce.py, qpool.py, resize.py); other quantized nodes run
+#: on reference
 QUANT_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC",
                        "TANH", "GELU", "ELU", "HARD_SWISH", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D",
-                       "SOFTMAX", "SQUARED_DIFFERENCE", "BATCH_MATMUL"))
-#: quantized ops whose int16 nodes have a Numba kernel too (the 65536-entry table gathers)
-QUANT_INT16_OPS = frozenset(("LOGISTIC", "TANH", "GELU"))
+                       "SOFTMAX", "SQUARED_DIFFERENCE", "BATCH_MATMUL", "RESIZE_BILINEAR", "PRELU"))
+_8BIT = frozenset(np.dtype(t) for t in (np.int8, np.uint8))
+#: the activation types of QUANT_OPS' kernels where they are not int8 / uint8 (int16 LOGISTIC,
+#: TANH, GELU: the 65536-entry table gathers)
+QUANT_DTYPES = {"RESIZE_BILINEAR": frozenset(np.dtype(t) for t in (np.int8, np.int16)),
+                **{op: _8BIT | {np.dtype(np.int16)} for op in ("LOGISTIC", "TANH", "GELU")}}
 #: ops whose int8/uint8 outputs are not ops.Quantized nodes (their attrs carry the quantization,
-#: or none is needed) but have generators: QUANTIZE (qquant.py), PAD (qpad.py)
-QUANT_IO_OPS = frozenset(("QUANTIZE", "PAD"))
+#: or none is needed) but have generators: QUANTIZE (qquant.py); PAD is one of MOVE_OPS
+QUANT_IO_OPS = frozenset(("QUANTIZE",))
+#: ops that copy elements of any of MOVE_DTYPES as they are (generators/movement.py, qpad.py); their
+#: quantized nodes too, where the op moves raw values (the generator refuses the others)
+MOVE_OPS = frozenset((*movement.MOVEMENT_OPS, *movement.MULTI_OUTPUT_OPS, "PAD", "PADV2"))
+MOVE_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.int8, np.uint8, np.int16, np.int32,
+                                              np.int64, np.bool_))
 
 
 def is_root(op: Op, attrs: Any) -> bool:
@@ -44,7 +53,8 @@ def is_root(op: Op, attrs: Any) -> bool:
 
 def request_for(cluster: Cluster, env: CompileEnv) -> Request:
     """The cluster as a request for this backend's generators (backends/request.py)."""
-    return build_request(cluster, env, backend="Numba", roots=GENERATORS, is_root=is_root)
+    return build_request(cluster, env, backend="Numba", roots=GENERATORS, is_root=is_root,
+                         multi_output=movement.MULTI_OUTPUT_OPS)
 
 
 def compile_request(req: KernelRequest) -> tuple[Callable[..., None], KernelSource]:
@@ -99,13 +109,14 @@ class NumbaBackend(Backend):
         quantized = isinstance(env.attrs_of(op), ops.Quantized)
         if op.name not in GENERATORS and not (is_loop_op(op, opdef) and "LOOP" in GENERATORS):
             return False, f"no Numba kernel for {op.name} yet (runs on reference)"
+        if op.name in MOVE_OPS:
+            return self._supports_move(op, env)
         if quantized:
             a = env.attrs_of(op)
             dt = getattr(a, "dtype", None) or getattr(a, "in_dtype", None)
             table = op.name in qtable.DERIVED_TABLE_OPS and dt is not None and np.dtype(dt) in qtable.TABLE_DTYPES
-            wide_ok = op.name in QUANT_INT16_OPS and dt is not None and np.dtype(dt) == np.int16
-            if not table and (op.name not in QUANT_OPS or dt is None
-                              or (np.dtype(dt) not in (np.int8, np.uint8) and not wide_ok)):
+            allowed = QUANT_DTYPES.get(op.name, _8BIT)
+            if not table and (op.name not in QUANT_OPS or dt is None or np.dtype(dt) not in allowed):
                 on = f" on {np.dtype(dt).name}" if dt is not None else ""
                 return False, f"quantized {op.name}{on} has no Numba kernel yet (runs on reference)"
         if op.name in _CHECKED_INT_DIVISION and env.infos[op.inputs[0]].dtype.kind in "iu":
@@ -119,6 +130,16 @@ class NumbaBackend(Backend):
                 return False, f"{op.name} on {env.infos[t].dtype} (runs on reference)"
         return True, ""
 
+    @staticmethod
+    def _supports_move(op: Op, env: CompileEnv) -> tuple[bool, str]:
+        for t in (*op.inputs, *op.outputs):
+            if t >= 0 and env.infos[t].shape is None:
+                return False, f"{op.name} has a dynamic shape (runs on reference)"
+        for t in op.outputs:
+            if env.infos[t].dtype not in MOVE_DTYPES:
+                return False, f"{op.name} on {env.infos[t].dtype} (runs on reference)"
+        return True, ""
+
     def cost(self, cluster: Cluster, env: CompileEnv) -> float:
         """The reference backend's roofline, four times faster: a placeholder until the CPU
         backends are calibrated (only the planner's device-vs-host choice reads it)."""
@@ -127,7 +148,7 @@ class NumbaBackend(Backend):
     def compile(self, cluster: Cluster, env: CompileEnv) -> Kernel:
         rq = request_for(cluster, env)
         fn, src = compile_request(rq.req)
-        return NumbaKernel(fn, src, rq.req, rq.extra_ids)
+        return NumbaKernel(fn, src, rq.req, rq.extra_ids, rq.input_ids)
 
 
 class NumbaKernel:
@@ -135,13 +156,18 @@ class NumbaKernel:
 
     in_place = True
 
-    def __init__(self, fn: Callable[..., None], src: KernelSource, req: KernelRequest, extra_ids: list[int]):
+    def __init__(self, fn: Callable[..., None], src: KernelSource, req: KernelRequest, extra_ids: list[int],
+                 input_ids: list[int] | None = None):
         self.fn, self.src, self.req, self.extra_ids = fn, src, req, extra_ids
+        self.input_ids = input_ids
         self.may_raise = src.may_raise  # the runtime wraps its call to report LiteRT's error
 
     def bind(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
              outputs: Sequence[int]) -> Callable[[], None]:
-        """A zero-argument callable over fixed buffers (the per-invoke path)."""
+        """A zero-argument callable over fixed buffers (the per-invoke path). The request's own
+        input ids win over the first op's (they differ when a PAD is folded into its convolution)."""
+        if self.input_ids is not None:
+            root_inputs = self.input_ids
         ins = [buffers[t] if t >= 0 else None for t in root_inputs]
         extras = [buffers[t].reshape(a.shape) for t, a in zip(self.extra_ids, self.req.extras)]
         outs = [buffers[t] for t in outputs]

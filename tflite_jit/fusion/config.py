@@ -46,13 +46,15 @@ class FusionConfig:
 @dataclass(frozen=True)
 class EpilogueConfig(FusionConfig):
     """activations: unary ops folded into the producer; const_ops: binary ops folded when the
-    other operand is a constant (bias, scale); residual_ops: binary ops folded when the other
-    operand is a computed tensor of the same shape (residual connection)."""
+    other operand is a constant (bias, scale, PRELU's alpha); residual_ops: binary ops folded when the other
+    operand is a computed tensor of the same shape (residual connection); fold_pad: merge a PAD
+    into the VALID convolution it feeds when it equals SAME padding (fusion.epilogue.pad_pass)."""
 
     activations: frozenset[str] = frozenset(
         {"RELU", "RELU6", "RELU_N1_TO_1", "LOGISTIC", "TANH", "HARD_SWISH"})
-    const_ops: frozenset[str] = frozenset({"ADD", "SUB", "MUL", "DIV"})
+    const_ops: frozenset[str] = frozenset({"ADD", "SUB", "MUL", "DIV", "PRELU"})
     residual_ops: frozenset[str] = frozenset({"ADD"})
+    fold_pad: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

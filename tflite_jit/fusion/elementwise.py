@@ -9,7 +9,7 @@ from tflite_jit.backends.base import Cluster, CompileEnv
 from tflite_jit.fusion.base import FusionStrategy, register_strategy
 from tflite_jit.fusion.clusters import ordered_clusters
 from tflite_jit.fusion.config import ElementwiseConfig
-from tflite_jit.fusion.epilogue import epilogue_pass
+from tflite_jit.fusion.epilogue import epilogue_pass, pad_pass
 from tflite_jit.fusion.groups import FusionGraph, FusionGroups
 from tflite_jit.ir.model import Subgraph
 from tflite_jit.ops.base import PatternKind as K
@@ -45,6 +45,7 @@ class ElementwiseFusion(FusionStrategy):
         grp = FusionGroups(g, cfg.cap, cfg.max_args)
         if cfg.epilogue:
             epilogue_pass(g, grp, cfg)
+            pad_pass(g, grp, cfg)
         for c in range(g.n):
             if not g.fusable[c] or g.kind[c] not in _LOOP:
                 continue

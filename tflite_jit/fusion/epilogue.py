@@ -1,12 +1,14 @@
 """``epilogue``: XNNPACK/TFLite-style fusion of a conv/depthwise/FC/batch-matmul/pool with the
-single-consumer tail that neither grows nor re-reads its output (activations, ADD/SUB/MUL/DIV
-with a constant, a residual ADD of another tensor of the same shape). `epilogue_pass` is also
-the first pass of ``elementwise``.
+single-consumer tail that neither grows nor re-reads its output (activations, ADD/SUB/MUL/DIV/
+PRELU with a constant, a residual ADD of another tensor of the same shape), and of a PAD that
+only feeds a VALID convolution as its SAME padding (`pad_pass`, XNNPACK does the same).
+`epilogue_pass` (with `pad_pass` after it) is also the first pass of ``elementwise``.
 """
 
 from __future__ import annotations
 
 from tflite_jit.backends.base import Cluster, CompileEnv
+from tflite_jit.backends.request import folds_pad
 from tflite_jit.fusion.base import FusionStrategy, register_strategy
 from tflite_jit.fusion.clusters import ordered_clusters
 from tflite_jit.fusion.config import EpilogueConfig
@@ -57,6 +59,25 @@ def epilogue_pass(g: FusionGraph, grp: FusionGroups, cfg: EpilogueConfig) -> Non
             tail = c
 
 
+def pad_pass(g: FusionGraph, grp: FusionGroups, cfg: EpilogueConfig) -> None:
+    """Merge each PAD whose one consumer is a convolution it folds into (backends.request.folds_pad)
+    into that convolution's group: the kernel reads the unpadded input and the padded copy is
+    never written."""
+    if not cfg.fold_pad:
+        return
+    for p in range(g.n):
+        op = g.sg.ops[p]
+        if op.name != "PAD" or not g.fusable[p] or len(grp.members[grp.find(p)]) != 1:
+            continue
+        t = op.outputs[0]
+        cs = g.consumers.get(t, [])
+        if len(cs) != 1 or not g.private(t) or not g.fusable[cs[0]] or not folds_pad(g.env, p, cs[0]):
+            continue
+        r = grp.find(cs[0])
+        if grp.can_merge([r, p]):
+            grp.merge([r, p])
+
+
 class EpilogueFusion(FusionStrategy):
     """Fold single-consumer activation / bias / scale / residual tails into conv, depthwise, FC,
     batch-matmul and pool ops (XNNPACK and the TFLite converter)."""
@@ -68,6 +89,7 @@ class EpilogueFusion(FusionStrategy):
         g = FusionGraph(sg, env, self.config)
         grp = FusionGroups(g, self.config.cap, self.config.max_args)
         epilogue_pass(g, grp, self.config)
+        pad_pass(g, grp, self.config)
         return ordered_clusters(g, grp.groups())
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from tflite_jit.backends.numba_cpu import emit
-from tflite_jit.backends.numba_cpu.generators import register_generator
+from tflite_jit.backends.numba_cpu.generators import movement, register_generator
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
@@ -68,4 +68,10 @@ def generate_dynamic_gather(req: KernelRequest) -> KernelSource:
     return KernelSource(emit.module("\n".join(body) + "\n", False), "entry", arglist, False, may_raise=True)
 
 
-register_generator("GATHER")(generate_dynamic_gather)
+@register_generator("GATHER")
+def generate_gather(req: KernelRequest) -> KernelSource:
+    """Constant indices: movement.py's plan-time copy map; run-time indices: the checked loop."""
+    idx = req.inputs[1] if len(req.inputs) > 1 else None
+    if idx is not None and idx.value is None:
+        return generate_dynamic_gather(req)
+    return movement.generate_movement(req)

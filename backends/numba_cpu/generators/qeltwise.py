@@ -1,6 +1,6 @@
-"""Quantized (int8 / uint8) elementwise kernels: ADD and SUB of two same-shape tensors, MUL
-(broadcasting) and the table ops (LOGISTIC, TANH, GELU, ELU, HARD_SWISH; LOGISTIC and TANH in int16
-too), bit-exact with
+"""Quantized (int8 / uint8) elementwise kernels: ADD and SUB (same shapes, or broadcasting), MUL,
+PRELU and SQUARED_DIFFERENCE (broadcasting) and the table ops (LOGISTIC, TANH, GELU, ELU,
+HARD_SWISH; LOGISTIC and TANH in int16 too), bit-exact with
 ops/qelementwise.py (LiteRT's optimized kernels).
 
 Both inputs are rescaled to a common scale with 20 extra bits, summed, and requantized to the
@@ -177,6 +177,28 @@ def generate_mul(req: KernelRequest) -> KernelSource:
     if lines is None:
         lines = ["def entry(x, y, o):"] + ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(y.shape)], body)]
     src = ("# quantized MUL\n" + emit.helper_import(simd, "ld", "st") + emit.helper_import(qmulvec, "qmul16")
+           + emit.module("\n".join(lines) + "\n", False))
+    return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], False)
+
+
+@register_generator("PRELU")
+def generate_prelu(req: KernelRequest) -> KernelSource:
+    """d = x - zi; r = MBQM(d, M1) if d >= 0 else MBQM(d * (alpha - za), M2); + zo, clamped to
+    the type (ops/qmath_ops.py; alpha broadcasts into the input, usually per channel)."""
+    _common(req, "m2")
+    a = req.attrs
+    x, al = req.inputs[0], req.inputs[1]
+    out = tuple(req.out_shape)
+    if tuple(x.shape) != out or len(al.shape) > len(out) or len(out) > 6:
+        raise Unsupported("quantized PRELU: alpha must broadcast into the input (rank <= 6)")
+    info = np.iinfo(np.dtype(a.dtype))
+    body = [f"d = np.int64(ld(x, i0)) - {a.zi}", "if d >= 0:"]
+    body += ["    " + ln for ln in _mbqm_lines("r", "d", *a.m1)]
+    body += ["else:", f"    p = d * (np.int64(ld(y, i1)) - {a.za})"]
+    body += ["    " + ln for ln in _mbqm_lines("r", "np.int64(np.int32(p))", *a.m2)]
+    body.append(f"st(o, i, min(max(r + {a.zo}, {info.min}), {info.max}))")
+    lines = ["def entry(x, y, o):"] + ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(al.shape)], body)]
+    src = ("# quantized PRELU\n" + emit.helper_import(simd, "ld", "st")
            + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], False)
 

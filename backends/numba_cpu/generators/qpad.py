@@ -1,5 +1,6 @@
-"""PAD with constant paddings, any element type (int8 / uint8 pad with the output's zero point,
-as LiteRT does; float32 / int32 / bool with 0), equal to ops/shape.py's reference.
+"""PAD and PADV2 with constant paddings, any element type (PAD on int8 / uint8 / int16 pads with
+the output's zero point, as LiteRT does; float32 / int32 / bool with 0; PADV2 with its constant
+value), equal to ops/shape.py's reference.
 
 MobileNetV2 / EfficientNet pad before every stride-2 depthwise convolution; on int8 models the
 reference's np.pad cost ~0.6 ms of MobileNetV2's 4.6 ms. The kernel walks the output one row of
@@ -21,6 +22,7 @@ from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.quantized import no_epilogue
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
+from tflite_jit.ops.base import Quantized
 
 
 def _merge(shape: tuple[int, ...], pads: list[tuple[int, int]]) -> tuple[list[int], list[tuple[int, int]]]:
@@ -36,9 +38,31 @@ def _merge(shape: tuple[int, ...], pads: list[tuple[int, int]]) -> tuple[list[in
     return shape, pads
 
 
+def pad_value(req: KernelRequest) -> str:
+    """The fill value as a literal of the output's type: PADV2's constant_values (known at plan
+    time), else the zero point the reference pads with (0 for float and unquantized tensors)."""
+    a = req.attrs
+    base = a.base if isinstance(a, Quantized) else a
+    dt = np.dtype(req.outputs[0].arg.dtype)
+    c = req.inputs[2] if req.op_name == "PADV2" and len(req.inputs) > 2 else None
+    if c is not None:
+        if c.value is None or np.size(c.value) != 1:
+            raise Unsupported("PADV2: constant_values known only at run time (runs on reference)")
+        v = np.asarray(c.value).reshape(-1)[0]
+    else:
+        v = getattr(base, "zero_point", 0) or 0
+    if dt.kind == "f":
+        v = float(np.float32(v))
+        if not math.isfinite(v):
+            raise Unsupported(f"{req.op_name}: a non-finite pad value runs on reference")
+        return repr(v)
+    return str(int(bool(v)) if dt == np.bool_ else int(v))
+
+
 @register_generator("PAD")
+@register_generator("PADV2")
 def generate_pad(req: KernelRequest) -> KernelSource:
-    no_epilogue(req, "PAD")
+    no_epilogue(req, req.op_name)
     x = req.inputs[0] if req.inputs else None
     p = req.inputs[1] if len(req.inputs) > 1 else None
     if x is None or p is None or p.value is None:
@@ -56,7 +80,7 @@ def generate_pad(req: KernelRequest) -> KernelSource:
         raise Unsupported(f"PAD: output shape {req.out_shape} != padded shape {out}")
     if math.prod(out) == 0:
         raise Unsupported("PAD: empty output")
-    value = int(getattr(req.attrs, "zero_point", 0) or 0)
+    value = pad_value(req)
     if math.prod(shape) == 0:
         body = ["def entry(x, o):", f"    for i in range({math.prod(out)}):", f"        st(o, i, {value})"]
     else:
@@ -90,6 +114,6 @@ def generate_pad(req: KernelRequest) -> KernelSource:
             body += [f"{ind}else:", f"{ind}    for c in range({OL}):", f"{ind}        st(o, ob + c, {value})"]
         else:
             body += [ind + ln for ln in copy]
-    src = ("# PAD\n" + emit.helper_import(simd, "ld", "st")
+    src = (f"# {req.op_name}\n" + emit.helper_import(simd, "ld", "st")
            + emit.module("\n".join(body) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("output", 0)], False)
