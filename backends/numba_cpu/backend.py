@@ -23,12 +23,18 @@ from tflite_jit.backends.numba_cpu.generators import GENERATORS, load_all
 from tflite_jit.backends.numba_cpu.spec import KernelSource
 from tflite_jit.backends.request import KernelRequest, Request, Unsupported, build_request, is_loop_op
 from tflite_jit.ir.model import Op
+from tflite_jit.ops.qhybrid import HybridAttrs
 
 #: ops whose quantized (ops.Quantized attrs) int8/uint8 nodes have a generator
 #: (generators/qconv.py, qeltwise.py, qreduce.py, qpool.py); other quantized nodes run on reference
 QUANT_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC",
                        "TANH", "GELU", "ELU", "HARD_SWISH", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D",
                        "SOFTMAX"))
+#: ops whose dynamic-range ("hybrid": float32 activations, int8 weights) nodes have a generator
+#: (generators/hybrid.py, tconv.py)
+HYBRID_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV"))
+#: quantized ops whose int16 (16x8) nodes have a generator too (generators/tconv.py)
+QUANT_INT16_OPS = frozenset(("TRANSPOSE_CONV",))
 #: ops whose int8/uint8 outputs are not ops.Quantized nodes (their attrs carry the quantization,
 #: or none is needed) but have generators: QUANTIZE (qquant.py), PAD (qpad.py)
 QUANT_IO_OPS = frozenset(("QUANTIZE", "PAD"))
@@ -97,10 +103,15 @@ class NumbaBackend(Backend):
         quantized = isinstance(env.attrs_of(op), ops.Quantized)
         if op.name not in GENERATORS and not (is_loop_op(op, opdef) and "LOOP" in GENERATORS):
             return False, f"no Numba kernel for {op.name} yet (runs on reference)"
-        if quantized:
+        if quantized and isinstance(env.attrs_of(op), HybridAttrs):
+            if op.name not in HYBRID_OPS:
+                return False, f"hybrid {op.name} has no Numba kernel yet (runs on reference)"
+        elif quantized:
             a = env.attrs_of(op)
             dt = getattr(a, "dtype", None) or getattr(a, "in_dtype", None)
-            if op.name not in QUANT_OPS or dt is None or np.dtype(dt) not in (np.int8, np.uint8):
+            eight = op.name in QUANT_OPS or op.name in QUANT_INT16_OPS
+            if dt is None or not ((eight and np.dtype(dt) in (np.int8, np.uint8))
+                                  or (op.name in QUANT_INT16_OPS and np.dtype(dt) == np.int16)):
                 on = f" on {np.dtype(dt).name}" if dt is not None else ""
                 return False, f"quantized {op.name}{on} has no Numba kernel yet (runs on reference)"
         if op.name in _CHECKED_INT_DIVISION and env.infos[op.inputs[0]].dtype.kind in "iu":
