@@ -6,8 +6,9 @@ A gather over the output: every output pixel (b, oy, ox) sums the input pixels w
 it, in the order LiteRT's scatter visits them — input row, input column, input channel
 ascending (a later input row reaches the pixel through an earlier filter row). Which (filter
 row, input row) pairs reach output row oy is a plan-time table (likewise for columns), so the
-kernel never tests a bound. The output channels are the contiguous inner loop (vectorized), over
-weights packed at plan time as [KH, KW, C_in, C_out]; a scratch row holds the pixel's sums.
+kernel never tests a bound. The output channels are held in up to 4 SIMD accumulators
+(simd.py's intrinsics; more channels take more panels), each step broadcasting one input value
+against weights packed at plan time as [KH, KW, C_in, C_out padded to the panels].
 
 Float: sum of x * w per channel (fast-math: LiteRT's float kernel is a GEMM plus col2im, so the
 order is its own and only the float contract applies), + bias, the clamp.
@@ -29,10 +30,11 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import printer
+from tflite_jit.backends.numba_cpu import emit, printer, simd
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.generators.hybrid import QUANT_SOURCE
 from tflite_jit.backends.numba_cpu.quantized import no_epilogue
+from tflite_jit.backends.numba_cpu.simd import VW
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops.base import Quantized
@@ -42,6 +44,9 @@ F32 = np.dtype(np.float32)
 _CLAMPS = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0),
            # LiteRT's transpose conv clamps with CalculateActivationRange, which has no range for these
            "TANH": (None, None), "SIGN_BIT": (None, None)}
+#: accumulator vectors per panel of output channels (more channels: more panels, each its own
+#: pass over the taps)
+MAX_VECTORS = 4
 _FAST = ("@numba.njit(cache=True, nogil=True, fastmath={'reassoc', 'contract', 'nsz', 'arcp'}, "
          "error_model='numpy', boundscheck=False)")
 _PRECISE = "@numba.njit(cache=True, nogil=True, error_model='numpy', boundscheck=False)"
@@ -104,62 +109,78 @@ def transpose_conv(req: KernelRequest) -> KernelSource:
     ph, pw = tconv_geometry(f, x.shape, w.shape, out_shape)
     yt, sy = _taps(oh, h, kh, f.stride_h, ph)
     xt, sx = _taps(ow, wd, kw, f.stride_w, pw)
-    wp = np.ascontiguousarray(wv.astype(F32).transpose(1, 2, 3, 0).reshape(-1))  # [KH, KW, CI, CO]
-    bias = np.zeros(co, F32) if b is None else np.asarray(b.value, F32).reshape(co)
+    nv = -(-co // VW)
+    nvp = min(nv, MAX_VECTORS)  # accumulator vectors per panel of output channels
+    npan = -(-nv // nvp)
+    cop = npan * nvp * VW
+    wp = np.zeros((kh, kw, ci, cop), F32)
+    wp[..., :co] = wv.astype(F32).transpose(1, 2, 3, 0)
+    bias = np.zeros(cop, F32)
+    if b is not None:
+        bias[:co] = np.asarray(b.value, F32).reshape(co)
     lo, hi = _CLAMPS[f.activation]
     A = "XQ" if hybrid else "xf"
-    if hybrid:
-        term = "np.float32(np.float32(np.float32(xv * WP[wr + oc]) * SW[oc]) * sf)"
-    else:
-        term = "xv * WP[wr + oc]"
-    body = [
-        f"xf = x.reshape({n * h * wd * c})",
-        f"of = o.reshape({n * oh * ow * co})",
-    ]
+    body = [f"xf = x.reshape({n * h * wd * c})", f"of = o.reshape({n * oh * ow * co})"]
     if hybrid:
         body += [f"for bi in range({n}):",
                  f"    SF[bi] = hq_row(xf, bi * {h * wd * c}, {h * wd * c}, XQ, True)"]
-    body += [
-        f"for bi in range({n}):",
-        "    sf = SF[bi]" if hybrid else "    pass",
-        f"    for oy in range({oh}):",
-        f"        yo = oy * {sy}",
-        f"        for ox in range({ow}):",
-        f"            xo_ = ox * {sx}",
-        f"            for oc in range({co}):",
-        "                ACC[oc] = np.float32(0.0)",
-        "            for ty in range(YT[yo]):",
-        "                fy = YT[yo + 1 + 2 * ty]",
-        "                iy = YT[yo + 2 + 2 * ty]",
-        "                for tx in range(XT[xo_]):",
-        "                    fx = XT[xo_ + 1 + 2 * tx]",
-        "                    ix = XT[xo_ + 2 + 2 * tx]",
-        f"                    xb = ((bi * {h} + iy) * {wd} + ix) * {c}",
-        f"                    wb = (fy * {kw} + fx) * {c * co}",
-        f"                    for cc in range({c}):",
-        f"                        xv = {A}[xb + cc]",
-        f"                        wr = wb + cc * {co}",
-        f"                        for oc in range({co}):",
-        f"                            ACC[oc] = ACC[oc] + {term}",
-        f"            ob = ((bi * {oh} + oy) * {ow} + ox) * {co}",
-        f"            for oc in range({co}):",
-        "                v = np.float32(ACC[oc] + B[oc])",
-    ]
+    body += ["zero = vsplat(np.float32(0.0))"]
     if lo is not None:
-        body.append(f"                v = max(v, np.float32({lo}))")
+        body.append(f"vlo = vsplat(np.float32({lo}))")
     if hi is not None:
-        body.append(f"                v = min(v, np.float32({hi}))")
-    body.append("                of[ob + oc] = v")
-    names = ["x", "WP", "B", "YT", "XT", "ACC", "o"]
-    args = [Arg("input", 2), Arg("const", value=wp), Arg("const", value=bias), Arg("const", value=yt),
-            Arg("const", value=xt), Arg("const", value=np.zeros(co, F32)), Arg("output", 0)]
+        body.append(f"vhi = vsplat(np.float32({hi}))")
+    body += [f"for bi in range({n}):"]
     if hybrid:
-        sw = np.asarray(a.w_scales, F32)
-        sw = np.ascontiguousarray(np.broadcast_to(sw, (co,)) if sw.size == 1 else sw[:co])
+        body.append("    sfv = vsplat(ld(SF, bi))")
+    body += [f"    for p in range({npan}):",
+             f"        pc = p * {nvp * VW}"]
+    for j in range(nvp):
+        body.append(f"        b{j} = vload(B, pc + {j * VW})")
+        if hybrid:
+            body.append(f"        s{j} = vload(SW, pc + {j * VW})")
+    body += [f"        for oy in range({oh}):",
+             f"            yo = oy * {sy}",
+             f"            for ox in range({ow}):",
+             f"                xo_ = ox * {sx}"]
+    body += [f"                c{j} = zero" for j in range(nvp)]
+    body += ["                for ty in range(ld(YT, yo)):",
+             "                    fy = ld(YT, yo + 1 + 2 * ty)",
+             "                    iy = ld(YT, yo + 2 + 2 * ty)",
+             "                    for tx in range(ld(XT, xo_)):",
+             "                        fx = ld(XT, xo_ + 1 + 2 * tx)",
+             "                        ix = ld(XT, xo_ + 2 + 2 * tx)",
+             f"                        xb = ((bi * {h} + iy) * {wd} + ix) * {c}",
+             f"                        wb = (fy * {kw} + fx) * {c * cop} + pc",
+             f"                        for cc in range({c}):",
+             f"                            xv = vbcast({A}, xb + cc)",
+             f"                            wr = wb + cc * {cop}"]
+    for j in range(nvp):
+        w_ = f"vload(WP, wr + {j * VW})"
+        if hybrid:  # float32((float32(p) * sw) * sf), then the add: four roundings, no FMA
+            body.append(f"                            c{j} = vadd(c{j}, vmul(vmul(vmul(xv, {w_}), s{j}), sfv))")
+        else:
+            body.append(f"                            c{j} = vfma(xv, {w_}, c{j})")
+    body.append(f"                ob = ((bi * {oh} + oy) * {ow} + ox) * {co} + pc")
+    for j in range(nvp):
+        v = f"vadd(c{j}, b{j})"
+        if lo is not None:
+            v = f"vmax({v}, vlo)"
+        if hi is not None:
+            v = f"vmin({v}, vhi)"
+        body.append(f"                vstorem(of, ob + {j * VW}, {v}, {co - j * VW} - pc)")
+    names = ["x", "WP", "B", "YT", "XT", "o"]
+    args = [Arg("input", 2), Arg("const", value=np.ascontiguousarray(wp.reshape(-1))), Arg("const", value=bias),
+            Arg("const", value=yt), Arg("const", value=xt), Arg("output", 0)]
+    if hybrid:
+        sw = np.zeros(cop, F32)
+        sw[:co] = np.broadcast_to(np.asarray(a.w_scales, F32), (co,)) if len(a.w_scales) == 1 else \
+            np.asarray(a.w_scales, F32)[:co]
         names += ["SW", "SF", "XQ"]
         args += [Arg("const", value=sw), Arg("const", value=np.zeros(n, F32)),
                  Arg("const", value=np.zeros(n * h * wd * c, F32))]
-    src = printer.PRELUDE + f"# tflite_jit TRANSPOSE_CONV {'hybrid' if hybrid else 'float32'} v1\n\n"
+    src = (printer.PRELUDE + f"# tflite_jit TRANSPOSE_CONV {'hybrid' if hybrid else 'float32'} v2 VW={VW}\n"
+           + emit.helper_import(simd, "vload", "vstorem", "vbcast", "vsplat", "vfma", "vadd", "vmul", "vmax",
+                                "vmin", "ld") + "\n\n")
     if hybrid:
         src += QUANT_SOURCE + "\n\n"
     src += ((_PRECISE if hybrid else _FAST) + f"\ndef entry({', '.join(names)}):\n"
