@@ -1,7 +1,7 @@
 """Dynamic-range ("hybrid") quantized kernels: float32 activations, int8 weights with per-tensor
 or per-channel scales, float32 outputs (QUANTIZATION.md §6): FULLY_CONNECTED, CONV_2D,
-DEPTHWISE_CONV_2D, BATCH_MATMUL, UNIDIRECTIONAL_SEQUENCE_RNN, and EMBEDDING_LOOKUP with int8 /
-uint8 tables (float32 or float16 output).
+DEPTHWISE_CONV_2D, BATCH_MATMUL, TRANSPOSE_CONV, UNIDIRECTIONAL_SEQUENCE_RNN, SVDF, and
+EMBEDDING_LOOKUP with int8 / uint8 tables (float32 or float16 output).
 
 LiteRT runs these nodes in integers: it quantizes each batch row of the float input on the fly,
 multiplies with the int8 weights in int32 and scales the integer result back to float. The
@@ -24,7 +24,12 @@ LiteRT's x86 steps and match its builtin kernels bit for bit (measured, tests/op
   product (FULLY_CONNECTED, RNN, per-tensor CONV_2D with C_out mod 4 != 0) mis-multiplies -128
   weights on blocks of 16 columns; reproduced (`_minus128_error`);
 * back to float32 in LiteRT's multiplication order (per op, see `_scale_out`, `_spatial_scale`),
-  then + bias and the fused activation.
+  then + bias and the fused activation;
+* TRANSPOSE_CONV (reference_ops::HybridTransposeConv, which LiteRT runs for every kernel type)
+  is the exception: it quantizes each image asymmetrically, then scatters in float32 — every
+  product (q - zp) * w, exact in int32, becomes float32((float32(p) * sw[oc]) * sf_b) and is
+  added to a float32 output that starts at zero, in the scatter's order (input row, column,
+  channel; measured: any other order or product misses LiteRT by an ulp), then + bias, clamp.
 
 The float ops (ops/nn.py, ops/image.py, ops/sequence.py) stay ONE OpDef each: `_extend` wraps the
 registered definition so that nodes bound to `HybridAttrs` run here and every other node (float,
@@ -662,6 +667,83 @@ def _parse_svdf(o: dict[str, Any]) -> Any:
     return fa
 
 
+# ---- TRANSPOSE_CONV -------------------------------------------------------------------------------
+# Inputs: output_shape, weights [O, KH, KW, I], input [N, H, W, I], optional bias [O].
+
+def _bind_tconv(fa: Any, ins: list, outs: list) -> HybridAttrs | None:
+    if len(ins) < 3 or ins[1] is None or ins[2] is None or not outs:
+        return None
+    if np.dtype(ins[2].dtype) != F32 or np.dtype(outs[0].dtype) != F32 or np.dtype(ins[1].dtype) in (F32, F16):
+        return None
+    return _bind_weights(fa, ins[1], True)
+
+
+def _infer_tconv(prev: base.OpDef) -> Callable[[InferCtx], list[ShapeDtype]]:
+    def infer(ctx: InferCtx) -> list[ShapeDtype]:
+        a: HybridAttrs = ctx.attrs
+        op = ctx.op_name
+        if np.dtype(a.w_dtype) != I8:
+            raise OpError(f"{op}: weights '{ctx.name(1)}' are {a.w_dtype}; with a float32 input {op} runs "
+                          "LiteRT's hybrid kernel, which takes int8 weights; quantize them to int8 (or "
+                          "store float32 weights)")
+        if not a.quantized:
+            raise OpError(f"{op}: int8 weights '{ctx.name(1)}' have no quantization parameters; a hybrid "
+                          f"{op} needs their scale (one, or one per output channel)")
+        if any(not np.isfinite(x) or x < 0 for x in a.w_scales):
+            raise OpError(f"{op}: weights '{ctx.name(1)}' have scales {list(a.w_scales)[:4]}...; weight "
+                          "scales must be finite and >= 0")
+        if len(ctx.dtypes) > 3 and ctx.dtypes[3] is not None and np.dtype(ctx.dtypes[3]) != F32:
+            raise OpError(f"{op}: bias '{ctx.name(3)}' is {np.dtype(ctx.dtypes[3]).name}; a hybrid {op} "
+                          "(float32 input, int8 weights) takes a float32 bias")
+        dts = list(ctx.dtypes)
+        dts[1] = np.dtype(F32)
+        out = prev.infer(InferCtx(op, a.base, ctx.shapes, dts, ctx.values, ctx.tensor_names))
+        n_out = ctx.shapes[1][0]
+        n = len(a.w_scales)
+        if n != 1 and (n != n_out or a.qdim != 0):
+            raise OpError(f"{op}: weights '{ctx.name(1)}' have {n} scales along dimension {a.qdim} for "
+                          f"{n_out} output channels; give one scale, or one per output channel "
+                          "(dimension 0)")
+        return out
+    return infer
+
+
+def tconv_geometry(a: Any, x_shape: Sequence[int], w_shape: Sequence[int],
+                   out_shape: Sequence[int]) -> tuple[int, int]:
+    """(pad_top, pad_left) of a TRANSPOSE_CONV, LiteRT's ComputePaddingHeightWidth over the output."""
+    return (nn.axis_geometry(a.padding, out_shape[1], w_shape[1], a.stride_h, 1).pad_before,
+            nn.axis_geometry(a.padding, out_shape[2], w_shape[2], a.stride_w, 1).pad_before)
+
+
+def _tconv_reference(inputs: Sequence[np.ndarray | None], a: HybridAttrs) -> list[np.ndarray]:
+    f = a.base
+    out_shape = tuple(int(v) for v in np.asarray(inputs[0]).reshape(-1))
+    w = np.asarray(inputs[1])
+    x = np.asarray(inputs[2], F32)
+    b = inputs[3] if len(inputs) > 3 else None
+    n, h, wd, ci = x.shape
+    o, kh, kw, _ = w.shape
+    _, oh, ow, _ = out_shape
+    sh, sw = f.stride_h, f.stride_w
+    ph, pw = tconv_geometry(f, x.shape, w.shape, out_shape)
+    q, sf, zp = _image_quantize(x, True)
+    xc = (q - zp[:, None, None, None]).astype(np.int64)
+    ws = _channel_scale(a, o)
+    sfb = sf.reshape(-1, 1, 1, 1)
+    full_h = max((h - 1) * sh + kh, ph + oh)
+    full_w = max((wd - 1) * sw + kw, pw + ow)
+    full = np.zeros((n, full_h, full_w, o), F32)
+    # Per output element, LiteRT adds the contributions in input (row, column, channel) order:
+    # later input rows reach it through earlier filter rows, hence the reversed taps.
+    for i in reversed(range(kh)):
+        for j in reversed(range(kw)):
+            dst = full[:, i:i + (h - 1) * sh + 1:sh, j:j + (wd - 1) * sw + 1:sw, :]
+            for c in range(ci):
+                prod = (xc[..., c, None] * w[:, i, j, c].astype(np.int64)).astype(F32)
+                dst += ((prod * ws).astype(F32) * sfb).astype(F32)
+    return [_finish(full[:, ph:ph + oh, pw:pw + ow, :], b, f.activation)]
+
+
 # ---- registration ---------------------------------------------------------------------------------
 
 def _extend(name: str, bind: Callable, infer: Callable[[base.OpDef], Callable], reference: Callable,
@@ -697,3 +779,4 @@ _extend("BATCH_MATMUL", _bind_bmm, _infer_bmm, _bmm_reference, _parse_bmm)
 _extend("UNIDIRECTIONAL_SEQUENCE_RNN", _bind_rnn, _infer_rnn, _rnn_reference, _parse_rnn)
 _extend("SVDF", _bind_svdf, _infer_svdf, _svdf_reference, _parse_svdf)
 _extend("EMBEDDING_LOOKUP", _bind_embedding, lambda prev: infer_embedding, _embedding_reference)
+_extend("TRANSPOSE_CONV", _bind_tconv, _infer_tconv, _tconv_reference)

@@ -23,18 +23,24 @@ from tflite_jit.backends.numba_cpu.generators import GENERATORS, load_all, movem
 from tflite_jit.backends.numba_cpu.spec import KernelSource
 from tflite_jit.backends.request import KernelRequest, Request, Unsupported, build_request, is_loop_op
 from tflite_jit.ir.model import Op
+from tflite_jit.ops.qhybrid import HybridAttrs
 
 #: ops whose quantized (ops.Quantized attrs) int8/uint8 nodes have a generator
 #: (generators/qconv.py, qeltwise.py, qreduce.py, qpool.py, resize.py); other quantized nodes run
 #: on reference
 QUANT_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC",
                        "TANH", "GELU", "ELU", "HARD_SWISH", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D",
-                       "SOFTMAX", "SQUARED_DIFFERENCE", "BATCH_MATMUL", "RESIZE_BILINEAR", "PRELU"))
+                       "SOFTMAX", "SQUARED_DIFFERENCE", "BATCH_MATMUL", "RESIZE_BILINEAR", "PRELU",
+                       "TRANSPOSE_CONV"))
 _8BIT = frozenset(np.dtype(t) for t in (np.int8, np.uint8))
 #: the activation types of QUANT_OPS' kernels where they are not int8 / uint8 (int16 LOGISTIC,
 #: TANH, GELU: the 65536-entry table gathers)
 QUANT_DTYPES = {"RESIZE_BILINEAR": frozenset(np.dtype(t) for t in (np.int8, np.int16)),
+                "TRANSPOSE_CONV": _8BIT | {np.dtype(np.int16)},  # generators/tconv.py: 16x8 too
                 **{op: _8BIT | {np.dtype(np.int16)} for op in ("LOGISTIC", "TANH", "GELU")}}
+#: ops whose dynamic-range ("hybrid": float32 activations, int8 weights) nodes have a generator
+#: (generators/hybrid.py, tconv.py)
+HYBRID_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV"))
 #: ops whose int8/uint8 outputs are not ops.Quantized nodes (their attrs carry the quantization,
 #: or none is needed) but have generators: QUANTIZE (qquant.py); PAD is one of MOVE_OPS
 QUANT_IO_OPS = frozenset(("QUANTIZE",))
@@ -111,7 +117,10 @@ class NumbaBackend(Backend):
             return False, f"no Numba kernel for {op.name} yet (runs on reference)"
         if op.name in MOVE_OPS:
             return self._supports_move(op, env)
-        if quantized:
+        if quantized and isinstance(env.attrs_of(op), HybridAttrs):
+            if op.name not in HYBRID_OPS:
+                return False, f"hybrid {op.name} has no Numba kernel yet (runs on reference)"
+        elif quantized:
             a = env.attrs_of(op)
             dt = getattr(a, "dtype", None) or getattr(a, "in_dtype", None)
             table = op.name in qtable.DERIVED_TABLE_OPS and dt is not None and np.dtype(dt) in qtable.TABLE_DTYPES

@@ -14,8 +14,10 @@ import tensorflow as tf
 HERE = pathlib.Path(__file__).parent
 
 
-def convert(model: tf.keras.Model, name: str) -> None:
+def convert(model: tf.keras.Model, name: str, dynamic_range: bool = False) -> None:
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if dynamic_range:  # int8 weights, float activations: LiteRT's hybrid kernels
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
     data = conv.convert()
     (HERE / f"{name}.tflite").write_bytes(data)
     print(name, len(data))
@@ -111,6 +113,20 @@ def convert_int16x8(model: tf.keras.Model, name: str, shape: tuple[int, ...]) ->
     data = conv.convert()
     (HERE / f"{name}.tflite").write_bytes(data)
     print(name, len(data))
+def unet(size: int = 32, c: int = 8) -> tf.keras.Model:
+    """A two-level U-Net: Conv2DTranspose upsampling becomes TRANSPOSE_CONV. With dynamic-range
+    quantization the converter gives the weights of 1024+ elements int8 (hybrid CONV_2D and
+    TRANSPOSE_CONV) and keeps the small ones float."""
+    layers = tf.keras.layers
+    inp = tf.keras.Input((size, size, 3), batch_size=1)
+    e1 = layers.Conv2D(c, 3, padding="same", activation="relu")(inp)
+    e2 = layers.Conv2D(2 * c, 3, padding="same", activation="relu")(layers.MaxPooling2D()(e1))
+    b = layers.Conv2D(4 * c, 3, padding="same", activation="relu")(layers.MaxPooling2D()(e2))
+    u2 = layers.Conv2DTranspose(2 * c, 3, strides=2, padding="same")(b)
+    d2 = layers.Conv2D(2 * c, 3, padding="same", activation="relu")(layers.Concatenate()([u2, e2]))
+    u1 = layers.Conv2DTranspose(c, 2, strides=2, padding="same", activation="relu")(d2)
+    d1 = layers.Conv2D(c, 3, padding="same", activation="relu")(layers.Concatenate()([u1, e1]))
+    return tf.keras.Model(inp, layers.Conv2D(2, 1)(d1))
 
 
 if __name__ == "__main__":
@@ -122,3 +138,5 @@ if __name__ == "__main__":
     convert_trainable()
     tf.keras.utils.set_random_seed(0)
     convert_int16x8(int16x8_activations(), "tf_int16x8_activations", (1, 16, 16, 3))
+    tf.keras.utils.set_random_seed(0)
+    convert(unet(), "tf_unet_dynamic_range", dynamic_range=True)

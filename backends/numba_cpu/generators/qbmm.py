@@ -15,12 +15,13 @@ import math
 import numpy as np
 
 from tflite_jit.backends.numba_cpu import emit, simd
-from tflite_jit.backends.numba_cpu.generators import gemm, register_generator
+from tflite_jit.backends.numba_cpu.generators import GENERATORS, hybrid, register_generator
 from tflite_jit.backends.numba_cpu.quantized import no_epilogue, round_shift
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import Quantized
 from tflite_jit.ops.common import c_strides
+from tflite_jit.ops.qhybrid import HybridAttrs
 
 
 def generate_qbmm(req: KernelRequest) -> KernelSource:
@@ -80,9 +81,13 @@ def generate_qbmm(req: KernelRequest) -> KernelSource:
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], False)
 
 
+assert hybrid  # imported first: its BATCH_MATMUL (hybrid nodes, else gemm.py's float kernel) is wrapped here
+_PREV = GENERATORS["BATCH_MATMUL"]
+
+
 @register_generator("BATCH_MATMUL")
-def generate_bmm(req: KernelRequest) -> KernelSource:
-    """Quantized nodes here; float ones to gemm.py's register-tiled kernel."""
-    if isinstance(req.attrs, Quantized):
+def generate_bmm(req: KernelRequest, *rest) -> KernelSource:
+    """int8 nodes here; hybrid and float ones to the generator registered before."""
+    if isinstance(req.attrs, Quantized) and not isinstance(req.attrs, HybridAttrs):
         return generate_qbmm(req)
-    return gemm.batch_matmul(req)
+    return _PREV(req, *rest)

@@ -1,0 +1,144 @@
+"""The Numba kernels of dynamic-range ("hybrid") FULLY_CONNECTED, CONV_2D, DEPTHWISE_CONV_2D,
+BATCH_MATMUL and TRANSPOSE_CONV (generators/hybrid.py, tconv.py), and of float32 TRANSPOSE_CONV.
+
+tests/ops/test_qhybrid.py runs every hybrid case on both backends bit for bit; here we check that
+the Numba backend really compiles them (no silent fallback), that the nodes it must refuse fall
+back to the reference with a reason and stay exact, and float32 TRANSPOSE_CONV against LiteRT."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.ops.test_qhybrid import activations, conv_model, fc_model, int8_weights, quant_kw, tconv_model
+from tests.oracle import assert_close, litert_run, run_engine
+from tflite_jit.format.builder import ModelBuilder
+
+F32 = np.float32
+
+
+def _exact_on_numba(model: bytes, xs: list[np.ndarray]) -> None:
+    theirs = litert_run(model, xs)[0]
+    ours, steps = run_engine(model, xs, "numba")
+    assert steps == ["numba_cpu"], steps
+    np.testing.assert_array_equal(ours[0], theirs)
+
+
+@pytest.mark.parametrize("asym", [False, True])
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_fully_connected_compiles(asym, per_channel):
+    rng = np.random.default_rng(1)
+    w = rng.integers(-127, 128, (24, 37)).astype(np.int8)
+    sc = rng.uniform(0.001, 0.05, 24 if per_channel else 1).astype(F32)
+    m = fc_model(w, sc, (6, 37), (6, 24), rng.normal(size=24).astype(F32),
+                 asymmetric_quantize_inputs=asym, fused_activation_function=1)
+    _exact_on_numba(m, [activations(rng, (6, 37), "ties", 6, asym)])
+
+
+@pytest.mark.parametrize("per_channel, padding, stride", [(False, 0, 1), (True, 0, 2), (True, 1, 1),
+                                                          (False, 1, 2)])
+def test_conv2d_compiles(per_channel, padding, stride):
+    rng = np.random.default_rng(2)
+    w = rng.integers(-127, 128, (6, 3, 3, 5)).astype(np.int8)
+    sc = rng.uniform(0.001, 0.05, 6 if per_channel else 1).astype(F32)
+    o = 7 // stride + (7 % stride > 0) if padding == 0 else (7 - 3) // stride + 1
+    m = conv_model("CONV_2D", (2, 7, 7, 5), w, sc, 0, rng.normal(size=6).astype(F32), (2, o, o, 6),
+                   padding=padding, stride_h=stride, stride_w=stride, fused_activation_function=3)
+    _exact_on_numba(m, [activations(rng, (2, 7, 7, 5), "normal", 2, per_channel)])
+
+
+@pytest.mark.parametrize("c, mult", [(10, 1), (3, 2)])
+def test_depthwise_compiles(c, mult):
+    rng = np.random.default_rng(3)
+    co = c * mult
+    w = rng.integers(-127, 128, (1, 3, 3, co)).astype(np.int8)
+    m = conv_model("DEPTHWISE_CONV_2D", (2, 7, 7, c), w, rng.uniform(0.001, 0.05, co).astype(F32), 3,
+                   rng.normal(size=co).astype(F32), (2, 4, 4, co), padding=0, stride_h=2, stride_w=2,
+                   depth_multiplier=mult, fused_activation_function=1)
+    _exact_on_numba(m, [activations(rng, (2, 7, 7, c), "ties", 2, True)])
+
+
+@pytest.mark.parametrize("asym", [False, True])
+def test_batch_matmul_compiles(asym):
+    rng = np.random.default_rng(4)
+    w = rng.integers(-127, 128, (2, 9, 5)).astype(np.int8)
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (2, 3, 9), F32)
+    y = g.tensor("y", (2, 3, 5), F32)
+    g.op("BATCH_MATMUL", [x, g.const("w", w, **quant_kw(np.full(5, 0.01, F32), 2))], [y],
+         asymmetric_quantize_inputs=asym)
+    g.output(y)
+    _exact_on_numba(mb.build(), [activations(rng, (2, 3, 9), "ties", 6, asym)])
+
+
+@pytest.mark.parametrize("padding, stride, k", [("SAME", 2, 3), ("VALID", 1, 2), ("SAME", 1, 4)])
+def test_transpose_conv_compiles(padding, stride, k):
+    rng = np.random.default_rng(5)
+    n, h, ci, co = 2, 4, 6, 9
+    o = h * stride if padding == "SAME" else (h - 1) * stride + k
+    w = int8_weights(rng, (co, k, k, ci))
+    m = tconv_model((n, h, h, ci), w, rng.uniform(0.001, 0.05, co).astype(F32),
+                    rng.normal(size=co).astype(F32), (n, o, o, co), padding=padding, stride_h=stride,
+                    stride_w=stride, fused_activation_function=1)
+    _exact_on_numba(m, [activations(rng, (n, h, h, ci), "ties", n, True)])
+
+
+def test_minus128_weights_fall_back_exactly():
+    """LiteRT's SSE dot product mis-multiplies -128 weights in blocks of 16 columns; the kernel
+    does not reproduce that, so such a node runs on the reference (which does), still exact."""
+    rng = np.random.default_rng(6)
+    w = rng.integers(-127, 128, (8, 32)).astype(np.int8)
+    w[3, 5] = -128
+    m = fc_model(w, np.full(1, 0.02, F32), (4, 32), (4, 8), None)
+    x = rng.normal(size=(4, 32)).astype(F32)
+    ours, steps = run_engine(m, [x], "numba")
+    assert steps == ["reference"]
+    np.testing.assert_array_equal(ours[0], litert_run(m, [x])[0])
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 2), h=st.integers(1, 5), ci=st.integers(1, 7), co=st.integers(1, 9),
+       kh=st.integers(1, 4), kw=st.integers(1, 4), stride=st.integers(1, 3),
+       padding=st.sampled_from(["SAME", "VALID"]), act=st.sampled_from([0, 1, 3]), with_bias=st.booleans(),
+       seed=st.integers(0, 2**31 - 1))
+def test_float_transpose_conv(n, h, ci, co, kh, kw, stride, padding, act, with_bias, seed):
+    rng = np.random.default_rng(seed)
+    oh, ow = (h * stride, h * stride) if padding == "SAME" else ((h - 1) * stride + kh, (h - 1) * stride + kw)
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (n, h, h, ci), F32)
+    ins = [g.const("os", np.array((n, oh, ow, co), np.int32)),
+           g.const("w", rng.normal(size=(co, kh, kw, ci)).astype(F32)), x]
+    if with_bias:
+        ins.append(g.const("b", rng.normal(size=co).astype(F32)))
+    y = g.tensor("y", (n, oh, ow, co), F32)
+    g.op("TRANSPOSE_CONV", ins, [y], version=3, padding=padding, stride_h=stride, stride_w=stride,
+         fused_activation_function=act)
+    g.output(y)
+    m = mb.build()
+    xv = rng.normal(size=(n, h, h, ci)).astype(F32)
+    ours, steps = run_engine(m, [xv], "numba")
+    assert steps == ["numba_cpu"], steps
+    assert_close(ours[0], litert_run(m, [xv])[0])
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+@pytest.mark.parametrize("n_out, padding, stride", [(11, "SAME", 2), (16, "VALID", 1), (3, "SAME", 1)])
+def test_integer_transpose_conv_compiles(dtype, n_out, padding, stride):
+    """int8 / 16x8 TRANSPOSE_CONV compile (generators/tconv.py) and equal LiteRT bit for bit;
+    power-of-two scales put exact ties where the two rounding rules differ
+    (tests/ops/test_qmath_ops.py runs the wider matrix on the default chain)."""
+    from tests.ops.test_qmath_ops import rand
+    from tests.ops.test_qmath_ops import tconv_model as int_tconv_model
+
+    rng = np.random.default_rng(n_out + stride)
+    for act, pow2, bias in ((0, True, True), (1, False, True), (0, False, False)):
+        m = int_tconv_model(rng, dtype, n_out, padding, stride, act, pow2, bias)
+        x = rand(rng, (1, 5, 5, 4), dtype)
+        theirs = litert_run(m, [x])[0]
+        ours, steps = run_engine(m, [x], "numba")
+        assert steps == ["numba_cpu"], steps
+        np.testing.assert_array_equal(ours[0], theirs)
