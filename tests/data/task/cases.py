@@ -145,9 +145,18 @@ WRITERS: dict[str, Callable[[SimpleNamespace], bytes]] = {
 # --- inputs ----------------------------------------------------------------------------------
 
 
+_KEEP: dict[tuple[int, ...], np.ndarray] = {}
+
+
 def image(seed: int, h: int, w: int, c: int = 3) -> np.ndarray:
-    shape = (h, w) if c == 1 else (h, w, c)
-    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    """A random image. Kept alive for the whole run: tflite_support's
+    TensorImage.create_from_array keeps a pointer to the array's memory without a reference,
+    so a freed array would be overwritten by the next one before it is classified."""
+    key = (seed, h, w, c)
+    if key not in _KEEP:
+        shape = (h, w) if c == 1 else (h, w, c)
+        _KEEP[key] = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+    return _KEEP[key]
 
 
 #: exact model size (no resize), larger and smaller (libyuv's bilinear resize), odd sizes

@@ -1,0 +1,1 @@
+"""Audio tasks (tflite_support.task.audio)."""

@@ -1,0 +1,1 @@
+"""Text tasks (tflite_support.task.text)."""
