@@ -142,6 +142,10 @@ def bert_question_answerer() -> bytes:
         w = g.apply("MUL", [f, g.const(name + "_freq", np.array(freq, np.float32))])[0]
         wave = g.apply("SIN", [w])[0]
         masked = g.apply("MUL", [wave, m])[0]
+        # a different offset per position, so no two spans score alike (the Task Library
+        # sorts answers with an unstable sort)
+        pos = g.const(name + "_pos", (rng.standard_normal((1, 384)) * 0.5).astype(np.float32))
+        masked = g.apply("ADD", [masked, pos])[0]
         shifted = g.apply("MUL", [s, g.const(name + "_seg", np.array(seg_weight, np.float32))])[0]
         return g.apply("ADD", [masked, shifted], out_name=name)[0]
 
