@@ -1,0 +1,118 @@
+"""The Task API's contract beyond the goldens: bad input is a ValueError naming the problem
+(never a crash), TensorImage's conversions, and the options' checks."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tflite_jit.support import task
+from tflite_jit.support.task import core, image_scaling, processor, text, vision
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "task"
+sys.path.insert(0, str(DATA))
+import cases  # noqa: E402
+
+
+def _clf(**opts) -> vision.ImageClassifier:
+    return vision.ImageClassifier.create_from_options(vision.ImageClassifierOptions(
+        base_options=core.BaseOptions(file_name=cases.model("classifier_float")),
+        classification_options=processor.ClassificationOptions(**opts)))
+
+
+def test_package_layout_matches_tflite_support() -> None:
+    for sub in ("core", "processor", "vision", "text", "audio"):
+        assert getattr(task, sub).__name__ == f"tflite_jit.support.task.{sub}"
+    import tflite_jit.support as support
+
+    assert support.task is task
+
+
+def test_tensor_image() -> None:
+    rgb = cases.image(3, 5, 7)
+    im = vision.TensorImage.create_from_array(rgb[None])
+    assert (im.height, im.width, im.color_space_type) == (5, 7, vision.ColorSpaceType.RGB)
+    assert np.array_equal(im.buffer, rgb)
+    gray = vision.TensorImage.create_from_array(cases.image(1, 4, 6, 1))
+    assert gray.color_space_type == vision.ColorSpaceType.GRAYSCALE and gray.buffer.shape == (4, 6)
+    with pytest.raises(ValueError, match="dtype=uint8"):
+        vision.TensorImage.create_from_array(rgb.astype(np.float32))
+    with pytest.raises(ValueError, match="Unsupported image shape"):
+        vision.TensorImage.create_from_array(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_tensor_image_from_encoded_png() -> None:
+    Image = pytest.importorskip("PIL.Image", reason="decoding needs Pillow (extra `image`)")
+    rgba = cases.image(4, 6, 5, 4)
+    buf = io.BytesIO()
+    Image.fromarray(rgba).save(buf, format="PNG")
+    im = vision.TensorImage.create_from_buffer(buf.getvalue())
+    assert im.color_space_type == vision.ColorSpaceType.RGBA and np.array_equal(im.buffer, rgba)
+    with pytest.raises(ValueError, match="decoding failed"):
+        vision.TensorImage.create_from_buffer(b"not an image")
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_results"):
+        _clf(max_results=0)
+    with pytest.raises(ValueError, match="mutually exclusive"):
+        _clf(category_name_allowlist=["cat"], category_name_denylist=["dog"])
+    with pytest.raises(ValueError, match="none match"):
+        _clf(category_name_allowlist=["unicorn"])
+    with pytest.raises(ValueError, match="model_file"):
+        vision.ImageClassifier.create_from_options(vision.ImageClassifierOptions(
+            base_options=core.BaseOptions()))
+    with pytest.raises(ValueError, match="num_threads"):
+        vision.ImageClassifier.create_from_options(vision.ImageClassifierOptions(
+            base_options=core.BaseOptions(file_name=cases.model("classifier_float"),
+                                          num_threads=0)))
+
+
+def test_model_content_and_threads() -> None:
+    content = Path(cases.model("classifier_float")).read_bytes()
+    clf = vision.ImageClassifier.create_from_options(vision.ImageClassifierOptions(
+        base_options=core.BaseOptions(file_content=content, num_threads=2)))
+    im = vision.TensorImage.create_from_array(cases.image(0, 8, 8))
+    assert clf.classify(im) == _clf().classify(im)
+
+
+def test_bad_inputs_are_value_errors(tmp_path) -> None:
+    clf = _clf()
+    im = vision.TensorImage.create_from_array(cases.image(7, 20, 16))
+    for box in (processor.BoundingBox(10, 0, 8, 8), processor.BoundingBox(-1, 0, 4, 4),
+                processor.BoundingBox(0, 0, 0, 5)):
+        with pytest.raises(ValueError, match="crop"):
+            clf.classify(im, box)
+    with pytest.raises(ValueError, match="Grayscale"):
+        clf.classify(vision.TensorImage.create_from_array(cases.image(1, 8, 8, 1)))
+    with pytest.raises(ValueError):
+        clf.classify(cases.image(0, 8, 8))
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"garbage" * 10)
+    with pytest.raises(ValueError):
+        vision.ImageClassifier.create_from_file(str(bad))
+    with pytest.raises(ValueError, match="4D tensors"):  # a text model is no detector
+        vision.ObjectDetector.create_from_file(cases.model("nl_classifier"))
+    with pytest.raises(ValueError):
+        text.BertQuestionAnswerer.create_from_file(cases.model("bert_classifier"))
+
+
+def test_results_compare_by_value() -> None:
+    seg = vision.ImageSegmenter.create_from_file(cases.model("segmenter"))
+    im = vision.TensorImage.create_from_array(cases.image(2, 13, 10))
+    assert seg.segment(im) == seg.segment(im)
+    assert seg.segment(im) != seg.segment(vision.TensorImage.create_from_array(cases.image(0, 8, 8)))
+
+
+def test_scaling_identity_and_shapes() -> None:
+    img = cases.image(5, 9, 17)
+    assert np.array_equal(image_scaling.scale(img, 17, 9), img)
+    for w, h in ((1, 1), (3, 9), (17, 4), (34, 18), (8, 27), (40, 3)):
+        out = image_scaling.scale(img, w, h)
+        assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    flat = np.full((6, 10, 4), 255, np.uint8)
+    assert image_scaling.scale(flat, 5, 3).min() >= 253  # libyuv's 7-bit blend may lose 2 levels
