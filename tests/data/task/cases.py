@@ -171,6 +171,8 @@ def jsonable(x: Any) -> Any:
     """A result as plain data: dataclasses as dicts, enums by name, arrays as lists."""
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
         return {f.name: jsonable(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
     if isinstance(x, enum.Enum):
         return x.name
     if isinstance(x, np.ndarray):
@@ -260,6 +262,23 @@ def segment(t: SimpleNamespace) -> Any:
     return out
 
 
+def embed(t: SimpleNamespace) -> Any:
+    v, p = t.vision, t.processor
+    out = []
+    for name in ("classifier_float", "classifier_uint8_calibrated"):
+        for opts in (p.EmbeddingOptions(), p.EmbeddingOptions(l2_normalize=True),
+                     p.EmbeddingOptions(l2_normalize=True, quantize=True)):
+            e = v.ImageEmbedder.create_from_options(v.ImageEmbedderOptions(
+                base_options=t.core.BaseOptions(file_name=model(name)), embedding_options=opts))
+            results = [e.embed(im) for im in _images(t)]
+            sims = [e.cosine_similarity(results[0].embeddings[0].feature_vector,
+                                        r.embeddings[0].feature_vector) for r in results]
+            out.append({"results": results, "similarities": sims,
+                        "dimension": e.get_embedding_dimension(0),
+                        "layers": e.number_of_output_layers})
+    return out
+
+
 def nl_classify(t: SimpleNamespace) -> Any:
     c = t.text.NLClassifier.create_from_file(model("nl_classifier"))
     return [c.classify(s) for s in TEXTS]
@@ -296,5 +315,5 @@ QA = [("The cat sat on the mat. The dog is running fast in the park today.",
 CASES: dict[str, Callable[[SimpleNamespace], Any]] = {
     f.__name__: f for f in (classify_float, classify_options, classify_roi,
                             classify_uint8_calibrated, classify_rgba, classify_gray, detect,
-                            detect_options, segment, nl_classify, bert_classify, bert_answer,
+                            detect_options, segment, embed, nl_classify, bert_classify, bert_answer,
                             audio_classify)}
