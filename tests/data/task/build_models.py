@@ -162,9 +162,21 @@ def audio_classifier() -> bytes:
     return mb.build()
 
 
+def image_classifier_wide() -> bytes:
+    """6 x 10 input: rows of 10 pixels exercise libyuv's SIMD-plus-C split (8 + 2)."""
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("input", (1, 6, 10, 3), np.float32)
+    flat = g.apply("RESHAPE", [x, g.const("shape", np.array([1, 180], np.int32))])[0]
+    g.output(g.apply("SOFTMAX", [_fc(g, flat, 180, 5, "logits", 0.2)], beta=1.0,
+                     out_name="probs")[0])
+    return mb.build()
+
+
 MODELS = {f.__name__: f for f in (image_classifier_float, image_classifier_uint8, object_detector,
                                   image_segmenter, nl_classifier, bert_nl_classifier,
-                                  bert_question_answerer, audio_classifier)}
+                                  bert_question_answerer, audio_classifier,
+                                  image_classifier_wide)}
 
 if __name__ == "__main__":
     BASE.mkdir(exist_ok=True)

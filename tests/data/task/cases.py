@@ -99,6 +99,11 @@ def detector_calibrated(m: SimpleNamespace) -> bytes:
         score_calibration_md=cal).populate()
 
 
+def classifier_wide(m: SimpleNamespace) -> bytes:
+    return m.image_classifier.MetadataWriter.create_for_inference(
+        base("image_classifier_wide"), [127.5], [127.5], [_f("labels.txt")]).populate()
+
+
 def segmenter(m: SimpleNamespace) -> bytes:
     return m.image_segmenter.MetadataWriter.create_for_inference(
         base("image_segmenter"), [127.5], [127.5], [_f("seg_labels.txt")]).populate()
@@ -138,7 +143,7 @@ def audio(m: SimpleNamespace) -> bytes:
 
 
 WRITERS: dict[str, Callable[[SimpleNamespace], bytes]] = {
-    f.__name__: f for f in (classifier_float, classifier_uint8_calibrated, detector,
+    f.__name__: f for f in (classifier_float, classifier_uint8_calibrated, classifier_wide, detector,
                             detector_calibrated, segmenter, nl_classifier, bert_classifier,
                             bert_qa, audio)}
 
@@ -189,6 +194,27 @@ def jsonable(x: Any) -> Any:
 def classify_float(t: SimpleNamespace) -> Any:
     c = t.vision.ImageClassifier.create_from_file(model("classifier_float"))
     return [c.classify(im) for im in _images(t)]
+
+
+#: every path of libyuv's ARGBScale that bilinear scaling to 8x8 reaches: 2x and 4x box
+#: shrinks, odd integer shrinks (nearest), width unchanged (vertical only), height unchanged
+#: and 3x (horizontal only), up in one axis and down in the other, 2-pixel sources (arrays
+#: with a 1-pixel side are squeezed to another shape by create_from_array, in both libraries)
+SCALING = [(20, 16, 16), (21, 32, 32), (22, 24, 24), (23, 20, 8), (24, 8, 20), (25, 24, 5),
+           (26, 5, 24), (27, 2, 9), (28, 9, 2), (29, 2, 2), (30, 16, 40), (31, 48, 24)]
+
+
+def classify_scaling(t: SimpleNamespace) -> Any:
+    c = t.vision.ImageClassifier.create_from_file(model("classifier_float"))
+    return [c.classify(t.vision.TensorImage.create_from_array(image(s, h, w)))
+            for s, h, w in SCALING]
+
+
+def classify_wide(t: SimpleNamespace) -> Any:
+    """A 10-pixel-wide input: box shrinks whose rows end in a remainder of 2 pixels."""
+    c = t.vision.ImageClassifier.create_from_file(model("classifier_wide"))
+    return [c.classify(t.vision.TensorImage.create_from_array(image(s, h, w)))
+            for s, h, w in ((40, 12, 20), (41, 24, 40), (42, 18, 30), (43, 7, 13))]
 
 
 def classify_options(t: SimpleNamespace) -> Any:
@@ -313,7 +339,7 @@ QA = [("The cat sat on the mat. The dog is running fast in the park today.",
       ("Cats playing, dogs running.", "Who is playing?")]
 
 CASES: dict[str, Callable[[SimpleNamespace], Any]] = {
-    f.__name__: f for f in (classify_float, classify_options, classify_roi,
+    f.__name__: f for f in (classify_float, classify_scaling, classify_wide, classify_options, classify_roi,
                             classify_uint8_calibrated, classify_rgba, classify_gray, detect,
                             detect_options, segment, embed, nl_classify, bert_classify, bert_answer,
                             audio_classify)}

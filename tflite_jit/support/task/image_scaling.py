@@ -4,7 +4,8 @@ The Task Library resizes with libyuv's ARGBScale(kFilterBilinear) (an RGB image 
 ARGB; every channel is scaled alike). Its pixels follow from libyuv's fixed-point rules, restated
 here from libyuv's documented behaviour (16.16 source positions; a filter reduced to linear or
 nearest when a dimension does not change or shrinks exactly 3x; exact 2x and even shrinks
-averaged in 2x2 boxes; 7-bit horizontal and 8-bit vertical blend weights), so classification
+averaged in 2x2 boxes, as its x86 SIMD rounds them; 7-bit horizontal and 8-bit vertical blend
+weights), so classification
 scores on resized images match tflite_support's to float precision rather than within a pixel.
 NumPy, one output row at a time.
 """
@@ -86,10 +87,16 @@ def _interpolate(r0: np.ndarray, r1: np.ndarray, frac: int) -> np.ndarray:
 
 
 def _box2(src: np.ndarray, y0: int, x0: int, dw: int, step: int) -> np.ndarray:
+    """2x2 box averages. On x86 the Task Library's libyuv runs SSE2 for the first multiple of 4
+    outputs of a row, averaging rows then columns with rounding at each step
+    (avg(avg(a, c), avg(b, d))), and exact C for the rest ((a + b + c + d + 2) >> 2)."""
     cols = x0 + step * np.arange(dw)
-    s = (src[y0, cols].astype(np.int32) + src[y0, cols + 1] + src[y0 + 1, cols]
-         + src[y0 + 1, cols + 1] + 2) >> 2
-    return s.astype(np.uint8)
+    a, b = src[y0, cols].astype(np.int32), src[y0, cols + 1].astype(np.int32)
+    c, d = src[y0 + 1, cols].astype(np.int32), src[y0 + 1, cols + 1].astype(np.int32)
+    out = (a + b + c + d + 2) >> 2
+    n = dw & ~3
+    out[:n] = (((a[:n] + c[:n] + 1) >> 1) + ((b[:n] + d[:n] + 1) >> 1) + 1) >> 1
+    return out.astype(np.uint8)
 
 
 def scale(src: np.ndarray, dw: int, dh: int) -> np.ndarray:
