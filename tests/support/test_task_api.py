@@ -116,3 +116,39 @@ def test_scaling_identity_and_shapes() -> None:
         assert out.shape == (h, w, 3) and out.dtype == np.uint8
     flat = np.full((6, 10, 4), 255, np.uint8)
     assert image_scaling.scale(flat, 5, 3).min() >= 253  # libyuv's 7-bit blend may lose 2 levels
+
+
+def _dynamic_batch_classifier(tmp_path) -> str:
+    from tflite_jit.format.builder import ModelBuilder
+    from tflite_jit.support.metadata_writers import image_classifier
+
+    rng = np.random.default_rng(3)
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("input", (1, 8, 8, 3), np.float32, shape_signature=(-1, 8, 8, 3))
+    flat = g.apply("RESHAPE", [x, g.const("shape", np.array([-1, 192], np.int32))])[0]
+    w = g.const("w", (rng.standard_normal((5, 192)) * 0.2).astype(np.float32))
+    b = g.const("b", np.zeros(5, np.float32))
+    logits = g.apply("FULLY_CONNECTED", [flat, w, b])[0]
+    g.output(g.apply("SOFTMAX", [logits], beta=1.0)[0])
+    populated = image_classifier.MetadataWriter.create_for_inference(
+        mb.build(), [127.5], [127.5], [str(DATA / "files" / "labels.txt")]).populate()
+    path = tmp_path / "batch.tflite"
+    path.write_bytes(populated)
+    return str(path)
+
+
+def test_classify_batch_equals_one_by_one(tmp_path) -> None:
+    images = [vision.TensorImage.create_from_array(cases.image(s, h, w))
+              for s, h, w in cases.IMAGES]
+    for model in (_dynamic_batch_classifier(tmp_path), cases.model("classifier_float")):
+        clf = vision.ImageClassifier.create_from_file(model)
+        batch = clf.classify_batch(images)
+        single = [clf.classify(im) for im in images]
+        for a, b in zip(batch, single):
+            for ca, cb in zip(a.classifications[0].categories, b.classifications[0].categories):
+                assert (ca.index, ca.category_name) == (cb.index, cb.category_name)
+                assert ca.score == pytest.approx(cb.score, abs=1e-6)
+        assert clf.classify(images[0]) == single[0]  # the model is back at batch 1
+    with pytest.raises(ValueError, match="bounding boxes"):
+        clf.classify_batch(images, [None])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from tflite_jit.support.task import classification, engine, image_preprocessing
 from tflite_jit.support.task.core.base_options import BaseOptions
 from tflite_jit.support.task.processor.options import ClassificationOptions
@@ -57,6 +59,33 @@ class ImageClassifier:
         return ClassificationResult(classifications=[
             head.classify(outputs[i], self._classification_options, self._filter, i, "")
             for i, head in enumerate(self._heads)])
+
+    def classify_batch(self, images: list[TensorImage],
+                       bounding_boxes: list[BoundingBox | None] | None = None
+                       ) -> list[ClassificationResult]:
+        """Classify several images; one invoke when the model's batch dimension is dynamic
+        (shape signature -1), else one per image. Not in tflite_support (its Task Library
+        requires batch 1); each result equals `classify` on that image."""
+        boxes = bounding_boxes if bounding_boxes is not None else [None] * len(images)
+        if len(boxes) != len(images):
+            raise ValueError(f"Got {len(boxes)} bounding boxes for {len(images)} images.")
+        if not images:
+            return []
+        detail = self._model.inputs[0]
+        sig = detail.get("shape_signature")
+        if sig is None or len(sig) != 4 or int(sig[0]) != -1 or len(images) == 1:
+            return [self.classify(im, b) for im, b in zip(images, boxes)]
+        tensors = [self._preprocessor.tensor(image_preprocessing.check_image(im), b)
+                   for im, b in zip(images, boxes)]
+        batch = np.concatenate(tensors, axis=0)
+        self._model.resize_input(0, batch.shape)
+        try:
+            outputs = self._model.run([batch])
+        finally:
+            self._model.resize_input(0, tensors[0].shape)
+        return [ClassificationResult(classifications=[
+            head.classify(outputs[i][k:k + 1], self._classification_options, self._filter, i, "")
+            for i, head in enumerate(self._heads)]) for k in range(len(images))]
 
     @property
     def options(self) -> ImageClassifierOptions:
