@@ -60,30 +60,23 @@ def _slope(sw: int, sh: int, dw: int, dh: int, f: int) -> tuple[int, int, int, i
     return x, y, dx, dy
 
 
-def _filter_cols(row: np.ndarray, dw: int, x: int, dx: int) -> np.ndarray:
-    """Horizontal blend with 7-bit weights: (a * (127 ^ f) + b * f) >> 7."""
+def _filter_cols(rows: np.ndarray, dw: int, x: int, dx: int) -> np.ndarray:
+    """Horizontal blend of (..., W, C) rows with 7-bit weights: (a * (127 ^ f) + b * f) >> 7."""
     xs = x + dx * np.arange(dw, dtype=np.int64)
     xi = xs >> 16
     xf = ((xs >> 9) & 0x7F)[:, None]
-    a = row[xi].astype(np.int32)
-    nxt = np.minimum(xi + 1, row.shape[0] - 1)  # beyond the edge the weight is 0
-    b = row[nxt].astype(np.int32)
+    a = rows[..., xi, :].astype(np.int32)
+    nxt = np.minimum(xi + 1, rows.shape[-2] - 1)  # beyond the edge the weight is 0
+    b = rows[..., nxt, :].astype(np.int32)
     return ((a * (0x7F ^ xf) + b * xf) >> 7).astype(np.uint8)
 
 
-def _cols(row: np.ndarray, dw: int, x: int, dx: int) -> np.ndarray:
-    xs = x + dx * np.arange(dw, dtype=np.int64)
-    return row[xs >> 16]
-
-
-def _interpolate(r0: np.ndarray, r1: np.ndarray, frac: int) -> np.ndarray:
-    """Vertical blend with 8-bit weights and rounding; 128 is the rounded average."""
-    if frac == 0:
-        return r0.copy()
+def _interpolate(r0: np.ndarray, r1: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """Vertical blend of row pairs (one 8-bit weight per row) with rounding. libyuv copies
+    for weight 0 and averages for 128; the formula gives the same bytes for both."""
+    f = np.asarray(frac, np.int32).reshape(-1, *([1] * (r0.ndim - 1)))
     a, b = r0.astype(np.int32), r1.astype(np.int32)
-    if frac == 128:
-        return ((a + b + 1) >> 1).astype(np.uint8)
-    return ((a * (256 - frac) + b * frac + 128) >> 8).astype(np.uint8)
+    return ((a * (256 - f) + b * f + 128) >> 8).astype(np.uint8)
 
 
 def _box2(src: np.ndarray, y0: int, x0: int, dw: int, step: int) -> np.ndarray:
@@ -124,39 +117,28 @@ def scale(src: np.ndarray, dw: int, dh: int) -> np.ndarray:
             f = NONE
             if dx == 0x10000 and dy == 0x10000:
                 return src[y >> 16:(y >> 16) + dh, x >> 16:(x >> 16) + dw].copy()
-    if dx == 0x10000 and (x & 0xFFFF) == 0:
+    if dx == 0x10000 and (x & 0xFFFF) == 0:  # width unchanged: blend rows only
         max_y = ((sh - 1) << 16) - 1 if sh > 1 else 0
-        for j in range(dh):
-            y = min(y, max_y)
-            yi = y >> 16
-            frac = ((y >> 8) & 255) if f else 0
-            nxt = src[min(yi + 1, sh - 1), x >> 16:(x >> 16) + dw]
-            out[j] = _interpolate(src[yi, x >> 16:(x >> 16) + dw], nxt, frac)
-            y += dy
-        return out
+        ys = np.minimum(y + dy * np.arange(dh, dtype=np.int64), max_y)
+        yi = ys >> 16
+        frac = ((ys >> 8) & 255) if f else np.zeros(dh, np.int64)
+        cols = slice(x >> 16, (x >> 16) + dw)
+        return _interpolate(src[yi, cols], src[np.minimum(yi + 1, sh - 1), cols], frac)
     max_y = (sh - 1) << 16
     if f and dy < 65536:  # up vertically: blend two horizontally filtered rows
-        y = min(y, max_y)
-        for j in range(dh):
-            y = min(y, max_y)
-            yi = y >> 16
-            r0 = _filter_cols(src[yi], dw, x, dx)
-            r1 = _filter_cols(src[min(yi + 1, sh - 1)], dw, x, dx)
-            out[j] = r0 if f == LINEAR else _interpolate(r0, r1, (y >> 8) & 255)
-            y += dy
-        return out
+        ys = np.minimum(min(y, max_y) + dy * np.arange(dh, dtype=np.int64), max_y)
+        yi = ys >> 16
+        r0 = _filter_cols(src[yi], dw, x, dx)
+        if f == LINEAR:
+            return r0
+        r1 = _filter_cols(src[np.minimum(yi + 1, sh - 1)], dw, x, dx)
+        return _interpolate(r0, r1, (ys >> 8) & 255)
     if f:  # down vertically: blend two source rows, then filter horizontally
-        y = min(y, max_y)
-        for j in range(dh):
-            yi = y >> 16
-            if f == LINEAR:
-                row = src[yi]
-            else:
-                row = _interpolate(src[yi], src[min(yi + 1, sh - 1)], (y >> 8) & 255)
-            out[j] = _filter_cols(row, dw, x, dx)
-            y = min(y + dy, max_y)
-        return out
-    for j in range(dh):
-        out[j] = _cols(src[y >> 16], dw, x, dx)
-        y += dy
-    return out
+        ys = np.minimum(min(y, max_y) + dy * np.arange(dh, dtype=np.int64), max_y)
+        yi = ys >> 16
+        rows = src[yi] if f == LINEAR else _interpolate(
+            src[yi], src[np.minimum(yi + 1, sh - 1)], (ys >> 8) & 255)
+        return _filter_cols(rows, dw, x, dx)
+    ys = y + dy * np.arange(dh, dtype=np.int64)
+    xs = x + dx * np.arange(dw, dtype=np.int64)
+    return src[(ys >> 16)[:, None], (xs >> 16)[None, :]]
