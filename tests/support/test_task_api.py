@@ -15,7 +15,7 @@ from tflite_jit.support.task import core, image_scaling, processor, text, vision
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "task"
 sys.path.insert(0, str(DATA))
-import cases  # noqa: E402
+import task_cases as cases  # noqa: E402  (metadata has a `cases` too)
 
 
 def _clf(**opts) -> vision.ImageClassifier:

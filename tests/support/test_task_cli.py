@@ -15,7 +15,7 @@ from tflite_jit.tools.tasks_cli import plain
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "task"
 sys.path.insert(0, str(DATA))
-import cases  # noqa: E402
+import task_cases as cases  # noqa: E402  (metadata has a `cases` too)
 
 Image = pytest.importorskip("PIL.Image", reason="the CLI decodes images with Pillow (extra `image`)")
 

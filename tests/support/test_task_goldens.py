@@ -20,7 +20,7 @@ import pytest
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "task"
 sys.path.insert(0, str(DATA))
-import cases  # noqa: E402
+import task_cases as cases  # noqa: E402  (metadata has a `cases` too)
 
 SCORE_TOL = 1e-5
 

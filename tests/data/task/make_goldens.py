@@ -6,8 +6,8 @@ installs; Debian needs libusb-1.0-0):
         /path/to/tfs-venv/bin/python make_goldens.py
 
 models/<name>.tflite: the base models with metadata written by tflite_support's writers
-(cases.WRITERS); goldens/<case>.json: what tflite_support's Task Library returns for each of
-cases.CASES (or {"error": [type, message]} when it raises).
+(task_cases.WRITERS); goldens/<case>.json: what tflite_support's Task Library returns for each of
+task_cases.CASES (or {"error": [type, message]} when it raises).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-import cases  # noqa: E402
+import task_cases as cases  # noqa: E402  (metadata has a `cases` too)
 
 
 def main() -> None:
