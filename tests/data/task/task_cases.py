@@ -121,6 +121,13 @@ def bert_classifier(m: SimpleNamespace) -> bytes:
         [_f("sentiment.txt")]).populate()
 
 
+def bert_classifier_sp(m: SimpleNamespace) -> bytes:
+    return m.bert_nl_classifier.MetadataWriter.create_for_inference(
+        base("bert_nl_classifier"),
+        m.metadata_info.SentencePieceTokenizerMd(_f("sp_tiny.model")),
+        [_f("sentiment.txt")]).populate()
+
+
 def bert_qa(m: SimpleNamespace) -> bytes:
     mi = m.metadata_info
     buf = base("bert_question_answerer")
@@ -145,6 +152,7 @@ def audio(m: SimpleNamespace) -> bytes:
 WRITERS: dict[str, Callable[[SimpleNamespace], bytes]] = {
     f.__name__: f for f in (classifier_float, classifier_uint8_calibrated, classifier_wide, detector,
                             detector_calibrated, segmenter, nl_classifier, bert_classifier,
+                            bert_classifier_sp,
                             bert_qa, audio)}
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -315,6 +323,11 @@ def bert_classify(t: SimpleNamespace) -> Any:
     return [c.classify(s) for s in TEXTS]
 
 
+def bert_classify_sentencepiece(t: SimpleNamespace) -> Any:
+    c = t.text.BertNLClassifier.create_from_file(model("bert_classifier_sp"))
+    return [c.classify(s) for s in TEXTS]
+
+
 def bert_answer(t: SimpleNamespace) -> Any:
     q = t.text.BertQuestionAnswerer.create_from_file(model("bert_qa"))
     return [q.answer(ctx, question) for ctx, question in QA]
@@ -341,5 +354,6 @@ QA = [("The cat sat on the mat. The dog is running fast in the park today.",
 CASES: dict[str, Callable[[SimpleNamespace], Any]] = {
     f.__name__: f for f in (classify_float, classify_scaling, classify_wide, classify_options, classify_roi,
                             classify_uint8_calibrated, classify_rgba, classify_gray, detect,
-                            detect_options, segment, embed, nl_classify, bert_classify, bert_answer,
+                            detect_options, segment, embed, nl_classify, bert_classify,
+                            bert_classify_sentencepiece, bert_answer,
                             audio_classify)}
