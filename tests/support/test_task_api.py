@@ -152,3 +152,63 @@ def test_classify_batch_equals_one_by_one(tmp_path) -> None:
         assert clf.classify(images[0]) == single[0]  # the model is back at batch 1
     with pytest.raises(ValueError, match="bounding boxes"):
         clf.classify_batch(images, [None])
+
+
+def _with_metadata(tmp_path, labels: str, calibration: str | None = None,
+                   base: str = "image_classifier_float") -> str:
+    """The base model with classifier metadata, packing `labels` and `calibration` as given:
+    the metadata is written for well-formed files (the writers check them), then the files are
+    swapped for the given ones, as a hand-made model could hold them."""
+    from tflite_jit.support import metadata
+    from tflite_jit.support import metadata_schema_py_generated as fb
+    from tflite_jit.support.metadata_writers import image_classifier, metadata_info
+
+    good, given = tmp_path / "good", tmp_path / "given"
+    good.mkdir()
+    given.mkdir()
+    (good / "labels.txt").write_text(FIVE)
+    (given / "labels.txt").write_text(labels)
+    cal = None
+    if calibration is not None:
+        (good / "cal.csv").write_text("1,1,0\n" * 4 + "1,1,0")
+        (given / "cal.csv").write_text(calibration)
+        cal = metadata_info.ScoreCalibrationMd(fb.ScoreTransformationType.LOG, 0.1,
+                                               str(good / "cal.csv"))
+    base_model = (DATA / "base" / f"{base}.tflite").read_bytes()
+    written = image_classifier.MetadataWriter.create_for_inference(
+        base_model, [127.5], [127.5], [str(good / "labels.txt")], score_calibration_md=cal)
+    meta = metadata.get_metadata_buffer(written.populate())
+    path = tmp_path / "model.tflite"
+    path.write_bytes(base_model)
+    populator = metadata.MetadataPopulator.with_model_file(str(path))
+    populator.load_metadata_buffer(meta)
+    populator.load_associated_files([str(given / "labels.txt")]
+                                    + ([str(given / "cal.csv")] if cal else []))
+    populator.populate()
+    return str(path)
+
+
+FIVE = "a\nb\nc\nd\ne\n"
+
+
+@pytest.mark.parametrize("labels, calibration, message", [
+    ("a\nb\nc\n", None, "Got 5 class\\(es\\) for output index 0, expected 3"),
+    (FIVE, "1,1,0\n1,1,0\n", "Mismatch between number of labels \\(5\\) and score calibration"),
+    (FIVE, "1,1,0\n1,1\n1,1,0\n1,1,0\n1,1,0", "Expected 3 or 4 parameters"),
+    (FIVE, "1,1,0\nx,1,0\n1,1,0\n1,1,0\n1,1,0", "Could not parse score calibration parameter"),
+    (FIVE, "1,1,0\n-1,1,0\n1,1,0\n1,1,0\n1,1,0", "non-negative"),
+])
+def test_bad_metadata_is_a_value_error(tmp_path, labels, calibration, message) -> None:
+    path = _with_metadata(tmp_path, labels, calibration)
+    with pytest.raises(ValueError, match=message):
+        vision.ImageClassifier.create_from_file(path)
+
+
+def test_calibration_file_edge_cases(tmp_path) -> None:
+    """An empty line means "default score" for that label; a 4th value is the minimum score."""
+    path = _with_metadata(tmp_path, FIVE, "1,1,0\n\n1,1,0,0.99\n1,1,0\n1,1,0")
+    clf = vision.ImageClassifier.create_from_file(path)
+    result = clf.classify(vision.TensorImage.create_from_array(cases.image(0, 8, 8)))
+    by_name = {c.category_name: c.score for c in result.classifications[0].categories}
+    assert by_name["b"] == pytest.approx(0.1) and by_name["c"] == pytest.approx(0.1)
+    assert all(0 <= s <= 1 for s in by_name.values())
