@@ -10,8 +10,9 @@ The models (Apache-2.0) are MediaPipe 0.10.14's `pose_detection.tflite` and
 from PyPI and extracting the two files. They carry no Task metadata, so this example runs the
 Interpreter directly and does MediaPipe's pre- and post-processing itself (its graph options:
 SSD anchors, box and keypoint decoding, the ROI from the hip-centre and body-scale keypoints,
-the rotated crop, the landmark projection). Unlike MediaPipe it keeps the single best
-detection instead of running weighted non-maximum suppression, so it finds one person.
+the rotated crop, the landmark projection). Like MediaPipe's pose graph it follows one person:
+the best detection, merged with the candidates overlapping it by weighted non-maximum
+suppression.
 """
 
 from __future__ import annotations
@@ -130,17 +131,34 @@ def detect(interp: Interpreter, image: np.ndarray, anchors: np.ndarray):
     raw = interp.get_tensor(out[0]["index"])[0]
     logits = np.clip(interp.get_tensor(out[1]["index"])[0, :, 0].astype(np.float64), -100, 100)
     scores = 1 / (1 + np.exp(-logits))
+    raw = raw / DET_SIZE
+    boxes = np.concatenate([raw[:, :2] + anchors, raw[:, 2:4]], 1)  # centre x, y, w, h
+    points = np.stack([raw[:, 4::2] + anchors[:, :1], raw[:, 5::2] + anchors[:, 1:]], -1)
     k = int(np.argmax(scores))
-    r, a = raw[k] / DET_SIZE, anchors[k]
-    points = np.stack([r[4::2] + a[0], r[5::2] + a[1]], 1)  # normalized in the square
-    box = np.array([r[0] + a[0], r[1] + a[1], r[2], r[3]])
+    # MediaPipe's weighted non-maximum suppression, for the best detection only: candidates
+    # above 0.5 that overlap it with IoU > 0.3 average their boxes and keypoints by score
+    near = np.flatnonzero((scores >= 0.5) & (_iou(boxes, boxes[k]) > 0.3))
+    if near.size:
+        wts = scores[near] / scores[near].sum()
+        box = (boxes[near] * wts[:, None]).sum(0)
+        pts = (points[near] * wts[:, None, None]).sum(0)
+    else:
+        box, pts = boxes[k], points[k]
 
     def to_image(nx: np.ndarray, ny: np.ndarray):
         return (nx - 0.5) * side + w / 2, (ny - 0.5) * side + h / 2
 
-    px, py = to_image(points[:, 0], points[:, 1])
+    px, py = to_image(pts[:, 0], pts[:, 1])
     bx, by = to_image(box[0], box[1])
     return float(scores[k]), (bx, by, box[2] * side, box[3] * side), np.stack([px, py], 1)
+
+
+def _iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    lo = np.maximum(boxes[:, :2] - boxes[:, 2:] / 2, box[:2] - box[2:] / 2)
+    hi = np.minimum(boxes[:, :2] + boxes[:, 2:] / 2, box[:2] + box[2:] / 2)
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    union = np.prod(boxes[:, 2:], axis=1) + np.prod(box[2:]) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def pose_roi(keypoints: np.ndarray) -> Rect:

@@ -99,6 +99,26 @@ def test_pose_geometry(tmp_path) -> None:
     assert points[11, :2] == pytest.approx((cx + 0.25 * roi.w, cy - 0.25 * roi.h), abs=1e-3)
 
 
+def test_pose_weighted_nms(tmp_path) -> None:
+    """Two overlapping candidates above 0.5 average their keypoints by score."""
+    pose = _example("pose_landmarks")
+    reg = np.zeros((1, 2254, 12))
+    reg[0, [ANCHOR, ANCHOR + 1], 2:4] = 30.0  # the same cell: identical boxes, IoU 1
+    reg[0, ANCHOR, 4] = 0.0
+    reg[0, ANCHOR + 1, 4] = 10.0  # keypoint 0 x: 0 and 10 detector pixels from the anchor
+    scores = np.full((1, 2254, 1), -5.0)
+    scores[0, ANCHOR, 0], scores[0, ANCHOR + 1, 0] = 3.0, 1.0
+    det = tmp_path / "det.tflite"
+    det.write_bytes(_const_model((1, 224, 224, 3), [reg, scores]))
+    interp = pose.Interpreter(model_path=str(det))
+    interp.allocate_tensors()
+    anchors = pose.ssd_anchors()
+    _, _, keypoints = pose.detect(interp, np.zeros((224, 224, 3), np.uint8), anchors)
+    s1, s2 = 1 / (1 + math.exp(-3)), 1 / (1 + math.exp(-1))
+    want = anchors[ANCHOR, 0] * 224 + 10.0 * s2 / (s1 + s2)
+    assert keypoints[0, 0] == pytest.approx(want, abs=1e-3)
+
+
 def test_pose_roi_rotation() -> None:
     pose = _example("pose_landmarks")
     # body-scale keypoint to the right of the hip: the crop turns 90 degrees so its top is +x
