@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="", help="directory for results.csv, results.json, results.png")
     e.set_defaults(func=cmd_experiment)
 
+    from tflite_jit.tools.tasks_cli import add_parsers as add_task_parsers
+
+    add_task_parsers(sub)  # classify, detect, segment (the Task Library)
+
     pl = sub.add_parser("plan", help="explain how a model is planned (tflite_jit.explain)", add_help=False)
     pl.add_argument("rest", nargs=argparse.REMAINDER)
     pl.set_defaults(func=cmd_plan)
