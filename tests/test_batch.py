@@ -282,8 +282,30 @@ def test_writers(tmp_path):
         assert np.array_equal(z["y"], got[0]) and np.array_equal(z["s"], got[1])
     with pytest.raises(ValueError, match=r"\.npy file holds one array.*2 outputs"):
         batch.predict(float_model(), float_feeds(), backend="reference", output=tmp_path / "o.npy")
-    with pytest.raises(ValueError, match=r"\.npy or \.npz"):
-        batch.predict(float_model(), float_feeds(), backend="reference", output=tmp_path / "o.parquet")
+    with pytest.raises(ValueError, match=r"\.npy, \.npz, \.parquet"):
+        batch.predict(float_model(), float_feeds(), backend="reference", output=tmp_path / "o.csv")
+
+
+def test_parquet_writer_round_trips_tensor_columns(tmp_path):
+    """One row per example; a tensor output is Arrow's fixed_shape_tensor, which reads back (and
+    into pyarrow's own API) with its shape and dtype, bitwise."""
+    pa = pytest.importorskip("pyarrow")
+    from tflite_jit import tables
+
+    got = batch.predict(float_model(), float_feeds(), batch_size=3, backend="reference",
+                        output=tmp_path / "o.parquet")
+    back = tables.read(tmp_path / "o.parquet")
+    assert list(back) == ["y", "s"]
+    assert_identical([back["y"], back["s"]], got)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "o.parquet")
+    assert table.num_rows == N and isinstance(table.schema.field("y").type, pa.FixedShapeTensorType)
+    assert np.array_equal(table.column("y").combine_chunks().to_numpy_ndarray(), got[0])
+    assert not (tmp_path / "o.parquet.partial").exists()
+    got8 = batch.predict(int8_model(), int8_feeds(), batch_size=4, backend="reference",
+                         output=tmp_path / "q.parquet")
+    assert_identical([tables.read(tmp_path / "q.parquet")["y"]], got8)
 
 
 def test_progress_bar_on_request(capsys):

@@ -1,4 +1,4 @@
-"""`tflite-jit` command line: bench, inspect, compare, experiment, plan.
+"""`tflite-jit` command line: bench, inspect, compare, experiment, plan, predict.
 
 argparse (stdlib) handles benchmark_model's `--name=value` syntax directly, so scripts written
 for benchmark_model need no changes; booleans accept true/false like the C++ flag parser. Every
@@ -116,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", default="", help="directory for results.csv, results.json, results.png")
     e.set_defaults(func=cmd_experiment)
+
+    from tflite_jit.tools import predict
+
+    pr = sub.add_parser("predict", help="run a model over a .npy/.npz/.parquet file of examples, here or on Ray")
+    predict.add_arguments(pr)
 
     pl = sub.add_parser("plan", help="explain how a model is planned (tflite_jit.explain)", add_help=False)
     pl.add_argument("rest", nargs=argparse.REMAINDER)
