@@ -15,6 +15,7 @@ shared machine: compare rows of one run, never across machines.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 
@@ -74,6 +75,7 @@ def main() -> None:
     ray.init(num_cpus=max(os.cpu_count() or 1, max(args.workers) + 1), include_dashboard=False,
              log_to_driver=False, logging_level="warning")
     ray.data.DataContext.get_current().enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     for w in args.workers:
         r1, _ = ray_run(model, x[:n], b, w)
         r2, busy = ray_run(model, x, b, w)

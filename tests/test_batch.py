@@ -165,6 +165,29 @@ def test_one_plan_for_all_batches_ragged_last_included(monkeypatch, signature):
     assert len(plans) == 1 and {s[0] for s in plans[0].values()} == {4}
 
 
+@pytest.mark.parametrize("signature", [False, True])
+def test_predictor_plans_once_for_many_calls(monkeypatch, signature):
+    """batch.Predictor (what a Ray actor holds): one plan at the first call, none after, whatever
+    the calls' sizes (padded or split); each call's results bitwise those of invoke()."""
+    from tflite_jit.runtime.executable import Executable
+
+    plans = []
+    prepare = Executable.prepare
+    monkeypatch.setattr(Executable, "prepare", lambda self, shapes: (plans.append(shapes), prepare(self, shapes))[1])
+    feeds = elementwise_feeds()
+    want = one_by_one(elementwise_model(), feeds)
+    inputs = {"image": feeds["x"], "offset": feeds["b"]} if signature else feeds
+    plans.clear()  # one_by_one's own
+    run = batch.Predictor(elementwise_model(signature), batch_size=4, backend="reference",
+                          signature="serve" if signature else None)
+    assert [s.name for s in run.specs] == (["image", "offset"] if signature else ["x", "b"])
+    for lo, hi in ((0, 4), (4, 5), (5, N)):  # a full batch, a short one, one longer than a batch
+        got = run({k: v[lo:hi] for k, v in inputs.items()})
+        got = [got["features"], got["sum"]] if signature else got
+        assert_identical(got, [w[lo:hi] for w in want])
+    assert len(plans) == 1 and {s[0] for s in plans[0].values()} == {4}
+
+
 def test_predict_input_forms_agree():
     model, feeds = elementwise_model(), elementwise_feeds()
     want = one_by_one(model, feeds)

@@ -7,8 +7,8 @@
 
 Why actors: an interpreter plans and compiles once for its batch shape and is reused for every
 batch after that, so it must live as long as the worker (a task per batch would re-open the model
-each time). Each actor runs `tflite_jit.batch.predict` on its batch, padded to the fixed batch size,
-so every batch after the first is an invoke with no re-plan and results are bitwise those of
+each time). Each actor runs its batches through one `tflite_jit.batch.Predictor`, padded to the
+fixed batch size, so every batch is an invoke with no re-plan and results are bitwise those of
 `Interpreter.invoke` example by example, whatever the batch size or the number of workers.
 
 Compiling: kernels go to the compile cache (TFLITE_JIT_CACHE_DIR). `predict` compiles once on the
@@ -46,8 +46,9 @@ class TFLitePredictor:
     model_path: a .tflite file every worker can read; or model_content: the model's bytes or a Ray
     ObjectRef to them (what `predict` passes, so workers need no shared file). signature: the
     signature whose names are used (default: the model's only one, 'serving_default' or the first;
-    a model without signatures uses its tensor names). batch_size: the interpreter's batch (default:
-    the first batch's length); shorter batches are padded, longer ones split. input_columns:
+    a model without signatures uses its tensor names). batch_size: the interpreter's batch, planned
+    and compiled when the actor starts (default: the first batch's length, planned at that batch);
+    shorter batches are padded, longer ones split. input_columns:
     {input name: column} for columns not named like the inputs. cache_dir: TFLITE_JIT_CACHE_DIR for
     this worker. stats: add the columns `tflite_jit_worker` (host:pid) and `tflite_jit_seconds`
     (model time per example in its batch), which `tflite-jit predict` summarises.
@@ -68,6 +69,8 @@ class TFLitePredictor:
                                        or batch_size < 1):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.batch_size = batch_size
+        self._predictor = None if batch_size is None else \
+            batch.Predictor(self.interpreter, batch_size=batch_size, signature=self.signature)
         self.input_columns = dict(input_columns or {})
         self.keep_columns = keep_columns
         self.stats = stats
@@ -75,6 +78,14 @@ class TFLitePredictor:
         self._names: tuple[str, ...] | None = None
         self._binding: dict[str, str] = {}
         self._kept: list[str] = []
+        if batch_size is not None:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Plan and compile (or load from the cache) for the batch size now, while Ray starts the
+        actor, so that the first batch is not slower than the rest and `stats` time the model."""
+        zeros = {s.name: np.zeros((self.batch_size, *s.item_shape), s.dtype) for s in self.specs}
+        self._predictor(zeros, progress=False)
 
     def __call__(self, data: Mapping[str, Any]) -> dict[str, np.ndarray]:
         names = tuple(data)
@@ -87,11 +98,11 @@ class TFLitePredictor:
         n = len(next(iter(feeds.values())))
         if n == 0:
             return {}
-        if self.batch_size is None:
+        if self._predictor is None:
             self.batch_size = n
+            self._predictor = batch.Predictor(self.interpreter, batch_size=n, signature=self.signature)
         start = time.perf_counter()
-        outs = batch.predict(self.interpreter, feeds, batch_size=self.batch_size, signature=self.signature,
-                             progress=False)
+        outs = self._predictor(feeds, progress=False)
         seconds = time.perf_counter() - start
         result = dict(outs) if isinstance(outs, dict) else dict(zip(self.outputs, outs))
         for c in self._kept:

@@ -13,6 +13,7 @@ summary: examples/s over the whole run and per worker (examples, busy seconds, m
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 from collections import defaultdict
@@ -23,6 +24,10 @@ import numpy as np
 from tflite_jit import batch, columns, tables
 from tflite_jit.interpreter import Interpreter
 from tflite_jit.tools.models_spec import UserError, load_model
+
+#: (examples, seconds of the run, seconds of checks + plan + compile before it,
+#: {worker: (examples, seconds inside the model)})
+Summary = tuple[int, float, float, dict[str, tuple[int, float]]]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -92,24 +97,28 @@ def _open(content: bytes, args: argparse.Namespace, options: dict[str, Any]) -> 
 
 
 def _run_here(content: bytes, args: argparse.Namespace, mapping: dict[str, str], out_format: str,
-              progress: bool | None, options: dict[str, Any]) -> tuple[int, float, dict[str, tuple[int, float]]]:
+              progress: bool | None, options: dict[str, Any]) -> Summary:
     it = _open(content, args, options)
     signature, specs, outputs = columns.model_io(it, args.signature)
     data = tables.read(args.input)
     binding = columns.bind_columns(list(data), specs, mapping)
     keep = columns.kept_columns(list(data), binding, None if out_format != ".npy" else False, outputs)
     feeds = {s.name: columns.conform(data[binding[s.name]], s, binding[s.name]) for s in specs}
+    run = batch.Predictor(it, batch_size=args.batch_size, signature=signature)
+    start = time.perf_counter()  # plan + compile (or load) first, so the rate is the model's
+    run({k: v[:args.batch_size] for k, v in feeds.items()}, progress=False)
+    compile_s = time.perf_counter() - start
     start = time.perf_counter()
-    outs = batch.predict(it, feeds, batch_size=args.batch_size, signature=signature, progress=progress)
+    outs = run(feeds, progress=progress)
     seconds = time.perf_counter() - start
     result = dict(outs) if isinstance(outs, dict) else dict(zip(outputs, outs))
     n = len(next(iter(result.values())))
     tables.write(args.output, result | {c: data[c] for c in keep})
-    return n, seconds, {"local": (n, seconds)}
+    return n, seconds, compile_s, {"local": (n, seconds)}
 
 
 def _run_on_ray(content: bytes, args: argparse.Namespace, mapping: dict[str, str], out_format: str,
-                progress: bool | None, options: dict[str, Any]) -> tuple[int, float, dict[str, tuple[int, float]]]:
+                progress: bool | None, options: dict[str, Any]) -> Summary:
     try:
         import ray
         import ray.data
@@ -118,10 +127,11 @@ def _run_on_ray(content: bytes, args: argparse.Namespace, mapping: dict[str, str
     from tflite_jit import ray as tray
 
     _open(content, args, options)  # a bad model fails here, before a cluster starts
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # our summary replaces its progress lines
     workers = args.workers or 2
     if not ray.is_initialized():
         _connect(ray, args.ray, workers * args.num_threads)
-    ds = _dataset(ray, args.input, blocks=4 * workers)
+    ds, total = _dataset(ray, args.input, blocks=4 * workers)
     ctx = ray.data.DataContext.get_current()
     preserve, ctx.execution_options.preserve_order = ctx.execution_options.preserve_order, True
     verbose, ctx.enable_progress_bars = ctx.enable_progress_bars, False
@@ -129,16 +139,18 @@ def _run_on_ray(content: bytes, args: argparse.Namespace, mapping: dict[str, str
     per_worker: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
     chunks: list[dict[str, np.ndarray]] = []
     writer = tables.ParquetWriter(args.output) if out_format == ".parquet" else None
-    start = time.perf_counter()
     n = 0
     try:
+        start = time.perf_counter()  # checks the columns, then plans + compiles on the driver
         out = tray.predict(ds, content, batch_size=args.batch_size, workers=workers,
                            num_threads=args.num_threads, signature=args.signature, input_columns=mapping,
                            keep_columns=keep, stats=True, **options)
-        with batch.progress_bar(progress, ds.count()) as bar:
+        compile_s = time.perf_counter() - start
+        start = time.perf_counter()
+        with batch.progress_bar(progress, total) as bar:
             for rows in out.iter_batches(batch_size=None, batch_format="numpy"):
-                workers, secs = rows.pop(columns.WORKER_COLUMN), rows.pop(columns.SECONDS_COLUMN)
-                for w, s in zip(workers, secs):
+                who, secs = rows.pop(columns.WORKER_COLUMN), rows.pop(columns.SECONDS_COLUMN)
+                for w, s in zip(who, secs):
                     per_worker[str(w)][0] += 1
                     per_worker[str(w)][1] += float(s)
                 if writer is not None:
@@ -160,7 +172,7 @@ def _run_on_ray(content: bytes, args: argparse.Namespace, mapping: dict[str, str
         ctx.execution_options.preserve_order, ctx.enable_progress_bars = preserve, verbose
     if n == 0:
         raise UserError(f"{args.input}: no examples")
-    return n, seconds, {w: (int(c), s) for w, (c, s) in sorted(per_worker.items())}
+    return n, seconds, compile_s, {w: (int(c), s) for w, (c, s) in sorted(per_worker.items())}
 
 
 def _connect(ray: Any, address: str, cpus_wanted: int) -> None:
@@ -177,21 +189,29 @@ def _connect(ray: Any, address: str, cpus_wanted: int) -> None:
         ray.init(num_cpus=max(os.cpu_count() or 1, cpus_wanted + 1), **quiet)
 
 
-def _dataset(ray: Any, path: str, blocks: int) -> Any:
-    """A Ray dataset over the input, in at least `blocks` blocks so that every worker gets work
-    (one small file is one block, which would keep all but one worker idle). Parquet is read by
-    Ray's readers (streamed, in parallel); .npy/.npz are read here and handed over as Arrow."""
+def _dataset(ray: Any, path: str, blocks: int) -> tuple[Any, int]:
+    """(A Ray dataset over the input, its row count from the files' metadata), in at least `blocks`
+    blocks so that every worker gets work (one small file is one block, which would keep all but
+    one worker idle). Parquet is read by Ray's readers (streamed, in parallel); .npy/.npz are read
+    here and handed over as Arrow."""
     if _is_parquet(path):
-        files = 1 if not os.path.isdir(path) else sum(f.lower().endswith(".parquet") for f in os.listdir(path))
-        return ray.data.read_parquet(path, override_num_blocks=blocks if files < blocks else None)
-    return ray.data.from_arrow(tables.to_arrow(tables.read(path))).repartition(blocks)
+        import pyarrow.parquet as pq
+
+        files = [path] if not os.path.isdir(path) else \
+            sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(".parquet"))
+        total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        ds = ray.data.read_parquet(files)
+        return (ds.repartition(blocks) if len(files) < blocks else ds), total
+    data = tables.read(path)
+    return ray.data.from_arrow(tables.to_arrow(data)).repartition(blocks), len(next(iter(data.values())))
 
 
-def format_summary(n: int, seconds: float, per_worker: dict[str, tuple[int, float]]) -> str:
+def format_summary(n: int, seconds: float, compile_s: float, per_worker: dict[str, tuple[int, float]]) -> str:
     """One line for the run and one per worker: examples, model seconds, ms per example."""
     rate = n / seconds if seconds > 0 else float("inf")
     lines = [f"predict: {n} examples in {seconds:.2f} s = {rate:.1f} examples/s "
-             f"({len(per_worker)} worker{'s' if len(per_worker) != 1 else ''})",
+             f"({len(per_worker)} worker{'s' if len(per_worker) != 1 else ''}; checks, plan and compile "
+             f"before: {compile_s:.2f} s)",
              f"{'worker':<24} {'examples':>9} {'busy s':>8} {'ms/example':>11}"]
     for w, (count, busy) in per_worker.items():
         lines.append(f"{w:<24} {count:>9} {busy:>8.2f} {1000 * busy / max(count, 1):>11.3f}")
