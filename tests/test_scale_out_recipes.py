@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.test_batch import assert_identical, one_by_one
-from tflite_jit import Interpreter, batch
+from tflite_jit import batch
 from tflite_jit.format.builder import ModelBuilder
 
 N = 40
@@ -41,10 +41,10 @@ _local = threading.local()
 
 
 def predict_block(block: np.ndarray, model_path: str) -> np.ndarray:
-    cache = _local.__dict__.setdefault("interpreters", {})
+    cache = _local.__dict__.setdefault("predictors", {})
     if model_path not in cache:
-        cache[model_path] = Interpreter(model_path=model_path, num_threads=1)
-    return batch.predict(cache[model_path], block, batch_size=6)[0]
+        cache[model_path] = batch.Predictor(model_path, batch_size=6, num_threads=1)
+    return cache[model_path](block)[0]
 
 
 def test_dask_recipe(tmp_path):
@@ -73,12 +73,12 @@ def test_spark_predict_batch_udf_recipe(tmp_path, monkeypatch):
     (tmp_path / "m.tflite").write_bytes(image_model())
 
     def make_predict_fn():
-        from tflite_jit import Interpreter, batch
+        from tflite_jit import batch
 
-        it = Interpreter(model_path=path, num_threads=1)
+        run = batch.Predictor(path, batch_size=6, num_threads=1)
 
         def predict(images: np.ndarray) -> np.ndarray:
-            out = batch.predict(it, images.astype(np.float32), batch_size=6)[0]
+            out = run(images.astype(np.float32))[0]
             return out.reshape(len(out), -1)  # Spark's array column: one flat array per row
 
         return predict
