@@ -65,12 +65,12 @@ def collect(ds) -> dict[str, np.ndarray]:
 
 
 def test_map_batches_bitwise_float_and_int8_any_batch_and_workers():
-    """The documented map_batches form and the predict one-liner, float (numba) and int8, against
-    invoke() at batch 1 on the same backend."""
+    """The documented map_batches form (the model as an ObjectRef) and the predict one-liner, float
+    (numba) and int8, against invoke() at batch 1 on the same backend."""
     feeds = float_feeds(N)
     want = one_by_one(float_model(), feeds, backend="numba")
     out = dataset(feeds).map_batches(
-        tray.TFLitePredictor, fn_constructor_kwargs={"model_content": float_model(), "backend": "numba"},
+        tray.TFLitePredictor, fn_constructor_kwargs={"model_content": ray.put(float_model()), "backend": "numba"},
         batch_size=7, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=2))
     rows = collect(out)
     assert set(rows) == {"id", "y", "s"}  # outputs by tensor name (no signature), id kept
