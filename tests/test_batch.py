@@ -165,6 +165,29 @@ def test_one_plan_for_all_batches_ragged_last_included(monkeypatch, signature):
     assert len(plans) == 1 and {s[0] for s in plans[0].values()} == {4}
 
 
+@pytest.mark.parametrize("signature", [False, True])
+def test_predictor_plans_once_for_many_calls(monkeypatch, signature):
+    """batch.Predictor (what a Ray actor holds): one plan at the first call, none after, whatever
+    the calls' sizes (padded or split); each call's results bitwise those of invoke()."""
+    from tflite_jit.runtime.executable import Executable
+
+    plans = []
+    prepare = Executable.prepare
+    monkeypatch.setattr(Executable, "prepare", lambda self, shapes: (plans.append(shapes), prepare(self, shapes))[1])
+    feeds = elementwise_feeds()
+    want = one_by_one(elementwise_model(), feeds)
+    inputs = {"image": feeds["x"], "offset": feeds["b"]} if signature else feeds
+    plans.clear()  # one_by_one's own
+    run = batch.Predictor(elementwise_model(signature), batch_size=4, backend="reference",
+                          signature="serve" if signature else None)
+    assert [s.name for s in run.specs] == (["image", "offset"] if signature else ["x", "b"])
+    for lo, hi in ((0, 4), (4, 5), (5, N)):  # a full batch, a short one, one longer than a batch
+        got = run({k: v[lo:hi] for k, v in inputs.items()})
+        got = [got["features"], got["sum"]] if signature else got
+        assert_identical(got, [w[lo:hi] for w in want])
+    assert len(plans) == 1 and {s[0] for s in plans[0].values()} == {4}
+
+
 def test_predict_input_forms_agree():
     model, feeds = elementwise_model(), elementwise_feeds()
     want = one_by_one(model, feeds)
@@ -282,8 +305,30 @@ def test_writers(tmp_path):
         assert np.array_equal(z["y"], got[0]) and np.array_equal(z["s"], got[1])
     with pytest.raises(ValueError, match=r"\.npy file holds one array.*2 outputs"):
         batch.predict(float_model(), float_feeds(), backend="reference", output=tmp_path / "o.npy")
-    with pytest.raises(ValueError, match=r"\.npy or \.npz"):
-        batch.predict(float_model(), float_feeds(), backend="reference", output=tmp_path / "o.parquet")
+    with pytest.raises(ValueError, match=r"\.npy, \.npz, \.parquet"):
+        batch.predict(float_model(), float_feeds(), backend="reference", output=tmp_path / "o.csv")
+
+
+def test_parquet_writer_round_trips_tensor_columns(tmp_path):
+    """One row per example; a tensor output is Arrow's fixed_shape_tensor, which reads back (and
+    into pyarrow's own API) with its shape and dtype, bitwise."""
+    pa = pytest.importorskip("pyarrow")
+    from tflite_jit import tables
+
+    got = batch.predict(float_model(), float_feeds(), batch_size=3, backend="reference",
+                        output=tmp_path / "o.parquet")
+    back = tables.read(tmp_path / "o.parquet")
+    assert list(back) == ["y", "s"]
+    assert_identical([back["y"], back["s"]], got)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "o.parquet")
+    assert table.num_rows == N and isinstance(table.schema.field("y").type, pa.FixedShapeTensorType)
+    assert np.array_equal(table.column("y").combine_chunks().to_numpy_ndarray(), got[0])
+    assert not (tmp_path / "o.parquet.partial").exists()
+    got8 = batch.predict(int8_model(), int8_feeds(), batch_size=4, backend="reference",
+                         output=tmp_path / "q.parquet")
+    assert_identical([tables.read(tmp_path / "q.parquet")["y"]], got8)
 
 
 def test_progress_bar_on_request(capsys):

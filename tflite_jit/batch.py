@@ -20,14 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from tflite_jit import tables
 from tflite_jit.interpreter import Interpreter
 
 DEFAULT_BATCH_SIZE = 32
-_WRITERS = (".npy", ".npz")
 
 
-class _Spec:
-    """One model input as predict sees it: its name, dtype, per-example shape and declared batch."""
+class InputSpec:
+    """One model input as predict sees it: its name, dtype, per-example shape and declared batch
+    (public: tflite_jit.ray and the predict CLI check their columns against it)."""
 
     def __init__(self, name: str, index: int, shape: Sequence[int], signature: Sequence[int], dtype: Any):
         if len(shape) == 0:
@@ -64,51 +65,77 @@ def predict(model: str | os.PathLike | bytes | Interpreter, inputs: Any, *,
     a dict by input name, or a tuple of arrays in input-detail order. Input names are the
     signature's input names when `signature` is given, else the tensor names of
     get_input_details(). Returns a list of arrays in output-detail order (or a dict by output name
-    for a signature), each with the examples along the first axis. `output` (a path ending .npy,
-    one output only, or .npz, keyed by output name) also writes them. `progress`: a tqdm bar on
-    stderr (None: only when stderr is a terminal and the run takes over a second).
+    for a signature), each with the examples along the first axis. `output` also writes them: a
+    path ending .npy (one output), .npz (keyed by output name) or .parquet (one row per example,
+    one column per output, tensors as Arrow's fixed_shape_tensor; needs pyarrow; see
+    tflite_jit.tables). `progress`: a tqdm bar on stderr (None: only when stderr is a terminal and
+    the run takes over a second).
     `interpreter_options` go to Interpreter() when predict opens the model (backend=, fusion=...).
 
     Stacked arrays and sequences are checked in full before anything runs; examples from a
     generator are checked as they are drawn, before the batch that holds them runs.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    writer = _writer_suffix(output)
-    it = _open(model, num_threads, interpreter_options)
-    runner = it.get_signature_runner(signature) if signature is not None else None
-    specs = _specs(it, runner)
-    out_names = _output_names(it, runner)
-    out_indices = _output_indices(it, runner)
-    if runner is not None and _is_main_subgraph(it, runner):
-        runner = None  # a live SignatureRunner blocks invoke() (LiteRT's rule)
-    if writer == ".npy" and len(out_names) != 1:
-        raise ValueError(f"output={os.fspath(output)!r}: a .npy file holds one array but the model has "
-                         f"{len(out_names)} outputs ({', '.join(out_names)}); write .npz")
-    total, examples = _examples(inputs, specs)
-    batch = _batch_size(specs, batch_size)
-    run = _Runner(it, runner, specs, out_indices, batch)
-    chunks: list[list[np.ndarray]] = [[] for _ in out_names]
-    with _progress(progress, total) as bar:
-        for rows, n in _batches(examples, specs, run.batch):
-            for k, out in enumerate(run(rows, n)):
-                chunks[k].append(_take(out, n))
-            bar.update(n)
-    if not chunks or not chunks[0]:
-        raise ValueError("predict got no examples: `inputs` is empty")
-    results = [_stack(c, name) for c, name in zip(chunks, out_names)]
-    if writer is not None:
-        _write(output, writer, out_names, results)
-    return dict(zip(out_names, results)) if signature is not None else results
+    return Predictor(model, batch_size=batch_size, num_threads=num_threads, signature=signature,
+                     **interpreter_options)(inputs, progress=progress, output=output)
+
+
+class Predictor:
+    """`predict` for many calls on one model: the interpreter is planned (and compiled) for the
+    batch size at the first call and stays so, so later calls are invokes only. Why: a worker
+    that gets its examples in batches (a Ray actor, a Dask task on a long-lived thread) would
+    otherwise resize and re-allocate per call, and allocate_tensors() re-plans the subgraph
+    (a MobileNetV2 at 96 px: ~120 ms of planning per call for ~10 ms of work).
+
+    Arguments as for `predict`; `specs` and `output_names` say what it expects and returns.
+    """
+
+    def __init__(self, model: str | os.PathLike | bytes | Interpreter, *,
+                 batch_size: int = DEFAULT_BATCH_SIZE, num_threads: int | None = None,
+                 signature: str | None = None, **interpreter_options: Any):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.interpreter = it = _open(model, num_threads, interpreter_options)
+        self.signature = signature
+        runner = it.get_signature_runner(signature) if signature is not None else None
+        self.specs = input_specs(it, runner)
+        self.output_names = output_names(it, runner)
+        self._out_indices = _output_indices(it, runner)
+        if runner is not None and _is_main_subgraph(it, runner):
+            runner = None  # a live SignatureRunner blocks invoke() (LiteRT's rule)
+        self._runner = runner
+        self._batch = _batch_size(self.specs, batch_size)
+        self._run: _Runner | None = None
+
+    def __call__(self, inputs: Any, *, progress: bool | None = None,
+                 output: str | os.PathLike | None = None) -> list[np.ndarray] | dict[str, np.ndarray]:
+        """The outputs for `inputs` (the forms `predict` takes), checked before anything runs."""
+        writer = _writer_suffix(output)
+        out_names = self.output_names
+        if writer == ".npy" and len(out_names) != 1:
+            raise ValueError(f"output={os.fspath(output)!r}: a .npy file holds one array but the model has "
+                             f"{len(out_names)} outputs ({', '.join(out_names)}); write .npz or .parquet")
+        if writer == ".parquet":
+            tables.require_pyarrow()  # before the work, not after it
+        total, examples = _examples(inputs, self.specs)
+        if self._run is None:  # plans and compiles: only once the inputs passed their checks
+            self._run = _Runner(self.interpreter, self._runner, self.specs, self._out_indices, self._batch)
+        run = self._run
+        chunks: list[list[np.ndarray]] = [[] for _ in out_names]
+        with progress_bar(progress, total) as bar:
+            for rows, n in _batches(examples, self.specs, run.batch):
+                for k, out in enumerate(run(rows, n)):
+                    chunks[k].append(_take(out, n))
+                bar.update(n)
+        if not chunks or not chunks[0]:
+            raise ValueError("predict got no examples: `inputs` is empty")
+        results = [_stack(c, name) for c, name in zip(chunks, out_names)]
+        if writer is not None:
+            tables.write(output, dict(zip(out_names, results)))
+        return dict(zip(out_names, results)) if self.signature is not None else results
 
 
 def _writer_suffix(output: str | os.PathLike | None) -> str | None:
-    if output is None:
-        return None
-    suffix = os.path.splitext(os.fspath(output))[1].lower()
-    if suffix not in _WRITERS:
-        raise ValueError(f"output={os.fspath(output)!r}: predict writes .npy or .npz files")
-    return suffix
+    return None if output is None else tables.file_format(output)
 
 
 def _open(model: Any, num_threads: int | None, options: dict[str, Any]) -> Interpreter:
@@ -126,13 +153,16 @@ def _open(model: Any, num_threads: int | None, options: dict[str, Any]) -> Inter
                     f"{type(model).__name__}")
 
 
-def _specs(it: Interpreter, runner: Any) -> list[_Spec]:
+def input_specs(it: Interpreter, runner: Any = None) -> list[InputSpec]:
+    """The inputs predict feeds: the signature runner's by input name, else the interpreter's by
+    tensor name."""
     details = runner.get_input_details().items() if runner is not None else \
         ((d["name"], d) for d in it.get_input_details())
-    return [_Spec(name, d["index"], d["shape"], d["shape_signature"], d["dtype"]) for name, d in details]
+    return [InputSpec(name, d["index"], d["shape"], d["shape_signature"], d["dtype"]) for name, d in details]
 
 
-def _output_names(it: Interpreter, runner: Any) -> list[str]:
+def output_names(it: Interpreter, runner: Any = None) -> list[str]:
+    """The names predict gives the outputs: the signature's output names, else the tensor names."""
     if runner is not None:
         return list(runner.get_output_details())
     return [d["name"] for d in it.get_output_details()]
@@ -154,7 +184,7 @@ def _is_main_subgraph(it: Interpreter, runner: Any) -> bool:
             and key(runner.get_output_details().values()) == key(it.get_output_details()))
 
 
-def _batch_size(specs: list[_Spec], wanted: int) -> int:
+def _batch_size(specs: list[InputSpec], wanted: int) -> int:
     """The batch to run: `wanted` when every input's batch axis may be resized, else the model's
     own (1: example by example)."""
     if all(s.resizable for s in specs):
@@ -166,7 +196,7 @@ def _batch_size(specs: list[_Spec], wanted: int) -> int:
     return fixed.pop()
 
 
-def _examples(inputs: Any, specs: list[_Spec]) -> tuple[int | None, Iterator[dict[str, np.ndarray]] | dict]:
+def _examples(inputs: Any, specs: list[InputSpec]) -> tuple[int | None, Iterator[dict[str, np.ndarray]] | dict]:
     """(count if known, the examples): a dict of stacked arrays (checked here), or an iterator of
     per-example dicts (a sequence is checked here in full, a generator as it is drawn)."""
     names = [s.name for s in specs]
@@ -199,7 +229,7 @@ def _examples(inputs: Any, specs: list[_Spec]) -> tuple[int | None, Iterator[dic
     return None, checked(inputs)
 
 
-def _as_named(value: Any, specs: list[_Spec], where: str) -> dict[str, np.ndarray]:
+def _as_named(value: Any, specs: list[InputSpec], where: str) -> dict[str, np.ndarray]:
     names = [s.name for s in specs]
     if isinstance(value, Mapping):
         missing = [s for s in specs if s.name not in value]
@@ -222,7 +252,7 @@ def _as_named(value: Any, specs: list[_Spec], where: str) -> dict[str, np.ndarra
     return {names[0]: np.asarray(value)}
 
 
-def _batches(examples: Iterator[dict[str, np.ndarray]] | dict[str, np.ndarray], specs: list[_Spec],
+def _batches(examples: Iterator[dict[str, np.ndarray]] | dict[str, np.ndarray], specs: list[InputSpec],
              size: int) -> Iterator[tuple[dict[str, np.ndarray], int]]:
     """(rows padded to `size` by repeating the last example, number of real rows)."""
     if isinstance(examples, dict):
@@ -251,7 +281,7 @@ class _Runner:
     the resize (a RESHAPE to a constant batch-1 shape, say) or an output comes back without the
     batch along its first axis, it goes back to one example per invoke."""
 
-    def __init__(self, it: Interpreter, runner: Any, specs: list[_Spec], out_indices: list[int], batch: int):
+    def __init__(self, it: Interpreter, runner: Any, specs: list[InputSpec], out_indices: list[int], batch: int):
         self.it, self.runner, self.specs, self.batch = it, runner, specs, batch
         self.out_indices = out_indices
         self.settled = batch == 1
@@ -316,13 +346,6 @@ def _stack(chunks: list[np.ndarray], name: str) -> np.ndarray:
                          "stacked") from None
 
 
-def _write(path: str | os.PathLike, suffix: str, names: list[str], results: list[np.ndarray]) -> None:
-    if suffix == ".npy":
-        np.save(path, results[0])
-    else:
-        np.savez(path, **dict(zip(names, results)))
-
-
 class _NoBar:
     def update(self, n: int) -> None:
         pass
@@ -334,7 +357,7 @@ class _NoBar:
         pass
 
 
-def _progress(progress: bool | None, total: int | None) -> Any:
+def progress_bar(progress: bool | None, total: int | None) -> Any:
     """A tqdm bar: always when progress=True; when None only on a terminal and only after the run
     has taken a second (short runs print nothing)."""
     if progress is False or (progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())):

@@ -1,4 +1,4 @@
-"""`tflite-jit` command line: bench, inspect, compare, experiment, plan.
+"""`tflite-jit` command line: bench, inspect, compare, experiment, plan, predict.
 
 argparse (stdlib) handles benchmark_model's `--name=value` syntax directly, so scripts written
 for benchmark_model need no changes; booleans accept true/false like the C++ flag parser. Every
@@ -135,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     from tflite_jit.tools.tasks_cli import add_parsers as add_task_parsers
 
     add_task_parsers(sub)  # classify, detect, segment (the Task Library)
+
+    from tflite_jit.tools import predict
+
+    pr = sub.add_parser("predict", help="run a model over a .npy/.npz/.parquet file of examples, here or on Ray")
+    predict.add_arguments(pr)
 
     pl = sub.add_parser("plan", help="explain how a model is planned (tflite_jit.explain)", add_help=False)
     pl.add_argument("rest", nargs=argparse.REMAINDER)
