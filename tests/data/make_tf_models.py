@@ -13,8 +13,13 @@ import tensorflow as tf
 HERE = pathlib.Path(__file__).parent
 
 
-def convert(model: tf.keras.Model, name: str) -> None:
+def convert(model: tf.keras.Model, name: str, *, float16: bool = False) -> None:
+    """`float16`: the converter's float16 weight quantization (weights stored as float16, each
+    dequantized by a DEQUANTIZE node that LiteRT and tflite_jit evaluate once)."""
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if float16:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
     data = conv.convert()
     (HERE / f"{name}.tflite").write_bytes(data)
     print(name, len(data))
@@ -23,6 +28,12 @@ def convert(model: tf.keras.Model, name: str) -> None:
 def mobilenet_v2() -> tf.keras.Model:
     return tf.keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None,
                                              classes=10)
+
+
+def mobilenet_v3_small() -> tf.keras.Model:
+    """Converted with float16 weights (issue #13): 80 DEQUANTIZE nodes feeding the convs."""
+    return tf.keras.applications.MobileNetV3Small(input_shape=(96, 96, 3), alpha=0.35, weights=None,
+                                                  classes=10)
 
 
 def text_transformer(seq: int = 16, vocab: int = 100, d: int = 32, heads: int = 2) -> tf.keras.Model:
@@ -56,3 +67,4 @@ if __name__ == "__main__":
     convert(text_transformer(), "tf_text_transformer")
     convert(rnn_classifier("lstm"), "tf_lstm_classifier")
     convert(rnn_classifier("gru"), "tf_gru_classifier")
+    convert(mobilenet_v3_small(), "tf_mobilenet_v3_small_035_96_f16", float16=True)

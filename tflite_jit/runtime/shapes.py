@@ -127,7 +127,8 @@ def _fold(op: Any, opdef: ops.OpDef, a: Any, ins: list[TensorInfo | None], infos
         return
     if op.name == "SHAPE" and op.outputs and ins and ins[0] is not None and ins[0].shape is not None:
         out = infos[op.outputs[0]]
-        infos[op.outputs[0]].value = np.asarray(ins[0].shape, dtype=out.dtype)
+        out.value = np.asarray(ins[0].shape, dtype=out.dtype)
+        out.value.setflags(write=False)
         return
     if any(i is not None and i.value is None for i in ins):
         return
