@@ -51,7 +51,7 @@ class EpilogueConfig(FusionConfig):
 
     activations: frozenset[str] = frozenset(
         {"RELU", "RELU6", "RELU_N1_TO_1", "LOGISTIC", "TANH", "HARD_SWISH"})
-    const_ops: frozenset[str] = frozenset({"ADD", "SUB", "MUL", "DIV"})
+    const_ops: frozenset[str] = frozenset({"ADD", "SUB", "MUL", "DIV", "PRELU"})
     residual_ops: frozenset[str] = frozenset({"ADD"})
 
     def __post_init__(self) -> None:

@@ -1,7 +1,7 @@
 """``epilogue``: XNNPACK/TFLite-style fusion of a conv/depthwise/FC/batch-matmul/pool with the
 single-consumer tail that neither grows nor re-reads its output (activations, ADD/SUB/MUL/DIV
-with a constant, a residual ADD of another tensor of the same shape). `epilogue_pass` is also
-the first pass of ``elementwise``.
+with a constant, PRELU with a constant alpha, a residual ADD of another tensor of the same
+shape). `epilogue_pass` is also the first pass of ``elementwise``.
 """
 
 from __future__ import annotations
