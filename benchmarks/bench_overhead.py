@@ -1,6 +1,10 @@
 """Fixed costs: entering a Numba parallel region, and the Python on the invoke() path.
 
-    python benchmarks/bench_overhead.py
+    python benchmarks/bench_overhead.py [model.tflite ...]
+
+For each model given: its steps, invoke() and Executable.run() medians, and the call cost per
+kernel, measured by running the same loop over the same bound arguments with every Numba kernel
+replaced by an empty compiled function (what the invoke path costs besides the kernels' work).
 
 Numbers go to docs/performance.md. Medians of many repeats; the machine is shared and noisy.
 """
@@ -64,8 +68,54 @@ def invoke_path() -> None:
                   f" ({us / max(kernels, 1):.2f} us per kernel)")
 
 
+def model_overhead(path: str) -> None:
+    import collections
+    import functools
+
+    import numba
+
+    from tflite_jit import Interpreter
+
+    empties: dict[int, object] = {}
+
+    def empty(n: int):  # a compiled function of n arguments that does nothing
+        if n not in empties:
+            ns: dict = {}
+            exec(f"def f({', '.join(f'a{i}' for i in range(n))}):\n    return None\n", ns)
+            empties[n] = numba.njit(ns["f"])
+        return empties[n]
+
+    it = Interpreter(model_path=path)
+    it.allocate_tensors()
+    ex = it._interpreter.execs[0]
+    backends = collections.Counter(s.backend for s in ex.steps)
+    calls = []
+    for call in ex._calls:
+        args = getattr(call, "args", None)
+        if isinstance(call, functools.partial) and args is not None:
+            entry = empty(len(args)).compile(tuple(numba.typeof(a) for a in args))
+            calls.append(functools.partial(entry, *args))
+
+    def loop() -> None:
+        for c in calls:
+            c()
+
+    n = len(calls)
+    print(f"  {path.rsplit('/', 1)[-1]}: {len(ex.steps)} steps {dict(backends)}, "
+          f"{len(ex.folded)} ops folded at plan time")
+    print(f"    invoke {_median_us(it.invoke, 500):.1f} us, Executable.run {_median_us(ex.run, 500):.1f} us; "
+          f"calling the {n} Numba kernels with empty bodies: {_median_us(loop, 500):.2f} us "
+          f"({_median_us(loop, 500) / max(n, 1) * 1e3:.0f} ns per kernel)")
+
+
 if __name__ == "__main__":
+    import sys
+
     print("Numba parallel region entry:")
     parallel_region()
     print("invoke() on tiny models (per-kernel cost = Python loop + njit dispatch):")
     invoke_path()
+    if sys.argv[1:]:
+        print("models:")
+    for p in sys.argv[1:]:
+        model_overhead(p)

@@ -88,12 +88,23 @@ def test_plan_records_backend_and_fallback_reason() -> None:
     it = Interpreter(model_content=_model("transformer"))
     it.allocate_tensors()
     plan = it._interpreter.execs[0].plan
-    assert {p["backend"] for p in plan} == {"numba_cpu", "reference", "alias (no copy)"}
+    assert {p["backend"] for p in plan} <= {"numba_cpu", "reference", "alias (no copy)"}
+    assert "numba_cpu" in {p["backend"] for p in plan}
     assert all(p["op_names"][0] in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
                for p in plan if p["backend"] == "alias (no copy)")
-    fallback = [p for p in plan if p["backend"] == "reference"]
-    assert all(p["fallback_reason"] for p in fallback), fallback
-    assert any("GATHER" in p["op_names"] for p in fallback)
+    assert all(p["fallback_reason"] for p in plan if p["backend"] == "reference")
+    # an op with no Numba kernel (CAST) runs on reference, and the plan says why
+    from tflite_jit.format.builder import ModelBuilder
+
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (2, 3), np.float32)
+    (y,) = g.apply("CAST", [x], out_data_type=2)
+    g.output(y)
+    it = Interpreter(model_content=mb.build())
+    it.allocate_tensors()
+    (step,) = it._interpreter.execs[0].plan
+    assert step["backend"] == "reference" and "CAST" in step["fallback_reason"], step
 
 
 def test_fused_intermediates_have_no_buffer_like_a_delegate() -> None:

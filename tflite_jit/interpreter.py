@@ -8,14 +8,13 @@ and contain its message texts, so code written against LiteRT catches ours.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import operator
 import os
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,6 +66,23 @@ _SAFE_MSG = ("There is at least 1 reference to internal data\n      in the inter
 _BUSY_MSG = ("Interpreter called while another call on the same interpreter (invoke, allocate_tensors, "
              "resize_tensor_input or a signature runner) is running in another thread: use one "
              "interpreter per thread")
+
+
+class _Exclusive:
+    """Interpreter._exclusive's context manager: a plain class, because a generator-based one
+    (contextlib) costs about 1 µs per invoke, as much as a small model's kernels."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self, lock: Any):
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(blocking=False):
+            raise RuntimeError(_BUSY_MSG)
+
+    def __exit__(self, *exc: Any) -> None:
+        self.lock.release()
 
 
 class _Wrapper:
@@ -192,6 +208,7 @@ class Interpreter:
                                                custom_ops=_custom.opdefs(specs), partition_limits=limits)
         self._interpreter.context.max_bytes = _byte_limit(max_bytes)
         self._lock = threading.Lock()
+        self._guard = _Exclusive(self._lock)
         # LiteRT keeps signature inputs/outputs in std::maps: every listing is sorted by name.
         self._signature_defs = {s.key: SignatureDef(s.key, s.subgraph_index, dict(sorted(s.inputs.items())),
                                                     dict(sorted(s.outputs.items())))
@@ -249,20 +266,14 @@ class Interpreter:
         if not self._safe_to_run():
             raise RuntimeError(_SAFE_MSG)
 
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def _exclusive(self) -> _Exclusive:
         """Held by every call that plans or runs (allocate, invoke, resize, signature runs).
 
         LiteRT corrupts its state when two threads use one interpreter at once; we refuse the
         overlap instead. It is checked before `_ensure_safe` because a running call's frames hold
         extra references to the wrapper, which would otherwise be misreported as a live view.
         """
-        if not self._lock.acquire(blocking=False):
-            raise RuntimeError(_BUSY_MSG)
-        try:
-            yield
-        finally:
-            self._lock.release()
+        return self._guard
 
     def _check_subgraph(self, si: Any) -> int:
         # LiteRT's texts name the count, not the last valid index ("index 1 exceeds max ... 1").

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,9 +125,11 @@ class DelegationPlan:
 
 def plan_delegation(sg: Any, env: CompileEnv, backends: Sequence[Backend],
                     limits: Mapping[str, PartitionLimits] | None = None, *,
-                    preserve_all_tensors: bool = False) -> DelegationPlan:
+                    preserve_all_tensors: bool = False, folded: Collection[int] = ()) -> DelegationPlan:
     """Place every op of `sg` (see the module docstring). Raises NoBackendError (a ValueError)
-    when no backend can run an op; the caller words it as LiteRT's prepare error."""
+    when no backend can run an op; the caller words it as LiteRT's prepare error. `folded` ops
+    were evaluated at plan time (runtime.folding) and never run: they go to the last host
+    backend unasked and into no device partition."""
     n = len(sg.ops)
     limits = limits or {}
     host = [bi for bi, b in enumerate(backends) if is_host(b)]
@@ -135,10 +137,10 @@ def plan_delegation(sg: Any, env: CompileEnv, backends: Sequence[Backend],
     # capability: first host backend per op (today's placement); device support per op
     host_of: list[int | None] = []
     host_why: list[list[str]] = []
-    for op in sg.ops:
+    for oi, op in enumerate(sg.ops):
         why: list[str] = []
-        chosen = None
-        for bi in host:
+        chosen = host[-1] if oi in folded and host else None
+        for bi in host if chosen is None else ():
             ok, reason = _supports(backends[bi], op, env)
             if ok:
                 chosen = bi
@@ -165,7 +167,7 @@ def plan_delegation(sg: Any, env: CompileEnv, backends: Sequence[Backend],
         lim = limits.get(b.name, PartitionLimits())
         supported = set()
         for oi, op in enumerate(sg.ops):
-            if oi in claimed:
+            if oi in claimed or oi in folded:
                 continue
             ok, reason = _supports(b, op, env)
             if ok:

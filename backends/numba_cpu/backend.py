@@ -11,6 +11,7 @@ invoke() pays none.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -181,8 +182,9 @@ class NumbaKernel:
         extras = [buffers[t].reshape(a.shape) for t, a in zip(self.extra_ids, self.req.extras)]
         outs = [buffers[t] for t in outputs]
         args = bind(self.src, ins, extras, outs)
-        fn = self.fn
-        modcache.compile_now(fn, args)  # at allocate time, so invoke() never compiles
-        call = lambda: fn(*args)  # noqa: E731
-        call.njit_call = (fn, args)  # lets a compiled driver call it from Numba (runtime/loops.py)
+        # compiled at allocate time, so invoke() never compiles; the call goes straight to the
+        # compiled code (no dispatcher, no Python frame): the per-kernel cost of small models
+        entry = modcache.compile_now(self.fn, args) or self.fn
+        call = functools.partial(entry, *args)
+        call.njit_call = (self.fn, args)  # lets a compiled driver call it from Numba (runtime/loops.py)
         return call

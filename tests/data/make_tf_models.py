@@ -14,10 +14,16 @@ import tensorflow as tf
 HERE = pathlib.Path(__file__).parent
 
 
-def convert(model: tf.keras.Model, name: str, dynamic_range: bool = False) -> None:
+def convert(model: tf.keras.Model, name: str, dynamic_range: bool = False, *, float16: bool = False) -> None:
+    """`dynamic_range`: int8 weights, float activations (LiteRT's hybrid kernels); `float16`: the
+    converter's float16 weight quantization (weights stored as float16, each dequantized by a
+    DEQUANTIZE node that LiteRT and tflite_jit evaluate once)."""
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    if dynamic_range:  # int8 weights, float activations: LiteRT's hybrid kernels
+    if dynamic_range:
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if float16:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
     data = conv.convert()
     (HERE / f"{name}.tflite").write_bytes(data)
     print(name, len(data))
@@ -26,6 +32,12 @@ def convert(model: tf.keras.Model, name: str, dynamic_range: bool = False) -> No
 def mobilenet_v2() -> tf.keras.Model:
     return tf.keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None,
                                              classes=10)
+
+
+def mobilenet_v3_small() -> tf.keras.Model:
+    """Converted with float16 weights (issue #13): 80 DEQUANTIZE nodes feeding the convs."""
+    return tf.keras.applications.MobileNetV3Small(input_shape=(96, 96, 3), alpha=0.35, weights=None,
+                                                  classes=10)
 
 
 def text_transformer(seq: int = 16, vocab: int = 100, d: int = 32, heads: int = 2) -> tf.keras.Model:
@@ -140,3 +152,4 @@ if __name__ == "__main__":
     convert_int16x8(int16x8_activations(), "tf_int16x8_activations", (1, 16, 16, 3))
     tf.keras.utils.set_random_seed(0)
     convert(unet(), "tf_unet_dynamic_range", dynamic_range=True)
+    convert(mobilenet_v3_small(), "tf_mobilenet_v3_small_035_96_f16", float16=True)

@@ -7,8 +7,8 @@ be a plain function, a `FusionStrategy` subclass or an instance). Shipped strate
 
 - ``none``: one op a cluster; the numerical reference.
 - ``epilogue``: XNNPACK/TFLite style. A conv/depthwise/FC/batch-matmul/pool absorbs a tail of
-  single-consumer ops that neither grow nor re-read its output: activations, ADD/SUB/MUL/DIV with
-  a constant, and a residual ADD of another tensor of the same shape.
+  single-consumer ops that neither grow nor re-read its output: activations, ADD/SUB/MUL/DIV/PRELU
+  with a constant, and a residual ADD of another tensor of the same shape.
 - ``elementwise``: ``epilogue`` plus maximal groups of ELEMWISE/BROADCAST ops joined through
   intermediates that no other cluster reads and that have the consumer's output shape (XLA kLoop,
   no duplication, no re-reads).

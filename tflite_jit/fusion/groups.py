@@ -68,7 +68,8 @@ class FusionGraph(OpGraph):
         return self.numel(t) * np.dtype(self.env.infos[t].dtype).itemsize
 
     def is_const(self, t: int) -> bool:
-        return self.sg.tensors[t].data is not None
+        """A constant of the file or a value folded at plan time (runtime.folding)."""
+        return self.sg.tensors[t].data is not None or self.env.infos[t].value is not None
 
     def private(self, t: int) -> bool:
         """Not a graph output and not a stop_fusion cut (the producer may hide it)."""

@@ -31,6 +31,7 @@ from tflite_jit.planner import (
     plan_delegation,
 )
 from tflite_jit.runtime import arena
+from tflite_jit.runtime.folding import FOLDED, folded_ops, folded_tensors, without_folded
 from tflite_jit.runtime.shapes import (
     PrepareError,
     TensorInfo,
@@ -263,6 +264,7 @@ class Executable:
         self._calls: list[Any] = []
         self._parallel = False
         self.variables = [i for i, t in enumerate(self.sg.tensors) if t.is_variable]
+        self.folded: frozenset[int] = frozenset()  # ops evaluated at plan time (runtime.folding)
         self._host = [is_host(b) for b in self.backends]
         self.partitions: list[dict[str, Any]] = []  # delegation candidates, delegated or not
         self.measured: list[float | None] = []  # seconds per step, filled by profile()
@@ -279,6 +281,8 @@ class Executable:
                     hook()
         self._prepared_for = key
         infos = infer_subgraph(self.sg, input_shapes, self.attrs, self.opdefs)
+        # constant subgraphs were evaluated by infer_subgraph: they never run (runtime.folding)
+        self.folded = folded_ops(self.sg, infos, self.opdefs, self._own_buffers())
         self._fallbacks: dict[int, str] = {}
         env = PlanEnv(self.sg, self.attrs, infos, self.num_threads, extra_ops=self.context.custom_ops)
         dplan = self._place(env)
@@ -322,9 +326,10 @@ class Executable:
                       "clusters": [list(c.ops) for c in s.clusters] or [list(s.cluster.ops)],
                       "predicted_s": self._predict(s, env, dplan)}
                      for s in steps]
-        self.plan += [{"ops": [oi], "op_names": [self.sg.ops[oi].name], "backend": "alias (no copy)",
+        self.plan += [{"ops": [oi], "op_names": [self.sg.ops[oi].name], "backend": kind,
                        "fallback_reason": "", "partition": None, "clusters": [[oi]], "predicted_s": 0.0}
-                      for oi in sorted(aliases.values())]
+                      for kind, done in (("alias (no copy)", aliases.values()), (FOLDED, self.folded))
+                      for oi in sorted(done)]
         self.partitions = [dict(c.as_dict(), id=i if c.delegated else None) for i, c in enumerate(dplan.partitions)]
         self.partitions += [dict(c.as_dict(), id=None) for c in dplan.rejected]
         self.measured = []
@@ -334,7 +339,7 @@ class Executable:
         the convex partitions the planner finds worth their transfers (tflite_jit.planner)."""
         try:
             return plan_delegation(self.sg, env, self.backends, self.context.partition_limits,
-                                   preserve_all_tensors=self.preserve_all_tensors)
+                                   preserve_all_tensors=self.preserve_all_tensors, folded=self.folded)
         except NoBackendError as e:
             op = self.sg.ops[e.op_index]
             raise PrepareError(prepare_message(e.reason, e.op_index, op.name)) from None
@@ -342,6 +347,9 @@ class Executable:
     def _clusters(self, env: CompileEnv, placement: list[Any]) -> list[Cluster]:
         out = []
         for c in self.fusion(self.sg, env):
+            c = without_folded(self.sg, c, self.folded)
+            if c is None:
+                continue
             if len({placement[i] for i in c.ops}) == 1:
                 out.append(c)
             else:
@@ -369,10 +377,13 @@ class Executable:
                     host[c.ops] = c
             hosted = list(host.values())
             groups = [sorted(p.ops) for p in dplan.partitions] + [sorted(c.ops) for c in hosted]
+            if self.folded:  # never run; read only constants, so they close no cycle
+                groups.append(sorted(self.folded))
             order = group_order(graph, groups)
             if order is None:
                 continue
-            return [(gi, tuple(inner[gi])) if gi < n_parts else (None, hosted[gi - n_parts]) for gi in order]
+            return [(gi, tuple(inner[gi])) if gi < n_parts else (None, hosted[gi - n_parts])
+                    for gi in order if gi < n_parts + len(hosted)]
         raise AssertionError("planner returned partitions forming a cycle")  # pragma: no cover
 
     def _compile_partition(self, pi: int, clusters: tuple[Cluster, ...], dplan: DelegationPlan,
@@ -471,6 +482,7 @@ class Executable:
         old = self.buffers
         buffers: list[np.ndarray | None] = [None] * len(infos)
         persistent = self._own_buffers()
+        folded = folded_tensors(sg, self.folded)
         source = {t: sg.ops[oi].inputs[0] for t, oi in aliases.items()}
         first, last = arena.lifetimes([(s.cluster.inputs, s.cluster.outputs) for s in steps], source)
         produced = {t for step in steps for i in step.cluster.ops for t in sg.ops[i].outputs}
@@ -481,6 +493,8 @@ class Executable:
             if t.data is not None and t.sparsity is None:
                 buffers[tid] = t.data
             elif t.data is not None and info.value is not None:  # sparse constant, decoded at plan time
+                buffers[tid] = info.value
+            elif tid in folded:  # computed at plan time (runtime.folding), read-only like constants
                 buffers[tid] = info.value
             elif info.shape is None or tid in source:
                 continue  # dynamic: sized when produced; aliases: views, below

@@ -18,10 +18,12 @@ from tflite_jit.ir.validate import MAX_TENSOR_BYTES
 from tflite_jit.ops.base import Dynamic, OpError
 
 _MAX_DIM = 2**31 - 1  # TFLite stores dims as int32; detail dicts report them as np.int32
-_FOLD_LIMIT = 4096  # fold only small values (shape arithmetic), never real activations
-# ...except weight decoding: DEQUANTIZE of a constant (float16 / int8 weights) runs once at plan
-# time whatever its size, so kernels see constant float weights they can pack.
-_FOLD_ANY_SIZE = frozenset({"DEQUANTIZE"})
+_FOLD_LIMIT = 4096  # small values (shape arithmetic) always fold
+# Bigger ones fold when the result is no larger (in elements) than the constants it is computed
+# from: weight transforms (DEQUANTIZE of float16 / int8 weights, DENSIFY, TRANSPOSE, CAST,
+# RESHAPE) then run once here and the kernels see constant weights they can pack, while an op
+# that would materialise a huge tensor from a small one (TILE, BROADCAST_TO, FILL) still runs
+# at invoke. runtime.folding drops the folded ops from the run list.
 
 
 @dataclass
@@ -118,21 +120,23 @@ def infer_subgraph(sg: Subgraph, input_shapes: dict[int, tuple[int, ...]],
 
 
 def _fold(op: Any, opdef: ops.OpDef, a: Any, ins: list[TensorInfo | None], infos: list[TensorInfo]) -> None:
-    """Compute small outputs at plan time when every input value is known (shape arithmetic).
-    Ops with state or side effects (control flow, variables, custom ops) say `foldable=False`."""
+    """Compute an op's outputs at plan time when every input value is known: shape arithmetic,
+    and constant subgraphs no bigger than their constants (see _FOLD_LIMIT). Ops with state or
+    side effects (control flow, variables, custom ops) say `foldable=False`."""
     if not opdef.foldable:
         return
     if op.name == "SHAPE" and op.outputs and ins and ins[0] is not None and ins[0].shape is not None:
         out = infos[op.outputs[0]]
-        infos[op.outputs[0]].value = np.asarray(ins[0].shape, dtype=out.dtype)
+        out.value = np.asarray(ins[0].shape, dtype=out.dtype)
+        out.value.setflags(write=False)
         return
     if any(i is not None and i.value is None for i in ins):
         return
     outs = [infos[t] for t in op.outputs]
-    limit = None if op.name in _FOLD_ANY_SIZE else _FOLD_LIMIT
-    if any(o.shape is None or (limit is not None and int(np.prod(o.shape)) > limit) for o in outs):
+    if any(o.shape is None for o in outs):
         return
-    if limit is not None and any(i is not None and i.value.size > limit for i in ins):
+    out_n = sum(int(np.prod(o.shape, dtype=np.int64)) for o in outs)
+    if out_n > max(_FOLD_LIMIT, sum(int(i.value.size) for i in ins if i is not None)):
         return
     try:
         values = opdef.reference([None if i is None else i.value for i in ins], a)

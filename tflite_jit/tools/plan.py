@@ -24,11 +24,12 @@ from typing import Any
 from tflite_jit.delegates import load_delegate
 from tflite_jit.interpreter import Interpreter
 from tflite_jit.planner import format_seconds
+from tflite_jit.runtime.folding import FOLDED
 
 _PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7",
             "#9c755f", "#bab0ac")
 _FIXED_COLOURS = {"numba_cpu": "#4e79a7", "reference": "#bab0ac", "opencl": "#59a14f",
-                  "alias (no copy)": "#ffffff"}
+                  "alias (no copy)": "#ffffff", FOLDED: "#eeeeee"}
 
 
 def render_json(plan: dict[str, Any]) -> str:
