@@ -12,6 +12,7 @@ invoke() pays none.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -133,13 +134,51 @@ class NumbaKernel:
     def __init__(self, fn: Callable[..., None], src: KernelSource, req: KernelRequest, extra_ids: list[int]):
         self.fn, self.src, self.req, self.extra_ids = fn, src, req, extra_ids
 
-    def bind(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
-             outputs: Sequence[int]) -> Callable[[], None]:
-        """A zero-argument callable over fixed buffers (the per-invoke path)."""
+    def _args(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
+              outputs: Sequence[int]) -> tuple:
         ins = [buffers[t] if t >= 0 else None for t in root_inputs]
         extras = [buffers[t].reshape(a.shape) for t, a in zip(self.extra_ids, self.req.extras)]
         outs = [buffers[t] for t in outputs]
-        args = bind(self.src, ins, extras, outs)
+        return bind(self.src, ins, extras, outs)
+
+    def bind(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
+             outputs: Sequence[int], *, cached_only: bool = False) -> Callable[[], None] | None:
+        """A zero-argument callable over fixed buffers (the per-invoke path), compiled now, at
+        allocate time, so invoke() never compiles. `cached_only`: only if the machine code is in
+        the compile cache already (None otherwise; the tiered runtime compiles it elsewhere)."""
+        args = self._args(buffers, root_inputs, outputs)
         fn = self.fn
-        modcache.compile_now(fn, args)  # at allocate time, so invoke() never compiles
+        if cached_only:
+            if not modcache.load_cached(fn, modcache.signature(args)):
+                return None
+        else:
+            modcache.compile_now(fn, args)
         return lambda: fn(*args)
+
+    def compile_job(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
+                    outputs: Sequence[int]) -> CompileJob:
+        """What another process needs to compile this kernel into the shared cache."""
+        return CompileJob(self.fn.__module__, self.src.entry,
+                          modcache.signature(self._args(buffers, root_inputs, outputs)),
+                          str(modcache.cache_dir()))
+
+
+@dataclass(frozen=True)
+class CompileJob:
+    """One kernel to compile in a background process (runtime/tiers.py): the generated module
+    (already written to the cache directory by the process that planned it), its entry function
+    and the argument types. Picklable; `run()` compiles into Numba's on-disk cache."""
+
+    module: str
+    entry: str
+    sig: tuple
+    directory: str  # the cache directory holding the module (the worker must use the same)
+
+    @property
+    def key(self) -> str:
+        return f"{self.module}:{self.entry}:{self.sig}"
+
+    def run(self) -> None:
+        if str(modcache.cache_dir()) != self.directory:
+            raise RuntimeError(f"compile cache is {modcache.cache_dir()} here, the kernel is in {self.directory}")
+        modcache.compile_signature(modcache.load_module(self.module, self.entry), self.sig)

@@ -165,13 +165,23 @@ def purge(module: str) -> None:
             pass
 
 
-def compile_now(fn: Any, args: tuple) -> None:
-    """Compile `fn` for the types of `args`. A damaged cache entry (truncated or corrupted
-    index/object file, a half-written file from a killed process) is deleted and the kernel
-    recompiled, with one warning per process; it is never fatal."""
+def signature(args: tuple) -> tuple:
+    """The Numba argument types a kernel is compiled for (picklable: a background compiler
+    process receives them)."""
     import numba
 
-    sig = tuple(numba.typeof(a) for a in args)
+    return tuple(numba.typeof(a) for a in args)
+
+
+def compile_now(fn: Any, args: tuple) -> None:
+    """Compile `fn` for the types of `args`."""
+    compile_signature(fn, signature(args))
+
+
+def compile_signature(fn: Any, sig: tuple) -> None:
+    """Compile `fn` for `sig` (loading it from Numba's cache when it is there). A damaged cache
+    entry (truncated or corrupted index/object file, a half-written file from a killed process)
+    is deleted and the kernel recompiled, with one warning per process; it is never fatal."""
     try:
         fn.compile(sig)
     except Exception as e:  # Numba surfaces a damaged cache as pickle/EOF/OS errors
@@ -183,3 +193,41 @@ def compile_now(fn: Any, args: tuple) -> None:
                           stacklevel=2)
         purge(fn.__module__)
         fn.compile(sig)
+
+
+def load_cached(fn: Any, sig: tuple) -> bool:
+    """Install `fn`'s machine code for `sig` from Numba's on-disk cache if it is there, never
+    compiling: True when `fn` is now callable for `sig` without a compile. This is what
+    Dispatcher.compile does on a cache hit (Numba 0.6x), minus the compile on a miss; the
+    background tier (runtime/tiers.py) uses it to pick up kernels another process compiled. A
+    damaged entry is deleted and reported as a miss."""
+    from numba.core import sigutils
+    from numba.core.compiler_lock import global_compiler_lock
+
+    try:
+        with global_compiler_lock:
+            args, _ = sigutils.normalize_signature(sig)
+            if fn.overloads.get(tuple(args)) is not None:
+                return True
+            cres = fn._cache.load_overload(sig, fn.targetctx)
+            if cres is None:
+                return False
+            fn._cache_hits[sig] += 1
+            if not cres.objectmode:
+                fn.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+            fn.add_overload(cres)
+            return True
+    except Exception:  # a damaged or half-written entry: treat as absent, let a compile redo it
+        purge(fn.__module__)
+        return False
+
+
+def load_module(name: str, entry: str) -> Callable[..., Any]:
+    """`entry` of a generated module already in the cache directory, by module name (how a
+    background compiler process, which has no generator state, finds a kernel). The file's
+    content must still hash to `name`, so a replaced or truncated file is refused."""
+    path = cache_dir() / f"{name}.py"
+    source = path.read_text()
+    if module_name(source) != name:
+        raise ValueError(f"{path} does not hold the module {name} (changed or damaged)")
+    return load(source, entry)
