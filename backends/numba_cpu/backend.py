@@ -176,7 +176,7 @@ class CompileJob:
 
     @property
     def key(self) -> str:
-        return f"{self.module}:{self.entry}:{self.sig}"
+        return f"{self.directory}/{self.module}:{self.entry}:{self.sig}"
 
     def run(self) -> None:
         if str(modcache.cache_dir()) != self.directory:

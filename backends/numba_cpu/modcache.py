@@ -94,6 +94,7 @@ def load(source: str, entry: str) -> Callable[..., Any]:
             except OSError:
                 current = None
             if current != source:
+                prune_once()
                 try:
                     _write_atomic(path, source)
                 except OSError as e:  # the disk filled up or went read-only since start-up
@@ -204,6 +205,11 @@ def load_cached(fn: Any, sig: tuple) -> bool:
     from numba.core import sigutils
     from numba.core.compiler_lock import global_compiler_lock
 
+    # A miss without asking Numba when its index file is absent: its first cache lookup refreshes
+    # the whole target context (seconds), which a cold start must not pay for nothing.
+    index = getattr(getattr(getattr(fn, "_cache", None), "_cache_file", None), "_index_path", None)
+    if index is not None and not fn.overloads and not os.path.exists(index):
+        return False
     try:
         with global_compiler_lock:
             args, _ = sigutils.normalize_signature(sig)
@@ -231,3 +237,99 @@ def load_module(name: str, entry: str) -> Callable[..., Any]:
     if module_name(source) != name:
         raise ValueError(f"{path} does not hold the module {name} (changed or damaged)")
     return load(source, entry)
+
+
+# ---- size bound, listing and clearing (`tflite-jit cache`) ---------------------------------------
+
+#: The cache's size bound when TFLITE_JIT_CACHE_MAX_BYTES is unset (a kernel takes ~150 KB).
+DEFAULT_MAX_BYTES = 1 << 30
+
+
+def max_bytes() -> int:
+    """TFLITE_JIT_CACHE_MAX_BYTES (bytes; 0 = unbounded), else DEFAULT_MAX_BYTES."""
+    raw = os.environ.get("TFLITE_JIT_CACHE_MAX_BYTES", "").strip()
+    try:
+        return max(0, int(raw)) if raw else DEFAULT_MAX_BYTES
+    except ValueError:
+        return DEFAULT_MAX_BYTES
+
+
+def entries(directory: Path | None = None) -> dict[str, list[Path]]:
+    """Our files in the cache, by generated module: its source and Numba's index and machine
+    code files for it (other files in the directory are not ours and are never touched)."""
+    base = directory or cache_dir()
+    out: dict[str, list[Path]] = {}
+    for f in base.glob("tflite_jit_k_*.py"):
+        out.setdefault(f.stem, []).append(f)
+    pyc = base / "__pycache__"
+    for f in pyc.glob("tflite_jit_k_*") if pyc.is_dir() else ():
+        out.setdefault(f.name.split(".", 1)[0], []).append(f)
+    return out
+
+
+def _size_and_age(files: list[Path]) -> tuple[int, float]:
+    size, age = 0, 0.0
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        size += st.st_size
+        age = max(age, st.st_atime, st.st_mtime)
+    return size, age
+
+
+def usage(directory: Path | None = None) -> dict[str, Any]:
+    """What the cache holds: modules (generated kernels), files, bytes, and the bound."""
+    found = entries(directory)
+    total = sum(_size_and_age(fs)[0] for fs in found.values())
+    return {"directory": str(directory or cache_dir()), "modules": len(found),
+            "compiled": sum(any(f.suffix == ".nbi" for f in fs) for fs in found.values()),
+            "files": sum(len(fs) for fs in found.values()), "bytes": total, "max_bytes": max_bytes()}
+
+
+def _remove(files: list[Path]) -> None:
+    # the index first: a reader then sees a miss, never an index pointing at deleted code
+    for f in sorted(files, key=lambda f: (f.suffix != ".nbi", f.suffix == ".py")):
+        with contextlib.suppress(OSError):
+            f.unlink()
+
+
+def prune(limit: int | None = None, directory: Path | None = None) -> int:
+    """Delete the least recently used modules until the cache holds at most `limit` bytes
+    (default: max_bytes(); 0 = unbounded). Returns the number of modules deleted. A process that
+    has a deleted kernel loaded keeps running it; one that loads it later recompiles it."""
+    limit = max_bytes() if limit is None else limit
+    if limit <= 0:
+        return 0
+    found = [(name, fs, *_size_and_age(fs)) for name, fs in entries(directory).items()]
+    total = sum(size for _, _, size, _ in found)
+    removed = 0
+    for _name, fs, size, _age in sorted(found, key=lambda e: e[3]):
+        if total <= limit:
+            break
+        _remove(fs)
+        total -= size
+        removed += 1
+    return removed
+
+
+def clear(directory: Path | None = None) -> int:
+    """Delete every module of ours from the cache; the number deleted."""
+    found = entries(directory)
+    for fs in found.values():
+        _remove(fs)
+    return len(found)
+
+
+_pruned = False
+
+
+def prune_once() -> None:
+    """Keep the cache within its bound: checked once per process, when it first writes a new
+    module (so a process that only loads cached kernels never scans the directory)."""
+    global _pruned
+    if not _pruned:
+        _pruned = True
+        with contextlib.suppress(OSError):
+            prune()

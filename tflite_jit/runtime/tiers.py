@@ -145,13 +145,18 @@ def status(executables: list[Any]) -> dict[str, int]:
 
 # ---- the background compiler --------------------------------------------------------------------
 
+def worker_argv() -> list[str]:
+    """The background compiler's command line (tests replace it to inject faults)."""
+    return [sys.executable, "-m", "tflite_jit.runtime.compile_worker"]
+
+
 class _Worker:
     """One compiler process, with a writer thread (jobs to its stdin: the interpreter never
     blocks on a full pipe) and a reader thread (results from its stdout)."""
 
     def __init__(self, svc: CompileService, directory: str):
         env = dict(os.environ, TFLITE_JIT_CACHE_DIR=directory)
-        self.proc = subprocess.Popen([sys.executable, "-m", "tflite_jit.runtime.compile_worker"],
+        self.proc = subprocess.Popen(worker_argv(),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, env=env)
         self.directory = directory
