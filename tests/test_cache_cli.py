@@ -28,17 +28,19 @@ def test_compile_then_info_then_clear(cache, tmp_path, capsys) -> None:
     assert main(["compile", str(model), "--json"]) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["cache"] == str(cache)
-    assert first["models"][0] | {"seconds": 0} == {"model": str(model), "steps": 1, "cached": 0, "compiled": 1,
-                                                    "reference": 0, "seconds": 0}
+    row = first["models"][0]
+    n = row["steps"]
+    assert n >= 1 and row | {"seconds": 0} == {"model": str(model), "steps": n, "cached": 0, "compiled": n,
+                                                "reference": 0, "seconds": 0}
     assert main(["compile", str(model)]) == 0
     out = capsys.readouterr().out
-    assert "0 kernels compiled, 1 already cached, 0 on reference" in out
+    assert f"0 kernels compiled, {n} already cached, 0 on reference" in out
     assert main(["cache", "info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["modules"] == 1 and info["compiled"] == 1 and info["bytes"] > 0
+    assert info["modules"] == n and info["compiled"] == n and info["bytes"] > 0
     (cache / "notes.txt").write_text("not ours")
     assert main(["cache", "clear"]) == 0
-    assert "deleted 1 kernel modules" in capsys.readouterr().out
+    assert f"deleted {n} kernel modules" in capsys.readouterr().out
     assert main(["cache", "info", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["modules"] == 0
     assert (cache / "notes.txt").read_text() == "not ours"

@@ -84,15 +84,16 @@ def test_background_runs_reference_first_then_compiled(cache) -> None:
     np.testing.assert_allclose(first, want(33), atol=1e-6)
     status = it.jit_status()
     assert status["mode"] == "background" and status["compiled"] + status["pending"] >= 1
+    n = len(plan["clusters"])
     assert it.wait_for_jit(timeout=240)
-    assert it.jit_status() == {"mode": "background", "compiled": 1, "pending": 0, "reference": 0}
+    assert it.jit_status() == {"mode": "background", "compiled": n, "pending": 0, "reference": 0}
     plan = it.get_execution_plan()
-    assert [(c["backend"], c["reason"]) for c in plan["clusters"]] == [("numba_cpu", "")]
+    assert [(c["backend"], c["reason"]) for c in plan["clusters"]] == [("numba_cpu", "")] * n
     np.testing.assert_allclose(run(it, xs(33)), want(33), atol=1e-6)
     # a second interpreter of the same model in a warm cache loads the kernel at allocate time
     again = tflite_jit.Interpreter(model_content=float_model(33), jit="background")
     again.allocate_tensors()
-    assert again.jit_status()["compiled"] == 1
+    assert again.jit_status()["compiled"] == n
 
 
 def test_quantized_steps_are_bit_exact_on_every_tier(cache) -> None:
@@ -115,7 +116,8 @@ def test_off_never_compiles_but_uses_the_cache(cache) -> None:
     assert clusters[0]["backend"] == "reference" and "jit='off'" in clusters[0]["reason"]
     np.testing.assert_allclose(run(it, xs(34)), want(34), atol=1e-6)
     assert tiers.service().workers_started == 0 or not tiers.service().busy()
-    assert it.jit_status() == {"mode": "off", "compiled": 0, "pending": 0, "reference": 1}
+    n = len(clusters)
+    assert it.jit_status() == {"mode": "off", "compiled": 0, "pending": 0, "reference": n}
     # filled by another process (what `tflite-jit compile` does), 'off' picks it up
     env = {**os.environ, "TFLITE_JIT_CACHE_DIR": str(cache), "TFLITE_JIT_JIT": "eager"}
     code = ("import tflite_jit, tests.test_tiers as t; "
@@ -123,7 +125,7 @@ def test_off_never_compiles_but_uses_the_cache(cache) -> None:
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
     fresh = tflite_jit.Interpreter(model_content=float_model(34), jit="off")
     fresh.allocate_tensors()
-    assert fresh.get_execution_plan()["clusters"][0]["backend"] == "numba_cpu"
+    assert {c["backend"] for c in fresh.get_execution_plan()["clusters"]} == {"numba_cpu"}
 
 
 def test_killed_compiler_leaves_the_reference_tier(cache) -> None:
@@ -135,7 +137,7 @@ def test_killed_compiler_leaves_the_reference_tier(cache) -> None:
     c = it.get_execution_plan()["clusters"][0]
     assert c["backend"] == "reference" and "background compile failed" in c["reason"]
     assert "exited" in c["reason"]
-    assert it.jit_status()["reference"] == 1
+    assert it.jit_status()["compiled"] == 0
 
 
 # The worker's writes fail like a full disk (ENOSPC), as in tests/test_cache_faults.py.
@@ -173,7 +175,7 @@ _TWO = textwrap.dedent("""
     it.allocate_tensors()
     np.testing.assert_allclose(t.run(it, t.xs(37)), t.want(37), atol=1e-6)
     assert it.wait_for_jit(timeout=240)
-    assert it.get_execution_plan()["clusters"][0]["backend"] == "numba_cpu", it.get_execution_plan()["clusters"]
+    assert {c["backend"] for c in it.get_execution_plan()["clusters"]} == {"numba_cpu"}
     np.testing.assert_allclose(t.run(it, t.xs(37)), t.want(37), atol=1e-6)
     print("OK")
 """)
