@@ -4,6 +4,10 @@ fresh process (issue #14).
     python benchmarks/first_result.py [--models mobilenet_v2,face_landmark,efficientnet_b0_int8,tiny_convnet]
         [--jit background] [--eager-baseline] [--json out.json]
 
+The machine is shared (2 cores, often a load average far above 2): besides wall-clock seconds,
+each row records the process's own CPU seconds to its first result (`first_cpu_s`), which
+contention inflates much less, and the 1-minute load average at its start.
+
 Per model, each line is one fresh Python process timing `import` + constructor +
 allocate_tensors() + set_tensor + the first invoke() (interpreter start-up itself excluded, the
 same for both engines):
@@ -35,8 +39,12 @@ from pathlib import Path
 import numpy as np
 
 _CHILD = r"""
-import time
+import time, os, resource
 t0 = time.perf_counter()
+load0 = os.getloadavg()[0]
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 import json, sys
 engine, path, jit = sys.argv[1], sys.argv[2], sys.argv[3]
 import numpy as np
@@ -57,8 +65,8 @@ t1 = time.perf_counter()
 it.invoke()
 out = it.get_tensor(it.get_output_details()[0]["index"])
 t_first = time.perf_counter() - t0
-r = {"import_s": t_import, "allocate_s": t_alloc - t_import, "first_s": t_first,
-     "first_invoke_ms": (time.perf_counter() - t1) * 1e3}
+r = {"import_s": t_import, "allocate_s": t_alloc - t_import, "first_s": t_first, "first_cpu_s": cpu(),
+     "first_invoke_ms": (time.perf_counter() - t1) * 1e3, "loadavg": load0}
 if engine != "litert":
     st = it.jit_status()
     r["at_first"] = st
@@ -71,6 +79,7 @@ if engine != "litert":
     r["steady_s"] = steady
     r["compiled_after_first"] = st["compiled"] - r["at_first"]["compiled"]
     r["final"] = st
+    r["steady_cpu_s"] = cpu()  # this process only: the compiler's CPU time is in another
 lat = []
 for _ in range(10):
     t = time.perf_counter(); it.invoke(); lat.append(time.perf_counter() - t)
@@ -101,7 +110,7 @@ def build(name: str, twin: bool = False) -> bytes:
 
         d = Interpreter(model_content=data, backend="reference").get_input_details()[0]
         rng = np.random.default_rng(1 if twin else 0)
-        data = quantizer.quantize(data, [rng.uniform(-1, 1, d["shape"]).astype(np.float32) for _ in range(4)])
+        data = quantizer.quantize(data, [[rng.uniform(-1, 1, d["shape"]).astype(np.float32)] for _ in range(4)])
     return data
 
 
@@ -151,12 +160,17 @@ def main() -> None:
                 row["eager"] = child("ours", paths[False], cache + "_eager", "eager")
             rows.append(row)
             c, w, t = row["cold"], row["warm"], row["twin"]
-            print(f"{name:<22} litert {row['litert']['first_s']:.2f} s | cold {c['first_s']:.2f} s "
-                  f"(import {c['import_s']:.2f}, allocate {c['allocate_s']:.2f}, invoke {c['first_invoke_ms']:.0f} ms), "
-                  f"steady at {c['steady_s']:.1f} s ({c['steady_ms']:.1f} ms/invoke) | warm {w['first_s']:.2f} s | "
-                  f"twin {t['first_s']:.2f} s, {t['compiled_after_first']} kernels recompiled, steady at "
-                  f"{t['steady_s']:.1f} s" + (f" | eager cold {row['eager']['first_s']:.1f} s"
-                                               if "eager" in row else ""), flush=True)
+            lr = row["litert"]
+            line = (f"{name:<22} litert {lr['first_s']:.2f} s (cpu {lr['first_cpu_s']:.2f}) | cold {c['first_s']:.2f} s "
+                    f"(cpu {c['first_cpu_s']:.2f}, load {c['loadavg']:.0f}; import {c['import_s']:.2f}, allocate "
+                    f"{c['allocate_s']:.2f}, invoke {c['first_invoke_ms']:.0f} ms), steady at {c['steady_s']:.1f} s "
+                    f"({c['steady_ms']:.1f} ms/invoke) | warm {w['first_s']:.2f} s (cpu {w['first_cpu_s']:.2f}) | "
+                    f"twin {t['first_s']:.2f} s (cpu {t['first_cpu_s']:.2f}), {t['compiled_after_first']} kernels "
+                    f"recompiled, steady at {t['steady_s']:.1f} s")
+            if "eager" in row:
+                e = row["eager"]
+                line += f" | eager cold {e['first_s']:.1f} s (cpu {e['first_cpu_s']:.1f})"
+            print(line, flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))
 

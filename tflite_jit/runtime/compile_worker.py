@@ -5,24 +5,19 @@ It reads pickled compile jobs from stdin until EOF, compiles each into the share
 (Numba holds the GIL while it compiles, so this must be another process, not a thread of the
 interpreter's), and writes one JSON line per job to stdout: {"key", "ok", "error", "s"}. It has
 no state worth protecting: killing it at any moment leaves at worst a half-written cache entry,
-which modcache detects and redoes. It runs at a lower priority than the interpreter it serves,
-so invokes on the stand-in tier keep their core.
+which modcache detects and redoes. It runs at normal priority: a lower one (nice) starved it
+on a loaded machine (minutes for a dozen kernels), and the interpreter needs one core only.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import sys
 import time
 
 
 def main() -> int:
-    try:
-        os.nice(5)
-    except (AttributeError, OSError):
-        pass
     inp, out = sys.stdin.buffer, sys.stdout
     while True:
         try:
