@@ -73,3 +73,14 @@ def test_prune_deletes_least_recently_used_modules(cache, monkeypatch) -> None:
     assert (cache / "other.bin").exists()
     monkeypatch.setenv("TFLITE_JIT_CACHE_MAX_BYTES", "0")
     assert modcache.prune() == 0  # 0: unbounded
+
+
+def test_bench_reports_the_jit_tiers(cache, capsys) -> None:
+    """`tflite-jit bench --jit=off` on an empty cache: every step on reference, said in --json."""
+    rc = main(["bench", "--graph=tiny_convnet", "--num_runs=1", "--min_secs=0", "--warmup_runs=1",
+               "--warmup_min_secs=0", "--jit=off", "--json=-"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    at_init = json.loads(out)["jit"]["at_init"]
+    assert at_init["mode"] == "off" and at_init["compiled"] == 0 and at_init["pending"] == 0
+    assert at_init["reference"] >= 1

@@ -90,6 +90,10 @@ def upgrade(ex: Any) -> int:
     svc = _service
     if svc is None or not ex.pending:
         return 0
+    if svc.pid != os.getpid():  # a forked child: the parent's compiler answers the parent only
+        svc = service()
+        for p in ex.pending:
+            svc.submit(p.job)
     swapped = 0
     keep = []
     for p in ex.pending:
