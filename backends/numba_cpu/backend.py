@@ -46,11 +46,15 @@ def request_for(cluster: Cluster, env: CompileEnv) -> Request:
     return build_request(cluster, env, backend="Numba", roots=GENERATORS, is_root=is_root)
 
 
-def compile_request(req: KernelRequest) -> tuple[Callable[..., None], KernelSource]:
+def generate(req: KernelRequest) -> KernelSource:
     gen = GENERATORS.get(req.op_name)
     if gen is None:
         raise Unsupported(f"no Numba kernel for {req.op_name}")
-    src = gen(req)
+    return gen(req)
+
+
+def compile_request(req: KernelRequest) -> tuple[Callable[..., None], KernelSource]:
+    src = generate(req)
     return modcache.load(src.source, src.entry), src
 
 
@@ -122,8 +126,7 @@ class NumbaBackend(Backend):
 
     def compile(self, cluster: Cluster, env: CompileEnv) -> Kernel:
         rq = request_for(cluster, env)
-        fn, src = compile_request(rq.req)
-        return NumbaKernel(fn, src, rq.req, rq.extra_ids)
+        return NumbaKernel(None, generate(rq.req), rq.req, rq.extra_ids)
 
 
 class NumbaKernel:
@@ -131,8 +134,18 @@ class NumbaKernel:
 
     in_place = True
 
-    def __init__(self, fn: Callable[..., None], src: KernelSource, req: KernelRequest, extra_ids: list[int]):
-        self.fn, self.src, self.req, self.extra_ids = fn, src, req, extra_ids
+    def __init__(self, fn: Callable[..., None] | None, src: KernelSource, req: KernelRequest,
+                 extra_ids: list[int]):
+        self._fn, self.src, self.req, self.extra_ids = fn, src, req, extra_ids
+        self.module = modcache.module_name(src.source)
+
+    @property
+    def fn(self) -> Callable[..., None]:
+        """The entry function; its module is imported on first use (written to the cache directory
+        first), so a cold start that runs this step on a stand-in never imports it."""
+        if self._fn is None:
+            self._fn = modcache.load(self.src.source, self.src.entry)
+        return self._fn
 
     def _args(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
               outputs: Sequence[int]) -> tuple:
@@ -147,6 +160,8 @@ class NumbaKernel:
         allocate time, so invoke() never compiles. `cached_only`: only if the machine code is in
         the compile cache already (None otherwise; the tiered runtime compiles it elsewhere)."""
         args = self._args(buffers, root_inputs, outputs)
+        if cached_only and self._fn is None and not modcache.may_have_machine_code(self.module):
+            return None
         fn = self.fn
         if cached_only:
             if not modcache.load_cached(fn, modcache.signature(args)):
@@ -158,7 +173,8 @@ class NumbaKernel:
     def compile_job(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
                     outputs: Sequence[int]) -> CompileJob:
         """What another process needs to compile this kernel into the shared cache."""
-        return CompileJob(self.fn.__module__, self.src.entry,
+        modcache.write(self.src.source)
+        return CompileJob(self.module, self.src.entry,
                           modcache.signature(self._args(buffers, root_inputs, outputs)),
                           str(modcache.cache_dir()))
 

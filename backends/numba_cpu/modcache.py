@@ -82,6 +82,36 @@ def module_name(source: str) -> str:
     return f"tflite_jit_k_{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
 
+def write(source: str) -> str:
+    """Write the module for `source` into the cache directory (if it is not there already) without
+    importing it; its name. What a background compiler needs to find it (runtime/tiers.py)."""
+    name = module_name(source)
+    with _lock:
+        if name in sys.modules:
+            return name
+        path = cache_dir() / f"{name}.py"
+        try:
+            current = path.read_text() if path.exists() else None
+        except OSError:
+            current = None
+        if current != source:
+            prune_once()
+            try:
+                _write_atomic(path, source)
+            except OSError as e:  # full or read-only disk: the next load() copes (uncached)
+                _uncached(e)
+    return name
+
+
+def may_have_machine_code(name: str) -> bool:
+    """False when Numba's cache certainly holds no machine code for module `name` (no index file
+    of its functions): lets a cold start skip importing a module only to learn that."""
+    if name in sys.modules:
+        return True
+    pyc = cache_dir() / "__pycache__"
+    return pyc.is_dir() and any(pyc.glob(f"{name}.*.nbi"))
+
+
 def load(source: str, entry: str) -> Callable[..., Any]:
     """Import (writing first if needed) the module for `source` and return its `entry`."""
     name = module_name(source)
