@@ -27,6 +27,7 @@ from tflite_jit.format.reader import load_bytes, load_file
 from tflite_jit.fusion import get_strategy
 from tflite_jit.ir.model import TENSOR_TYPE_NAMES, Model, SignatureDef, Tensor, numpy_type
 from tflite_jit.ir.validate import validate
+from tflite_jit.runtime import tiers
 from tflite_jit.runtime.executable import Executable, RunContext
 from tflite_jit.runtime.shapes import PrepareError
 
@@ -146,13 +147,17 @@ class Interpreter:
                  experimental_disable_delegate_node_fusion: bool = False,
                  experimental_force_delegate_node_profiling: bool = False, *,
                  backend: str | None = None, fusion: Any = None,
-                 custom_ops: dict[str, Any] | None = None, max_bytes: int | str | None = None):
+                 custom_ops: dict[str, Any] | None = None, max_bytes: int | str | None = None,
+                 jit: str | None = None):
         # `backend`, `fusion`, `custom_ops` and `max_bytes` are tflite_jit's own (keyword-only,
         # after all of LiteRT's): backend 'numba' (compiled, with 'reference' as the fallback per
         # op) or 'reference' (NumPy only); fusion: a strategy name from tflite_jit.fusion or a
         # strategy object; custom_ops: {name: kernel or tflite_jit.CustomOp} for this interpreter
         # only (tflite_jit.custom_ops); max_bytes: the tensor-memory limit checked before every
         # allocation (bytes, or '512M' / '8G' / 'none'), else TFLITE_JIT_MAX_BYTES (docs/robustness.md).
+        # jit: 'background' (default; env TFLITE_JIT_JIT) runs steps whose kernels are not compiled
+        # yet on the reference backend while another process compiles them, 'eager' compiles in
+        # allocate_tensors(), 'off' never compiles (runtime/tiers.py, docs/performance.md).
         if not isinstance(experimental_op_resolver_type, OpResolverType):
             raise ValueError(f"Unrecognized passed in op resolver type: {experimental_op_resolver_type}")
         self._resolver = experimental_op_resolver_type
@@ -207,6 +212,7 @@ class Interpreter:
                                                num_threads=self._num_threads,
                                                custom_ops=_custom.opdefs(specs), partition_limits=limits)
         self._interpreter.context.max_bytes = _byte_limit(max_bytes)
+        self._interpreter.context.jit = tiers.mode_of(jit)
         self._lock = threading.Lock()
         self._guard = _Exclusive(self._lock)
         # LiteRT keeps signature inputs/outputs in std::maps: every listing is sorted by name.
@@ -253,7 +259,8 @@ class Interpreter:
                 "experimental_preserve_all_tensors": self._preserve_all_tensors,
                 "experimental_compress_quantization_zero_points": self._compress_zero_points,
                 "backend": self._backend_name, "fusion": self._fusion,
-                "max_bytes": self._interpreter.context.max_bytes, "custom_ops": custom,
+                "max_bytes": self._interpreter.context.max_bytes, "jit": self._interpreter.context.jit,
+                "custom_ops": custom,
                 "delegates": delegates}
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -395,6 +402,27 @@ class Interpreter:
                 self._ensure_safe()
                 ex.profile(profile_runs)
         return execution_plan(ex, delegates=[getattr(d, "name", "?") for d in self._delegates])
+
+    def jit_status(self) -> dict[str, Any]:
+        """Where the allocated steps run now (tflite_jit's own): {'mode', 'compiled', 'pending',
+        'reference'} — compiled kernels, steps waiting for the background compiler (running on
+        the reference backend meanwhile), and steps on the reference backend for good."""
+        with self._exclusive():
+            execs = self._executables()
+            for ex in execs:
+                tiers.upgrade(ex)
+            return {"mode": self._interpreter.context.jit, **tiers.status(execs)}
+
+    def wait_for_jit(self, timeout: float | None = None) -> bool:
+        """Block until every step waiting for the background compiler runs its compiled kernel
+        (or its compile failed: it stays on reference); False if `timeout` seconds passed first.
+        With jit='eager' or 'off' there is nothing to wait for."""
+        with self._exclusive():
+            return tiers.wait(self._executables(), timeout)
+
+    def _executables(self) -> list[Executable]:
+        w = self._interpreter
+        return [ex for si, ex in w.execs.items() if w.ready.get(si)] + w.context.executables()
 
     def invoke(self) -> None:
         with self._exclusive():

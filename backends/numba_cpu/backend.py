@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -64,11 +65,15 @@ def request_for(cluster: Cluster, env: CompileEnv) -> Request:
                          multi_output=movement.MULTI_OUTPUT_OPS)
 
 
-def compile_request(req: KernelRequest) -> tuple[Callable[..., None], KernelSource]:
+def generate(req: KernelRequest) -> KernelSource:
     gen = GENERATORS.get(req.op_name)
     if gen is None:
         raise Unsupported(f"no Numba kernel for {req.op_name}")
-    src = gen(req)
+    return gen(req)
+
+
+def compile_request(req: KernelRequest) -> tuple[Callable[..., None], KernelSource]:
+    src = generate(req)
     return modcache.load(src.source, src.entry), src
 
 
@@ -157,8 +162,7 @@ class NumbaBackend(Backend):
 
     def compile(self, cluster: Cluster, env: CompileEnv) -> Kernel:
         rq = request_for(cluster, env)
-        fn, src = compile_request(rq.req)
-        return NumbaKernel(fn, src, rq.req, rq.extra_ids, rq.input_ids)
+        return NumbaKernel(None, generate(rq.req), rq.req, rq.extra_ids, rq.input_ids)
 
 
 class NumbaKernel:
@@ -166,25 +170,74 @@ class NumbaKernel:
 
     in_place = True
 
-    def __init__(self, fn: Callable[..., None], src: KernelSource, req: KernelRequest, extra_ids: list[int],
-                 input_ids: list[int] | None = None):
-        self.fn, self.src, self.req, self.extra_ids = fn, src, req, extra_ids
-        self.input_ids = input_ids
+    def __init__(self, fn: Callable[..., None] | None, src: KernelSource, req: KernelRequest,
+                 extra_ids: list[int], input_ids: list[int] | None = None):
+        self._fn, self.src, self.req, self.extra_ids = fn, src, req, extra_ids
+        self.input_ids = input_ids  # the request's own input ids (a PAD folded into a conv)
         self.may_raise = src.may_raise  # the runtime wraps its call to report LiteRT's error
+        self.module = modcache.module_name(src.source)
 
-    def bind(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
-             outputs: Sequence[int]) -> Callable[[], None]:
-        """A zero-argument callable over fixed buffers (the per-invoke path). The request's own
-        input ids win over the first op's (they differ when a PAD is folded into its convolution)."""
-        if self.input_ids is not None:
+    @property
+    def fn(self) -> Callable[..., None]:
+        """The entry function; its module is imported on first use (written to the cache directory
+        first), so a cold start that runs this step on a stand-in never imports it."""
+        if self._fn is None:
+            self._fn = modcache.load(self.src.source, self.src.entry)
+        return self._fn
+
+    def _args(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
+              outputs: Sequence[int]) -> tuple:
+        if self.input_ids is not None:  # they differ from the first op's when a PAD is folded in
             root_inputs = self.input_ids
         ins = [buffers[t] if t >= 0 else None for t in root_inputs]
         extras = [buffers[t].reshape(a.shape) for t, a in zip(self.extra_ids, self.req.extras)]
         outs = [buffers[t] for t in outputs]
-        args = bind(self.src, ins, extras, outs)
-        # compiled at allocate time, so invoke() never compiles; the call goes straight to the
-        # compiled code (no dispatcher, no Python frame): the per-kernel cost of small models
-        entry = modcache.compile_now(self.fn, args) or self.fn
+        return bind(self.src, ins, extras, outs)
+
+    def bind(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
+             outputs: Sequence[int], *, cached_only: bool = False) -> Callable[[], None] | None:
+        """A zero-argument callable over fixed buffers (the per-invoke path), compiled now, at
+        allocate time, so invoke() never compiles. `cached_only`: only if the machine code is in
+        the compile cache already (None otherwise; the tiered runtime compiles it elsewhere)."""
+        args = self._args(buffers, root_inputs, outputs)
+        if cached_only and self._fn is None and not modcache.may_have_machine_code(self.module):
+            return None
+        fn = self.fn
+        if cached_only and not modcache.load_cached(fn, modcache.signature(args)):
+            return None
+        # compiled at allocate time (or installed from the cache just above), so invoke() never
+        # compiles; the call goes straight to the compiled code (no dispatcher, no Python frame):
+        # the per-kernel cost of small models
+        entry = modcache.compile_now(fn, args) or fn
         call = functools.partial(entry, *args)
-        call.njit_call = (self.fn, args)  # lets a compiled driver call it from Numba (runtime/loops.py)
+        call.njit_call = (fn, args)  # lets a compiled driver call it from Numba (runtime/loops.py)
         return call
+
+    def compile_job(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
+                    outputs: Sequence[int]) -> CompileJob:
+        """What another process needs to compile this kernel into the shared cache."""
+        modcache.write(self.src.source)
+        return CompileJob(self.module, self.src.entry,
+                          modcache.signature(self._args(buffers, root_inputs, outputs)),
+                          str(modcache.cache_dir()))
+
+
+@dataclass(frozen=True)
+class CompileJob:
+    """One kernel to compile in a background process (runtime/tiers.py): the generated module
+    (already written to the cache directory by the process that planned it), its entry function
+    and the argument types. Picklable; `run()` compiles into Numba's on-disk cache."""
+
+    module: str
+    entry: str
+    sig: tuple
+    directory: str  # the cache directory holding the module (the worker must use the same)
+
+    @property
+    def key(self) -> str:
+        return f"{self.directory}/{self.module}:{self.entry}:{self.sig}"
+
+    def run(self) -> None:
+        if str(modcache.cache_dir()) != self.directory:
+            raise RuntimeError(f"compile cache is {modcache.cache_dir()} here, the kernel is in {self.directory}")
+        modcache.compile_signature(modcache.load_module(self.module, self.entry), self.sig)

@@ -82,6 +82,36 @@ def module_name(source: str) -> str:
     return f"tflite_jit_k_{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
 
+def write(source: str) -> str:
+    """Write the module for `source` into the cache directory (if it is not there already) without
+    importing it; its name. What a background compiler needs to find it (runtime/tiers.py)."""
+    name = module_name(source)
+    with _lock:
+        if name in sys.modules:
+            return name
+        path = cache_dir() / f"{name}.py"
+        try:
+            current = path.read_text() if path.exists() else None
+        except OSError:
+            current = None
+        if current != source:
+            prune_once()
+            try:
+                _write_atomic(path, source)
+            except OSError as e:  # full or read-only disk: the next load() copes (uncached)
+                _uncached(e)
+    return name
+
+
+def may_have_machine_code(name: str) -> bool:
+    """False when Numba's cache certainly holds no machine code for module `name` (no index file
+    of its functions): lets a cold start skip importing a module only to learn that."""
+    if name in sys.modules:
+        return True
+    pyc = cache_dir() / "__pycache__"
+    return pyc.is_dir() and any(pyc.glob(f"{name}.*.nbi"))
+
+
 def load(source: str, entry: str) -> Callable[..., Any]:
     """Import (writing first if needed) the module for `source` and return its `entry`."""
     name = module_name(source)
@@ -94,6 +124,7 @@ def load(source: str, entry: str) -> Callable[..., Any]:
             except OSError:
                 current = None
             if current != source:
+                prune_once()
                 try:
                     _write_atomic(path, source)
                 except OSError as e:  # the disk filled up or went read-only since start-up
@@ -165,15 +196,26 @@ def purge(module: str) -> None:
             pass
 
 
+def signature(args: tuple) -> tuple:
+    """The Numba argument types a kernel is compiled for (picklable: a background compiler
+    process receives them)."""
+    import numba
+
+    return tuple(numba.typeof(a) for a in args)
+
+
 def compile_now(fn: Any, args: tuple) -> Any:
     """Compile `fn` for the types of `args` and return the compiled overload's entry point: a C
     function taking exactly such arguments, which skips the dispatcher's per-call type matching
-    (about a third of a small kernel's call cost). A damaged cache entry (truncated or corrupted
-    index/object file, a half-written file from a killed process) is deleted and the kernel
-    recompiled, with one warning per process; it is never fatal."""
-    import numba
+    (about a third of a small kernel's call cost)."""
+    return compile_signature(fn, signature(args))
 
-    sig = tuple(numba.typeof(a) for a in args)
+
+def compile_signature(fn: Any, sig: tuple) -> Any:
+    """Compile `fn` for `sig` (loading it from Numba's cache when it is there); the entry point.
+    A damaged cache entry (truncated or corrupted index/object file, a half-written file from a
+    killed process) is deleted and the kernel recompiled, with one warning per process; it is
+    never fatal."""
     try:
         return fn.compile(sig)
     except Exception as e:  # Numba surfaces a damaged cache as pickle/EOF/OS errors
@@ -185,3 +227,142 @@ def compile_now(fn: Any, args: tuple) -> Any:
                           stacklevel=2)
         purge(fn.__module__)
         return fn.compile(sig)
+
+
+def load_cached(fn: Any, sig: tuple) -> bool:
+    """Install `fn`'s machine code for `sig` from Numba's on-disk cache if it is there, never
+    compiling: True when `fn` is now callable for `sig` without a compile. This is what
+    Dispatcher.compile does on a cache hit (Numba 0.6x), minus the compile on a miss; the
+    background tier (runtime/tiers.py) uses it to pick up kernels another process compiled. A
+    damaged entry is deleted and reported as a miss."""
+    from numba.core import sigutils
+    from numba.core.compiler_lock import global_compiler_lock
+
+    # A miss without asking Numba when its index file is absent: its first cache lookup refreshes
+    # the whole target context (seconds), which a cold start must not pay for nothing.
+    index = getattr(getattr(getattr(fn, "_cache", None), "_cache_file", None), "_index_path", None)
+    if index is not None and not fn.overloads and not os.path.exists(index):
+        return False
+    try:
+        with global_compiler_lock:
+            args, _ = sigutils.normalize_signature(sig)
+            if fn.overloads.get(tuple(args)) is not None:
+                return True
+            cres = fn._cache.load_overload(sig, fn.targetctx)
+            if cres is None:
+                return False
+            fn._cache_hits[sig] += 1
+            if not cres.objectmode:
+                fn.targetctx.insert_user_function(cres.entry_point, cres.fndesc, [cres.library])
+            fn.add_overload(cres)
+            return True
+    except Exception:  # a damaged or half-written entry: treat as absent, let a compile redo it
+        purge(fn.__module__)
+        return False
+
+
+def load_module(name: str, entry: str) -> Callable[..., Any]:
+    """`entry` of a generated module already in the cache directory, by module name (how a
+    background compiler process, which has no generator state, finds a kernel). The file's
+    content must still hash to `name`, so a replaced or truncated file is refused."""
+    path = cache_dir() / f"{name}.py"
+    source = path.read_text()
+    if module_name(source) != name:
+        raise ValueError(f"{path} does not hold the module {name} (changed or damaged)")
+    return load(source, entry)
+
+
+# ---- size bound, listing and clearing (`tflite-jit cache`) ---------------------------------------
+
+#: The cache's size bound when TFLITE_JIT_CACHE_MAX_BYTES is unset (a kernel takes ~150 KB).
+DEFAULT_MAX_BYTES = 1 << 30
+
+
+def max_bytes() -> int:
+    """TFLITE_JIT_CACHE_MAX_BYTES (bytes; 0 = unbounded), else DEFAULT_MAX_BYTES."""
+    raw = os.environ.get("TFLITE_JIT_CACHE_MAX_BYTES", "").strip()
+    try:
+        return max(0, int(raw)) if raw else DEFAULT_MAX_BYTES
+    except ValueError:
+        return DEFAULT_MAX_BYTES
+
+
+def entries(directory: Path | None = None) -> dict[str, list[Path]]:
+    """Our files in the cache, by generated module: its source and Numba's index and machine
+    code files for it (other files in the directory are not ours and are never touched)."""
+    base = directory or cache_dir()
+    out: dict[str, list[Path]] = {}
+    for f in base.glob("tflite_jit_k_*.py"):
+        out.setdefault(f.stem, []).append(f)
+    pyc = base / "__pycache__"
+    for f in pyc.glob("tflite_jit_k_*") if pyc.is_dir() else ():
+        out.setdefault(f.name.split(".", 1)[0], []).append(f)
+    return out
+
+
+def _size_and_age(files: list[Path]) -> tuple[int, float]:
+    size, age = 0, 0.0
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        size += st.st_size
+        age = max(age, st.st_atime, st.st_mtime)
+    return size, age
+
+
+def usage(directory: Path | None = None) -> dict[str, Any]:
+    """What the cache holds: modules (generated kernels), files, bytes, and the bound."""
+    found = entries(directory)
+    total = sum(_size_and_age(fs)[0] for fs in found.values())
+    return {"directory": str(directory or cache_dir()), "modules": len(found),
+            "compiled": sum(any(f.suffix == ".nbi" for f in fs) for fs in found.values()),
+            "files": sum(len(fs) for fs in found.values()), "bytes": total, "max_bytes": max_bytes()}
+
+
+def _remove(files: list[Path]) -> None:
+    # the index first: a reader then sees a miss, never an index pointing at deleted code
+    for f in sorted(files, key=lambda f: (f.suffix != ".nbi", f.suffix == ".py")):
+        with contextlib.suppress(OSError):
+            f.unlink()
+
+
+def prune(limit: int | None = None, directory: Path | None = None) -> int:
+    """Delete the least recently used modules until the cache holds at most `limit` bytes
+    (default: max_bytes(); 0 = unbounded). Returns the number of modules deleted. A process that
+    has a deleted kernel loaded keeps running it; one that loads it later recompiles it."""
+    limit = max_bytes() if limit is None else limit
+    if limit <= 0:
+        return 0
+    found = [(name, fs, *_size_and_age(fs)) for name, fs in entries(directory).items()]
+    total = sum(size for _, _, size, _ in found)
+    removed = 0
+    for _name, fs, size, _age in sorted(found, key=lambda e: e[3]):
+        if total <= limit:
+            break
+        _remove(fs)
+        total -= size
+        removed += 1
+    return removed
+
+
+def clear(directory: Path | None = None) -> int:
+    """Delete every module of ours from the cache; the number deleted."""
+    found = entries(directory)
+    for fs in found.values():
+        _remove(fs)
+    return len(found)
+
+
+_pruned = False
+
+
+def prune_once() -> None:
+    """Keep the cache within its bound: checked once per process, when it first writes a new
+    module (so a process that only loads cached kernels never scans the directory)."""
+    global _pruned
+    if not _pruned:
+        _pruned = True
+        with contextlib.suppress(OSError):
+            prune()

@@ -30,7 +30,7 @@ from tflite_jit.planner import (
     is_host,
     plan_delegation,
 )
-from tflite_jit.runtime import arena
+from tflite_jit.runtime import arena, tiers
 from tflite_jit.runtime.folding import FOLDED, folded_ops, folded_tensors, without_folded
 from tflite_jit.runtime.shapes import (
     PrepareError,
@@ -122,12 +122,17 @@ class RunContext:
         self.custom_ops = dict(custom_ops or {})
         self.resources: dict[int, np.ndarray] = {}
         self.max_bytes: int | None = None  # Interpreter(max_bytes=...); None: TFLITE_JIT_MAX_BYTES
+        self.jit = "eager"  # Interpreter(jit=...): runtime/tiers.py
         self.called_once: set[Any] = set()
         self._ids: dict[Any, int] = {}
         self._execs: dict[int, Executable] = {}
         self._prepared: dict[int, tuple] = {}
         self._active: set[int] = set()
         self._loops: dict[tuple[int, int], Any] = {}  # (cond, body) -> runtime.loops.PreparedLoop
+
+    def executables(self) -> list[Executable]:
+        """The control-flow subgraphs' executables made so far."""
+        return list(self._execs.values())
 
     def resource_id(self, key: Any) -> int:
         return self._ids.setdefault(key, len(self._ids))
@@ -268,6 +273,7 @@ class Executable:
         self._host = [is_host(b) for b in self.backends]
         self.partitions: list[dict[str, Any]] = []  # delegation candidates, delegated or not
         self.measured: list[float | None] = []  # seconds per step, filled by profile()
+        self.pending: list[tiers.Pending] = []  # steps on a stand-in until their kernel compiles
 
     # -- AllocateTensors -------------------------------------------------------------------------
     def prepare(self, input_shapes: dict[int, tuple[int, ...]]) -> None:
@@ -304,9 +310,12 @@ class Executable:
         self.buffers = self._allocate(infos, steps, aliases)
         with _progress(len(steps), "specialising") as bar:
             self._calls = []
+            self.pending = []
             for i, step in enumerate(steps):
                 try:
-                    call = self._bind(step)
+                    steps[i], call, why = tiers.bind(self, i, step, env, self._bind)
+                    for oi in step.cluster.ops if why else ():
+                        self._note_fallback(oi, why)
                 except Exception as e:  # a kernel that fails to compile runs on the reference backend
                     for oi in step.cluster.ops:
                         self._note_fallback(oi, f"{step.backend}: {type(e).__name__}: {e}")
@@ -563,6 +572,18 @@ class Executable:
 
         return call
 
+    def swap(self, i: int, step: Step, call: Any) -> None:
+        """Run step `i` with a kernel compiled since prepare() (runtime/tiers.py): same cluster,
+        same buffers, another backend."""
+        self.steps[i] = step
+        self._calls[i] = call
+        self.plan[i]["backend"] = step.backend
+        self.plan[i]["fallback_reason"] = ""
+        self._parallel = self._parallel or bool(getattr(getattr(step.kernel, "src", None), "parallel", False))
+
+    def set_reason(self, i: int, why: str) -> None:
+        self.plan[i]["fallback_reason"] = why
+
     def reset_variables(self) -> None:
         for tid in self.variables:
             b = self.buffers[tid]
@@ -571,6 +592,8 @@ class Executable:
 
     # -- Invoke ----------------------------------------------------------------------------------
     def run(self) -> None:
+        if self.pending:  # between invokes: swap in kernels the background compiler finished
+            tiers.upgrade(self)
         if self._parallel:
             import numba
 

@@ -105,6 +105,9 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--backend", default=None, help="tflite_jit backend: numba (default) or reference")
     b.add_argument("--fusion", default=None,
                    help="fusion strategy: none, epilogue (default), elementwise, rules, greedy_cost")
+    b.add_argument("--jit", default=None, choices=("background", "eager", "off"),
+                   help="when kernels compile: background (default: the first runs use the reference "
+                        "kernels; timed runs start once compiles finish), eager (in init) or off")
     b.add_argument("--compare_litert", type=parse_bool, nargs="?", const=True, default=False,
                    help="also time LiteRT (XNNPACK) in the same run, alternating, and print the ratio")
     b.add_argument("--json", default="",
@@ -272,7 +275,7 @@ def _bench(args: argparse.Namespace, log: Callable[..., None], start_rss: float,
     t0 = time.perf_counter()
     try:
         it = Interpreter(model_content=content, num_threads=threads, backend=args.backend,
-                         fusion=args.fusion, experimental_delegates=delegates or None)
+                         fusion=args.fusion, experimental_delegates=delegates or None, jit=args.jit)
     except (ValueError, RuntimeError, TypeError) as e:
         raise UserError(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from None
     sigs = list(it._signature_defs)
@@ -310,6 +313,11 @@ def _bench(args: argparse.Namespace, log: Callable[..., None], start_rss: float,
     if ex is not None:
         _report_plan(ex, log, delegates, result, before)
     result["init_ms"] = init_ms
+    jit = it.jit_status()
+    result["jit"] = {"at_init": jit}
+    if jit["pending"]:
+        log(f"JIT ({jit['mode']}): {jit['compiled']} steps compiled, {jit['pending']} compiling in the "
+            "background (running on the reference kernels meanwhile)")
 
     litert = None
     if args.compare_litert:
@@ -336,6 +344,13 @@ def _bench(args: argparse.Namespace, log: Callable[..., None], start_rss: float,
         warm = _timed(target, warmup_runs, warmup_secs, max_secs, args)
         log(warm.line())
         log()
+        if it.jit_status()["pending"] and not args.dry_run:
+            it.wait_for_jit()
+            steady_s = time.perf_counter() - t0
+            result["jit"]["steady_after_s"] = steady_s
+            st = it.jit_status()
+            log(f"JIT: all kernels ready {steady_s:.1f} s after start ({st['compiled']} compiled, "
+                f"{st['reference']} on reference); timing the compiled kernels")
         prof = None
         if args.enable_op_profiling and target.runner is not None:
             log("WARNING: op profiling needs a stable plan; a signature on another subgraph re-prepares on "

@@ -1,4 +1,4 @@
-"""`tflite-jit` command line: bench, inspect, compare, experiment, plan, predict.
+"""`tflite-jit` command line: bench, inspect, compare, experiment, plan, predict, compile, cache.
 
 argparse (stdlib) handles benchmark_model's `--name=value` syntax directly, so scripts written
 for benchmark_model need no changes; booleans accept true/false like the C++ flag parser. Every
@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="explain how a model is planned (tflite_jit.explain)", add_help=False)
     pl.add_argument("rest", nargs=argparse.REMAINDER)
     pl.set_defaults(func=cmd_plan)
+
+    from tflite_jit.tools import cache_cmd
+
+    cache_cmd.add_parsers(sub)
     return p
 
 

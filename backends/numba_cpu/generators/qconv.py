@@ -60,7 +60,7 @@ I8, U8 = np.dtype(np.int8), np.dtype(np.uint8)
 #: float32 sums of integers are exact below this magnitude
 EXACT = float(1 << 24)
 #: bump when the requantization code changes meaning (printed into every generated module)
-QVERSION = "3"
+QVERSION = "4"
 #: the int8 VNNI GEMM (below) where the host has it; False forces the float32 GEMM path
 USE_VNNI = True
 #: per-channel tables are padded by this many zero channels (a GEMM panel is at most 8 vectors)
@@ -90,10 +90,20 @@ def qparams(a, n: int, bias: np.ndarray, mbqm: np.ndarray, pad: int = 0) -> np.n
     return np.ascontiguousarray(qp.astype(np.int32))
 
 
-def qtail(qp: np.ndarray, a) -> str:
-    """The constant trailing arguments of qst / qsti for this table and node."""
+def qtail(qp: np.ndarray, a, zo: str = "", lo: str = "", hi: str = "") -> str:
+    """The trailing arguments of qst / qsti for this table and node. `zo`, `lo`, `hi`: names of
+    run-time values for the output zero point and clamp range (the generated code then stays the
+    same for a retrained model whose quantization differs); literal constants otherwise."""
     has_ls = int(bool(np.any(qp[2])))
-    return f"{qp.shape[1]}, {int(a.out_zp)}, {int(a.act_min)}, {int(a.act_max)}, {has_ls}"
+    zo, lo, hi = zo or str(int(a.out_zp)), lo or str(int(a.act_min)), hi or str(int(a.act_max))
+    return f"{qp.shape[1]}, {zo}, {lo}, {hi}, {has_ls}"
+
+
+def qscalars(a) -> np.ndarray:
+    """The node's requantization scalars as a kernel argument QS, int32 [out_zp, act_min,
+    act_max, in_zp]: read at run time, so they are not part of the generated code (issue #14: a
+    retrained twin of a model reuses its kernels)."""
+    return np.array([int(a.out_zp), int(a.act_min), int(a.act_max), int(a.in_zp)], np.int32)
 
 
 def _check_attrs(req: KernelRequest) -> None:
@@ -188,8 +198,7 @@ def _gemm_q(req: KernelRequest, kind: str, tile=None) -> KernelSource:
     if len(names) != len(src.args) or names[0] != "x" or src.args[0].kind != "input":
         raise Unsupported("unexpected GEMM arguments")
     padded = "XP" in names
-    zo, lo, hi = int(a.out_zp), int(a.act_min), int(a.act_max)
-    tail = "QP, " + qtail(qp, a)
+    tail = "QP, " + qtail(qp, a, "QS[0]", "QS[1]", "QS[2]")
     lines = []
     nrep = 0
     for ln in src.source.split("\n"):
@@ -205,24 +214,24 @@ def _gemm_q(req: KernelRequest, kind: str, tile=None) -> KernelSource:
         lines.append(ln)
     if not nrep:
         raise Unsupported("unexpected GEMM epilogue")
-    body = "\n".join(lines).replace(params, params + ", QP")
+    body = "\n".join(lines).replace(params, params + ", QP, QS")
     args = list(src.args)
-    consts = [Arg("const", value=qp)]
+    consts = [Arg("const", value=qp), Arg("const", value=qscalars(a))]
     size = math.prod(x.shape)
     if padded:  # the GEMM's padding copy converts the int8 input; the border holds zi
         xp = names.index("XP")
         args[xp] = Arg("const", value=np.full(src.args[xp].value.shape, float(a.in_zp), F32))
-        entry = [f"def qentry({params}, QP):", f"    gemm_kernel({params}, QP)"]
+        entry = [f"def qentry({params}, QP, QS):", f"    gemm_kernel({params}, QP, QS)"]
         all_args = args + consts
     else:  # the int8 input, converted to float32 into the GEMM's `x` (a scratch const)
         args[0] = Arg("const", value=np.zeros(size, F32))
-        entry = [f"def qentry(xq, {params}, QP):",
+        entry = [f"def qentry(xq, {params}, QP, QS):",
                  f"    for i in range({size}):",
                  "        st(x, i, ld(xq, i))",
-                 f"    gemm_kernel({params}, QP)"]
+                 f"    gemm_kernel({params}, QP, QS)"]
         all_args = [Arg("input", 0)] + args + consts
     deco = "@numba.njit(cache=True, nogil=True, error_model='numpy', boundscheck=False)"
-    source = (body + f"\n# quantized epilogue v{QVERSION} ({dt.name}, zo={zo}, clamp=[{lo}, {hi}])\n"
+    source = (body + f"\n# quantized epilogue v{QVERSION} ({dt.name})\n"
               + emit.helper_import(qsimd, "qst", "qstm") + "\n\n"
               + deco + "\n" + "\n".join(entry) + "\n")
     return KernelSource(source, "qentry", all_args, src.parallel)
@@ -301,7 +310,6 @@ def depthwise(req: KernelRequest) -> KernelSource:
     ring = DW_RING and mult == 1 and not parallel
     span = (KH - 1) * DH + 1
     xp = np.zeros((span if ring else nimg * HP) * WP * C, F32)
-    zo, lo, hi = int(a.out_zp), int(a.act_min), int(a.act_max)
     any_ls = bool(np.any(qp[2, :CO]))
     ci = "co" if mult == 1 else f"co // {mult}"
     taps = [((kh * DH * WP + kw * DW) * C, kh * KW + kw) for kh in range(KH) for kw in range(KW)]
@@ -315,10 +323,12 @@ def depthwise(req: KernelRequest) -> KernelSource:
         f"t = (v * ld(qp, {CO} + co) + {1 << 30}) >> 31",
         # branchless (a select on the sign kept LLVM from vectorizing: 1.9x slower)
         f"t = (t + ld(qp, {4 * CO} + co) - ((t >> 63) & ld(qp, {5 * CO} + co))) >> ld(qp, {3 * CO} + co)",
-        f"st(o, ob + co, min(max(t + {zo}, {lo}), {hi}))",
+        "st(o, ob + co, min(max(t + zo, lo), hi))",
     ]
     rows = emit.prange_head("r", 0, nimg * OH) if parallel else [f"for r in range({nimg * OH}):"]
-    body = ["def entry(x, xp, wp, qp, o):"]
+    body = ["def entry(x, xp, wp, qp, qs, o):",
+            "    zo, lo, hi = np.int64(qs[0]), np.int64(qs[1]), np.int64(qs[2])",
+            "    zi = np.float32(qs[3])"]
     if not ring:
         body += [
             f"    for bi in range({nimg}):",
@@ -326,7 +336,7 @@ def depthwise(req: KernelRequest) -> KernelSource:
             f"            src = (bi * {H} + hh) * {W * C}",
             f"            dst = ((bi * {HP} + hh + {pt}) * {WP} + {pl}) * {C}",
             f"            for q in range({W * C}):",
-            f"                st(xp, dst + q, np.float32(ld(x, src + q)) - np.float32({int(a.in_zp)}))",
+            "                st(xp, dst + q, np.float32(ld(x, src + q)) - zi)",
         ]
     inner = [
         f"bi = r // {OH}",
@@ -344,7 +354,7 @@ def depthwise(req: KernelRequest) -> KernelSource:
             f"    if hh >= 0 and hh < {H}:",
             f"        src = (bi * {H} + hh) * {W * C}",
             f"        for q in range({W * C}):",
-            f"            st(xp, dst + q, np.float32(ld(x, src + q)) - np.float32({int(a.in_zp)}))",
+            "            st(xp, dst + q, np.float32(ld(x, src + q)) - zi)",
             "    else:",
             f"        for q in range({W * C}):",
             "            st(xp, dst + q, np.float32(0.0))",
@@ -352,7 +362,7 @@ def depthwise(req: KernelRequest) -> KernelSource:
         taps = [(f"rb{kh} + {kw * DW * C}", kh * KW + kw) for kh in range(KH) for kw in range(KW)]
     if mult == 1:  # explicit 16-lane vectors (LLVM's own choice is 256-bit) and qst's epilogue
         qp = qparams(a, CO, _bias_of(req, CO), np.arange(CO) >= head, _QPAD)
-        tail = "qp, " + qtail(qp, a)
+        tail = "qp, " + qtail(qp, a, "zo", "lo", "hi")
         nfull, rem = CO // VW, CO % VW
 
         def vec(co: str, masked: bool, npix: int) -> list[str]:
@@ -392,7 +402,8 @@ def depthwise(req: KernelRequest) -> KernelSource:
                   f"    for co in range({CO}):"] + emit.indent(acc + requant, 2)
     body += emit.indent(rows, 1) + emit.indent(inner, 2)
     args = [Arg("input", 0), Arg("const", value=xp), Arg("const", value=wp),
-            Arg("const", value=np.ascontiguousarray(qp.reshape(-1))), Arg("output", 0)]
+            Arg("const", value=np.ascontiguousarray(qp.reshape(-1))), Arg("const", value=qscalars(a)),
+            Arg("output", 0)]
     src = (f"# quantized depthwise v{QVERSION} ({dt.name})\n"
            + emit.helper_import(simd, "ld", "st", "vload", "vloadm", "vmul", "vfma")
            + emit.helper_import(qsimd, "qst", "qstm")
@@ -505,7 +516,7 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
     bias = _bias_of(req, N) - (int(a.in_zp) + 128) * wsum
     qp = qparams(a, N, bias, np.zeros(N, bool), _QPAD)
     wp = _pack_vnni(wt, NR)
-    tail = "QP, " + qtail(qp, a)
+    tail = "QP, " + qtail(qp, a, "QS[0]", "QS[1]", "QS[2]")
     flops = 2.0 * M * N * T * C
     parallel = emit.want_parallel(req, flops / VNNI_SERIAL_OPS) and NTILE * NPAN >= 2
     split = "m" if NTILE >= 10 or NTILE >= NPAN else "p"
@@ -577,7 +588,7 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
             pro += [f"for rr in range({M}):",
                     f"    for c in range({K}):",
                     f"        st(XU, rr * {CP} + c, np.int32(ld(x, rr * {K} + c)) + 128)"]
-    params = "x, XU, Wp, QP, o" if copy else "x, Wp, QP, o"
+    params = "x, XU, Wp, QP, QS, o" if copy else "x, Wp, QP, QS, o"
     deco = ("@numba.njit(cache=True, nogil=True, error_model='numpy', boundscheck=False, "
             "parallel={})\n")
     src = (printer.PRELUDE + f"# tflite_jit int8 VNNI gemm v{QVERSION}: {req.op_name} M={M} N={N} "
@@ -595,5 +606,5 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
         if kind == "conv":
             border.reshape(nimg, HP, WP, CP)[..., :C] = (int(a.in_zp) + 128) & 0xFF
         args.append(Arg("const", value=border))
-    args += [Arg("const", value=wp), Arg("const", value=qp), Arg("output", 0)]
+    args += [Arg("const", value=wp), Arg("const", value=qp), Arg("const", value=qscalars(a)), Arg("output", 0)]
     return KernelSource(src, "entry", args, parallel)

@@ -69,23 +69,27 @@ def generate_quantize(req: KernelRequest) -> KernelSource:
     lo, hi = qmath.qrange(dst)
     n = math.prod(req.out_shape)
     head = n // 8 * 8
-    inv = printer.const_literal(np.float32(np.float32(1.0) / s), F32)
+    # the scale and zero point are arguments, not code: a retrained model's kernel is the same
+    qf = np.array([np.float32(1.0) / s], F32)
+    qd = np.array([float(s)], np.float64)
+    qz = np.array([zp + 2**31], np.int64)
     # ops/quant.py's conversion: NaN -> the zero point, out-of-range values saturate (clamping
     # the rounded value to [lo - zp, hi - zp] before the integer conversion is the same thing)
     # x86 float->int32: NaN, +-inf and out-of-range give INT32_MIN; + zp wraps in int32 (as LiteRT)
     to_int = ["        r = np.int64(v) if v >= -2147483648.0 and v < 2147483648.0 else np.int64(-2147483648)",
-              f"        r = ((r + {zp + 2**31}) & 4294967295) - 2147483648",
+              "        r = ((r + zb) & 4294967295) - 2147483648",
               f"        st(o, i, min(max(r, {lo}), {hi}))"]
-    body = ["def entry(x, o):"]
+    body = ["def entry(x, qf, qd, qz, o):", "    inv = ld(qf, 0)", "    sd = ld(qd, 0)", "    zb = ld(qz, 0)"]
     if head:  # vector blocks: float32 multiply by the reciprocal, round half to even
-        body += [f"    for i in range({head}):", f"        v = np.rint(ld(x, i) * {inv})"] + to_int
+        body += [f"    for i in range({head}):", "        v = np.rint(ld(x, i) * inv)"] + to_int
     if head < n:  # scalar tail: double division, round half away from zero
         body += [f"    for i in range({head}, {n}):",
-                 f"        d = np.float64(ld(x, i)) / {float(s)!r}",
+                 "        d = np.float64(ld(x, i)) / sd",
                  "        f = np.floor(abs(d))",
                  "        v = (f + (1.0 if abs(d) - f >= 0.5 else 0.0)) * (-1.0 if d < 0 else 1.0)"] + to_int
     return KernelSource(exact_module(f"QUANTIZE float32 -> {dst.name}", body), "entry",
-                        [Arg("input", 0), Arg("output", 0)], False)
+                        [Arg("input", 0), Arg("const", value=qf), Arg("const", value=qd),
+                         Arg("const", value=qz), Arg("output", 0)], False)
 
 
 @register_generator("DEQUANTIZE")
@@ -102,9 +106,8 @@ def generate_dequantize(req: KernelRequest) -> KernelSource:
     n = math.prod(shape)
     ns, nz = len(a.scales), len(a.zero_points)
     if ns == 1 and nz == 1:
-        body = ["def entry(x, s, z, o):", f"    for i in range({n}):",
-                f"        st(o, i, np.float32({float(a.scales[0])!r} * np.float64("
-                f"np.int64(ld(x, i)) - {int(a.zero_points[0])})))"]
+        body = ["def entry(x, s, z, o):", "    sc = ld(s, 0)", "    zc = ld(z, 0)", f"    for i in range({n}):",
+                "        st(o, i, np.float32(sc * np.float64(np.int64(ld(x, i)) - zc)))"]
         channels = 1
     else:
         if not 0 <= a.axis < len(shape) or shape[a.axis] != ns or nz not in (1, ns):

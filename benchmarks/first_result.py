@@ -1,0 +1,179 @@
+"""Time to first result: LiteRT against tflite_jit cold, warm and on a retrained twin, each in a
+fresh process (issue #14).
+
+    python benchmarks/first_result.py [--models mobilenet_v2,face_landmark,efficientnet_b0_int8,tiny_convnet]
+        [--jit background] [--eager-baseline] [--json out.json]
+
+The machine is shared (2 cores, often a load average far above 2): besides wall-clock seconds,
+each row records the process's own CPU seconds to its first result (`first_cpu_s`), which
+contention inflates much less, and the 1-minute load average at its start.
+
+Per model, each line is one fresh Python process timing `import` + constructor +
+allocate_tensors() + set_tensor + the first invoke() (interpreter start-up itself excluded, the
+same for both engines):
+- litert: ai_edge_litert's Interpreter (XNNPACK, its default);
+- cold: tflite_jit with an empty TFLITE_JIT_CACHE_DIR; the process then keeps invoking until no
+  step waits for the background compiler and reports when that happened (`steady_s`, from the
+  process start) and the invoke latency before (`first_invoke_ms`, on the reference tier) and
+  after (`steady_ms`, median of 10);
+- warm: the same model again on that cache;
+- twin: the same architecture with other weights (zoo models: another seed; files: every float
+  constant scaled by 1.01, integer ones shifted) on the cache the original filled: how much it has
+  to compile again (`compiled_after_first`) and how long its first result takes;
+- eager (with --eager-baseline): today's behaviour, everything compiled in allocate_tensors()
+  on an empty cache — the full compile the steady-state target is measured against.
+Models: zoo names (tflite_jit.tools.models), `NAME_int8` (quantized with tflite_jit.quantizer on
+4 random samples), `face_landmark` (MediaPipe's file from /work/mpmodels or $MP_MODELS), or paths.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+_CHILD = r"""
+import time, os, resource
+t0 = time.perf_counter()
+load0 = os.getloadavg()[0]
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+import json, sys
+engine, path, jit = sys.argv[1], sys.argv[2], sys.argv[3]
+import numpy as np
+if engine == "litert":
+    from ai_edge_litert.interpreter import Interpreter
+    it = Interpreter(model_path=path)
+else:
+    from tflite_jit import Interpreter
+    it = Interpreter(model_path=path, jit=jit)
+t_import = time.perf_counter() - t0
+it.allocate_tensors()
+t_alloc = time.perf_counter() - t0
+rng = np.random.default_rng(0)
+for d in it.get_input_details():
+    x = rng.uniform(-1, 1, d["shape"]) if d["dtype"] in (np.float32,) else rng.integers(-100, 100, d["shape"])
+    it.set_tensor(d["index"], x.astype(d["dtype"]))
+t1 = time.perf_counter()
+it.invoke()
+out = it.get_tensor(it.get_output_details()[0]["index"])
+t_first = time.perf_counter() - t0
+r = {"import_s": t_import, "allocate_s": t_alloc - t_import, "first_s": t_first, "first_cpu_s": cpu(),
+     "first_invoke_ms": (time.perf_counter() - t1) * 1e3, "loadavg": load0}
+if engine != "litert":
+    st = it.jit_status()
+    r["at_first"] = st
+    steady = t_first
+    while st["pending"]:
+        time.sleep(0.05)
+        it.invoke()
+        st = it.jit_status()
+        steady = time.perf_counter() - t0
+    r["steady_s"] = steady
+    r["compiled_after_first"] = st["compiled"] - r["at_first"]["compiled"]
+    r["final"] = st
+    r["steady_cpu_s"] = cpu()  # this process only: the compiler's CPU time is in another
+lat = []
+for _ in range(10):
+    t = time.perf_counter(); it.invoke(); lat.append(time.perf_counter() - t)
+r["steady_ms"] = float(np.median(lat)) * 1e3
+print("RESULT " + json.dumps(r))
+"""
+
+
+def _mp_model(name: str) -> bytes:
+    base = Path(os.environ.get("MP_MODELS", "/work/mpmodels"))
+    return (base / f"{name}.tflite").read_bytes()
+
+
+def build(name: str, twin: bool = False) -> bytes:
+    """The model's bytes; `twin`: the same architecture with other weights."""
+    from tflite_jit.tools import models
+
+    int8 = name.endswith("_int8")
+    base = name[:-5] if int8 else name
+    if base in models.ZOO:
+        data = models.build(base, seed=1 if twin else 0)
+    else:
+        data = Path(base).read_bytes() if os.path.exists(base) else _mp_model(base)
+        if twin:
+            data = retrained(data)
+    if int8:
+        from tflite_jit import Interpreter, quantizer
+
+        d = Interpreter(model_content=data, backend="reference").get_input_details()[0]
+        rng = np.random.default_rng(1 if twin else 0)
+        data = quantizer.quantize(data, [[rng.uniform(-1, 1, d["shape"]).astype(np.float32)] for _ in range(4)])
+    return data
+
+
+def retrained(data: bytes) -> bytes:
+    """Same graph, other weights: float constants scaled by 1.01 (what fine-tuning changes)."""
+    from tflite_jit.format.reader import load_bytes
+    from tflite_jit.format.writer import write_model
+
+    m = load_bytes(data)
+    for sg in m.subgraphs:
+        for t in sg.tensors:
+            if t.data is not None and t.data.dtype == np.float32 and t.data.size > 16:
+                t.data = (t.data * np.float32(1.01)).astype(np.float32)
+    return write_model(m)
+
+
+def child(engine: str, path: str, cache: str, jit: str) -> dict:
+    env = {**os.environ, "TFLITE_JIT_CACHE_DIR": cache}
+    r = subprocess.run([sys.executable, "-c", _CHILD, engine, path, jit], env=env, capture_output=True,
+                       text=True, timeout=1800)
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+    if r.returncode or not line:
+        raise SystemExit(f"{engine} {path}: {r.stderr[-3000:]}")
+    return json.loads(line[0][7:])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="mobilenet_v2,face_landmark,efficientnet_b0_int8,tiny_convnet")
+    p.add_argument("--jit", default="background")
+    p.add_argument("--eager-baseline", action="store_true")
+    p.add_argument("--json")
+    a = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tj_first_") as tmp:
+        for name in a.models.split(","):
+            paths = {}
+            for twin in (False, True):
+                paths[twin] = os.path.join(tmp, f"{os.path.basename(name)}{'_twin' if twin else ''}.tflite")
+                Path(paths[twin]).write_bytes(build(name, twin))
+            cache = os.path.join(tmp, f"cache_{os.path.basename(name)}")
+            row = {"model": name, "litert": child("litert", paths[False], cache, a.jit)}
+            row["cold"] = child("ours", paths[False], cache, a.jit)
+            row["warm"] = child("ours", paths[False], cache, a.jit)
+            row["twin"] = child("ours", paths[True], cache, a.jit)
+            if a.eager_baseline:
+                row["eager"] = child("ours", paths[False], cache + "_eager", "eager")
+            rows.append(row)
+            c, w, t = row["cold"], row["warm"], row["twin"]
+            lr = row["litert"]
+            line = (f"{name:<22} litert {lr['first_s']:.2f} s (cpu {lr['first_cpu_s']:.2f}) | cold {c['first_s']:.2f} s "
+                    f"(cpu {c['first_cpu_s']:.2f}, load {c['loadavg']:.0f}; import {c['import_s']:.2f}, allocate "
+                    f"{c['allocate_s']:.2f}, invoke {c['first_invoke_ms']:.0f} ms), steady at {c['steady_s']:.1f} s "
+                    f"({c['steady_ms']:.1f} ms/invoke) | warm {w['first_s']:.2f} s (cpu {w['first_cpu_s']:.2f}) | "
+                    f"twin {t['first_s']:.2f} s (cpu {t['first_cpu_s']:.2f}), {t['compiled_after_first']} kernels "
+                    f"recompiled, steady at {t['steady_s']:.1f} s")
+            if "eager" in row:
+                e = row["eager"]
+                line += f" | eager cold {e['first_s']:.1f} s (cpu {e['first_cpu_s']:.1f})"
+            print(line, flush=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

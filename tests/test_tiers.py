@@ -1,0 +1,203 @@
+"""Tiered execution (runtime/tiers.py): with jit='background' the first invoke runs at once on the
+reference backend (no per-model compile) and compiled kernels are swapped in as a separate
+process finishes them; 'off' never compiles; and every fault — a killed compiler, a cache that
+cannot be written, two processes compiling the same model — leaves correct results on the tier
+the interpreter has. Models are one or two ops so the background compiles take seconds; each test
+uses its own width, because a kernel compiled once stays loaded in this process."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tflite_jit
+from tests.oracle import litert_run
+from tflite_jit.format.builder import ModelBuilder
+from tflite_jit.runtime import tiers
+
+
+def cv(n: int) -> np.ndarray:
+    return np.linspace(-1, 1, n, dtype=np.float32)
+
+
+def xs(n: int) -> list[np.ndarray]:
+    return [np.random.default_rng(n).standard_normal((4, n)).astype(np.float32)]
+
+
+def float_model(n: int) -> bytes:
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (4, n), np.float32)
+    (y,) = g.apply("ADD", [x, g.const("c", cv(n))], fused_activation_function="RELU6")
+    (z,) = g.apply("LOGISTIC", [y])
+    g.output(z)
+    return mb.build()
+
+
+def quant_model() -> bytes:
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    a = g.input("a", (2, 17), np.int8, scale=0.05, zero_point=-3)
+    b = g.input("b", (2, 17), np.int8, scale=0.11, zero_point=7)
+    y = g.tensor("y", (2, 17), np.int8, scale=0.13, zero_point=2)
+    g.op("ADD", [a, b], [y], fused_activation_function=1)
+    g.output(y)
+    return mb.build()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A private cache directory for this process and its background compiler."""
+    from tflite_jit.backends.numba_cpu import modcache
+
+    monkeypatch.setenv("TFLITE_JIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(modcache, "_dir", None)
+    yield tmp_path
+    svc = tiers.service()
+    svc.shutdown()
+
+
+def want(n: int) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.clip(xs(n)[0] + cv(n), 0, 6)))
+
+
+def run(it, inputs):
+    for d, x in zip(it.get_input_details(), inputs):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    return it.get_tensor(it.get_output_details()[0]["index"])
+
+
+def test_background_runs_reference_first_then_compiled(cache) -> None:
+    it = tflite_jit.Interpreter(model_content=float_model(33), jit="background")
+    it.allocate_tensors()
+    plan = it.get_execution_plan()
+    assert {c["backend"] for c in plan["clusters"]} == {"reference"}
+    assert all("compiling in the background" in c["reason"] for c in plan["clusters"])
+    first = run(it, xs(33))
+    np.testing.assert_allclose(first, want(33), atol=1e-6)
+    status = it.jit_status()
+    assert status["mode"] == "background" and status["compiled"] + status["pending"] >= 1
+    n = len(plan["clusters"])
+    assert it.wait_for_jit(timeout=240)
+    assert it.jit_status() == {"mode": "background", "compiled": n, "pending": 0, "reference": 0}
+    plan = it.get_execution_plan()
+    assert [(c["backend"], c["reason"]) for c in plan["clusters"]] == [("numba_cpu", "")] * n
+    np.testing.assert_allclose(run(it, xs(33)), want(33), atol=1e-6)
+    # a second interpreter of the same model in a warm cache loads the kernel at allocate time
+    again = tflite_jit.Interpreter(model_content=float_model(33), jit="background")
+    again.allocate_tensors()
+    assert again.jit_status()["compiled"] == n
+
+
+def test_quantized_steps_are_bit_exact_on_every_tier(cache) -> None:
+    rng = np.random.default_rng(1)
+    inputs = [rng.integers(-128, 128, (2, 17)).astype(np.int8) for _ in range(2)]
+    want = litert_run(quant_model(), inputs)[0]
+    it = tflite_jit.Interpreter(model_content=quant_model(), jit="background")
+    it.allocate_tensors()
+    assert it.get_execution_plan()["clusters"][0]["backend"] == "reference"
+    np.testing.assert_array_equal(run(it, inputs), want)
+    assert it.wait_for_jit(timeout=240)
+    assert it.get_execution_plan()["clusters"][0]["backend"] == "numba_cpu"
+    np.testing.assert_array_equal(run(it, inputs), want)
+
+
+def test_off_never_compiles_but_uses_the_cache(cache) -> None:
+    started = tiers.service().workers_started
+    it = tflite_jit.Interpreter(model_content=float_model(34), jit="off")
+    it.allocate_tensors()
+    clusters = it.get_execution_plan()["clusters"]
+    assert clusters[0]["backend"] == "reference" and "jit='off'" in clusters[0]["reason"]
+    np.testing.assert_allclose(run(it, xs(34)), want(34), atol=1e-6)
+    assert tiers.service().workers_started == started and not it._executables()[0].pending
+    n = len(clusters)
+    assert it.jit_status() == {"mode": "off", "compiled": 0, "pending": 0, "reference": n}
+    # filled by another process (what `tflite-jit compile` does), 'off' picks it up
+    env = {**os.environ, "TFLITE_JIT_CACHE_DIR": str(cache), "TFLITE_JIT_JIT": "eager"}
+    code = ("import tflite_jit, tests.test_tiers as t; "
+            "tflite_jit.Interpreter(model_content=t.float_model(34)).allocate_tensors()")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    fresh = tflite_jit.Interpreter(model_content=float_model(34), jit="off")
+    fresh.allocate_tensors()
+    assert {c["backend"] for c in fresh.get_execution_plan()["clusters"]} == {"numba_cpu"}
+
+
+def test_killed_compiler_leaves_the_reference_tier(cache) -> None:
+    it = tflite_jit.Interpreter(model_content=float_model(35), jit="background")
+    it.allocate_tensors()
+    tiers.service().shutdown()  # before it can have finished: importing Numba alone takes longer
+    assert it.wait_for_jit(timeout=60)
+    np.testing.assert_allclose(run(it, xs(35)), want(35), atol=1e-6)
+    c = it.get_execution_plan()["clusters"][0]
+    assert c["backend"] == "reference" and "background compile failed" in c["reason"]
+    assert "exited" in c["reason"]
+    assert it.jit_status()["compiled"] == 0
+
+
+# The worker's writes fail like a full disk (ENOSPC), as in tests/test_cache_faults.py.
+_FULL_DISK = textwrap.dedent("""
+    import errno, os, tempfile
+    def _fail(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    tempfile.mkstemp = _fail
+    os.replace = _fail
+    import builtins
+    _open = builtins.open
+    def _open_ro(f, mode="r", *a, **k):
+        if any(c in mode for c in "wax+"):
+            _fail()
+        return _open(f, mode, *a, **k)
+    builtins.open = _open_ro
+    from tflite_jit.runtime.compile_worker import main
+    raise SystemExit(main())
+""")
+
+
+def test_full_disk_in_the_compiler_keeps_the_reference_tier(cache, monkeypatch) -> None:
+    monkeypatch.setattr(tiers, "worker_argv", lambda: [sys.executable, "-c", _FULL_DISK])
+    it = tflite_jit.Interpreter(model_content=float_model(36), jit="background")
+    it.allocate_tensors()
+    assert it.wait_for_jit(timeout=240)
+    c = it.get_execution_plan()["clusters"][0]
+    assert c["backend"] == "reference" and "background compile failed" in c["reason"], c
+    np.testing.assert_allclose(run(it, xs(36)), want(36), atol=1e-6)
+
+
+_TWO = textwrap.dedent("""
+    import numpy as np, tflite_jit, tests.test_tiers as t
+    it = tflite_jit.Interpreter(model_content=t.float_model(37), jit="background")
+    it.allocate_tensors()
+    np.testing.assert_allclose(t.run(it, t.xs(37)), t.want(37), atol=1e-6)
+    assert it.wait_for_jit(timeout=240)
+    assert {c["backend"] for c in it.get_execution_plan()["clusters"]} == {"numba_cpu"}
+    np.testing.assert_allclose(t.run(it, t.xs(37)), t.want(37), atol=1e-6)
+    print("OK")
+""")
+
+
+def test_two_processes_compiling_the_same_model(cache) -> None:
+    env = {**os.environ, "TFLITE_JIT_CACHE_DIR": str(cache)}
+    procs = [subprocess.Popen([sys.executable, "-c", _TWO], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0 and "OK" in out, err[-3000:]
+
+
+def test_jit_keyword_checked_and_pickled(monkeypatch) -> None:
+    with pytest.raises(ValueError, match="not a jit mode"):
+        tflite_jit.Interpreter(model_content=float_model(38), jit="lazy")
+    monkeypatch.setenv("TFLITE_JIT_JIT", "sometimes")
+    with pytest.raises(ValueError, match="TFLITE_JIT_JIT"):
+        tflite_jit.Interpreter(model_content=float_model(38))
+    monkeypatch.setenv("TFLITE_JIT_JIT", "eager")
+    it = tflite_jit.Interpreter(model_content=float_model(38), jit="off")
+    assert pickle.loads(pickle.dumps(it))._interpreter.context.jit == "off"
+    assert tflite_jit.Interpreter(model_content=float_model(38))._interpreter.context.jit == "eager"

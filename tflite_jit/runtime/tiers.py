@@ -1,0 +1,277 @@
+"""Tiered execution: a correct first result at once, compiled kernels as soon as they exist.
+
+`Interpreter(jit=...)` (env `TFLITE_JIT_JIT`) picks one of three modes:
+
+- "eager": allocate_tensors() compiles every kernel it lacks before returning (the engine as it
+  was before tiers; what the test suite uses, since it is deterministic).
+- "background" (the default): allocate_tensors() plans and generates kernels as before, loads
+  those whose machine code is already in the compile cache, and runs every other step on the
+  reference backend (NumPy: no per-model compile; it is the engine's oracle, so quantized steps
+  stay bit-exact and float steps stay within LiteRT's noise). The missing kernels are compiled by
+  one background process per interpreter process (`python -m tflite_jit.runtime.compile_worker`:
+  Numba holds the GIL while it compiles, so a thread would stall invokes) into the shared
+  on-disk cache; before each invoke the executable asks which have finished and swaps them in,
+  step by step (loading a cached kernel takes milliseconds).
+- "off": never compiles. Kernels already in the cache (e.g. filled by `tflite-jit compile`) are
+  used, every other step runs on the reference backend.
+
+Faults never cost a result: a killed or crashed worker, a kernel that fails to compile, or a
+cache that cannot be written (full disk) leave the affected steps on the reference backend with
+the reason in the execution plan. Two processes compiling the same model write the same
+content-addressed files atomically (modcache), so either's result serves both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+MODES = ("eager", "background", "off")
+DEFAULT_MODE = "background"
+
+
+def mode_of(value: str | None) -> str:
+    """The jit mode for an Interpreter's `jit=` keyword (None: TFLITE_JIT_JIT, else the default)."""
+    chosen = value if value is not None else (os.environ.get("TFLITE_JIT_JIT") or DEFAULT_MODE)
+    if chosen not in MODES:
+        where = "jit" if value is not None else "TFLITE_JIT_JIT"
+        raise ValueError(f"{where}={chosen!r} is not a jit mode: use 'background' (compile in another "
+                         "process, run on the reference kernels meanwhile), 'eager' (compile in "
+                         "allocate_tensors) or 'off' (never compile)")
+    return chosen
+
+
+@dataclasses.dataclass
+class Pending:
+    """A step running on its stand-in until its compiled kernel's machine code is ready."""
+
+    index: int  # into Executable.steps / its calls
+    step: Any  # the compiled (in-place) step waiting for its machine code
+    job: Any  # the backend's compile job (CompileJob for numba_cpu)
+
+
+def bind(ex: Any, i: int, step: Any, env: Any, bind_step: Any) -> tuple[Any, Any, str]:
+    """The step to run at index `i` of a prepared executable, its bound call, and a reason for the
+    plan when it runs on a stand-in. `bind_step` is the executable's own binding of a step."""
+    mode = getattr(ex.context, "jit", "eager")
+    kernel = step.kernel
+    if mode == "eager" or not callable(getattr(kernel, "compile_job", None)):
+        return step, bind_step(step), ""
+    root = ex.sg.ops[step.cluster.ops[0]]
+    call = kernel.bind(ex.buffers, root.inputs, step.cluster.outputs, cached_only=True)
+    if call is not None:
+        return step, call, ""
+    ref = ex.backends[-1]
+    stand_in = dataclasses.replace(step, kernel=ref.compile(step.cluster, env), backend=ref.name)
+    if mode == "off":
+        why = (f"{step.backend}: not in the compile cache and jit='off' (runs on {ref.name}; "
+               "`tflite-jit compile MODEL` fills the cache)")
+    else:
+        job = kernel.compile_job(ex.buffers, root.inputs, step.cluster.outputs)
+        service().submit(job)
+        ex.pending.append(Pending(i, step, job))
+        why = f"{step.backend}: compiling in the background (runs on {ref.name} until then)"
+    return stand_in, bind_step(stand_in), why
+
+
+def upgrade(ex: Any) -> int:
+    """Swap in every pending step whose kernel the background compiler has finished; a step whose
+    compile failed stays on its stand-in for good, with the reason in the plan. Returns how many
+    steps were swapped. Called between invokes only (Executable.run), so a run never mixes a
+    half-swapped step."""
+    svc = _service
+    if svc is None or not ex.pending:
+        return 0
+    if svc.pid != os.getpid():  # a forked child: the parent's compiler answers the parent only
+        svc = service()
+        for p in ex.pending:
+            svc.submit(p.job)
+    swapped = 0
+    keep = []
+    for p in ex.pending:
+        result = svc.result(p.job.key)
+        if result is None:
+            keep.append(p)
+            continue
+        ok, error = result
+        if ok:
+            root = ex.sg.ops[p.step.cluster.ops[0]]
+            call = p.step.kernel.bind(ex.buffers, root.inputs, p.step.cluster.outputs, cached_only=True)
+            if call is not None:
+                ex.swap(p.index, p.step, call)
+                swapped += 1
+                continue
+            error = ("the background compiler finished but the machine code is not in the compile "
+                     "cache (full or read-only disk?)")
+        ex.set_reason(p.index, f"{p.step.backend}: background compile failed: {error} (runs on "
+                               f"{ex.steps[p.index].backend})")
+    ex.pending = keep
+    return swapped
+
+
+def wait(executables: list[Any], timeout: float | None = None) -> bool:
+    """Block until no step of these executables is waiting for the background compiler (swapping
+    each in as it finishes); False if `timeout` seconds passed first."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        for ex in executables:
+            upgrade(ex)
+        if not any(ex.pending for ex in executables):
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def status(executables: list[Any]) -> dict[str, int]:
+    """Steps by tier: compiled kernels, steps waiting for the background compiler, and steps on
+    the reference backend for good (no compiled kernel, a failed compile, or jit='off')."""
+    compiled = pending = reference = 0
+    for ex in executables:
+        waiting = {p.index for p in ex.pending}
+        for i, s in enumerate(ex.steps):
+            if i in waiting:
+                pending += 1
+            elif s.backend == ex.backends[-1].name:
+                reference += 1
+            else:
+                compiled += 1
+    return {"compiled": compiled, "pending": pending, "reference": reference}
+
+
+# ---- the background compiler --------------------------------------------------------------------
+
+def worker_argv() -> list[str]:
+    """The background compiler's command line (tests replace it to inject faults)."""
+    return [sys.executable, "-m", "tflite_jit.runtime.compile_worker"]
+
+
+class _Worker:
+    """One compiler process, with a writer thread (jobs to its stdin: the interpreter never
+    blocks on a full pipe) and a reader thread (results from its stdout)."""
+
+    def __init__(self, svc: CompileService, directory: str):
+        env = dict(os.environ, TFLITE_JIT_CACHE_DIR=directory)
+        self.proc = subprocess.Popen(worker_argv(),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, env=env)
+        self.directory = directory
+        self.keys: set[str] = set()
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._svc = svc
+        threading.Thread(target=self._write, name="tflite_jit-jit-writer", daemon=True).start()
+        threading.Thread(target=self._read, name="tflite_jit-jit-reader", daemon=True).start()
+
+    def _write(self) -> None:
+        stdin = self.proc.stdin
+        try:
+            while True:
+                job = self.jobs.get()
+                if job is None:
+                    break
+                pickle.dump(job, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                stdin.flush()
+        except (OSError, ValueError):  # the worker died: _read reports its jobs as failed
+            pass
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if r.get("key") is not None:
+                self._svc.finished(self, r["key"], bool(r.get("ok")), str(r.get("error") or ""),
+                                   float(r.get("s") or 0.0))
+        code = self.proc.wait()
+        self._svc.died(self, f"the background compiler exited (code {code}) before finishing it")
+
+
+class CompileService:
+    """The process's background compiler: jobs deduplicated by key (one compile per kernel per
+    process, whichever interpreter asked), results kept for the process's life. A dead worker's
+    unfinished jobs are reported failed (those steps stay on the reference backend); later jobs
+    start a new worker."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self._lock = threading.Lock()
+        self._results: dict[str, tuple[bool, str]] = {}
+        self._worker: _Worker | None = None
+        self.compile_s = 0.0  # seconds the worker spent on finished jobs
+        self.workers_started = 0
+
+    def submit(self, job: Any) -> None:
+        with self._lock:
+            if job.key in self._results:
+                return
+            w = self._worker
+            if w is not None and job.key in w.keys:
+                return
+            if w is None or w.proc.poll() is not None or w.directory != job.directory:
+                if w is not None:
+                    w.jobs.put(None)
+                try:
+                    w = self._worker = _Worker(self, job.directory)
+                except OSError as e:  # cannot start a process at all: the step stays on reference
+                    self._results[job.key] = (False, f"cannot start the background compiler: {e}")
+                    return
+                self.workers_started += 1
+            w.keys.add(job.key)
+            w.jobs.put(job)
+
+    def result(self, key: str) -> tuple[bool, str] | None:
+        """(ok, error) once the job has finished or failed; None while it is queued or compiling."""
+        return self._results.get(key)
+
+    def finished(self, w: _Worker, key: str, ok: bool, error: str, seconds: float) -> None:
+        with self._lock:
+            self._results[key] = (ok, error)
+            w.keys.discard(key)
+            self.compile_s += seconds
+
+    def died(self, w: _Worker, why: str) -> None:
+        with self._lock:
+            for key in w.keys:
+                self._results.setdefault(key, (False, why))
+            w.keys.clear()
+            if self._worker is w:
+                self._worker = None
+
+    def busy(self) -> bool:
+        w = self._worker
+        return w is not None and bool(w.keys)
+
+    def shutdown(self) -> None:
+        """Kill the worker now (its unfinished jobs fail; their steps stay on reference)."""
+        w = self._worker
+        if w is not None:
+            w.proc.kill()
+            w.proc.wait()
+
+
+_service: CompileService | None = None
+_service_lock = threading.Lock()
+
+
+def service() -> CompileService:
+    """The process's compile service, created on first use (and again in a forked child, which
+    must not share its parent's pipes)."""
+    global _service
+    with _service_lock:
+        if _service is None or _service.pid != os.getpid():
+            _service = CompileService()
+        return _service
