@@ -153,6 +153,11 @@ class NumbaBackend(Backend):
         for t in op.outputs:
             if env.infos[t].dtype not in MOVE_DTYPES:
                 return False, f"{op.name} on {env.infos[t].dtype} (runs on reference)"
+        if any(m is not None for m in getattr(env.attrs_of(op), "maps", ())):
+            return False, f"{op.name}: a uint8 input that is rescaled (runs on reference)"
+        for i in movement.VALUE_INPUTS.get(op.name, ()):
+            if i < len(op.inputs) and op.inputs[i] >= 0 and env.infos[op.inputs[i]].value is None:
+                return False, f"{op.name}: indices known only at run time (runs on reference, which checks them)"
         return True, ""
 
     def cost(self, cluster: Cluster, env: CompileEnv) -> float:

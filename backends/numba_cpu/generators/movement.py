@@ -40,7 +40,7 @@ MULTI_OUTPUT_OPS = ("SPLIT", "SPLIT_V", "UNPACK")
 
 #: inputs read for their values although the op's definition does not list them as shape inputs
 #: (they must be constant for a compiled kernel)
-_VALUE_INPUTS = {"GATHER": (1,), "GATHER_ND": (1,)}
+VALUE_INPUTS = {"GATHER": (1,), "GATHER_ND": (1,)}
 
 #: largest output (elements) whose index map is computed at plan time (an int64 map of this many
 #: elements is 32 MiB; the factoring holds a few arrays of its size)
@@ -70,7 +70,7 @@ class Piece:
 def data_inputs(op_name: str, n_inputs: int) -> list[int]:
     """The inputs whose elements the op moves (the others are read for their values)."""
     opdef = ops.get(op_name)
-    skip = set(getattr(opdef, "shape_inputs", ()) or ()) | set(_VALUE_INPUTS.get(op_name, ()))
+    skip = set(getattr(opdef, "shape_inputs", ()) or ()) | set(VALUE_INPUTS.get(op_name, ()))
     return [i for i in range(n_inputs) if i not in skip]
 
 
