@@ -1292,3 +1292,18 @@ def test_signature_names_are_listed_sorted_like_litert() -> None:
                 list(runner.get_input_details()), list(runner.get_output_details()))
 
     same(f)
+
+
+def test_allocate_tensors_again_is_a_no_op_as_in_litert() -> None:
+    """Nothing resized: no re-plan (the same executable plan object), state kept, outputs kept;
+    a resize makes the next allocate_tensors() plan again."""
+    it = make(tflite_jit, TWO_IO)
+    it.allocate_tensors()
+    ex = it._interpreter.execs[0]
+    plan = ex.plan
+    it.allocate_tensors()
+    assert it._interpreter.execs[0].plan is plan
+    d = it.get_input_details()[0]
+    it.resize_tensor_input(d["index"], [2, *d["shape"][1:]])
+    it.allocate_tensors()
+    assert it._interpreter.execs[0].plan is not plan
