@@ -384,3 +384,37 @@ def test_registered_kernel_overrides_the_builtin_and_unregistering_restores_it()
 def test_bad_nodes_are_refused_with_the_reason(make, feeds, match) -> None:
     with pytest.raises(RuntimeError, match=match):
         ours(make(), feeds)
+
+
+def test_a_kernel_that_fails_to_compile_falls_back_and_invoke_still_runs(monkeypatch) -> None:
+    """Found while adding the Convolution2DTransposeBias kernel: when Numba fails to type a
+    generated kernel, the op runs on reference, but Numba's cached error (in reference cycles
+    with our frames) kept the interpreter's buffers referenced, so every invoke() raised
+    LiteRT's 'reference to internal data' error until a garbage collection happened."""
+    from tflite_jit.backends.numba_cpu import emit
+    from tflite_jit.backends.numba_cpu.generators import GENERATORS, load_all
+    from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
+
+    load_all()
+
+    def untypable(req):
+        body = "def entry(x, wt, b, out):\n    for r in undefined_name(3):\n        pass\n"
+        return KernelSource(emit.module(body, False), "entry",
+                            [Arg("input", 0), Arg("input", 1), Arg("input", 2), Arg("output", 0)], False)
+
+    monkeypatch.setitem(GENERATORS, "Convolution2DTransposeBias", untypable)
+    x = _rng(2).standard_normal((1, 3, 3, 2)).astype(np.float32)
+    w = _rng(3).standard_normal((2, 2, 2, 2)).astype(np.float32)
+    b = np.zeros(2, np.float32)
+    model = custom_model("Convolution2DTransposeBias", [x.shape, w.shape, b.shape], [(1, 6, 6, 2)],
+                         struct.pack("<3i", 1, 2, 2))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the damaged-cache warning of the retry
+        it = tflite_jit.Interpreter(model_content=model, backend="numba")
+        it.allocate_tensors()
+    assert it.get_execution_plan()["ops"][0]["backend"] == "reference"
+    for _ in range(2):
+        (got,) = run_seq(it, [[x, w, b]])[0]
+        near(got, np_tconv_bias(x, w, b, True, 2, 2), what="fallen back Convolution2DTransposeBias")

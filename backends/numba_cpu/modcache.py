@@ -172,14 +172,20 @@ def compile_now(fn: Any, args: tuple) -> None:
     import numba
 
     sig = tuple(numba.typeof(a) for a in args)
+    del args  # a failed compile's traceback must not keep the interpreter's buffers alive
     try:
         fn.compile(sig)
+        return
     except Exception as e:  # Numba surfaces a damaged cache as pickle/EOF/OS errors
-        global _warned_damage
-        if not _warned_damage:
-            _warned_damage = True
-            warnings.warn(f"tflite_jit: damaged compile-cache entry for {fn.__module__} "
-                          f"({type(e).__name__}: {e}); deleted it and recompiling", RuntimeWarning,
-                          stacklevel=2)
-        purge(fn.__module__)
-        fn.compile(sig)
+        why = f"{type(e).__name__}: {e}"
+    # Retried outside the except block: an error raised inside it would keep the first one (and
+    # through its traceback this frame) in a reference cycle, so the buffers the caller's frames
+    # hold would stay alive until the next garbage collection, and LiteRT's live-reference check
+    # (Interpreter._ensure_safe) would fail every invoke after a kernel fell back to reference.
+    global _warned_damage
+    if not _warned_damage:
+        _warned_damage = True
+        warnings.warn(f"tflite_jit: damaged compile-cache entry for {fn.__module__} "
+                      f"({why}); deleted it and recompiling", RuntimeWarning, stacklevel=2)
+    purge(fn.__module__)
+    fn.compile(sig)
