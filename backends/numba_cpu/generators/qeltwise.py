@@ -1,7 +1,7 @@
 """Quantized (int8 / uint8) elementwise kernels: ADD and SUB of two same-shape tensors, MUL
-(broadcasting) and the table ops (LOGISTIC, TANH, GELU, ELU, HARD_SWISH; LOGISTIC and TANH in int16
-too), bit-exact with
-ops/qelementwise.py (LiteRT's optimized kernels).
+(broadcasting) and the table ops (LOGISTIC, TANH, GELU, ELU, HARD_SWISH; LOGISTIC, TANH and GELU
+in int16 too, as 65536-entry gathers), bit-exact with ops/qelementwise.py (LiteRT's optimized
+kernels).
 
 Both inputs are rescaled to a common scale with 20 extra bits, summed, and requantized to the
 output (QUANTIZATION.md §3.2): every multiplier and shift is a plan-time literal, so each element
