@@ -418,3 +418,14 @@ def test_a_kernel_that_fails_to_compile_falls_back_and_invoke_still_runs(monkeyp
     for _ in range(2):
         (got,) = run_seq(it, [[x, w, b]])[0]
         near(got, np_tconv_bias(x, w, b, True, 2, 2), what="fallen back Convolution2DTransposeBias")
+
+
+def test_cli_compare_points_to_xnnpack_for_custom_ops(capsys) -> None:
+    """`tflite-jit compare` on a MediaPipe model: LiteRT's builtin resolver cannot load it, and
+    the one-line error says which resolver can; with it the model passes."""
+    from tflite_jit.tools.cli import main
+
+    assert main(["compare", str(SELFIE), "--trials=1"]) != 0
+    assert "--litert_resolver=xnnpack" in capsys.readouterr().err
+    assert main(["compare", str(SELFIE), "--trials=1", "--litert_resolver=xnnpack"]) == 0
+    assert "PASS: all outputs meet the correctness contract" in capsys.readouterr().out
