@@ -380,6 +380,12 @@ def test_registered_kernel_overrides_the_builtin_and_unregistering_restores_it()
     (lambda: custom_model("TransformTensorBilinear", [(1, 4, 4, 1), (1, 2, 2)], [(1, 2, 2, 1)],
                           {"output_height": 2, "output_width": 2}, version=2),
      [np.ones((1, 4, 4, 1), np.float32), np.ones((1, 2, 2), np.float32)], "at least 8 floats"),
+    (lambda: custom_model("TransformTensorBilinear", [(1, 4, 4, 1), (1, 4, 4)], [(1, 2, 2, 1)],
+                          {"output_height": "two", "output_width": 2}, version=2),
+     [np.ones((1, 4, 4, 1), np.float32), np.ones((1, 4, 4), np.float32)], "malformed custom options"),
+    (lambda: custom_model("TransformTensor", [(1, 4, 4, 1), (1, 4, 4)], [(1, 2, 2, 1)],
+                          {"output_size": 3}, version=1),
+     [np.ones((1, 4, 4, 1), np.float32), np.ones((1, 4, 4), np.float32)], "malformed custom options"),
 ])
 def test_bad_nodes_are_refused_with_the_reason(make, feeds, match) -> None:
     with pytest.raises(RuntimeError, match=match):
