@@ -435,3 +435,50 @@ def test_cli_compare_points_to_xnnpack_for_custom_ops(capsys) -> None:
     assert "--litert_resolver=xnnpack" in capsys.readouterr().err
     assert main(["compare", str(SELFIE), "--trials=1", "--litert_resolver=xnnpack"]) == 0
     assert "PASS: all outputs meet the correctness contract" in capsys.readouterr().out
+
+
+def np_l2t_v1(lm, o):
+    """Landmarks2TransformMatrix v1 in float64: rotate the subset by the eye-line angle, take its
+    box, and compose to_absolute . rotation . scale . to_relative (a 3x3 affine in a 4x4)."""
+    p = lm.reshape(-1, 3).astype(np.float64)
+    left, right = p[o["left_rotation_idx"]], p[o["right_rotation_idx"]]
+    a = -math.atan((right[1] - left[1]) / (right[0] - left[0]))
+    pts = p[list(o["subset"]), :2]
+    q = np.stack([pts[:, 0] * math.cos(a) - pts[:, 1] * math.sin(a), pts[:, 0] * math.sin(a) + pts[:, 1] * math.cos(a)], 1)
+    lo, hi = q.min(0), q.max(0)
+    rng, mult = o["landmarks_range"], o["bbox_size_multiplier"]
+    box = (hi - lo) * mult
+    mid = (hi + lo) / 2
+    rm = np.array([[math.cos(-a), -math.sin(-a)], [math.sin(-a), math.cos(-a)]]) @ mid
+    rot = np.array([[math.cos(-a), -math.sin(-a), rm[0] / rng * 2 - 1],
+                    [math.sin(-a), math.cos(-a), rm[1] / rng * 2 - 1], [0, 0, 1]])
+    (ih, iw), (oh, ow) = o["input_hw"], o["output_hw"]
+    to_rel = np.array([[2 / (ow - 1), 0, -1], [0, 2 / (oh - 1), -1], [0, 0, 1]])
+    to_abs = np.array([[(iw - 1) / 2, 0, (iw - 1) / 2], [0, (ih - 1) / 2, (ih - 1) / 2], [0, 0, 1]])
+    m = to_abs @ rot @ np.diag([box[0] / rng, box[1] / rng, 1]) @ to_rel
+    out = np.zeros((4, 4))
+    out[0, [0, 1, 3]], out[1, [0, 1, 3]], out[2, :3], out[3, 3] = m[0], m[1], m[2], 1
+    return out[None]
+
+
+def test_landmarks_to_transform_matrix_v1() -> None:
+    rng = _rng(6)
+    lm = np.stack([rng.uniform(20, 200, 30), rng.uniform(20, 200, 30), rng.normal(0, 5, 30)], 1)
+    lm = lm.reshape(1, 1, 1, 90).astype(np.float32)
+    opts = {"input_hw": [64, 48], "output_hw": [16, 12], "dimensions": 3, "landmarks_range": 256,
+            "bbox_size_multiplier": 1.5, "left_rotation_idx": 3, "right_rotation_idx": 11,
+            "subset": [0, 4, 7, 9, 12, 20, 25]}  # odd: the last index pairs with itself
+    (got,) = ours(custom_model("Landmarks2TransformMatrix", [lm.shape], [(1, 4, 4)], opts, version=1), [lm])
+    near(got, np_l2t_v1(lm, opts), what="Landmarks2TransformMatrix v1")
+
+
+def test_transform_landmarks_v1_4d_with_scale() -> None:
+    """v1: [1, H, W, C] landmarks, `dimensions` per landmark, the matrix's shift times `scale`."""
+    lm = _rng(8).standard_normal((1, 2, 3, 6)).astype(np.float32)
+    m = np.array([[0.5, -1, 0, 3], [1, 0.5, 0, -2], [0, 0, 1, 0], [0, 0, 0, 1]], np.float32)[None]
+    (got,) = ours(custom_model("TransformLandmarks", [lm.shape, m.shape], [lm.shape],
+                               {"dimensions": 2, "scale": 2.0}, version=1), [lm, m])
+    scaled = m.copy()
+    scaled[0, :2, 3] *= 2
+    want = np_transform_landmarks(lm.reshape(1, -1, 2), scaled).reshape(lm.shape)
+    near(got, want, what="TransformLandmarks v1")
