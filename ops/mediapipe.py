@@ -533,8 +533,18 @@ def _opdef(name: str, parse_op: Callable[[Op], Any], infer: Callable, reference:
     def parse(options: dict[str, Any]) -> Any:
         raise OpError(f"{name}: MediaPipe's ops are parsed from the whole node (parse_op)")
 
+    def checked(op: Op) -> Any:
+        try:
+            return parse_op(op)
+        except OpError:
+            raise
+        # a string, a list or inf where a size goes: the node's fault, said as such
+        except (TypeError, ValueError, KeyError, IndexError, ArithmeticError, struct.error) as e:
+            raise OpError(f"{name}: malformed custom options {op.options!r} ({type(e).__name__}: {e}); "
+                          "they must hold what MediaPipe's converter writes for this op") from None
+
     return MediaPipeOpDef(name=name, parse=parse, infer=infer, reference=reference, kind=kind, cost=cost,
-                          parse_op=parse_op)
+                          parse_op=checked)
 
 
 #: the definitions, by custom op name (what `unregister_custom_op` restores)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import tflite_jit
-from tests.oracle import assert_close, litert_interpreter, run_seq
+from tests.oracle import assert_close, litert_interpreter, run_engine, run_seq
 from tflite_jit.format.builder import ModelBuilder
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -183,7 +183,7 @@ def _rng(seed: int = 0) -> np.random.Generator:
                                                (True, 1, 3, (4, 3)), (False, 3, 2, (2, 3))])
 def test_transpose_conv_bias(same: bool, stride: int, k: int, hw: tuple) -> None:
     rng = _rng(k)
-    x = rng.standard_normal((1, *hw, 4)).astype(np.float32)
+    x = rng.standard_normal((2, *hw, 4)).astype(np.float32)
     w = rng.standard_normal((3, k, k, 4)).astype(np.float32)
     b = rng.standard_normal(3).astype(np.float32)
     want = np_tconv_bias(x, w, b, same, stride, stride)
@@ -196,8 +196,9 @@ def test_transpose_conv_bias(same: bool, stride: int, k: int, hw: tuple) -> None
     g.output(y)
     model = mb.build()
     for backend in ("numba", "reference"):
-        (got,) = ours(model, [x], backend)
-        near(got, want, what="Convolution2DTransposeBias vs NumPy")
+        (got,), ran = run_engine(model, [x], backend)
+        assert ran == ["numba_cpu" if backend == "numba" else "reference"]  # compiled, not fallen back
+        near(got, want, what=f"Convolution2DTransposeBias ({backend}) vs NumPy")
     (theirs,) = xnnpack(model, [x])
     near(got, theirs, what="Convolution2DTransposeBias vs LiteRT XNNPACK")
 
@@ -379,7 +380,105 @@ def test_registered_kernel_overrides_the_builtin_and_unregistering_restores_it()
     (lambda: custom_model("TransformTensorBilinear", [(1, 4, 4, 1), (1, 2, 2)], [(1, 2, 2, 1)],
                           {"output_height": 2, "output_width": 2}, version=2),
      [np.ones((1, 4, 4, 1), np.float32), np.ones((1, 2, 2), np.float32)], "at least 8 floats"),
+    (lambda: custom_model("TransformTensorBilinear", [(1, 4, 4, 1), (1, 4, 4)], [(1, 2, 2, 1)],
+                          {"output_height": "two", "output_width": 2}, version=2),
+     [np.ones((1, 4, 4, 1), np.float32), np.ones((1, 4, 4), np.float32)], "malformed custom options"),
+    (lambda: custom_model("TransformTensor", [(1, 4, 4, 1), (1, 4, 4)], [(1, 2, 2, 1)],
+                          {"output_size": 3}, version=1),
+     [np.ones((1, 4, 4, 1), np.float32), np.ones((1, 4, 4), np.float32)], "malformed custom options"),
 ])
 def test_bad_nodes_are_refused_with_the_reason(make, feeds, match) -> None:
     with pytest.raises(RuntimeError, match=match):
         ours(make(), feeds)
+
+
+def test_a_kernel_that_fails_to_compile_falls_back_and_invoke_still_runs(monkeypatch) -> None:
+    """Found while adding the Convolution2DTransposeBias kernel: when Numba fails to type a
+    generated kernel, the op runs on reference, but Numba's cached error (in reference cycles
+    with our frames) kept the interpreter's buffers referenced, so every invoke() raised
+    LiteRT's 'reference to internal data' error until a garbage collection happened."""
+    from tflite_jit.backends.numba_cpu import emit
+    from tflite_jit.backends.numba_cpu.generators import GENERATORS, load_all
+    from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
+
+    load_all()
+
+    def untypable(req):
+        body = "def entry(x, wt, b, out):\n    for r in undefined_name(3):\n        pass\n"
+        return KernelSource(emit.module(body, False), "entry",
+                            [Arg("input", 0), Arg("input", 1), Arg("input", 2), Arg("output", 0)], False)
+
+    monkeypatch.setitem(GENERATORS, "Convolution2DTransposeBias", untypable)
+    x = _rng(2).standard_normal((1, 3, 3, 2)).astype(np.float32)
+    w = _rng(3).standard_normal((2, 2, 2, 2)).astype(np.float32)
+    b = np.zeros(2, np.float32)
+    model = custom_model("Convolution2DTransposeBias", [x.shape, w.shape, b.shape], [(1, 6, 6, 2)],
+                         struct.pack("<3i", 1, 2, 2))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the damaged-cache warning of the retry
+        it = tflite_jit.Interpreter(model_content=model, backend="numba")
+        it.allocate_tensors()
+    assert it.get_execution_plan()["ops"][0]["backend"] == "reference"
+    for _ in range(2):
+        (got,) = run_seq(it, [[x, w, b]])[0]
+        near(got, np_tconv_bias(x, w, b, True, 2, 2), what="fallen back Convolution2DTransposeBias")
+
+
+def test_cli_compare_points_to_xnnpack_for_custom_ops(capsys) -> None:
+    """`tflite-jit compare` on a MediaPipe model: LiteRT's builtin resolver cannot load it, and
+    the one-line error says which resolver can; with it the model passes."""
+    from tflite_jit.tools.cli import main
+
+    assert main(["compare", str(SELFIE), "--trials=1"]) != 0
+    assert "--litert_resolver=xnnpack" in capsys.readouterr().err
+    assert main(["compare", str(SELFIE), "--trials=1", "--litert_resolver=xnnpack"]) == 0
+    assert "PASS: all outputs meet the correctness contract" in capsys.readouterr().out
+
+
+def np_l2t_v1(lm, o):
+    """Landmarks2TransformMatrix v1 in float64: rotate the subset by the eye-line angle, take its
+    box, and compose to_absolute . rotation . scale . to_relative (a 3x3 affine in a 4x4)."""
+    p = lm.reshape(-1, 3).astype(np.float64)
+    left, right = p[o["left_rotation_idx"]], p[o["right_rotation_idx"]]
+    a = -math.atan((right[1] - left[1]) / (right[0] - left[0]))
+    pts = p[list(o["subset"]), :2]
+    q = np.stack([pts[:, 0] * math.cos(a) - pts[:, 1] * math.sin(a), pts[:, 0] * math.sin(a) + pts[:, 1] * math.cos(a)], 1)
+    lo, hi = q.min(0), q.max(0)
+    rng, mult = o["landmarks_range"], o["bbox_size_multiplier"]
+    box = (hi - lo) * mult
+    mid = (hi + lo) / 2
+    rm = np.array([[math.cos(-a), -math.sin(-a)], [math.sin(-a), math.cos(-a)]]) @ mid
+    rot = np.array([[math.cos(-a), -math.sin(-a), rm[0] / rng * 2 - 1],
+                    [math.sin(-a), math.cos(-a), rm[1] / rng * 2 - 1], [0, 0, 1]])
+    (ih, iw), (oh, ow) = o["input_hw"], o["output_hw"]
+    to_rel = np.array([[2 / (ow - 1), 0, -1], [0, 2 / (oh - 1), -1], [0, 0, 1]])
+    to_abs = np.array([[(iw - 1) / 2, 0, (iw - 1) / 2], [0, (ih - 1) / 2, (ih - 1) / 2], [0, 0, 1]])
+    m = to_abs @ rot @ np.diag([box[0] / rng, box[1] / rng, 1]) @ to_rel
+    out = np.zeros((4, 4))
+    out[0, [0, 1, 3]], out[1, [0, 1, 3]], out[2, :3], out[3, 3] = m[0], m[1], m[2], 1
+    return out[None]
+
+
+def test_landmarks_to_transform_matrix_v1() -> None:
+    rng = _rng(6)
+    lm = np.stack([rng.uniform(20, 200, 30), rng.uniform(20, 200, 30), rng.normal(0, 5, 30)], 1)
+    lm = lm.reshape(1, 1, 1, 90).astype(np.float32)
+    opts = {"input_hw": [64, 48], "output_hw": [16, 12], "dimensions": 3, "landmarks_range": 256,
+            "bbox_size_multiplier": 1.5, "left_rotation_idx": 3, "right_rotation_idx": 11,
+            "subset": [0, 4, 7, 9, 12, 20, 25]}  # odd: the last index pairs with itself
+    (got,) = ours(custom_model("Landmarks2TransformMatrix", [lm.shape], [(1, 4, 4)], opts, version=1), [lm])
+    near(got, np_l2t_v1(lm, opts), what="Landmarks2TransformMatrix v1")
+
+
+def test_transform_landmarks_v1_4d_with_scale() -> None:
+    """v1: [1, H, W, C] landmarks, `dimensions` per landmark, the matrix's shift times `scale`."""
+    lm = _rng(8).standard_normal((1, 2, 3, 6)).astype(np.float32)
+    m = np.array([[0.5, -1, 0, 3], [1, 0.5, 0, -2], [0, 0, 1, 0], [0, 0, 0, 1]], np.float32)[None]
+    (got,) = ours(custom_model("TransformLandmarks", [lm.shape, m.shape], [lm.shape],
+                               {"dimensions": 2, "scale": 2.0}, version=1), [lm, m])
+    scaled = m.copy()
+    scaled[0, :2, 3] *= 2
+    want = np_transform_landmarks(lm.reshape(1, -1, 2), scaled).reshape(lm.shape)
+    near(got, want, what="TransformLandmarks v1")

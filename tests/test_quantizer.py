@@ -174,6 +174,26 @@ def test_16x8_mode():
     assert all(t.rate == 1.0 for t in tallies.values()), {k: t.rate for k, t in tallies.items()}
 
 
+def test_16x8_prelu_alpha_is_int8():
+    """LiteRT's int16 PRELU reads alpha as int8 (TF's 16x8 converter writes it so); an int16
+    alpha would be read byte by byte. The quantizer gives 16x8 PRELU an int8 alpha."""
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (1, 8, 4), np.float32)
+    a = g.const("alpha", np.array([0.1, -0.2, 0.3, 0.05], np.float32))
+    (y,) = g.apply("PRELU", [x, a])
+    g.output(y)
+    m = mb.build()
+    q = quantize(m, samples(m, 4), activations="int16")
+    sg = load_bytes(q).subgraphs[0]
+    prelu = next(op for op in sg.ops if op.name == "PRELU")
+    assert sg.tensors[prelu.inputs[1]].type_name == "INT8"
+    xs = samples(m, 4)[0][0]  # a calibration sample: no clipping at the calibrated range
+    tallies = compare_all_tensors(q, [xs])
+    assert all(t.rate == 1.0 for t in tallies.values()), {k: t.rate for k, t in tallies.items()}
+    np.testing.assert_allclose(litert_run(q, [xs])[0], litert_run(m, [xs])[0], atol=0.02)
+
+
 def test_bad_arguments():
     m = models.tiny_convnet()
     with pytest.raises(ValueError, match="activations"):

@@ -310,8 +310,15 @@ class _Rewriter:
             const = self.sg.tensors[t].data is not None
             if const or (p is not None and qops[p]) or (t in graph_in and self.in_t != F32):
                 quantized_tensor[t] = q
+        # 16x8 PRELU takes an int8 alpha (a weight; LiteRT's int16 kernel reads alpha as int8)
+        int8_alpha = {op.inputs[1] for op, q in zip(self.sg.ops, qops)
+                      if q and op.name == "PRELU" and self.act == np.int16 and len(op.inputs) > 1}
         for t, q in quantized_tensor.items():
-            if self.sg.tensors[t].data is not None:
+            if self.sg.tensors[t].data is not None and t in int8_alpha:
+                s8, z8 = affine_params(*self._range_of([t]), np.dtype(np.int8))
+                q8 = Quantization(scales=np.array([s8], np.float32), zero_points=np.array([z8], np.int64))
+                self._quantize_constant(t, q8, np.dtype(np.int8))
+            elif self.sg.tensors[t].data is not None:
                 self._quantize_constant(t, q, self.act)
             else:
                 self.tensors[t] = self._with(t, self.act, q)

@@ -208,7 +208,9 @@ def compile_now(fn: Any, args: tuple) -> Any:
     """Compile `fn` for the types of `args` and return the compiled overload's entry point: a C
     function taking exactly such arguments, which skips the dispatcher's per-call type matching
     (about a third of a small kernel's call cost)."""
-    return compile_signature(fn, signature(args))
+    sig = signature(args)
+    del args  # a failed compile's traceback must not keep the interpreter's buffers alive
+    return compile_signature(fn, sig)
 
 
 def compile_signature(fn: Any, sig: tuple) -> Any:
@@ -219,14 +221,18 @@ def compile_signature(fn: Any, sig: tuple) -> Any:
     try:
         return fn.compile(sig)
     except Exception as e:  # Numba surfaces a damaged cache as pickle/EOF/OS errors
-        global _warned_damage
-        if not _warned_damage:
-            _warned_damage = True
-            warnings.warn(f"tflite_jit: damaged compile-cache entry for {fn.__module__} "
-                          f"({type(e).__name__}: {e}); deleted it and recompiling", RuntimeWarning,
-                          stacklevel=2)
-        purge(fn.__module__)
-        return fn.compile(sig)
+        why = f"{type(e).__name__}: {e}"
+    # Retried outside the except block: an error raised inside it would keep the first one (and
+    # through its traceback the callers' frames) in a reference cycle, so the buffers those frames
+    # hold would stay alive until the next garbage collection, and LiteRT's live-reference check
+    # (Interpreter._ensure_safe) would fail every invoke after a kernel fell back to reference.
+    global _warned_damage
+    if not _warned_damage:
+        _warned_damage = True
+        warnings.warn(f"tflite_jit: damaged compile-cache entry for {fn.__module__} "
+                      f"({why}); deleted it and recompiling", RuntimeWarning, stacklevel=2)
+    purge(fn.__module__)
+    return fn.compile(sig)
 
 
 def load_cached(fn: Any, sig: tuple) -> bool:

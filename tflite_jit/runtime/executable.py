@@ -9,6 +9,7 @@ live, as they do in LiteRT.
 from __future__ import annotations
 
 import contextlib
+import gc
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -95,6 +96,20 @@ def resolve_ops(model: Model, si: int, custom_ops: Mapping[str, ops.OpDef] | Non
         opdefs.append(opdef)
         attrs.append(a)
     return opdefs, attrs
+
+
+def _drop_tracebacks(e: BaseException) -> None:
+    """Forget the frames of `e` and of the exceptions chained to it (an object something else
+    keeps, such as Numba's record of a failed compile, would otherwise keep them alive)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [e]
+    while todo:
+        x = todo.pop()
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        x.__traceback__ = None
+        todo += [x.__cause__, x.__context__]
 
 
 @dataclass
@@ -308,6 +323,7 @@ class Executable:
         steps, aliases = self._aliases(steps, infos)
         self.infos, self.steps = infos, steps
         self.buffers = self._allocate(infos, steps, aliases)
+        failed_compile = False
         with _progress(len(steps), "specialising") as bar:
             self._calls = []
             self.pending = []
@@ -319,11 +335,20 @@ class Executable:
                 except Exception as e:  # a kernel that fails to compile runs on the reference backend
                     for oi in step.cluster.ops:
                         self._note_fallback(oi, f"{step.backend}: {type(e).__name__}: {e}")
+                    # Numba keeps a failed signature's error object; its traceback runs through
+                    # these frames up to the Interpreter, whose live-reference check would then
+                    # refuse every invoke. The reason is recorded above; drop the frames.
+                    _drop_tracebacks(e)
+                    failed_compile = True
                     ref = self.backends[-1]
                     steps[i] = step = Step(step.cluster, ref.compile(step.cluster, env), ref.name, step.label)
                     call = self._bind(step)
                 self._calls.append(call)
                 bar.update(1)
+        if failed_compile:
+            # Numba's typing errors sit in reference cycles with their frames, which reach ours
+            # (and the Interpreter's buffers); collect them now, not at some later invoke.
+            gc.collect()
         # Only kernels generated with prange need the thread count set; touching Numba's threading
         # otherwise would start its pool (num_threads=1 must start no threads, as in LiteRT).
         self._parallel = any(getattr(getattr(s.kernel, "src", None), "parallel", False) for s in steps)
@@ -449,6 +474,7 @@ class Executable:
                 if b is self.backends[-1]:
                     raise
                 self._note_fallback(cluster.ops[0], f"{b.name}: {e}")
+                _drop_tracebacks(e)  # a cached compile error must not keep our frames alive (see prepare)
                 continue
             return [Step(cluster, kernel, b.name, _label(self.sg, cluster))]
         raise AssertionError("unreachable")  # pragma: no cover

@@ -74,7 +74,11 @@ def run_compare(content: bytes, *, trials: int = 3, seed: int = 0, backend: str 
         theirs = lite.Interpreter(model_content=content, experimental_op_resolver_type=rtype)
         theirs.allocate_tensors()
     except (ValueError, RuntimeError) as e:
-        raise UserError(f"LiteRT cannot run the model: {' '.join(str(e).split())}") from None
+        hint = ""
+        if resolver == "builtin" and "unresolved custom op" in str(e):
+            # MediaPipe's Convolution2DTransposeBias / argmax pooling: only XNNPACK has them
+            hint = " (LiteRT's XNNPACK delegate has some custom ops its builtin resolver lacks: try --litert_resolver=xnnpack)"
+        raise UserError(f"LiteRT cannot run the model: {' '.join(str(e).split())}{hint}") from None
     rng = np.random.default_rng(seed)
     ins = ours.get_input_details()
     outs = ours.get_output_details()

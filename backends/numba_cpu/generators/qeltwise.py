@@ -1,6 +1,6 @@
 """Quantized (int8 / uint8) elementwise kernels: ADD and SUB (same shapes, or broadcasting), MUL,
 PRELU and SQUARED_DIFFERENCE (broadcasting) and the table ops (LOGISTIC, TANH, GELU, ELU,
-HARD_SWISH; LOGISTIC and TANH in int16 too), bit-exact with
+HARD_SWISH; LOGISTIC, TANH and GELU in int16 too, as 65536-entry gathers), bit-exact with
 ops/qelementwise.py (LiteRT's optimized kernels).
 
 Both inputs are rescaled to a common scale with 20 extra bits, summed, and requantized to the
