@@ -568,8 +568,7 @@ class Executable:
         c = step.cluster
         if getattr(step.kernel, "in_place", False):
             root = self.sg.ops[c.ops[0]]
-            call = step.kernel.bind(self.buffers, root.inputs, c.outputs)
-            return _reporting(call, step.label) if getattr(step.kernel, "may_raise", False) else call
+            return tiers.reporting(step.kernel.bind(self.buffers, root.inputs, c.outputs), step)
         buffers, infos, label, kernel = self.buffers, self.infos, step.label, step.kernel
         sg = self.sg
 
@@ -652,20 +651,6 @@ class Executable:
             if step.partition is not None:
                 log.info("%s: predicted %.3g s, measured %.3g s", step.label, entry["predicted_s"] or 0.0, m)
         return self.measured
-
-
-def _reporting(call: Any, label: str) -> Any:
-    """A compiled kernel that can raise on run-time data (an index out of range) fails the
-    invoke with LiteRT's RuntimeError naming the node; the bound call stays usable by a
-    compiled loop driver (runtime/loops.py)."""
-    def reported() -> None:
-        try:
-            call()
-        except (IndexError, ValueError) as e:
-            raise RuntimeError(f"{e}\n{label} failed to invoke.\n") from None
-
-    reported.njit_call = getattr(call, "njit_call", None)
-    return reported
 
 
 def storage_dtype(dtype: Any) -> np.dtype:

@@ -58,6 +58,24 @@ class Pending:
     job: Any  # the backend's compile job (CompileJob for numba_cpu)
 
 
+def reporting(call: Any, step: Any) -> Any:
+    """A compiled kernel that can raise on run-time data (an index out of range: `may_raise`)
+    fails the invoke with LiteRT's RuntimeError naming the node; the bound call stays usable by
+    a compiled loop driver (runtime/loops.py, through `njit_call`). Other calls as they are."""
+    if call is None or not getattr(step.kernel, "may_raise", False):
+        return call
+    label = step.label
+
+    def reported() -> None:
+        try:
+            call()
+        except (IndexError, ValueError) as e:
+            raise RuntimeError(f"{e}\n{label} failed to invoke.\n") from None
+
+    reported.njit_call = getattr(call, "njit_call", None)
+    return reported
+
+
 def bind(ex: Any, i: int, step: Any, env: Any, bind_step: Any) -> tuple[Any, Any, str]:
     """The step to run at index `i` of a prepared executable, its bound call, and a reason for the
     plan when it runs on a stand-in. `bind_step` is the executable's own binding of a step."""
@@ -66,7 +84,7 @@ def bind(ex: Any, i: int, step: Any, env: Any, bind_step: Any) -> tuple[Any, Any
     if mode == "eager" or not callable(getattr(kernel, "compile_job", None)):
         return step, bind_step(step), ""
     root = ex.sg.ops[step.cluster.ops[0]]
-    call = kernel.bind(ex.buffers, root.inputs, step.cluster.outputs, cached_only=True)
+    call = reporting(kernel.bind(ex.buffers, root.inputs, step.cluster.outputs, cached_only=True), step)
     if call is not None:
         return step, call, ""
     ref = ex.backends[-1]
@@ -104,7 +122,8 @@ def upgrade(ex: Any) -> int:
         ok, error = result
         if ok:
             root = ex.sg.ops[p.step.cluster.ops[0]]
-            call = p.step.kernel.bind(ex.buffers, root.inputs, p.step.cluster.outputs, cached_only=True)
+            call = reporting(p.step.kernel.bind(ex.buffers, root.inputs, p.step.cluster.outputs,
+                                                cached_only=True), p.step)
             if call is not None:
                 ex.swap(p.index, p.step, call)
                 swapped += 1
