@@ -142,3 +142,14 @@ def test_integer_transpose_conv_compiles(dtype, n_out, padding, stride):
         ours, steps = run_engine(m, [x], "numba")
         assert steps == ["numba_cpu"], steps
         np.testing.assert_array_equal(ours[0], theirs)
+
+
+@pytest.mark.parametrize("asym", [False, True])
+def test_long_row_fully_connected_multiplies_in_int64(asym):
+    """A 1280-feature classifier's sums can pass 2**24, past float32's exact integers: the kernel
+    multiplies in int64 instead of the float32 GEMM (still compiled, still bit-exact)."""
+    rng = np.random.default_rng(7)
+    w = rng.integers(-127, 128, (10, 1280)).astype(np.int8)
+    m = fc_model(w, rng.uniform(0.001, 0.05, 10).astype(F32), (2, 1280), (2, 10), rng.normal(size=10).astype(F32),
+                 asymmetric_quantize_inputs=asym, fused_activation_function=3)
+    _exact_on_numba(m, [activations(rng, (2, 1280), "ties", 2, asym)])

@@ -26,9 +26,13 @@ HYP = settings(max_examples=60, deadline=None)
 BACKENDS = ("reference", "numba")
 
 
-def assert_bit_exact(model: bytes, xs: list[np.ndarray], exact: bool = True) -> None:
+def assert_bit_exact(model: bytes, xs: list[np.ndarray], exact: bool = True, seed: int = 0) -> None:
+    """Ours on both backends against LiteRT. Hypothesis examples pass their seed: every example
+    runs the reference, one in three also compiles its Numba kernel (generators/hybrid.py,
+    tconv.py; each example is a new kernel, seconds to compile, so the sample keeps the file's
+    run time bounded; tests/backends/test_numba_hybrid.py has fixed compiled cases)."""
     theirs = litert_run(model, xs)[0]
-    for backend in BACKENDS:
+    for backend in BACKENDS if seed % 3 == 0 else ("reference",):
         ours = run_engine(model, xs, backend)[0][0]
         assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, backend
         if exact:
@@ -107,7 +111,7 @@ def test_fully_connected(rows, depth, units, per_channel, asym, with_bias, act, 
                  fused_activation_function=act, keep_num_dims=keep_dims)
     # A fused TANH is applied by LiteRT with Eigen's float tanh approximation (ulp-level
     # differences from libm); every other path is bit exact.
-    assert_bit_exact(m, [activations(rng, x_shape, style, rows, asym)], exact=act != 4)
+    assert_bit_exact(m, [activations(rng, x_shape, style, rows, asym)], exact=act != 4, seed=seed)
 
 
 def test_fc_zero_rows_weights_without_scale_and_zero_points():
@@ -201,7 +205,7 @@ def test_conv2d(ci, co, per_channel, groups, wtype, n, h, w, k, stride, dil, pad
     m = conv_model("CONV_2D", (n, h, w, ci * groups), wq, scales, 0, rng.normal(size=co).astype(F32),
                    (n, oh, ow, co), padding=padding, stride_h=stride, stride_w=stride,
                    dilation_h_factor=dil, dilation_w_factor=dil, fused_activation_function=act)
-    assert_bit_exact(m, [activations(rng, (n, h, w, ci * groups), style, n, per_channel)])
+    assert_bit_exact(m, [activations(rng, (n, h, w, ci * groups), style, n, per_channel)], seed=seed)
 
 
 @HYP
@@ -218,7 +222,7 @@ def test_depthwise(c, mult, n, h, w, k, stride, dil, padding, act, style, seed):
                    (n, oh, ow, co), padding=padding, stride_h=stride, stride_w=stride,
                    dilation_h_factor=dil, dilation_w_factor=dil, depth_multiplier=mult,
                    fused_activation_function=act)
-    assert_bit_exact(m, [activations(rng, (n, h, w, c), style, n, True)])
+    assert_bit_exact(m, [activations(rng, (n, h, w, c), style, n, True)], seed=seed)
 
 
 # ---- BATCH_MATMUL -------------------------------------------------------------------------------
@@ -251,7 +255,7 @@ def test_batch_matmul(m, k, n, batches, adj_x, adj_y, asym, per_channel, const_r
     xv = activations(rng, bx + (m, k), style, rows, asym)
     if adj_x:
         xv = np.ascontiguousarray(np.swapaxes(xv, -1, -2))
-    assert_bit_exact(mb.build(), [xv] if const_rhs else [xv, wq])
+    assert_bit_exact(mb.build(), [xv] if const_rhs else [xv, wq], seed=seed)
 
 
 # ---- TRANSPOSE_CONV ------------------------------------------------------------------------------
@@ -285,7 +289,7 @@ def test_transpose_conv(n, h, w, ci, co, kh, kw, stride, padding, per_channel, w
     bias = rng.normal(size=co).astype(F32) if with_bias else None
     m = tconv_model((n, h, w, ci), wq, scales, bias, (n, oh, ow, co), padding=padding, stride_h=stride,
                     stride_w=stride, fused_activation_function=act)
-    assert_bit_exact(m, [activations(rng, (n, h, w, ci), style, n, True)])
+    assert_bit_exact(m, [activations(rng, (n, h, w, ci), style, n, True)], seed=seed)
 
 
 @pytest.mark.parametrize("case", ["uint8", "no_scale", "scales", "int_bias"])

@@ -14,11 +14,13 @@ One kernel call does the three steps LiteRT does, in one generated module:
    product is an integer of at most 255 * 128 and a float32 sum of integers is exact while it
    stays below 2**24, in any order (the kernels' reassociation included); the weights are
    constants, so this is checked per output channel at plan time (sum_k |w| * max|q - zp|),
-   else the node is refused and runs on the reference backend. The result is LiteRT's int32
+   else a FULLY_CONNECTED multiplies in int64 instead (hybridq.int_rows_gemm) and other nodes
+   are refused (reference backend). The result is LiteRT's int32
    accumulator exactly. (Taps in a convolution's padding contribute 0, as LiteRT skips them.)
 3. finish: float32(acc) times the row's scale and the channel's weight scale in LiteRT's order
-   (ops/qhybrid.py `_scale_out` / `_spatial_scale`), + bias, the fused clamp. This part is
-   compiled without fast-math, so nothing is contracted into an FMA or reordered.
+   (ops/qhybrid.py `_scale_out` / `_spatial_scale`), + bias, the fused clamp (../hybridq.py).
+   The whole module is compiled without fast-math, so nothing is contracted into an FMA or
+   reordered.
 
 Not compiled (reference backend, with the reason in the plan): weights that are not constant,
 -128 weights where LiteRT's SSE dot product mis-multiplies them (ops/qhybrid.py
@@ -34,6 +36,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from tflite_jit.backends.numba_cpu import emit, hybridq, printer
 from tflite_jit.backends.numba_cpu.generators import GENERATORS, gemm, qconv, register_generator
 from tflite_jit.backends.numba_cpu.generators import depthwise as fdw
 from tflite_jit.backends.numba_cpu.quantized import no_epilogue
@@ -48,66 +51,9 @@ EXACT = float(1 << 24)
 #: bump when the generated hybrid code changes meaning (printed into every module)
 HVERSION = "1"
 _CLAMPS = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
-_PRECISE = "@numba.njit(cache=True, nogil=True, error_model='numpy', boundscheck=False)"
-
-# The quantizer (also tconv.py's): ops/qhybrid.py quantize_rows for one row, in float32 / float64 exactly as there
-# (no fast-math: every operation rounds where the NumPy reference rounds).
-QUANT_SOURCE = _PRECISE + '''
-def hq_row(x, xo, n, XQ, asym):
-    lo = np.float32(0.0)
-    hi = np.float32(0.0)
-    for i in range(n):
-        v = x[xo + i]
-        if v < lo:
-            lo = v
-        if v > hi:
-            hi = v
-    zp = 0
-    qlo = -127
-    if not asym:
-        rng = max(-lo, hi)
-        if rng == np.float32(0.0):
-            for i in range(n):
-                XQ[xo + i] = np.float32(0.0)
-            return np.float32(1.0)
-        sf = np.float32(rng / np.float32(127.0))
-        inv = np.float32(np.float32(127.0) / rng)
-    else:
-        if lo == hi:
-            for i in range(n):
-                XQ[xo + i] = np.float32(0.0)
-            return np.float32(1.0)
-        scale = np.float64(np.float32(hi - lo)) / 255.0
-        rmin = np.float64(lo)
-        rmax = np.float64(hi)
-        if 128.0 + abs(rmin / scale) < 127.0 + abs(rmax / scale):
-            zpd = -128.0 - rmin / scale
-        else:
-            zpd = 127.0 - rmax / scale
-        if zpd <= -128.0:
-            zp = -128
-        elif zpd >= 127.0:
-            zp = 127
-        else:
-            zp = int(np.sign(zpd) * np.floor(abs(zpd) + 0.5))
-        sf = np.float32(scale)
-        inv = np.float32(1.0 / np.float64(sf))
-        qlo = -128
-    head = n & ~7
-    for i in range(n):
-        y = np.float32(x[xo + i] * inv)
-        if i < head:
-            h = np.float32(-0.5) if y < np.float32(0.0) else np.float32(0.5)
-            r = np.trunc(np.float32(y + h))
-        else:
-            d = np.float64(y)
-            r = np.sign(d) * np.floor(abs(d) + 0.5)
-        q = int(r) + zp
-        q = min(max(q, qlo), 127)
-        XQ[xo + i] = np.float32(q - zp)
-    return sf
-'''
-
+_PRECISE = "@numba.njit(cache=True, nogil=True, fastmath=False, error_model='numpy', boundscheck=False)"
+#: the fast-math option of the core kernels' decorators (removed, see _assemble)
+_FASTMATH = re.compile(r"fastmath=\{[^}]*\}, ")
 
 def _int8_weights(req: KernelRequest) -> np.ndarray:
     w = req.inputs[1] if len(req.inputs) > 1 else None
@@ -143,14 +89,13 @@ def _no_minus128(w_nk: np.ndarray, what: str) -> None:
                           "(runs on reference)")
 
 
-def _clamp_lines(act: str, var: str, ind: str) -> list[str]:
+def _lit(v: float) -> str:
+    return "np.inf" if v == math.inf else "-np.inf" if v == -math.inf else repr(v)
+
+
+def _clamp(act: str) -> tuple[float, float]:
     lo, hi = _CLAMPS[act]
-    out = []
-    if lo is not None:
-        out.append(f"{ind}{var} = max({var}, np.float32({lo}))")
-    if hi is not None:
-        out.append(f"{ind}{var} = min({var}, np.float32({hi}))")
-    return out
+    return (-math.inf if lo is None else lo, math.inf if hi is None else hi)
 
 
 def _shadow(req: KernelRequest, attrs, w_f32: np.ndarray) -> KernelRequest:
@@ -162,10 +107,11 @@ def _shadow(req: KernelRequest, attrs, w_f32: np.ndarray) -> KernelRequest:
     return KernelRequest(req.op_name, attrs, ins, [], [Output(E.Var(0), out)], req.num_threads)
 
 
-def _assemble(req: KernelRequest, core: KernelSource, rows: int, row_len: int, asym: bool,
-              finish: list[str], consts: list[tuple[str, np.ndarray]]) -> KernelSource:
-    """The module: the core kernel (renamed `hcore`), the quantizer, `hfinish(o0, SF, ...)` from
-    `finish` (its body lines), and `hentry`, which runs the three in order."""
+def _assemble(req: KernelRequest, core: KernelSource, rows: int, row_len: int, asym: bool, finish: str,
+              inner: int, sw: np.ndarray, bias: np.ndarray | None, act: str) -> KernelSource:
+    """The module: the core kernel's entry becomes `hentry`, which first quantizes the input rows
+    (hybridq.hq_row), then runs the core's body, then the float finish (hybridq.`finish`) over
+    the output viewed as [rows * inner, n]."""
     m = re.search(rf"^def {core.entry}\((.*?)\):", core.source, re.M)
     if m is None:
         raise Unsupported(f"hybrid {req.op_name}: unexpected core kernel source")
@@ -176,20 +122,30 @@ def _assemble(req: KernelRequest, core: KernelSource, rows: int, row_len: int, a
                                           for a in core.args):
         raise Unsupported(f"hybrid {req.op_name}: unexpected core kernel arguments")
     xq, out = params[xi[0]], params[oi[0]]
-    src = core.source[:m.start()] + f"def hcore({m.group(1)}):" + core.source[m.end():]
-    cnames = [n for n, _ in consts]
-    src += (f"\n\n# tflite_jit hybrid {req.op_name} v{HVERSION}: {rows} rows of {row_len}, "
-            f"{'asymmetric' if asym else 'symmetric'}\n\n" + QUANT_SOURCE + "\n\n")
-    src += _PRECISE + f"\ndef hfinish({', '.join([out, 'SF'] + cnames)}):\n" + "\n".join(
-        "    " + ln for ln in finish) + "\n\n\n"
-    src += _PRECISE + f"\ndef hentry(xin, SF, {', '.join(cnames + params)}):\n"
-    src += (f"    xf = xin.reshape({rows * row_len})\n"
-            f"    for r in range({rows}):\n"
-            f"        SF[r] = hq_row(xf, r * {row_len}, {row_len}, {xq}, {asym})\n"
-            f"    hcore({', '.join(params)})\n"
-            f"    hfinish({', '.join([f'{out}.reshape({math.prod(req.out_shape)})', 'SF'] + cnames)})\n")
-    args = [Arg("input", 0), Arg("const", value=np.zeros(rows, F32))]
-    args += [Arg("const", value=np.ascontiguousarray(v)) for _, v in consts]
+    if core.source[m.end():].count("\ndef ") or not core.source.endswith("\n"):
+        raise Unsupported(f"hybrid {req.op_name}: the core kernel is not the module's last function")
+    n = sw.size
+    lo, hi = _clamp(act)
+    # The steps go into the core's own function (not a wrapper calling it: Numba would link and
+    # optimize the core's code a second time, measured 3-4x the compile time).
+    pro = [f"xf = xin.reshape({rows * row_len})",
+           f"for r in range({rows}):",
+           f"    SF[r] = hq_row(xf, r * {row_len}, {row_len}, {xq}, {asym})"]
+    epi = [f"{finish}({out}.reshape({math.prod(req.out_shape)}), SF, SW, B, {rows}, {inner}, {n}, "
+           f"{bias is not None}, np.float32({_lit(lo)}), np.float32({_lit(hi)}))"]
+    head = (f"# tflite_jit hybrid {req.op_name} v{HVERSION}: {rows} rows of {row_len}, "
+            f"{'asymmetric' if asym else 'symmetric'}\n" + emit.helper_import(hybridq, "hq_row", finish))
+    src = (head + core.source[:m.start()] + f"def hentry(xin, SF, SW, B, {m.group(1)}):\n"
+           + "".join(f"    {ln}\n" for ln in pro) + core.source[m.end():].lstrip("\n")
+           + "".join(f"    {ln}\n" for ln in epi))
+    # No fast-math in the module: LLVM inlines the precise helpers into their caller, and a
+    # fast-math caller lets it reassociate their float32 products (measured: an ulp off). The
+    # core's sums are of integers, exact in any order, so they lose nothing but some speed.
+    src, k = _FASTMATH.subn("", src)
+    if not k:
+        raise Unsupported(f"hybrid {req.op_name}: unexpected core kernel decorators")
+    args = [Arg("input", 0), Arg("const", value=np.zeros(rows, F32)), Arg("const", value=sw),
+            Arg("const", value=np.zeros(n, F32) if bias is None else bias)]
     for i, a in enumerate(core.args):
         args.append(Arg("const", value=np.zeros(math.prod(req.inputs[0].shape), F32)) if i == xi[0] else a)
     return KernelSource(src, "hentry", args, core.parallel)
@@ -218,30 +174,6 @@ def _act(a: HybridAttrs, req: KernelRequest) -> str:
     return act
 
 
-def _rowwise_finish(rows: int, n: int, bias: bool, act: str) -> list[str]:
-    """o[r, c] = clamp(float32(o * float32(sf_r * sw_c)) + b_c): FULLY_CONNECTED, CONV_2D (rows =
-    images of OH*OW*C values, the scale per image) and BATCH_MATMUL."""
-    lines = [f"for r in range({rows}):",
-             "    sf = SF[r]",
-             f"    for c in range({n}):",
-             "        s = np.float32(sf * SW[c])",
-             f"        v = np.float32(o0[r * {n} + c] * s)"]
-    if bias:
-        lines.append("        v = np.float32(v + B[c])")
-    lines += _clamp_lines(act, "v", "        ")
-    lines.append(f"        o0[r * {n} + c] = v")
-    return lines
-
-
-def _finish_consts(sw: np.ndarray, bias: np.ndarray | None) -> list[tuple[str, np.ndarray]]:
-    return [("SW", sw)] + ([("B", bias)] if bias is not None else [])
-
-
-def _fixup_out(lines: list[str], rows_of: int, n: int) -> list[str]:
-    """Conv outputs: `rows_of` output pixels share one row scale (the image's)."""
-    return [ln.replace(f"o0[r * {n} + c]", f"o0[(r * {rows_of} + p) * {n} + c]") for ln in lines]
-
-
 # ---- FULLY_CONNECTED -------------------------------------------------------------------------------
 
 def fully_connected(req: KernelRequest, tile=None) -> KernelSource:
@@ -253,12 +185,38 @@ def fully_connected(req: KernelRequest, tile=None) -> KernelSource:
         raise Unsupported("hybrid FULLY_CONNECTED: input size is not rows x depth")
     act = _act(a, req)
     _no_minus128(w, "FULLY_CONNECTED")
-    _check_exact(w, a.asymmetric, "FULLY_CONNECTED")
     bias = _bias(req, units)
+    try:
+        _check_exact(w, a.asymmetric, "FULLY_CONNECTED")
+    except Unsupported:
+        return _integer_fc(req, a, w, rows, bias, act)
     shadow = _shadow(req, replace(a.base, activation="NONE"), w.astype(F32))
     core = gemm.fully_connected(shadow, tile)
-    fin = _rowwise_finish(rows, units, bias is not None, act)
-    return _assemble(req, core, rows, depth, a.asymmetric, fin, _finish_consts(_scales(a, units), bias))
+    return _assemble(req, core, rows, depth, a.asymmetric, "finish_rows", 1, _scales(a, units), bias, act)
+
+
+def _integer_fc(req: KernelRequest, a: HybridAttrs, w: np.ndarray, rows: int, bias: np.ndarray | None,
+                act: str) -> KernelSource:
+    """A FULLY_CONNECTED whose sums could leave float32's exact integers (long rows, e.g. a
+    classifier over 1280 features): the product in int64 (hybridq.int_rows_gemm)."""
+    units, depth = w.shape
+    lo, hi = _clamp(act)
+    src = (printer.PRELUDE + f"# tflite_jit hybrid FULLY_CONNECTED v{HVERSION} (int64 product): {rows} rows of "
+           f"{depth}, {'asymmetric' if a.asymmetric else 'symmetric'}\n"
+           + emit.helper_import(hybridq, "hq_row", "int_rows_gemm", "finish_rows") + "\n\n"
+           + _PRECISE + "\ndef hentry(xin, SF, SW, B, XQ, W, o):\n"
+           f"    xf = xin.reshape({rows * depth})\n"
+           f"    for r in range({rows}):\n"
+           f"        SF[r] = hq_row(xf, r * {depth}, {depth}, XQ, {a.asymmetric})\n"
+           f"    of = o.reshape({rows * units})\n"
+           f"    int_rows_gemm(XQ, W, of, {rows}, {units}, {depth})\n"
+           f"    finish_rows(of, SF, SW, B, {rows}, 1, {units}, {bias is not None}, np.float32({_lit(lo)}), "
+           f"np.float32({_lit(hi)}))\n")
+    args = [Arg("input", 0), Arg("const", value=np.zeros(rows, F32)), Arg("const", value=_scales(a, units)),
+            Arg("const", value=np.zeros(units, F32) if bias is None else bias),
+            Arg("const", value=np.zeros(rows * depth, F32)),
+            Arg("const", value=np.ascontiguousarray(w.astype(np.int32).reshape(-1))), Arg("output", 0)]
+    return KernelSource(src, "hentry", args)
 
 
 # ---- CONV_2D ---------------------------------------------------------------------------------------
@@ -279,10 +237,7 @@ def conv2d(req: KernelRequest, tile=None) -> KernelSource:
     shadow = _shadow(req, replace(a.base, activation="NONE"), w.astype(F32))
     core = gemm.conv2d(shadow, tile)
     npix = math.prod(req.out_shape[1:3])
-    fin = _rowwise_finish(nimg, co, bias is not None, act)
-    fin = fin[:2] + [f"    for p in range({npix}):"] + ["    " + ln for ln in fin[2:]]
-    fin = _fixup_out(fin, npix, co)
-    return _assemble(req, core, nimg, h * wd * c, a.asymmetric, fin, _finish_consts(_scales(a, co), bias))
+    return _assemble(req, core, nimg, h * wd * c, a.asymmetric, "finish_rows", npix, _scales(a, co), bias, act)
 
 
 # ---- DEPTHWISE_CONV_2D -----------------------------------------------------------------------------
@@ -298,23 +253,8 @@ def depthwise(req: KernelRequest) -> KernelSource:
     shadow = _shadow(req, replace(a.base, activation="NONE"), w.astype(F32))
     core = fdw.generate_depthwise(shadow)
     npix = math.prod(req.out_shape[1:3])
-    head = co & ~3
-    # blocks of 4 channels: (acc * sw) * sf; the last C mod 4: (acc * sf) * sw (ops/qhybrid.py)
-    fin = [f"for r in range({nimg}):",
-           "    sf = SF[r]",
-           f"    for p in range({npix}):",
-           f"        base = (r * {npix} + p) * {co}",
-           f"        for c in range({co}):",
-           "            v = o0[base + c]",
-           f"            if c < {head}:",
-           "                v = np.float32(np.float32(v * SW[c]) * sf)",
-           "            else:",
-           "                v = np.float32(np.float32(v * sf) * SW[c])"]
-    if bias is not None:
-        fin.append("            v = np.float32(v + B[c])")
-    fin += _clamp_lines(act, "v", "            ")
-    fin.append("            o0[base + c] = v")
-    return _assemble(req, core, nimg, h * wd * c, a.asymmetric, fin, _finish_consts(_scales(a, co), bias))
+    return _assemble(req, core, nimg, h * wd * c, a.asymmetric, "finish_depthwise", npix, _scales(a, co), bias,
+                     act)
 
 
 # ---- BATCH_MATMUL ----------------------------------------------------------------------------------
@@ -335,8 +275,7 @@ def batch_matmul(req: KernelRequest, tile=None) -> KernelSource:
     _check_exact(wt.reshape(-1, k), a.asymmetric, "BATCH_MATMUL")
     shadow = _shadow(req, f, w.astype(F32))
     core = gemm.batch_matmul(shadow, tile)
-    fin = _rowwise_finish(out_batch * m, n, False, "NONE")
-    return _assemble(req, core, out_batch * m, k, a.asymmetric, fin, _finish_consts(_scales(a, n), None))
+    return _assemble(req, core, out_batch * m, k, a.asymmetric, "finish_rows", 1, _scales(a, n), None, "NONE")
 
 
 # ---- registration: hybrid nodes here, every other node to the generator registered before --------

@@ -14,7 +14,7 @@ Float: sum of x * w per channel (fast-math: LiteRT's float kernel is a GEMM plus
 order is its own and only the float contract applies), + bias, the clamp.
 
 Hybrid (reference_ops::HybridTransposeConv): each image is quantized asymmetrically
-(generators/hybrid.py's quantizer, centered values q - zp as float32), and each product becomes
+(hybridq.py's quantizer, centered values q - zp as float32), and each product becomes
 float32((float32(p) * sw[oc]) * sf_b), added in the order above — compiled without fast-math so
 every rounding is LiteRT's (p = (q - zp) * w is an integer below 2**16, exact in float32).
 
@@ -30,9 +30,8 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, printer, simd
+from tflite_jit.backends.numba_cpu import emit, hybridq, printer, simd
 from tflite_jit.backends.numba_cpu.generators import register_generator
-from tflite_jit.backends.numba_cpu.generators.hybrid import QUANT_SOURCE
 from tflite_jit.backends.numba_cpu.quantized import no_epilogue
 from tflite_jit.backends.numba_cpu.simd import VW
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
@@ -182,7 +181,7 @@ def transpose_conv(req: KernelRequest) -> KernelSource:
            + emit.helper_import(simd, "vload", "vstorem", "vbcast", "vsplat", "vfma", "vadd", "vmul", "vmax",
                                 "vmin", "ld") + "\n\n")
     if hybrid:
-        src += QUANT_SOURCE + "\n\n"
+        src += emit.helper_import(hybridq, "hq_row") + "\n\n"
     src += ((_PRECISE if hybrid else _FAST) + f"\ndef entry({', '.join(names)}):\n"
             + "\n".join("    " + ln for ln in body) + "\n")
     return KernelSource(src, "entry", args)

@@ -1,0 +1,136 @@
+"""What every dynamic-range ("hybrid") kernel shares, compiled once (Numba's cache=True) instead of
+once per generated module: the input quantizer and the float finishing passes. Generated modules
+import them (generators/hybrid.py, tconv.py); modcache keys those modules on this file's text.
+
+No fast-math anywhere here: every float32 / float64 operation rounds exactly where
+ops/qhybrid.py's NumPy reference rounds, and nothing is contracted into an FMA.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+#: fastmath=False explicitly: a callee without the option inherits its caller's fast-math
+_JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", boundscheck=False)
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"nnan", "nsz", "reassoc"}, error_model="numpy", boundscheck=False)
+def row_range(x, xo, n):
+    """(min(0, min x), max(0, max x)) of the row, vectorized: min / max are exact in any order."""
+    lo = np.float32(0.0)
+    hi = np.float32(0.0)
+    for i in range(n):
+        v = x[xo + i]
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return lo, hi
+
+
+@numba.njit(**_JIT)
+def hq_row(x, xo, n, XQ, asym):
+    """ops/qhybrid.py `quantize_rows` for the row x[xo:xo+n]: writes q - zero point (an integer)
+    as float32 to XQ[xo:xo+n] and returns the row's scale."""
+    lo, hi = row_range(x, xo, n)
+    zp = 0
+    qlo = -127
+    if not asym:
+        rng = max(-lo, hi)
+        if rng == np.float32(0.0):
+            for i in range(n):
+                XQ[xo + i] = np.float32(0.0)
+            return np.float32(1.0)
+        sf = np.float32(rng / np.float32(127.0))
+        inv = np.float32(np.float32(127.0) / rng)
+    else:
+        if lo == hi:
+            for i in range(n):
+                XQ[xo + i] = np.float32(0.0)
+            return np.float32(1.0)
+        scale = np.float64(np.float32(hi - lo)) / 255.0
+        rmin = np.float64(lo)
+        rmax = np.float64(hi)
+        if 128.0 + abs(rmin / scale) < 127.0 + abs(rmax / scale):
+            zpd = -128.0 - rmin / scale
+        else:
+            zpd = 127.0 - rmax / scale
+        if zpd <= -128.0:
+            zp = -128
+        elif zpd >= 127.0:
+            zp = 127
+        else:
+            zp = int(np.sign(zpd) * np.floor(abs(zpd) + 0.5))
+        sf = np.float32(scale)
+        inv = np.float32(1.0 / np.float64(sf))
+        qlo = -128
+    head = n & ~7
+    # the 8-wide vector rounding: trunc(y +- 0.5), the add in float32 (a loop LLVM vectorizes)
+    for i in range(head):
+        y = np.float32(x[xo + i] * inv)
+        h = np.float32(-0.5) if y < np.float32(0.0) else np.float32(0.5)
+        q = np.int32(np.trunc(np.float32(y + h))) + zp
+        q = min(max(q, qlo), 127)
+        XQ[xo + i] = np.float32(q - zp)
+    # the tail: std::round, half away from zero (in float64, where |y| + 0.5 is exact)
+    for i in range(head, n):
+        d = np.float64(np.float32(x[xo + i] * inv))
+        q = int(np.sign(d) * np.floor(abs(d) + 0.5)) + zp
+        q = min(max(q, qlo), 127)
+        XQ[xo + i] = np.float32(q - zp)
+    return sf
+
+
+@numba.njit(**_JIT)
+def finish_rows(o, SF, SW, B, rows, inner, n, has_bias, lo, hi):
+    """o [rows * inner, n] float32 sums, in place: clamp(float32(o * float32(sf_r * sw_c)) + b_c)
+    (FULLY_CONNECTED, BATCH_MATMUL: inner = 1; CONV_2D: the inner pixels of image r share its
+    scale); lo / hi are -inf / inf for no clamp (NaN passes, as np.clip lets it)."""
+    for r in range(rows):
+        sf = SF[r]
+        for p in range(inner):
+            base = (r * inner + p) * n
+            for c in range(n):
+                v = np.float32(o[base + c] * np.float32(sf * SW[c]))
+                if has_bias:
+                    v = np.float32(v + B[c])
+                if v < lo:
+                    v = lo
+                if v > hi:
+                    v = hi
+                o[base + c] = v
+
+
+@numba.njit(**_JIT)
+def finish_depthwise(o, SF, SW, B, rows, inner, n, has_bias, lo, hi):
+    """finish_rows in DEPTHWISE_CONV_2D's order: (acc * sw) * sf on blocks of 4 channels,
+    (acc * sf) * sw on the last n mod 4."""
+    head = n & ~3
+    for r in range(rows):
+        sf = SF[r]
+        for p in range(inner):
+            base = (r * inner + p) * n
+            for c in range(n):
+                v = o[base + c]
+                if c < head:
+                    v = np.float32(np.float32(v * SW[c]) * sf)
+                else:
+                    v = np.float32(np.float32(v * sf) * SW[c])
+                if has_bias:
+                    v = np.float32(v + B[c])
+                if v < lo:
+                    v = lo
+                if v > hi:
+                    v = hi
+                o[base + c] = v
+
+
+@numba.njit(**_JIT)
+def int_rows_gemm(XQ, W, o, rows, n, k):
+    """o[r, c] = float32(sum_i XQ[r, i] * W[c, i]) in int64: the integer product where a float32
+    sum could leave the exact range (a FULLY_CONNECTED with a long row); XQ holds integers."""
+    for r in range(rows):
+        for c in range(n):
+            acc = 0
+            for i in range(k):
+                acc += np.int64(XQ[r * k + i]) * np.int64(W[c * k + i])
+            o[r * n + c] = np.float32(acc)
