@@ -38,6 +38,36 @@ def _seeded_inputs(it: Interpreter) -> None:
         it.set_tensor(d["index"], x.astype(dt))
 
 
+def constant_tensors(sg: Any, opdefs: list[Any]) -> set[int]:
+    """Tensors whose values do not depend on the inputs: constants and the outputs of foldable
+    ops fed only by such tensors (a DENSIFY -> DEQUANTIZE weight chain, a SHAPE of a static shape)."""
+    const = {i for i, t in enumerate(sg.tensors) if t.data is not None}
+    for op, opdef in zip(sg.ops, opdefs):
+        if getattr(opdef, "foldable", True) and all(t < 0 or t in const for t in op.inputs):
+            const.update(t for t in op.outputs if t >= 0)
+    return const
+
+
+def variant(sg: Any, op: Any, infos: list[Any], const: set[int] | frozenset[int] = frozenset()) -> str:
+    """Which form of the op a node is, as kernels are written: 'float', 'int8' (8-bit
+    activations), 'int16' (16-bit activations), 'hybrid' (8-bit constant weights, float
+    activations: dynamic-range quantization), 'constant' (every input constant, or the
+    outputs' values already computed at plan time: a fold, not a kernel) or 'other' (integer/bool data ops)."""
+    ins = [t for t in op.inputs if t >= 0]
+    data = [t for t in ins if sg.tensors[t].data is None and t not in const]
+    dts = {np.dtype(infos[t].dtype) for t in (*data, *op.outputs) if t >= 0 and infos[t].dtype is not None}
+    consts = {np.dtype(infos[t].dtype) for t in ins if sg.tensors[t].data is not None and infos[t].dtype is not None}
+    if not data or all(infos[t].value is not None for t in op.outputs if t >= 0):
+        return "constant"  # every input constant, or the value already known at plan time
+    if np.dtype(np.int16) in dts:
+        return "int16"
+    if dts & {np.dtype(np.int8), np.dtype(np.uint8)}:
+        return "int8"
+    if np.dtype(np.float32) in dts:
+        return "hybrid" if consts & {np.dtype(np.int8), np.dtype(np.uint8)} and op.name != "DEQUANTIZE" else "float"
+    return "other"
+
+
 def placement(content: bytes, backend: str = "numba") -> list[dict[str, Any]]:
     """One row per op of every planned subgraph: subgraph, index, op, backend, reason.
 
@@ -56,9 +86,11 @@ def placement(content: bytes, backend: str = "numba") -> list[dict[str, Any]]:
     for si, ex in execs.items():
         env = PlanEnv(ex.sg, ex.attrs, ex.infos, 1, extra_ops=ex.context.custom_ops)
         own = set(ex.sg.inputs) | set(ex.sg.outputs) | set(ex.variables)
+        const = constant_tensors(ex.sg, ex.opdefs)
         for oi, op in enumerate(ex.sg.ops):
             if is_alias(ex.sg, oi, ex.infos, own):
-                rows.append({"subgraph": si, "index": oi, "op": op.name, "backend": ALIAS, "reason": ""})
+                rows.append({"subgraph": si, "index": oi, "op": op.name, "backend": ALIAS, "reason": "",
+                             "variant": variant(ex.sg, op, ex.infos, const)})
                 continue
             placed, why = chain[-1].name, ""
             for b in chain[:-1]:
@@ -72,7 +104,8 @@ def placement(content: bytes, backend: str = "numba") -> list[dict[str, Any]]:
                     placed = b.name
                     break
                 why = why or f"{b.name}: {reason}"
-            rows.append({"subgraph": si, "index": oi, "op": op.name, "backend": placed, "reason": why})
+            rows.append({"subgraph": si, "index": oi, "op": op.name, "backend": placed, "reason": why,
+                         "variant": variant(ex.sg, op, ex.infos, const)})
     return rows
 
 
