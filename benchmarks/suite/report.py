@@ -69,7 +69,8 @@ def _conf(r: dict[str, Any]) -> str:
     if c["int_elements"]:
         parts.append(f"{c['int_mismatches']}/{c['int_elements']} differ (max {c['max_lsb']} LSB)")
     if c["max_rel"]:
-        parts.append(f"rel {c['max_rel']:.1e}")
+        noise = r.get("xnnpack_vs_builtin", {}).get("max_rel")
+        parts.append(f"rel {c['max_rel']:.1e}" + (f" (XNNPACK {noise:.1e})" if noise is not None else ""))
     return ", ".join(parts) or "differs"
 
 
