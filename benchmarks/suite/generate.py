@@ -322,6 +322,7 @@ def main() -> None:
         rows[name] = row
         save()
         print(f"{name:34s} {row['status']:18s} {row['seconds']:6.1f}s", flush=True)
+    save()
     print(f"generated into {out} in {time.perf_counter() - t_all:.0f}s")
 
 
