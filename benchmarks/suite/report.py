@@ -139,7 +139,7 @@ def build(results: list[dict[str, Any]], manifest: dict[str, dict[str, Any]], co
         by_t.setdefault(int(r["threads"]), []).append(enrich(r, manifest.get(r["model"], {})))
     by_t = dict(sorted(by_t.items()))
     sums = {t: summary(rows) for t, rows in by_t.items()}
-    refused = [m for m in manifest.values() if m.get("status") != "ok"]
+    refused = [dict(m, name=n) for n, m in manifest.items() if m.get("status", "ok") != "ok"]
     md = markdown(by_t, sums, command, note)
     if refused:
         md += "\n## Not generated (the TensorFlow converter refused or the builder failed)\n\n"
