@@ -48,6 +48,8 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     out["slower_than_builtin"] = sorted(r["model"] for r in vs_b if r["ours_vs_builtin"] > 1.0)
     out["far_behind_xnnpack"] = sorted(r["model"] for r in timed if r["ours_vs_xnnpack"] > FAR_BEHIND)
     out["with_reference_ops"] = sum(1 for r in rows if r.get("reference_ops"))
+    dry = [r["dry_placement"].get("matches_real_plan") for r in rows if "dry_placement" in r]
+    out["placement_check"] = f"{sum(1 for d in dry if d)}/{len(dry)}"
     conf = [r["conformance"] for r in rows if "conformance" in r]
     out["conformance_checked"] = len(conf)
     return out
@@ -116,6 +118,7 @@ def markdown(rows_by_threads: dict[int, list[dict[str, Any]]], summaries: dict[i
     line("slower than LiteRT builtin kernels", lambda s: str(len(s["slower_than_builtin"])))
     line(f"more than {FAR_BEHIND}× XNNPACK", lambda s: str(len(s["far_behind_xnnpack"])))
     line("models with ops on `reference`", lambda s: str(s["with_reference_ops"]))
+    line("CI's cheap placement equals the real plan", lambda s: s.get("placement_check", "—"))
     line("failed in tflite_jit", lambda s: str(len(s["ours_failed"])))
     line("failed in LiteRT", lambda s: str(len(s["litert_failed"])))
     for t, rows in rows_by_threads.items():
