@@ -49,7 +49,7 @@ def _model(name: str) -> bytes:
     return one_op() if name == "one_op" else models.build(name)
 
 
-def _inputs(it: Any, rng: np.random.Generator) -> list[np.ndarray]:
+def inputs_for(it: Any, rng: np.random.Generator) -> list[np.ndarray]:
     out = []
     for d in it.get_input_details():
         if np.dtype(d["dtype"]).kind in "iu":
@@ -72,36 +72,49 @@ def _runner(it: Any, xs: list[np.ndarray]):
     return run
 
 
-def bench_model(name: str, threads: int, runs: int, backend: str, fusion: str) -> dict[str, Any]:
+def litert_engines(content: bytes, threads: int) -> dict[str, Any]:
+    """LiteRT with its default XNNPACK delegate and with builtin kernels only, unallocated."""
     from ai_edge_litert import interpreter as lite
 
-    content = _model(name)
-    t0 = time.perf_counter()
-    ours = Interpreter(model_content=content, num_threads=threads, backend=backend, fusion=fusion)
-    ours.allocate_tensors()
-    prepare_s = time.perf_counter() - t0
-    xnn = lite.Interpreter(model_content=content, num_threads=threads)
-    builtin = lite.Interpreter(model_content=content, num_threads=threads,
-                               experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    engines = {"tflite_jit": ours, "litert_xnnpack": xnn, "litert_builtin": builtin}
-    xs = _inputs(ours, np.random.default_rng(0))
-    runners = {}
-    for k, it in engines.items():
-        if k != "tflite_jit":
-            it.allocate_tensors()
-        runners[k] = _runner(it, xs)
-    first = runners["tflite_jit"]()
+    return {"litert_xnnpack": lite.Interpreter(model_content=content, num_threads=threads),
+            "litert_builtin": lite.Interpreter(
+                model_content=content, num_threads=threads,
+                experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)}
+
+
+def time_engines(engines: dict[str, Any], xs: list[np.ndarray], runs: int) -> dict[str, Any]:
+    """Medians and p90s (ms) of `runs` invokes per allocated engine, one warm-up each; each round
+    runs every engine once in rotating order, so machine noise hits all of them alike."""
+    runners = {k: _runner(it, xs) for k, it in engines.items()}
     for r in runners.values():  # warm-up
         r()
     times: dict[str, list[float]] = {k: [] for k in engines}
     keys = list(engines)
     for i in range(runs):
-        for k in keys[i % 3:] + keys[:i % 3]:
+        j = i % len(keys)
+        for k in keys[j:] + keys[:j]:
             times[k].append(runners[k]())
-    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    return {"median_ms": {k: float(np.median(v)) * 1e3 for k, v in times.items()},
+            "p90_ms": {k: float(np.percentile(v, 90)) * 1e3 for k, v in times.items()}}
+
+
+def bench_model(name: str, threads: int, runs: int, backend: str, fusion: str) -> dict[str, Any]:
+    content = _model(name)
+    t0 = time.perf_counter()
+    ours = Interpreter(model_content=content, num_threads=threads, backend=backend, fusion=fusion)
+    ours.allocate_tensors()
+    prepare_s = time.perf_counter() - t0
+    engines = {"tflite_jit": ours, **litert_engines(content, threads)}
+    xs = inputs_for(ours, np.random.default_rng(0))
+    for k, it in engines.items():
+        if k != "tflite_jit":
+            it.allocate_tensors()
+    first = _runner(ours, xs)()
+    t = time_engines(engines, xs, runs)
+    med = t["median_ms"]
     return {"model": name, "threads": threads, "backend": backend, "fusion": fusion,
             "prepare_s": prepare_s, "first_run_ms": first * 1e3,
-            "median_ms": med, "p90_ms": {k: float(np.percentile(v, 90)) * 1e3 for k, v in times.items()},
+            "median_ms": med, "p90_ms": t["p90_ms"],
             "ratio_vs_xnnpack": med["tflite_jit"] / med["litert_xnnpack"],
             "ratio_vs_builtin": med["tflite_jit"] / med["litert_builtin"]}
 

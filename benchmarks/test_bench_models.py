@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.side_by_side import _inputs, _model
+from benchmarks.side_by_side import _model, inputs_for
 from tflite_jit import Interpreter
 
 MODELS = ["one_op", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "resnet50", "transformer_encoder"]
@@ -32,7 +32,7 @@ def _interpreter(engine: str, content: bytes, threads: int = 2):
 def test_invoke(benchmark, model: str, engine: str) -> None:
     it = _interpreter(engine, _model(model))
     it.allocate_tensors()
-    for d, x in zip(it.get_input_details(), _inputs(it, np.random.default_rng(0))):
+    for d, x in zip(it.get_input_details(), inputs_for(it, np.random.default_rng(0))):
         it.set_tensor(d["index"], x)
     it.invoke()
     benchmark(it.invoke)

@@ -169,6 +169,11 @@ class RunContext:
             self._execs[si] = ex
         return ex
 
+    def prepared_executables(self) -> dict[int, Executable]:
+        """The control-flow subgraphs' executables prepared so far (by subgraph index): what
+        tools read to show where a WHILE body's ops run."""
+        return {si: self._execs[si] for si in sorted(self._prepared)}
+
     def _check_inputs(self, si: int, ins: list[tuple[Any, Any]], what: str) -> Executable:
         ex = self.executable(si)
         sg = ex.sg
@@ -497,12 +502,8 @@ class Executable:
         kept, aliases = [], {}
         for step in steps:
             c = step.cluster
-            op = self.sg.ops[c.ops[0]]
-            if (len(c.ops) == 1 and op.name in _ALIAS_OPS and len(op.outputs) == 1
-                    and op.outputs[0] not in keep_own and infos[op.outputs[0]].shape is not None
-                    and infos[op.inputs[0]].shape is not None
-                    and self.sg.tensors[op.inputs[0]].sparsity is None):
-                aliases[op.outputs[0]] = c.ops[0]
+            if len(c.ops) == 1 and is_alias(self.sg, c.ops[0], infos, keep_own):
+                aliases[self.sg.ops[c.ops[0]].outputs[0]] = c.ops[0]
             else:
                 kept.append(step)
         return kept, aliases
@@ -668,7 +669,17 @@ def new_buffer(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     return np.zeros(shape, dtype)
 
 
-_ALIAS_OPS = frozenset(("RESHAPE", "SQUEEZE", "EXPAND_DIMS"))
+ALIAS_OPS = frozenset(("RESHAPE", "SQUEEZE", "EXPAND_DIMS"))
+
+
+def is_alias(sg: Any, oi: int, infos: list[TensorInfo], keep_own: set[int]) -> bool:
+    """Whether op `oi`, alone in its step, becomes a view of its input instead of a step (a
+    RESHAPE-like op of an intermediate with known shapes); `keep_own`: tensors that keep their
+    own buffer (graph inputs, outputs, variables)."""
+    op = sg.ops[oi]
+    return (op.name in ALIAS_OPS and len(op.outputs) == 1 and op.outputs[0] not in keep_own
+            and infos[op.outputs[0]].shape is not None and infos[op.inputs[0]].shape is not None
+            and sg.tensors[op.inputs[0]].sparsity is None)
 
 
 def _progress(total: int, what: str) -> Any:
