@@ -146,10 +146,13 @@ def _mobilenet_like(rng, op, hw, ci, co, k, stride, **extra):
 
 @pytest.mark.parametrize("shape,axis,keep", [((2, 16, 32), [2], True), ((2, 16, 32), [-1], False),
                                              ((3, 5, 4, 6), [2, 3], True), ((7, 33), [1], False),
-                                             ((1, 4, 4, 8), [3], True), ((5,), [0], False)])
+                                             ((1, 4, 4, 8), [3], True), ((5,), [0], False),
+                                             ((2, 16, 32), [1], False), ((3, 5, 4, 6), [1], True),
+                                             ((2, 3, 4, 5), [1, 2, 3], False), ((4, 6, 7), [0, 1], True)])
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
 def test_mean_trailing_axes(shape, axis, keep, dtype):
-    """A layer norm's MEAN over the features (int8 transformers): compiled, bit-exact."""
+    """A layer norm's MEAN over the features and a mean over a sequence (int8 transformers), any
+    contiguous block of axes except the 4-D spatial one: compiled, bit-exact."""
     rng = np.random.default_rng(len(shape) * 7 + axis[0])
     for pow2 in (False, True):
         qi, qo = qparams(rng, dtype, pow2), qparams(rng, dtype, pow2)

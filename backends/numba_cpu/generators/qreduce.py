@@ -7,8 +7,8 @@ channels), then requantized with the float-derived multiplier and bias of that
 kernel: RHU2 on blocks of 16 channels and MBQM on the last C mod 16 (ops/qreduce.py
 `_mean_opt_special`) for keep_dims (the axis tensor [1, 2], [2, 1], [1, 2, 1]...); otherwise the reference
 kernel's formula (the multiplier divided by the count with guard bits, MBQM of sum - zi * n).
-A MEAN over the input's trailing axes (a layer norm's mean over the features) sums each row of
-contiguous elements with the reference kernel's formula. Every other MEAN (and float MEAN,
+A MEAN over one contiguous block of axes (a layer norm's mean over the features, a mean over a
+sequence) sums with the reference kernel's formula. Every other MEAN (and float MEAN,
 delegated to reduce.py) keeps its path.
 """
 
@@ -42,9 +42,9 @@ def generate_mean(req: KernelRequest) -> KernelSource:
     no_epilogue(req, "quantized MEAN")
     x = req.inputs[0]
     ax = req.inputs[1] if len(req.inputs) > 1 else None
-    rows = _trailing_axes(x, ax)
-    if rows is not None:
-        return _mean_rows(req, *rows)
+    block = _axis_block(x, ax)
+    if block is not None:
+        return _mean_rows(req, *block)
     if x is None or len(x.shape) != 4 or ax is None or ax.value is None:
         raise Unsupported("quantized MEAN: only the 4-D spatial mean with a constant axis is compiled")
     raw = [int(v) % 4 for v in np.asarray(ax.value).reshape(-1)]
@@ -111,10 +111,12 @@ def generate_mean(req: KernelRequest) -> KernelSource:
                                        Arg("output", 0)], False)
 
 
-def _trailing_axes(x, ax) -> tuple[int, int] | None:
-    """(rows, n) when the reduced axes are the input's last ones (a layer norm's mean over the
-    features), so each output is the mean of n contiguous elements; None otherwise. The 4-D
-    spatial mean (axes 1, 2) is never trailing: it keeps LiteRT's optimized special case."""
+def _axis_block(x, ax) -> tuple[int, int, int] | None:
+    """(outer, n, inner) when the reduced axes are one contiguous block of the input's axes — a
+    layer norm's mean over the features (the trailing axes: inner = 1), or a mean over the
+    sequence of a [batch, seq, features] tensor — so each output averages n elements `inner`
+    apart; None otherwise. The 4-D spatial mean (axes 1, 2) keeps its own kernel above (LiteRT's
+    optimized special case)."""
     if x is None or ax is None or ax.value is None or not x.shape:
         return None
     r = len(x.shape)
@@ -122,16 +124,16 @@ def _trailing_axes(x, ax) -> tuple[int, int] | None:
         axes = sorted({int(v) % r for v in np.asarray(ax.value).reshape(-1)})
     except (TypeError, ValueError):
         return None
-    if not axes or axes != list(range(r - len(axes), r)):
+    if not axes or axes != list(range(axes[0], axes[-1] + 1)) or (r == 4 and axes == [1, 2]):
         return None
-    n = math.prod(int(x.shape[d]) for d in axes)
-    rows = math.prod(int(d) for d in x.shape) // n if n else 0
-    return (rows, n) if n and rows else None
+    shape = [int(d) for d in x.shape]
+    outer, n, inner = math.prod(shape[:axes[0]]), math.prod(shape[axes[0]:axes[-1] + 1]), math.prod(shape[axes[-1] + 1:])
+    return (outer, n, inner) if n and outer and inner else None
 
 
-def _mean_rows(req: KernelRequest, rows: int, n: int) -> KernelSource:
-    """out[j] = MBQM(sum(x[j*n:(j+1)*n]) - zi * n, M / n with guard bits) + zo: the reference
-    kernel's general formula (ops/qreduce.py), one row of n contiguous elements per output."""
+def _mean_rows(req: KernelRequest, outer: int, n: int, inner: int) -> KernelSource:
+    """out[o, i] = MBQM(sum_k x[o, k, i] - zi * n, M / n with guard bits) + zo: the reference
+    kernel's general formula (ops/qreduce.py), summed in the reduced axes' order."""
     a = req.attrs
     lo, hi = qmath.qrange(np.dtype(a.dtype))
     m, s = qmath.quantize_multiplier(a.si / a.so)
@@ -143,14 +145,15 @@ def _mean_rows(req: KernelRequest, rows: int, n: int) -> KernelSource:
     tot = f"(t - {a.zi * n})" if a.zi else "t"
     v = f"np.int64(np.int32({tot} << {ls}))" if ls else f"np.int64(np.int32({tot}))"
     body = ["def entry(x, o):",
-            f"    for j in range({rows}):",
+            f"    for j in range({outer * inner}):",
+            f"        base = (j // {inner}) * {n * inner} + j % {inner}",
             "        t = np.int64(0)",
-            f"        for i in range(j * {n}, j * {n} + {n}):",
-            "            t += np.int64(ld(x, i))",
+            f"        for k in range({n}):",
+            f"            t += np.int64(ld(x, base + k * {inner}))",
             f"        u = ({v} * {m} + {1 << 30}) >> 31",
             f"        u = {round_shift('u', rs, True)}",
             f"        st(o, j, min(max(u + {a.zo}, {lo}), {hi}))"]
     src = ("# quantized MEAN (trailing axes)\n" + emit.helper_import(simd, "ld", "st")
            + emit.module("\n".join(body) + "\n", False))
-    assert math.prod(req.out_shape) == rows
+    assert math.prod(req.out_shape) == outer * inner
     return KernelSource(src, "entry", [Arg("input", 0), Arg("output", 0)], False)
