@@ -38,6 +38,8 @@ from tflite_jit.backends.numba_cpu.generators import gemm
 from tflite_jit.backends.request import KernelRequest, Output, TensorArg
 from tflite_jit.ops import expr as E
 
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
+
 F32 = np.dtype(np.float32)
 RELU6 = 3  # ActivationFunctionType
 #: engines take turns in blocks, not call by call: XNNPACK's and Numba's worker threads both spin

@@ -26,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
+
 
 def timings(fns: dict, budget_s: float) -> dict:
     """{name: (median µs, p10 µs)}, each contender timed in its own block after an idle gap: the

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -29,6 +30,8 @@ import numpy as np
 from tflite_jit import Interpreter
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.tools import models
+
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
 
 LAYERS = [  # (name, op, hw, ci, co, k, stride)
     ("stem 3x3 s2 224x3->32", "CONV_2D", 224, 3, 32, 3, 2),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from typing import Any
@@ -25,6 +26,8 @@ import numpy as np
 
 from tflite_jit.format.reader import load_bytes
 from tflite_jit.tools import models
+
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
 
 MODELS: dict[str, dict[str, Any]] = {
     "tiny_convnet": {},

@@ -11,11 +11,14 @@ Numbers go to docs/performance.md. Medians of many repeats; the machine is share
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 
 import tflite_jit.backends.numba_cpu  # noqa: F401  (sets the threading layer before numba loads)
+
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
 
 
 def _median_us(fn, repeat: int = 2000) -> float:

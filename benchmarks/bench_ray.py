@@ -25,6 +25,8 @@ import numpy as np
 from tflite_jit import Interpreter, batch
 from tflite_jit.tools.models import build
 
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
+
 
 def local_loop(model: bytes, x: np.ndarray, batch_size: int) -> float:
     """Seconds for batch.predict over x in this process (warm interpreter: planned, compiled)."""

@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
+
 
 def make_model(path: str) -> None:
     from tflite_jit.support.metadata_writers import image_classifier

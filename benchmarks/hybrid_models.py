@@ -58,7 +58,7 @@ def main() -> None:
     print(f"{'model':28s} {'ours ms':>8s} {'steps ms':>8s} {'xnnpack':>8s} {'builtin':>8s} {'/xnn':>6s} {'/builtin':>8s}")
     for path in a.models:
         content = pathlib.Path(path).read_bytes()
-        ours = tflite_jit.Interpreter(model_content=content, num_threads=1, backend="numba")
+        ours = tflite_jit.Interpreter(model_content=content, num_threads=1, backend="numba", jit="eager")
         xnn = lite.Interpreter(model_content=content, num_threads=1)
         builtin = lite.Interpreter(model_content=content, num_threads=1,
                                    experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
+
 
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:

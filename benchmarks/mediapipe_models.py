@@ -87,7 +87,7 @@ def main() -> None:
           f"{'XNNPACK ms':>10} {'builtin ms':>10}")
     for path in sorted(args.dir.glob("*.tflite")):
         t0 = time.perf_counter()
-        ours = Interpreter(model_path=str(path), backend=args.backend)
+        ours = Interpreter(model_path=str(path), backend=args.backend, jit="eager")
         ours.allocate_tensors()
         shape = ours.get_input_details()[0]["shape"]
         x = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import pathlib
 import time
 from typing import Any
@@ -20,6 +21,8 @@ from typing import Any
 import numpy as np
 
 from tflite_jit import Interpreter
+
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
 
 
 def _inputs(it: Any, rng: np.random.Generator) -> list[np.ndarray]:

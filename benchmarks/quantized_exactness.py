@@ -17,10 +17,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import os
+
 from tests.quant_compare import compare_all_tensors  # noqa: E402
 from tests.test_quantizer import samples, to_int8  # noqa: E402
 from tflite_jit.quantizer import quantize  # noqa: E402
 from tflite_jit.tools import models  # noqa: E402
+
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
 
 
 def main() -> None:

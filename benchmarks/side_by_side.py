@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from typing import Any
 
@@ -20,6 +21,8 @@ import numpy as np
 
 from tflite_jit import Interpreter
 from tflite_jit.tools import models
+
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
 
 DEFAULT_MODELS = ["one_op", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "resnet50",
                   "transformer_encoder"]

@@ -384,3 +384,14 @@ def test_pickled_interpreter_with_custom_ops_keeps_its_class_and_ops():
     back = pickle.loads(pickle.dumps(it))
     assert type(back) is tflite_jit.InterpreterWithCustomOps
     assert set(back._interpreter.context.custom_ops) == {"MyNeg", "MyAbs"}
+
+
+def test_batch_jobs_compile_eagerly_unless_told_otherwise(monkeypatch) -> None:
+    """A batch job must not start on the reference tier (items would differ in float rounding
+    from later ones): predict opens models with jit='eager', and a caller's jit= wins."""
+    from tests.test_interpreter_api import TWO_IO as model
+    from tflite_jit import batch as batch_mod
+
+    monkeypatch.delenv("TFLITE_JIT_JIT", raising=False)
+    assert batch_mod._open(model, None, {})._interpreter.context.jit == "eager"
+    assert batch_mod._open(model, None, {"jit": "off"})._interpreter.context.jit == "off"

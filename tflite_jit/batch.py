@@ -145,6 +145,9 @@ def _open(model: Any, num_threads: int | None, options: dict[str, Any]) -> Inter
             raise ValueError(f"{', '.join(given)} apply when predict opens the model; this Interpreter "
                              "is already open (pass them to Interpreter() instead)")
         return model
+    # a batch job wants every item on the same, compiled kernels (bitwise identical results
+    # whatever the batch, and full speed): compile before the first batch unless told otherwise
+    options = {"jit": "eager", **options}
     if isinstance(model, (bytes, bytearray, memoryview)):
         return Interpreter(model_content=bytes(model), num_threads=num_threads, **options)
     if isinstance(model, (str, os.PathLike)):

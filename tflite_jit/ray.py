@@ -63,7 +63,9 @@ class TFLitePredictor:
         if cache_dir is not None:  # before the first compile reads it
             os.environ["TFLITE_JIT_CACHE_DIR"] = os.fspath(cache_dir)
         content = _model_bytes(model_path, model_content)
-        self.interpreter = Interpreter(model_content=content, num_threads=num_threads, **interpreter_options)
+        # every batch on the compiled kernels (from the cache the driver filled): bitwise stable
+        self.interpreter = Interpreter(model_content=content, num_threads=num_threads,
+                                       **{"jit": "eager", **interpreter_options})
         self.signature, self.specs, self.outputs = columns.model_io(self.interpreter, signature)
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                        or batch_size < 1):
@@ -143,7 +145,8 @@ def predict(dataset: Any, model: str | os.PathLike | bytes, *, batch_size: int =
                       "for its read tasks. Use fewer workers or start Ray with more num_cpus.",
                       RuntimeWarning, stacklevel=2)
     content = _model_bytes(model, None)
-    it = Interpreter(model_content=content, num_threads=num_threads, **interpreter_options)
+    # compile on the driver, into the cache the workers read (the one-batch warm-up below)
+    it = Interpreter(model_content=content, num_threads=num_threads, **{"jit": "eager", **interpreter_options})
     signature, specs, outputs = columns.model_io(it, signature)
     schema = dataset.schema()
     if schema is None:

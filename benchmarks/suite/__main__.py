@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 DEFAULT_DIR = Path(os.environ.get("TFLITE_JIT_SUITE_DIR", "~/.cache/tflite_jit/suite")).expanduser()

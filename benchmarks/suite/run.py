@@ -8,6 +8,7 @@ benchmarks/side_by_side.py's (rotating order, medians).
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections import Counter
@@ -20,6 +21,8 @@ from benchmarks.side_by_side import inputs_for, litert_engines, time_engines
 from tflite_jit import Interpreter
 from tflite_jit.explain import execution_plan
 from tflite_jit.tools import placement
+
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
 
 OURS, XNN, BUILTIN = "tflite_jit", "litert_xnnpack", "litert_builtin"
 

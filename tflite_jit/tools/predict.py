@@ -91,7 +91,7 @@ def _is_parquet(path: str) -> bool:
 
 def _open(content: bytes, args: argparse.Namespace, options: dict[str, Any]) -> Interpreter:
     try:
-        return Interpreter(model_content=content, num_threads=args.num_threads, **options)
+        return Interpreter(model_content=content, num_threads=args.num_threads, **{"jit": "eager", **options})
     except ValueError as e:
         raise UserError(f"{args.model} is not a valid .tflite model: {' '.join(str(e).split())}") from None
 
