@@ -222,6 +222,11 @@ def compile_signature(fn: Any, sig: tuple) -> Any:
         return fn.compile(sig)
     except Exception as e:  # Numba surfaces a damaged cache as pickle/EOF/OS errors
         why = f"{type(e).__name__}: {e}"
+        # the error may outlive this block (Numba keeps some): its traceback must not keep the
+        # callers' frames, which hold the interpreter's buffers (Interpreter._ensure_safe)
+        while e is not None:
+            e.__traceback__ = None
+            e = e.__cause__ or e.__context__
     # Retried outside the except block: an error raised inside it would keep the first one (and
     # through its traceback the callers' frames) in a reference cycle, so the buffers those frames
     # hold would stay alive until the next garbage collection, and LiteRT's live-reference check

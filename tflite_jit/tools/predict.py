@@ -131,10 +131,16 @@ def _run_on_ray(content: bytes, args: argparse.Namespace, mapping: dict[str, str
     workers = args.workers or 2
     if not ray.is_initialized():
         _connect(ray, args.ray, workers * args.num_threads)
-    ds, total = _dataset(ray, args.input, blocks=4 * workers)
+    # before the dataset exists: a Ray Dataset snapshots the DataContext when it is created, so
+    # setting preserve_order afterwards left the rows in completion order under load
     ctx = ray.data.DataContext.get_current()
     preserve, ctx.execution_options.preserve_order = ctx.execution_options.preserve_order, True
     verbose, ctx.enable_progress_bars = ctx.enable_progress_bars, False
+    try:
+        ds, total = _dataset(ray, args.input, blocks=4 * workers)
+    except BaseException:
+        ctx.execution_options.preserve_order, ctx.enable_progress_bars = preserve, verbose
+        raise
     keep = False if out_format == ".npy" else None
     per_worker: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
     chunks: list[dict[str, np.ndarray]] = []
