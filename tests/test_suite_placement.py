@@ -43,10 +43,8 @@ ALLOWED_ON_REFERENCE = {
 #: (op, variant) -> the open work that will make it compile (issue and what is missing); variant is
 #: placement.variant's ('float', 'int8', 'int16', 'hybrid', 'constant', 'other') or '*' for a
 #: model that fails to prepare on it. After the session that built the suite and merged the
-#: kernels for 45 of its 54 models, these are what is left.
+#: kernels for 48 of its 54 models, these are what is left.
 IN_PROGRESS: dict[tuple[str, str], str] = {
-    ("SPACE_TO_BATCH_ND", "float"): "#13: SPACE_TO_BATCH_ND pads, which movement.py's copy map refuses",
-    ("SPACE_TO_BATCH_ND", "int8"): "#13: SPACE_TO_BATCH_ND pads with the zero point (not a pure copy)",
     **{(op, "float"): "#13: MediaPipe transform ops have NumPy kernels only (docs/mediapipe.md)"
        for op in ("Landmarks2TransformMatrix", "TransformLandmarks", "TransformTensorBilinear")},
     ("UNIDIRECTIONAL_SEQUENCE_LSTM", "*"): "#13/#15: hybrid and int8 fused LSTM are not implemented "
@@ -61,9 +59,6 @@ IN_PROGRESS_BY_MODE: dict[tuple[str, str], str] = {
 
 #: model -> its failing ops today, each an open gap above (regenerate with the suite's skeletons)
 BLOCKED: dict[str, list[str]] = {
-    "deeplab_dynamic": ["SPACE_TO_BATCH_ND[float]"],
-    "deeplab_f32": ["SPACE_TO_BATCH_ND[float]"],
-    "deeplab_int8": ["SPACE_TO_BATCH_ND[int8]"],
     "mp_face_landmark_with_attention": ["Landmarks2TransformMatrix[float]", "TransformLandmarks[float]",
                                         "TransformTensorBilinear[float]"],
     "text_bilstm_dynamic": ["UNIDIRECTIONAL_SEQUENCE_LSTM[*]"],

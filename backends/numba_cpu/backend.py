@@ -48,7 +48,8 @@ HYBRID_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATC
 QUANT_IO_OPS = frozenset(("QUANTIZE",))
 #: ops that copy elements of any of MOVE_DTYPES as they are (generators/movement.py, qpad.py); their
 #: quantized nodes too, where the op moves raw values (the generator refuses the others)
-MOVE_OPS = frozenset((*movement.MOVEMENT_OPS, *movement.MULTI_OUTPUT_OPS, "PAD", "PADV2"))
+MOVE_OPS = frozenset((*movement.MOVEMENT_OPS, *movement.MULTI_OUTPUT_OPS, "PAD", "PADV2",
+                      "SPACE_TO_BATCH_ND"))  # generators/space_batch.py pads with 0 or the zero point
 MOVE_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.int8, np.uint8, np.int16, np.int32,
                                               np.int64, np.bool_))
 

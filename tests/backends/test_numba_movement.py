@@ -322,3 +322,22 @@ def test_quantized_pad(dtype, op):
     g.op(op, ins, [y])
     g.output(y)
     qcheck(mb.build(), [x])
+
+
+# ---- SPACE_TO_BATCH_ND with padding (generators/space_batch.py) -----------------------------------
+
+@pytest.mark.parametrize("shape,block,pads", [
+    ((1, 5, 6, 3), [2, 2], [[1, 0], [0, 2]]), ((2, 6, 6, 4), [2, 3], [[1, 1], [0, 3]]),
+    ((1, 4, 4, 2), [2, 2], [[0, 0], [0, 0]]), ((1, 9, 7, 5), [3, 2], [[3, 3], [1, 2]])])
+def test_space_to_batch_with_padding_is_compiled(shape, block, pads):
+    """DeepLab's atrous convolutions: SPACE_TO_BATCH_ND pads, which the copy map refuses."""
+    check("SPACE_TO_BATCH_ND", [f32(shape), c32(block), c32(pads)])
+
+
+@pytest.mark.parametrize("dtype", QTYPES)
+def test_quantized_space_to_batch_pads_with_the_zero_point(dtype):
+    q = qp(dtype, zp=-7 if dtype is np.int8 else 9)
+    x = qrand((1, 5, 6, 3), dtype)
+    block, pads = np.array([2, 2], np.int32), np.array([[1, 0], [0, 2]], np.int32)
+    m = qmodel("SPACE_TO_BATCH_ND", [(x.shape, dtype, q)], [((4, 3, 4, 3), dtype, q)], consts=(block, pads))
+    qcheck(m, [x])
