@@ -33,6 +33,7 @@ from tflite_jit.planner import (
 )
 from tflite_jit.runtime import arena, tiers
 from tflite_jit.runtime.folding import FOLDED, folded_ops, folded_tensors, without_folded
+from tflite_jit.runtime.loops import PreparedLoop
 from tflite_jit.runtime.shapes import (
     PrepareError,
     TensorInfo,
@@ -143,7 +144,7 @@ class RunContext:
         self._execs: dict[int, Executable] = {}
         self._prepared: dict[int, tuple] = {}
         self._active: set[int] = set()
-        self._loops: dict[tuple[int, int], Any] = {}  # (cond, body) -> runtime.loops.PreparedLoop
+        self._loops: dict[tuple[int, int], PreparedLoop] = {}  # (cond, body) -> its prepared loop
 
     def executables(self) -> list[Executable]:
         """The control-flow subgraphs' executables made so far."""
@@ -216,8 +217,6 @@ class RunContext:
         """Run WHILE(cond, body) on these loop variables as one prepared unit
         (runtime/loops.py); None when the body changes shapes (the caller iterates subgraph
         calls instead)."""
-        from tflite_jit.runtime.loops import PreparedLoop
-
         for si in (cond, body):
             if si in self._active:
                 raise OpError(f"subgraph {si} calls itself recursively")

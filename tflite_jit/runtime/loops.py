@@ -17,6 +17,7 @@ Numba, built from the steps' bound calls (`njit_call` on a NumbaKernel's callabl
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -137,19 +138,16 @@ def _build(fns: list[Callable[..., None]], n_cond: int, n_copies: int) -> Callab
     return numba.njit(nogil=True)(scope["driver"])
 
 
-_COPY: list[Any] = []  # cache: the compiled copy helper
-
-
+@functools.cache
 def _copy_kernel() -> Any:
-    if not _COPY:
-        import numba
+    """The compiled element copy a driver uses for `dst[...] = src` (built once per process)."""
+    import numba
 
-        @numba.njit(nogil=True, inline="always")
-        def copy(dst, src):  # pragma: no cover - compiled
-            d = dst.reshape(-1)
-            s = src.reshape(-1)
-            for i in range(d.size):
-                d[i] = s[i]
+    @numba.njit(nogil=True, inline="always")
+    def copy(dst, src):  # pragma: no cover - compiled
+        d = dst.reshape(-1)
+        s = src.reshape(-1)
+        for i in range(d.size):
+            d[i] = s[i]
 
-        _COPY.append(copy)
-    return _COPY[0]
+    return copy
