@@ -97,6 +97,10 @@ def main() -> None:
         print(f"{name:<14} {r1:>7.2f} {r2:>7.2f} {steady:>12.1f} {per_batch and base_per_batch / per_batch:>8.2f} "
               f"{fixed:>8.2f} {1000 * per_batch:>9.2f} {model_ms:>15.2f} "
               f"{' '.join(f'{v:.2f}' for v in busy.values()):>24}")
+    steady = {name: n / (r2 - r1) for name, r1, r2, _ in rows if r2 > r1}
+    if "ray 1 actor" in steady and "ray 2 actors" in steady:
+        print(f"scaling, steady ex/s of 2 actors / 1 actor: {steady['ray 2 actors'] / steady['ray 1 actor']:.2f}x; "
+              f"end to end at 2N: {rows[1][2] / rows[2][2]:.2f}x")
     print("ms/batch: wall time per extra batch (steady state); model ms/batch: time inside the model per "
           "batch, per worker. Ray's overhead per batch = ms/batch of 'ray 1 actor' - that of the local loop "
           f"({1000 * base_per_batch:.2f} ms).")

@@ -169,9 +169,11 @@ def predict(dataset: Any, model: str | os.PathLike | bytes, *, batch_size: int =
                   num_threads=num_threads, input_columns=binding, keep_columns=kept,
                   cache_dir=None if cache_dir is None else os.fspath(cache_dir), stats=stats,
                   **interpreter_options)
+    # zero_copy_batch: the predictor only reads its input columns (set_tensor copies them into the
+    # interpreter), so Ray need not copy every batch to make it writable
     return dataset.map_batches(TFLitePredictor, fn_constructor_kwargs=kwargs, batch_size=batch_size,
                                batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
-                               num_cpus=num_threads)
+                               num_cpus=num_threads, zero_copy_batch=True)
 
 
 def column_type(typ: Any) -> tuple[np.dtype | None, tuple[int, ...] | None]:
