@@ -280,6 +280,26 @@ def test_transpose_conv(dtype, n_out, padding, stride):
         assert_bit_exact(m, [rand(rng, (1, 5, 5, 4), dtype)])
 
 
+@pytest.mark.parametrize("cin,simd", [(4, True), (128, False)])
+def test_transpose_conv_int8_kernel_choice(monkeypatch, cin, simd):
+    """int8 takes the float-SIMD kernel while every partial sum is exact in float32 (below 2**24),
+    the int64 loop beyond that (128 channels x 9 taps of |w| to 127 and |x - zi| to 255): both
+    compiled, both bit-exact. The generators are watched, so a silent fall-back would show."""
+    from tflite_jit.backends.numba_cpu.generators import tconv
+
+    chosen = []
+    real_simd, real_int = tconv._int8_simd, tconv._integer
+    monkeypatch.setattr(tconv, "_int8_simd", lambda *a: chosen.append("simd") or real_simd(*a))
+    monkeypatch.setattr(tconv, "_integer", lambda *a: chosen.append("int64") or real_int(*a))
+    rng = np.random.default_rng(cin)
+    m = tconv_model(rng, np.int8, 19, "SAME", 1, 0, False, True, cin=cin)
+    feeds = [rand(rng, (1, 5, 5, cin), np.int8)]
+    ours, backends = run_engine(m, feeds)
+    assert backends == ["numba_cpu"]
+    assert chosen == (["simd"] if simd else ["simd", "int64"])
+    np.testing.assert_array_equal(ours[0], litert_run(m, feeds)[0])
+
+
 def test_transpose_conv_bias_type_checked():
     rng = np.random.default_rng(0)
     mb = ModelBuilder()
