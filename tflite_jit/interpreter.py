@@ -34,7 +34,7 @@ from tflite_jit.runtime.shapes import PrepareError
 # Measured with benchmarks/side_by_side.py (docs/performance.md): compiled kernels with
 # XNNPACK-style epilogue fusion are the fastest combination on the zoo models.
 DEFAULT_BACKEND = "numba"
-DEFAULT_FUSION = "epilogue"
+DEFAULT_FUSION = "elementwise"
 
 
 def _device_backends(delegates: Sequence[Any]) -> tuple[list[Any], dict[str, Any]]:

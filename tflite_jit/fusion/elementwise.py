@@ -17,8 +17,9 @@ from tflite_jit.ops.base import PatternKind as K
 _LOOP = (K.ELEMWISE, K.BROADCAST)
 
 
-def _loop_merge_ok(g: FusionGraph, grp: FusionGroups, pr: int, cr: int) -> bool:
-    """The union stays 'loop' (element-wise/broadcast only) or 'epilogue' (one complex op)."""
+def _loop_merge_ok(g: FusionGraph, grp: FusionGroups, pr: int, cr: int, into_complex: bool) -> bool:
+    """The union stays 'loop' (element-wise/broadcast only) or 'epilogue' (one complex op, when
+    `into_complex`)."""
     complex_ops = 0
     for r in (pr, cr):
         for m in grp.members[r]:
@@ -27,7 +28,7 @@ def _loop_merge_ok(g: FusionGraph, grp: FusionGroups, pr: int, cr: int) -> bool:
                 complex_ops += 1
             elif k not in _LOOP:
                 return False
-    return complex_ops <= 1
+    return complex_ops <= (1 if into_complex else 0)
 
 
 class ElementwiseFusion(FusionStrategy):
@@ -67,7 +68,7 @@ class ElementwiseFusion(FusionStrategy):
                         if any(grp.find(u) != cr or g.kind[u] not in _LOOP
                                or g.out_shape(u) != g.shape(t) for u in readers):
                             continue
-                        if _loop_merge_ok(g, grp, pr, cr) and grp.can_merge([pr, cr]):
+                        if _loop_merge_ok(g, grp, pr, cr, cfg.into_complex) and grp.can_merge([pr, cr]):
                             grp.merge([pr, cr])
                             changed = True
         return ordered_clusters(g, grp.groups())
