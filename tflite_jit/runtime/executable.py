@@ -87,6 +87,8 @@ def resolve_ops(model: Model, si: int, custom_ops: Mapping[str, ops.OpDef] | Non
             if opdef.bind is not None:
                 a = opdef.bind(a, [sg.tensors[i] if i >= 0 else None for i in op.inputs],
                                [sg.tensors[i] for i in op.outputs])
+            if getattr(opdef, "bind_intermediates", None) is not None:
+                a = opdef.bind_intermediates(a, [sg.tensors[i] if i >= 0 else None for i in op.intermediates])
             attach = getattr(opdef, "attach", None)
             if attach is not None:
                 a = attach(a, context, (si, oi))
