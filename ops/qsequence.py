@@ -92,7 +92,8 @@ def _per_tensor(t: Any, what: str, index: int) -> tuple[float, int]:
 
 def checked_log2(scale: float) -> int | None:
     """LiteRT's CheckedLog2: round(log2(scale)) when scale is a power of two within 1e-3 in log2."""
-    x = float(np.float32(np.float32(math.log(scale)) * np.float32(1.0 / math.log(2.0))))
+    f32 = np.float32
+    x = float(f32(np.log(f32(scale))) * (f32(1.0) / f32(np.log(f32(2.0)))))
     r = math.copysign(math.floor(abs(x) + 0.5), x)  # std::round: half away from zero
     return int(r) if abs(x - r) < 1e-3 else None
 
@@ -132,8 +133,9 @@ def _bind(fa: Any, ins: list, outs: list) -> QLstmAttrs | None:
     cs_scale, _ = _per_tensor(ins[19], "cell_state", 19)
     cell_scale = checked_log2(cs_scale)
     if cell_scale is None:
+        # LiteRT logs this check's failure but ignores it and runs with unset multipliers
         raise OpError(f"{OP}: cell_state '{ins[19].name}' (input 19) has scale {cs_scale}, which is not a "
-                      "power of two; LiteRT's integer LSTM requires one")
+                      "power of two; the integer LSTM requires one (re-convert the model)")
     if not outs or outs[0].quantization is None or outs[0].quantization.scales.size == 0:
         raise OpError(f"{OP}: the output of an integer LSTM must be quantized")
     return QLstmAttrs(base=fa, input_scale=in_scale, input_zp=in_zp, weight_scales=tuple(ws),
