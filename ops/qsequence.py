@@ -77,6 +77,7 @@ class QLstmAttrs(Quantized):
     output_state_zp: int
     cell_scale: int  # log2 of the cell state's scale
     hidden: tuple[float, int] | None = None
+    dtype = I8  # the activations' type (what backends ask a quantized node for); not a field
 
 
 def _per_tensor(t: Any, what: str, index: int) -> tuple[float, int]:
@@ -289,12 +290,14 @@ def integer_params(a: QLstmAttrs) -> IntegerParams:
 
 
 @cache
-def _logistic_table() -> np.ndarray:
+def logistic_table() -> np.ndarray:
+    """The gates' int16 logistic (gemmlowp, Q3.12 in) for every input, indexed by input + 32768."""
     return qsigmoid16.gemmlowp_logistic16_table().astype(I64)
 
 
 @cache
-def _tanh_table(integer_bits: int) -> np.ndarray:
+def tanh_table(integer_bits: int) -> np.ndarray:
+    """gemmlowp's int16 tanh of `integer_bits` integer bits, indexed by input + 32768."""
     return qsigmoid16.gemmlowp_tanh16_table(integer_bits).astype(I64)
 
 
@@ -335,9 +338,9 @@ def lstm_integer(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, a: QLstm
     # -output_state_zp * row sums (recurrent side)
     in_bias = {g: (0 if bias[g] is None else bias[g]) - a.input_zp * w_x[g].sum(axis=1) for g in gates}
     rec_bias = {g: -a.output_state_zp * w_h[g].sum(axis=1) for g in gates}
-    sig, tanh3 = _logistic_table(), _tanh_table(3)
+    sig, tanh3 = logistic_table(), tanh_table(3)
     ibits = 15 + a.cell_scale
-    tanh_c = _tanh_table(ibits) if 0 <= ibits <= 6 else None
+    tanh_c = tanh_table(ibits) if 0 <= ibits <= 6 else None
     hm, hs = p.hidden_mult
     h = np.asarray(h).astype(I64)
     c = np.asarray(c).astype(I64)

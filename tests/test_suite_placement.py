@@ -49,8 +49,6 @@ IN_PROGRESS: dict[tuple[str, str], str] = {
        for op in ("Landmarks2TransformMatrix", "TransformLandmarks", "TransformTensorBilinear")},
     ("UNIDIRECTIONAL_SEQUENCE_LSTM", "*"): "#13/#15: hybrid and int8 fused LSTM are not implemented "
                                            "(LiteRT runs them): the model fails to prepare",
-    ("UNIDIRECTIONAL_SEQUENCE_LSTM", "int16"): "#13: the integer (8x8_16) LSTM runs bit-exact on its NumPy "
-                                               "reference (ops/qsequence.py); no Numba kernel yet",
     ("CONV_2D", "hybrid"): "#13: hybrid CONV_2D whose integer sums can pass 2**24 (hybrid.py refuses it)",
 }
 #: (quantization mode, variant) -> open work, for ops not named above
@@ -65,7 +63,6 @@ BLOCKED: dict[str, list[str]] = {
                                         "TransformTensorBilinear[float]"],
     "text_bilstm_dynamic": ["UNIDIRECTIONAL_SEQUENCE_LSTM[*]"],
     "text_lstm_dynamic": ["UNIDIRECTIONAL_SEQUENCE_LSTM[*]"],
-    "text_lstm_int8": ["UNIDIRECTIONAL_SEQUENCE_LSTM[int16]"],
     "transformer_int16x8": ["SQUARED_DIFFERENCE[*]"],
     "unet_dynamic": ["CONV_2D[hybrid]"],
 }

@@ -92,13 +92,17 @@ def cut_lstm(content: bytes) -> bytes:
     return write_model(m)
 
 
-def check_bit_exact(content: bytes, feeds) -> None:
-    """Invoke LiteRT and tflite_jit (reference) on each feed in turn (state carried), reset both
-    variables before the last; every output must have the same bytes."""
+def check_bit_exact(content: bytes, feeds, backend: str = "reference") -> None:
+    """Invoke LiteRT and tflite_jit on each feed in turn (state carried), reset both variables
+    before the last; every output must have the same bytes. On numba_cpu the LSTM must have
+    compiled (backends/numba_cpu/generators/qlstm.py), not fallen back."""
     theirs = litert_interpreter(content)
     theirs.allocate_tensors()
-    ours = tflite_jit.Interpreter(model_content=content, backend="reference")
+    ours = tflite_jit.Interpreter(model_content=content, backend=backend)
     ours.allocate_tensors()
+    if backend != "reference":
+        placed = {o["name"]: (o["backend"], o["reason"]) for o in ours.get_execution_plan()["ops"]}
+        assert placed["UNIDIRECTIONAL_SEQUENCE_LSTM"][0] == backend, placed
     for k, x in enumerate(feeds):
         if k == len(feeds) - 1:
             theirs.reset_all_variables()
@@ -120,10 +124,14 @@ def int8_feeds(content: bytes, seed: int, n: int = 4, amplitude: float = 60.0) -
             for _ in range(n)]
 
 
+BACKENDS = ["reference", "numba_cpu"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("content", [LSTM, LSTM_B2], ids=["b1", "b2"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_converted_lstm_bit_exact(content, seed):
-    check_bit_exact(content, int8_feeds(content, seed, amplitude=[20.0, 60.0, 200.0][seed]))
+def test_converted_lstm_bit_exact(content, seed, backend):
+    check_bit_exact(content, int8_feeds(content, seed, amplitude=[20.0, 60.0, 200.0][seed]), backend)
 
 
 @pytest.mark.parametrize("form", [
@@ -140,6 +148,8 @@ def test_converted_lstm_bit_exact(content, seed):
 def test_lstm_forms_bit_exact(base, form):
     content = variant(base, **form, seed=3)
     check_bit_exact(content, int8_feeds(content, 5))
+    if base is LSTM_B2:  # the compiled kernel on every form (one compile each: batch 2 only)
+        check_bit_exact(content, int8_feeds(content, 5), "numba_cpu")
 
 
 @pytest.mark.parametrize("cell_log2", [-17, -16, -15, -12, -11, -10, -9])
@@ -148,13 +158,16 @@ def test_cell_scales_bit_exact(cell_log2):
     6 bits (6 and 5 clamp exp below -32), LiteRT's skipped tanh (the input gate reused) below 0."""
     content = variant(LSTM_B2, cell_log2=cell_log2, seed=4)
     check_bit_exact(content, int8_feeds(content, 6, amplitude=80.0))
+    if cell_log2 in (-16, -12, -9):
+        check_bit_exact(content, int8_feeds(content, 6, amplitude=80.0), "numba_cpu")
 
 
-def test_cell_product_wraps_to_int16():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cell_product_wraps_to_int16(backend):
     """Cell scale 2**-17: i * g >> 13 passes int16 and LiteRT stores it wrapped (a C cast), which
     the peepholes then read (without them the skipped tanh hides the cell state)."""
     content = variant(LSTM_B2, peephole=True, cell_log2=-17, seed=4)
-    check_bit_exact(content, int8_feeds(content, 6, amplitude=80.0))
+    check_bit_exact(content, int8_feeds(content, 6, amplitude=80.0), backend)
 
 
 def test_cifg_with_skipped_tanh_refused():
@@ -165,14 +178,16 @@ def test_cifg_with_skipped_tanh_refused():
         tflite_jit.Interpreter(model_content=content, backend="reference").allocate_tensors()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_suite_text_lstm_int8(seed):
+def test_suite_text_lstm_int8(seed, backend):
     """The suite model end to end (GATHER -> LSTM -> STRIDED_SLICE -> FC -> SOFTMAX -> DEQUANTIZE)
     and its LSTM alone on int8 inputs of several sizes."""
     rng = np.random.default_rng(seed)
     vocab = load_bytes(SUITE).subgraphs[0].tensors[load_bytes(SUITE).subgraphs[0].ops[0].inputs[0]].shape[0]
-    check_bit_exact(SUITE, [rng.integers(0, vocab, (1, 32)).astype(np.int32) for _ in range(3)])
-    check_bit_exact(cut_lstm(SUITE), int8_feeds(cut_lstm(SUITE), seed, n=3, amplitude=[1.0, 10.0, 100.0][seed]))
+    check_bit_exact(SUITE, [rng.integers(0, vocab, (1, 32)).astype(np.int32) for _ in range(3)], backend)
+    check_bit_exact(cut_lstm(SUITE), int8_feeds(cut_lstm(SUITE), seed, n=3, amplitude=[1.0, 10.0, 100.0][seed]),
+                    backend)
 
 
 def test_suite_lstm_takes_litert_tanh_skip():
