@@ -32,8 +32,13 @@ portable_tensor_utils.cc; the x86 build routes every primitive used here to the 
   row-sum correction uses +hidden_zero_point, then an int8 matrix-vector product into the output
   state, clipped to the quantized projection clip.
 
-Not implemented (refused at prepare with the reason): layer normalisation, diagonal recurrent
-weights and per-channel weight scales (LiteRT reads the first scale only; no converter emits them).
+* Layer normalisation (int16 coefficients, inputs 20-23): the gate sums are in the scale of
+  intermediate 0-3, the gate bias moves out of the folded bias into the normalisation
+  (ApplyLayerNorm: mean and variance in fixed point with 10 extra bits, gemmlowp's inverse square
+  root, coefficient times value plus bias, requantized by the coefficient's scale).
+
+Not implemented (refused at prepare with the reason): diagonal recurrent weights and per-channel
+weight scales (LiteRT reads the first scale only; no converter emits them).
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from tflite_jit.ops import base, qmath, qsigmoid16
+from tflite_jit.ops import base, qmath, qreduce, qsigmoid16
 from tflite_jit.ops import sequence as _float_sequence
 from tflite_jit.ops.base import InferCtx, OpError, Quantized, QuantizedKernel, add_quantized
 from tflite_jit.ops.common import I8, I16, I32, shape_of
@@ -76,19 +81,25 @@ class QLstmAttrs(Quantized):
     output_state_scale: float
     output_state_zp: int
     cell_scale: int  # log2 of the cell state's scale
+    ln_scales: tuple[float | None, ...] | None = None  # inputs 20-23 with layer normalisation, else None
     hidden: tuple[float, int] | None = None
+    gate_scales: tuple[float, ...] | None = None  # intermediates 0-3 (layer normalisation only)
     dtype = I8  # the activations' type (what backends ask a quantized node for); not a field
 
 
-def _per_tensor(t: Any, what: str, index: int) -> tuple[float, int]:
+def _per_tensor(t: Any, what: str, index: int | str) -> tuple[float, int]:
     q = t.quantization
+    where = f"input {index}" if isinstance(index, int) else index
     if q is None or q.scales.size == 0:
-        raise OpError(f"{OP}: {what} '{t.name}' (input {index}) of an integer LSTM must be quantized "
+        raise OpError(f"{OP}: {what} '{t.name}' ({where}) of an integer LSTM must be quantized "
                       "(per-tensor scale and zero point); re-convert the model with full-integer quantization")
     if q.scales.size != 1:
-        raise OpError(f"{OP}: {what} '{t.name}' (input {index}) has {q.scales.size} per-channel scales; "
+        raise OpError(f"{OP}: {what} '{t.name}' ({where}) has {q.scales.size} per-channel scales; "
                       "the integer LSTM takes per-tensor quantization only (LiteRT reads the first scale)")
-    return float(q.scales[0]), int(q.zero_points[0])
+    scale = float(q.scales[0])
+    if not (math.isfinite(scale) and scale > 0):
+        raise OpError(f"{OP}: {what} '{t.name}' ({where}) has scale {scale}; scales must be positive")
+    return scale, int(q.zero_points[0])
 
 
 def checked_log2(scale: float) -> int | None:
@@ -107,9 +118,12 @@ def _bind(fa: Any, ins: list, outs: list) -> QLstmAttrs | None:
     if np.dtype(ins[0].dtype) != I8:
         return None
     ins = list(ins) + [None] * (24 - len(ins))
-    if any(ins[k] is not None for k in (20, 21, 22, 23)):
-        raise OpError(f"{OP}: integer LSTM with layer normalisation (inputs 20-23) is not implemented "
-                      "in tflite_jit yet; run this model with ai_edge_litert meanwhile")
+    # LiteRT: layer norm when the node has 24 inputs and the forget gate's coefficients
+    use_ln = ins[21] is not None
+    ln_scales = None
+    if use_ln:
+        ln_scales = tuple(None if ins[k] is None else _per_tensor(ins[k], f"layer-norm coefficients {k - 20}", k)[0]
+                          for k in (20, 21, 22, 23))
     if fa.diagonal_recurrent:
         raise OpError(f"{OP}: integer LSTM with diagonal recurrent weights is not supported (LiteRT's "
                       "integer kernel has no diagonal form either)")
@@ -141,21 +155,27 @@ def _bind(fa: Any, ins: list, outs: list) -> QLstmAttrs | None:
         raise OpError(f"{OP}: the output of an integer LSTM must be quantized")
     return QLstmAttrs(base=fa, input_scale=in_scale, input_zp=in_zp, weight_scales=tuple(ws),
                       projection_scale=proj, output_state_scale=os_scale, output_state_zp=os_zp,
-                      cell_scale=cell_scale)
+                      cell_scale=cell_scale, ln_scales=ln_scales)
 
 
 def bind_intermediates(a: Any, tensors: list) -> Any:
-    """The hidden-state quantization from the node's intermediate 4 (LiteRT requires five
-    intermediates on an integer LSTM; 0-3 only matter with layer normalisation)."""
+    """The hidden-state quantization from the node's intermediate 4 and, with layer
+    normalisation, the gates' scales from intermediates 0-3 (LiteRT requires five intermediates
+    on an integer LSTM)."""
     if not isinstance(a, QLstmAttrs):
         return a
     if len(tensors) != 5:
         raise OpError(f"{OP}: an integer LSTM needs 5 intermediate tensors (the gate and hidden "
                       f"quantization), the node has {len(tensors)}; re-convert the model")
-    t = tensors[4]
-    if t is None or t.quantization is None or t.quantization.scales.size == 0:
-        raise OpError(f"{OP}: intermediate 4 (the hidden state's quantization) must be quantized")
-    return replace(a, hidden=(float(t.quantization.scales[0]), int(t.quantization.zero_points[0])))
+    names = ("input gate", "forget gate", "cell gate", "output gate", "hidden state")
+    for k in (0, 1, 2, 3, 4) if a.ln_scales is not None else (4,):
+        if tensors[k] is None:
+            raise OpError(f"{OP}: intermediate {k} (the {names[k]}'s quantization) is missing")
+    hidden = _per_tensor(tensors[4], "hidden state", "intermediate 4")
+    gates = None
+    if a.ln_scales is not None:  # LiteRT logs a missing one and runs on: we refuse
+        gates = tuple(_per_tensor(tensors[k], names[k], f"intermediate {k}")[0] for k in range(4))
+    return replace(a, hidden=hidden, gate_scales=gates)
 
 
 # ---- shape rule -----------------------------------------------------------------------------------
@@ -224,6 +244,16 @@ def _infer(ctx: InferCtx) -> list:
                       f"n_cell ({n_cell})")
     _expect(ctx, 18, (n_batch, n_output), I8, "output_state")
     _expect(ctx, 19, (n_batch, n_cell), I16, "cell_state")
+    if a.ln_scales is not None:
+        have = [_expect(ctx, 20 + k, (n_cell,), I16, f"{g}_layer_norm_coefficients", optional=True)
+                for k, g in enumerate(("input", "forget", "cell", "output"))]
+        if not all(have[1:]) or have[0] == cifg:
+            raise OpError(f"{ctx.op_name}: layer-norm coefficients (inputs 20-23) must be all present "
+                          "(input omitted with CIFG) or all omitted")
+    try:
+        integer_params(a)
+    except (ValueError, OverflowError, ZeroDivisionError) as e:
+        raise OpError(f"{ctx.op_name}: the quantization parameters give no valid multiplier ({e})") from None
     ibits = 15 + a.cell_scale
     if cifg and not 0 <= ibits <= 6:
         raise OpError(f"{ctx.op_name}: cell state scale 2**{a.cell_scale} with CIFG: LiteRT's integer LSTM "
@@ -254,6 +284,8 @@ class IntegerParams:
     """LiteRT's IntegerLstmParameter (the multipliers as (M, shift) pairs)."""
 
     input_mult: tuple[tuple[int, int], ...]  # per gate i, f, c, o: input x weights
+    ln_mult: tuple[tuple[int, int], ...]  # per gate: the layer-norm coefficients' scale
+    variance_guard: tuple[int, ...]  # per gate: the variance used when it comes out below 1
     recurrent_mult: tuple[tuple[int, int], ...]  # per gate: output state x recurrent weights
     peephole_mult: tuple[tuple[int, int], ...]  # per gate i, f, o (cell state x peephole)
     hidden_mult: tuple[int, int]
@@ -269,11 +301,15 @@ def integer_params(a: QLstmAttrs) -> IntegerParams:
     ws = a.weight_scales
     hs, hzp = a.hidden  # type: ignore[misc]
     qm = qmath.quantize_multiplier
-    in_m = tuple(qm(_gate_scale(ws[g], a.input_scale, _Q312)) for g in range(4))
-    rec_m = tuple(qm(_gate_scale(ws[4 + g], a.output_state_scale, _Q312)) for g in range(4))
+    gs = a.gate_scales or (_Q312,) * 4
+    in_m = tuple(qm(_gate_scale(ws[g], a.input_scale, gs[g])) for g in range(4))
+    rec_m = tuple(qm(_gate_scale(ws[4 + g], a.output_state_scale, gs[g])) for g in range(4))
     peep_m = []
-    for w in ws[8:11]:
-        peep_m.append(qm(1.0 if w is None else float(_f32(2.0 ** a.cell_scale * float(_f32(w)) / _Q312))))
+    for w, g in zip(ws[8:11], (0, 1, 3)):
+        peep_m.append(qm(1.0 if w is None else float(_f32(2.0 ** a.cell_scale * float(_f32(w)) / float(_f32(gs[g]))))))
+    lns = [1.0 if s is None else float(_f32(s)) for s in (a.ln_scales or (None,) * 4)]
+    ln_m = tuple(qm(s) for s in lns)
+    guard = tuple(max(1, int(_f32(10000) * _f32(s))) for s in lns)
     hidden = float(_f32(2.0 ** -15 / float(_f32(hs)) * 2.0 ** -15))
     proj = 1.0 if a.projection_scale is None else float(
         _f32(_f32(a.projection_scale) * _f32(hs)) / _f32(a.output_state_scale))
@@ -284,7 +320,8 @@ def integer_params(a: QLstmAttrs) -> IntegerParams:
     proj_clip = 0
     if f.proj_clip > 0:
         proj_clip = int(min(max(_f32(f.proj_clip) / _f32(a.output_state_scale), _f32(-128.0)), _f32(127.0)))
-    return IntegerParams(input_mult=in_m, recurrent_mult=rec_m, peephole_mult=tuple(peep_m),
+    return IntegerParams(input_mult=in_m, ln_mult=ln_m, variance_guard=guard, recurrent_mult=rec_m,
+                         peephole_mult=tuple(peep_m),
                          hidden_mult=qm(hidden), proj_mult=qm(proj), hidden_zp=hzp,
                          cell_clip=cell_clip, proj_clip=proj_clip)
 
@@ -320,23 +357,50 @@ def _accumulate(gate: np.ndarray, v: np.ndarray, w: np.ndarray, bias: np.ndarray
     return _sat16(qmath.mbqm(acc, *mult) + gate)
 
 
+def _tdiv(a: np.ndarray, d: int) -> np.ndarray:
+    """C integer division (truncates toward zero) by a positive d."""
+    q = np.abs(a) // d
+    return np.where(a < 0, -q, q)
+
+
+def layer_norm(x: np.ndarray, w: np.ndarray, bias: np.ndarray, mult: tuple[int, int], guard: int) -> np.ndarray:
+    """LiteRT's integer ApplyLayerNorm over the last axis of x (int16 gate sums): mean and
+    variance with 10 extra bits (2**20 / n in integer division: exact for power-of-two n only, as
+    in LiteRT), x scaled by the inverse standard deviation, times the coefficient plus the bias,
+    rounded to 1/1024 and requantized by the coefficients' scale (shift + 12)."""
+    n = x.shape[-1]
+    mean = qmath.wrap32(_tdiv(x.sum(axis=-1) * 1024, n))
+    var = (x * x).sum(axis=-1) * ((1 << 20) // n) - mean * mean
+    var = qmath.wrap32(_tdiv(var, 1 << 20))
+    var = np.where(var < 1, guard, var)
+    inv_m, inv_s = qreduce.inv_sqrt_multiplier(var)
+    rescaled = qmath.mbqm(qmath.wrap32(1024 * x - mean[..., None]), inv_m[..., None], inv_s[..., None])
+    v3 = qmath.wrap32(qmath.wrap32(rescaled * w) + bias)
+    v4 = _tdiv(np.where(v3 > 0, v3 + 512, v3 - 512), 1024)
+    return _sat16(qmath.mbqm(qmath.wrap32(v4), mult[0], mult[1] + 12))
+
+
 def _lookup(table: np.ndarray, x: np.ndarray) -> np.ndarray:
     return table[x + 32768]
 
 
-def lstm_integer(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, a: QLstmAttrs
+def lstm_integer(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, lnw: list, a: QLstmAttrs
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The time loop over xs [T, B, n_input] (int8, time-major); w: inputs 1-17 (0-based 0-16),
-    None where omitted. Returns (outputs [T, B, n_output] int8, output state, cell state)."""
+    lnw: inputs 20-23; None where omitted. Returns (outputs [T, B, n_output] int8, output state,
+    cell state)."""
     p = integer_params(a)
     w64 = [None if v is None else np.asarray(v).astype(I64) for v in w]
     w_x, w_h, peep, bias = w64[0:4], w64[4:8], w64[8:11], w64[11:15]
+    ln = [None if v is None else np.asarray(v).astype(I64) for v in lnw] if a.ln_scales is not None else None
     proj_w, proj_b = w64[15], w64[16]
     cifg = w_x[0] is None
     gates = (1, 2, 3) if cifg else (0, 1, 2, 3)
     # Prepare's zero-point-folded biases: gate bias - input_zp * row sums (input side), and
     # -output_state_zp * row sums (recurrent side)
-    in_bias = {g: (0 if bias[g] is None else bias[g]) - a.input_zp * w_x[g].sum(axis=1) for g in gates}
+    # (with layer normalisation the gate bias is added inside the normalisation instead)
+    in_bias = {g: (0 if bias[g] is None or ln is not None else bias[g]) - a.input_zp * w_x[g].sum(axis=1)
+               for g in gates}
     rec_bias = {g: -a.output_state_zp * w_h[g].sum(axis=1) for g in gates}
     sig, tanh3 = logistic_table(), tanh_table(3)
     ibits = 15 + a.cell_scale
@@ -356,6 +420,8 @@ def lstm_integer(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, a: QLstm
             if g != 2 and peep[0 if g == 0 else 1] is not None:
                 k = 0 if g == 0 else 1
                 pre = _sat16(qmath.mbqm(peep[k] * c, *p.peephole_mult[k]) + pre)
+            if ln is not None:
+                pre = layer_norm(pre, ln[g], bias[g], p.ln_mult[g], p.variance_guard[g])
             act[g] = _lookup(tanh3 if g == 2 else sig, pre)
         o_pre = _accumulate(np.zeros(c.shape, I64), x, w_x[3], in_bias[3], p.input_mult[3])
         o_pre = _accumulate(o_pre, h, w_h[3], rec_bias[3], p.recurrent_mult[3])
@@ -367,6 +433,8 @@ def lstm_integer(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, a: QLstm
             c = np.clip(c, -p.cell_clip, p.cell_clip)
         if peep[2] is not None:
             o_pre = _sat16(qmath.mbqm(peep[2] * c, *p.peephole_mult[2]) + o_pre)
+        if ln is not None:
+            o_pre = layer_norm(o_pre, ln[3], bias[3], p.ln_mult[3], p.variance_guard[3])
         o = _lookup(sig, o_pre)
         # LiteRT's ApplyTanh leaves its buffer (the input gate's) untouched outside 0..6 bits
         tc = _lookup(tanh_c, c) if tanh_c is not None else act[0]
@@ -390,7 +458,7 @@ def _reference(inputs: Sequence[np.ndarray | None], a: QLstmAttrs) -> list[np.nd
     ins = list(inputs) + [None] * (24 - len(inputs))
     xs = np.asarray(ins[0])
     xs = xs if f.time_major else np.swapaxes(xs, 0, 1)
-    out, h, c = lstm_integer(xs, ins[1:18], ins[18], ins[19], a)
+    out, h, c = lstm_integer(xs, ins[1:18], ins[18], ins[19], ins[20:24], a)
     _float_sequence.write_state(ins[18], h)
     _float_sequence.write_state(ins[19], c)
     return [np.ascontiguousarray(out if f.time_major else np.swapaxes(out, 0, 1))]

@@ -45,11 +45,14 @@ def _add_const(g, name: str, data: np.ndarray, scale: float) -> int:
 
 def variant(content: bytes, *, cifg: bool = False, peephole: bool = False, projection: str | None = None,
             cell_clip: float | None = None, proj_clip: float = 0.0, time_major: bool = False,
-            cell_log2: int | None = None, seed: int = 0) -> bytes:
+            cell_log2: int | None = None, layer_norm: bool = False, flat_forget: bool = False,
+            seed: int = 0) -> bytes:
     """The converted LSTM with LiteRT-supported forms the Keras converter does not produce:
     CIFG (inputs 1, 5, 12 dropped), int16 peephole weights, an int8 [n_cell, n_cell] projection
-    ('bias' / 'nobias'), other clips, time-major layout, a cell state scale 2**cell_log2.
-    Random weights from `seed`."""
+    ('bias' / 'nobias'), other clips, time-major layout, a cell state scale 2**cell_log2, int16
+    layer-norm coefficients (with quantized intermediates 0-3: the gates' scales), forget-gate
+    weights whose rows are equal but one element (its sums vary by a unit or so across cells:
+    variance below 1, LiteRT's variance guard). Random weights from `seed`."""
     m = copy.deepcopy(load_bytes(content))
     g = m.subgraphs[0]
     op = _lstm_op(m)
@@ -66,6 +69,20 @@ def variant(content: bytes, *, cifg: bool = False, peephole: bool = False, proje
                              0.3 / 127)
         if projection == "bias":
             ins[17] = _add_const(g, "projection_bias", rng.integers(-3000, 3000, n_cell).astype(np.int32), 1e-5)
+    if flat_forget:
+        for k in (2, 6):
+            t = g.tensors[ins[k]]
+            w = np.repeat(t.data[:1], t.shape[0], axis=0)
+            w[1, 0] = np.int8(max(-127, int(w[1, 0]) - 2))
+            t.data = w
+    if layer_norm:
+        ins += [-1] * (24 - len(ins))
+        for k in (21, 22, 23) if cifg else (20, 21, 22, 23):
+            ins[k] = _add_const(g, f"layer_norm{k}", rng.integers(600, 1400, n_cell).astype(np.int16), 1e-3)
+        for k, t in enumerate(op.intermediates[:4]):
+            g.tensors[t].type = TENSOR_TYPE_CODES["INT16"]
+            g.tensors[t].quantization = Quantization(np.array([(3.1e-4, 2.7e-4, 5.3e-4, 3.9e-4)[k]], np.float32),
+                                                     np.array([0], np.int64))
     op.inputs = tuple(ins)
     op.options = dict(op.options, proj_clip=proj_clip, time_major=time_major)
     if cell_clip is not None:
@@ -143,12 +160,16 @@ def test_converted_lstm_bit_exact(content, seed, backend):
     dict(cell_clip=0.3),
     dict(time_major=True),
     dict(cifg=True, peephole=True, projection="bias", cell_clip=0.5, proj_clip=0.1, time_major=True),
+    dict(layer_norm=True),
+    dict(layer_norm=True, cifg=True, peephole=True),
+    dict(layer_norm=True, projection="bias", time_major=True),
+    dict(layer_norm=True, flat_forget=True),
 ], ids=lambda f: "-".join(f"{k}={v}" for k, v in f.items()))
 @pytest.mark.parametrize("base", [LSTM, LSTM_B2], ids=["b1", "b2"])
 def test_lstm_forms_bit_exact(base, form):
     content = variant(base, **form, seed=3)
     check_bit_exact(content, int8_feeds(content, 5))
-    if base is LSTM_B2:  # the compiled kernel on every form (one compile each: batch 2 only)
+    if base is LSTM_B2 and not form.get("layer_norm"):  # the compiled kernel (one compile each: batch 2 only)
         check_bit_exact(content, int8_feeds(content, 5), "numba_cpu")
 
 
@@ -272,12 +293,14 @@ def test_wrong_weight_type_names_input():
         tflite_jit.Interpreter(model_content=_edited(LSTM, edit), backend="reference").allocate_tensors()
 
 
-def test_layer_norm_refused_with_reason():
+def test_layer_norm_needs_quantized_gate_intermediates():
+    """With layer normalisation the gate scales come from intermediates 0-3; LiteRT logs an
+    unquantized one and runs with unset multipliers, we refuse with the reason."""
     def edit(g, op):
         ins = list(op.inputs) + [-1] * (24 - len(op.inputs))
         n_cell = g.tensors[ins[2]].shape[0]
         for k in (20, 21, 22, 23):
             ins[k] = _add_const(g, f"ln{k}", np.full(n_cell, 1000, np.int16), 1e-3)
         op.inputs = tuple(ins)
-    with pytest.raises(RuntimeError, match="layer normalisation .*not implemented"):
+    with pytest.raises(RuntimeError, match="input gate .*intermediate 0.* must be quantized"):
         tflite_jit.Interpreter(model_content=_edited(LSTM, edit), backend="reference").allocate_tensors()

@@ -89,6 +89,8 @@ def generate_qlstm(req: KernelRequest) -> KernelSource:
         raise Unsupported("integer UNIDIRECTIONAL_SEQUENCE_LSTM: fused epilogues are not compiled")
     if a.hidden is None:
         raise Unsupported("integer UNIDIRECTIONAL_SEQUENCE_LSTM: intermediates not bound")
+    if a.ln_scales is not None:
+        raise Unsupported("integer UNIDIRECTIONAL_SEQUENCE_LSTM with layer normalisation runs on reference")
     p = qsequence.integer_params(a)
     x_shape = tuple(int(d) for d in req.inputs[0].shape)
     T, B = (x_shape[0], x_shape[1]) if f.time_major else (x_shape[1], x_shape[0])
