@@ -6,7 +6,8 @@ Why: on `reference` each time step is a few dozen NumPy calls on [batch, n_cell]
 row and cell, the gate sums in int64 (the folded bias, then input x weights, requantized and
 saturated to int16, then recurrent x weights likewise, then the peephole), the gemmlowp logistic
 and tanh as lookups in the reference's own 64 K tables (passed in, never re-derived), the cell
-update with its wrapping int16 stores and the clip, and the hidden / projected output.
+update with its wrapping int16 stores and the clip, the layer normalisation when the model has
+it (a pass over each gate's sums before its activation), and the hidden / projected output.
 
 Every number comes from the reference: the multipliers are `qsequence.integer_params` baked into
 the source, the tables `qsequence` builds; the arithmetic below is qmath's (MultiplyByQuantized
@@ -53,6 +54,47 @@ def _rdbpot(x, e):
 
 
 @numba.njit(inline="always")
+def _srdhm(a, b):
+    if a == -2147483648 and b == -2147483648:
+        return np.int64(2147483647)
+    return (a * b + 1073741824) >> 31
+
+
+@numba.njit(inline="always")
+def _sat_shl(x, k):
+    return _sat(x << k, -2147483648, 2147483647)
+
+
+@numba.njit
+def _inv_sqrt(v):
+    # GetInvSqrtQuantizedMultiplierExp(v, reverse_shift=-1): (multiplier, left shift)
+    if v <= 1:
+        return np.int64(2147483647), np.int64(0)
+    shift = np.int64(11)
+    while v >= (1 << 29):
+        v //= 4
+        shift += 1
+    bits = 0
+    t = v
+    while t > 0:
+        bits += 1
+        t >>= 1
+    pairs = (32 - bits - 1) // 2 - 1
+    shift -= pairs
+    v <<= 2 * pairs
+    half_in = _rdbpot(v >> 1, 1)
+    x = np.int64(1 << 28)
+    for _ in range(5):
+        x3 = _sat_shl(_srdhm(_srdhm(x, x), x), 6)
+        x = _sat_shl(_wrap32(_srdhm(402653184, x) - _srdhm(half_in, x3)), 3)
+    x = _srdhm(x, 1518500250)
+    if shift < 0:
+        x = _wrap32(x << -shift)
+        shift = 0
+    return x, -shift
+
+
+@numba.njit(inline="always")
 def _mbqm(x, m, ls, rs):
     a = _wrap32(x << ls)
     if a == -2147483648 and m == -2147483648:
@@ -60,6 +102,26 @@ def _mbqm(x, m, ls, rs):
     else:
         t = (a * m + 1073741824) >> 31
     return _rdbpot(t, rs) if rs > 0 else t
+
+
+@numba.njit
+def _layer_norm(gate, g, w, bias, m, s, guard, n):
+    # ApplyLayerNorm of gate[g, :n] in place (int16 sums in, int16 out)
+    total = np.int64(0)
+    sq = np.int64(0)
+    for j in range(n):
+        total += gate[g, j]
+        sq += gate[g, j] * gate[g, j]
+    mean = _wrap32(_tdiv(total * 1024, n))
+    var = _wrap32(_tdiv(sq * ((1 << 20) // n) - mean * mean, 1 << 20))
+    if var < 1:
+        var = guard
+    im, ish = _inv_sqrt(var)
+    for j in range(n):
+        r = _mbqm(_wrap32(1024 * gate[g, j] - mean), im, max(ish, 0), max(-ish, 0))
+        v3 = _wrap32(_wrap32(r * w[j]) + bias[j])
+        v4 = _tdiv(v3 + 512 if v3 > 0 else v3 - 512, 1024)
+        gate[g, j] = _sat(_mbqm(_wrap32(v4), m, max(s, 0), max(-s, 0)), -32768, 32767)
 '''
 
 
@@ -89,8 +151,6 @@ def generate_qlstm(req: KernelRequest) -> KernelSource:
         raise Unsupported("integer UNIDIRECTIONAL_SEQUENCE_LSTM: fused epilogues are not compiled")
     if a.hidden is None:
         raise Unsupported("integer UNIDIRECTIONAL_SEQUENCE_LSTM: intermediates not bound")
-    if a.ln_scales is not None:
-        raise Unsupported("integer UNIDIRECTIONAL_SEQUENCE_LSTM with layer normalisation runs on reference")
     p = qsequence.integer_params(a)
     x_shape = tuple(int(d) for d in req.inputs[0].shape)
     T, B = (x_shape[0], x_shape[1]) if f.time_major else (x_shape[1], x_shape[0])
@@ -109,12 +169,14 @@ def generate_qlstm(req: KernelRequest) -> KernelSource:
 
     used = [0] + [g + 1 for g in gates] + [g + 5 for g in gates] + [g + 12 for g in gates]
     used += [k for k, g in ((9, 0), (10, 1), (11, 3)) if peep[g]]
-    used += [16] * proj + [17] * proj_bias + [18, 19]
+    use_ln = a.ln_scales is not None
+    used += [16] * proj + [17] * proj_bias + [18, 19] + ([g + 20 for g in gates] if use_ln else [])
     names = {0: "x", 18: "hs", 19: "cs", 16: "pw", 17: "pb"}
     names.update({g + 1: f"wx{g}" for g in range(4)})
     names.update({g + 5: f"wh{g}" for g in range(4)})
     names.update({g + 12: f"b{g}" for g in range(4)})
     names.update({9: "pp0", 10: "pp1", 11: "pp3"})
+    names.update({g + 20: f"ln{g}" for g in range(4)})
     tanh_c = np.zeros(1, np.int16) if skip_tanh else qsequence.tanh_table(ibits).astype(np.int16)
     args = [(Arg("input", i), names[i]) for i in sorted(used)]
     args += [(Arg("const", value=qsequence.logistic_table().astype(np.int16)), "sig"),
@@ -141,7 +203,7 @@ def generate_qlstm(req: KernelRequest) -> KernelSource:
               "        s = np.int64(0)",
               f"        for k in range({n_in}):",
               f"            s += wx{g}[n, k]",
-              f"        ib[{g}, n] = np.int64(b{g}[n]) - {a.input_zp} * s",
+              f"        ib[{g}, n] = {'0' if use_ln else f'np.int64(b{g}[n])'} - {a.input_zp} * s",
               "        s = np.int64(0)",
               f"        for k in range({n_out}):",
               f"            s += wh{g}[n, k]",
@@ -172,10 +234,22 @@ def generate_qlstm(req: KernelRequest) -> KernelSource:
         return out
 
     ind = "                "
+    act = {g: "tnh3" if g == 2 else "sig" for g in gates}
+
+    def normalise(g: int) -> list[str]:  # layer norm of gate g's sums, in place, before its activation
+        if not use_ln:
+            return []
+        m, sh = p.ln_mult[g]
+        return [f"            _layer_norm(gate, {g}, ln{g}, b{g}, np.int64({m}), {sh + 12}, {p.variance_guard[g]}, "
+                f"{n_cell})"]
+
     L += [f"            for n in range({n_cell}):"]
     for g in gates[:-1]:
-        L += gate_sum(g, ind)
-        L += [f"{ind}gate[{g}, n] = {'tnh3' if g == 2 else 'sig'}[v + 32768]"]
+        L += gate_sum(g, ind) + [f"{ind}gate[{g}, n] = v"]
+    for g in gates[:-1]:
+        L += normalise(g)
+    L += [f"            for n in range({n_cell}):"]
+    L += [f"{ind}gate[{g}, n] = {act[g]}[gate[{g}, n] + 32768]" for g in gates[:-1]]
     i_gate = "32767 - gate[1, n]" if cifg else "gate[0, n]"
     L += [f"{ind}fc = _wrap16(_rdbpot(gate[1, n] * c[b, n], 15))",
           f"{ind}ig = _wrap16(_rdbpot(({i_gate}) * gate[2, n], {30 + a.cell_scale}))",
@@ -183,12 +257,16 @@ def generate_qlstm(req: KernelRequest) -> KernelSource:
     if p.cell_clip > 0:
         L += [f"{ind}cn = _sat(cn, -{p.cell_clip}, {p.cell_clip})"]
     L += [f"{ind}c[b, n] = cn"]
-    L += gate_sum(3, ind)
-    tc = "gate[0, n]" if skip_tanh else "tnhc[cn + 32768]"
+    L += gate_sum(3, ind) + [f"{ind}gate[3, n] = v"]
+    L += normalise(3)
+    tc = "gate[0, n]" if skip_tanh else "tnhc[c[b, n] + 32768]"
     hm = _mult(p.hidden_mult)
+    sign = "-" if proj else "+"  # LiteRT's projection path stores the hidden state with -zero point
+    L += [f"            for n in range({n_cell}):",
+          f"{ind}hid[n] = _sat(_mbqm(np.int64(sig[gate[3, n] + 32768]) * {tc}, {hm}) {sign} {p.hidden_zp}, "
+          "-128, 127)"]
     if proj:
-        L += [f"{ind}hid[n] = _sat(_mbqm(np.int64(sig[v + 32768]) * {tc}, {hm}) - {p.hidden_zp}, -128, 127)",
-              f"            for n in range({n_out}):",
+        L += [f"            for n in range({n_out}):",
               "                acc = pbias[n]",
               f"                for k in range({n_cell}):",
               "                    acc += hid[k] * pw[n, k]",
@@ -197,8 +275,7 @@ def generate_qlstm(req: KernelRequest) -> KernelSource:
             L += [f"                v = _sat(v, -{p.proj_clip}, {p.proj_clip})"]
         L += ["                h[b, n] = v", f"                {o_at} = v"]
     else:
-        L += [f"{ind}hid[n] = _sat(_mbqm(np.int64(sig[v + 32768]) * {tc}, {hm}) + {p.hidden_zp}, -128, 127)",
-              f"            for n in range({n_out}):",
+        L += [f"            for n in range({n_out}):",
               "                h[b, n] = hid[n]",
               f"                {o_at} = hid[n]"]
     L += [f"    for b in range({B}):",
