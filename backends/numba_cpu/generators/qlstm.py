@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from tflite_jit.backends.numba_cpu import emit
-from tflite_jit.backends.numba_cpu.generators import lstm as _float_lstm
-from tflite_jit.backends.numba_cpu.generators import register_generator
+from tflite_jit.backends.numba_cpu.generators import GENERATORS, register_generator
+from tflite_jit.backends.numba_cpu.generators import lstm as _float_lstm  # noqa: F401  (registers first)
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
@@ -135,12 +135,17 @@ def _present(req: KernelRequest, i: int) -> bool:
     return i < len(req.inputs) and req.inputs[i] is not None
 
 
+#: the op's generator registered before this module (float, and any other form): nodes that are
+#: not integer go to it
+_PREVIOUS = GENERATORS["UNIDIRECTIONAL_SEQUENCE_LSTM"]
+
+
 @register_generator("UNIDIRECTIONAL_SEQUENCE_LSTM")
 def generate(req: KernelRequest) -> KernelSource:
-    """The op's kernel: integer nodes here, the others the float generator's."""
+    """The op's kernel: integer nodes here, the others the generator registered before."""
     if isinstance(req.attrs, qsequence.QLstmAttrs):
         return generate_qlstm(req)
-    return _float_lstm.generate_lstm(req)
+    return _PREVIOUS(req)
 
 
 def generate_qlstm(req: KernelRequest) -> KernelSource:
