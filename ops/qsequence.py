@@ -137,12 +137,8 @@ def _bind(fa: Any, ins: list, outs: list) -> QLstmAttrs | None:
         if ins[k] is None:
             ws.append(None)
             continue
-        what = _WEIGHTS.get(k) or _PEEPHOLES[k]
-        s, zp = _per_tensor(ins[k], what, k)
-        if zp != 0:
-            raise OpError(f"{OP}: {what} '{ins[k].name}' (input {k}) has zero point {zp}; integer LSTM "
-                          "weights are symmetric (zero point 0)")
-        ws.append(s)
+        # weight zero points are taken as 0, as LiteRT does (converters write symmetric weights)
+        ws.append(_per_tensor(ins[k], _WEIGHTS.get(k) or _PEEPHOLES[k], k)[0])
     proj = None if ins[16] is None else _per_tensor(ins[16], "projection_weights", 16)[0]
     os_scale, os_zp = _per_tensor(ins[18], "output_state", 18)
     cs_scale, _ = _per_tensor(ins[19], "cell_state", 19)
