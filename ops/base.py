@@ -96,6 +96,9 @@ class OpDef:
     # False for ops with state or side effects (random numbers, control flow, custom ops): the
     # planner never evaluates them at plan time, even on constant inputs
     foldable: bool = True
+    # (attrs, the node's intermediate Tensors) -> attrs, after bind: for nodes whose file lists
+    # `intermediates` carrying quantization the kernel needs (the integer LSTM's hidden scale)
+    bind_intermediates: Callable[[Any, list], Any] | None = None
 
 
 _REGISTRY: dict[str, OpDef] = {}

@@ -163,6 +163,8 @@ class _Fx16:
                      (2, 39332535), (3, 720401), (4, 242)):
             if ibits > e:
                 result = np.where(rem & (1 << (fbits + e)), self.mul(result, self.const(m)), result)
+        if ibits > 5:  # exp(x) for x < -32 is 0 (int32 constant -32.0, rescaled to 16 bits)
+            result = np.where(a < self.const(-(1 << (36 - ibits))), 0, result)
         return np.where(a == 0, 32767, result)
 
     def _newton(self, a):
@@ -179,10 +181,11 @@ class _Fx16:
         rp = self.pot(self._newton(self.exp_neg(self.neg(mag), 3)), 1)
         return np.where(zero, self.const(1 << 30), np.where(pos, rp, self.sub(32767, rp)))
 
-    def tanh(self, a):
+    def tanh(self, a, ibits: int = 3):
+        """gemmlowp's tanh of FixedPoint<int16, ibits> (exp of 2x: one more integer bit)."""
         negm, zero = a < 0, a == 0
         n = np.where(negm, a, self.neg(a))
-        t = self.pot(self.sub(self._newton(self.exp_neg(n, 4)), 1 << 13), 2)
+        t = self.pot(self.sub(self._newton(self.exp_neg(n, ibits + 1)), 1 << 13), 2)
         return np.where(zero, 0, np.where(negm, self.neg(t), t))
 
 
@@ -196,3 +199,18 @@ def int16_table(op: str, scale: float) -> np.ndarray:
     if op == "LOGISTIC":
         return fx.logistic(ALL_INT16).astype(np.int16)
     return fx.tanh(fx.pot(ALL_INT16, 1) if shift == 1 else ALL_INT16).astype(np.int16)
+
+
+def gemmlowp_logistic16_table() -> np.ndarray:
+    """gemmlowp's scalar int16 logistic of a Q3.12 input (LiteRT's tensor_utils::ApplySigmoid, the
+    integer LSTM's gates) for every input, indexed by input + 32768: the power-of-two path of
+    `int16_table('LOGISTIC', 2**-12)`."""
+    return _Fx16().logistic(ALL_INT16).astype(np.int16)
+
+
+def gemmlowp_tanh16_table(integer_bits: int) -> np.ndarray:
+    """gemmlowp's scalar int16 tanh of FixedPoint<int16, integer_bits> (LiteRT's
+    tensor_utils::ApplyTanh, 0 to 6 integer bits) for every input, indexed by input + 32768."""
+    if not 0 <= integer_bits <= 6:
+        raise ValueError(f"gemmlowp int16 tanh takes 0 to 6 integer bits, not {integer_bits}")
+    return _Fx16().tanh(ALL_INT16, integer_bits).astype(np.int16)

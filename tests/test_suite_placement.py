@@ -63,7 +63,6 @@ BLOCKED: dict[str, list[str]] = {
                                         "TransformTensorBilinear[float]"],
     "text_bilstm_dynamic": ["UNIDIRECTIONAL_SEQUENCE_LSTM[*]"],
     "text_lstm_dynamic": ["UNIDIRECTIONAL_SEQUENCE_LSTM[*]"],
-    "text_lstm_int8": ["UNIDIRECTIONAL_SEQUENCE_LSTM[*]"],
     "transformer_int16x8": ["SQUARED_DIFFERENCE[*]"],
     "unet_dynamic": ["CONV_2D[hybrid]"],
 }

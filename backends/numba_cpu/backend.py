@@ -28,12 +28,12 @@ from tflite_jit.ir.model import Op
 from tflite_jit.ops.qhybrid import HybridAttrs
 
 #: ops whose quantized (ops.Quantized attrs) int8/uint8 nodes have a generator
-#: (generators/qconv.py, qeltwise.py, qreduce.py, qpool.py, resize.py); other quantized nodes run
+#: (generators/qconv.py, qeltwise.py, qreduce.py, qpool.py, resize.py, qlstm.py); other quantized nodes run
 #: on reference
 QUANT_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "SUB", "MUL", "LOGISTIC",
                        "TANH", "GELU", "ELU", "HARD_SWISH", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D",
                        "SOFTMAX", "SQUARED_DIFFERENCE", "BATCH_MATMUL", "RESIZE_BILINEAR", "PRELU",
-                       "TRANSPOSE_CONV"))
+                       "TRANSPOSE_CONV", "UNIDIRECTIONAL_SEQUENCE_LSTM"))
 _8BIT = frozenset(np.dtype(t) for t in (np.int8, np.uint8))
 #: the activation types of QUANT_OPS' kernels where they are not int8 / uint8 (int16 LOGISTIC,
 #: TANH, GELU: the 65536-entry table gathers)

@@ -125,6 +125,29 @@ def convert_int16x8(model: tf.keras.Model, name: str, shape: tuple[int, ...]) ->
     data = conv.convert()
     (HERE / f"{name}.tflite").write_bytes(data)
     print(name, len(data))
+def lstm_int8(name: str, seq: int = 10, features: int = 6, units: int = 8, batch: int = 1,
+              amplitude: float = 1.0) -> None:
+    """A Keras LSTM (every step's output) converted full-integer (TFLITE_BUILTINS_INT8, int8
+    input and output) with a representative dataset: the converter keeps it one
+    UNIDIRECTIONAL_SEQUENCE_LSTM with int8 weights, int32 biases, an int16 cell state with a
+    power-of-two scale and 5 intermediate tensors (LiteRT's EvalInteger8x8_16). `amplitude` is
+    the calibration data's standard deviation: it decides the cell state's scale."""
+    tf.keras.utils.set_random_seed(7)
+    x_in = tf.keras.Input((seq, features), batch_size=batch)
+    model = tf.keras.Model(x_in, tf.keras.layers.LSTM(units, return_sequences=True)(x_in))
+    rng = np.random.default_rng(0)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: (
+        [(rng.standard_normal((batch, seq, features)) * amplitude).astype(np.float32)] for _ in range(32))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    data = conv.convert()
+    (HERE / f"{name}.tflite").write_bytes(data)
+    print(name, len(data))
+
+
 def unet(size: int = 32, c: int = 8) -> tf.keras.Model:
     """A two-level U-Net: Conv2DTranspose upsampling becomes TRANSPOSE_CONV. With dynamic-range
     quantization the converter gives the weights of 1024+ elements int8 (hybrid CONV_2D and
@@ -150,6 +173,8 @@ if __name__ == "__main__":
     convert_trainable()
     tf.keras.utils.set_random_seed(0)
     convert_int16x8(int16x8_activations(), "tf_int16x8_activations", (1, 16, 16, 3))
+    lstm_int8("tf_lstm_int8")
+    lstm_int8("tf_lstm_int8_batch2", seq=7, features=5, units=12, batch=2, amplitude=3.0)
     tf.keras.utils.set_random_seed(0)
     convert(unet(), "tf_unet_dynamic_range", dynamic_range=True)
     convert(mobilenet_v3_small(), "tf_mobilenet_v3_small_035_96_f16", float16=True)

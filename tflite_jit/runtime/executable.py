@@ -21,7 +21,7 @@ from tflite_jit import ops
 from tflite_jit.backends.base import Backend, Cluster, CompileEnv
 from tflite_jit.fusion import FusionStrategy, get_strategy, single_cluster
 from tflite_jit.ir.graph import OpGraph, group_order
-from tflite_jit.ir.model import Model
+from tflite_jit.ir.model import Model, Tensor
 from tflite_jit.ops.base import OpError
 from tflite_jit.planner import (
     Candidate,
@@ -87,6 +87,8 @@ def resolve_ops(model: Model, si: int, custom_ops: Mapping[str, ops.OpDef] | Non
             if opdef.bind is not None:
                 a = opdef.bind(a, [sg.tensors[i] if i >= 0 else None for i in op.inputs],
                                [sg.tensors[i] for i in op.outputs])
+            if getattr(opdef, "bind_intermediates", None) is not None:
+                a = opdef.bind_intermediates(a, [sg.tensors[i] if i >= 0 else None for i in op.intermediates])
             attach = getattr(opdef, "attach", None)
             if attach is not None:
                 a = attach(a, context, (si, oi))
@@ -256,6 +258,14 @@ class RunContext:
         finally:
             self._active.discard(si)
         return [np.array(ex.buffers[t], copy=True) for t in ex.sg.outputs]
+
+
+def variable_reset_value(t: Tensor) -> int:
+    """The value LiteRT gives a variable tensor when it allocates or resets it (ResetVariableTensor):
+    an int8 tensor's zero point (a quantized zero state, as the integer LSTM expects), else 0."""
+    if t.type_name == "INT8" and t.quantization is not None and t.quantization.zero_points.size:
+        return ((int(t.quantization.zero_points[0]) + 128) & 0xFF) - 128  # memset of one byte
+    return 0
 
 
 class Executable:
@@ -552,6 +562,8 @@ class Executable:
                                    limit=getattr(self.context, "max_bytes", None))
         for tid in fresh:
             buffers[tid] = new_buffer(infos[tid].shape, infos[tid].dtype)
+            if sg.tensors[tid].is_variable and buffers[tid].dtype != object:
+                buffers[tid][...] = variable_reset_value(sg.tensors[tid])
         self.arena_bytes = size
         if intervals:
             pool, base = arena.allocate(size)
@@ -613,7 +625,7 @@ class Executable:
         for tid in self.variables:
             b = self.buffers[tid]
             if b is not None:
-                b[...] = b"" if b.dtype == object else 0
+                b[...] = b"" if b.dtype == object else variable_reset_value(self.sg.tensors[tid])
 
     # -- Invoke ----------------------------------------------------------------------------------
     def run(self) -> None:
