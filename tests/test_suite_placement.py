@@ -49,7 +49,6 @@ IN_PROGRESS: dict[tuple[str, str], str] = {
        for op in ("Landmarks2TransformMatrix", "TransformLandmarks", "TransformTensorBilinear")},
     ("UNIDIRECTIONAL_SEQUENCE_LSTM", "*"): "#13/#15: hybrid and int8 fused LSTM are not implemented "
                                            "(LiteRT runs them): the model fails to prepare",
-    ("CONV_2D", "hybrid"): "#13: hybrid CONV_2D whose integer sums can pass 2**24 (hybrid.py refuses it)",
 }
 #: (quantization mode, variant) -> open work, for ops not named above
 IN_PROGRESS_BY_MODE: dict[tuple[str, str], str] = {
@@ -65,7 +64,6 @@ BLOCKED: dict[str, list[str]] = {
     "text_lstm_dynamic": ["UNIDIRECTIONAL_SEQUENCE_LSTM[*]"],
     "text_lstm_int8": ["UNIDIRECTIONAL_SEQUENCE_LSTM[*]"],
     "transformer_int16x8": ["SQUARED_DIFFERENCE[*]"],
-    "unet_dynamic": ["CONV_2D[hybrid]"],
 }
 
 _PREPARE_FAILED = re.compile(r"Node number \d+ \(([^)]+)\) failed to prepare")

@@ -134,3 +134,16 @@ def int_rows_gemm(XQ, W, o, rows, n, k):
             for i in range(k):
                 acc += np.int64(XQ[r * k + i]) * np.int64(W[c * k + i])
             o[r * n + c] = np.float32(acc)
+
+
+@numba.njit(**_JIT)
+def join_split(S, o, m, n, base):
+    """o[i, c] = float32(base * S[i, c] + S[i, n + c]) for S [m, 2n]: a convolution whose weights
+    were split as w = base * hi + lo (generators/hybrid.py `_split_weights`) ran as one float32
+    GEMM with 2n output channels, each of whose sums is an exact integer below 2**24; their
+    combination is exact in float64 (below 2**53), so the one rounding is float64 -> float32, as
+    LiteRT's float(int32 accumulator) rounds."""
+    for i in range(m):
+        for c in range(n):
+            acc = np.float64(S[i * 2 * n + c]) * base + np.float64(S[i * 2 * n + n + c])
+            o[i * n + c] = np.float32(acc)

@@ -153,3 +153,30 @@ def test_long_row_fully_connected_multiplies_in_int64(asym):
     m = fc_model(w, rng.uniform(0.001, 0.05, 10).astype(F32), (2, 1280), (2, 10), rng.normal(size=10).astype(F32),
                  asymmetric_quantize_inputs=asym, fused_activation_function=3)
     _exact_on_numba(m, [activations(rng, (2, 1280), "ties", 2, asym)])
+
+
+@pytest.mark.parametrize("asym, padding, stride", [(True, 0, 1), (True, 1, 2), (False, 0, 1)])
+def test_conv2d_with_sums_past_float32_splits_its_weights(asym, padding, stride):
+    """3x3 over 144 channels with weights near +-127: sums reach 2-4 * 10**7, past float32's exact
+    integers (2**24), so the kernel splits the weights as 16 * hi + lo and runs the GEMM on both
+    halves; compiled and bit-exact with LiteRT. Output channel 0 has every weight 127 and the
+    input is all positive, so its accumulator really passes 2**24 (odd sums that float32 would
+    round)."""
+    rng = np.random.default_rng(8)
+    co, c = 6, 144
+    w = rng.choice(np.array([-127, -126, -125, 125, 126, 127], np.int8), (co, 3, 3, c))
+    w[0] = 127
+    w[1, ..., :5] = -128 if asym else -127
+    sc = rng.uniform(0.001, 0.05, co if asym else 1).astype(F32)
+    o = 7 // stride + (7 % stride > 0) if padding == 0 else (7 - 3) // stride + 1
+    m = conv_model("CONV_2D", (2, 7, 7, c), w, sc, 0, rng.normal(size=co).astype(F32), (2, o, o, co),
+                   padding=padding, stride_h=stride, stride_w=stride, fused_activation_function=0)
+    x = rng.uniform(0.0, 4.0, (2, 7, 7, c)).astype(F32)
+    x[0, 2:5, 2:5] = 4.0  # a window of the image's maximum: q - zp = 255 (asymmetric), 127 (symmetric)
+    x[1] = activations(rng, (1, 7, 7, c), "ties", 1, asym)[0]
+    theirs = litert_run(m, [x])[0]
+    ours, steps = run_engine(m, [x], "numba")
+    assert steps == ["numba_cpu"], steps
+    np.testing.assert_array_equal(ours[0], theirs)
+    # the accumulator of channel 0 at the all-maximum window passed 2**24 (so the split mattered)
+    assert float(np.abs(theirs[0, ..., 0]).max()) / float(sc[0] * 4.0 / (255 if asym else 127)) > 2 ** 24
