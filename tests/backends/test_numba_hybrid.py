@@ -180,3 +180,30 @@ def test_conv2d_with_sums_past_float32_splits_its_weights(asym, padding, stride)
     np.testing.assert_array_equal(ours[0], theirs)
     # the accumulator of channel 0 at the all-maximum window passed 2**24 (so the split mattered)
     assert float(np.abs(theirs[0, ..., 0]).max()) / float(sc[0] * 4.0 / (255 if asym else 127)) > 2 ** 24
+
+
+@pytest.mark.parametrize("n, hw, k, c, co, stride, dil, padding, per_channel, act", [
+    (1, (6, 5), 1, 600, 5, 1, 1, 1, True, 0),     # 1x1: the GEMM's single-run path
+    (2, (7, 6), 3, 80, 8, 2, 1, 0, True, 1),      # two images, SAME, stride 2, RELU
+    (1, (9, 8), 3, 120, 4, 1, 2, 0, False, 3),    # dilation 2, per tensor, -128 weights allowed (C_out % 4 == 0)
+    (1, (5, 5), 2, 280, 3, 1, 1, 1, False, 0),    # VALID, per tensor, odd C_out
+])
+def test_split_conv2d_geometries(n, hw, k, c, co, stride, dil, padding, per_channel, act):
+    """The split path over the GEMM's layouts (one run / one run per output row, padding scratch,
+    dilation, batches) and both input quantizations, bit-exact with LiteRT."""
+    rng = np.random.default_rng(k * 100 + c)
+    lo = -128 if (per_channel or co % 4 == 0) else -127
+    w = rng.integers(lo, 128, (co, k, k, c)).astype(np.int8)
+    w[0] = 127  # this channel's bound passes 2**24 whatever the draw
+    assert k * k * c * 127 * (255 if per_channel else 127) >= 2 ** 24  # so the node takes the split path
+    sc = rng.uniform(0.001, 0.05, co if per_channel else 1).astype(F32)
+    h, wd = hw
+    eff = (k - 1) * dil + 1
+    oh, ow = ((h + stride - 1) // stride, (wd + stride - 1) // stride) if padding == 0 else \
+        ((h - eff) // stride + 1, (wd - eff) // stride + 1)
+    m = conv_model("CONV_2D", (n, h, wd, c), w, sc, 0, rng.normal(size=co).astype(F32), (n, oh, ow, co),
+                   padding=padding, stride_h=stride, stride_w=stride, dilation_h_factor=dil,
+                   dilation_w_factor=dil, fused_activation_function=act)
+    x = np.abs(activations(rng, (n, h, wd, c), "normal", n, per_channel)) if per_channel else \
+        activations(rng, (n, h, wd, c), "ties", n, per_channel)
+    _exact_on_numba(m, [x])
