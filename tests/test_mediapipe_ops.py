@@ -313,6 +313,61 @@ def test_face_attention_custom_ops_match_numpy(backend: str, seed: int) -> None:
         values[out_name] = want
 
 
+
+def same_on_both(model: bytes, feeds: list, what: str) -> list[np.ndarray]:
+    """The Numba kernels (generators/mediapipe.py, backends/numba_cpu/mptransform.py) compile
+    every node and equal the NumPy reference bit for bit (NaN where it has NaN)."""
+    got, ran = run_engine(model, feeds, "numba")
+    assert set(ran) == {"numba_cpu"}, f"{what}: {ran}"  # compiled, not fallen back
+    want, ran = run_engine(model, feeds, "reference")
+    assert set(ran) == {"reference"}, f"{what}: {ran}"
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w, err_msg=what)
+    return got
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_face_attention_custom_ops_compile_bit_exact(seed: int) -> None:
+    """The model's 9 transform nodes on Numba, equal to the reference to the bit; seed 3 adds a
+    matrix that sends part of each crop outside the input (zeros) and onto its last row."""
+    data = FACE_OPS.read_bytes()
+    feeds = _face_feeds(seed)
+    it = tflite_jit.Interpreter(model_content=data)
+    order = [d["name"] for d in it.get_input_details()]
+    if seed == 3:
+        for name in order:
+            if feeds[name].shape == (1, 4, 4):
+                feeds[name][0, :2, 3] = np.float32(-5), np.float32(10)
+                feeds[name][0, 0, 0] = np.float32(3.0)
+    same_on_both(data, [feeds[n] for n in order], f"face attention ops, seed {seed}")
+
+
+def test_transform_ops_degenerate_inputs_compile_bit_exact() -> None:
+    """NaN / inf matrices and landmarks, coincident eye landmarks (atan2(0, 0), a zero-size box):
+    the compiled kernels give what the reference gives (zeros outside, NaN and inf through)."""
+    rng = _rng(11)
+    data = rng.standard_normal((1, 6, 5, 3)).astype(np.float32)
+    for m in (np.full((1, 4, 4), np.nan, np.float32), np.diag([np.inf, 1, 1, 1]).astype(np.float32)[None],
+              np.diag([1.0, 1, 1, 1]).astype(np.float32)[None]):
+        bil = custom_model("TransformTensorBilinear", [data.shape, m.shape], [(1, 7, 6, 3)],
+                           {"output_height": 7, "output_width": 6}, version=2)
+        same_on_both(bil, [data, m], "TransformTensorBilinear, degenerate matrix")
+        lm = rng.standard_normal((1, 9, 3)).astype(np.float32)
+        lm[0, 2] = np.nan
+        tl = custom_model("TransformLandmarks", [lm.shape, m.shape], [lm.shape], {}, version=2)
+        same_on_both(tl, [lm, m], "TransformLandmarks, degenerate matrix")
+    lm = rng.uniform(0, 40, (1, 12, 3)).astype(np.float32)
+    opts = {"left_rotation_idx": 1, "right_rotation_idx": 4, "subset_idxs": [0, 2, 3, 5, 7],
+            "output_height": 16, "output_width": 16, "scale_x": 1.5, "scale_y": 1.5,
+            "target_rotation_radians": 0.25}
+    l2t = custom_model("Landmarks2TransformMatrix", [lm.shape], [(1, 4, 4)], opts, version=2)
+    same_on_both(l2t, [lm], "Landmarks2TransformMatrix v2")
+    lm[0, 4] = lm[0, 1]  # coincident eyes
+    same_on_both(l2t, [lm], "Landmarks2TransformMatrix v2, coincident eyes")
+    lm[0, 3, 0] = np.nan
+    same_on_both(l2t, [lm], "Landmarks2TransformMatrix v2, a NaN landmark")
+
+
 def test_transform_tensor_bilinear_v1_and_edges() -> None:
     """v1 (name TransformTensor, options output_size, no half-pixel shift); samples that land
     outside the input are 0; a matrix mapping onto the exact last row/column reads the edge."""
@@ -322,10 +377,12 @@ def test_transform_tensor_bilinear_v1_and_edges() -> None:
         m = m.astype(np.float32)[None]
         model = custom_model("TransformTensor", [data.shape, m.shape], [(1, 7, 6, 2)],
                              {"mode": "bilinear", "output_size": [7, 6]})
-        near(ours(model, [data, m])[0], np_bilinear(data, m, 7, 6, False), what="TransformTensor v1")
+        near(same_on_both(model, [data, m], "TransformTensor v1")[0], np_bilinear(data, m, 7, 6, False),
+             what="TransformTensor v1")
         model = custom_model("TransformTensorBilinear", [data.shape, m.shape], [(1, 7, 6, 2)],
                              {"output_height": 7, "output_width": 6}, version=2)
-        near(ours(model, [data, m])[0], np_bilinear(data, m, 7, 6, True), what="TransformTensorBilinear v2")
+        near(same_on_both(model, [data, m], "TransformTensorBilinear v2")[0], np_bilinear(data, m, 7, 6, True),
+             what="TransformTensorBilinear v2")
 
 
 def test_transform_landmarks_3d_keeps_z() -> None:
@@ -468,16 +525,19 @@ def test_landmarks_to_transform_matrix_v1() -> None:
     opts = {"input_hw": [64, 48], "output_hw": [16, 12], "dimensions": 3, "landmarks_range": 256,
             "bbox_size_multiplier": 1.5, "left_rotation_idx": 3, "right_rotation_idx": 11,
             "subset": [0, 4, 7, 9, 12, 20, 25]}  # odd: the last index pairs with itself
-    (got,) = ours(custom_model("Landmarks2TransformMatrix", [lm.shape], [(1, 4, 4)], opts, version=1), [lm])
+    model = custom_model("Landmarks2TransformMatrix", [lm.shape], [(1, 4, 4)], opts, version=1)
+    (got,) = same_on_both(model, [lm], "Landmarks2TransformMatrix v1")
     near(got, np_l2t_v1(lm, opts), what="Landmarks2TransformMatrix v1")
+    lm[0, 0, 0, 3 * 11:3 * 11 + 3] = lm[0, 0, 0, 9:12]  # coincident eyes: atan(0 / 0)
+    same_on_both(model, [lm], "Landmarks2TransformMatrix v1, coincident eyes")
 
 
 def test_transform_landmarks_v1_4d_with_scale() -> None:
     """v1: [1, H, W, C] landmarks, `dimensions` per landmark, the matrix's shift times `scale`."""
     lm = _rng(8).standard_normal((1, 2, 3, 6)).astype(np.float32)
     m = np.array([[0.5, -1, 0, 3], [1, 0.5, 0, -2], [0, 0, 1, 0], [0, 0, 0, 1]], np.float32)[None]
-    (got,) = ours(custom_model("TransformLandmarks", [lm.shape, m.shape], [lm.shape],
-                               {"dimensions": 2, "scale": 2.0}, version=1), [lm, m])
+    (got,) = same_on_both(custom_model("TransformLandmarks", [lm.shape, m.shape], [lm.shape],
+                                       {"dimensions": 2, "scale": 2.0}, version=1), [lm, m], "TransformLandmarks v1")
     scaled = m.copy()
     scaled[0, :2, 3] *= 2
     want = np_transform_landmarks(lm.reshape(1, -1, 2), scaled).reshape(lm.shape)

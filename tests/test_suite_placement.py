@@ -45,11 +45,8 @@ ALLOWED_ON_REFERENCE = {
 #: model that fails to prepare on it. After the session that built the suite and merged the
 #: kernels for 48 of its 54 models, these are what is left.
 IN_PROGRESS: dict[tuple[str, str], str] = {
-    **{(op, "float"): "#13: MediaPipe transform ops have NumPy kernels only (docs/mediapipe.md)"
-       for op in ("Landmarks2TransformMatrix", "TransformLandmarks", "TransformTensorBilinear")},
     ("UNIDIRECTIONAL_SEQUENCE_LSTM", "*"): "#13/#15: hybrid and int8 fused LSTM are not implemented "
                                            "(LiteRT runs them): the model fails to prepare",
-    ("CONV_2D", "hybrid"): "#13: hybrid CONV_2D whose integer sums can pass 2**24 (hybrid.py refuses it)",
 }
 #: (quantization mode, variant) -> open work, for ops not named above
 IN_PROGRESS_BY_MODE: dict[tuple[str, str], str] = {
@@ -59,12 +56,9 @@ IN_PROGRESS_BY_MODE: dict[tuple[str, str], str] = {
 
 #: model -> its failing ops today, each an open gap above (regenerate with the suite's skeletons)
 BLOCKED: dict[str, list[str]] = {
-    "mp_face_landmark_with_attention": ["Landmarks2TransformMatrix[float]", "TransformLandmarks[float]",
-                                        "TransformTensorBilinear[float]"],
     "text_bilstm_dynamic": ["UNIDIRECTIONAL_SEQUENCE_LSTM[*]"],
     "text_lstm_dynamic": ["UNIDIRECTIONAL_SEQUENCE_LSTM[*]"],
     "transformer_int16x8": ["SQUARED_DIFFERENCE[*]"],
-    "unet_dynamic": ["CONV_2D[hybrid]"],
 }
 
 _PREPARE_FAILED = re.compile(r"Node number \d+ \(([^)]+)\) failed to prepare")

@@ -31,6 +31,14 @@ def row_range(x, xo, n):
 def hq_row(x, xo, n, XQ, asym):
     """ops/qhybrid.py `quantize_rows` for the row x[xo:xo+n]: writes q - zero point (an integer)
     as float32 to XQ[xo:xo+n] and returns the row's scale."""
+    return hq_row_zp(x, xo, n, XQ, asym, False)[0]
+
+
+@numba.njit(**_JIT)
+def hq_row_zp(x, xo, n, XQ, asym, raw):
+    """hq_row, returning (scale, zero point); `raw`: writes q itself (in [-128, 127]) instead of
+    q - zero point (in [0, 255] for an all-positive row), for a caller that subtracts
+    zero point * sum(w) afterwards (join_zero_point)."""
     lo, hi = row_range(x, xo, n)
     zp = 0
     qlo = -127
@@ -39,14 +47,14 @@ def hq_row(x, xo, n, XQ, asym):
         if rng == np.float32(0.0):
             for i in range(n):
                 XQ[xo + i] = np.float32(0.0)
-            return np.float32(1.0)
+            return np.float32(1.0), 0
         sf = np.float32(rng / np.float32(127.0))
         inv = np.float32(np.float32(127.0) / rng)
     else:
         if lo == hi:
             for i in range(n):
                 XQ[xo + i] = np.float32(0.0)
-            return np.float32(1.0)
+            return np.float32(1.0), 0
         scale = np.float64(np.float32(hi - lo)) / 255.0
         rmin = np.float64(lo)
         rmax = np.float64(hi)
@@ -63,6 +71,7 @@ def hq_row(x, xo, n, XQ, asym):
         sf = np.float32(scale)
         inv = np.float32(1.0 / np.float64(sf))
         qlo = -128
+    sub = 0 if raw else zp
     head = n & ~7
     # the 8-wide vector rounding: trunc(y +- 0.5), the add in float32 (a loop LLVM vectorizes)
     for i in range(head):
@@ -70,14 +79,14 @@ def hq_row(x, xo, n, XQ, asym):
         h = np.float32(-0.5) if y < np.float32(0.0) else np.float32(0.5)
         q = np.int32(np.trunc(np.float32(y + h))) + zp
         q = min(max(q, qlo), 127)
-        XQ[xo + i] = np.float32(q - zp)
+        XQ[xo + i] = np.float32(q - sub)
     # the tail: std::round, half away from zero (in float64, where |y| + 0.5 is exact)
     for i in range(head, n):
         d = np.float64(np.float32(x[xo + i] * inv))
         q = int(np.sign(d) * np.floor(abs(d) + 0.5)) + zp
         q = min(max(q, qlo), 127)
-        XQ[xo + i] = np.float32(q - zp)
-    return sf
+        XQ[xo + i] = np.float32(q - sub)
+    return sf, zp
 
 
 @numba.njit(**_JIT)
@@ -134,3 +143,32 @@ def int_rows_gemm(XQ, W, o, rows, n, k):
             for i in range(k):
                 acc += np.int64(XQ[r * k + i]) * np.int64(W[c * k + i])
             o[r * n + c] = np.float32(acc)
+
+
+@numba.njit(**_JIT)
+def join_split(S, o, m, n, base):
+    """o[i, c] = float32(base * S[i, c] + S[i, n + c]) for S [m, 2n]: a convolution whose weights
+    were split as w = base * hi + lo (generators/hybrid.py `_split_weights`) ran as one float32
+    GEMM with 2n output channels, each of whose sums is an exact integer below 2**24; their
+    combination is exact in float64 (below 2**53), so the one rounding is float64 -> float32, as
+    LiteRT's float(int32 accumulator) rounds."""
+    for i in range(m):
+        for c in range(n):
+            acc = np.float64(S[i * 2 * n + c]) * base + np.float64(S[i * 2 * n + n + c])
+            o[i * n + c] = np.float32(acc)
+
+
+@numba.njit(**_JIT)
+def join_zero_point(o, ZP, RS, PH, PW, rows, oh, ow, n, nw):
+    """o [rows, oh, ow, n] float32 sums of q * w (q raw, hq_row_zp), in place: the centered
+    accumulator sum (q - zp) * w over the taps inside the image = o - zp_r * RS[PH[y], PW[x], c],
+    RS the weights' sums over those taps (a few distinct border patterns); exact in float64 and
+    rounded once to float32, as LiteRT rounds its int32 accumulator. RS flat, nw column patterns."""
+    for r in range(rows):
+        zp = np.float64(ZP[r])
+        for y in range(oh):
+            for x in range(ow):
+                base = ((r * oh + y) * ow + x) * n
+                rb = (PH[y] * nw + PW[x]) * n
+                for c in range(n):
+                    o[base + c] = np.float32(np.float64(o[base + c]) - zp * RS[rb + c])

@@ -14,8 +14,12 @@ One kernel call does the three steps LiteRT does, in one generated module:
    product is an integer of at most 255 * 128 and a float32 sum of integers is exact while it
    stays below 2**24, in any order (the kernels' reassociation included); the weights are
    constants, so this is checked per output channel at plan time (sum_k |w| * max|q - zp|),
-   else a FULLY_CONNECTED multiplies in int64 instead (hybridq.int_rows_gemm) and other nodes
-   are refused (reference backend). The result is LiteRT's int32
+   else a FULLY_CONNECTED multiplies in int64 instead (hybridq.int_rows_gemm), a CONV_2D with
+   asymmetric inputs whose raw q (in [-128, 127], half the range of q - zp) keeps the sums
+   exact multiplies the raw q and subtracts zp * sum(w) after (`_raw_join`: one GEMM, ~1% more
+   time), any other CONV_2D splits its weights as 16 * hi + lo and runs the GEMM on both halves
+   (`_split_conv2d`: exact for ~16x longer rows, ~1.7x the time), and other nodes are refused
+   (reference backend). The result is LiteRT's int32
    accumulator exactly. (Taps in a convolution's padding contribute 0, as LiteRT skips them.)
 3. finish: float32(acc) times the row's scale and the channel's weight scale in LiteRT's order
    (ops/qhybrid.py `_scale_out` / `_spatial_scale`), + bias, the fused clamp (../hybridq.py).
@@ -32,7 +36,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -43,6 +47,7 @@ from tflite_jit.backends.numba_cpu.quantized import no_epilogue
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Output, TensorArg, Unsupported
 from tflite_jit.ops import expr as E
+from tflite_jit.ops.nn import axis_geometry
 from tflite_jit.ops.qhybrid import HybridAttrs
 
 F32 = np.dtype(np.float32)
@@ -72,12 +77,28 @@ def _bias(req: KernelRequest, n: int) -> np.ndarray | None:
     return np.ascontiguousarray(np.asarray(b.value, F32).reshape(n))
 
 
+def _worst(w_nk: np.ndarray, asym: bool) -> float:
+    """The largest |accumulator| any input could produce: sum_k |w[n, k]| * max|q - zp|."""
+    return float(np.abs(w_nk.astype(np.int64)).sum(axis=1).max(initial=0)) * (255 if asym else 127)
+
+
 def _check_exact(w_nk: np.ndarray, asym: bool, what: str) -> None:
-    qmax = 255 if asym else 127
-    worst = float(np.abs(w_nk.astype(np.int64)).sum(axis=1).max(initial=0)) * qmax
+    worst = _worst(w_nk, asym)
     if worst >= EXACT:
         raise Unsupported(f"hybrid {what}: an accumulator could reach {worst:.3g}, past float32's exact "
                           "integers (runs on reference)")
+
+
+#: the base of `_split_weights`: hi and lo both within [-8, 8], 1/16 of an int8's magnitude
+SPLIT = 16
+
+
+def _split_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """w = SPLIT * hi + lo with hi = floor((w + 8) / 16) in [-8, 8] and lo in [-8, 7]: each half's
+    sums stay exact in float32 for ~16x longer rows than the weights' own."""
+    wi = w.astype(np.int32)
+    hi = (wi + SPLIT // 2) >> 4
+    return hi, wi - SPLIT * hi
 
 
 def _no_minus128(w_nk: np.ndarray, what: str) -> None:
@@ -108,10 +129,15 @@ def _shadow(req: KernelRequest, attrs, w_f32: np.ndarray) -> KernelRequest:
 
 
 def _assemble(req: KernelRequest, core: KernelSource, rows: int, row_len: int, asym: bool, finish: str,
-              inner: int, sw: np.ndarray, bias: np.ndarray | None, act: str) -> KernelSource:
+              inner: int, sw: np.ndarray, bias: np.ndarray | None, act: str,
+              split: int = 0, raw: _RawJoin | None = None) -> KernelSource:
     """The module: the core kernel's entry becomes `hentry`, which first quantizes the input rows
     (hybridq.hq_row), then runs the core's body, then the float finish (hybridq.`finish`) over
-    the output viewed as [rows * inner, n]."""
+    the output viewed as [rows * inner, n]. `split`: the core ran on weights split as
+    split * hi + lo (`_split_weights`) into a scratch of 2n channels, which hybridq.join_split
+    combines into the output first. `raw`: the input rows are quantized without subtracting
+    their zero points (hybridq.hq_row_zp) and hybridq.join_zero_point subtracts zp * sum(w)
+    from the output first (`_raw_conv2d`)."""
     m = re.search(rf"^def {core.entry}\((.*?)\):", core.source, re.M)
     if m is None:
         raise Unsupported(f"hybrid {req.op_name}: unexpected core kernel source")
@@ -126,16 +152,32 @@ def _assemble(req: KernelRequest, core: KernelSource, rows: int, row_len: int, a
         raise Unsupported(f"hybrid {req.op_name}: the core kernel is not the module's last function")
     n = sw.size
     lo, hi = _clamp(act)
+    out_size = math.prod(req.out_shape)
+    if split:  # the core writes the scratch S [rows * inner, 2n]; hentry gets the output as `o_`
+        out, helpers, extra = "o_", ("hq_row", "join_split", finish), ", o_"
+    elif raw is not None:
+        helpers, extra = ("hq_row_zp", "join_zero_point", finish), ""
+    else:
+        helpers, extra = ("hq_row", finish), ""
     # The steps go into the core's own function (not a wrapper calling it: Numba would link and
     # optimize the core's code a second time, measured 3-4x the compile time).
     pro = [f"xf = xin.reshape({rows * row_len})",
            f"for r in range({rows}):",
-           f"    SF[r] = hq_row(xf, r * {row_len}, {row_len}, {xq}, {asym})"]
-    epi = [f"{finish}({out}.reshape({math.prod(req.out_shape)}), SF, SW, B, {rows}, {inner}, {n}, "
-           f"{bias is not None}, np.float32({_lit(lo)}), np.float32({_lit(hi)}))"]
+           f"    SF[r] = hq_row(xf, r * {row_len}, {row_len}, {xq}, {asym})" if raw is None else
+           f"    SF[r], ZP[r] = hq_row_zp(xf, r * {row_len}, {row_len}, {xq}, {asym}, True)"]
+    epi = [f"join_split({params[oi[0]]}.reshape({2 * out_size}), o_.reshape({out_size}), {out_size // n}, "
+           f"{n}, {float(split)!r})"] if split else []
+    if raw is not None:
+        epi += [f"join_zero_point({out}.reshape({out_size}), ZP, RS, PH, PW, {rows}, {req.out_shape[1]}, "
+                f"{req.out_shape[2]}, {n}, {raw.rs.shape[1]})"]
+    epi += [f"{finish}({out}.reshape({out_size}), SF, SW, B, {rows}, {inner}, {n}, "
+            f"{bias is not None}, np.float32({_lit(lo)}), np.float32({_lit(hi)}))"]
+    how = f", weights split by {split}" if split else ", raw input, zero point joined" if raw is not None else ""
     head = (f"# tflite_jit hybrid {req.op_name} v{HVERSION}: {rows} rows of {row_len}, "
-            f"{'asymmetric' if asym else 'symmetric'}\n" + emit.helper_import(hybridq, "hq_row", finish))
-    src = (head + core.source[:m.start()] + f"def hentry(xin, SF, SW, B, {m.group(1)}):\n"
+            f"{'asymmetric' if asym else 'symmetric'}{how}\n"
+            + emit.helper_import(hybridq, *helpers))
+    zpa = "ZP, RS, PH, PW, " if raw is not None else ""
+    src = (head + core.source[:m.start()] + f"def hentry(xin, SF, SW, B, {zpa}{m.group(1)}{extra}):\n"
            + "".join(f"    {ln}\n" for ln in pro) + core.source[m.end():].lstrip("\n")
            + "".join(f"    {ln}\n" for ln in epi))
     # No fast-math in the module: LLVM inlines the precise helpers into their caller, and a
@@ -146,8 +188,17 @@ def _assemble(req: KernelRequest, core: KernelSource, rows: int, row_len: int, a
         raise Unsupported(f"hybrid {req.op_name}: unexpected core kernel decorators")
     args = [Arg("input", 0), Arg("const", value=np.zeros(rows, F32)), Arg("const", value=sw),
             Arg("const", value=np.zeros(n, F32) if bias is None else bias)]
+    if raw is not None:
+        args += [Arg("const", value=np.zeros(rows, np.int64)), Arg("const", value=raw.rs.reshape(-1)),
+                 Arg("const", value=raw.ph), Arg("const", value=raw.pw)]
     for i, a in enumerate(core.args):
-        args.append(Arg("const", value=np.zeros(math.prod(req.inputs[0].shape), F32)) if i == xi[0] else a)
+        if i == xi[0]:
+            a = Arg("const", value=np.zeros(math.prod(req.inputs[0].shape), F32))
+        elif split and i == oi[0]:
+            a = Arg("const", value=np.zeros(2 * out_size, F32))
+        args.append(a)
+    if split:
+        args.append(Arg("output", 0))
     return KernelSource(src, "hentry", args, core.parallel)
 
 
@@ -232,12 +283,72 @@ def conv2d(req: KernelRequest, tile=None) -> KernelSource:
     w_nk = w.reshape(co, -1)
     if not a.asymmetric and co % 4:
         _no_minus128(w_nk, "CONV_2D")
-    _check_exact(w_nk, a.asymmetric, "CONV_2D")
     bias = _bias(req, co)
-    shadow = _shadow(req, replace(a.base, activation="NONE"), w.astype(F32))
-    core = gemm.conv2d(shadow, tile)
     npix = math.prod(req.out_shape[1:3])
-    return _assemble(req, core, nimg, h * wd * c, a.asymmetric, "finish_rows", npix, _scales(a, co), bias, act)
+    if _worst(w_nk, a.asymmetric) < EXACT or (a.asymmetric and _worst(w_nk, False) * 128 / 127 < EXACT):
+        # asymmetric inputs whose centered sums could pass 2**24 but whose raw ones cannot: the
+        # raw q in [-128, 127] (half the range of q - zp), zp * sum(w) subtracted after
+        raw = None if _worst(w_nk, a.asymmetric) < EXACT else _raw_join(req, a, w)
+        shadow = _shadow(req, replace(a.base, activation="NONE"), w.astype(F32))
+        return _assemble(req, gemm.conv2d(shadow, tile), nimg, h * wd * c, a.asymmetric, "finish_rows", npix,
+                         _scales(a, co), bias, act, raw=raw)
+    return _split_conv2d(req, a, w, tile, npix, bias, act)
+
+
+@dataclass(frozen=True)
+class _RawJoin:
+    """What hybridq.join_zero_point subtracts: rs [row patterns, column patterns, C_out], the
+    weights' sums over the taps inside the image; ph [OH] / pw [OW]: each output row's / column's
+    pattern."""
+
+    rs: np.ndarray
+    ph: np.ndarray
+    pw: np.ndarray
+
+
+def _valid_taps(n_out: int, n_in: int, k: int, stride: int, dil: int, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each output position along one axis, the pattern (index into the distinct rows of the
+    returned [patterns, k] mask) of filter taps that land inside the input."""
+    pos = np.arange(n_out)[:, None] * stride - pad + np.arange(k)[None, :] * dil
+    inside = (pos >= 0) & (pos < n_in)
+    pats, idx = np.unique(inside, axis=0, return_inverse=True)
+    return pats, np.ascontiguousarray(idx.reshape(-1), np.int64)
+
+
+def _raw_join(req: KernelRequest, a: HybridAttrs, w: np.ndarray) -> _RawJoin:
+    f = a.base
+    co, kh, kw, _ = w.shape
+    _, h, wd, _ = req.inputs[0].shape
+    _, oh, ow, _ = req.out_shape
+    (sh, sw), (dh, dw) = f.stride, f.dilation
+    mh, ph = _valid_taps(oh, h, kh, sh, dh, axis_geometry(f.padding, h, kh, sh, dh).pad_before)
+    mw, pw = _valid_taps(ow, wd, kw, sw, dw, axis_geometry(f.padding, wd, kw, sw, dw).pad_before)
+    ws = w.astype(np.int64).sum(axis=3)  # [co, kh, kw]
+    rs = np.einsum("ak,bl,ckl->abc", mh.astype(np.int64), mw.astype(np.int64), ws).astype(np.float64)
+    return _RawJoin(np.ascontiguousarray(rs), ph, pw)
+
+
+def _split_conv2d(req: KernelRequest, a: HybridAttrs, w: np.ndarray, tile, npix: int, bias: np.ndarray | None,
+                  act: str) -> KernelSource:
+    """A CONV_2D whose sums could pass float32's exact integers even from raw q (symmetric
+    inputs, or rows of more than ~1030 full-range weights): its weights are split as
+    SPLIT * hi + lo and the float32 GEMM runs once with both halves as 2 * C_out output
+    channels, each sum exact; hybridq.join_split combines them exactly (float64) into LiteRT's
+    int32 accumulator, rounded once to float32. Twice the multiplies of the plain path
+    (measured 1.7x its time, benchmarks/hybrid_conv_split.py), still the register-tiled GEMM."""
+    co = w.shape[0]
+    hi, lo = _split_weights(w)
+    for half in (hi, lo):
+        _check_exact(half.reshape(co, -1), a.asymmetric, "CONV_2D (split weights)")
+    both = np.concatenate([hi, lo]).astype(F32)
+    x = req.inputs[0]
+    out_shape = (*req.out_shape[:-1], 2 * co)
+    ins = [TensorArg(tuple(x.shape), F32), TensorArg(tuple(both.shape), F32, both), None]
+    shadow = KernelRequest(req.op_name, replace(a.base, activation="NONE"), ins, [],
+                           [Output(E.Var(0), TensorArg(out_shape, F32))], req.num_threads)
+    nimg, h, wd, c = x.shape
+    return _assemble(req, gemm.conv2d(shadow, tile), nimg, h * wd * c, a.asymmetric, "finish_rows", npix,
+                     _scales(a, co), bias, act, split=SPLIT)
 
 
 # ---- DEPTHWISE_CONV_2D -----------------------------------------------------------------------------
