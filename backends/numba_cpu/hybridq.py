@@ -11,7 +11,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from tflite_jit.backends.numba_cpu.simd import VW, vload, vmax, vmin, vsplat, vstore
+from tflite_jit.backends.numba_cpu.simd import VW, vhmax, vhmin, vload, vmax, vmin, vsplat
 
 #: fastmath=False explicitly: a callee without the option inherits its caller's fast-math
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", boundscheck=False)
@@ -29,14 +29,8 @@ def row_range(x, xo, n):
         v = vload(x, xo + i)
         vlo = vmin(vlo, v)
         vhi = vmax(vhi, v)
-    lanes = np.empty(2 * VW, np.float32)
-    vstore(lanes, 0, vlo)
-    vstore(lanes, VW, vhi)
-    lo = np.float32(0.0)
-    hi = np.float32(0.0)
-    for j in range(VW):
-        lo = min(lo, lanes[j])
-        hi = max(hi, lanes[VW + j])
+    lo = vhmin(vlo)
+    hi = vhmax(vhi)
     for i in range(head, n):
         v = x[xo + i]
         lo = min(lo, v)

@@ -268,6 +268,24 @@ vceil = _unop(_unary_llvm("ceil"))
 vrsqrt = _unop(lambda b, x: b.fdiv(ir.Constant(_VEC, [1.0] * VW), _unary_llvm("sqrt")(b, x)))
 
 
+def _reduce(name: str) -> Callable:
+    """The lanes of a vector reduced to one float32 (llvm.vector.reduce.fmin / fmax: NaN lanes are
+    ignored unless all are NaN; callers whose data may hold NaN must not rely on more)."""
+
+    def typer(typingctx, a):
+        def codegen(context, builder, sig, args):
+            fn = llvm_fn(builder, f"llvm.vector.reduce.{name}.v{VW}f32", ir.FloatType(), [_VEC])
+            return builder.call(fn, [args[0]])
+
+        return types.float32(f32vec), codegen
+
+    return intrinsic(typer)
+
+
+vhmin = _reduce("fmin")
+vhmax = _reduce("fmax")
+
+
 # ---- scalars ------------------------------------------------------------------------------------
 
 
