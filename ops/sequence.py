@@ -55,6 +55,8 @@ class LstmAttrs:
     merge_outputs: bool = False
     diagonal_recurrent: bool = False
     state_inputs: tuple[int, ...] = (18, 19)
+    #: how a hybrid node (int8 weights, ops/qhybrid.py) quantizes its float input; float ignores it
+    asymmetric_quantize_inputs: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def _parse_lstm(o: dict[str, Any]) -> LstmAttrs:
     act = activation_name(o["fused_activation_function"])
     return LstmAttrs(activation=act, cell_clip=float(o["cell_clip"]), proj_clip=float(o["proj_clip"]),
                      time_major=bool(o["time_major"]),
-                     diagonal_recurrent=bool(o["diagonal_recurrent_tensors"]))
+                     diagonal_recurrent=bool(o["diagonal_recurrent_tensors"]),
+                     asymmetric_quantize_inputs=bool(o["asymmetric_quantize_inputs"]))
 
 
 def _parse_bilstm(o: dict[str, Any]) -> LstmAttrs:
@@ -90,7 +93,8 @@ def _parse_bilstm(o: dict[str, Any]) -> LstmAttrs:
     act = activation_name(o["fused_activation_function"])
     return LstmAttrs(activation=act, cell_clip=float(o["cell_clip"]), proj_clip=float(o["proj_clip"]),
                      time_major=bool(o["time_major"]), merge_outputs=bool(o["merge_outputs"]),
-                     state_inputs=(35, 36, 37, 38))
+                     state_inputs=(35, 36, 37, 38),
+                     asymmetric_quantize_inputs=bool(o["asymmetric_quantize_inputs"]))
 
 
 def _parse_rnn(o: dict[str, Any]) -> RnnAttrs:
@@ -119,8 +123,10 @@ def expect_f32(ctx: InferCtx, i: int, shape: tuple[int, ...], what: str, optiona
                       f"expected {list(shape)}")
     if np.dtype(ctx.dtypes[i]) != F32:
         raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' (input {i}) is "
-                      f"{np.dtype(ctx.dtypes[i]).name}; only float32 is supported (hybrid/quantized "
-                      "LSTM weights are not)")
+                      f"{np.dtype(ctx.dtypes[i]).name}; this node takes float32 here (a float32 "
+                      "node: every tensor float32; a hybrid one, float32 input with int8 "
+                      "input_to_output_weights: int8 weight matrices and peepholes, float32 biases, "
+                      "states and layer-norm coefficients); store it as float32 or int8 accordingly")
     return True
 
 
@@ -314,11 +320,42 @@ def as_f32(v: np.ndarray | None) -> np.ndarray | None:
     return None if v is None else np.asarray(v, np.float32)
 
 
-def _gate_finish(pre: np.ndarray, ln: np.ndarray | None, bias: np.ndarray, use_ln: bool) -> np.ndarray:
-    """Bias (after layer normalisation and its coefficients, when the model has them)."""
+def _gate_finish(pre: np.ndarray, ln: np.ndarray | None, bias: np.ndarray | None, use_ln: bool) -> np.ndarray:
+    """Bias (after layer normalisation and its coefficients, when the model has them; None: the
+    pre-activation already holds it)."""
     if use_ln:
         return _layer_norm(pre) * ln + bias
-    return pre + bias
+    return pre if bias is None else pre + bias
+
+
+def lstm_cell(pre: dict[int, np.ndarray], c: np.ndarray, peep: list, ln: list, bias: list, a: LstmAttrs,
+              bias_added: bool, cell_gate: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One step's gate math from the gate pre-activations `pre` (0 input, 1 forget, 2 cell,
+    3 output; no 0 with CIFG) and the old cell state: returns (o * act(new c) before any
+    projection, new c). Shared by the float kernel below and the hybrid one (ops/qhybrid.py),
+    whose pre-activations already hold the bias (`bias_added`, LiteRT's order without layer
+    norm). `cell_gate`: the cell gate where a LiteRT quirk replaces it (see lstm_direction);
+    `peep`: float32 peephole weights (dequantized for hybrid) or Nones."""
+    cifg = 0 not in pre
+    use_ln = ln[1] is not None
+    b = [None] * 4 if bias_added and not use_ln else bias
+    for g, k in ((0, 0), (1, 1)):  # peepholes on the input and forget gates read the old cell
+        if g in pre and peep[k] is not None:
+            pre[g] = pre[g] + peep[k] * c
+    act = a.activation
+    f = sigmoid(_gate_finish(pre[1], ln[1], b[1], use_ln))
+    i = np.float32(1) - f if cifg else sigmoid(_gate_finish(pre[0], ln[0], b[0], use_ln))
+    g_ = cell_gate if cell_gate is not None else apply_activation(_gate_finish(pre[2], ln[2], b[2], use_ln), act)
+    c = f * c + i * g_
+    if a.cell_clip > 0:
+        c = np.clip(c, np.float32(-a.cell_clip), np.float32(a.cell_clip))
+    if peep[2] is not None:
+        pre[3] = pre[3] + peep[2] * c
+    o = sigmoid(_gate_finish(pre[3], ln[3], b[3], use_ln))
+    # LiteRT quirk, probed: with activation NONE its kernel leaves the scratch it would hold
+    # act(c) in untouched, and that scratch still holds this step's cell gate: h = o * g
+    h = o * (g_ if act == "NONE" else apply_activation(c, act))
+    return h.astype(np.float32), c.astype(np.float32)
 
 
 def lstm_direction(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, ln: list, aux: np.ndarray | None,
@@ -348,12 +385,7 @@ def lstm_direction(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, ln: li
         for g in gates:
             r = h * w_h[g] if a.diagonal_recurrent else np.matmul(h, w_h[g].T)
             pre[g] = xw[g][t] + r
-        for g, k in ((0, 0), (1, 1)):  # peepholes on the input and forget gates read the old cell
-            if g in pre and peep[k] is not None:
-                pre[g] = pre[g] + peep[k] * c
-
-        f = sigmoid(_gate_finish(pre[1], ln[1], bias[1], use_ln))
-        i = np.float32(1) - f if cifg else sigmoid(_gate_finish(pre[0], ln[0], bias[0], use_ln))
+        g_ = None
         if act == "NONE" and a.diagonal_recurrent:
             # LiteRT quirk, probed: with diagonal recurrent weights the cell gate only reaches
             # its buffer through the activation, which NONE skips: the buffer keeps its initial
@@ -362,17 +394,7 @@ def lstm_direction(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, ln: li
         elif act == "NONE" and with_aux:
             # likewise with aux weights: the cell gate keeps only its input, aux and bias terms
             g_ = xw[2][t] + bias[2]
-        else:
-            g_ = apply_activation(_gate_finish(pre[2], ln[2], bias[2], use_ln), act)
-        c = f * c + i * g_
-        if a.cell_clip > 0:
-            c = np.clip(c, np.float32(-a.cell_clip), np.float32(a.cell_clip))
-        if peep[2] is not None:
-            pre[3] = pre[3] + peep[2] * c
-        o = sigmoid(_gate_finish(pre[3], ln[3], bias[3], use_ln))
-        # LiteRT quirk, probed: with activation NONE its kernel leaves the scratch it would hold
-        # act(c) in untouched, and that scratch still holds this step's cell gate: h = o * g
-        h = o * (g_ if act == "NONE" else apply_activation(c, act))
+        h, c = lstm_cell(pre, c, peep, ln, bias, a, False, g_)
         if proj_w is not None:
             h = np.matmul(h, proj_w.T)
             if proj_b is not None:
@@ -380,7 +402,6 @@ def lstm_direction(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, ln: li
             if a.proj_clip > 0:
                 h = np.clip(h, np.float32(-a.proj_clip), np.float32(a.proj_clip))
         h = h.astype(np.float32)
-        c = c.astype(np.float32)
         outs.append(h)
     if reverse:
         outs.reverse()

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit
+from tflite_jit.backends.numba_cpu import emit, hybridq, printer
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
+from tflite_jit.ops.base import Quantized
+from tflite_jit.ops.qhybrid import HybridAttrs
 
 _UNSUPPORTED_INPUTS = {9: "peepholes", 10: "peepholes", 11: "peepholes", 16: "projection", 17: "projection",
                        20: "layer normalisation", 21: "layer normalisation", 22: "layer normalisation",
@@ -39,6 +41,10 @@ def _input(req: KernelRequest, i: int):
 @register_generator("UNIDIRECTIONAL_SEQUENCE_LSTM")
 def generate_lstm(req: KernelRequest) -> KernelSource:
     a = req.attrs
+    if isinstance(a, HybridAttrs):
+        return generate_hybrid_lstm(req, a)
+    if isinstance(a, Quantized):
+        raise Unsupported("UNIDIRECTIONAL_SEQUENCE_LSTM with quantized weights runs on reference")
     for i, what in _UNSUPPORTED_INPUTS.items():
         if _input(req, i) is not None:
             raise Unsupported(f"UNIDIRECTIONAL_SEQUENCE_LSTM with {what} runs on reference")
@@ -121,3 +127,160 @@ def generate_lstm(req: KernelRequest) -> KernelSource:
              "            cs[b, n] = c[b, n]"]
     # 'arcp'-free: 1 / (1 + exp) must divide, as the reference does
     return KernelSource(emit.module("\n".join(body) + "\n", False, arcp=False), "entry", arglist, False)
+
+
+# ---- hybrid (int8 weights, float32 activations) ---------------------------------------------------
+
+#: no fast-math: the hybrid steps round where ops/hybrid_lstm.py rounds (no FMA contraction)
+_PRECISE = "@numba.njit(cache=True, nogil=True, fastmath=False, error_model='numpy', boundscheck=False)"
+
+
+def _int8_const(req: KernelRequest, i: int, what: str) -> np.ndarray:
+    t = _input(req, i)
+    if t is None or t.value is None:
+        raise Unsupported(f"hybrid UNIDIRECTIONAL_SEQUENCE_LSTM: {what} (input {i}) must be constant")
+    w = np.asarray(t.value)
+    w = w.view(np.int8) if w.dtype == np.uint8 else w
+    head = w.shape[1] & ~15
+    if head and np.any(w[:, :head] == -128):
+        # LiteRT's SSE dot product mis-multiplies these (ops/qhybrid.py `_minus128_error`)
+        raise Unsupported("hybrid UNIDIRECTIONAL_SEQUENCE_LSTM: -128 weights (LiteRT's SSE dot product "
+                          "mis-multiplies them; runs on reference)")
+    return w.astype(np.int32)
+
+
+def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
+    """ops/hybrid_lstm.py's step as one kernel over the whole sequence: per step, the input rows
+    and the state rows are quantized with hybridq.hq_row (skipped, with their products, when the
+    block is all zero), the gate pre-activations are bias + float32(int32 dot) * float32(sf * sw)
+    for the input and then the recurrent weights, then the float gate math. Batch-major input
+    runs each batch row as its own sequence (LiteRT's order: the zero checks are per row)."""
+    f = a.base
+    for i, what in _UNSUPPORTED_INPUTS.items():
+        if _input(req, i) is not None:
+            raise Unsupported(f"hybrid UNIDIRECTIONAL_SEQUENCE_LSTM with {what} runs on reference")
+    if f.diagonal_recurrent or f.activation not in _ACT:
+        raise Unsupported(f"hybrid UNIDIRECTIONAL_SEQUENCE_LSTM with activation {f.activation} runs on reference")
+    if req.extras or len(req.outputs) != 1 or not (isinstance(req.outputs[0].expr, E.Var)
+                                                   and req.outputs[0].expr.index == 0):
+        raise Unsupported("UNIDIRECTIONAL_SEQUENCE_LSTM: fused epilogues are not compiled")
+    cifg = _input(req, 1) is None
+    gates = [1, 2, 3] if cifg else [0, 1, 2, 3]
+    for i in [0, 18, 19] + [12 + g for g in gates]:
+        t = _input(req, i)
+        if t is None or np.dtype(t.dtype) != emit.F32:
+            raise Unsupported(f"hybrid UNIDIRECTIONAL_SEQUENCE_LSTM: input {i} must be float32")
+    x_shape = tuple(int(d) for d in req.inputs[0].shape)
+    if len(x_shape) != 3:
+        raise Unsupported("UNIDIRECTIONAL_SEQUENCE_LSTM: input must be rank 3")
+    T, B = (x_shape[0], x_shape[1]) if f.time_major else (x_shape[1], x_shape[0])
+    n_in = x_shape[2]
+    wx = np.stack([_int8_const(req, 1 + g, "input weights") for g in gates])
+    wh = np.stack([_int8_const(req, 5 + g, "recurrent weights") for g in gates])
+    n_cell = wx.shape[1]
+    if wh.shape[2] != n_cell or tuple(req.inputs[18].shape) != (B, n_cell) or \
+            tuple(req.inputs[19].shape) != (B, n_cell) or wx.shape[2] != n_in:
+        raise Unsupported("hybrid UNIDIRECTIONAL_SEQUENCE_LSTM: state / weight shapes")
+    if tuple(req.out_shape) != ((T, B, n_cell) if f.time_major else (B, T, n_cell)):
+        raise Unsupported(f"UNIDIRECTIONAL_SEQUENCE_LSTM: output shape {req.out_shape}")
+    if T * B * n_in == 0 or n_cell == 0:
+        raise Unsupported("hybrid UNIDIRECTIONAL_SEQUENCE_LSTM: empty tensors run on reference")
+    swx = np.asarray([a.w_scales[1 + g] for g in gates], np.float32)
+    swh = np.asarray([a.w_scales[5 + g] for g in gates], np.float32)
+    names = {0: "x", 12: "bi", 13: "bf", 14: "bc", 15: "bo", 18: "hs", 19: "cs"}
+    used = [0] + [12 + g for g in gates] + [18, 19]
+    args = [(Arg("input", i), names[i]) for i in used] + [(Arg("output", 0), "o0")]
+    args += [(Arg("const", value=np.ascontiguousarray(v)), n)
+             for v, n in ((wx, "WX"), (wh, "WH"), (swx, "SWX"), (swh, "SWH"))]
+    arglist, params = emit.signature(args)
+    gn = ["i", "f", "c", "o"]
+    gi = {gn[g]: k for k, g in enumerate(gates)}
+    G = len(gates)
+    groups, rows = (1, B) if f.time_major else (B, 1)
+    xo = f"(t * {B} + b) * {n_in}" if f.time_major else f"(b * {T} + t) * {n_in}"
+    o_at = "o0[t, b, n]" if f.time_major else "o0[b, t, n]"
+    asym = bool(a.asymmetric)
+    act = _ACT[f.activation]
+    clip = float(f.cell_clip)
+    one = "np.float32(1.0)"
+    bias_of = {gi[g]: f"b{g}" for g in gi}
+    body = [f"def entry({params}):",
+            f"    h = np.empty(({B}, {n_cell}), np.float32)",
+            f"    c = np.empty(({B}, {n_cell}), np.float32)",
+            f"    for b in range({B}):",
+            f"        for n in range({n_cell}):",
+            "            h[b, n] = hs[b, n]",
+            "            c[b, n] = cs[b, n]",
+            f"    xf = x.reshape({T * B * n_in})",
+            f"    XQ = np.empty({T * B * n_in}, np.float32)",
+            f"    hf = np.empty({B * n_cell}, np.float32)",
+            f"    HQ = np.empty({B * n_cell}, np.float32)",
+            f"    QX = np.empty({n_in}, np.int32)",
+            f"    QH = np.empty({n_cell}, np.int32)",
+            f"    SX = np.ones({B}, np.float32)",
+            f"    SH = np.ones({B}, np.float32)",
+            f"    pre = np.empty(({G}, {n_cell}), np.float32)",
+            f"    for grp in range({groups}):",
+            f"        r0 = grp * {rows}",
+            f"        for t in range({T}):",
+            "            xnz = False",
+            f"            for b in range(r0, r0 + {rows}):",
+            f"                for k in range({n_in}):",
+            f"                    if xf[{xo} + k] != np.float32(0.0):",
+            "                        xnz = True",
+            "            if xnz:",
+            f"                for b in range(r0, r0 + {rows}):",
+            f"                    SX[b] = hq_row(xf, {xo}, {n_in}, XQ, {asym})",
+            "            hnz = False",
+            f"            for b in range(r0, r0 + {rows}):",
+            f"                for k in range({n_cell}):",
+            f"                    hf[b * {n_cell} + k] = h[b, k]",
+            "                    if h[b, k] != np.float32(0.0):",
+            "                        hnz = True",
+            "            if hnz:",
+            f"                for b in range(r0, r0 + {rows}):",
+            f"                    SH[b] = hq_row(hf, b * {n_cell}, {n_cell}, HQ, {asym})",
+            f"            for b in range(r0, r0 + {rows}):",
+            "                if xnz:",
+            f"                    for k in range({n_in}):",
+            f"                        QX[k] = np.int32(XQ[{xo} + k])",
+            "                if hnz:",
+            f"                    for k in range({n_cell}):",
+            f"                        QH[k] = np.int32(HQ[b * {n_cell} + k])"]
+    for k in range(G):
+        body += [f"                sx = np.float32(SX[b] * SWX[{k}])",
+                 f"                sh = np.float32(SH[b] * SWH[{k}])",
+                 f"                for n in range({n_cell}):",
+                 f"                    acc = {bias_of[k]}[n]",
+                 "                    if xnz:",
+                 "                        s = np.int32(0)",
+                 f"                        for k2 in range({n_in}):",
+                 f"                            s += QX[k2] * WX[{k}, n, k2]",
+                 "                        acc = np.float32(acc + np.float32(np.float32(s) * sx))",
+                 "                    if hnz:",
+                 "                        s = np.int32(0)",
+                 f"                        for k2 in range({n_cell}):",
+                 f"                            s += QH[k2] * WH[{k}, n, k2]",
+                 "                        acc = np.float32(acc + np.float32(np.float32(s) * sh))",
+                 f"                    pre[{k}, n] = acc"]
+    body += [f"                for n in range({n_cell}):",
+             f"                    f = np.float32({one} / np.float32({one} + np.exp(-pre[{gi['f']}, n])))",
+             (f"                    i = np.float32({one} - f)" if cifg else
+              f"                    i = np.float32({one} / np.float32({one} + np.exp(-pre[{gi['i']}, n])))"),
+             "                    g = np.float32(" + act.format(f"pre[{gi['c']}, n]") + ")",
+             "                    cn = np.float32(np.float32(f * c[b, n]) + np.float32(i * g))"]
+    if clip > 0:
+        body += [f"                    cn = min(max(cn, np.float32({-clip!r})), np.float32({clip!r}))"]
+    body += ["                    c[b, n] = cn",
+             f"                    o = np.float32({one} / np.float32({one} + np.exp(-pre[{gi['o']}, n])))",
+             f"                    pre[{gi['o']}, n] = np.float32(o * np.float32({act.format('cn')}))",
+             f"                for n in range({n_cell}):",
+             f"                    h[b, n] = pre[{gi['o']}, n]",
+             f"                    {o_at} = h[b, n]"]
+    body += [f"    for b in range({B}):",
+             f"        for n in range({n_cell}):",
+             "            hs[b, n] = h[b, n]",
+             "            cs[b, n] = c[b, n]"]
+    src = (printer.PRELUDE + emit.helper_import(hybridq, "hq_row") + "\n\n" + _PRECISE + "\n"
+           + "\n".join(body) + "\n")
+    return KernelSource(src, "entry", arglist, False)

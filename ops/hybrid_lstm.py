@@ -1,0 +1,187 @@
+"""Dynamic-range ("hybrid") UNIDIRECTIONAL_SEQUENCE_LSTM: float32 input, states and biases, int8
+weight matrices (what TF's converter emits for a Keras LSTM with Optimize.DEFAULT).
+
+LiteRT runs such a node through lstm_eval's EvalHybrid (its Prepare calls a node hybrid when the
+input is float32 and input_to_output_weights int8 / uint8). Per time step (LstmStepHybrid):
+
+* the step's input [n_batch, n_input] and the previous output state [n_batch, n_output] are each
+  quantized per batch row (ops/qhybrid.py `quantize_rows`: symmetric, or asymmetric with the
+  weights' row sums when the option `asymmetric_quantize_inputs` is set; TF 2.21's converter
+  leaves it false) -- once per step, shared by the four gates; a block whose values are ALL zero
+  (the whole [n_batch, n] block, not a row) is not quantized and its products are skipped;
+* each gate starts from its bias (zeros with layer norm), then += float32(int32 dot product) *
+  float32(row scale * weight scale) for the input weights, then for the recurrent weights
+  (ops/qhybrid.py `quantized_matvec`, which also reproduces the SSE dot product's -128 quirk);
+* peephole weights are int8 too, dequantized (float32(q) * scale) and applied in float;
+* the rest is the float LSTM's gate math (ops/sequence.py `lstm_cell`: layer norm, sigmoid,
+  the cell activation, cell clip, LiteRT's activation-NONE quirk);
+* with projection weights (int8), o * act(c) is quantized per row (skipped when all zero) and
+  multiplied into the projection bias (or zeros), then clipped.
+
+Batch-major input runs each batch row as its own sequence (LiteRT's loop order), so the zero
+checks above are per row there. Weights are per-tensor quantized (LiteRT reads one scale);
+per-channel weights, diagonal recurrent weights and BIDIRECTIONAL_SEQUENCE_LSTM's hybrid form are
+refused with a message. The op stays ONE definition (ops/base.py add_quantized): float nodes run
+ops/sequence.py as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tflite_jit.ops import base, qhybrid, sequence
+from tflite_jit.ops.base import InferCtx, OpError, ShapeDtype
+from tflite_jit.ops.common import F32, I8, U8
+from tflite_jit.ops.quant import quant_params
+
+OP = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+#: inputs a hybrid node reads as int8: the 8 weight matrices, 3 peepholes, the projection
+INT8_INPUTS = {1: "input_to_input_weights", 2: "input_to_forget_weights", 3: "input_to_cell_weights",
+               4: "input_to_output_weights", 5: "recurrent_to_input_weights",
+               6: "recurrent_to_forget_weights", 7: "recurrent_to_cell_weights",
+               8: "recurrent_to_output_weights", 9: "cell_to_input_weights", 10: "cell_to_forget_weights",
+               11: "cell_to_output_weights", 16: "projection_weights"}
+
+
+@dataclass(frozen=True)
+class LstmHybridAttrs(qhybrid.HybridAttrs):
+    """`w_scales`: the scale of every input by input index (0.0 where it has none: LiteRT then
+    reads scale 0, so that product vanishes); `w_types`: each input's dtype name ('' when
+    omitted); `per_channel`: the inputs quantized with more than one scale."""
+
+    w_types: tuple[str, ...] = ()
+    per_channel: tuple[int, ...] = ()
+
+    @property
+    def state_inputs(self) -> tuple[int, ...]:
+        return self.base.state_inputs
+
+
+def _bind(fa: Any, ins: list, outs: list) -> LstmHybridAttrs | None:
+    if len(ins) < 20 or ins[0] is None or ins[4] is None or not outs:
+        return None
+    if np.dtype(ins[0].dtype) != F32 or np.dtype(ins[4].dtype) not in (I8, U8):
+        return None
+    scales, types, multi = [], [], []
+    for i, t in enumerate(ins):
+        q = None if t is None else quant_params(t)
+        scales.append(0.0 if q is None else float(q[0][0]))
+        types.append("" if t is None else np.dtype(t.dtype).name)
+        if q is not None and len(q[0]) > 1:
+            multi.append(i)
+    return LstmHybridAttrs(fa, tuple(scales), bool(fa.asymmetric_quantize_inputs), types[4], "float32", 0,
+                           True, tuple(types), tuple(multi))
+
+
+def _infer(prev: base.OpDef) -> Callable[[InferCtx], list[ShapeDtype]]:
+    def infer(ctx: InferCtx) -> list[ShapeDtype]:
+        a: LstmHybridAttrs = ctx.attrs
+        op = ctx.op_name
+        if a.base.diagonal_recurrent:
+            raise OpError(f"{op}: a hybrid node (int8 weights) with diagonal recurrent weights is not "
+                          "supported; store the weights as float32")
+        dts = list(ctx.dtypes)
+        for i, what in INT8_INPUTS.items():
+            if i >= len(dts) or dts[i] is None or ctx.shapes[i] is None:
+                continue
+            dt = np.dtype(dts[i])
+            if dt not in (I8, U8):
+                raise OpError(f"{op}: {what} '{ctx.name(i)}' (input {i}) is {dt.name}, but "
+                              f"input_to_output_weights '{ctx.name(4)}' is {a.w_dtype}: LiteRT's hybrid "
+                              "LSTM (float32 input) reads every weight matrix, peephole and projection "
+                              "as int8; quantize this one to int8 too (or store all weights as float32)")
+            if i in a.per_channel:
+                raise OpError(f"{op}: {what} '{ctx.name(i)}' (input {i}) is quantized per channel; "
+                              "LiteRT's hybrid LSTM reads one scale per weight tensor: quantize it "
+                              "per tensor")
+            s = a.w_scales[i]
+            if not np.isfinite(s) or s < 0:
+                raise OpError(f"{op}: {what} '{ctx.name(i)}' (input {i}) has scale {s}; weight "
+                              "scales must be finite and >= 0")
+            dts[i] = np.dtype(F32)
+        # biases, states and layer-norm coefficients stay float32: the float shape rule checks them
+        return prev.infer(InferCtx(op, a.base, ctx.shapes, dts, ctx.values, ctx.tensor_names))
+    return infer
+
+
+def _as_int8(v: np.ndarray | None) -> np.ndarray | None:
+    """LiteRT reads the weights through an int8 pointer (uint8 bytes >= 128 become negative)."""
+    if v is None:
+        return None
+    v = np.asarray(v)
+    return v.view(np.int8) if v.dtype == np.uint8 else v
+
+
+def _accumulate(pre: dict[int, np.ndarray], v: np.ndarray, ws: list, scales: list[float],
+                asymmetric: bool) -> None:
+    """pre[g] += the hybrid product of v with ws[g], for every gate; skipped when v is all zero."""
+    if not np.any(v != 0):
+        return
+    q, sf, zp = qhybrid.quantize_rows(v, asymmetric)
+    for g in pre:
+        pre[g] = (pre[g] + qhybrid.quantized_matvec(q, sf, zp, ws[g], scales[g], asymmetric)).astype(F32)
+
+
+def hybrid_direction(xs: np.ndarray, ins: list, a: LstmHybridAttrs, h: np.ndarray,
+                     c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LstmStepHybrid over a time-major sequence xs [T, B, I] (all B rows in each step). ins: the
+    node's 24 inputs (None where omitted). Returns (outputs [T, B, n_output], h, c)."""
+    f: sequence.LstmAttrs = a.base
+    sc = a.w_scales
+    w_x = [_as_int8(ins[k]) for k in (1, 2, 3, 4)]
+    w_h = [_as_int8(ins[k]) for k in (5, 6, 7, 8)]
+    peep = [None if ins[k] is None else (_as_int8(ins[k]).astype(F32) * np.float32(sc[k])).astype(F32)
+            for k in (9, 10, 11)]
+    bias = [sequence.as_f32(ins[k]) for k in (12, 13, 14, 15)]
+    proj, proj_b = _as_int8(ins[16]), sequence.as_f32(ins[17])
+    ln = [sequence.as_f32(v) for v in ins[20:24]]
+    use_ln = ln[1] is not None
+    gates = range(1, 4) if w_x[0] is None else range(4)
+    n_batch, n_cell = c.shape
+    outs = []
+    for t in range(xs.shape[0]):
+        pre = {g: np.zeros((n_batch, n_cell), F32) if use_ln
+               else np.broadcast_to(bias[g], (n_batch, n_cell)).astype(F32) for g in gates}
+        _accumulate(pre, np.asarray(xs[t], F32), w_x, [sc[1 + g] for g in range(4)], a.asymmetric)
+        _accumulate(pre, h, w_h, [sc[5 + g] for g in range(4)], a.asymmetric)
+        out, c = sequence.lstm_cell(pre, c, peep, ln, bias, f, True)
+        if proj is not None:
+            p = {0: np.zeros((n_batch, proj.shape[0]), F32) if proj_b is None
+                 else np.broadcast_to(proj_b, (n_batch, proj.shape[0])).astype(F32)}
+            _accumulate(p, out, [proj], [sc[16]], a.asymmetric)
+            out = p[0]
+            if f.proj_clip > 0:
+                out = np.clip(out, np.float32(-f.proj_clip), np.float32(f.proj_clip)).astype(F32)
+        h = out
+        outs.append(h)
+    y = np.stack(outs) if outs else np.zeros((0,) + h.shape, F32)
+    return y, h, c
+
+
+def _reference(inputs: Sequence[np.ndarray | None], a: LstmHybridAttrs) -> list[np.ndarray]:
+    f: sequence.LstmAttrs = a.base
+    ins = list(inputs) + [None] * (24 - len(inputs))
+    xs = sequence.to_time_major(ins[0], f.time_major)
+    n_batch = xs.shape[1]
+    h0 = np.asarray(ins[18], F32).reshape(n_batch, -1)
+    c0 = np.asarray(ins[19], F32).reshape(n_batch, -1)
+    if f.time_major:
+        y, h, c = hybrid_direction(xs, ins, a, h0.copy(), c0.copy())
+    else:
+        # batch-major: LiteRT runs each batch row as its own sequence (zero checks per row)
+        rows = [hybrid_direction(xs[:, b:b + 1], ins, a, h0[b:b + 1].copy(), c0[b:b + 1].copy())
+                for b in range(n_batch)]
+        y = np.concatenate([r[0] for r in rows], axis=1) if rows else np.zeros(xs.shape[:2] + (h0.shape[1],), F32)
+        h = np.concatenate([r[1] for r in rows]) if rows else h0
+        c = np.concatenate([r[2] for r in rows]) if rows else c0
+    sequence.write_state(ins[18], h.reshape(np.shape(ins[18])))
+    sequence.write_state(ins[19], c.reshape(np.shape(ins[19])))
+    return [sequence.from_time_major(y, f.time_major)]
+
+
+_FLOAT = base.registered(OP)
+base.add_quantized(OP, base.QuantizedKernel(bind=_bind, reference=_reference, infer=_infer(_FLOAT)))

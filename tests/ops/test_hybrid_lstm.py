@@ -1,0 +1,153 @@
+"""Hybrid (dynamic-range) UNIDIRECTIONAL_SEQUENCE_LSTM against LiteRT's builtin kernel
+(ops/hybrid_lstm.py, generators/lstm.py). Float within LiteRT's noise: LiteRT's own sigmoid /
+tanh differ from exp-based ones by an ulp (the float LSTM has the same noise), the integer
+products are exact. Every case runs twice with the state carried, then again after a reset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tflite_jit
+from tests.oracle import assert_close, litert_interpreter
+from tflite_jit.format.builder import ModelBuilder
+from tflite_jit.tools.placement import placement
+
+F32 = np.float32
+BACKENDS = ("reference", "numba")
+
+
+def _weights(rng, shape, dtype=np.int8) -> np.ndarray:
+    if dtype == np.uint8:
+        return rng.integers(0, 256, size=shape).astype(np.uint8)
+    return rng.integers(-127, 128, size=shape).astype(np.int8)
+
+
+def hybrid_lstm_model(rng, t, b, i, n_cell, n_out, *, time_major=False, cifg=False, peephole=False,
+                      projection=False, proj_bias=False, layer_norm=False, act=4, cell_clip=0.0,
+                      proj_clip=0.0, asym=False, wtype=np.int8, types=None) -> tuple[bytes, tuple]:
+    """A one-op hybrid LSTM: int8 weights (per-tensor scales), float32 biases and states.
+    `types`: {input index: dtype} overrides (for the refusal tests)."""
+    types = types or {}
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    xs = (t, b, i) if time_major else (b, t, i)
+    ins = [g.input("x", xs, F32)]
+
+    def q(name, shape, scale, k):
+        dt = types.get(k, wtype)
+        if np.dtype(dt) == F32:
+            return g.const(name, rng.normal(size=shape).astype(F32) * scale * 60)
+        return g.const(name, _weights(rng, shape, dt), scale=scale, zero_point=0)
+
+    for k in range(1, 5):
+        ins.append(-1 if cifg and k == 1 else q(f"wx{k}", (n_cell, i), float(rng.uniform(0.005, 0.03)), k))
+    for k in range(5, 9):
+        ins.append(-1 if cifg and k == 5 else q(f"wh{k}", (n_cell, n_out), float(rng.uniform(0.003, 0.02)), k))
+    for k in range(9, 12):
+        ins.append(q(f"p{k}", (n_cell,), 0.01, k) if peephole and not (cifg and k == 9) else -1)
+    for k in range(12, 16):
+        ins.append(-1 if cifg and k == 12 else g.const(f"b{k}", (rng.normal(size=n_cell) * 0.3).astype(F32)))
+    ins.append(q("proj", (n_out, n_cell), 0.02, 16) if projection else -1)
+    ins.append(g.const("pb", (rng.normal(size=n_out) * 0.2).astype(F32)) if projection and proj_bias else -1)
+    ins.append(g.tensor("h", (b, n_out), F32, is_variable=True))
+    ins.append(g.tensor("c", (b, n_cell), F32, is_variable=True))
+    for k in range(20, 24):
+        ins.append(g.const(f"ln{k}", (1 + 0.3 * rng.normal(size=n_cell)).astype(F32))
+                   if layer_norm and not (cifg and k == 20) else -1)
+    y = g.tensor("y", (t, b, n_out) if time_major else (b, t, n_out), F32)
+    g.op("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [y], time_major=time_major, fused_activation_function=act,
+         cell_clip=cell_clip, proj_clip=proj_clip, asymmetric_quantize_inputs=asym)
+    g.output(y)
+    return mb.build(), xs
+
+
+def check_against_litert(model: bytes, xs: tuple, rng, backends=BACKENDS, zero_row: bool = True) -> None:
+    theirs = litert_interpreter(model)
+    theirs.allocate_tensors()
+    ours = [tflite_jit.Interpreter(model_content=model, backend=be) for be in backends]
+    for it in ours:
+        it.allocate_tensors()
+    for k in range(3):
+        if k == 2:
+            for it in (theirs, *ours):
+                it.reset_all_variables()
+        x = (rng.normal(size=xs) * rng.choice([0.3, 1.0, 3.0])).astype(F32)
+        if k == 1 and zero_row:
+            x[0] = 0  # an all-zero batch row (batch-major) or step (time-major): products skipped
+        for it in (theirs, *ours):
+            it.set_tensor(it.get_input_details()[0]["index"], x)
+            it.invoke()
+        want = theirs.get_tensor(theirs.get_output_details()[0]["index"])
+        for it, be in zip(ours, backends):
+            assert_close(it.get_tensor(it.get_output_details()[0]["index"]), want, what=f"invoke {k} {be}")
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(t=st.integers(1, 5), b=st.integers(1, 3), i=st.integers(1, 20), n_cell=st.integers(1, 12),
+       time_major=st.booleans(), cifg=st.booleans(), peephole=st.booleans(), projection=st.booleans(),
+       proj_bias=st.booleans(), layer_norm=st.booleans(), act=st.sampled_from([0, 1, 3, 4]),
+       cell_clip=st.sampled_from([0.0, 0.8]), proj_clip=st.sampled_from([0.0, 0.3]), asym=st.booleans(),
+       wtype=st.sampled_from([np.int8, np.int8, np.uint8]), seed=st.integers(0, 2**31 - 1))
+def test_hybrid_lstm_reference(t, b, i, n_cell, time_major, cifg, peephole, projection, proj_bias,
+                               layer_norm, act, cell_clip, proj_clip, asym, wtype, seed) -> None:
+    rng = np.random.default_rng(seed)
+    n_out = int(rng.integers(1, 8)) if projection else n_cell
+    if projection:
+        # With one cell the projected state is that cell times the integer weights, so its
+        # elements stand in exact integer ratios (21 / 42) and land exactly on a rounding tie
+        # of the next step's quantization, where LiteRT's sigmoid (Eigen's, an ulp away from
+        # exp-based ones) decides the rounding. Real layers have more than one cell.
+        n_cell = max(n_cell, 2)
+    model, xs = hybrid_lstm_model(rng, t, b, i, n_cell, n_out, time_major=time_major, cifg=cifg,
+                                  peephole=peephole, projection=projection, proj_bias=proj_bias,
+                                  layer_norm=layer_norm, act=act, cell_clip=cell_clip,
+                                  proj_clip=proj_clip if projection else 0.0, asym=asym, wtype=wtype)
+    check_against_litert(model, xs, rng, backends=("reference",))
+
+
+@pytest.mark.parametrize("time_major,cifg,asym,act,cell_clip,b", [
+    (False, False, False, 4, 0.0, 1),   # what TF's converter emits for a Keras LSTM
+    (True, False, True, 4, 0.0, 3),
+    (False, True, False, 1, 0.7, 2),
+    (True, True, True, 3, 0.0, 2),
+])
+def test_hybrid_lstm_compiled(time_major, cifg, asym, act, cell_clip, b) -> None:
+    """The Numba kernel (generators/lstm.py) on the shapes the converter emits, and more."""
+    rng = np.random.default_rng(7)
+    model, xs = hybrid_lstm_model(rng, 6, b, 20, 24, 24, time_major=time_major, cifg=cifg, asym=asym,
+                                  act=act, cell_clip=cell_clip)
+    check_against_litert(model, xs, rng)
+    rows = [r for r in placement(model) if r["op"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    assert [(r["backend"], r["variant"]) for r in rows] == [("numba_cpu", "hybrid")], rows
+
+
+def test_hybrid_lstm_mixed_weight_types_refused() -> None:
+    """LiteRT reads every weight matrix of a hybrid LSTM as int8; a float32 one among int8 ones
+    would be misread, so it is refused with the tensor's name and the fix."""
+    rng = np.random.default_rng(0)
+    model, _ = hybrid_lstm_model(rng, 2, 1, 3, 4, 4, types={6: np.float32})
+    with pytest.raises(RuntimeError, match="recurrent_to_forget_weights 'wh6' .*int8"):
+        tflite_jit.Interpreter(model_content=model).allocate_tensors()
+
+
+def test_hybrid_lstm_per_channel_refused() -> None:
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    rng = np.random.default_rng(0)
+    ins = [g.input("x", (1, 2, 3), F32)]
+    for k in range(1, 9):
+        shape = (4, 3) if k < 5 else (4, 4)
+        if k == 2:
+            ins.append(g.const("w2", _weights(rng, shape), scale=[0.01] * 4, zero_point=[0] * 4))
+        else:
+            ins.append(g.const(f"w{k}", _weights(rng, shape), scale=0.01, zero_point=0))
+    ins += [-1] * 3 + [g.const(f"b{k}", np.zeros(4, F32)) for k in range(4)] + [-1, -1]
+    ins += [g.tensor("h", (1, 4), F32, is_variable=True), g.tensor("c", (1, 4), F32, is_variable=True)]
+    y = g.tensor("y", (1, 2, 4), F32)
+    g.op("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [y], fused_activation_function=4)
+    g.output(y)
+    with pytest.raises(RuntimeError, match="'w2' .*per channel"):
+        tflite_jit.Interpreter(model_content=mb.build()).allocate_tensors()
