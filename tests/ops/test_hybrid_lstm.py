@@ -151,3 +151,39 @@ def test_hybrid_lstm_per_channel_refused() -> None:
     g.output(y)
     with pytest.raises(RuntimeError, match="'w2' .*per channel"):
         tflite_jit.Interpreter(model_content=mb.build()).allocate_tensors()
+
+
+@settings(max_examples=8, deadline=None, derandomize=True)
+@given(t=st.integers(1, 4), b=st.integers(1, 3), i=st.integers(1, 24), n_cell=st.integers(1, 20),
+       time_major=st.booleans(), cifg=st.booleans(), act=st.sampled_from([1, 2, 3, 4]),
+       cell_clip=st.sampled_from([0.0, 0.6]), asym=st.booleans(), wtype=st.sampled_from([np.int8, np.uint8]),
+       seed=st.integers(0, 2**31 - 1))
+def test_hybrid_lstm_compiled_random(t, b, i, n_cell, time_major, cifg, act, cell_clip, asym, wtype, seed) -> None:
+    """The compiled kernel on random shapes and options (each example compiles a kernel: few)."""
+    rng = np.random.default_rng(seed)
+    model, xs = hybrid_lstm_model(rng, t, b, i, n_cell, n_cell, time_major=time_major, cifg=cifg, act=act,
+                                  cell_clip=cell_clip, asym=asym, wtype=wtype)
+    check_against_litert(model, xs, rng)
+    rows = [r for r in placement(model) if r["op"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    # uint8 weights read as int8 may hold -128, which LiteRT's SSE dot mis-multiplies in blocks of
+    # 16 columns: those nodes stay on the reference (which reproduces it)
+    assert rows[0]["backend"] == "numba_cpu" or "-128" in rows[0]["reason"], rows
+
+
+def test_hybrid_lstm_minus128_weights_stay_on_reference() -> None:
+    rng = np.random.default_rng(3)
+    model, xs = hybrid_lstm_model(rng, 3, 2, 20, 8, 8, wtype=np.uint8)
+    rows = [r for r in placement(model) if r["op"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    assert rows[0]["backend"] == "reference" and "-128" in rows[0]["reason"], rows
+    check_against_litert(model, xs, rng)
+
+
+@pytest.mark.parametrize("name", ["tf_lstm_dynamic_range", "tf_bilstm_dynamic_range"])
+def test_converter_hybrid_lstm_runs_compiled(name: str) -> None:
+    """TF's converter output (tests/data, make_tf_models.py): every LSTM node compiled; the
+    numbers against LiteRT are tests/test_tf_models.py's."""
+    import pathlib
+
+    data = (pathlib.Path(__file__).parents[1] / "data" / f"{name}.tflite").read_bytes()
+    rows = [r for r in placement(data) if r["op"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    assert rows and all((r["backend"], r["variant"]) == ("numba_cpu", "hybrid") for r in rows), rows

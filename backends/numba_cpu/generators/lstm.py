@@ -146,15 +146,21 @@ def _int8_const(req: KernelRequest, i: int, what: str) -> np.ndarray:
         # LiteRT's SSE dot product mis-multiplies these (ops/qhybrid.py `_minus128_error`)
         raise Unsupported("hybrid UNIDIRECTIONAL_SEQUENCE_LSTM: -128 weights (LiteRT's SSE dot product "
                           "mis-multiplies them; runs on reference)")
-    return w.astype(np.int32)
+    return np.ascontiguousarray(w, dtype=np.int8)
 
 
 def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
     """ops/hybrid_lstm.py's step as one kernel over the whole sequence: per step, the input rows
     and the state rows are quantized with hybridq.hq_row (skipped, with their products, when the
-    block is all zero), the gate pre-activations are bias + float32(int32 dot) * float32(sf * sw)
+    block is all zero), the gate pre-activations are bias + float32(integer dot) * float32(sf * sw)
     for the input and then the recurrent weights, then the float gate math. Batch-major input
-    runs each batch row as its own sequence (LiteRT's order: the zero checks are per row)."""
+    runs each batch row as its own sequence (LiteRT's order: the zero checks are per row).
+
+    The integer dot products run as axpys over the four gates' output rows at once (weights
+    transposed to [k, 4 * n_cell], int8 so they stay in L1): float accumulators that hold exact
+    integers (float32 while sum |w| * max|q| < 2**24, else float64), so no reduction is
+    reassociated and the module needs no fast-math. The sigmoids use the vectorizable `_exp32`
+    (an ulp from libm's exp, as LiteRT's own Eigen logistic is); tanh is libm's."""
     f = a.base
     for i, what in _UNSUPPORTED_INPUTS.items():
         if _input(req, i) is not None:
@@ -175,27 +181,31 @@ def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
         raise Unsupported("UNIDIRECTIONAL_SEQUENCE_LSTM: input must be rank 3")
     T, B = (x_shape[0], x_shape[1]) if f.time_major else (x_shape[1], x_shape[0])
     n_in = x_shape[2]
-    wx = np.stack([_int8_const(req, 1 + g, "input weights") for g in gates])
-    wh = np.stack([_int8_const(req, 5 + g, "recurrent weights") for g in gates])
-    n_cell = wx.shape[1]
-    if wh.shape[2] != n_cell or tuple(req.inputs[18].shape) != (B, n_cell) or \
-            tuple(req.inputs[19].shape) != (B, n_cell) or wx.shape[2] != n_in:
+    wx = np.concatenate([_int8_const(req, 1 + g, "input weights") for g in gates])  # [G * n_cell, n_in]
+    wh = np.concatenate([_int8_const(req, 5 + g, "recurrent weights") for g in gates])
+    G = len(gates)
+    n_cell = wx.shape[0] // G
+    if wh.shape != (G * n_cell, n_cell) or wx.shape[1] != n_in or \
+            tuple(req.inputs[18].shape) != (B, n_cell) or tuple(req.inputs[19].shape) != (B, n_cell):
         raise Unsupported("hybrid UNIDIRECTIONAL_SEQUENCE_LSTM: state / weight shapes")
     if tuple(req.out_shape) != ((T, B, n_cell) if f.time_major else (B, T, n_cell)):
         raise Unsupported(f"UNIDIRECTIONAL_SEQUENCE_LSTM: output shape {req.out_shape}")
     if T * B * n_in == 0 or n_cell == 0:
         raise Unsupported("hybrid UNIDIRECTIONAL_SEQUENCE_LSTM: empty tensors run on reference")
+    qmax = 255 if a.asymmetric else 127
+    worst = max(float(np.abs(w.astype(np.int64)).sum(axis=1).max(initial=0)) for w in (wx, wh)) * qmax
+    acc = "float32" if worst < float(1 << 24) else "float64"
     swx = np.asarray([a.w_scales[1 + g] for g in gates], np.float32)
     swh = np.asarray([a.w_scales[5 + g] for g in gates], np.float32)
     names = {0: "x", 12: "bi", 13: "bf", 14: "bc", 15: "bo", 18: "hs", 19: "cs"}
     used = [0] + [12 + g for g in gates] + [18, 19]
     args = [(Arg("input", i), names[i]) for i in used] + [(Arg("output", 0), "o0")]
     args += [(Arg("const", value=np.ascontiguousarray(v)), n)
-             for v, n in ((wx, "WX"), (wh, "WH"), (swx, "SWX"), (swh, "SWH"))]
+             for v, n in ((wx.T, "WXT"), (wh.T, "WHT"), (swx, "SWX"), (swh, "SWH"))]
     arglist, params = emit.signature(args)
     gn = ["i", "f", "c", "o"]
     gi = {gn[g]: k for k, g in enumerate(gates)}
-    G = len(gates)
+    GN = G * n_cell
     groups, rows = (1, B) if f.time_major else (B, 1)
     xo = f"(t * {B} + b) * {n_in}" if f.time_major else f"(b * {T} + t) * {n_in}"
     o_at = "o0[t, b, n]" if f.time_major else "o0[b, t, n]"
@@ -203,7 +213,6 @@ def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
     act = _ACT[f.activation]
     clip = float(f.cell_clip)
     one = "np.float32(1.0)"
-    bias_of = {gi[g]: f"b{g}" for g in gi}
     body = [f"def entry({params}):",
             f"    h = np.empty(({B}, {n_cell}), np.float32)",
             f"    c = np.empty(({B}, {n_cell}), np.float32)",
@@ -215,10 +224,10 @@ def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
             f"    XQ = np.empty({T * B * n_in}, np.float32)",
             f"    hf = np.empty({B * n_cell}, np.float32)",
             f"    HQ = np.empty({B * n_cell}, np.float32)",
-            f"    QX = np.empty({n_in}, np.int32)",
-            f"    QH = np.empty({n_cell}, np.int32)",
             f"    SX = np.ones({B}, np.float32)",
             f"    SH = np.ones({B}, np.float32)",
+            f"    DX = np.empty({GN}, np.{acc})",
+            f"    DH = np.empty({GN}, np.{acc})",
             f"    pre = np.empty(({G}, {n_cell}), np.float32)",
             f"    for grp in range({groups}):",
             f"        r0 = grp * {rows}",
@@ -242,37 +251,39 @@ def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
             f"                    SH[b] = hq_row(hf, b * {n_cell}, {n_cell}, HQ, {asym})",
             f"            for b in range(r0, r0 + {rows}):",
             "                if xnz:",
+            f"                    for r in range({GN}):",
+            f"                        DX[r] = np.{acc}(0.0)",
             f"                    for k in range({n_in}):",
-            f"                        QX[k] = np.int32(XQ[{xo} + k])",
+            f"                        qv = np.{acc}(XQ[{xo} + k])",
+            f"                        for r in range({GN}):",
+            f"                            DX[r] += qv * np.{acc}(WXT[k, r])",
             "                if hnz:",
+            f"                    for r in range({GN}):",
+            f"                        DH[r] = np.{acc}(0.0)",
             f"                    for k in range({n_cell}):",
-            f"                        QH[k] = np.int32(HQ[b * {n_cell} + k])"]
+            f"                        qv = np.{acc}(HQ[b * {n_cell} + k])",
+            f"                        for r in range({GN}):",
+            f"                            DH[r] += qv * np.{acc}(WHT[k, r])"]
     for k in range(G):
         body += [f"                sx = np.float32(SX[b] * SWX[{k}])",
                  f"                sh = np.float32(SH[b] * SWH[{k}])",
                  f"                for n in range({n_cell}):",
-                 f"                    acc = {bias_of[k]}[n]",
+                 f"                    acc = b{gn[gates[k]]}[n]",
                  "                    if xnz:",
-                 "                        s = np.int32(0)",
-                 f"                        for k2 in range({n_in}):",
-                 f"                            s += QX[k2] * WX[{k}, n, k2]",
-                 "                        acc = np.float32(acc + np.float32(np.float32(s) * sx))",
+                 f"                        acc = np.float32(acc + np.float32(np.float32(DX[{k * n_cell} + n]) * sx))",
                  "                    if hnz:",
-                 "                        s = np.int32(0)",
-                 f"                        for k2 in range({n_cell}):",
-                 f"                            s += QH[k2] * WH[{k}, n, k2]",
-                 "                        acc = np.float32(acc + np.float32(np.float32(s) * sh))",
+                 f"                        acc = np.float32(acc + np.float32(np.float32(DH[{k * n_cell} + n]) * sh))",
                  f"                    pre[{k}, n] = acc"]
     body += [f"                for n in range({n_cell}):",
-             f"                    f = np.float32({one} / np.float32({one} + np.exp(-pre[{gi['f']}, n])))",
+             f"                    f = np.float32({one} / np.float32({one} + _exp32(-pre[{gi['f']}, n])))",
              (f"                    i = np.float32({one} - f)" if cifg else
-              f"                    i = np.float32({one} / np.float32({one} + np.exp(-pre[{gi['i']}, n])))"),
+              f"                    i = np.float32({one} / np.float32({one} + _exp32(-pre[{gi['i']}, n])))"),
              "                    g = np.float32(" + act.format(f"pre[{gi['c']}, n]") + ")",
              "                    cn = np.float32(np.float32(f * c[b, n]) + np.float32(i * g))"]
     if clip > 0:
         body += [f"                    cn = min(max(cn, np.float32({-clip!r})), np.float32({clip!r}))"]
     body += ["                    c[b, n] = cn",
-             f"                    o = np.float32({one} / np.float32({one} + np.exp(-pre[{gi['o']}, n])))",
+             f"                    o = np.float32({one} / np.float32({one} + _exp32(-pre[{gi['o']}, n])))",
              f"                    pre[{gi['o']}, n] = np.float32(o * np.float32({act.format('cn')}))",
              f"                for n in range({n_cell}):",
              f"                    h[b, n] = pre[{gi['o']}, n]",
@@ -281,6 +292,6 @@ def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
              f"        for n in range({n_cell}):",
              "            hs[b, n] = h[b, n]",
              "            cs[b, n] = c[b, n]"]
-    src = (printer.PRELUDE + emit.helper_import(hybridq, "hq_row") + "\n\n" + _PRECISE + "\n"
-           + "\n".join(body) + "\n")
+    src = (printer.PRELUDE + printer.EXP_PRELUDE + emit.helper_import(hybridq, "hq_row") + "\n\n" + _PRECISE
+           + "\n" + "\n".join(body) + "\n")
     return KernelSource(src, "entry", arglist, False)
