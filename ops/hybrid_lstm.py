@@ -1,17 +1,19 @@
-"""Dynamic-range ("hybrid") UNIDIRECTIONAL_SEQUENCE_LSTM: float32 input, states and biases, int8
-weight matrices (what TF's converter emits for a Keras LSTM with Optimize.DEFAULT).
+"""Dynamic-range ("hybrid") UNIDIRECTIONAL_SEQUENCE_LSTM and BIDIRECTIONAL_SEQUENCE_LSTM: float32
+input, states and biases, int8 weight matrices (what TF's converter emits for a Keras LSTM with
+Optimize.DEFAULT).
 
 LiteRT runs such a node through lstm_eval's EvalHybrid (its Prepare calls a node hybrid when the
 input is float32 and input_to_output_weights int8 / uint8). Per time step (LstmStepHybrid):
 
-* the step's input [n_batch, n_input] and the previous output state [n_batch, n_output] are each
+* the step's input [n_batch, n_input] (and aux input), and the previous output state are each
   quantized per batch row (ops/qhybrid.py `quantize_rows`: symmetric, or asymmetric with the
-  weights' row sums when the option `asymmetric_quantize_inputs` is set; TF 2.21's converter
-  leaves it false) -- once per step, shared by the four gates; a block whose values are ALL zero
+  weights' row sums when the option `asymmetric_quantize_inputs` is set, as TF 2.21's converter
+  sets it) -- once per step, shared by the four gates; a block whose values are ALL zero
   (the whole [n_batch, n] block, not a row) is not quantized and its products are skipped;
 * each gate starts from its bias (zeros with layer norm), then += float32(int32 dot product) *
-  float32(row scale * weight scale) for the input weights, then for the recurrent weights
-  (ops/qhybrid.py `quantized_matvec`, which also reproduces the SSE dot product's -128 quirk);
+  float32(row scale * weight scale) for the input weights, the aux weights, then the recurrent
+  weights (ops/qhybrid.py `quantized_matvec`, which also reproduces the SSE dot product's -128
+  quirk);
 * peephole weights are int8 too, dequantized (float32(q) * scale) and applied in float;
 * the rest is the float LSTM's gate math (ops/sequence.py `lstm_cell`: layer norm, sigmoid,
   the cell activation, cell clip, LiteRT's activation-NONE quirk);
@@ -19,10 +21,11 @@ input is float32 and input_to_output_weights int8 / uint8). Per time step (LstmS
   multiplied into the projection bias (or zeros), then clipped.
 
 Batch-major input runs each batch row as its own sequence (LiteRT's loop order), so the zero
-checks above are per row there. Weights are per-tensor quantized (LiteRT reads one scale);
-per-channel weights, diagonal recurrent weights and BIDIRECTIONAL_SEQUENCE_LSTM's hybrid form are
-refused with a message. The op stays ONE definition (ops/base.py add_quantized): float nodes run
-ops/sequence.py as before.
+checks above are per row there. BIDIRECTIONAL_SEQUENCE_LSTM runs the forward and the
+backward direction so (LiteRT's bidirectional kernel calls the same EvalHybrid). Weights are
+per-tensor quantized (LiteRT reads one scale); per-channel weights and diagonal recurrent
+weights are refused with a message. The ops stay ONE definition each (ops/base.py
+add_quantized): float nodes run ops/sequence.py as before.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ INT8_INPUTS = {1: "input_to_input_weights", 2: "input_to_forget_weights", 3: "in
                6: "recurrent_to_forget_weights", 7: "recurrent_to_cell_weights",
                8: "recurrent_to_output_weights", 9: "cell_to_input_weights", 10: "cell_to_forget_weights",
                11: "cell_to_output_weights", 16: "projection_weights"}
+BIOP = "BIDIRECTIONAL_SEQUENCE_LSTM"
+#: the same for BIDIRECTIONAL_SEQUENCE_LSTM: both directions' and the aux weights
+BI_INT8_INPUTS = {**{i: f"fw_{n}" for i, n in INT8_INPUTS.items()},
+                  **{i + 17: f"bw_{n}" for i, n in INT8_INPUTS.items()},
+                  **{40 + k: f"fw_aux_input_to_{g}_weights" for k, g in enumerate(("input", "forget", "cell", "output"))},
+                  **{44 + k: f"bw_aux_input_to_{g}_weights" for k, g in enumerate(("input", "forget", "cell", "output"))}}
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class LstmHybridAttrs(qhybrid.HybridAttrs):
 
 
 def _bind(fa: Any, ins: list, outs: list) -> LstmHybridAttrs | None:
+    """Hybrid when the input is float32 and (forward) input_to_output_weights int8 / uint8: the
+    test LiteRT's Prepare makes (IsHybridOp)."""
     if len(ins) < 20 or ins[0] is None or ins[4] is None or not outs:
         return None
     if np.dtype(ins[0].dtype) != F32 or np.dtype(ins[4].dtype) not in (I8, U8):
@@ -77,7 +88,7 @@ def _bind(fa: Any, ins: list, outs: list) -> LstmHybridAttrs | None:
                            True, tuple(types), tuple(multi))
 
 
-def _infer(prev: base.OpDef) -> Callable[[InferCtx], list[ShapeDtype]]:
+def _infer(prev: base.OpDef, int8_inputs: dict[int, str]) -> Callable[[InferCtx], list[ShapeDtype]]:
     def infer(ctx: InferCtx) -> list[ShapeDtype]:
         a: LstmHybridAttrs = ctx.attrs
         op = ctx.op_name
@@ -85,7 +96,7 @@ def _infer(prev: base.OpDef) -> Callable[[InferCtx], list[ShapeDtype]]:
             raise OpError(f"{op}: a hybrid node (int8 weights) with diagonal recurrent weights is not "
                           "supported; store the weights as float32")
         dts = list(ctx.dtypes)
-        for i, what in INT8_INPUTS.items():
+        for i, what in int8_inputs.items():
             if i >= len(dts) or dts[i] is None or ctx.shapes[i] is None:
                 continue
             dt = np.dtype(dts[i])
@@ -126,62 +137,107 @@ def _accumulate(pre: dict[int, np.ndarray], v: np.ndarray, ws: list, scales: lis
         pre[g] = (pre[g] + qhybrid.quantized_matvec(q, sf, zp, ws[g], scales[g], asymmetric)).astype(F32)
 
 
-def hybrid_direction(xs: np.ndarray, ins: list, a: LstmHybridAttrs, h: np.ndarray,
-                     c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """LstmStepHybrid over a time-major sequence xs [T, B, I] (all B rows in each step). ins: the
-    node's 24 inputs (None where omitted). Returns (outputs [T, B, n_output], h, c)."""
-    f: sequence.LstmAttrs = a.base
-    sc = a.w_scales
-    w_x = [_as_int8(ins[k]) for k in (1, 2, 3, 4)]
-    w_h = [_as_int8(ins[k]) for k in (5, 6, 7, 8)]
-    peep = [None if ins[k] is None else (_as_int8(ins[k]).astype(F32) * np.float32(sc[k])).astype(F32)
-            for k in (9, 10, 11)]
-    bias = [sequence.as_f32(ins[k]) for k in (12, 13, 14, 15)]
-    proj, proj_b = _as_int8(ins[16]), sequence.as_f32(ins[17])
-    ln = [sequence.as_f32(v) for v in ins[20:24]]
+def hybrid_direction(xs: np.ndarray, w: list, sc: Sequence[float], ln: list, aux: np.ndarray | None,
+                     aux_w: list, aux_sc: Sequence[float], f: sequence.LstmAttrs, asymmetric: bool,
+                     h: np.ndarray, c: np.ndarray, reverse: bool = False
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """LstmStepHybrid over a time-major sequence xs [T, B, I] (all B rows in each step). w: the 17
+    weights of one direction (the unidirectional op's inputs 1-17, 0-based here) with their
+    scales `sc`; ln: 4 layer-norm coefficients or Nones; aux [T, B, n_aux] with its 4 weights
+    and scales (or None). Returns (outputs [T, B, n_output] in time order, h, c)."""
+    w_x = [_as_int8(v) for v in w[0:4]]
+    w_h = [_as_int8(v) for v in w[4:8]]
+    peep = [None if w[k] is None else (_as_int8(w[k]).astype(F32) * np.float32(sc[k])).astype(F32)
+            for k in (8, 9, 10)]
+    bias = [sequence.as_f32(v) for v in w[11:15]]
+    proj, proj_b = _as_int8(w[15]), sequence.as_f32(w[16])
+    ln = [sequence.as_f32(v) for v in ln]
+    aux_w = [_as_int8(v) for v in aux_w]
     use_ln = ln[1] is not None
     gates = range(1, 4) if w_x[0] is None else range(4)
     n_batch, n_cell = c.shape
+    n_time = xs.shape[0]
     outs = []
-    for t in range(xs.shape[0]):
+    for step in range(n_time):
+        t = n_time - 1 - step if reverse else step
         pre = {g: np.zeros((n_batch, n_cell), F32) if use_ln
                else np.broadcast_to(bias[g], (n_batch, n_cell)).astype(F32) for g in gates}
-        _accumulate(pre, np.asarray(xs[t], F32), w_x, [sc[1 + g] for g in range(4)], a.asymmetric)
-        _accumulate(pre, h, w_h, [sc[5 + g] for g in range(4)], a.asymmetric)
+        _accumulate(pre, np.asarray(xs[t], F32), w_x, list(sc[0:4]), asymmetric)
+        if aux is not None:
+            _accumulate(pre, np.asarray(aux[t], F32), aux_w, list(aux_sc), asymmetric)
+        _accumulate(pre, h, w_h, list(sc[4:8]), asymmetric)
         out, c = sequence.lstm_cell(pre, c, peep, ln, bias, f, True)
         if proj is not None:
             p = {0: np.zeros((n_batch, proj.shape[0]), F32) if proj_b is None
                  else np.broadcast_to(proj_b, (n_batch, proj.shape[0])).astype(F32)}
-            _accumulate(p, out, [proj], [sc[16]], a.asymmetric)
+            _accumulate(p, out, [proj], [sc[15]], asymmetric)
             out = p[0]
             if f.proj_clip > 0:
                 out = np.clip(out, np.float32(-f.proj_clip), np.float32(f.proj_clip)).astype(F32)
         h = out
         outs.append(h)
+    if reverse:
+        outs.reverse()
     y = np.stack(outs) if outs else np.zeros((0,) + h.shape, F32)
     return y, h, c
+
+
+def run_direction(xs: np.ndarray, w: list, sc: Sequence[float], ln: list, aux: np.ndarray | None,
+                  aux_w: list, aux_sc: Sequence[float], f: sequence.LstmAttrs, asymmetric: bool,
+                  state: tuple[Any, Any], reverse: bool = False) -> np.ndarray:
+    """One direction from its state inputs (updated in place): time-major runs all batch rows in
+    each step; batch-major runs each batch row as its own sequence, as LiteRT does (so its
+    all-zero checks are per row). Returns the outputs [T, B, n_output]."""
+    n_batch = xs.shape[1]
+    h0 = np.asarray(state[0], F32).reshape(n_batch, -1)
+    c0 = np.asarray(state[1], F32).reshape(n_batch, -1)
+    if f.time_major:
+        y, h, c = hybrid_direction(xs, w, sc, ln, aux, aux_w, aux_sc, f, asymmetric, h0.copy(), c0.copy(),
+                                   reverse)
+    else:
+        rows = [hybrid_direction(xs[:, b:b + 1], w, sc, ln, None if aux is None else aux[:, b:b + 1],
+                                 aux_w, aux_sc, f, asymmetric, h0[b:b + 1].copy(), c0[b:b + 1].copy(), reverse)
+                for b in range(n_batch)]
+        y = np.concatenate([r[0] for r in rows], axis=1) if rows else np.zeros(xs.shape[:2] + (h0.shape[1],), F32)
+        h = np.concatenate([r[1] for r in rows]) if rows else h0
+        c = np.concatenate([r[2] for r in rows]) if rows else c0
+    sequence.write_state(state[0], h.reshape(np.shape(state[0])))
+    sequence.write_state(state[1], c.reshape(np.shape(state[1])))
+    return y
 
 
 def _reference(inputs: Sequence[np.ndarray | None], a: LstmHybridAttrs) -> list[np.ndarray]:
     f: sequence.LstmAttrs = a.base
     ins = list(inputs) + [None] * (24 - len(inputs))
     xs = sequence.to_time_major(ins[0], f.time_major)
-    n_batch = xs.shape[1]
-    h0 = np.asarray(ins[18], F32).reshape(n_batch, -1)
-    c0 = np.asarray(ins[19], F32).reshape(n_batch, -1)
-    if f.time_major:
-        y, h, c = hybrid_direction(xs, ins, a, h0.copy(), c0.copy())
-    else:
-        # batch-major: LiteRT runs each batch row as its own sequence (zero checks per row)
-        rows = [hybrid_direction(xs[:, b:b + 1], ins, a, h0[b:b + 1].copy(), c0[b:b + 1].copy())
-                for b in range(n_batch)]
-        y = np.concatenate([r[0] for r in rows], axis=1) if rows else np.zeros(xs.shape[:2] + (h0.shape[1],), F32)
-        h = np.concatenate([r[1] for r in rows]) if rows else h0
-        c = np.concatenate([r[2] for r in rows]) if rows else c0
-    sequence.write_state(ins[18], h.reshape(np.shape(ins[18])))
-    sequence.write_state(ins[19], c.reshape(np.shape(ins[19])))
+    y = run_direction(xs, ins[1:18], a.w_scales[1:18], ins[20:24], None, [None] * 4, [0.0] * 4, f,
+                      a.asymmetric, (ins[18], ins[19]))
     return [sequence.from_time_major(y, f.time_major)]
 
 
-_FLOAT = base.registered(OP)
-base.add_quantized(OP, base.QuantizedKernel(bind=_bind, reference=_reference, infer=_infer(_FLOAT)))
+def _bireference(inputs: Sequence[np.ndarray | None], a: LstmHybridAttrs) -> list[np.ndarray]:
+    """BIDIRECTIONAL_SEQUENCE_LSTM (hybrid): the two directions as above; with an aux input and
+    aux weights both read it (quantized like the input), without aux weights the backward
+    direction reads the aux input instead of the input (LiteRT's non-stacking mode)."""
+    f: sequence.LstmAttrs = a.base
+    ins = list(inputs) + [None] * (48 - len(inputs))
+    sc = a.w_scales
+    xs = sequence.to_time_major(ins[0], f.time_major)
+    aux = None if ins[39] is None else sequence.to_time_major(ins[39], f.time_major)
+    bw_x = xs
+    if aux is not None and ins[41] is None:
+        bw_x, aux = aux, None
+    none4 = [None] * 4
+    fw = run_direction(xs, ins[1:18], sc[1:18], none4, aux, ins[40:44], sc[40:44], f, a.asymmetric,
+                       (ins[35], ins[36]))
+    bw = run_direction(bw_x, ins[18:35], sc[18:35], none4, aux, ins[44:48], sc[44:48], f, a.asymmetric,
+                       (ins[37], ins[38]), reverse=True)
+    if f.merge_outputs:
+        return [sequence.from_time_major(np.concatenate([fw, bw], axis=-1), f.time_major)]
+    return [sequence.from_time_major(fw, f.time_major), sequence.from_time_major(bw, f.time_major)]
+
+
+base.add_quantized(OP, base.QuantizedKernel(bind=_bind, reference=_reference,
+                                             infer=_infer(base.registered(OP), INT8_INPUTS)))
+base.add_quantized(BIOP, base.QuantizedKernel(bind=_bind, reference=_bireference,
+                                               infer=_infer(base.registered(BIOP), BI_INT8_INPUTS)))

@@ -25,33 +25,42 @@ def _weights(rng, shape, dtype=np.int8) -> np.ndarray:
     return rng.integers(-127, 128, size=shape).astype(np.int8)
 
 
-def hybrid_lstm_model(rng, t, b, i, n_cell, n_out, *, time_major=False, cifg=False, peephole=False,
-                      projection=False, proj_bias=False, layer_norm=False, act=4, cell_clip=0.0,
-                      proj_clip=0.0, asym=False, wtype=np.int8, types=None) -> tuple[bytes, tuple]:
-    """A one-op hybrid LSTM: int8 weights (per-tensor scales), float32 biases and states.
-    `types`: {input index: dtype} overrides (for the refusal tests)."""
-    types = types or {}
-    mb = ModelBuilder()
-    g = mb.subgraph()
-    xs = (t, b, i) if time_major else (b, t, i)
-    ins = [g.input("x", xs, F32)]
-
+def _direction(g, rng, tag: str, i: int, n_cell: int, n_out: int, *, cifg: bool, peephole: bool,
+               projection: bool, proj_bias: bool, wtype, types: dict) -> list[int]:
+    """One direction's 17 weight inputs (the unidirectional op's inputs 1-17): int8 weight
+    matrices, peepholes and projection (per-tensor scales), float32 biases; -1 where omitted.
+    `types`: {input index (1-17): dtype} overrides (for the refusal tests)."""
     def q(name, shape, scale, k):
         dt = types.get(k, wtype)
         if np.dtype(dt) == F32:
             return g.const(name, rng.normal(size=shape).astype(F32) * scale * 60)
         return g.const(name, _weights(rng, shape, dt), scale=scale, zero_point=0)
 
+    ids = []
     for k in range(1, 5):
-        ins.append(-1 if cifg and k == 1 else q(f"wx{k}", (n_cell, i), float(rng.uniform(0.005, 0.03)), k))
+        ids.append(-1 if cifg and k == 1 else q(f"{tag}wx{k}", (n_cell, i), float(rng.uniform(0.005, 0.03)), k))
     for k in range(5, 9):
-        ins.append(-1 if cifg and k == 5 else q(f"wh{k}", (n_cell, n_out), float(rng.uniform(0.003, 0.02)), k))
+        ids.append(-1 if cifg and k == 5 else q(f"{tag}wh{k}", (n_cell, n_out), float(rng.uniform(0.003, 0.02)), k))
     for k in range(9, 12):
-        ins.append(q(f"p{k}", (n_cell,), 0.01, k) if peephole and not (cifg and k == 9) else -1)
+        ids.append(q(f"{tag}p{k}", (n_cell,), 0.01, k) if peephole and not (cifg and k == 9) else -1)
     for k in range(12, 16):
-        ins.append(-1 if cifg and k == 12 else g.const(f"b{k}", (rng.normal(size=n_cell) * 0.3).astype(F32)))
-    ins.append(q("proj", (n_out, n_cell), 0.02, 16) if projection else -1)
-    ins.append(g.const("pb", (rng.normal(size=n_out) * 0.2).astype(F32)) if projection and proj_bias else -1)
+        ids.append(-1 if cifg and k == 12 else g.const(f"{tag}b{k}", (rng.normal(size=n_cell) * 0.3).astype(F32)))
+    ids.append(q(f"{tag}proj", (n_out, n_cell), 0.02, 16) if projection else -1)
+    ids.append(g.const(f"{tag}pb", (rng.normal(size=n_out) * 0.2).astype(F32)) if projection and proj_bias else -1)
+    return ids
+
+
+def hybrid_lstm_model(rng, t, b, i, n_cell, n_out, *, time_major=False, cifg=False, peephole=False,
+                      projection=False, proj_bias=False, layer_norm=False, act=4, cell_clip=0.0,
+                      proj_clip=0.0, asym=False, wtype=np.int8, types=None) -> tuple[bytes, tuple]:
+    """A one-op hybrid UNIDIRECTIONAL_SEQUENCE_LSTM: int8 weights (per-tensor scales), float32
+    biases and states. (The wh6 etc. names the refusal tests match come from _direction.)"""
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    xs = (t, b, i) if time_major else (b, t, i)
+    ins = [g.input("x", xs, F32)]
+    ins += _direction(g, rng, "", i, n_cell, n_out, cifg=cifg, peephole=peephole, projection=projection,
+                      proj_bias=proj_bias, wtype=wtype, types=types or {})
     ins.append(g.tensor("h", (b, n_out), F32, is_variable=True))
     ins.append(g.tensor("c", (b, n_cell), F32, is_variable=True))
     for k in range(20, 24):
@@ -64,7 +73,51 @@ def hybrid_lstm_model(rng, t, b, i, n_cell, n_out, *, time_major=False, cifg=Fal
     return mb.build(), xs
 
 
-def check_against_litert(model: bytes, xs: tuple, rng, backends=BACKENDS, zero_row: bool = True) -> None:
+def hybrid_bilstm_model(rng, t, b, i, n_cell, n_out, *, aux_mode="none", n_aux=3, time_major=False,
+                        merge=False, cifg=False, peephole=False, projection=False, act=4, cell_clip=0.0,
+                        asym=False, wtype=np.int8) -> tuple[bytes, list[tuple]]:
+    """A one-op hybrid BIDIRECTIONAL_SEQUENCE_LSTM. aux_mode: 'none'; 'aux' (an aux input and no
+    aux weights: the backward direction reads it); 'aux_w' (int8 aux weights in both)."""
+    mb = ModelBuilder()
+    g = mb.subgraph()
+
+    def seq(n):
+        return (t, b, n) if time_major else (b, t, n)
+
+    feeds = [seq(i)]
+    ins = [g.input("x", seq(i), F32)]
+    kw = dict(cifg=cifg, peephole=peephole, projection=projection, proj_bias=True, wtype=wtype, types={})
+    ins += _direction(g, rng, "fw", i, n_cell, n_out, **kw)
+    ins += _direction(g, rng, "bw", i, n_cell, n_out, **kw)
+    for tag in ("fw", "bw"):
+        ins.append(g.tensor(f"{tag}h", (b, n_out), F32, is_variable=True))
+        ins.append(g.tensor(f"{tag}c", (b, n_cell), F32, is_variable=True))
+    if aux_mode == "none":
+        ins += [-1] * 9
+    else:
+        if aux_mode == "aux":
+            n_aux = i
+        feeds.append(seq(n_aux))
+        ins.append(g.input("aux", seq(n_aux), F32))
+        for tag in ("fw", "bw"):
+            for k in range(4):
+                if aux_mode == "aux_w" and not (cifg and k == 0):
+                    ins.append(g.const(f"{tag}aux{k}", _weights(rng, (n_cell, n_aux), wtype),
+                                       scale=float(rng.uniform(0.005, 0.03)), zero_point=0))
+                else:
+                    ins.append(-1)
+    outs = [g.tensor("y", seq(2 * n_out), F32)] if merge else [g.tensor("yf", seq(n_out), F32),
+                                                              g.tensor("yb", seq(n_out), F32)]
+    g.op("BIDIRECTIONAL_SEQUENCE_LSTM", ins, outs, time_major=time_major, fused_activation_function=act,
+         cell_clip=cell_clip, proj_clip=0.0, merge_outputs=merge, asymmetric_quantize_inputs=asym)
+    g.output(*outs)
+    return mb.build(), feeds
+
+
+def check_against_litert(model: bytes, xs, rng, backends=BACKENDS, zero_row: bool = True) -> None:
+    """xs: the input's shape, or a list of every graph input's shape. Three invokes (the state
+    carried, then reset); every output against LiteRT's builtin kernel."""
+    shapes = xs if isinstance(xs, list) else [xs]
     theirs = litert_interpreter(model)
     theirs.allocate_tensors()
     ours = [tflite_jit.Interpreter(model_content=model, backend=be) for be in backends]
@@ -74,15 +127,18 @@ def check_against_litert(model: bytes, xs: tuple, rng, backends=BACKENDS, zero_r
         if k == 2:
             for it in (theirs, *ours):
                 it.reset_all_variables()
-        x = (rng.normal(size=xs) * rng.choice([0.3, 1.0, 3.0])).astype(F32)
+        feeds = [(rng.normal(size=s) * rng.choice([0.3, 1.0, 3.0])).astype(F32) for s in shapes]
         if k == 1 and zero_row:
-            x[0] = 0  # an all-zero batch row (batch-major) or step (time-major): products skipped
+            feeds[0][0] = 0  # an all-zero batch row (batch-major) or step (time-major): products skipped
         for it in (theirs, *ours):
-            it.set_tensor(it.get_input_details()[0]["index"], x)
+            for d, x in zip(it.get_input_details(), feeds):
+                it.set_tensor(d["index"], x)
             it.invoke()
-        want = theirs.get_tensor(theirs.get_output_details()[0]["index"])
-        for it, be in zip(ours, backends):
-            assert_close(it.get_tensor(it.get_output_details()[0]["index"]), want, what=f"invoke {k} {be}")
+        for j, d in enumerate(theirs.get_output_details()):
+            want = theirs.get_tensor(d["index"])
+            for it, be in zip(ours, backends):
+                got = it.get_tensor(it.get_output_details()[j]["index"])
+                assert_close(got, want, what=f"invoke {k} output {j} {be}")
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
@@ -109,7 +165,8 @@ def test_hybrid_lstm_reference(t, b, i, n_cell, time_major, cifg, peephole, proj
 
 
 @pytest.mark.parametrize("time_major,cifg,asym,act,cell_clip,b", [
-    (False, False, False, 4, 0.0, 1),   # what TF's converter emits for a Keras LSTM
+    (False, False, True, 4, 10.0, 1),   # what TF's converter emits for a Keras LSTM
+    (False, False, False, 4, 0.0, 1),
     (True, False, True, 4, 0.0, 3),
     (False, True, False, 1, 0.7, 2),
     (True, True, True, 3, 0.0, 2),
@@ -187,3 +244,20 @@ def test_converter_hybrid_lstm_runs_compiled(name: str) -> None:
     data = (pathlib.Path(__file__).parents[1] / "data" / f"{name}.tflite").read_bytes()
     rows = [r for r in placement(data) if r["op"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
     assert rows and all((r["backend"], r["variant"]) == ("numba_cpu", "hybrid") for r in rows), rows
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(t=st.integers(1, 4), b=st.integers(1, 3), i=st.integers(1, 12), n_cell=st.integers(2, 8),
+       aux_mode=st.sampled_from(["none", "aux", "aux_w"]), time_major=st.booleans(), merge=st.booleans(),
+       cifg=st.booleans(), peephole=st.booleans(), projection=st.booleans(), act=st.sampled_from([1, 4]),
+       asym=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_hybrid_bidirectional_lstm(t, b, i, n_cell, aux_mode, time_major, merge, cifg, peephole, projection,
+                                   act, asym, seed) -> None:
+    rng = np.random.default_rng(seed)
+    if merge and not time_major:
+        b = 1  # LiteRT 2.3 writes a merged batch-major output wrongly for batch > 1 (test_sequence.py)
+    n_out = int(rng.integers(1, 5)) if projection else n_cell
+    model, feeds = hybrid_bilstm_model(rng, t, b, i, n_cell, n_out, aux_mode=aux_mode, time_major=time_major,
+                                       merge=merge, cifg=cifg, peephole=peephole, projection=projection,
+                                       act=act, asym=asym)
+    check_against_litert(model, feeds, rng, backends=("reference",))
