@@ -137,14 +137,26 @@ def _accumulate(pre: dict[int, np.ndarray], v: np.ndarray, ws: list, scales: lis
         pre[g] = (pre[g] + qhybrid.quantized_matvec(q, sf, zp, ws[g], scales[g], asymmetric)).astype(F32)
 
 
+def gate_scalar_masks(cifg: bool, n_cell: int, n_batch: int, rows: int, row0: int) -> dict[int, np.ndarray]:
+    """Per sigmoid gate (0 input, 1 forget, 3 output), which of this call's [rows, n_cell] gate
+    values Eigen evaluates with its scalar logistic. EvalHybrid lays the gates out in one
+    scratch buffer (CIFG: cell, forget, output; else input, cell, forget, output), each
+    n_batch * n_cell floats; a batch-major row works on its slice, at row0 * n_cell."""
+    slots = {1: 1, 3: 2} if cifg else {0: 0, 1: 2, 3: 3}
+    return {g: sequence.eigen_scalar_mask(k * n_batch * n_cell + row0 * n_cell, rows * n_cell)
+            for g, k in slots.items()}
+
+
 def hybrid_direction(xs: np.ndarray, w: list, sc: Sequence[float], ln: list, aux: np.ndarray | None,
                      aux_w: list, aux_sc: Sequence[float], f: sequence.LstmAttrs, asymmetric: bool,
-                     h: np.ndarray, c: np.ndarray, reverse: bool = False
+                     h: np.ndarray, c: np.ndarray, reverse: bool = False,
+                     masks: dict[int, np.ndarray] | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """LstmStepHybrid over a time-major sequence xs [T, B, I] (all B rows in each step). w: the 17
     weights of one direction (the unidirectional op's inputs 1-17, 0-based here) with their
     scales `sc`; ln: 4 layer-norm coefficients or Nones; aux [T, B, n_aux] with its 4 weights
-    and scales (or None). Returns (outputs [T, B, n_output] in time order, h, c)."""
+    and scales (or None); masks: gate_scalar_masks for these rows. Returns (outputs
+    [T, B, n_output] in time order, h, c)."""
     w_x = [_as_int8(v) for v in w[0:4]]
     w_h = [_as_int8(v) for v in w[4:8]]
     peep = [None if w[k] is None else (_as_int8(w[k]).astype(F32) * np.float32(sc[k])).astype(F32)
@@ -157,6 +169,8 @@ def hybrid_direction(xs: np.ndarray, w: list, sc: Sequence[float], ln: list, aux
     gates = range(1, 4) if w_x[0] is None else range(4)
     n_batch, n_cell = c.shape
     n_time = xs.shape[0]
+    if masks is None:
+        masks = gate_scalar_masks(w_x[0] is None, n_cell, n_batch, n_batch, 0)
     outs = []
     for step in range(n_time):
         t = n_time - 1 - step if reverse else step
@@ -166,7 +180,7 @@ def hybrid_direction(xs: np.ndarray, w: list, sc: Sequence[float], ln: list, aux
         if aux is not None:
             _accumulate(pre, np.asarray(aux[t], F32), aux_w, list(aux_sc), asymmetric)
         _accumulate(pre, h, w_h, list(sc[4:8]), asymmetric)
-        out, c = sequence.lstm_cell(pre, c, peep, ln, bias, f, True)
+        out, c = sequence.lstm_cell(pre, c, peep, ln, bias, f, True, eigen=masks)
         if proj is not None:
             p = {0: np.zeros((n_batch, proj.shape[0]), F32) if proj_b is None
                  else np.broadcast_to(proj_b, (n_batch, proj.shape[0])).astype(F32)}
@@ -195,8 +209,11 @@ def run_direction(xs: np.ndarray, w: list, sc: Sequence[float], ln: list, aux: n
         y, h, c = hybrid_direction(xs, w, sc, ln, aux, aux_w, aux_sc, f, asymmetric, h0.copy(), c0.copy(),
                                    reverse)
     else:
+        cifg = w[0] is None
+        n_cell = c0.shape[1]
         rows = [hybrid_direction(xs[:, b:b + 1], w, sc, ln, None if aux is None else aux[:, b:b + 1],
-                                 aux_w, aux_sc, f, asymmetric, h0[b:b + 1].copy(), c0[b:b + 1].copy(), reverse)
+                                 aux_w, aux_sc, f, asymmetric, h0[b:b + 1].copy(), c0[b:b + 1].copy(), reverse,
+                                 gate_scalar_masks(cifg, n_cell, n_batch, 1, b))
                 for b in range(n_batch)]
         y = np.concatenate([r[0] for r in rows], axis=1) if rows else np.zeros(xs.shape[:2] + (h0.shape[1],), F32)
         h = np.concatenate([r[1] for r in rows]) if rows else h0

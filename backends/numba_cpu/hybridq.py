@@ -8,6 +8,8 @@ ops/qhybrid.py's NumPy reference rounds, and nothing is contracted into an FMA.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -134,3 +136,50 @@ def int_rows_gemm(XQ, W, o, rows, n, k):
             for i in range(k):
                 acc += np.int64(XQ[r * k + i]) * np.int64(W[c * k + i])
             o[r * n + c] = np.float32(acc)
+
+
+@numba.njit(**_JIT)
+def eigen_logistic(x):
+    """ops/sequence.py `eigen_logistic` for one float32 (LiteRT's LSTM gate sigmoid), precise."""
+    f = np.float32
+    if x < f(-104.0):
+        return f(0.0)
+    xh = f(min(x, f(16.6355324)) * f(0.5))
+    m = f(np.floor(f(f(xh * f(1.44269504088896341)) + f(0.5))))
+    r = f(f(m * f(-0.693359375)) + xh)
+    r = f(f(m * f(2.12194440e-4)) + r)
+    r2 = f(r * r)
+    p_even = f(f(r2 * f(4.1898667812347412109375e-2)) + f(0.49999141693115234375))
+    p_odd = f(f(r2 * f(8.33471305668354034423828125e-3)) + f(0.16666877269744873046875))
+    p = f(f(r * p_odd) + p_even)
+    p = f(f(r2 * p) + f(r + f(1.0)))
+    e = f(p * f(math.ldexp(1.0, int(m))))
+    e = f(e * e)
+    return f(e / f(f(1.0) + e))
+
+
+@numba.njit(**_JIT)
+def eigen_tanh(x):
+    """ops/sequence.py `eigen_tanh` for one float32 (LiteRT's LSTM tanh), precise."""
+    f = np.float32
+    xc = min(max(x, f(-7.90738964080810547)), f(7.90738964080810547))
+    x2 = f(xc * xc)
+    x3 = f(x2 * xc)
+    p = f(f(f(1.394553628e-8) * x2) + f(2.102733560e-5))
+    p = f(f(p * x2) + f(3.520756727e-3))
+    p = f(f(p * x2) + f(1.340216100e-1))
+    q = f(f(f(8.015776984e-7) * x2) + f(3.326951409e-4))
+    q = f(f(q * x2) + f(2.597254514e-2))
+    q = f(f(q * x2) + f(4.673548340e-1))
+    q = f(f(q * x2) + f(1.0))
+    p = f(f(x3 * p) + xc)
+    return f(p / q)
+
+
+@numba.njit(**_JIT)
+def eigen_logistic_scalar(x):
+    """ops/sequence.py `eigen_logistic_scalar` for one float32: Eigen's scalar logistic, which
+    LiteRT's vector loop uses before the first aligned packet and after the last."""
+    f = np.float32
+    e = f(math.exp(np.float64(min(x, f(16.6355324)))))
+    return f(e / f(f(1.0) + e))

@@ -1,7 +1,7 @@
-"""Hybrid (dynamic-range) UNIDIRECTIONAL_SEQUENCE_LSTM against LiteRT's builtin kernel
-(ops/hybrid_lstm.py, generators/lstm.py). Float within LiteRT's noise: LiteRT's own sigmoid /
-tanh differ from exp-based ones by an ulp (the float LSTM has the same noise), the integer
-products are exact. Every case runs twice with the state carried, then again after a reset."""
+"""Hybrid (dynamic-range) UNIDIRECTIONAL/BIDIRECTIONAL_SEQUENCE_LSTM against LiteRT's builtin
+kernel (ops/hybrid_lstm.py, generators/lstm.py): bit-exact, the gate sigmoid / tanh being
+LiteRT's (Eigen's formulas, ops/sequence.py eigen_logistic / eigen_tanh). Every case runs twice
+with the state carried, then again after a reset."""
 
 from __future__ import annotations
 
@@ -114,9 +114,12 @@ def hybrid_bilstm_model(rng, t, b, i, n_cell, n_out, *, aux_mode="none", n_aux=3
     return mb.build(), feeds
 
 
-def check_against_litert(model: bytes, xs, rng, backends=BACKENDS, zero_row: bool = True) -> None:
+def check_against_litert(model: bytes, xs, rng, backends=BACKENDS, zero_row: bool = True,
+                         exact: bool = True) -> None:
     """xs: the input's shape, or a list of every graph input's shape. Three invokes (the state
-    carried, then reset); every output against LiteRT's builtin kernel."""
+    carried, then reset); every output equal to LiteRT's builtin kernel's, to the bit (`exact`),
+    or within the float contract (random configurations: about 5 in 1,000 differ by an ulp
+    somewhere, see docs/quantization.md)."""
     shapes = xs if isinstance(xs, list) else [xs]
     theirs = litert_interpreter(model)
     theirs.allocate_tensors()
@@ -138,7 +141,10 @@ def check_against_litert(model: bytes, xs, rng, backends=BACKENDS, zero_row: boo
             want = theirs.get_tensor(d["index"])
             for it, be in zip(ours, backends):
                 got = it.get_tensor(it.get_output_details()[j]["index"])
-                assert_close(got, want, what=f"invoke {k} output {j} {be}")
+                if exact:
+                    np.testing.assert_array_equal(got, want, err_msg=f"invoke {k} output {j} {be}")
+                else:
+                    assert_close(got, want, what=f"invoke {k} output {j} {be}")
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
@@ -151,17 +157,11 @@ def test_hybrid_lstm_reference(t, b, i, n_cell, time_major, cifg, peephole, proj
                                layer_norm, act, cell_clip, proj_clip, asym, wtype, seed) -> None:
     rng = np.random.default_rng(seed)
     n_out = int(rng.integers(1, 8)) if projection else n_cell
-    if projection:
-        # With one cell the projected state is that cell times the integer weights, so its
-        # elements stand in exact integer ratios (21 / 42) and land exactly on a rounding tie
-        # of the next step's quantization, where LiteRT's sigmoid (Eigen's, an ulp away from
-        # exp-based ones) decides the rounding. Real layers have more than one cell.
-        n_cell = max(n_cell, 2)
     model, xs = hybrid_lstm_model(rng, t, b, i, n_cell, n_out, time_major=time_major, cifg=cifg,
                                   peephole=peephole, projection=projection, proj_bias=proj_bias,
                                   layer_norm=layer_norm, act=act, cell_clip=cell_clip,
                                   proj_clip=proj_clip if projection else 0.0, asym=asym, wtype=wtype)
-    check_against_litert(model, xs, rng, backends=("reference",))
+    check_against_litert(model, xs, rng, backends=("reference",), exact=False)
 
 
 @pytest.mark.parametrize("time_major,cifg,asym,act,cell_clip,b", [
@@ -220,7 +220,7 @@ def test_hybrid_lstm_compiled_random(t, b, i, n_cell, time_major, cifg, act, cel
     rng = np.random.default_rng(seed)
     model, xs = hybrid_lstm_model(rng, t, b, i, n_cell, n_cell, time_major=time_major, cifg=cifg, act=act,
                                   cell_clip=cell_clip, asym=asym, wtype=wtype)
-    check_against_litert(model, xs, rng)
+    check_against_litert(model, xs, rng, exact=False)
     rows = [r for r in placement(model) if r["op"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
     # uint8 weights read as int8 may hold -128, which LiteRT's SSE dot mis-multiplies in blocks of
     # 16 columns: those nodes stay on the reference (which reproduces it)
@@ -236,17 +236,34 @@ def test_hybrid_lstm_minus128_weights_stay_on_reference() -> None:
 
 
 @pytest.mark.parametrize("name", ["tf_lstm_dynamic_range", "tf_bilstm_dynamic_range"])
-def test_converter_hybrid_lstm_runs_compiled(name: str) -> None:
-    """TF's converter output (tests/data, make_tf_models.py): every LSTM node compiled; the
-    numbers against LiteRT are tests/test_tf_models.py's."""
+def test_converter_hybrid_lstm_bit_exact(name: str) -> None:
+    """TF's converter output (tests/data, make_tf_models.py): every LSTM node compiled, and every
+    LSTM output equal to LiteRT's builtin kernel's over 30 invokes with the state carried."""
     import pathlib
 
     data = (pathlib.Path(__file__).parents[1] / "data" / f"{name}.tflite").read_bytes()
     rows = [r for r in placement(data) if r["op"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
     assert rows and all((r["backend"], r["variant"]) == ("numba_cpu", "hybrid") for r in rows), rows
+    theirs = litert_interpreter(data, experimental_preserve_all_tensors=True)
+    ours = [tflite_jit.Interpreter(model_content=data, backend=be, experimental_preserve_all_tensors=True)
+            for be in BACKENDS]
+    for it in (theirs, *ours):
+        it.allocate_tensors()
+    lstm_outs = [op["outputs"][0] for op in theirs._get_ops_details()
+                 if op["op_name"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+    rng = np.random.default_rng(0)
+    d = theirs.get_input_details()[0]
+    for k in range(30):
+        x = rng.integers(0, 50, size=d["shape"]).astype(d["dtype"])
+        for it in (theirs, *ours):
+            it.set_tensor(it.get_input_details()[0]["index"], x)
+            it.invoke()
+        for i in lstm_outs:
+            for it, be in zip(ours, BACKENDS):
+                np.testing.assert_array_equal(it.get_tensor(i), theirs.get_tensor(i), err_msg=f"invoke {k} {be}")
 
 
-@settings(max_examples=25, deadline=None, derandomize=True)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(t=st.integers(1, 4), b=st.integers(1, 3), i=st.integers(1, 12), n_cell=st.integers(2, 8),
        aux_mode=st.sampled_from(["none", "aux", "aux_w"]), time_major=st.booleans(), merge=st.booleans(),
        cifg=st.booleans(), peephole=st.booleans(), projection=st.booleans(), act=st.sampled_from([1, 4]),
@@ -260,4 +277,4 @@ def test_hybrid_bidirectional_lstm(t, b, i, n_cell, aux_mode, time_major, merge,
     model, feeds = hybrid_bilstm_model(rng, t, b, i, n_cell, n_out, aux_mode=aux_mode, time_major=time_major,
                                        merge=merge, cifg=cifg, peephole=peephole, projection=projection,
                                        act=act, asym=asym)
-    check_against_litert(model, feeds, rng, backends=("reference",))
+    check_against_litert(model, feeds, rng, backends=("reference",), exact=False)

@@ -24,6 +24,7 @@ from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.base import Quantized
+from tflite_jit.ops.hybrid_lstm import gate_scalar_masks
 from tflite_jit.ops.qhybrid import HybridAttrs
 
 _UNSUPPORTED_INPUTS = {9: "peepholes", 10: "peepholes", 11: "peepholes", 16: "projection", 17: "projection",
@@ -159,8 +160,8 @@ def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
     The integer dot products run as axpys over the four gates' output rows at once (weights
     transposed to [k, 4 * n_cell], int8 so they stay in L1): float accumulators that hold exact
     integers (float32 while sum |w| * max|q| < 2**24, else float64), so no reduction is
-    reassociated and the module needs no fast-math. The sigmoids use the vectorizable `_exp32`
-    (an ulp from libm's exp, as LiteRT's own Eigen logistic is); tanh is libm's."""
+    reassociated and the module needs no fast-math. The gate sigmoid and tanh are LiteRT's
+    (Eigen's formulas, hybridq.eigen_logistic / eigen_tanh), so the kernel is bit-exact."""
     f = a.base
     for i, what in _UNSUPPORTED_INPUTS.items():
         if _input(req, i) is not None:
@@ -195,22 +196,27 @@ def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
     qmax = 255 if a.asymmetric else 127
     worst = max(float(np.abs(w.astype(np.int64)).sum(axis=1).max(initial=0)) for w in (wx, wh)) * qmax
     acc = "float32" if worst < float(1 << 24) else "float64"
+    # which gate values LiteRT's Eigen loop computes with its scalar logistic (ops/hybrid_lstm.py)
+    groups, rows = (1, B) if f.time_major else (B, 1)
+    sm = np.zeros((G, B, n_cell), np.uint8)
+    for b0 in range(0, B, rows):
+        for g, m in gate_scalar_masks(cifg, n_cell, B, rows, b0).items():
+            sm[gates.index(g), b0:b0 + rows] = m.reshape(rows, n_cell)
     swx = np.asarray([a.w_scales[1 + g] for g in gates], np.float32)
     swh = np.asarray([a.w_scales[5 + g] for g in gates], np.float32)
     names = {0: "x", 12: "bi", 13: "bf", 14: "bc", 15: "bo", 18: "hs", 19: "cs"}
     used = [0] + [12 + g for g in gates] + [18, 19]
     args = [(Arg("input", i), names[i]) for i in used] + [(Arg("output", 0), "o0")]
     args += [(Arg("const", value=np.ascontiguousarray(v)), n)
-             for v, n in ((wx.T, "WXT"), (wh.T, "WHT"), (swx, "SWX"), (swh, "SWH"))]
+             for v, n in ((wx.T, "WXT"), (wh.T, "WHT"), (swx, "SWX"), (swh, "SWH"), (sm, "SM"))]
     arglist, params = emit.signature(args)
     gn = ["i", "f", "c", "o"]
     gi = {gn[g]: k for k, g in enumerate(gates)}
     GN = G * n_cell
-    groups, rows = (1, B) if f.time_major else (B, 1)
     xo = f"(t * {B} + b) * {n_in}" if f.time_major else f"(b * {T} + t) * {n_in}"
     o_at = "o0[t, b, n]" if f.time_major else "o0[b, t, n]"
     asym = bool(a.asymmetric)
-    act = _ACT[f.activation]
+    act = "eigen_tanh({})" if f.activation == "TANH" else _ACT[f.activation]
     clip = float(f.cell_clip)
     one = "np.float32(1.0)"
     body = [f"def entry({params}):",
@@ -275,15 +281,15 @@ def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
                  f"                        acc = np.float32(acc + np.float32(np.float32(DH[{k * n_cell} + n]) * sh))",
                  f"                    pre[{k}, n] = acc"]
     body += [f"                for n in range({n_cell}):",
-             f"                    f = np.float32({one} / np.float32({one} + _exp32(-pre[{gi['f']}, n])))",
+             f"                    f = lg(pre[{gi['f']}, n], SM[{gi['f']}, b, n])",
              (f"                    i = np.float32({one} - f)" if cifg else
-              f"                    i = np.float32({one} / np.float32({one} + _exp32(-pre[{gi['i']}, n])))"),
+              f"                    i = lg(pre[{gi['i']}, n], SM[{gi['i']}, b, n])"),
              "                    g = np.float32(" + act.format(f"pre[{gi['c']}, n]") + ")",
              "                    cn = np.float32(np.float32(f * c[b, n]) + np.float32(i * g))"]
     if clip > 0:
         body += [f"                    cn = min(max(cn, np.float32({-clip!r})), np.float32({clip!r}))"]
     body += ["                    c[b, n] = cn",
-             f"                    o = np.float32({one} / np.float32({one} + _exp32(-pre[{gi['o']}, n])))",
+             f"                    o = lg(pre[{gi['o']}, n], SM[{gi['o']}, b, n])",
              f"                    pre[{gi['o']}, n] = np.float32(o * np.float32({act.format('cn')}))",
              f"                for n in range({n_cell}):",
              f"                    h[b, n] = pre[{gi['o']}, n]",
@@ -292,6 +298,8 @@ def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
              f"        for n in range({n_cell}):",
              "            hs[b, n] = h[b, n]",
              "            cs[b, n] = c[b, n]"]
-    src = (printer.PRELUDE + printer.EXP_PRELUDE + emit.helper_import(hybridq, "hq_row") + "\n\n" + _PRECISE
+    src = (printer.PRELUDE + emit.helper_import(hybridq, "hq_row", "eigen_logistic", "eigen_logistic_scalar", "eigen_tanh")
+           + "\n\n@numba.njit(inline='always')\ndef lg(x, scalar):\n"
+           + "    return eigen_logistic_scalar(x) if scalar else eigen_logistic(x)\n" + "\n\n" + _PRECISE
            + "\n" + "\n".join(body) + "\n")
     return KernelSource(src, "entry", arglist, False)
