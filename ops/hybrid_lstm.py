@@ -16,7 +16,9 @@ input is float32 and input_to_output_weights int8 / uint8). Per time step (LstmS
   quirk);
 * peephole weights are int8 too, dequantized (float32(q) * scale) and applied in float;
 * the rest is the float LSTM's gate math (ops/sequence.py `lstm_cell`: layer norm, sigmoid,
-  the cell activation, cell clip, LiteRT's activation-NONE quirk);
+  the cell activation, cell clip, LiteRT's activation-NONE quirk) with LiteRT's own gate
+  functions (Eigen's logistic and tanh, and which elements get Eigen's scalar logistic:
+  `gate_scalar_masks`) and layer norm, so that the re-quantized state matches to the bit;
 * with projection weights (int8), o * act(c) is quantized per row (skipped when all zero) and
   multiplied into the projection bias (or zeros), then clipped.
 
