@@ -12,6 +12,9 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 #: fastmath=False explicitly: a callee without the option inherits its caller's fast-math
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", boundscheck=False)
@@ -138,12 +141,18 @@ def int_rows_gemm(XQ, W, o, rows, n, k):
             o[r * n + c] = np.float32(acc)
 
 
-@numba.njit(**_JIT)
+@intrinsic
+def _f32_from_bits(typingctx, x):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+@numba.njit(inline="always", **_JIT)
 def eigen_logistic(x):
-    """ops/sequence.py `eigen_logistic` for one float32 (LiteRT's LSTM gate sigmoid), precise."""
+    """ops/sequence.py `eigen_logistic` for one float32 (LiteRT's LSTM gate sigmoid), precise
+    and branch-free (inlined into the caller's loop, which then vectorizes)."""
     f = np.float32
-    if x < f(-104.0):
-        return f(0.0)
     xh = f(min(x, f(16.6355324)) * f(0.5))
     m = f(np.floor(f(f(xh * f(1.44269504088896341)) + f(0.5))))
     r = f(f(m * f(-0.693359375)) + xh)
@@ -153,12 +162,15 @@ def eigen_logistic(x):
     p_odd = f(f(r2 * f(8.33471305668354034423828125e-3)) + f(0.16666877269744873046875))
     p = f(f(r * p_odd) + p_even)
     p = f(f(r2 * p) + f(r + f(1.0)))
-    e = f(p * f(math.ldexp(1.0, int(m))))
+    # 2**m from its bits (m in [-76, 12] once x >= -104; below, the result is 0 anyway)
+    mi = np.int32(max(m, f(-126.0)))
+    e = f(p * _f32_from_bits(np.int32((mi + np.int32(127)) << np.int32(23))))
     e = f(e * e)
-    return f(e / f(f(1.0) + e))
+    y = f(e / f(f(1.0) + e))
+    return f(0.0) if x < f(-104.0) else y
 
 
-@numba.njit(**_JIT)
+@numba.njit(inline="always", **_JIT)
 def eigen_tanh(x):
     """ops/sequence.py `eigen_tanh` for one float32 (LiteRT's LSTM tanh), precise."""
     f = np.float32

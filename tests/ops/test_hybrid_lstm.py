@@ -164,17 +164,21 @@ def test_hybrid_lstm_reference(t, b, i, n_cell, time_major, cifg, peephole, proj
     check_against_litert(model, xs, rng, backends=("reference",), exact=False)
 
 
-@pytest.mark.parametrize("time_major,cifg,asym,act,cell_clip,b", [
-    (False, False, True, 4, 10.0, 1),   # what TF's converter emits for a Keras LSTM
-    (False, False, False, 4, 0.0, 1),
-    (True, False, True, 4, 0.0, 3),
-    (False, True, False, 1, 0.7, 2),
-    (True, True, True, 3, 0.0, 2),
+@pytest.mark.parametrize("time_major,cifg,asym,act,cell_clip,b,n_cell", [
+    (False, False, True, 4, 10.0, 1, 24),   # what TF's converter emits for a Keras LSTM
+    (False, False, False, 4, 0.0, 1, 24),
+    (True, False, True, 4, 0.0, 3, 24),
+    (False, True, False, 1, 0.7, 2, 24),
+    (True, True, True, 3, 0.0, 2, 24),
+    # cell counts that are not multiples of 4: Eigen's scalar logistic on some gate elements
+    (False, True, False, 4, 0.0, 3, 11),
+    (True, False, True, 4, 0.5, 2, 13),
 ])
-def test_hybrid_lstm_compiled(time_major, cifg, asym, act, cell_clip, b) -> None:
-    """The Numba kernel (generators/lstm.py) on the shapes the converter emits, and more."""
+def test_hybrid_lstm_compiled(time_major, cifg, asym, act, cell_clip, b, n_cell) -> None:
+    """The Numba kernel (generators/lstm.py) on the shapes the converter emits, and more:
+    bit-exact, like the reference."""
     rng = np.random.default_rng(7)
-    model, xs = hybrid_lstm_model(rng, 6, b, 20, 24, 24, time_major=time_major, cifg=cifg, asym=asym,
+    model, xs = hybrid_lstm_model(rng, 6, b, 20, n_cell, n_cell, time_major=time_major, cifg=cifg, asym=asym,
                                   act=act, cell_clip=cell_clip)
     check_against_litert(model, xs, rng)
     rows = [r for r in placement(model) if r["op"] == "UNIDIRECTIONAL_SEQUENCE_LSTM"]

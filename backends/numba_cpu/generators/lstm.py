@@ -235,6 +235,7 @@ def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
             f"    DX = np.empty({GN}, np.{acc})",
             f"    DH = np.empty({GN}, np.{acc})",
             f"    pre = np.empty(({G}, {n_cell}), np.float32)",
+            f"    sg = np.empty(({G}, {n_cell}), np.float32)",
             f"    for grp in range({groups}):",
             f"        r0 = grp * {rows}",
             f"        for t in range({T}):",
@@ -280,26 +281,31 @@ def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
                  "                    if hnz:",
                  f"                        acc = np.float32(acc + np.float32(np.float32(DH[{k * n_cell} + n]) * sh))",
                  f"                    pre[{k}, n] = acc"]
+    sig_gates = [gi[g] for g in (["f", "o"] if cifg else ["i", "f", "o"])]
+    # the sigmoids: Eigen's packet logistic over the row (vectorized), then its scalar one where
+    # LiteRT's loop runs scalars (SM)
+    body += [f"                for n in range({n_cell}):"]
+    body += [f"                    sg[{k}, n] = eigen_logistic(pre[{k}, n])" for k in sig_gates]
+    body += [f"                for n in range({n_cell}):"]
+    for k in sig_gates:
+        body += [f"                    if SM[{k}, b, n]:",
+                 f"                        sg[{k}, n] = eigen_logistic_scalar(pre[{k}, n])"]
     body += [f"                for n in range({n_cell}):",
-             f"                    f = lg(pre[{gi['f']}, n], SM[{gi['f']}, b, n])",
-             (f"                    i = np.float32({one} - f)" if cifg else
-              f"                    i = lg(pre[{gi['i']}, n], SM[{gi['i']}, b, n])"),
+             f"                    f = sg[{gi['f']}, n]",
+             (f"                    i = np.float32({one} - f)" if cifg else f"                    i = sg[{gi['i']}, n]"),
              "                    g = np.float32(" + act.format(f"pre[{gi['c']}, n]") + ")",
              "                    cn = np.float32(np.float32(f * c[b, n]) + np.float32(i * g))"]
     if clip > 0:
         body += [f"                    cn = min(max(cn, np.float32({-clip!r})), np.float32({clip!r}))"]
     body += ["                    c[b, n] = cn",
-             f"                    o = lg(pre[{gi['o']}, n], SM[{gi['o']}, b, n])",
-             f"                    pre[{gi['o']}, n] = np.float32(o * np.float32({act.format('cn')}))",
-             f"                for n in range({n_cell}):",
-             f"                    h[b, n] = pre[{gi['o']}, n]",
-             f"                    {o_at} = h[b, n]"]
+             f"                    hn = np.float32(sg[{gi['o']}, n] * np.float32({act.format('cn')}))",
+             "                    h[b, n] = hn",
+             f"                    {o_at} = hn"]
     body += [f"    for b in range({B}):",
              f"        for n in range({n_cell}):",
              "            hs[b, n] = h[b, n]",
              "            cs[b, n] = c[b, n]"]
-    src = (printer.PRELUDE + emit.helper_import(hybridq, "hq_row", "eigen_logistic", "eigen_logistic_scalar", "eigen_tanh")
-           + "\n\n@numba.njit(inline='always')\ndef lg(x, scalar):\n"
-           + "    return eigen_logistic_scalar(x) if scalar else eigen_logistic(x)\n" + "\n\n" + _PRECISE
+    src = (printer.PRELUDE + emit.helper_import(hybridq, "hq_row", "eigen_logistic", "eigen_logistic_scalar",
+                                                "eigen_tanh") + "\n\n" + _PRECISE
            + "\n" + "\n".join(body) + "\n")
     return KernelSource(src, "entry", arglist, False)
