@@ -118,7 +118,7 @@ def check_against_litert(model: bytes, xs, rng, backends=BACKENDS, zero_row: boo
                          exact: bool = True) -> None:
     """xs: the input's shape, or a list of every graph input's shape. Three invokes (the state
     carried, then reset); every output equal to LiteRT's builtin kernel's, to the bit (`exact`),
-    or within the float contract (random configurations: about 5 in 1,000 differ by an ulp
+    or within the float contract (random configurations: 5-7 in 1,000 differ by an ulp
     somewhere, see docs/quantization.md)."""
     shapes = xs if isinstance(xs, list) else [xs]
     theirs = litert_interpreter(model)
