@@ -12,6 +12,10 @@ time-major. Peepholes, projection, layer normalisation, diagonal recurrent weigh
 activation NONE (whose LiteRT quirks the reference reproduces) stay on `reference`.
 Weights are run-time arguments (the op's input buffers), not baked into the code: a retrained
 model reuses the compiled kernel.
+
+The dynamic-range form (int8 weights, ops/hybrid_lstm.py) has its own generator below
+(`generate_hybrid_lstm`): constant int8 weights packed at plan time, the per-step quantization
+and LiteRT's gate functions from ../hybridq.py, bit-exact with the reference and LiteRT.
 """
 
 from __future__ import annotations
