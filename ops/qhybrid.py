@@ -525,12 +525,19 @@ def _hybrid_matvec(v: np.ndarray, w: np.ndarray, w_scale: float, asymmetric: boo
     quantized per row, multiplied with int8 w [units, n]; returns (float32(acc) * (sf * sw)
     per row [B, units], rows that are all zero)."""
     q, sf, zp = quantize_rows(v, asymmetric)
+    return quantized_matvec(q, sf, zp, w, w_scale, asymmetric), ~np.any(v != 0, axis=1)
+
+
+def quantized_matvec(q: np.ndarray, sf: np.ndarray, zp: np.ndarray, w: np.ndarray, w_scale: float,
+                     asymmetric: bool) -> np.ndarray:
+    """The product half of `_hybrid_matvec` on rows quantize_rows already quantized (LiteRT
+    quantizes a step's input once for all the gates that read it)."""
     acc = np.rint(q.astype(np.float64) @ w.astype(np.float64).T).astype(np.int64)
     acc = acc + _minus128_error(q, w)
     if asymmetric:
         acc = acc - zp[:, None] * w.astype(np.int64).sum(axis=1)[None, :]
     s = (sf * np.float32(w_scale)).astype(F32)
-    return (acc.astype(F32) * s[:, None]).astype(F32), ~np.any(v != 0, axis=1)
+    return (acc.astype(F32) * s[:, None]).astype(F32)
 
 
 def _rnn_reference(inputs: Sequence[np.ndarray | None], a: RnnHybridAttrs) -> list[np.ndarray]:

@@ -55,6 +55,8 @@ class LstmAttrs:
     merge_outputs: bool = False
     diagonal_recurrent: bool = False
     state_inputs: tuple[int, ...] = (18, 19)
+    #: how a hybrid node (int8 weights, ops/qhybrid.py) quantizes its float input; float ignores it
+    asymmetric_quantize_inputs: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def _parse_lstm(o: dict[str, Any]) -> LstmAttrs:
     act = activation_name(o["fused_activation_function"])
     return LstmAttrs(activation=act, cell_clip=float(o["cell_clip"]), proj_clip=float(o["proj_clip"]),
                      time_major=bool(o["time_major"]),
-                     diagonal_recurrent=bool(o["diagonal_recurrent_tensors"]))
+                     diagonal_recurrent=bool(o["diagonal_recurrent_tensors"]),
+                     asymmetric_quantize_inputs=bool(o["asymmetric_quantize_inputs"]))
 
 
 def _parse_bilstm(o: dict[str, Any]) -> LstmAttrs:
@@ -90,7 +93,8 @@ def _parse_bilstm(o: dict[str, Any]) -> LstmAttrs:
     act = activation_name(o["fused_activation_function"])
     return LstmAttrs(activation=act, cell_clip=float(o["cell_clip"]), proj_clip=float(o["proj_clip"]),
                      time_major=bool(o["time_major"]), merge_outputs=bool(o["merge_outputs"]),
-                     state_inputs=(35, 36, 37, 38))
+                     state_inputs=(35, 36, 37, 38),
+                     asymmetric_quantize_inputs=bool(o["asymmetric_quantize_inputs"]))
 
 
 def _parse_rnn(o: dict[str, Any]) -> RnnAttrs:
@@ -119,8 +123,10 @@ def expect_f32(ctx: InferCtx, i: int, shape: tuple[int, ...], what: str, optiona
                       f"expected {list(shape)}")
     if np.dtype(ctx.dtypes[i]) != F32:
         raise OpError(f"{ctx.op_name}: {what} '{ctx.name(i)}' (input {i}) is "
-                      f"{np.dtype(ctx.dtypes[i]).name}; only float32 is supported (hybrid/quantized "
-                      "LSTM weights are not)")
+                      f"{np.dtype(ctx.dtypes[i]).name}; this node takes float32 here (a float32 "
+                      "node: every tensor float32; a hybrid one, float32 input with int8 "
+                      "input_to_output_weights: int8 weight matrices and peepholes, float32 biases, "
+                      "states and layer-norm coefficients); store it as float32 or int8 accordingly")
     return True
 
 
@@ -304,6 +310,89 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
         return (np.float32(1) / (np.float32(1) + np.exp(-x))).astype(np.float32)
 
 
+# LiteRT's LSTM kernels apply their gate functions through Eigen (tensor_utils'
+# ApplySigmoidToVector / ApplyTanhToVector: `.array().logistic()` / `.tanh()`), whose float
+# packet code is an approximation of its own. Probed against LiteRT 2.3 on x86 (every position
+# of vectors of 5 to 1003 values, inputs N(0, 4)): equal to the bit with the formulas below,
+# evaluated in float32 without fused multiply-adds. The hybrid LSTM uses them: its recurrence
+# re-quantizes the state every step, where an ulp can move a quantized value.
+
+_LOGISTIC_P = tuple(np.float32(c) for c in (4.1898667812347412109375e-2, 0.49999141693115234375,
+                                            8.33471305668354034423828125e-3, 0.16666877269744873046875))
+_TANH_ALPHA = tuple(np.float32(c) for c in (1.394553628e-8, 2.102733560e-5, 3.520756727e-3, 1.340216100e-1))
+_TANH_BETA = tuple(np.float32(c) for c in (8.015776984e-7, 3.326951409e-4, 2.597254514e-2, 4.673548340e-1, 1.0))
+
+
+def eigen_logistic(x: np.ndarray) -> np.ndarray:
+    """Eigen's float logistic: exp(x) / (1 + exp(x)), exp(x) = exp(x/2)^2 with a Cephes-style
+    range reduction and a degree-5 polynomial; 0 below -104, x clamped at 16.6355324."""
+    f = np.float32
+    x0 = np.asarray(x, f)
+    xh = (np.minimum(x0, f(16.6355324)) * f(0.5)).astype(f)
+    m = np.floor((xh * f(1.44269504088896341)).astype(f) + f(0.5)).astype(f)
+    r = ((m * f(-0.693359375)).astype(f) + xh).astype(f)
+    r = ((m * f(2.12194440e-4)).astype(f) + r).astype(f)
+    r2 = (r * r).astype(f)
+    p4, p2, p5, p3 = _LOGISTIC_P
+    p_even = ((r2 * p4).astype(f) + p2).astype(f)
+    p_odd = ((r2 * p5).astype(f) + p3).astype(f)
+    p = ((r * p_odd).astype(f) + p_even).astype(f)
+    p = ((r2 * p).astype(f) + (r + f(1)).astype(f)).astype(f)
+    with np.errstate(over="ignore"):
+        e = (p * np.exp2(m.astype(np.float64)).astype(f)).astype(f)  # exact: a power of two
+        e = (e * e).astype(f)
+        out = (e / (f(1) + e).astype(f)).astype(f)
+    return np.where(x0 < f(-104), f(0), out).astype(f)
+
+
+def eigen_logistic_scalar(x: np.ndarray) -> np.ndarray:
+    """Eigen's scalar logistic (the elements its vector loop does not cover, see
+    eigen_scalar_mask): e = expf(min(x, 16.6355324)), e / (1 + e)."""
+    f = np.float32
+    with np.errstate(over="ignore"):
+        e = np.exp(np.minimum(np.asarray(x, f), f(16.6355324)).astype(np.float64)).astype(f)
+        return (e / (f(1) + e).astype(f)).astype(f)
+
+
+def eigen_scalar_mask(offset: int, length: int) -> np.ndarray:
+    """Which elements of a vector Eigen's loop evaluates with the scalar function: LiteRT's SSE
+    build runs 4-float packets from the first 16-byte-aligned element (the scratch buffer is
+    aligned; `offset` is the vector's position in it, in floats) and scalars before and after.
+    Probed (264 gate vectors: CIFG or not, batch 1-3, 1-22 cells): exact."""
+    mask = np.zeros(length, bool)
+    lead = min(length, (-offset) % 4)
+    mask[:lead] = True
+    mask[lead + (length - lead) // 4 * 4:] = True
+    return mask
+
+
+def gate_logistic(x: np.ndarray, scalar: np.ndarray | None) -> np.ndarray:
+    """LiteRT's ApplySigmoidToVector on a gate's scratch vector x ([rows, n_cell], laid out
+    row-major in the scratch): Eigen's packet logistic, its scalar one where `scalar` is set."""
+    out = eigen_logistic(x)
+    if scalar is not None and scalar.any():
+        m = scalar.reshape(x.shape)
+        out = np.where(m, eigen_logistic_scalar(x), out).astype(np.float32)
+    return out
+
+
+def eigen_tanh(x: np.ndarray) -> np.ndarray:
+    """Eigen's float tanh (EIGEN_FAST_MATH): a 9/8-degree rational function of x clamped to
+    +-7.90738964080810547, x * (1 + x^2 P(x^2)) / Q(x^2)."""
+    f = np.float32
+    xc = np.clip(np.asarray(x, f), f(-7.90738964080810547), f(7.90738964080810547)).astype(f)
+    x2 = (xc * xc).astype(f)
+    x3 = (x2 * xc).astype(f)
+    p = np.full_like(xc, _TANH_ALPHA[0])
+    for c in _TANH_ALPHA[1:]:
+        p = ((p * x2).astype(f) + c).astype(f)
+    q = np.full_like(xc, _TANH_BETA[0])
+    for c in _TANH_BETA[1:]:
+        q = ((q * x2).astype(f) + c).astype(f)
+    p = ((x3 * p).astype(f) + xc).astype(f)
+    return (p / q).astype(f)
+
+
 def _layer_norm(x: np.ndarray) -> np.ndarray:
     mean = x.mean(axis=-1, keepdims=True, dtype=np.float32)
     var = np.square(x - mean).mean(axis=-1, keepdims=True, dtype=np.float32)
@@ -314,11 +403,67 @@ def as_f32(v: np.ndarray | None) -> np.ndarray | None:
     return None if v is None else np.asarray(v, np.float32)
 
 
-def _gate_finish(pre: np.ndarray, ln: np.ndarray | None, bias: np.ndarray, use_ln: bool) -> np.ndarray:
-    """Bias (after layer normalisation and its coefficients, when the model has them)."""
+def litert_layer_norm(x: np.ndarray) -> np.ndarray:
+    """LiteRT's MeanStddevNormalization (portable, which its x86 build runs) per row: float32
+    sums in element order, mean = sum / n, variance likewise, then (x - mean) times
+    1 / sqrt(variance + 1e-8)."""
+    f = np.float32
+    x = np.asarray(x, f)
+    n = f(x.shape[-1])
+    mean = (np.cumsum(x, axis=-1, dtype=f)[..., -1:] / n).astype(f)
+    diff = (x - mean).astype(f)
+    var = (np.cumsum((diff * diff).astype(f), axis=-1, dtype=f)[..., -1:] / n).astype(f)
+    inv = (f(1) / np.sqrt((var + _LAYER_NORM_EPS).astype(f))).astype(f)
+    return (diff * inv).astype(f)
+
+
+def _gate_finish(pre: np.ndarray, ln: np.ndarray | None, bias: np.ndarray | None, use_ln: bool,
+                 norm=_layer_norm) -> np.ndarray:
+    """Bias (after layer normalisation and its coefficients, when the model has them; None: the
+    pre-activation already holds it)."""
     if use_ln:
-        return _layer_norm(pre) * ln + bias
-    return pre + bias
+        return (norm(pre) * ln).astype(np.float32) + bias
+    return pre if bias is None else pre + bias
+
+
+def lstm_cell(pre: dict[int, np.ndarray], c: np.ndarray, peep: list, ln: list, bias: list, a: LstmAttrs,
+              bias_added: bool, cell_gate: np.ndarray | None = None,
+              eigen: dict[int, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One step's gate math from the gate pre-activations `pre` (0 input, 1 forget, 2 cell,
+    3 output; no 0 with CIFG) and the old cell state: returns (o * act(new c) before any
+    projection, new c). Shared by the float kernel below and the hybrid one (ops/qhybrid.py),
+    whose pre-activations already hold the bias (`bias_added`, LiteRT's order without layer
+    norm). `cell_gate`: the cell gate where a LiteRT quirk replaces it (see lstm_direction);
+    `peep`: float32 peephole weights (dequantized for hybrid) or Nones. `eigen`: evaluate the
+    gates' sigmoid and tanh as LiteRT does (eigen_logistic / eigen_tanh), with, per sigmoid gate
+    (0, 1, 3), the mask of elements Eigen computes with its scalar function (eigen_scalar_mask)."""
+    def sig(v: np.ndarray, gate: int) -> np.ndarray:
+        return sigmoid(v) if eigen is None else gate_logistic(v, eigen.get(gate))
+
+    def act_fn(v: np.ndarray) -> np.ndarray:
+        return eigen_tanh(v) if eigen is not None and a.activation == "TANH" else apply_activation(v, a.activation)
+
+    cifg = 0 not in pre
+    use_ln = ln[1] is not None
+    b = [None] * 4 if bias_added and not use_ln else bias
+    for g, k in ((0, 0), (1, 1)):  # peepholes on the input and forget gates read the old cell
+        if g in pre and peep[k] is not None:
+            pre[g] = pre[g] + peep[k] * c
+    act = a.activation
+    norm = _layer_norm if eigen is None else litert_layer_norm
+    f = sig(_gate_finish(pre[1], ln[1], b[1], use_ln, norm), 1)
+    i = np.float32(1) - f if cifg else sig(_gate_finish(pre[0], ln[0], b[0], use_ln, norm), 0)
+    g_ = cell_gate if cell_gate is not None else act_fn(_gate_finish(pre[2], ln[2], b[2], use_ln, norm))
+    c = f * c + i * g_
+    if a.cell_clip > 0:
+        c = np.clip(c, np.float32(-a.cell_clip), np.float32(a.cell_clip))
+    if peep[2] is not None:
+        pre[3] = pre[3] + peep[2] * c
+    o = sig(_gate_finish(pre[3], ln[3], b[3], use_ln, norm), 3)
+    # LiteRT quirk, probed: with activation NONE its kernel leaves the scratch it would hold
+    # act(c) in untouched, and that scratch still holds this step's cell gate: h = o * g
+    h = o * (g_ if act == "NONE" else act_fn(c))
+    return h.astype(np.float32), c.astype(np.float32)
 
 
 def lstm_direction(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, ln: list, aux: np.ndarray | None,
@@ -348,12 +493,7 @@ def lstm_direction(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, ln: li
         for g in gates:
             r = h * w_h[g] if a.diagonal_recurrent else np.matmul(h, w_h[g].T)
             pre[g] = xw[g][t] + r
-        for g, k in ((0, 0), (1, 1)):  # peepholes on the input and forget gates read the old cell
-            if g in pre and peep[k] is not None:
-                pre[g] = pre[g] + peep[k] * c
-
-        f = sigmoid(_gate_finish(pre[1], ln[1], bias[1], use_ln))
-        i = np.float32(1) - f if cifg else sigmoid(_gate_finish(pre[0], ln[0], bias[0], use_ln))
+        g_ = None
         if act == "NONE" and a.diagonal_recurrent:
             # LiteRT quirk, probed: with diagonal recurrent weights the cell gate only reaches
             # its buffer through the activation, which NONE skips: the buffer keeps its initial
@@ -362,17 +502,7 @@ def lstm_direction(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, ln: li
         elif act == "NONE" and with_aux:
             # likewise with aux weights: the cell gate keeps only its input, aux and bias terms
             g_ = xw[2][t] + bias[2]
-        else:
-            g_ = apply_activation(_gate_finish(pre[2], ln[2], bias[2], use_ln), act)
-        c = f * c + i * g_
-        if a.cell_clip > 0:
-            c = np.clip(c, np.float32(-a.cell_clip), np.float32(a.cell_clip))
-        if peep[2] is not None:
-            pre[3] = pre[3] + peep[2] * c
-        o = sigmoid(_gate_finish(pre[3], ln[3], bias[3], use_ln))
-        # LiteRT quirk, probed: with activation NONE its kernel leaves the scratch it would hold
-        # act(c) in untouched, and that scratch still holds this step's cell gate: h = o * g
-        h = o * (g_ if act == "NONE" else apply_activation(c, act))
+        h, c = lstm_cell(pre, c, peep, ln, bias, a, False, g_)
         if proj_w is not None:
             h = np.matmul(h, proj_w.T)
             if proj_b is not None:
@@ -380,7 +510,6 @@ def lstm_direction(xs: np.ndarray, w: list, h: np.ndarray, c: np.ndarray, ln: li
             if a.proj_clip > 0:
                 h = np.clip(h, np.float32(-a.proj_clip), np.float32(a.proj_clip))
         h = h.astype(np.float32)
-        c = c.astype(np.float32)
         outs.append(h)
     if reverse:
         outs.reverse()

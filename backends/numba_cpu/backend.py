@@ -42,7 +42,8 @@ QUANT_DTYPES = {"RESIZE_BILINEAR": frozenset(np.dtype(t) for t in (np.int8, np.i
                 **{op: _8BIT | {np.dtype(np.int16)} for op in ("LOGISTIC", "TANH", "GELU")}}
 #: ops whose dynamic-range ("hybrid": float32 activations, int8 weights) nodes have a generator
 #: (generators/hybrid.py, tconv.py)
-HYBRID_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV"))
+HYBRID_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV",
+                        "UNIDIRECTIONAL_SEQUENCE_LSTM"))
 #: ops whose int8/uint8 outputs are not ops.Quantized nodes (their attrs carry the quantization,
 #: or none is needed) but have generators: QUANTIZE (qquant.py); PAD is one of MOVE_OPS
 QUANT_IO_OPS = frozenset(("QUANTIZE",))

@@ -8,8 +8,13 @@ ops/qhybrid.py's NumPy reference rounds, and nothing is contracted into an FMA.
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from tflite_jit.backends.numba_cpu.simd import VW, vhmax, vhmin, vload, vmax, vmin, vsplat
 
@@ -190,3 +195,58 @@ def join_zero_point(o, ZP, RS, PH, PW, rows, oh, ow, n, nw):
                 rb = (PH[y] * nw + PW[x]) * n
                 for c in range(n):
                     o[base + c] = np.float32(np.float64(o[base + c]) - zp * RS[rb + c])
+
+@intrinsic
+def _f32_from_bits(typingctx, x):
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
+
+
+@numba.njit(inline="always", **_JIT)
+def eigen_logistic(x):
+    """ops/sequence.py `eigen_logistic` for one float32 (LiteRT's LSTM gate sigmoid), precise
+    and branch-free (inlined into the caller's loop, which then vectorizes)."""
+    f = np.float32
+    xh = f(min(x, f(16.6355324)) * f(0.5))
+    m = f(np.floor(f(f(xh * f(1.44269504088896341)) + f(0.5))))
+    r = f(f(m * f(-0.693359375)) + xh)
+    r = f(f(m * f(2.12194440e-4)) + r)
+    r2 = f(r * r)
+    p_even = f(f(r2 * f(4.1898667812347412109375e-2)) + f(0.49999141693115234375))
+    p_odd = f(f(r2 * f(8.33471305668354034423828125e-3)) + f(0.16666877269744873046875))
+    p = f(f(r * p_odd) + p_even)
+    p = f(f(r2 * p) + f(r + f(1.0)))
+    # 2**m from its bits (m in [-76, 12] once x >= -104; below, the result is 0 anyway)
+    mi = np.int32(max(m, f(-126.0)))
+    e = f(p * _f32_from_bits(np.int32((mi + np.int32(127)) << np.int32(23))))
+    e = f(e * e)
+    y = f(e / f(f(1.0) + e))
+    return f(0.0) if x < f(-104.0) else y
+
+
+@numba.njit(inline="always", **_JIT)
+def eigen_tanh(x):
+    """ops/sequence.py `eigen_tanh` for one float32 (LiteRT's LSTM tanh), precise."""
+    f = np.float32
+    xc = min(max(x, f(-7.90738964080810547)), f(7.90738964080810547))
+    x2 = f(xc * xc)
+    x3 = f(x2 * xc)
+    p = f(f(f(1.394553628e-8) * x2) + f(2.102733560e-5))
+    p = f(f(p * x2) + f(3.520756727e-3))
+    p = f(f(p * x2) + f(1.340216100e-1))
+    q = f(f(f(8.015776984e-7) * x2) + f(3.326951409e-4))
+    q = f(f(q * x2) + f(2.597254514e-2))
+    q = f(f(q * x2) + f(4.673548340e-1))
+    q = f(f(q * x2) + f(1.0))
+    p = f(f(x3 * p) + xc)
+    return f(p / q)
+
+
+@numba.njit(**_JIT)
+def eigen_logistic_scalar(x):
+    """ops/sequence.py `eigen_logistic_scalar` for one float32: Eigen's scalar logistic, which
+    LiteRT's vector loop uses before the first aligned packet and after the last."""
+    f = np.float32
+    e = f(math.exp(np.float64(min(x, f(16.6355324)))))
+    return f(e / f(f(1.0) + e))

@@ -65,6 +65,24 @@ def rnn_classifier(cell: str, seq: int = 12, vocab: int = 50, units: int = 16) -
     return tf.keras.Model(tokens, out)
 
 
+def lstm_dynamic_range(bidirectional: bool, seq: int = 16, vocab: int = 50, units: int = 32) -> tf.keras.Model:
+    """Embedding -> (Bidirectional) LSTM -> Dense, for Optimize.DEFAULT: the converter fuses the
+    LSTM into UNIDIRECTIONAL_SEQUENCE_LSTM with int8 weights (hybrid; it quantizes only weights
+    of at least 1024 elements, hence 32 x 32); Bidirectional becomes two of them and REVERSE_V2."""
+    tokens = tf.keras.Input((seq,), batch_size=1, dtype=tf.int32, name="tokens")
+    x = tf.keras.layers.Embedding(vocab, 32)(tokens)
+    lstm = tf.keras.layers.LSTM(units)
+    x = tf.keras.layers.Bidirectional(lstm)(x) if bidirectional else lstm(x)
+    out = tf.keras.layers.Dense(2, activation="softmax")(x)
+    return tf.keras.Model(tokens, out)
+
+
+def convert_lstm_dynamic_range() -> None:
+    tf.keras.utils.set_random_seed(0)
+    convert(lstm_dynamic_range(False), "tf_lstm_dynamic_range", dynamic_range=True)
+    convert(lstm_dynamic_range(True), "tf_bilstm_dynamic_range", dynamic_range=True)
+
+
 class Trainable(tf.Module):
     """Two signatures sharing resource variables: `train` takes one plain-SGD step of a linear
     model (builtin ops only, no Flex), `infer` applies it. Each signature's subgraph starts with
@@ -178,3 +196,4 @@ if __name__ == "__main__":
     tf.keras.utils.set_random_seed(0)
     convert(unet(), "tf_unet_dynamic_range", dynamic_range=True)
     convert(mobilenet_v3_small(), "tf_mobilenet_v3_small_035_96_f16", float16=True)
+    convert_lstm_dynamic_range()
