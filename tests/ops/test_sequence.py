@@ -144,6 +144,22 @@ def test_numba_lstm_kernel(time_major, cifg, act, cell_clip, n_batch) -> None:
     assert [op["backend"] for op in ours.get_execution_plan()["ops"]] == ["numba_cpu"]
 
 
+def test_numba_lstm_kernel_unpacked_weights(monkeypatch) -> None:
+    """The per-cell dot-product loop, which run-time (non-constant) weights take, forced here for
+    constant ones: it must still agree with LiteRT and run compiled."""
+    from tflite_jit.backends.numba_cpu.generators import lstm
+
+    monkeypatch.setattr(lstm, "_packed_float", lambda *a: None)
+    rng = np.random.default_rng(6)
+    w, _ = lstm_weights(rng, 5, 6, 6, cifg=False, peephole=False, projection=False,
+                        proj_bias=False, layer_norm=False)
+    specs = [Feed((2, 7, 5)), *w, State((2, 6)), State((2, 6))] + [None] * 4
+    model = sequence_model("UNIDIRECTIONAL_SEQUENCE_LSTM", specs, fused_activation_function="TANH",
+                           cell_clip=10.0, proj_clip=0.0, time_major=False)
+    ours = check_invokes(model, [(2, 7, 5)], rng, backend="numba")
+    assert [op["backend"] for op in ours.get_execution_plan()["ops"]] == ["numba_cpu"]
+
+
 def _run_both_backends(model: bytes, x_shape: tuple[int, ...], rng, backend: str) -> None:
     theirs = litert_interpreter(model)
     theirs.allocate_tensors()
