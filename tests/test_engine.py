@@ -90,7 +90,7 @@ def test_plan_records_backend_and_fallback_reason() -> None:
     plan = it._interpreter.execs[0].plan
     assert {p["backend"] for p in plan} <= {"numba_cpu", "reference", "alias (no copy)"}
     assert "numba_cpu" in {p["backend"] for p in plan}
-    assert all(p["op_names"][0] in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+    assert all(p["op_names"][0] in ("RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SPLIT", "SPLIT_V", "UNPACK")
                for p in plan if p["backend"] == "alias (no copy)")
     assert all(p["fallback_reason"] for p in plan if p["backend"] == "reference")
     # an op with no Numba kernel (CAST) runs on reference, and the plan says why
@@ -141,3 +141,47 @@ def test_self_doubling_chain_does_not_blow_up() -> None:
         xs = np.arange(8, dtype=np.float32).reshape(1, 8)
         (out,) = _run(it, [xs])
         np.testing.assert_array_equal(out, xs * np.float32(2.0**60))
+
+
+def _split_model(batch: int) -> bytes:
+    """x (batch, 24) + 1 -> SPLIT (axis 1) into 3 and SPLIT_V (axis 1) into [10, 14]; z (2, batch,
+    6) + 1 -> UNPACK along axis 0 and along axis 2; every piece scaled by its own constant."""
+    from tflite_jit.format.builder import ModelBuilder
+
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (batch, 24), np.float32)
+    z = g.input("z", (2, batch, 6), np.float32)
+    (h,) = g.apply("ADD", [x, g.const("one", np.float32(1.0))])
+    (hz,) = g.apply("ADD", [z, g.const("one_z", np.float32(1.0))])
+    outs = list(g.apply("SPLIT", [g.const("axis", np.int32(1)), h], num_splits=3))
+    outs += g.apply("SPLIT_V", [h, g.const("sizes", np.array([10, 14], np.int32)), g.const("axis2", np.int32(1))],
+                    num_splits=2)
+    outs += g.apply("UNPACK", [hz], num=2, axis=0)
+    outs += g.apply("UNPACK", [hz], num=6, axis=2)
+    for k, t in enumerate(outs):
+        (y,) = g.apply("MUL", [t, g.const(f"s{k}", np.float32(k + 2))])
+        g.output(y)
+    return mb.build()
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_contiguous_splits_are_views(batch: int) -> None:
+    """A SPLIT / SPLIT_V / UNPACK whose pieces are contiguous runs of its input (every axis before
+    the split one of size 1) is no step: its outputs view the input's buffer. The others (batch 2
+    along axis 1, UNPACK along the last axis) stay steps. Numbers equal LiteRT's either way."""
+    from tests.oracle import litert_run
+
+    data = _split_model(batch)
+    it = Interpreter(model_content=data)
+    it.allocate_tensors()
+    plan = it._interpreter.execs[0].plan
+    aliased = sorted(p["op_names"][0] for p in plan if p["backend"] == "alias (no copy)")
+    assert aliased == (["SPLIT", "SPLIT_V", "UNPACK"] if batch == 1 else ["UNPACK"])
+    rng = np.random.default_rng(batch)
+    xs = [rng.standard_normal((batch, 24)).astype(np.float32), rng.standard_normal((2, batch, 6)).astype(np.float32)]
+    ours = _run(it, xs)
+    theirs = litert_run(data, xs)
+    assert len(ours) == len(theirs) == 13
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)

@@ -376,7 +376,7 @@ class Executable:
                      for s in steps]
         self.plan += [{"ops": [oi], "op_names": [self.sg.ops[oi].name], "backend": kind,
                        "fallback_reason": "", "partition": None, "clusters": [[oi]], "predicted_s": 0.0}
-                      for kind, done in (("alias (no copy)", aliases.values()), (FOLDED, self.folded))
+                      for kind, done in (("alias (no copy)", set(aliases.values())), (FOLDED, self.folded))
                       for oi in sorted(done)]
         self.partitions = [dict(c.as_dict(), id=i if c.delegated else None) for i, c in enumerate(dplan.partitions)]
         self.partitions += [dict(c.as_dict(), id=None) for c in dplan.rejected]
@@ -502,9 +502,12 @@ class Executable:
         return set(self.sg.inputs) | set(self.sg.outputs) | set(self.variables)
 
     def _aliases(self, steps: list[Step], infos: list[TensorInfo]) -> tuple[list[Step], dict[int, int]]:
-        """RESHAPE / SQUEEZE / EXPAND_DIMS of an intermediate only relabel its bytes: drop their
-        steps and let the output be a view of the input's buffer (TFLite does the same for
-        RESHAPE in place). {output tensor: op index}."""
+        """RESHAPE / SQUEEZE / EXPAND_DIMS of an intermediate only relabel its bytes, and a SPLIT /
+        SPLIT_V / UNPACK whose pieces are contiguous runs of its input (every axis before the
+        split one of size 1: a batch-1 LSTM/GRU gate split) only cuts them: drop their steps and
+        let each output be a view of the input's buffer (TFLite does the same for RESHAPE in
+        place). {output tensor: op index}; the views' element offsets go to self._view_offsets."""
+        self._view_offsets: dict[int, int] = {}
         if self.preserve_all_tensors:
             return steps, {}
         keep_own = self._own_buffers()
@@ -513,8 +516,14 @@ class Executable:
             c = step.cluster
             if len(c.ops) == 1 and is_alias(self.sg, c.ops[0], infos, keep_own):
                 aliases[self.sg.ops[c.ops[0]].outputs[0]] = c.ops[0]
-            else:
+                continue
+            pieces = split_views(self.sg, c.ops[0], infos, keep_own) if len(c.ops) == 1 else None
+            if pieces is None:
                 kept.append(step)
+                continue
+            for t, off in pieces.items():
+                aliases[t] = c.ops[0]
+                self._view_offsets[t] = off
         return kept, aliases
 
     def _allocate(self, infos: list[TensorInfo], steps: list[Step],
@@ -528,7 +537,7 @@ class Executable:
         buffers: list[np.ndarray | None] = [None] * len(infos)
         persistent = self._own_buffers()
         folded = folded_tensors(sg, self.folded)
-        source = {t: sg.ops[oi].inputs[0] for t, oi in aliases.items()}
+        source = {t: sg.ops[oi].inputs[ALIAS_SOURCE.get(sg.ops[oi].name, 0)] for t, oi in aliases.items()}
         first, last = arena.lifetimes([(s.cluster.inputs, s.cluster.outputs) for s in steps], source)
         produced = {t for step in steps for i in step.cluster.ops for t in sg.ops[i].outputs}
         intervals = []
@@ -572,7 +581,9 @@ class Executable:
                 o = base + offsets[iv.tensor]
                 buffers[iv.tensor] = pool[o:o + iv.nbytes].view(info.dtype).reshape(info.shape)
         for t in sorted(source, key=lambda t: aliases[t]):  # in op order: chains resolve forward
-            buffers[t] = buffers[source[t]].reshape(infos[t].shape)
+            off = self._view_offsets.get(t, 0)
+            n = int(np.prod(infos[t].shape, dtype=np.int64))
+            buffers[t] = buffers[source[t]].reshape(-1)[off:off + n].reshape(infos[t].shape)
         return buffers
 
     def _bind(self, step: Step) -> Any:
@@ -681,6 +692,44 @@ def new_buffer(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
 
 
 ALIAS_OPS = frozenset(("RESHAPE", "SQUEEZE", "EXPAND_DIMS"))
+#: the input an alias views, where it is not input 0 (SPLIT's input 0 is the axis)
+ALIAS_SOURCE = {"SPLIT": 1}
+SPLIT_OPS = frozenset(("SPLIT", "SPLIT_V", "UNPACK"))
+
+
+def split_views(sg: Any, oi: int, infos: list[TensorInfo], keep_own: set[int]) -> dict[int, int] | None:
+    """{output tensor: element offset in the input} when op `oi` is a SPLIT / SPLIT_V / UNPACK
+    whose outputs are consecutive contiguous runs of its input (known shapes, same dtype, every
+    axis before the split one of size 1, no output that must keep its own buffer); else None."""
+    op = sg.ops[oi]
+    if op.name not in SPLIT_OPS or len(op.outputs) < 2:
+        return None
+    src = op.inputs[ALIAS_SOURCE.get(op.name, 0)] if len(op.inputs) > ALIAS_SOURCE.get(op.name, 0) else -1
+    if src < 0 or infos[src].shape is None or sg.tensors[src].sparsity is not None:
+        return None
+    shape = tuple(infos[src].shape)
+    outs = [infos[t] for t in op.outputs]
+    if any(t < 0 or t in keep_own for t in op.outputs) or any(
+            o.shape is None or o.dtype != infos[src].dtype for o in outs):
+        return None
+    sizes = [int(np.prod(o.shape, dtype=np.int64)) for o in outs]
+    if min(sizes) == 0 or sum(sizes) != int(np.prod(shape, dtype=np.int64)):
+        return None
+    if op.name == "UNPACK":
+        axis = int((op.options or {}).get("axis", 0) or 0) % max(len(shape), 1)
+    else:
+        first = tuple(outs[0].shape)
+        diff = [d for d in range(min(len(shape), len(first))) if shape[d] != first[d]]
+        if len(first) != len(shape) or not diff:
+            return None
+        axis = diff[0]
+    if int(np.prod(shape[:axis], dtype=np.int64)) != 1:
+        return None
+    offsets, off = {}, 0
+    for t, n in zip(op.outputs, sizes):
+        offsets[t] = off
+        off += n
+    return offsets
 
 
 def is_alias(sg: Any, oi: int, infos: list[TensorInfo], keep_own: set[int]) -> bool:
