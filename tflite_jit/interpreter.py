@@ -9,6 +9,7 @@ and contain its message texts, so code written against LiteRT catches ours.
 from __future__ import annotations
 
 import enum
+import gc
 import operator
 import os
 import sys
@@ -271,7 +272,12 @@ class Interpreter:
 
     def _ensure_safe(self) -> None:
         if not self._safe_to_run():
-            raise RuntimeError(_SAFE_MSG)
+            # A reference held only by garbage (a reference cycle through a caught exception's
+            # frames, e.g. a kernel that failed to compile and fell back) is not the user's: collect
+            # once before refusing. A live tensor() view is no garbage and still refuses.
+            gc.collect()
+            if not self._safe_to_run():
+                raise RuntimeError(_SAFE_MSG)
 
     def _exclusive(self) -> _Exclusive:
         """Held by every call that plans or runs (allocate, invoke, resize, signature runs).
