@@ -76,6 +76,31 @@ def _taps(out: int, inp: int, k: int, stride: int, pad: int) -> tuple[np.ndarray
     return np.ascontiguousarray(tab.reshape(-1)), 1 + 2 * most
 
 
+
+def _tap_loop(A: str, nvp: int, oh: int, ow: int, sy: int, sx: int, h: int, wd: int, c: int, kw: int,
+              cop: int) -> list[str]:
+    """The gather shared by every SIMD form (inside `for bi` / `for p` with `pc` set): per output
+    pixel, nvp zeroed accumulators c0.., then each reaching (filter, input) tap's input values
+    broadcast from array A as `xv`, with `wr` the packed weights' offset; the caller appends the
+    per-form accumulate lines at the same depth."""
+    return ([f"        for oy in range({oh}):",
+             f"            yo = oy * {sy}",
+             f"            for ox in range({ow}):",
+             f"                xo_ = ox * {sx}"]
+            + [f"                c{j} = zero" for j in range(nvp)]
+            + ["                for ty in range(ld(YT, yo)):",
+               "                    fy = ld(YT, yo + 1 + 2 * ty)",
+               "                    iy = ld(YT, yo + 2 + 2 * ty)",
+               "                    for tx in range(ld(XT, xo_)):",
+               "                        fx = ld(XT, xo_ + 1 + 2 * tx)",
+               "                        ix = ld(XT, xo_ + 2 + 2 * tx)",
+               f"                        xb = ((bi * {h} + iy) * {wd} + ix) * {c}",
+               f"                        wb = (fy * {kw} + fx) * {c * cop} + pc",
+               f"                        for cc in range({c}):",
+               f"                            xv = vbcast({A}, xb + cc)",
+               f"                            wr = wb + cc * {cop}"])
+
+
 @register_generator("TRANSPOSE_CONV")
 def transpose_conv(req: KernelRequest) -> KernelSource:
     a = req.attrs
@@ -141,22 +166,7 @@ def transpose_conv(req: KernelRequest) -> KernelSource:
         body.append(f"        b{j} = vload(B, pc + {j * VW})")
         if hybrid:
             body.append(f"        s{j} = vload(SW, pc + {j * VW})")
-    body += [f"        for oy in range({oh}):",
-             f"            yo = oy * {sy}",
-             f"            for ox in range({ow}):",
-             f"                xo_ = ox * {sx}"]
-    body += [f"                c{j} = zero" for j in range(nvp)]
-    body += ["                for ty in range(ld(YT, yo)):",
-             "                    fy = ld(YT, yo + 1 + 2 * ty)",
-             "                    iy = ld(YT, yo + 2 + 2 * ty)",
-             "                    for tx in range(ld(XT, xo_)):",
-             "                        fx = ld(XT, xo_ + 1 + 2 * tx)",
-             "                        ix = ld(XT, xo_ + 2 + 2 * tx)",
-             f"                        xb = ((bi * {h} + iy) * {wd} + ix) * {c}",
-             f"                        wb = (fy * {kw} + fx) * {c * cop} + pc",
-             f"                        for cc in range({c}):",
-             f"                            xv = vbcast({A}, xb + cc)",
-             f"                            wr = wb + cc * {cop}"]
+    body += _tap_loop(A, nvp, oh, ow, sy, sx, h, wd, c, kw, cop)
     for j in range(nvp):
         w_ = f"vload(WP, wr + {j * VW})"
         if hybrid:  # float32((float32(p) * sw) * sf), then the add: four roundings, no FMA
@@ -241,23 +251,8 @@ def _int8_simd(req: KernelRequest, a) -> KernelSource | None:
             "zero = vsplat(np.float32(0.0))",
             f"for bi in range({n}):",
             f"    for p in range({npan}):",
-            f"        pc = p * {nvp * VW}",
-            f"        for oy in range({oh}):",
-            f"            yo = oy * {sy}",
-            f"            for ox in range({ow}):",
-            f"                xo_ = ox * {sx}"]
-    body += [f"                c{j} = zero" for j in range(nvp)]
-    body += ["                for ty in range(ld(YT, yo)):",
-             "                    fy = ld(YT, yo + 1 + 2 * ty)",
-             "                    iy = ld(YT, yo + 2 + 2 * ty)",
-             "                    for tx in range(ld(XT, xo_)):",
-             "                        fx = ld(XT, xo_ + 1 + 2 * tx)",
-             "                        ix = ld(XT, xo_ + 2 + 2 * tx)",
-             f"                        xb = ((bi * {h} + iy) * {wd} + ix) * {c}",
-             f"                        wb = (fy * {kw} + fx) * {c * cop} + pc",
-             f"                        for cc in range({c}):",
-             "                            xv = vbcast(XF, xb + cc)",
-             f"                            wr = wb + cc * {cop}"]
+            f"        pc = p * {nvp * VW}"]
+    body += _tap_loop("XF", nvp, oh, ow, sy, sx, h, wd, c, kw, cop)
     body += [f"                            c{j} = vfma(xv, vload(WP, wr + {j * VW}), c{j})" for j in range(nvp)]
     body.append(f"                ob = ((bi * {oh} + oy) * {ow} + ox) * {co} + pc")
     for j in range(nvp):
