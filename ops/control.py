@@ -42,6 +42,9 @@ class ContextOpDef(OpDef):
 
     attach: Callable[[Any, Any], Any] | None = None
     foldable: bool = False  # it runs subgraphs or keeps state: never evaluated at plan time
+    #: bind_buffers(attrs, input buffers, output buffers, general call) -> a zero-argument call
+    #: running the node on those fixed buffers (calling `general` where it cannot), or None
+    bind_buffers: Callable[..., Any] | None = None
 
 
 @dataclass
@@ -125,6 +128,24 @@ def _while_run(inputs: list, a: ContextAttrs) -> list[np.ndarray]:
         if not bool(np.asarray(c[0]).reshape(-1)[0]):
             return vals
         vals = rc.run(body, vals)
+
+
+def _while_bind(a: ContextAttrs, ins: list[np.ndarray], outs: list[np.ndarray],
+                general: Callable[[], None]) -> Callable[[], None] | None:
+    """WHILE on the node's own buffers: a shape-invariant loop runs compiled from the inputs
+    straight into the outputs (no per-invoke checks, copies or result arrays: a recurrent
+    model's invoke is one compiled call); anything else takes the general path."""
+    rc = run_context(a, "WHILE")
+    cond = _subgraph_index(a, "cond_subgraph_index", "WHILE")
+    body = _subgraph_index(a, "body_subgraph_index", "WHILE")
+    if cond == body or len(ins) != len(outs) or any(x is None for x in ins):
+        return None
+
+    def run() -> None:
+        if not rc.while_into(cond, body, ins, outs):
+            general()
+
+    return run
 
 
 # ---- IF ------------------------------------------------------------------------------------------
@@ -238,4 +259,5 @@ for _name, _infer, _run in (("WHILE", _while_infer, _while_run), ("IF", _if_infe
                             ("VAR_HANDLE", _var_handle_infer, _var_handle_run),
                             ("READ_VARIABLE", _read_infer, _read_run),
                             ("ASSIGN_VARIABLE", _assign_infer, _assign_run)):
-    define(_name, parse=parse_context, infer=_infer, reference=_run, opdef=ContextOpDef, attach=attach_context)
+    define(_name, parse=parse_context, infer=_infer, reference=_run, opdef=ContextOpDef, attach=attach_context,
+           bind_buffers=_while_bind if _name == "WHILE" else None)

@@ -182,3 +182,71 @@ def test_gather_with_run_time_indices_is_compiled(params_shape, idx_shape, axis,
     outs, steps = run_engine(model, [params, idx], "numba")
     np.testing.assert_array_equal(outs[0], want)
     assert set(steps) == {"numba_cpu"}, steps
+
+
+def limit_loop_model(steps: int = 5) -> bytes:
+    """WHILE over (i, n, acc, seq) where the cond reads `n`, a variable the body passes through
+    unchanged (copied into the cond once, before the first pass), and never reads `acc` or `seq`
+    (never copied into the cond at all)."""
+    mb = ModelBuilder()
+    g = mb.subgraph("main")
+    n = g.input("n", (), INT)
+    seq = g.input("seq", (steps, 3), F)
+    i0, a0 = g.const("i0", np.array(0, INT)), g.const("a0", np.zeros(3, F))
+    outs = [g.tensor("i_out", (), INT), g.tensor("n_out", (), INT), g.tensor("a_out", (3,), F),
+            g.tensor("s_out", (steps, 3), F)]
+    g.op("WHILE", [i0, n, a0, seq], outs, cond_subgraph_index=1, body_subgraph_index=2)
+    g.output(outs[0], outs[2])
+    c = mb.subgraph("cond")
+    ci, cn = c.input("i", (), INT), c.input("n", (), INT)
+    c.input("acc", (3,), F)
+    c.input("seq", (steps, 3), F)
+    lt = c.tensor("lt", (), B)
+    c.op("LESS", [ci, cn], [lt])
+    c.output(lt)
+    b = mb.subgraph("body")
+    bi, bn, ba, bs = b.input("i", (), INT), b.input("n", (), INT), b.input("acc", (3,), F), b.input("seq", (steps, 3), F)
+    x, a1, i1 = b.tensor("x", (3,), F), b.tensor("a1", (3,), F), b.tensor("i1", (), INT)
+    b.op("GATHER", [bs, bi], [x], axis=0)
+    b.op("ADD", [ba, x], [a1])
+    b.op("ADD", [bi, b.const("one", np.array(1, INT))], [i1])
+    b.output(i1, bn, a1, bs)
+    return mb.build()
+
+
+@pytest.mark.parametrize("limit", [0, 3, 5])
+def test_cond_reading_a_passed_through_variable_matches_litert(limit):
+    """The loop copies into the cond only what the cond reads, and a variable the body passes
+    through only once: the results must not notice, for any trip count, invoke after invoke."""
+    model = limit_loop_model()
+    seq = np.arange(15, dtype=F).reshape(5, 3)
+    vals = [np.array(limit, INT), seq]
+    want = _run(litert_interpreter(model), vals)
+    it = tflite_jit.Interpreter(model_content=model)
+    for _ in range(2):
+        got = _run(it, vals)
+        for w, g in zip(want, got):
+            np.testing.assert_array_equal(g, w)
+    (loop,) = _loops(it).values()
+    assert loop.driver is not None
+    assert loop.cond_reads == [True, True, False, False]
+    it.set_tensor(it.get_input_details()[0]["index"], np.array(2, INT))  # another trip count, same plan
+    it.invoke()
+    np.testing.assert_array_equal(it.get_tensor(it.get_output_details()[1]["index"]), seq[:2].sum(0))
+
+
+def test_background_jit_reaches_the_compiled_loop():
+    """jit='background' (the default): the first invokes run the body on the reference kernels
+    and the loop from Python; once the body's kernels are compiled the loop rebinds to them and
+    its driver builds on a thread; wait_for_jit() waits for both. Results equal the eager run."""
+    model = time_loop_model(steps=7, feat=4)
+    seq = np.random.default_rng(2).standard_normal((7, 4)).astype(F)
+    eager = _run(tflite_jit.Interpreter(model_content=model, jit="eager"), [seq])[0]
+    it = tflite_jit.Interpreter(model_content=model, jit="background")
+    np.testing.assert_array_equal(_run(it, [seq])[0], eager)
+    assert it.wait_for_jit(timeout=300)
+    it.invoke()
+    (loop,) = _loops(it).values()
+    assert loop.driver is not None
+    assert all(s.backend == "numba_cpu" for s in loop.body.steps)
+    np.testing.assert_array_equal(it.get_tensor(it.get_output_details()[0]["index"]), eager)

@@ -426,9 +426,11 @@ class Interpreter:
     def wait_for_jit(self, timeout: float | None = None) -> bool:
         """Block until every step waiting for the background compiler runs its compiled kernel
         (or its compile failed: it stays on reference); False if `timeout` seconds passed first.
-        With jit='eager' or 'off' there is nothing to wait for."""
+        With jit='eager' or 'off' there is nothing to wait for. WHILE loops prepared so far are
+        brought up to date and their compiled drivers waited for too (runtime/loops.py)."""
         with self._exclusive():
-            return tiers.wait(self._executables(), timeout)
+            done = tiers.wait(self._executables(), timeout)
+            return self._interpreter.context.wait_for_loops(timeout) and done
 
     def _executables(self) -> list[Executable]:
         w = self._interpreter

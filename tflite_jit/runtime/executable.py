@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +147,8 @@ class RunContext:
         self._prepared: dict[int, tuple] = {}
         self._active: set[int] = set()
         self._loops: dict[tuple[int, int], PreparedLoop] = {}  # (cond, body) -> its prepared loop
+        # (cond, body) -> (ids of the WHILE node's input buffers, its loop, those buffers)
+        self._fast_loops: dict[tuple[int, int], tuple[tuple[int, ...], PreparedLoop, list]] = {}
 
     def executables(self) -> list[Executable]:
         """The control-flow subgraphs' executables made so far."""
@@ -219,28 +221,74 @@ class RunContext:
         """Run WHILE(cond, body) on these loop variables as one prepared unit
         (runtime/loops.py); None when the body changes shapes (the caller iterates subgraph
         calls instead)."""
+        with self._loop_guard(cond, body):
+            loop = self._prepared_loop(cond, body, values)
+            return None if loop is None else loop.run(values)
+
+    def while_into(self, cond: int, body: int, ins: list[np.ndarray], outs: list[np.ndarray]) -> bool:
+        """WHILE(cond, body) from the node's input buffers into its output buffers (fixed
+        arrays: the compiled loop is bound to them once); False when the loop is not
+        shape-invariant (the caller runs the general path)."""
+        key = (cond, body)
+        fast = self._fast_loops.get(key)
+        if fast is not None and fast[0] == tuple(map(id, ins)) and self._still_valid(fast[1]):
+            with self._loop_guard(cond, body):
+                fast[1].run_into(ins, outs)
+            return True
+        with self._loop_guard(cond, body):
+            loop = self._prepared_loop(cond, body, ins)
+            if loop is None:
+                return False
+            self._fast_loops[key] = (tuple(map(id, ins)), loop, ins)
+            loop.run_into(ins, outs)
+            return True
+
+    def _still_valid(self, loop: PreparedLoop) -> bool:
+        c, b = loop.cond, loop.body
+        return (self._prepared.get(c.si) == loop.shapes and self._prepared.get(b.si) == loop.shapes
+                and not c.pending and not b.pending and self._loops.get((c.si, b.si)) is loop
+                and loop.valid_for(c, b, loop.shapes))
+
+    @contextlib.contextmanager
+    def _loop_guard(self, cond: int, body: int) -> Iterator[None]:
         for si in (cond, body):
             if si in self._active:
                 raise OpError(f"subgraph {si} calls itself recursively")
-        shapes = tuple(tuple(v.shape) for v in values)
         self._active.update((cond, body))
         try:
-            c = self._ready(cond, values, "WHILE cond")
-            b = self._ready(body, values, "WHILE body")
-            outs = [b.infos[t] for t in b.sg.outputs]
-            flag = c.infos[c.sg.outputs[0]] if len(c.sg.outputs) == 1 else None
-            if (flag is None or flag.shape is None or int(np.prod(flag.shape)) != 1 or flag.dtype != np.bool_
-                    or len(outs) != len(values)
-                    or any(o.shape != s or o.dtype != v.dtype for o, s, v in zip(outs, shapes, values))):
-                return None
-            loop = self._loops.get((cond, body))
-            if loop is None or not loop.valid_for(c, b, shapes):
-                loop = self._loops[(cond, body)] = PreparedLoop(c, b, shapes)
-            return loop.run(values)
+            yield
         except RuntimeError as e:  # a node of cond or body failing to invoke
             raise OpError(f"in WHILE: {str(e).rstrip()}") from None
         finally:
             self._active.difference_update((cond, body))
+
+    def _prepared_loop(self, cond: int, body: int, values: list[np.ndarray]) -> PreparedLoop | None:
+        shapes = tuple(tuple(v.shape) for v in values)
+        c = self._ready(cond, values, "WHILE cond")
+        b = self._ready(body, values, "WHILE body")
+        outs = [b.infos[t] for t in b.sg.outputs]
+        flag = c.infos[c.sg.outputs[0]] if len(c.sg.outputs) == 1 else None
+        if (flag is None or flag.shape is None or int(np.prod(flag.shape)) != 1 or flag.dtype != np.bool_
+                or len(outs) != len(values)
+                or any(o.shape != s or o.dtype != v.dtype for o, s, v in zip(outs, shapes, values))):
+            return None
+        for ex in (c, b):  # kernels the background compiler finished since the last pass
+            if ex.pending:
+                tiers.upgrade(ex)
+        loop = self._loops.get((cond, body))
+        if loop is None or not loop.valid_for(c, b, shapes):
+            loop = self._loops[(cond, body)] = PreparedLoop(c, b, shapes, self.jit)
+        return loop
+
+    def wait_for_loops(self, timeout: float | None = None) -> bool:
+        """Bring every prepared loop up to date with its executables' kernels and wait for its
+        compiled driver (Interpreter.wait_for_jit)."""
+        for (ci, bi), loop in list(self._loops.items()):
+            c, b = self._execs[ci], self._execs[bi]
+            if not loop.valid_for(c, b, loop.shapes) and self._prepared.get(ci) == loop.shapes \
+                    and self._prepared.get(bi) == loop.shapes:
+                loop = self._loops[(ci, bi)] = PreparedLoop(c, b, loop.shapes, self.jit)
+        return all(loop.wait(timeout) for loop in self._loops.values())
 
     def run(self, si: int, values: list[np.ndarray]) -> list[np.ndarray]:
         """Run subgraph `si` on these inputs; its outputs, copied. The subgraph is (re)prepared
@@ -617,6 +665,33 @@ class Executable:
                         f"{list(r.shape)} {r.dtype}, planned {planned.shape} {planned.dtype}: internal error, "
                         "please report it with the model\n")
                 buffers[t] = np.array(r, copy=True)  # dynamic: sized when produced
+
+        return self._bind_direct(step, call) or call
+
+    def _bind_direct(self, step: Step, general: Any) -> Any:
+        """A one-op step whose op binds itself to fixed buffers (`bind_buffers` on its OpDef: WHILE runs
+        its compiled loop from the node's input buffers into its output buffers), falling back
+        to `general` when the op says so at run time; None when the op has no such binding or
+        a buffer is not fixed."""
+        c = step.cluster
+        if len(c.ops) != 1 or step.backend != self.backends[-1].name:
+            return None
+        op = self.sg.ops[c.ops[0]]
+        bind = getattr(self.opdefs[c.ops[0]], "bind_buffers", None)
+        ins = [self.buffers[t] if t >= 0 else None for t in op.inputs]
+        outs = [self.buffers[t] for t in op.outputs]
+        if bind is None or any(b is None or b.dtype == object for b in (*ins, *outs)):
+            return None
+        run = bind(self.attrs[c.ops[0]], ins, outs, general)
+        if run is None:
+            return None
+        label = step.label
+
+        def call() -> None:
+            try:
+                run()
+            except OpError as e:
+                raise RuntimeError(f"{e}\n{label} failed to invoke.\n") from None
 
         return call
 

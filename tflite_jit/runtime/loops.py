@@ -3,68 +3,111 @@ per-call bookkeeping of a subgraph call — and, when every step of both is a co
 kernel, iterated inside one compiled driver, so an iteration costs the kernels' work plus
 nanoseconds of calls instead of a Python pass over the body.
 
-Why: a Keras GRU/LSTM converted by TF becomes a WHILE over a 20-op body. LiteRT runs a 12-step
-loop of one in ~15 µs; calling the body as a subgraph from Python cost us 80-440 µs per
-iteration (input checks, copies in and out, a Python call per op). The loop here keeps one
-set of buffers: the loop variables live in the body's input buffers; after each pass the
-body's outputs are copied onto them (and onto the cond's inputs), which is all the state a
-shape-invariant loop needs.
+Why: a Keras GRU/LSTM converted by TF becomes a WHILE over a 20-op body. LiteRT runs a 32-step
+loop of one in ~90 µs (XNNPACK ~35 µs); calling the body as a subgraph from Python cost us 80-440
+µs per iteration (input checks, copies in and out, a Python call per op). The loop here keeps one
+set of buffers: the loop variables live in the body's input buffers; after each pass the body's
+outputs are copied onto them, and onto the cond's inputs that the cond reads, which is all the
+state a shape-invariant loop needs. A variable the body passes through unchanged (the input
+sequence, typically the largest) is copied once, before the first pass, never per iteration.
+
+A WHILE node whose operands have fixed buffers (the usual case) is bound once (`bind`): the
+driver then also copies the node's inputs in and the final values out to the node's output
+buffers, so an invoke is one compiled call. The driver is compiled at allocate time with
+jit='eager'; with jit='background' it compiles on a thread (LLVM's work, most of the time,
+runs without the GIL) while the loop runs the same iteration from Python (`run_python`), and
+is used from the first invoke after it is ready.
 
 A loop whose body changes shapes, or whose steps include a non-Numba kernel, runs the same
-iteration in Python (`PreparedLoop.run_python`); the compiled driver is the same loop in
-Numba, built from the steps' bound calls (`njit_call` on a NumbaKernel's callable).
+iteration in Python; the compiled driver is the same loop in Numba, built from the steps'
+bound calls (`njit_call` on a NumbaKernel's callable).
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-_DRIVERS: dict[tuple, Callable[..., None]] = {}  # cache: (callee ids, arity layout) -> driver
+_DRIVERS: dict[tuple, Any] = {}  # cache: (callee ids, arity layout, argument types) -> dispatcher
+_LOCK = threading.Lock()
+_THREADS: list[threading.Thread] = []  # background driver builds, joined at exit
 
 
 class PreparedLoop:
     """A WHILE's cond and body executables prepared for one set of loop-variable shapes."""
 
-    def __init__(self, cond: Any, body: Any, shapes: tuple[tuple[int, ...], ...]):
+    def __init__(self, cond: Any, body: Any, shapes: tuple[tuple[int, ...], ...], jit: str = "eager"):
         self.cond, self.body, self.shapes = cond, body, shapes
         self.cond_in = [cond.buffers[t] for t in cond.sg.inputs]
         self.body_in = [body.buffers[t] for t in body.sg.inputs]
         self.flag = cond.buffers[cond.sg.outputs[0]]
         self.body_out = [body.buffers[t] for t in body.sg.outputs]
         self.calls = (tuple(cond._calls), tuple(body._calls))
-        # after a pass: loop variable k <- body output k, into the body's and the cond's inputs
+        reads = _cond_reads(self)
+        self.cond_reads = reads
+        # before the first pass: every variable into the body's inputs and the cond's read ones
+        self.entry = [(k, dst) for k in range(len(shapes))
+                      for dst in (self.body_in[k], *((self.cond_in[k],) if reads[k] else ()))]
+        # after a pass: variable k <- body output k, where the body changed it
         self.copies = [(dst, src) for k, src in enumerate(self.body_out)
-                       for dst in (self.body_in[k], self.cond_in[k]) if dst is not src]
+                       for dst in (self.body_in[k], *((self.cond_in[k],) if reads[k] else ()))
+                       if dst is not src and src is not self.body_in[k]]
         self._snapshot = any(np.shares_memory(src, d) for k, src in enumerate(self.body_out)
                              for j, d in enumerate(self.body_in) if j != k)
         self.parallel = cond._parallel or body._parallel
-        self.driver = _driver(self) if not self._snapshot else None
+        self._bound: dict[tuple[int, ...], Callable[[], None]] = {}
+        self._jit = jit
+        self.driver: Any = None  # the compiled dispatcher, once built (None: not (yet) available)
+        self._building = False
+        if not self._snapshot and all(getattr(c, "njit_call", None) is not None
+                                      for c in (*self.calls[0], *self.calls[1])):
+            if jit == "background":
+                self._build_in_background()
+            else:
+                self.driver = _driver(self)
 
     def valid_for(self, cond: Any, body: Any, shapes: tuple[tuple[int, ...], ...]) -> bool:
         """Still bound to what the executables hold (a re-prepare or a kernel swap rebinds)."""
         return (self.shapes == shapes and self.calls == (tuple(cond._calls), tuple(body._calls))
                 and all(a is b for a, b in zip(self.body_in, (body.buffers[t] for t in body.sg.inputs))))
 
+    # -- running ---------------------------------------------------------------------------------
     def run(self, values: Sequence[np.ndarray]) -> list[np.ndarray]:
-        for k, v in enumerate(values):
-            np.copyto(self.body_in[k], v)
-            np.copyto(self.cond_in[k], v)
+        """The loop on these values; the final values, fresh arrays."""
+        outs = [np.empty(v.shape, v.dtype) for v in values]
+        ins = [np.ascontiguousarray(v) for v in values]
+        self.run_into(ins, outs, bound=False)
+        return outs
+
+    def run_into(self, ins: Sequence[np.ndarray], outs: Sequence[np.ndarray], bound: bool = True) -> None:
+        """The loop from `ins` into `outs` (fixed buffers of the loop's shapes and dtypes when
+        `bound`: the compiled call with those arguments is kept and reused)."""
         if self.parallel:
             import numba
 
             numba.set_num_threads(min(self.body.num_threads, numba.config.NUMBA_NUM_THREADS))
         if self.driver is not None:
+            key = tuple(id(x) for x in (*ins, *outs))
+            call = self._bound.get(key) if bound else None
+            if call is None:
+                call = _bind(self, ins, outs, entry_point=bound)
+                if bound:
+                    self._bound[key] = call
             try:
-                self.driver()
+                call()
             except (IndexError, ValueError) as e:  # a kernel's check on run-time data (GATHER)
                 raise RuntimeError(f"{e} (in the loop's cond or body)\n") from None
-        else:
-            self.run_python()
-        return [np.array(b, copy=True) for b in self.body_in]
+            return
+        for k, dst in self.entry:
+            np.copyto(dst, ins[k])
+        self.run_python()
+        for o, b in zip(outs, self.body_in):
+            np.copyto(o, b)
 
     def run_python(self) -> None:
         cond_calls, body_calls = self.calls
@@ -84,36 +127,105 @@ class PreparedLoop:
             for dst, src in copies_now:
                 np.copyto(dst, src)
 
+    # -- building the driver ---------------------------------------------------------------------
+    def _build_in_background(self) -> None:
+        self._building = True
 
-def _driver(loop: PreparedLoop) -> Callable[[], None] | None:
-    """One compiled function running the whole loop, or None when a step is not a Numba kernel
-    (or Numba cannot type the driver: the Python loop is the same computation)."""
+        def build() -> None:
+            try:
+                self.driver = _driver(self)
+            finally:
+                self._building = False
+
+        t = threading.Thread(target=build, name="tflite_jit-loop-driver", daemon=True)
+        with _LOCK:
+            _THREADS[:] = [x for x in _THREADS if x.is_alive()]
+            if not _THREADS:
+                atexit.register(_join_builds)
+            _THREADS.append(t)
+        t.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once no driver build is running (it may have produced no driver)."""
+        if not self._building:
+            return True
+        for t in list(_THREADS):
+            t.join(timeout)
+        return not self._building
+
+    @property
+    def pending(self) -> bool:
+        return self._building
+
+
+def _join_builds() -> None:
+    """At exit, let a driver still compiling finish: a thread killed inside LLVM at interpreter
+    teardown can take the process down with it."""
+    for t in list(_THREADS):
+        t.join()
+
+
+def _cond_reads(loop: PreparedLoop) -> list[bool]:
+    """Which loop variables the cond reads. Only a cond made of compiled kernels is trusted to
+    read nothing but its steps' inputs; otherwise every variable counts as read."""
+    cond = loop.cond
+    if not all(getattr(c, "njit_call", None) is not None for c in loop.calls[0]):
+        return [True] * len(loop.cond_in)
+    used = [cond.buffers[t] for s in cond.steps for t in s.cluster.inputs
+            if t >= 0 and cond.buffers[t] is not None]
+    used.append(loop.flag)
+    return [any(np.shares_memory(ci, u) for u in used) for ci in loop.cond_in]
+
+
+def _driver(loop: PreparedLoop) -> Any:
+    """One compiled function running the whole loop (a Numba dispatcher), or None when Numba
+    cannot type it (the Python loop is the same computation)."""
     cond_calls, body_calls = loop.calls
-    bound = [getattr(c, "njit_call", None) for c in (*cond_calls, *body_calls)]
-    if any(b is None for b in bound):
-        return None
+    bound = [c.njit_call for c in (*cond_calls, *body_calls)]
     fns = [fn for fn, _ in bound]
     args = [a for _, a in bound]
     nc = len(cond_calls)
-    key = (tuple(id(f) for f in fns), nc, len(loop.copies),
+    key = (tuple(id(f) for f in fns), nc, tuple(k for k, _ in loop.entry), len(loop.copies),
            tuple(tuple(_sig(x) for x in a) for a in args), _sig(loop.flag),
-           tuple((_sig(d), _sig(s)) for d, s in loop.copies))
-    driver = _DRIVERS.get(key)
-    if driver is None:
-        driver = _build(fns, nc, len(loop.copies))
-        if driver is None:
-            return None
-        _DRIVERS[key] = driver
-    flat_copies = [x for pair in loop.copies for x in pair]
-    params = (*args, loop.flag.reshape(-1), *flat_copies)
+           tuple((_sig(d), _sig(s)) for d, s in loop.copies), tuple(_sig(b) for b in loop.body_in))
+    with _LOCK:
+        driver = _DRIVERS.get(key)
+    if driver is not None:
+        return driver
+    driver = _build(fns, nc, [k for k, _ in loop.entry], len(loop.copies), len(loop.body_in))
     try:  # compile for these argument types now, without running it (the buffers hold garbage)
         import numba
 
+        params = _params(loop, loop.body_in, loop.body_in)
         driver.compile(tuple(numba.typeof(p) for p in params))
     except Exception:  # Numba could not type it: run the same loop in Python
-        _DRIVERS.pop(key, None)
         return None
-    return lambda: driver(*params)
+    with _LOCK:
+        _DRIVERS[key] = driver
+    return driver
+
+
+def _params(loop: PreparedLoop, ins: Sequence[np.ndarray], outs: Sequence[np.ndarray]) -> tuple:
+    cond_calls, body_calls = loop.calls
+    args = [a for c in (*cond_calls, *body_calls) for a in (c.njit_call[1],)]
+    return (*args, loop.flag.reshape(-1), *(x for _, dst in loop.entry for x in (dst,)), *ins,
+            *(x for pair in loop.copies for x in pair), *loop.body_in, *outs)
+
+
+def _bind(loop: PreparedLoop, ins: Sequence[np.ndarray], outs: Sequence[np.ndarray],
+          entry_point: bool) -> Callable[[], None]:
+    """The driver as a zero-argument call on these buffers: through the compiled overload's
+    entry point (no per-call type matching) when the types are those it was compiled for."""
+    params = _params(loop, ins, outs)
+    fn = loop.driver
+    if entry_point:
+        import numba
+
+        try:
+            fn = loop.driver.compile(tuple(numba.typeof(p) for p in params))
+        except Exception:  # other argument types than compiled for: the dispatcher matches them
+            fn = loop.driver
+    return functools.partial(fn, *params)
 
 
 def _sig(x: Any) -> Any:
@@ -122,16 +234,27 @@ def _sig(x: Any) -> Any:
     return type(x).__name__
 
 
-def _build(fns: list[Callable[..., None]], n_cond: int, n_copies: int) -> Callable[..., None] | None:
+def _build(fns: list[Callable[..., None]], n_cond: int, entry_vars: list[int], n_copies: int,
+           n_vars: int) -> Any:
+    """The driver's source, compiled lazily by Numba: copy the variables in (`e{j} <- i{var}`),
+    iterate, copy the final values out (`o{k} <- b{k}`, the body's input buffers)."""
     import numba
 
     names = [f"a{i}" for i in range(len(fns))]
+    entry = [f"e{j}" for j in range(len(entry_vars))]
+    ins = [f"i{k}" for k in range(n_vars)]
     copy_params = [p for k in range(n_copies) for p in (f"d{k}", f"s{k}")]
-    lines = [f"def driver({', '.join([*names, 'flag', *copy_params])}):", "    while True:"]
+    finals = [f"b{k}" for k in range(n_vars)]
+    outs = [f"o{k}" for k in range(n_vars)]
+    params = [*names, "flag", *entry, *ins, *copy_params, *finals, *outs]
+    lines = [f"def driver({', '.join(params)}):"]
+    lines += [f"    _copy(e{j}, i{k})" for j, k in enumerate(entry_vars)]
+    lines += ["    while True:"]
     lines += [f"        f{i}(*a{i})" for i in range(n_cond)]
-    lines += ["        if not flag[0]:", "            return"]
+    lines += ["        if not flag[0]:", "            break"]
     lines += [f"        f{i}(*a{i})" for i in range(n_cond, len(fns))]
     lines += [f"        _copy(d{k}, s{k})" for k in range(n_copies)]
+    lines += [f"    _copy(o{k}, b{k})" for k in range(n_vars)]
     scope: dict[str, Any] = {f"f{i}": f for i, f in enumerate(fns)}
     scope["_copy"] = _copy_kernel()
     exec("\n".join(lines), scope)  # noqa: S102 - generated from our own names only
