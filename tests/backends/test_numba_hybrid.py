@@ -228,3 +228,39 @@ def test_conv2d_past_float32_geometries(n, hw, k, c, co, stride, dil, padding, p
     header = _kernel_header(m, x)
     assert ("weights split by 16" if path == "split" else "raw input, zero point joined") in header, header
     _exact_on_numba(m, [x])
+
+
+@pytest.mark.parametrize("asym", [False, True])
+def test_fully_connected_int8_product_matches_litert_on_every_row_length(asym):
+    """The int8 product (qdot.py) for row lengths around its 4-byte groups and 16-lane column
+    blocks, rows around its 4-row tiles, and long rows whose sums pass 2**24 (exact here: the
+    accumulator is an int32)."""
+    rng = np.random.default_rng(11)
+    for rows, depth, units in ((1, 1, 1), (3, 5, 17), (4, 64, 16), (5, 130, 33), (9, 1280, 10)):
+        w = rng.integers(-127, 128, (units, depth)).astype(np.int8)
+        m = fc_model(w, rng.uniform(0.001, 0.05, units).astype(F32), (rows, depth), (rows, units),
+                     rng.normal(size=units).astype(F32), asymmetric_quantize_inputs=asym)
+        _exact_on_numba(m, [activations(rng, (rows, depth), "ties", rows, asym)])
+
+
+def test_fully_connected_int8_product_without_vnni(tmp_path):
+    """On a host without AVX512-VNNI the int8 product is generic LLVM vector code: run the
+    kernels compiled for a Haswell-class target (AVX2, no AVX-512) in a subprocess and compare
+    them with LiteRT there."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from tflite_jit.backends.numba_cpu import qdot, simd\n"
+        "assert not qdot.VNNI and simd.VW == 8\n"
+        "from tests.backends.test_numba_hybrid import test_fully_connected_int8_product_matches_litert_on_every_row_length as t\n"
+        "t(False); t(True)\n"
+        "print('ok')\n")
+    env = dict(os.environ, NUMBA_CPU_NAME="haswell", TFLITE_JIT_CACHE_DIR=str(tmp_path / "cache"),
+               NUMBA_CACHE_DIR=str(tmp_path / "numba"),
+               NUMBA_CPU_FEATURES="+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,+lzcnt,+mmx,"
+                                  "+movbe,+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave")
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0 and "ok" in p.stdout, p.stdout[-2000:] + p.stderr[-4000:]

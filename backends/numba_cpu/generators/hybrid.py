@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, hybridq, printer
+from tflite_jit.backends.numba_cpu import emit, hybridq, printer, qdot
 from tflite_jit.backends.numba_cpu.generators import GENERATORS, gemm, qconv, register_generator
 from tflite_jit.backends.numba_cpu.generators import depthwise as fdw
 from tflite_jit.backends.numba_cpu.quantized import no_epilogue
@@ -237,36 +237,29 @@ def fully_connected(req: KernelRequest, tile=None) -> KernelSource:
     act = _act(a, req)
     _no_minus128(w, "FULLY_CONNECTED")
     bias = _bias(req, units)
-    try:
-        _check_exact(w, a.asymmetric, "FULLY_CONNECTED")
-    except Unsupported:
-        return _integer_fc(req, a, w, rows, bias, act)
-    shadow = _shadow(req, replace(a.base, activation="NONE"), w.astype(F32))
-    core = gemm.fully_connected(shadow, tile)
-    return _assemble(req, core, rows, depth, a.asymmetric, "finish_rows", 1, _scales(a, units), bias, act)
+    return _int8_fc(req, a, w, rows, bias, act)
 
 
-def _integer_fc(req: KernelRequest, a: HybridAttrs, w: np.ndarray, rows: int, bias: np.ndarray | None,
-                act: str) -> KernelSource:
-    """A FULLY_CONNECTED whose sums could leave float32's exact integers (long rows, e.g. a
-    classifier over 1280 features): the product in int64 (hybridq.int_rows_gemm)."""
+def _int8_fc(req: KernelRequest, a: HybridAttrs, w: np.ndarray, rows: int, bias: np.ndarray | None,
+             act: str) -> KernelSource:
+    """The product on int8 weights with int32 accumulators (qdot.hybrid_fc_i8): LiteRT's
+    accumulator for any row length, a quarter of the float32 path's weight bytes; the kernel
+    takes its shapes as arguments, so this module is a one-line call compiled in milliseconds."""
     units, depth = w.shape
     lo, hi = _clamp(act)
-    src = (printer.PRELUDE + f"# tflite_jit hybrid FULLY_CONNECTED v{HVERSION} (int64 product): {rows} rows of "
+    wp, cs, k4, nb = qdot.pack_weights(w)
+    src = (printer.PRELUDE + f"# tflite_jit hybrid FULLY_CONNECTED v{HVERSION} (int8 product): {rows} rows of "
            f"{depth}, {'asymmetric' if a.asymmetric else 'symmetric'}\n"
-           + emit.helper_import(hybridq, "hq_row", "int_rows_gemm", "finish_rows") + "\n\n"
-           + _PRECISE + "\ndef hentry(xin, SF, SW, B, XQ, W, o):\n"
-           f"    xf = xin.reshape({rows * depth})\n"
-           f"    for r in range({rows}):\n"
-           f"        SF[r] = hq_row(xf, r * {depth}, {depth}, XQ, {a.asymmetric})\n"
-           f"    of = o.reshape({rows * units})\n"
-           f"    int_rows_gemm(XQ, W, of, {rows}, {units}, {depth})\n"
-           f"    finish_rows(of, SF, SW, B, {rows}, 1, {units}, {bias is not None}, np.float32({_lit(lo)}), "
-           f"np.float32({_lit(hi)}))\n")
-    args = [Arg("input", 0), Arg("const", value=np.zeros(rows, F32)), Arg("const", value=_scales(a, units)),
+           + emit.helper_import(qdot, "hybrid_fc_i8") + "\n\n"
+           + _PRECISE + "\ndef hentry(xin, SF, ZP, XU, WP, CS, SW, B, ACC, o):\n"
+           f"    hybrid_fc_i8(xin.reshape({rows * depth}), SF, ZP, XU, WP, CS, SW, B, ACC, "
+           f"o.reshape({rows * units}), {rows}, {depth}, {units}, {k4}, {nb}, {a.asymmetric}, "
+           f"{bias is not None}, np.float32({_lit(lo)}), np.float32({_lit(hi)}))\n")
+    args = [Arg("input", 0), Arg("const", value=np.zeros(rows, F32)), Arg("const", value=np.zeros(rows, np.int64)),
+            Arg("const", value=np.zeros(rows * k4 * 4, np.uint8)),
+            Arg("const", value=wp), Arg("const", value=cs), Arg("const", value=_scales(a, units)),
             Arg("const", value=np.zeros(units, F32) if bias is None else bias),
-            Arg("const", value=np.zeros(rows * depth, F32)),
-            Arg("const", value=np.ascontiguousarray(w.astype(np.int32).reshape(-1))), Arg("output", 0)]
+            Arg("const", value=np.zeros(rows * nb * qdot.LANES, np.int32)), Arg("output", 0)]
     return KernelSource(src, "hentry", args)
 
 
