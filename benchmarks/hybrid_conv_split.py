@@ -1,11 +1,11 @@
-"""The cost of a dynamic-range CONV_2D whose integer sums could pass 2**24 (generators/hybrid.py):
-unet_dynamic's 3x3 conv over 128 channels (1x32x32x128 -> 64, SAME, per-channel int8 weights,
-so asymmetric input quantization) on its three compiled paths: 'plain' (|w| <= 7: sums fit
-float32 as they are), 'raw' (uniform weights in [-127, 127], as unet_dynamic's: the raw q keeps
-the sums below 2**24, zp * sum(w) is subtracted after) and 'split' (|w| >= 120: the GEMM over
-the weights split as 16 * hi + lo, 2 * C_out channels); against the NumPy reference (where such a
-node ran before) and LiteRT's builtin kernels on the same models. One op, 1 thread,
-alternating rounds, medians.
+"""A dynamic-range CONV_2D whose integer sums pass 2**24 (generators/hybrid.py): unet_dynamic's 3x3
+conv over 128 channels (1x32x32x128 -> 64, SAME, per-channel int8 weights, so asymmetric input
+quantization) with weights of three magnitudes: 'plain' (|w| <= 7), 'raw' (uniform in [-127,
+127], as unet_dynamic's) and 'split' (|w| >= 120). They once took three float32-GEMM paths (sums
+as they are / raw q with zp * sum(w) subtracted after / weights split as 16 * hi + lo, 1.7x the
+time); the int8 product (qdot.py) takes all three the same way, exactly. Against the NumPy
+reference and LiteRT's builtin kernels on the same models. One op, 1 thread, alternating
+rounds, medians.
 
     python benchmarks/hybrid_conv_split.py [--runs 30]
 """

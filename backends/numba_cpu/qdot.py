@@ -52,49 +52,93 @@ def _dpbusd(builder, acc, a, b):
     return acc
 
 
-def _dot_rows(rows: int):
-    """An intrinsic computing `rows` input rows x 16 columns over k4 steps (see module doc)."""
+def _dot_tile(rows: int, blocks: int):
+    """An intrinsic computing `rows` input rows x `blocks` 16-column blocks over k4 steps (see
+    module doc): rows * blocks independent accumulator chains, so the multiply-adds overlap
+    instead of waiting on each other (one chain is latency-bound)."""
+    name = f"dot{rows}x{blocks}"
 
-    def typer(typingctx, x, xi, xs, w, wi, k4, acc, ai, as_):
-        name = f"dot16x{rows}"
+    def typer(typingctx, x, xi, xs, w, wi, ws, k4, acc, ai, as_):
         check_array(x, name, types.uint8)
         check_array(w, name, types.int8)
         check_array(acc, name, types.int32)
-        for i in (xi, xs, wi, k4, ai, as_):
+        for i in (xi, xs, wi, ws, k4, ai, as_):
             check_int(i, name)
 
         def codegen(context, builder, sig, args):
-            x, xi, xs, w, wi, k4, acc, ai, as_ = args
+            x, xi, xs, w, wi, ws, k4, acc, ai, as_ = args
             tys = sig.args
             xp = elem_ptr(context, builder, tys[0], x, xi, tys[1])
             wp = elem_ptr(context, builder, tys[3], w, wi, tys[4])
-            ap = elem_ptr(context, builder, tys[6], acc, ai, tys[7])
+            ap = elem_ptr(context, builder, tys[7], acc, ai, tys[8])
             xs64 = context.cast(builder, xs, tys[2], types.int64)
-            as64 = context.cast(builder, as_, tys[8], types.int64)
-            n = context.cast(builder, k4, tys[5], types.int64)
-            slots = [cgutils.alloca_once_value(builder, ir.Constant(_V32, None)) for _ in range(rows)]
+            ws64 = context.cast(builder, ws, tys[5], types.int64)
+            as64 = context.cast(builder, as_, tys[9], types.int64)
+            n = context.cast(builder, k4, tys[6], types.int64)
+            zero = ir.Constant(_V32, None)
+            slots = [[cgutils.alloca_once_value(builder, zero) for _ in range(blocks)] for _ in range(rows)]
             xrows = [builder.gep(xp, [builder.mul(xs64, ir.Constant(_I64, r))]) for r in range(rows)]
+            wblocks = [builder.gep(wp, [builder.mul(ws64, ir.Constant(_I64, b))]) for b in range(blocks)]
             with cgutils.for_range(builder, n) as loop:
                 j = loop.index
-                wv = builder.load(builder.bitcast(builder.gep(wp, [builder.mul(j, ir.Constant(_I64, 64))]),
-                                                  _V32.as_pointer()), align=1)
+                j64, j4 = builder.mul(j, ir.Constant(_I64, 64)), builder.mul(j, ir.Constant(_I64, 4))
+                wv = [builder.load(builder.bitcast(builder.gep(wb, [j64]), _V32.as_pointer()), align=1)
+                      for wb in wblocks]
                 for r in range(rows):
-                    xb = builder.load(builder.bitcast(builder.gep(xrows[r], [builder.mul(j, ir.Constant(_I64, 4))]),
-                                                      _I32.as_pointer()), align=1)
-                    builder.store(_dpbusd(builder, builder.load(slots[r]), splat(builder, xb, _V32), wv), slots[r])
+                    xb = builder.load(builder.bitcast(builder.gep(xrows[r], [j4]), _I32.as_pointer()), align=1)
+                    xv = splat(builder, xb, _V32)
+                    for b in range(blocks):
+                        builder.store(_dpbusd(builder, builder.load(slots[r][b]), xv, wv[b]), slots[r][b])
             for r in range(rows):
-                out = builder.gep(ap, [builder.mul(as64, ir.Constant(_I64, r))])
-                builder.store(builder.load(slots[r]), builder.bitcast(out, _V32.as_pointer()), align=1)
+                for b in range(blocks):
+                    out = builder.gep(ap, [builder.add(builder.mul(as64, ir.Constant(_I64, r)),
+                                                       ir.Constant(_I64, LANES * b))])
+                    builder.store(builder.load(slots[r][b]), builder.bitcast(out, _V32.as_pointer()), align=1)
             return context.get_dummy_value()
 
-        return types.void(x, xi, xs, w, wi, k4, acc, ai, as_), codegen
+        return types.void(x, xi, xs, w, wi, ws, k4, acc, ai, as_), codegen
 
-    typer.__name__ = f"dot16x{rows}"
+    typer.__name__ = name
     return intrinsic(typer)
 
 
-dot16x4 = _dot_rows(4)
-dot16x1 = _dot_rows(1)
+dot4x4 = _dot_tile(4, 4)
+dot4x2 = _dot_tile(4, 2)
+dot4x1 = _dot_tile(4, 1)
+dot1x4 = _dot_tile(1, 4)
+dot1x1 = _dot_tile(1, 1)
+
+
+@intrinsic
+def copy_bytes(typingctx, dst, di, src, si, n):
+    """dst[di:di+n] = src[si:si+n] for byte arrays: one memcpy (an im2col tap's channels)."""
+    check_array(dst, "copy_bytes", types.uint8)
+    check_array(src, "copy_bytes", types.uint8)
+    for i in (di, si, n):
+        check_int(i, "copy_bytes")
+
+    def codegen(context, builder, sig, args):
+        d = elem_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        s = elem_ptr(context, builder, sig.args[2], args[2], args[3], sig.args[3])
+        cgutils.raw_memcpy(builder, d, s, context.cast(builder, args[4], sig.args[4], types.intp), 1)
+        return context.get_dummy_value()
+
+    return types.void(dst, di, src, si, n), codegen
+
+
+@intrinsic
+def zero_bytes(typingctx, dst, di, n):
+    """dst[di:di+n] = 0 for a byte array: one memset."""
+    check_array(dst, "zero_bytes", types.uint8)
+    for i in (di, n):
+        check_int(i, "zero_bytes")
+
+    def codegen(context, builder, sig, args):
+        d = elem_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        cgutils.memset(builder, d, context.cast(builder, args[2], sig.args[2], types.intp), 0)
+        return context.get_dummy_value()
+
+    return types.void(dst, di, n), codegen
 
 
 def pack_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
@@ -109,6 +153,36 @@ def pack_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
 
 
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", boundscheck=False)
+
+
+@numba.njit(**_JIT)
+def dot_rows(XU, xo, xs, WP, k4, nb, ACC, rows):
+    """ACC[r, :] (row stride nb * 16) = the products of byte rows XU[xo + r * xs:] with every
+    16-column block, in tiles of 4 rows x 4 blocks (16 chains) where they fit."""
+    npad = nb * 16
+    ws = k4 * 64
+    r = 0
+    while r + 4 <= rows:
+        cb = 0
+        while cb + 4 <= nb:
+            dot4x4(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
+            cb += 4
+        while cb + 2 <= nb:
+            dot4x2(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
+            cb += 2
+        while cb < nb:
+            dot4x1(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
+            cb += 1
+        r += 4
+    while r < rows:
+        cb = 0
+        while cb + 4 <= nb:
+            dot1x4(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
+            cb += 4
+        while cb < nb:
+            dot1x1(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
+            cb += 1
+        r += 1
 
 
 @numba.njit(**_JIT)
@@ -127,15 +201,7 @@ def hybrid_fc_i8(xf, SF, ZP, XU, WP, CS, SW, B, ACC, of, rows, depth, units, k4,
         ZP[r] = zp
         for k in range(r * kpad + depth, (r + 1) * kpad):
             XU[k] = np.uint8(128)
-    r = 0
-    while r + 4 <= rows:
-        for cb in range(nb):
-            dot16x4(XU, r * kpad, kpad, WP, cb * k4 * 64, k4, ACC, r * npad + cb * 16, npad)
-        r += 4
-    while r < rows:
-        for cb in range(nb):
-            dot16x1(XU, r * kpad, kpad, WP, cb * k4 * 64, k4, ACC, r * npad + cb * 16, npad)
-        r += 1
+    dot_rows(XU, 0, kpad, WP, k4, nb, ACC, rows)
     for r in range(rows):
         off = np.int64(128 + ZP[r])
         a = ACC[r * npad:r * npad + units]
@@ -143,3 +209,63 @@ def hybrid_fc_i8(xf, SF, ZP, XU, WP, CS, SW, B, ACC, of, rows, depth, units, k4,
         for c in range(units):
             o[c] = np.float32(np.int64(a[c]) - off * np.int64(CS[c]))
     finish_rows(of, SF, SW, B, rows, 1, units, has_bias, lo, hi)
+
+
+#: output pixels per im2col block of hybrid_conv_i8 (their patches stay in L1/L2)
+PIX_BLOCK = 64
+
+
+@numba.njit(**_JIT)
+def hybrid_conv_i8(xf, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, nimg, h, w, c, kh, kw, sh, sw, dh, dw,
+                   pad_t, pad_l, oh, ow, co, k4, nb, nw, asym, has_bias, lo, hi):
+    """Dynamic-range CONV_2D: each image quantized as one row (LiteRT's per-batch scale) into
+    bytes q + 128 (XU [h * w * c]); the patches of PIX_BLOCK output pixels gathered into PATCH
+    [PIX_BLOCK * k4 * 4] in (ky, kx, c) order, taps outside the image as byte 0 (they contribute
+    nothing, as LiteRT skips them); the 16-lane products; then LiteRT's accumulator
+    sum over inside taps of (q - zp) * w = dot - (128 + zp) * RS[pattern(y, x), c], RS the
+    weights' sums over the taps inside the image for each border pattern (generators/hybrid.py
+    `_raw_join`, int64 here); then hybridq.finish_rows. A 1x1, stride-1 convolution over
+    channels that fill whole 4-byte groups multiplies the image's bytes in place."""
+    kpad = k4 * 4
+    npad = nb * 16
+    npix = oh * ow
+    direct = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pad_t == 0 and pad_l == 0 and c == kpad
+    for img in range(nimg):
+        sf, zp = hq_row_u8(xf, img * h * w * c, h * w * c, XU, 0, asym)
+        SF[img] = sf
+        off = np.int64(128 + zp)
+        for p0 in range(0, npix, PIX_BLOCK):
+            m = min(PIX_BLOCK, npix - p0)
+            if direct:
+                dot_rows(XU, p0 * c, c, WP, k4, nb, ACC, m)
+            else:
+                for i in range(m):
+                    p = p0 + i
+                    oy = p // ow
+                    ox = p - oy * ow
+                    t = i * kpad
+                    for ky in range(kh):
+                        iy = oy * sh - pad_t + ky * dh
+                        if 0 <= iy < h:
+                            for kx in range(kw):
+                                ix = ox * sw - pad_l + kx * dw
+                                if 0 <= ix < w:
+                                    copy_bytes(PATCH, t, XU, (iy * w + ix) * c, c)
+                                else:
+                                    zero_bytes(PATCH, t, c)
+                                t += c
+                        else:
+                            zero_bytes(PATCH, t, kw * c)
+                            t += kw * c
+                    zero_bytes(PATCH, t, (i + 1) * kpad - t)
+                dot_rows(PATCH, 0, kpad, WP, k4, nb, ACC, m)
+            for i in range(m):
+                p = p0 + i
+                oy = p // ow
+                ox = p - oy * ow
+                rb = (PH[oy] * nw + PW[ox]) * co
+                a = ACC[i * npad:i * npad + co]
+                o = of[(img * npix + p) * co:(img * npix + p + 1) * co]
+                for ch in range(co):
+                    o[ch] = np.float32(np.int64(a[ch]) - off * RS[rb + ch])
+    finish_rows(of, SF, SW, B, nimg, npix, co, has_bias, lo, hi)

@@ -6,20 +6,16 @@ One kernel call does the three steps LiteRT does, in one generated module:
 
 1. quantize: each row of the input (FULLY_CONNECTED / BATCH_MATMUL: a row of `depth` values;
    convolutions: a whole image) is quantized exactly as ops/qhybrid.py `quantize_rows` does it
-   (symmetric or asymmetric, the 8-wide vector rounding and the scalar tail), and written
-   *centered* (q - zero point, an integer) as float32 into a scratch copy of the input; the
-   row's scale goes to a small table;
-2. multiply: the float32 GEMM of gemm.py (or the depthwise kernel of depthwise.py) runs on that
-   scratch and on the weights as float32 integers, with no bias and no activation. Every
-   product is an integer of at most 255 * 128 and a float32 sum of integers is exact while it
-   stays below 2**24, in any order (the kernels' reassociation included); the weights are
-   constants, so this is checked per output channel at plan time (sum_k |w| * max|q - zp|),
-   else a FULLY_CONNECTED multiplies in int64 instead (hybridq.int_rows_gemm), a CONV_2D with
-   asymmetric inputs whose raw q (in [-128, 127], half the range of q - zp) keeps the sums
-   exact multiplies the raw q and subtracts zp * sum(w) after (`_raw_join`: one GEMM, ~1% more
-   time), any other CONV_2D splits its weights as 16 * hi + lo and runs the GEMM on both halves
-   (`_split_conv2d`: exact for ~16x longer rows, ~1.7x the time), and other nodes are refused
-   (reference backend). The result is LiteRT's int32
+   (symmetric or asymmetric, the 8-wide vector rounding and the scalar tail) into a scratch
+   (../hybridq.py); the row's scale goes to a small table;
+2. multiply: FULLY_CONNECTED and CONV_2D multiply the int8 weights by the quantized inputs in
+   integers (../qdot.py: int32 accumulators on 16 lanes, vpdpbusd on AVX512-VNNI hosts), exact
+   for any row length; a convolution gathers each output pixel's taps (those outside the image
+   as zero bytes) and subtracts zp * the sum of w over the taps inside the image per border
+   pattern (`_raw_join`). DEPTHWISE_CONV_2D and BATCH_MATMUL run the float32 kernels of
+   depthwise.py / gemm.py on the centered q as float32 integers and the weights as float32
+   integers, exact while a sum stays below 2**24 (checked per output channel at plan time:
+   sum_k |w| * max|q - zp|; other nodes are refused). Either way the result is LiteRT's int32
    accumulator exactly. (Taps in a convolution's padding contribute 0, as LiteRT skips them.)
 3. finish: float32(acc) times the row's scale and the channel's weight scale in LiteRT's order
    (ops/qhybrid.py `_scale_out` / `_spatial_scale`), + bias, the fused clamp (../hybridq.py).
@@ -29,7 +25,7 @@ One kernel call does the three steps LiteRT does, in one generated module:
 Not compiled (reference backend, with the reason in the plan): weights that are not constant,
 -128 weights where LiteRT's SSE dot product mis-multiplies them (ops/qhybrid.py
 `_minus128_error`), grouped convolutions, fused TANH / SIGN_BIT, BATCH_MATMUL with adj_x or a
-broadcast input, and sums that could leave float32's exact range.
+broadcast input, and depthwise / batch-matmul sums that could leave float32's exact range.
 """
 
 from __future__ import annotations
@@ -89,18 +85,6 @@ def _check_exact(w_nk: np.ndarray, asym: bool, what: str) -> None:
                           "integers (runs on reference)")
 
 
-#: the base of `_split_weights`: hi and lo both within [-8, 8], 1/16 of an int8's magnitude
-SPLIT = 16
-
-
-def _split_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """w = SPLIT * hi + lo with hi = floor((w + 8) / 16) in [-8, 8] and lo in [-8, 7]: each half's
-    sums stay exact in float32 for ~16x longer rows than the weights' own."""
-    wi = w.astype(np.int32)
-    hi = (wi + SPLIT // 2) >> 4
-    return hi, wi - SPLIT * hi
-
-
 def _no_minus128(w_nk: np.ndarray, what: str) -> None:
     """LiteRT's SSE dot product mis-multiplies -128 weights in blocks of 16 columns (ops/qhybrid.py
     `_minus128_error`); those nodes stay on the reference, which reproduces it."""
@@ -129,15 +113,11 @@ def _shadow(req: KernelRequest, attrs, w_f32: np.ndarray) -> KernelRequest:
 
 
 def _assemble(req: KernelRequest, core: KernelSource, rows: int, row_len: int, asym: bool, finish: str,
-              inner: int, sw: np.ndarray, bias: np.ndarray | None, act: str,
-              split: int = 0, raw: _RawJoin | None = None) -> KernelSource:
-    """The module: the core kernel's entry becomes `hentry`, which first quantizes the input rows
-    (hybridq.hq_row), then runs the core's body, then the float finish (hybridq.`finish`) over
-    the output viewed as [rows * inner, n]. `split`: the core ran on weights split as
-    split * hi + lo (`_split_weights`) into a scratch of 2n channels, which hybridq.join_split
-    combines into the output first. `raw`: the input rows are quantized without subtracting
-    their zero points (hybridq.hq_row_zp) and hybridq.join_zero_point subtracts zp * sum(w)
-    from the output first (`_raw_conv2d`)."""
+              inner: int, sw: np.ndarray, bias: np.ndarray | None, act: str) -> KernelSource:
+    """The module of the float32-GEMM path (DEPTHWISE_CONV_2D, BATCH_MATMUL): the core kernel's
+    entry becomes `hentry`, which first quantizes the input rows (hybridq.hq_row), then runs the
+    core's body, then the float finish (hybridq.`finish`) over the output viewed as
+    [rows * inner, n]."""
     m = re.search(rf"^def {core.entry}\((.*?)\):", core.source, re.M)
     if m is None:
         raise Unsupported(f"hybrid {req.op_name}: unexpected core kernel source")
@@ -153,31 +133,17 @@ def _assemble(req: KernelRequest, core: KernelSource, rows: int, row_len: int, a
     n = sw.size
     lo, hi = _clamp(act)
     out_size = math.prod(req.out_shape)
-    if split:  # the core writes the scratch S [rows * inner, 2n]; hentry gets the output as `o_`
-        out, helpers, extra = "o_", ("hq_row", "join_split", finish), ", o_"
-    elif raw is not None:
-        helpers, extra = ("hq_row_zp", "join_zero_point", finish), ""
-    else:
-        helpers, extra = ("hq_row", finish), ""
     # The steps go into the core's own function (not a wrapper calling it: Numba would link and
     # optimize the core's code a second time, measured 3-4x the compile time).
     pro = [f"xf = xin.reshape({rows * row_len})",
            f"for r in range({rows}):",
-           f"    SF[r] = hq_row(xf, r * {row_len}, {row_len}, {xq}, {asym})" if raw is None else
-           f"    SF[r], ZP[r] = hq_row_zp(xf, r * {row_len}, {row_len}, {xq}, {asym}, True)"]
-    epi = [f"join_split({params[oi[0]]}.reshape({2 * out_size}), o_.reshape({out_size}), {out_size // n}, "
-           f"{n}, {float(split)!r})"] if split else []
-    if raw is not None:
-        epi += [f"join_zero_point({out}.reshape({out_size}), ZP, RS, PH, PW, {rows}, {req.out_shape[1]}, "
-                f"{req.out_shape[2]}, {n}, {raw.rs.shape[1]})"]
-    epi += [f"{finish}({out}.reshape({out_size}), SF, SW, B, {rows}, {inner}, {n}, "
-            f"{bias is not None}, np.float32({_lit(lo)}), np.float32({_lit(hi)}))"]
-    how = f", weights split by {split}" if split else ", raw input, zero point joined" if raw is not None else ""
+           f"    SF[r] = hq_row(xf, r * {row_len}, {row_len}, {xq}, {asym})"]
+    epi = [f"{finish}({out}.reshape({out_size}), SF, SW, B, {rows}, {inner}, {n}, "
+           f"{bias is not None}, np.float32({_lit(lo)}), np.float32({_lit(hi)}))"]
     head = (f"# tflite_jit hybrid {req.op_name} v{HVERSION}: {rows} rows of {row_len}, "
-            f"{'asymmetric' if asym else 'symmetric'}{how}\n"
-            + emit.helper_import(hybridq, *helpers))
-    zpa = "ZP, RS, PH, PW, " if raw is not None else ""
-    src = (head + core.source[:m.start()] + f"def hentry(xin, SF, SW, B, {zpa}{m.group(1)}{extra}):\n"
+            f"{'asymmetric' if asym else 'symmetric'}\n"
+            + emit.helper_import(hybridq, "hq_row", finish))
+    src = (head + core.source[:m.start()] + f"def hentry(xin, SF, SW, B, {m.group(1)}):\n"
            + "".join(f"    {ln}\n" for ln in pro) + core.source[m.end():].lstrip("\n")
            + "".join(f"    {ln}\n" for ln in epi))
     # No fast-math in the module: LLVM inlines the precise helpers into their caller, and a
@@ -188,17 +154,10 @@ def _assemble(req: KernelRequest, core: KernelSource, rows: int, row_len: int, a
         raise Unsupported(f"hybrid {req.op_name}: unexpected core kernel decorators")
     args = [Arg("input", 0), Arg("const", value=np.zeros(rows, F32)), Arg("const", value=sw),
             Arg("const", value=np.zeros(n, F32) if bias is None else bias)]
-    if raw is not None:
-        args += [Arg("const", value=np.zeros(rows, np.int64)), Arg("const", value=raw.rs.reshape(-1)),
-                 Arg("const", value=raw.ph), Arg("const", value=raw.pw)]
     for i, a in enumerate(core.args):
         if i == xi[0]:
             a = Arg("const", value=np.zeros(math.prod(req.inputs[0].shape), F32))
-        elif split and i == oi[0]:
-            a = Arg("const", value=np.zeros(2 * out_size, F32))
         args.append(a)
-    if split:
-        args.append(Arg("output", 0))
     return KernelSource(src, "hentry", args, core.parallel)
 
 
@@ -248,8 +207,8 @@ def _int8_fc(req: KernelRequest, a: HybridAttrs, w: np.ndarray, rows: int, bias:
     units, depth = w.shape
     lo, hi = _clamp(act)
     wp, cs, k4, nb = qdot.pack_weights(w)
-    src = (printer.PRELUDE + f"# tflite_jit hybrid FULLY_CONNECTED v{HVERSION} (int8 product): {rows} rows of "
-           f"{depth}, {'asymmetric' if a.asymmetric else 'symmetric'}\n"
+    src = (f"# tflite_jit hybrid FULLY_CONNECTED v{HVERSION} (int8 product): {rows} rows of "
+           f"{depth}, {'asymmetric' if a.asymmetric else 'symmetric'}\n" + printer.PRELUDE
            + emit.helper_import(qdot, "hybrid_fc_i8") + "\n\n"
            + _PRECISE + "\ndef hentry(xin, SF, ZP, XU, WP, CS, SW, B, ACC, o):\n"
            f"    hybrid_fc_i8(xin.reshape({rows * depth}), SF, ZP, XU, WP, CS, SW, B, ACC, "
@@ -269,23 +228,48 @@ def conv2d(req: KernelRequest, tile=None) -> KernelSource:
     a = _attrs(req)
     w = _int8_weights(req)
     co, kh, kw, ci = w.shape
-    nimg, h, wd, c = req.inputs[0].shape
+    c = req.inputs[0].shape[3]
     if ci != c:
         raise Unsupported("hybrid CONV_2D: grouped convolution runs on reference")
     act = _act(a, req)
-    w_nk = w.reshape(co, -1)
     if not a.asymmetric and co % 4:
-        _no_minus128(w_nk, "CONV_2D")
-    bias = _bias(req, co)
-    npix = math.prod(req.out_shape[1:3])
-    if _worst(w_nk, a.asymmetric) < EXACT or (a.asymmetric and _worst(w_nk, False) * 128 / 127 < EXACT):
-        # asymmetric inputs whose centered sums could pass 2**24 but whose raw ones cannot: the
-        # raw q in [-128, 127] (half the range of q - zp), zp * sum(w) subtracted after
-        raw = None if _worst(w_nk, a.asymmetric) < EXACT else _raw_join(req, a, w)
-        shadow = _shadow(req, replace(a.base, activation="NONE"), w.astype(F32))
-        return _assemble(req, gemm.conv2d(shadow, tile), nimg, h * wd * c, a.asymmetric, "finish_rows", npix,
-                         _scales(a, co), bias, act, raw=raw)
-    return _split_conv2d(req, a, w, tile, npix, bias, act)
+        _no_minus128(w.reshape(co, -1), "CONV_2D")
+    return _int8_conv2d(req, a, w, _bias(req, co), act)
+
+
+def _int8_conv2d(req: KernelRequest, a: HybridAttrs, w: np.ndarray, bias: np.ndarray | None,
+                 act: str) -> KernelSource:
+    """CONV_2D on int8 weights with int32 accumulators (qdot.hybrid_conv_i8): exact for any
+    filter size (no split weights), a quarter of the weight bytes, one shape-generic kernel
+    compiled once per machine."""
+    f = a.base
+    co, kh, kw, ci = w.shape
+    nimg, h, wd, c = req.inputs[0].shape
+    _, oh, ow, _ = req.out_shape
+    (sh, sw), (dh, dw) = f.stride, f.dilation
+    pad_t = axis_geometry(f.padding, h, kh, sh, dh).pad_before
+    pad_l = axis_geometry(f.padding, wd, kw, sw, dw).pad_before
+    raw = _raw_join(req, a, w)
+    wp, _, k4, nb = qdot.pack_weights(w.reshape(co, -1))
+    lo, hi = _clamp(act)
+    npix = oh * ow
+    dims = (f"{nimg}, {h}, {wd}, {c}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pad_t}, {pad_l}, {oh}, {ow}, {co}, "
+            f"{k4}, {nb}, {raw.rs.shape[1]}")
+    src = (f"# tflite_jit hybrid CONV_2D v{HVERSION} (int8 product): {nimg} x {h}x{wd}x{c} -> "
+           f"{oh}x{ow}x{co}, {kh}x{kw}, {'asymmetric' if a.asymmetric else 'symmetric'}\n" + printer.PRELUDE
+           + emit.helper_import(qdot, "hybrid_conv_i8") + "\n\n"
+           + _PRECISE + "\ndef hentry(xin, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, o):\n"
+           f"    hybrid_conv_i8(xin.reshape({nimg * h * wd * c}), SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, "
+           f"o.reshape({nimg * npix * co}), {dims}, {a.asymmetric}, {bias is not None}, "
+           f"np.float32({_lit(lo)}), np.float32({_lit(hi)}))\n")
+    blk = min(qdot.PIX_BLOCK, npix)
+    args = [Arg("input", 0), Arg("const", value=np.zeros(nimg, F32)), Arg("const", value=np.zeros(h * wd * c, np.uint8)),
+            Arg("const", value=np.zeros(blk * k4 * 4, np.uint8)), Arg("const", value=wp),
+            Arg("const", value=np.ascontiguousarray(raw.rs.reshape(-1).astype(np.int64))),
+            Arg("const", value=raw.ph), Arg("const", value=raw.pw), Arg("const", value=_scales(a, co)),
+            Arg("const", value=np.zeros(co, F32) if bias is None else bias),
+            Arg("const", value=np.zeros(blk * nb * qdot.LANES, np.int32)), Arg("output", 0)]
+    return KernelSource(src, "hentry", args)
 
 
 @dataclass(frozen=True)
@@ -319,29 +303,6 @@ def _raw_join(req: KernelRequest, a: HybridAttrs, w: np.ndarray) -> _RawJoin:
     ws = w.astype(np.int64).sum(axis=3)  # [co, kh, kw]
     rs = np.einsum("ak,bl,ckl->abc", mh.astype(np.int64), mw.astype(np.int64), ws).astype(np.float64)
     return _RawJoin(np.ascontiguousarray(rs), ph, pw)
-
-
-def _split_conv2d(req: KernelRequest, a: HybridAttrs, w: np.ndarray, tile, npix: int, bias: np.ndarray | None,
-                  act: str) -> KernelSource:
-    """A CONV_2D whose sums could pass float32's exact integers even from raw q (symmetric
-    inputs, or rows of more than ~1030 full-range weights): its weights are split as
-    SPLIT * hi + lo and the float32 GEMM runs once with both halves as 2 * C_out output
-    channels, each sum exact; hybridq.join_split combines them exactly (float64) into LiteRT's
-    int32 accumulator, rounded once to float32. Twice the multiplies of the plain path
-    (measured 1.7x its time, benchmarks/hybrid_conv_split.py), still the register-tiled GEMM."""
-    co = w.shape[0]
-    hi, lo = _split_weights(w)
-    for half in (hi, lo):
-        _check_exact(half.reshape(co, -1), a.asymmetric, "CONV_2D (split weights)")
-    both = np.concatenate([hi, lo]).astype(F32)
-    x = req.inputs[0]
-    out_shape = (*req.out_shape[:-1], 2 * co)
-    ins = [TensorArg(tuple(x.shape), F32), TensorArg(tuple(both.shape), F32, both), None]
-    shadow = KernelRequest(req.op_name, replace(a.base, activation="NONE"), ins, [],
-                           [Output(E.Var(0), TensorArg(out_shape, F32))], req.num_threads)
-    nimg, h, wd, c = x.shape
-    return _assemble(req, gemm.conv2d(shadow, tile), nimg, h * wd * c, a.asymmetric, "finish_rows", npix,
-                     _scales(a, co), bias, act, split=SPLIT)
 
 
 # ---- DEPTHWISE_CONV_2D -----------------------------------------------------------------------------
