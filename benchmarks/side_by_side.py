@@ -75,14 +75,22 @@ def _runner(it: Any, xs: list[np.ndarray]):
     return run
 
 
-def litert_engines(content: bytes, threads: int) -> dict[str, Any]:
-    """LiteRT with its default XNNPACK delegate and with builtin kernels only, unallocated."""
+def litert_engine(content: bytes, threads: int, kind: str) -> Any:
+    """LiteRT, unallocated: 'litert_xnnpack' (its default XNNPACK delegate) or 'litert_builtin'
+    (builtin kernels only)."""
     from ai_edge_litert import interpreter as lite
 
-    return {"litert_xnnpack": lite.Interpreter(model_content=content, num_threads=threads),
-            "litert_builtin": lite.Interpreter(
-                model_content=content, num_threads=threads,
-                experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)}
+    if kind == "litert_xnnpack":
+        return lite.Interpreter(model_content=content, num_threads=threads)
+    if kind == "litert_builtin":
+        return lite.Interpreter(model_content=content, num_threads=threads,
+                                experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    raise ValueError(f"unknown LiteRT engine {kind!r}")
+
+
+def litert_engines(content: bytes, threads: int) -> dict[str, Any]:
+    """LiteRT with its default XNNPACK delegate and with builtin kernels only, unallocated."""
+    return {k: litert_engine(content, threads, k) for k in ("litert_xnnpack", "litert_builtin")}
 
 
 def time_engines(engines: dict[str, Any], xs: list[np.ndarray], runs: int) -> dict[str, Any]:

@@ -1,0 +1,307 @@
+"""Engines timed one at a time, each in its own worker process.
+
+Why: with tflite_jit, LiteRT-XNNPACK and LiteRT-builtin in one process and their invokes
+interleaved, every engine's idle thread pool (Numba's OpenMP pool, XNNPACK's pthreadpool) spins
+for a while after its parallel region and steals the cores from the engine that runs next; at
+2 threads on a 2-core machine that made the 2-thread numbers a measurement of the contention,
+not of the engines (docs/performance.md). Here each engine lives in a process of its own
+('spawn', so no thread pool is inherited), the parent asks one worker at a time for a batch of
+invokes, and before the next worker's turn it waits until every worker's process has stopped
+using CPU (its spinning pool has gone to sleep); how long that took is reported as `settle_ms`.
+The side-by-side design stays: rounds of batches, engines in rotating order, so machine drift
+hits all of them alike.
+
+A worker that dies (LiteRT aborts the process on some models) or stops answering is an
+`EngineFailed` with the exit signal and the last lines it wrote to stderr, never a crash of the
+parent. `Engine` is the same engine in this process (the old shared harness uses it directly).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import multiprocessing
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+OURS, XNN, BUILTIN = "tflite_jit", "litert_xnnpack", "litert_builtin"
+#: invokes per turn of a worker (after one untimed warm-up invoke that wakes its pool)
+PER_TURN = 5
+#: a worker counts as quiet when it used less than this share of one CPU over a poll interval
+QUIET_SHARE = 0.05
+POLL_S = 0.002
+#: stop waiting for quiet after this long (a pool that never sleeps is reported, not waited for)
+MAX_SETTLE_S = 1.0
+#: seconds a worker may take to load a model (Numba compiles it) / to answer anything else
+LOAD_TIMEOUT_S = 1800.0
+REQUEST_TIMEOUT_S = 600.0
+
+
+class EngineFailed(RuntimeError):
+    """An engine raised (the message is its exception, formatted in the worker) or its worker
+    process died or hung (the message says how)."""
+
+
+def error_text(e: BaseException) -> str:
+    """An exception as one report line: `Type: message`."""
+    if isinstance(e, EngineFailed):
+        return " ".join(str(e).split())[:400]
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"[:400]
+
+
+def _factory(kind: str):
+    """OURS, XNN, BUILTIN, or 'module:function' (a callable (content, threads, backend, fusion)
+    -> an interpreter; the tests use it to make a worker die)."""
+    if kind == OURS:
+        def make(content: bytes, threads: int, backend: str, fusion: str | None) -> Any:
+            from tflite_jit import Interpreter
+
+            return Interpreter(model_content=content, num_threads=threads, backend=backend, fusion=fusion)
+        return make
+    if kind in (XNN, BUILTIN):
+        def make_lite(content: bytes, threads: int, backend: str, fusion: str | None) -> Any:
+            from benchmarks.side_by_side import litert_engine
+
+            return litert_engine(content, threads, kind)
+        return make_lite
+    module, _, name = kind.partition(":")
+    if not name:
+        raise ValueError(f"unknown engine {kind!r}: {OURS}, {XNN}, {BUILTIN} or 'module:function'")
+    return getattr(importlib.import_module(module), name)
+
+
+class Engine:
+    """One engine, prepared (constructed and allocated), with the inputs every invoke uses."""
+
+    def __init__(self, kind: str, model: bytes | str, threads: int, backend: str = "numba",
+                 fusion: str | None = None):
+        content = model if isinstance(model, bytes) else open(model, "rb").read()
+        t0 = time.perf_counter()
+        self.it = _factory(kind)(content, threads, backend, fusion)
+        self.it.allocate_tensors()
+        self.prepare_s = time.perf_counter() - t0
+        self.kind = kind
+        self.xs: list[np.ndarray] = []
+
+    def inputs(self, seed: int = 0) -> list[np.ndarray]:
+        """benchmarks/side_by_side.py's seeded inputs for this model; also sets them."""
+        from benchmarks.side_by_side import inputs_for
+
+        self.xs = inputs_for(self.it, np.random.default_rng(seed))
+        return self.xs
+
+    def set_inputs(self, xs: list[np.ndarray]) -> None:
+        self.xs = xs
+
+    def _invoke(self) -> float:
+        for d, x in zip(self.it.get_input_details(), self.xs):
+            self.it.set_tensor(d["index"], x)
+        t0 = time.perf_counter()
+        self.it.invoke()
+        return time.perf_counter() - t0
+
+    def outputs(self) -> tuple[list[np.ndarray], float]:
+        """One invoke's outputs (copies) and its time (the first invoke: compile, if lazy)."""
+        dt = self._invoke()
+        return [np.array(self.it.get_tensor(d["index"]), copy=True) for d in self.it.get_output_details()], dt
+
+    def time(self, n: int, warmup: int = 0) -> list[float]:
+        """Seconds of each of `n` invokes, after `warmup` untimed ones."""
+        for _ in range(warmup):
+            self._invoke()
+        return [self._invoke() for _ in range(n)]
+
+    def call(self, function: str) -> Any:
+        """'module:function' applied to the interpreter (e.g. the suite's placement summary)."""
+        module, _, name = function.partition(":")
+        return getattr(importlib.import_module(module), name)(self.it)
+
+
+def _serve(conn: Any, stderr_path: str) -> None:
+    """The worker's loop: ("load", args) makes the Engine, any other (method, args) calls it;
+    answers ("ok", value) or ("err", 'Type: message')."""
+    fd = os.open(stderr_path, os.O_WRONLY | os.O_APPEND)
+    os.dup2(fd, 2)  # LiteRT writes its fatal errors to fd 2 before it aborts: the parent quotes them
+    os.close(fd)
+    engine: Engine | None = None
+    while True:
+        try:
+            op, args = conn.recv()
+        except EOFError:
+            return
+        if op == "close":
+            return
+        try:
+            if op == "load":
+                engine = None  # free the previous model first
+                engine = Engine(*args)
+                value: Any = engine.prepare_s
+            elif engine is None:
+                raise RuntimeError(f"{op} before load")
+            else:
+                value = getattr(engine, op)(*args)
+            conn.send(("ok", value))
+        except Exception as e:
+            conn.send(("err", error_text(e)))
+
+
+def _cpu_ns(pid: int) -> int | None:
+    """CPU time of every thread of process `pid` (Linux's process CPU clock, ns), None if gone."""
+    try:
+        return time.clock_gettime_ns(((~pid) << 3) | 2)  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+    except OSError:
+        return None
+
+
+def wait_quiet(pids: Sequence[int], max_s: float = MAX_SETTLE_S) -> float:
+    """Wait until the processes together use under QUIET_SHARE of a CPU over a POLL_S interval
+    (their thread pools have stopped spinning); returns the seconds waited. Where the process
+    CPU clock is unavailable (not Linux), waits max_s / 10 instead."""
+    t0 = time.perf_counter()
+    if _cpu_ns(os.getpid()) is None:
+        time.sleep(max_s / 10)
+        return time.perf_counter() - t0
+    last = [_cpu_ns(p) for p in pids]
+    t_last = t0
+    while True:
+        time.sleep(POLL_S)
+        now = [_cpu_ns(p) for p in pids]
+        t = time.perf_counter()
+        used = sum(b - a for a, b in zip(last, now) if a is not None and b is not None)
+        if used < QUIET_SHARE * (t - t_last) * 1e9 or t - t0 > max_s:
+            return t - t0
+        last, t_last = now, t
+
+
+def _signal_name(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit {code}"
+
+
+class EngineWorker:
+    """An Engine in a process of its own; the same methods, answered over a pipe."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        ctx = multiprocessing.get_context("spawn")
+        fd, self._stderr = tempfile.mkstemp(prefix=f"tj_worker_{kind.replace(':', '_')}_", suffix=".log")
+        os.close(fd)
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, self._stderr), daemon=True,
+                                 name=f"engine-{kind}")
+        self._proc.start()
+        child.close()
+        self.dead: str | None = None
+        self.prepare_s = 0.0
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def _stderr_tail(self, lines: int = 3) -> str:
+        try:
+            with open(self._stderr, errors="replace") as f:
+                text = [ln.strip() for ln in f.read()[-4000:].splitlines() if ln.strip()]
+        except OSError:
+            return ""
+        return " / ".join(text[-lines:])
+
+    def _die(self, why: str) -> EngineFailed:
+        if self._proc.is_alive():
+            self._proc.kill()
+        self._proc.join(5)
+        tail = self._stderr_tail()
+        self.dead = f"{self.kind} worker {why} ({_signal_name(self._proc.exitcode)})" + (
+            f"; its stderr: {tail}" if tail else "")
+        return EngineFailed(self.dead)
+
+    def request(self, op: str, *args: Any, timeout: float = REQUEST_TIMEOUT_S) -> Any:
+        if self.dead:
+            raise EngineFailed(self.dead)
+        try:
+            self._conn.send((op, args))
+            if not self._conn.poll(timeout):
+                raise self._die(f"gave no answer to {op} in {timeout:.0f}s, killed")
+            status, value = self._conn.recv()
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            raise self._die(f"died during {op}") from None
+        if status == "err":
+            raise EngineFailed(value)
+        return value
+
+    def load(self, model: bytes | str, threads: int, backend: str = "numba", fusion: str | None = None) -> float:
+        self.prepare_s = self.request("load", self.kind, model, threads, backend, fusion, timeout=LOAD_TIMEOUT_S)
+        return self.prepare_s
+
+    def inputs(self, seed: int = 0) -> list[np.ndarray]:
+        return self.request("inputs", seed)
+
+    def set_inputs(self, xs: list[np.ndarray]) -> None:
+        self.request("set_inputs", xs)
+
+    def outputs(self) -> tuple[list[np.ndarray], float]:
+        return self.request("outputs")
+
+    def time(self, n: int, warmup: int = 0) -> list[float]:
+        return self.request("time", n, warmup)
+
+    def call(self, function: str) -> Any:
+        return self.request("call", function)
+
+    def close(self) -> None:
+        if self._proc.is_alive():
+            try:
+                self._conn.send(("close", ()))
+            except OSError:
+                pass
+            self._proc.join(10)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(5)
+        self._conn.close()
+        try:
+            os.unlink(self._stderr)
+        except OSError:
+            pass
+
+
+def time_isolated(workers: dict[str, EngineWorker], runs: int, per_turn: int = PER_TURN
+                  ) -> tuple[dict[str, Any], dict[str, str]]:
+    """Medians and p90s (ms) of `runs` invokes per worker, and each worker's median settle time
+    (ms: how long its pools spun after a batch); plus {kind: error} for workers that failed on
+    the way (their times are dropped, the others' kept). Each round gives every live worker one
+    turn, in rotating order; a turn is one untimed warm-up invoke and up to `per_turn` timed ones,
+    and every turn starts only after all workers have gone quiet."""
+    keys = list(workers)
+    times: dict[str, list[float]] = {k: [] for k in keys}
+    settle: dict[str, list[float]] = {k: [] for k in keys}
+    errors: dict[str, str] = {}
+    pids = [w.pid for w in workers.values()]
+    wait_quiet(pids)
+    for i in range(math.ceil(runs / max(1, per_turn))):
+        live = [k for k in keys if k not in errors]
+        if not live:
+            break
+        j = i % len(live)
+        for k in live[j:] + live[:j]:
+            try:
+                times[k] += workers[k].time(min(per_turn, runs - len(times[k])), 1)
+            except EngineFailed as e:
+                errors[k] = error_text(e)
+            settle[k].append(wait_quiet([w.pid for w in workers.values() if not w.dead]))
+    ok = [k for k in keys if k not in errors and times[k]]
+    return ({"median_ms": {k: float(np.median(times[k])) * 1e3 for k in ok},
+             "p90_ms": {k: float(np.percentile(times[k], 90)) * 1e3 for k in ok},
+             "settle_ms": {k: float(np.median(settle[k])) * 1e3 for k in ok}}, errors)
