@@ -5,7 +5,7 @@ interleaved, every engine's idle thread pool (Numba's OpenMP pool, XNNPACK's pth
 for a while after its parallel region and steals the cores from the engine that runs next; at
 2 threads on a 2-core machine that made the 2-thread numbers a measurement of the contention,
 not of the engines (docs/performance.md). Here each engine lives in a process of its own
-('spawn', so no thread pool is inherited), the parent asks one worker at a time for a batch of
+(`python -m benchmarks.isolated`, requests and answers over its stdin/stdout), the parent asks one worker at a time for a batch of
 invokes, and before the next worker's turn it waits until every worker's process has stopped
 using CPU (its spinning pool has gone to sleep); how long that took is reported as `settle_ms`.
 The side-by-side design stays: rounds of batches, engines in rotating order, so machine drift
@@ -20,17 +20,21 @@ from __future__ import annotations
 
 import importlib
 import math
-import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 OURS, XNN, BUILTIN = "tflite_jit", "litert_xnnpack", "litert_builtin"
+ROOT = Path(__file__).resolve().parent.parent
 #: invokes per turn of a worker (after one untimed warm-up invoke that wakes its pool)
 PER_TURN = 5
 #: a worker counts as quiet when it used less than this share of one CPU over a poll interval
@@ -123,16 +127,13 @@ class Engine:
         return getattr(importlib.import_module(module), name)(self.it)
 
 
-def _serve(conn: Any, stderr_path: str) -> None:
+def _serve(recv: Any, send: Any) -> None:
     """The worker's loop: ("load", args) makes the Engine, any other (method, args) calls it;
     answers ("ok", value) or ("err", 'Type: message')."""
-    fd = os.open(stderr_path, os.O_WRONLY | os.O_APPEND)
-    os.dup2(fd, 2)  # LiteRT writes its fatal errors to fd 2 before it aborts: the parent quotes them
-    os.close(fd)
     engine: Engine | None = None
     while True:
         try:
-            op, args = conn.recv()
+            op, args = recv.recv()
         except EOFError:
             return
         if op == "close":
@@ -146,9 +147,20 @@ def _serve(conn: Any, stderr_path: str) -> None:
                 raise RuntimeError(f"{op} before load")
             else:
                 value = getattr(engine, op)(*args)
-            conn.send(("ok", value))
+            send.send(("ok", value))
         except Exception as e:
-            conn.send(("err", error_text(e)))
+            send.send(("err", error_text(e)))
+
+
+def _worker_main() -> None:
+    """`python -m benchmarks.isolated`: requests on stdin, answers on stdout, both pickled
+    (multiprocessing's framing); anything else written to stdout goes to stderr, the log."""
+    requests, answers = os.dup(0), os.dup(1)
+    os.dup2(2, 1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    _serve(Connection(requests, writable=False), Connection(answers, readable=False))
 
 
 def _cpu_ns(pid: int) -> int | None:
@@ -195,14 +207,18 @@ class EngineWorker:
 
     def __init__(self, kind: str):
         self.kind = kind
-        ctx = multiprocessing.get_context("spawn")
-        fd, self._stderr = tempfile.mkstemp(prefix=f"tj_worker_{kind.replace(':', '_')}_", suffix=".log")
-        os.close(fd)
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, self._stderr), daemon=True,
-                                 name=f"engine-{kind}")
-        self._proc.start()
-        child.close()
+        self._log = tempfile.TemporaryFile()  # the worker's stderr: quoted when it dies
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))  # the caller's imports
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-m", "benchmarks.isolated"], stdin=to_child_r,
+                                          stdout=from_child_w, stderr=self._log, env=env, cwd=ROOT)
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        self._send = Connection(to_child_w, readable=False)
+        self._recv = Connection(from_child_r, writable=False)
         self.dead: str | None = None
         self.prepare_s = 0.0
 
@@ -211,19 +227,18 @@ class EngineWorker:
         return self._proc.pid
 
     def _stderr_tail(self, lines: int = 3) -> str:
-        try:
-            with open(self._stderr, errors="replace") as f:
-                text = [ln.strip() for ln in f.read()[-4000:].splitlines() if ln.strip()]
-        except OSError:
-            return ""
-        return " / ".join(text[-lines:])
+        """The worker's last lines on stderr, without LiteRT's INFO chatter."""
+        self._log.seek(0, os.SEEK_END)
+        self._log.seek(max(0, self._log.tell() - 8000))
+        text = [ln.strip() for ln in self._log.read().decode(errors="replace").splitlines()]
+        return " / ".join([ln for ln in text if ln and not ln.startswith("INFO:")][-lines:])
 
     def _die(self, why: str) -> EngineFailed:
-        if self._proc.is_alive():
+        if self._proc.poll() is None:
             self._proc.kill()
-        self._proc.join(5)
+        self._proc.wait()
         tail = self._stderr_tail()
-        self.dead = f"{self.kind} worker {why} ({_signal_name(self._proc.exitcode)})" + (
+        self.dead = f"{self.kind} worker {why} ({_signal_name(self._proc.returncode)})" + (
             f"; its stderr: {tail}" if tail else "")
         return EngineFailed(self.dead)
 
@@ -231,11 +246,11 @@ class EngineWorker:
         if self.dead:
             raise EngineFailed(self.dead)
         try:
-            self._conn.send((op, args))
-            if not self._conn.poll(timeout):
+            self._send.send((op, args))
+            if not self._recv.poll(timeout):
                 raise self._die(f"gave no answer to {op} in {timeout:.0f}s, killed")
-            status, value = self._conn.recv()
-        except (EOFError, BrokenPipeError, ConnectionResetError):
+            status, value = self._recv.recv()
+        except (EOFError, OSError):
             raise self._die(f"died during {op}") from None
         if status == "err":
             raise EngineFailed(value)
@@ -261,20 +276,16 @@ class EngineWorker:
         return self.request("call", function)
 
     def close(self) -> None:
-        if self._proc.is_alive():
+        if self._proc.poll() is None:
             try:
-                self._conn.send(("close", ()))
-            except OSError:
-                pass
-            self._proc.join(10)
-            if self._proc.is_alive():
+                self._send.send(("close", ()))
+                self._proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
                 self._proc.kill()
-                self._proc.join(5)
-        self._conn.close()
-        try:
-            os.unlink(self._stderr)
-        except OSError:
-            pass
+                self._proc.wait()
+        self._send.close()
+        self._recv.close()
+        self._log.close()
 
 
 def time_isolated(workers: dict[str, EngineWorker], runs: int, per_turn: int = PER_TURN
@@ -305,3 +316,7 @@ def time_isolated(workers: dict[str, EngineWorker], runs: int, per_turn: int = P
     return ({"median_ms": {k: float(np.median(times[k])) * 1e3 for k in ok},
              "p90_ms": {k: float(np.percentile(times[k], 90)) * 1e3 for k in ok},
              "settle_ms": {k: float(np.median(settle[k])) * 1e3 for k in ok}}, errors)
+
+
+if __name__ == "__main__":
+    _worker_main()

@@ -129,3 +129,26 @@ def test_engine_errors_keep_the_worker() -> None:
         assert w.dead is None
     finally:
         w.close()
+
+
+def test_wait_quiet_waits_out_a_spinning_thread() -> None:
+    """The settle wait sees every thread's CPU time, not just the main thread's: a process whose
+    side thread spins 0.3 s (a pool after its parallel region) is waited for."""
+    import subprocess
+    import sys
+
+    code = ("import threading, time\n"
+            "def spin():\n"
+            "    t = time.perf_counter()\n"
+            "    while time.perf_counter() - t < 0.3:\n"
+            "        pass\n"
+            "threading.Thread(target=spin).start()\n"
+            "time.sleep(3)\n")
+    p = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        time.sleep(0.05)
+        assert 0.15 < wait_quiet([p.pid]) < 0.9
+        assert wait_quiet([p.pid]) < 0.05  # asleep now: one poll
+    finally:
+        p.kill()
+        p.wait()
