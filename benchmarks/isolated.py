@@ -61,17 +61,20 @@ def error_text(e: BaseException) -> str:
 
 def _factory(kind: str):
     """OURS, XNN, BUILTIN, or 'module:function' (a callable (content, threads, backend, fusion)
-    -> an interpreter; the tests use it to make a worker die)."""
+    -> an interpreter; the tests use it to make a worker die). Imports happen here, so that an
+    engine's prepare time is the same in a fresh worker as in a process that imported it long ago."""
     if kind == OURS:
-        def make(content: bytes, threads: int, backend: str, fusion: str | None) -> Any:
-            from tflite_jit import Interpreter
+        from tflite_jit import Interpreter
 
+        def make(content: bytes, threads: int, backend: str, fusion: str | None) -> Any:
             return Interpreter(model_content=content, num_threads=threads, backend=backend, fusion=fusion)
         return make
     if kind in (XNN, BUILTIN):
-        def make_lite(content: bytes, threads: int, backend: str, fusion: str | None) -> Any:
-            from benchmarks.side_by_side import litert_engine
+        import ai_edge_litert.interpreter  # noqa: F401
 
+        from benchmarks.side_by_side import litert_engine
+
+        def make_lite(content: bytes, threads: int, backend: str, fusion: str | None) -> Any:
             return litert_engine(content, threads, kind)
         return make_lite
     module, _, name = kind.partition(":")
@@ -86,8 +89,9 @@ class Engine:
     def __init__(self, kind: str, model: bytes | str, threads: int, backend: str = "numba",
                  fusion: str | None = None):
         content = model if isinstance(model, bytes) else open(model, "rb").read()
+        make = _factory(kind)
         t0 = time.perf_counter()
-        self.it = _factory(kind)(content, threads, backend, fusion)
+        self.it = make(content, threads, backend, fusion)
         self.it.allocate_tensors()
         self.prepare_s = time.perf_counter() - t0
         self.kind = kind
@@ -288,12 +292,12 @@ class EngineWorker:
         self._log.close()
 
 
-def time_isolated(workers: dict[str, EngineWorker], runs: int, per_turn: int = PER_TURN
+def time_isolated(workers: dict[str, EngineWorker], runs: int, per_turn: int = PER_TURN, warmup: int = 1
                   ) -> tuple[dict[str, Any], dict[str, str]]:
     """Medians and p90s (ms) of `runs` invokes per worker, and each worker's median settle time
     (ms: how long its pools spun after a batch); plus {kind: error} for workers that failed on
     the way (their times are dropped, the others' kept). Each round gives every live worker one
-    turn, in rotating order; a turn is one untimed warm-up invoke and up to `per_turn` timed ones,
+    turn, in rotating order; a turn is `warmup` untimed invokes and up to `per_turn` timed ones,
     and every turn starts only after all workers have gone quiet."""
     keys = list(workers)
     times: dict[str, list[float]] = {k: [] for k in keys}
@@ -308,7 +312,7 @@ def time_isolated(workers: dict[str, EngineWorker], runs: int, per_turn: int = P
         j = i % len(live)
         for k in live[j:] + live[:j]:
             try:
-                times[k] += workers[k].time(min(per_turn, runs - len(times[k])), 1)
+                times[k] += workers[k].time(min(per_turn, runs - len(times[k])), warmup)
             except EngineFailed as e:
                 errors[k] = error_text(e)
             settle[k].append(wait_quiet([w.pid for w in workers.values() if not w.dead]))
