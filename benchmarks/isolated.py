@@ -88,7 +88,7 @@ class Engine:
 
     def __init__(self, kind: str, model: bytes | str, threads: int, backend: str = "numba",
                  fusion: str | None = None):
-        content = model if isinstance(model, bytes) else open(model, "rb").read()
+        content = model if isinstance(model, bytes) else Path(model).read_bytes()
         make = _factory(kind)
         t0 = time.perf_counter()
         self.it = make(content, threads, backend, fusion)
