@@ -8,6 +8,7 @@ not of the engines (docs/performance.md). Here each engine lives in a process of
 (`python -m benchmarks.isolated`, requests and answers over its stdin/stdout), the parent asks one worker at a time for a batch of
 invokes, and before the next worker's turn it waits until every worker's process has stopped
 using CPU (its spinning pool has gone to sleep); how long that took is reported as `settle_ms`.
+A worker whose pool never sleeps is stopped (SIGSTOP) until its next turn.
 The side-by-side design stays: rounds of batches, engines in rotating order, so machine drift
 hits all of them alike.
 
@@ -40,7 +41,7 @@ PER_TURN = 5
 #: a worker counts as quiet when it used less than this share of one CPU over a poll interval
 QUIET_SHARE = 0.05
 POLL_S = 0.002
-#: stop waiting for quiet after this long (a pool that never sleeps is reported, not waited for)
+#: stop waiting for quiet after this long (a pool that never sleeps is then stopped, SIGSTOP)
 MAX_SETTLE_S = 1.0
 #: seconds a worker may take to load a model (Numba compiles it) / to answer anything else
 LOAD_TIMEOUT_S = 1800.0
@@ -167,7 +168,7 @@ def _worker_main() -> None:
     _serve(Connection(requests, writable=False), Connection(answers, readable=False))
 
 
-def _cpu_ns(pid: int) -> int | None:
+def process_cpu_ns(pid: int) -> int | None:
     """CPU time of every thread of process `pid` (Linux's process CPU clock, ns), None if gone."""
     try:
         return time.clock_gettime_ns(((~pid) << 3) | 2)  # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
@@ -180,14 +181,14 @@ def wait_quiet(pids: Sequence[int], max_s: float = MAX_SETTLE_S) -> float:
     (their thread pools have stopped spinning); returns the seconds waited. Where the process
     CPU clock is unavailable (not Linux), waits max_s / 10 instead."""
     t0 = time.perf_counter()
-    if _cpu_ns(os.getpid()) is None:
+    if process_cpu_ns(os.getpid()) is None:
         time.sleep(max_s / 10)
         return time.perf_counter() - t0
-    last = [_cpu_ns(p) for p in pids]
+    last = [process_cpu_ns(p) for p in pids]
     t_last = t0
     while True:
         time.sleep(POLL_S)
-        now = [_cpu_ns(p) for p in pids]
+        now = [process_cpu_ns(p) for p in pids]
         t = time.perf_counter()
         used = sum(b - a for a, b in zip(last, now) if a is not None and b is not None)
         if used < QUIET_SHARE * (t - t_last) * 1e9 or t - t0 > max_s:
@@ -224,11 +225,24 @@ class EngineWorker:
         self._send = Connection(to_child_w, readable=False)
         self._recv = Connection(from_child_r, writable=False)
         self.dead: str | None = None
+        self.paused = False
         self.prepare_s = 0.0
 
     @property
     def pid(self) -> int:
         return self._proc.pid
+
+    def pause(self) -> None:
+        """Stop the process (SIGSTOP) until its next request: for a pool that never goes to sleep."""
+        if not self.dead and not self.paused and self._proc.poll() is None:
+            os.kill(self.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def _resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            if self._proc.poll() is None:
+                os.kill(self.pid, signal.SIGCONT)
 
     def _stderr_tail(self, lines: int = 3) -> str:
         """The worker's last lines on stderr, without LiteRT's INFO chatter."""
@@ -249,6 +263,7 @@ class EngineWorker:
     def request(self, op: str, *args: Any, timeout: float = REQUEST_TIMEOUT_S) -> Any:
         if self.dead:
             raise EngineFailed(self.dead)
+        self._resume()
         try:
             self._send.send((op, args))
             if not self._recv.poll(timeout):
@@ -280,6 +295,7 @@ class EngineWorker:
         return self.request("call", function)
 
     def close(self) -> None:
+        self._resume()
         if self._proc.poll() is None:
             try:
                 self._send.send(("close", ()))
@@ -292,19 +308,41 @@ class EngineWorker:
         self._log.close()
 
 
-def time_isolated(workers: dict[str, EngineWorker], runs: int, per_turn: int = PER_TURN, warmup: int = 1
-                  ) -> tuple[dict[str, Any], dict[str, str]]:
+def _busy(pids: Sequence[int]) -> list[int]:
+    """Those of `pids` that use at least QUIET_SHARE of a CPU over one poll."""
+    before = {p: process_cpu_ns(p) for p in pids}
+    t0 = time.perf_counter()
+    time.sleep(POLL_S)
+    limit = QUIET_SHARE * (time.perf_counter() - t0) * 1e9
+    after = {p: process_cpu_ns(p) for p in pids}
+    return [p for p in pids if before[p] is not None and after[p] is not None and after[p] - before[p] >= limit]
+
+
+def time_isolated(workers: dict[str, EngineWorker], runs: int, per_turn: int = PER_TURN, warmup: int = 1,
+                  max_settle_s: float = MAX_SETTLE_S) -> tuple[dict[str, Any], dict[str, str]]:
     """Medians and p90s (ms) of `runs` invokes per worker, and each worker's median settle time
-    (ms: how long its pools spun after a batch); plus {kind: error} for workers that failed on
-    the way (their times are dropped, the others' kept). Each round gives every live worker one
-    turn, in rotating order; a turn is `warmup` untimed invokes and up to `per_turn` timed ones,
-    and every turn starts only after all workers have gone quiet."""
+    (ms: how long the workers kept using CPU after its batch); plus {kind: error} for workers that
+    failed on the way (their times are dropped, the others' kept). Each round gives every live
+    worker one turn, in rotating order; a turn is `warmup` untimed invokes and up to `per_turn`
+    timed ones, and every turn starts only after all workers have gone quiet. A worker still busy
+    after max_settle_s (a pool that never sleeps, e.g. OMP_WAIT_POLICY=ACTIVE) is stopped with
+    SIGSTOP until its next turn; `paused_turns` counts those turns per engine."""
     keys = list(workers)
     times: dict[str, list[float]] = {k: [] for k in keys}
     settle: dict[str, list[float]] = {k: [] for k in keys}
+    paused: dict[str, int] = {}
     errors: dict[str, str] = {}
-    pids = [w.pid for w in workers.values()]
-    wait_quiet(pids)
+
+    def settle_all() -> float:
+        live = {w.pid: k for k, w in workers.items() if not w.dead and not w.paused}
+        waited = wait_quiet(list(live), max_settle_s)
+        if waited > max_settle_s:
+            for pid in _busy(list(live)):
+                workers[live[pid]].pause()
+                paused[live[pid]] = paused.get(live[pid], 0) + 1
+        return waited
+
+    settle_all()
     for i in range(math.ceil(runs / max(1, per_turn))):
         live = [k for k in keys if k not in errors]
         if not live:
@@ -315,11 +353,14 @@ def time_isolated(workers: dict[str, EngineWorker], runs: int, per_turn: int = P
                 times[k] += workers[k].time(min(per_turn, runs - len(times[k])), warmup)
             except EngineFailed as e:
                 errors[k] = error_text(e)
-            settle[k].append(wait_quiet([w.pid for w in workers.values() if not w.dead]))
+            settle[k].append(settle_all())
     ok = [k for k in keys if k not in errors and times[k]]
-    return ({"median_ms": {k: float(np.median(times[k])) * 1e3 for k in ok},
-             "p90_ms": {k: float(np.percentile(times[k], 90)) * 1e3 for k in ok},
-             "settle_ms": {k: float(np.median(settle[k])) * 1e3 for k in ok}}, errors)
+    out: dict[str, Any] = {"median_ms": {k: float(np.median(times[k])) * 1e3 for k in ok},
+                           "p90_ms": {k: float(np.percentile(times[k], 90)) * 1e3 for k in ok},
+                           "settle_ms": {k: float(np.median(settle[k])) * 1e3 for k in ok}}
+    if paused:
+        out["paused_turns"] = paused
+    return out, errors
 
 
 if __name__ == "__main__":

@@ -15,7 +15,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks.isolated import BUILTIN, OURS, XNN, EngineFailed, EngineWorker, wait_quiet
+from benchmarks.isolated import (
+    BUILTIN,
+    OURS,
+    XNN,
+    EngineFailed,
+    EngineWorker,
+    process_cpu_ns,
+    time_isolated,
+    wait_quiet,
+)
 from benchmarks.suite import report
 from benchmarks.suite.run import measure
 from tflite_jit.format.builder import ModelBuilder
@@ -69,6 +78,34 @@ def aborts_in_timing(content: bytes, threads: int, backend: str, fusion: str | N
 def aborts_on_load(content: bytes, threads: int, backend: str, fusion: str | None) -> Any:
     os.write(2, b"fatal: cannot load\n")
     os.abort()
+
+
+class _SpinsForever:
+    """A LiteRT interpreter whose first invoke leaves a thread spinning for good (a pool with
+    OMP_WAIT_POLICY=ACTIVE)."""
+
+    def __init__(self, it: Any):
+        self._it, self._spinning = it, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._it, name)
+
+    def invoke(self) -> None:
+        if not self._spinning:
+            import threading
+
+            def spin() -> None:
+                while True:
+                    pass
+            threading.Thread(target=spin, daemon=True).start()
+            self._spinning = True
+        self._it.invoke()
+
+
+def spins_forever(content: bytes, threads: int, backend: str, fusion: str | None) -> Any:
+    from benchmarks.side_by_side import litert_engine
+
+    return _SpinsForever(litert_engine(content, threads, BUILTIN))
 
 
 def sleeps(it: Any) -> None:
@@ -152,3 +189,24 @@ def test_wait_quiet_waits_out_a_spinning_thread() -> None:
     finally:
         p.kill()
         p.wait()
+
+
+def test_a_pool_that_never_sleeps_is_stopped_between_its_turns(tiny: Path) -> None:
+    workers = {k: EngineWorker(k) for k in (XNN, f"{HERE}:spins_forever")}
+    spinner = workers[f"{HERE}:spins_forever"]
+    try:
+        for w in workers.values():
+            w.load(str(tiny), 1)
+            w.inputs(0)
+        timing, errors = time_isolated(workers, runs=4, per_turn=2, max_settle_s=0.2)
+        assert errors == {} and set(timing["median_ms"]) == set(workers)
+        assert timing["paused_turns"] == {f"{HERE}:spins_forever": 2}  # after each of its turns
+        assert timing["settle_ms"][f"{HERE}:spins_forever"] >= 200 and timing["settle_ms"][XNN] < 200
+        assert spinner.paused
+        c0 = process_cpu_ns(spinner.pid)
+        time.sleep(0.1)
+        assert process_cpu_ns(spinner.pid) - c0 < 5e6  # stopped: its spinning thread gets no CPU
+        assert len(spinner.time(1)) == 1 and not spinner.paused  # a request resumes it
+    finally:
+        for w in workers.values():
+            w.close()
