@@ -176,24 +176,56 @@ def process_cpu_ns(pid: int) -> int | None:
         return None
 
 
-def wait_quiet(pids: Sequence[int], max_s: float = MAX_SETTLE_S) -> float:
-    """Wait until the processes together use under QUIET_SHARE of a CPU over a POLL_S interval
-    (their thread pools have stopped spinning); returns the seconds waited. Where the process
-    CPU clock is unavailable (not Linux), waits max_s / 10 instead."""
+def runnable_threads(pid: int) -> int | None:
+    """How many threads of `pid` are running or waiting for a CPU (state R in /proc), None where
+    /proc cannot tell (not Linux, or the process is gone). A spinning thread the scheduler has not
+    given a CPU for a while uses no CPU time, but it is still R."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    n = 0
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        end = stat.rfind(b")")  # the state follows the command name, which may hold spaces
+        n += stat[end + 2:end + 3] == b"R"
+    return n
+
+
+def _quiet_poll(pids: Sequence[int]) -> tuple[list[int], float]:
+    """One POLL_S interval: the pids that were busy in it (a thread in state R at its end, or CPU
+    time at least QUIET_SHARE of the interval), and the interval's length."""
+    before = [process_cpu_ns(p) for p in pids]
     t0 = time.perf_counter()
-    if process_cpu_ns(os.getpid()) is None:
+    time.sleep(POLL_S)
+    after = [process_cpu_ns(p) for p in pids]
+    dt = time.perf_counter() - t0
+    busy = []
+    for p, a, b in zip(pids, before, after):
+        used = b - a if a is not None and b is not None else 0
+        if used >= QUIET_SHARE * dt * 1e9 or (runnable_threads(p) or 0) > 0:
+            busy.append(p)
+    return busy, dt
+
+
+def wait_quiet(pids: Sequence[int], max_s: float = MAX_SETTLE_S) -> float:
+    """Wait until, over one POLL_S interval, none of the processes has a runnable thread or used
+    QUIET_SHARE of a CPU (their thread pools have stopped spinning); returns the seconds waited,
+    more than max_s if they never did. Where neither /proc nor the process CPU clock is available
+    (not Linux), waits max_s / 10 instead."""
+    t0 = time.perf_counter()
+    if process_cpu_ns(os.getpid()) is None and runnable_threads(os.getpid()) is None:
         time.sleep(max_s / 10)
         return time.perf_counter() - t0
-    last = [process_cpu_ns(p) for p in pids]
-    t_last = t0
     while True:
-        time.sleep(POLL_S)
-        now = [process_cpu_ns(p) for p in pids]
-        t = time.perf_counter()
-        used = sum(b - a for a, b in zip(last, now) if a is not None and b is not None)
-        if used < QUIET_SHARE * (t - t_last) * 1e9 or t - t0 > max_s:
-            return t - t0
-        last, t_last = now, t
+        busy, _ = _quiet_poll(pids)
+        t = time.perf_counter() - t0
+        if not busy or t > max_s:
+            return t
 
 
 def _signal_name(code: int | None) -> str:
@@ -308,16 +340,6 @@ class EngineWorker:
         self._log.close()
 
 
-def _busy(pids: Sequence[int]) -> list[int]:
-    """Those of `pids` that use at least QUIET_SHARE of a CPU over one poll."""
-    before = {p: process_cpu_ns(p) for p in pids}
-    t0 = time.perf_counter()
-    time.sleep(POLL_S)
-    limit = QUIET_SHARE * (time.perf_counter() - t0) * 1e9
-    after = {p: process_cpu_ns(p) for p in pids}
-    return [p for p in pids if before[p] is not None and after[p] is not None and after[p] - before[p] >= limit]
-
-
 def time_isolated(workers: dict[str, EngineWorker], runs: int, per_turn: int = PER_TURN, warmup: int = 1,
                   max_settle_s: float = MAX_SETTLE_S) -> tuple[dict[str, Any], dict[str, str]]:
     """Medians and p90s (ms) of `runs` invokes per worker, and each worker's median settle time
@@ -337,7 +359,7 @@ def time_isolated(workers: dict[str, EngineWorker], runs: int, per_turn: int = P
         live = {w.pid: k for k, w in workers.items() if not w.dead and not w.paused}
         waited = wait_quiet(list(live), max_settle_s)
         if waited > max_settle_s:
-            for pid in _busy(list(live)):
+            for pid in _quiet_poll(list(live))[0]:
                 workers[live[pid]].pause()
                 paused[live[pid]] = paused.get(live[pid], 0) + 1
         return waited
