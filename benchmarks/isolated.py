@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
+
 OURS, XNN, BUILTIN = "tflite_jit", "litert_xnnpack", "litert_builtin"
 ROOT = Path(__file__).resolve().parent.parent
 #: invokes per turn of a worker (after one untimed warm-up invoke that wakes its pool)
