@@ -5,12 +5,12 @@ interleaved, every engine's idle thread pool (Numba's OpenMP pool, XNNPACK's pth
 for a while after its parallel region and steals the cores from the engine that runs next; at
 2 threads on a 2-core machine that made the 2-thread numbers a measurement of the contention,
 not of the engines (docs/performance.md). Here each engine lives in a process of its own
-(`python -m benchmarks.isolated`, requests and answers over its stdin/stdout), the parent asks one worker at a time for a batch of
-invokes, and before the next worker's turn it waits until every worker's process has stopped
-using CPU (its spinning pool has gone to sleep); how long that took is reported as `settle_ms`.
-A worker whose pool never sleeps is stopped (SIGSTOP) until its next turn.
-The side-by-side design stays: rounds of batches, engines in rotating order, so machine drift
-hits all of them alike.
+(`python -m benchmarks.isolated`, requests and answers pickled over its stdin/stdout), the parent
+asks one worker at a time for a batch of invokes, and before the next worker's turn it waits until
+no worker has a runnable thread or uses CPU (the spinning pool has gone to sleep); how long that
+took is reported as `settle_ms`. A worker whose pool never sleeps is stopped (SIGSTOP) until its
+next turn. The side-by-side design stays: rounds of batches, engines in rotating order, so machine
+drift hits all of them alike.
 
 A worker that dies (LiteRT aborts the process on some models) or stops answering is an
 `EngineFailed` with the exit signal and the last lines it wrote to stderr, never a crash of the
