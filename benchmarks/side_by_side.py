@@ -1,11 +1,15 @@
-"""tflite_jit against LiteRT (XNNPACK and builtin kernels), timed side by side in one process.
+"""tflite_jit against LiteRT (XNNPACK and builtin kernels), timed side by side.
 
     python benchmarks/side_by_side.py [--models mobilenet_v2,resnet50,path/to/model.tflite]
         [--threads 2] [--runs 30] [--backend numba] [--fusion epilogue] [--json out.json]
+        [--harness isolated|shared]
 
-Each round runs every engine once, in rotating order, so machine noise (this is a shared 2-core
-box) hits all of them alike; we report medians and the ratio of medians, plus the geometric mean
-of tflite_jit / XNNPACK over the models. First-run (compile) time is reported separately.
+Each round runs every engine, in rotating order, so machine noise (this is a shared 2-core box)
+hits all of them alike; we report medians and the ratio of medians, plus the geometric mean of
+tflite_jit / XNNPACK over the models. First-run (compile) time is reported separately. By default
+each engine runs in its own worker process and is timed alone (benchmarks/isolated.py), because in
+one process the engines' idle thread pools spin while the next engine runs; `--harness shared`
+is the one-process loop (time_engines: one invoke per engine per round).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from typing import Any
 
@@ -75,14 +80,22 @@ def _runner(it: Any, xs: list[np.ndarray]):
     return run
 
 
-def litert_engines(content: bytes, threads: int) -> dict[str, Any]:
-    """LiteRT with its default XNNPACK delegate and with builtin kernels only, unallocated."""
+def litert_engine(content: bytes, threads: int, kind: str) -> Any:
+    """LiteRT, unallocated: 'litert_xnnpack' (its default XNNPACK delegate) or 'litert_builtin'
+    (builtin kernels only)."""
     from ai_edge_litert import interpreter as lite
 
-    return {"litert_xnnpack": lite.Interpreter(model_content=content, num_threads=threads),
-            "litert_builtin": lite.Interpreter(
-                model_content=content, num_threads=threads,
-                experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)}
+    if kind == "litert_xnnpack":
+        return lite.Interpreter(model_content=content, num_threads=threads)
+    if kind == "litert_builtin":
+        return lite.Interpreter(model_content=content, num_threads=threads,
+                                experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    raise ValueError(f"unknown LiteRT engine {kind!r}")
+
+
+def litert_engines(content: bytes, threads: int) -> dict[str, Any]:
+    """LiteRT with its default XNNPACK delegate and with builtin kernels only, unallocated."""
+    return {k: litert_engine(content, threads, k) for k in ("litert_xnnpack", "litert_builtin")}
 
 
 def time_engines(engines: dict[str, Any], xs: list[np.ndarray], runs: int) -> dict[str, Any]:
@@ -101,8 +114,9 @@ def time_engines(engines: dict[str, Any], xs: list[np.ndarray], runs: int) -> di
             "p90_ms": {k: float(np.percentile(v, 90)) * 1e3 for k, v in times.items()}}
 
 
-def bench_model(name: str, threads: int, runs: int, backend: str, fusion: str) -> dict[str, Any]:
-    content = _model(name)
+def _time_shared(content: bytes, threads: int, runs: int, backend: str, fusion: str
+                 ) -> tuple[float, float, dict[str, Any]]:
+    """prepare_s, first invoke, timings: the three engines in this process, invokes interleaved."""
     t0 = time.perf_counter()
     ours = Interpreter(model_content=content, num_threads=threads, backend=backend, fusion=fusion)
     ours.allocate_tensors()
@@ -113,9 +127,38 @@ def bench_model(name: str, threads: int, runs: int, backend: str, fusion: str) -
         if k != "tflite_jit":
             it.allocate_tensors()
     first = _runner(ours, xs)()
-    t = time_engines(engines, xs, runs)
+    return prepare_s, first, time_engines(engines, xs, runs)
+
+
+def _time_isolated(content: bytes, threads: int, runs: int, backend: str, fusion: str
+                   ) -> tuple[float, float, dict[str, Any]]:
+    """The same, each engine in its own worker process, timed one at a time (benchmarks/isolated.py)."""
+    from benchmarks.isolated import EngineFailed, EngineWorker, time_isolated
+
+    workers = {k: EngineWorker(k) for k in ("tflite_jit", "litert_xnnpack", "litert_builtin")}
+    try:
+        for w in workers.values():
+            w.load(content, threads, backend, fusion)
+        xs = workers["tflite_jit"].inputs(0)
+        for w in list(workers.values())[1:]:
+            w.set_inputs(xs)
+        first = workers["tflite_jit"].outputs()[1]
+        t, failed = time_isolated(workers, runs)
+        if failed:
+            raise EngineFailed("; ".join(failed.values()))
+        return workers["tflite_jit"].prepare_s, first, t
+    finally:
+        for w in workers.values():
+            w.close()
+
+
+def bench_model(name: str, threads: int, runs: int, backend: str, fusion: str,
+                harness: str = "isolated") -> dict[str, Any]:
+    content = _model(name)
+    prepare_s, first, t = (_time_isolated if harness == "isolated" else _time_shared)(
+        content, threads, runs, backend, fusion)
     med = t["median_ms"]
-    return {"model": name, "threads": threads, "backend": backend, "fusion": fusion,
+    return {"model": name, "threads": threads, "backend": backend, "fusion": fusion, "harness": harness,
             "prepare_s": prepare_s, "first_run_ms": first * 1e3,
             "median_ms": med, "p90_ms": t["p90_ms"],
             "ratio_vs_xnnpack": med["tflite_jit"] / med["litert_xnnpack"],
@@ -130,12 +173,15 @@ def main() -> None:
     p.add_argument("--backend", default="numba")
     p.add_argument("--fusion", default="epilogue")
     p.add_argument("--json", default="")
+    p.add_argument("--harness", default="isolated", choices=("isolated", "shared"),
+                   help="isolated: each engine in its own process, timed one at a time (benchmarks/isolated.py); "
+                        "shared: one process, invokes interleaved (at 2+ threads the pools compete)")
     a = p.parse_args()
     rows = []
     print(f"{'model':22s} {'ours ms':>9s} {'xnnpack':>9s} {'builtin':>9s} {'/xnn':>6s} {'/builtin':>8s} "
           f"{'prepare s':>9s} {'first ms':>9s}")
     for name in a.models.split(","):
-        r = bench_model(name, a.threads, a.runs, a.backend, a.fusion)
+        r = bench_model(name, a.threads, a.runs, a.backend, a.fusion, a.harness)
         rows.append(r)
         m = r["median_ms"]
         label = name.rsplit("/", 1)[-1].removesuffix(".tflite")[:22]
@@ -150,4 +196,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if not __package__:  # run as a script: make `benchmarks.isolated` importable
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     main()

@@ -2,6 +2,7 @@
 
     python -m benchmarks.suite make [--tf-python PATH] [--only FAMILY,...]
     python -m benchmarks.suite run [--threads 1,2] [--runs 20] [--models NAME,...] [--resume]
+        [--harness isolated|shared]
     python -m benchmarks.suite report
     python -m benchmarks.suite skeletons [--dest tests/data/suite]
 
@@ -10,7 +11,9 @@ given by --tf-python (default: this one); the generator (generate.py) imports no
 that Python needs nothing else. It also downloads the mediapipe 0.10.14 wheel with pip and copies
 its published .tflite models out of it. `run` needs this project with its test extra
 (ai-edge-litert). Models, results and the report go to $TFLITE_JIT_SUITE_DIR (default
-~/.cache/tflite_jit/suite): report.md and report.json, every model a row.
+~/.cache/tflite_jit/suite): report.md and report.json, every model a row. Each engine is timed
+in a worker process of its own, one engine at a time (benchmarks/isolated.py; `--harness shared`
+is the old one-process loop, whose 2-thread numbers are the engines' thread pools competing).
 
 `skeletons` writes the weight-less, gzip'ed copies that tests/test_suite_placement.py checks in CI
 (tflite_jit.tools.skeleton).
@@ -78,7 +81,7 @@ def cmd_run(a: argparse.Namespace) -> None:
     for i, name in enumerate(names):
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "benchmarks.suite", "_one", str(a.dir / f"{name}.tflite"),
-               "--threads", a.threads, "--runs", str(a.runs), "--backend", a.backend]
+               "--threads", a.threads, "--runs", str(a.runs), "--backend", a.backend, "--harness", a.harness]
         if a.fusion:
             cmd += ["--fusion", a.fusion]
         try:
@@ -86,11 +89,11 @@ def cmd_run(a: argparse.Namespace) -> None:
             rows = [json.loads(line[len("ROW "):]) for line in p.stdout.splitlines() if line.startswith("ROW ")]
             if not rows:
                 why = (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
-                rows = [{"model": name, "threads": int(t), "errors": {"process": f"exit {p.returncode}: {why}"}}
-                        for t in a.threads.split(",")]
+                rows = [{"model": name, "threads": int(t), "harness": a.harness,
+                         "errors": {"process": f"exit {p.returncode}: {why}"}} for t in a.threads.split(",")]
         except subprocess.TimeoutExpired:
-            rows = [{"model": name, "threads": int(t), "errors": {"process": f"timeout after {MODEL_TIMEOUT_S}s"}}
-                    for t in a.threads.split(",")]
+            rows = [{"model": name, "threads": int(t), "harness": a.harness,
+                     "errors": {"process": f"timeout after {MODEL_TIMEOUT_S}s"}} for t in a.threads.split(",")]
         with open(results, "a") as f:
             for r in rows:
                 f.write(json.dumps(r) + "\n")
@@ -109,7 +112,8 @@ def _ratio(r: dict) -> str:
 def cmd_one(a: argparse.Namespace) -> None:
     from benchmarks.suite.run import measure_safely
 
-    for r in measure_safely(Path(a.path), [int(t) for t in a.threads.split(",")], a.runs, a.backend, a.fusion):
+    for r in measure_safely(Path(a.path), [int(t) for t in a.threads.split(",")], a.runs, a.backend, a.fusion,
+                            a.harness):
         print("ROW " + json.dumps(r), flush=True)
 
 
@@ -156,6 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--models", default="")
     r.add_argument("--backend", default="numba")
     r.add_argument("--fusion", default="")
+    r.add_argument("--harness", default="isolated", choices=("isolated", "shared"),
+                   help="isolated: each engine in its own worker process, timed one at a time (default); "
+                        "shared: one process, invokes interleaved (the old harness; pools compete at 2+ threads)")
     r.add_argument("--resume", action="store_true", help="keep results.jsonl and skip models in it")
     r.add_argument("--note", default="", help="a line printed at the top of the report")
     rep = sub.add_parser("report", help="rewrite report.md/json from results.jsonl")
@@ -170,10 +177,11 @@ def main(argv: list[str] | None = None) -> None:
     one.add_argument("--runs", type=int, default=20)
     one.add_argument("--backend", default="numba")
     one.add_argument("--fusion", default=None)
+    one.add_argument("--harness", default="isolated")
     a = p.parse_args(argv)
     if a.cmd == "run":
         a.command_line = "python -m benchmarks.suite run " + " ".join(
-            f"--{k} {v}" for k, v in (("threads", a.threads), ("runs", a.runs)))
+            f"--{k} {v}" for k, v in (("threads", a.threads), ("runs", a.runs), ("harness", a.harness)))
     {"make": cmd_make, "run": cmd_run, "report": cmd_report, "skeletons": cmd_skeletons,
      "_one": cmd_one}[a.cmd](a)
 

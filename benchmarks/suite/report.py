@@ -95,12 +95,29 @@ def _fmt(x: float | None, spec: str = ".2f") -> str:
     return "—" if x is None else format(x, spec)
 
 
+#: the timing harness named in a row (rows without one predate the isolated harness)
+HARNESS_TEXT = {
+    "isolated": "each engine in its own worker process, timed one engine at a time in rotating rounds, "
+                "after the previous engine's thread pool stopped spinning (benchmarks/isolated.py)",
+    "shared": "the three engines in one process, invokes interleaved (benchmarks/side_by_side.py "
+              "time_engines): at 2+ threads their thread pools compete for the cores, so only the "
+              "1-thread column is a clean measurement",
+}
+
+
+def harness_line(rows: list[dict[str, Any]]) -> str:
+    """Which harness made the numbers, from the rows themselves (a merged results file can mix)."""
+    used = sorted({r.get("harness", "shared") for r in rows})
+    return "Timing harness: " + "; ".join(f"{h}: {HARNESS_TEXT.get(h, h)}" for h in used) + "."
+
+
 def markdown(rows_by_threads: dict[int, list[dict[str, Any]]], summaries: dict[int, dict[str, Any]],
              command: str, note: str = "") -> str:
     lines = ["# tflite_jit benchmark suite", ""]
     if note:
         lines += [note, ""]
-    lines += [f"Command: `{command}`", "", "## Summary", "",
+    lines += [f"Command: `{command}`", "",
+              harness_line([r for rows in rows_by_threads.values() for r in rows]), "", "## Summary", "",
               "| | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in summaries) + " |",
               "|---|" + "---:|" * len(summaries)]
 
@@ -147,7 +164,8 @@ def build(results: list[dict[str, Any]], manifest: dict[str, dict[str, Any]], co
     if refused:
         md += "\n## Not generated (the TensorFlow converter refused or the builder failed)\n\n"
         md += "\n".join(f"- {m['name']}: {m.get('status')}: {m.get('error', '')}" for m in refused) + "\n"
-    data = {"command": command, "note": note, "summary": {str(t): s for t, s in sums.items()},
+    data = {"command": command, "note": note, "harness": sorted({r.get("harness", "shared") for r in results}),
+            "summary": {str(t): s for t, s in sums.items()},
             "rows": {str(t): rows for t, rows in by_t.items()}, "not_generated": refused}
     return md, data
 

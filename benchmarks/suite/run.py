@@ -2,14 +2,17 @@
 ran and whether our outputs match LiteRT's builtin kernels on the same seeded input.
 
 Runs in its own process per model (`python -m benchmarks.suite _one PATH`), so a model that
-exhausts memory or hangs costs one row, never the run; the timing loop itself is
-benchmarks/side_by_side.py's (rotating order, medians).
+exhausts memory or hangs costs one row, never the run. By default each engine also runs in a
+worker process of its own and is timed alone (benchmarks/isolated.py: rounds of batches in
+rotating order, a wait for the previous engine's thread pool to stop spinning before each turn),
+so an engine that aborts its process is an error in the row and the 2-thread numbers are not the
+engines' pools fighting; `harness="shared"` keeps the old loop (benchmarks/side_by_side.py's
+time_engines: one process, invokes interleaved).
 """
 
 from __future__ import annotations
 
 import os
-import time
 import traceback
 from collections import Counter
 from pathlib import Path
@@ -17,25 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.side_by_side import inputs_for, litert_engines, time_engines
+from benchmarks.isolated import BUILTIN, OURS, XNN, Engine, EngineWorker, error_text, time_isolated
+from benchmarks.side_by_side import time_engines
 from tflite_jit import Interpreter
 from tflite_jit.explain import execution_plan
 from tflite_jit.tools import placement
 
 os.environ.setdefault("TFLITE_JIT_JIT", "eager")  # time the compiled kernels, not the first tier (runtime/tiers.py)
 
-OURS, XNN, BUILTIN = "tflite_jit", "litert_xnnpack", "litert_builtin"
-
-
-def _error(e: BaseException) -> str:
-    return f"{type(e).__name__}: {' '.join(str(e).split())}"[:400]
-
-
-def _outputs(it: Any, xs: list[np.ndarray]) -> list[np.ndarray]:
-    for d, x in zip(it.get_input_details(), xs):
-        it.set_tensor(d["index"], x)
-    it.invoke()
-    return [it.get_tensor(d["index"]) for d in it.get_output_details()]
+#: how the engines are timed (see measure)
+HARNESSES = ("isolated", "shared")
 
 
 def compare(ours: list[np.ndarray], ref: list[np.ndarray]) -> dict[str, Any]:
@@ -91,76 +85,102 @@ def _placement_summary(plans: list[dict[str, Any]]) -> dict[str, Any]:
     return {"ops": total, "reference_ops": dict(ref), "reference_reasons": reasons}
 
 
+def placement_of(it: Interpreter) -> dict[str, Any]:
+    """The row's placement columns, computed where the interpreter lives (a worker process)."""
+    return _placement_summary(_plans(it))
+
+
+def _engine(harness: str, workers: dict[str, EngineWorker], kind: str, path: Path, content: bytes,
+            threads: int, backend: str, fusion: str | None) -> Engine | EngineWorker:
+    """A prepared engine: in this process (shared) or in its worker, started or reused (isolated)."""
+    if harness == "shared":
+        return Engine(kind, content, threads, backend, fusion)
+    w = workers.get(kind)
+    if w is None or w.dead:
+        if w is not None:
+            w.close()
+        w = workers[kind] = EngineWorker(kind)
+    w.load(str(path), threads, backend, fusion)
+    return w
+
+
 def measure(path: Path, threads: list[int], runs: int, backend: str = "numba",
-            fusion: str | None = None) -> list[dict[str, Any]]:
-    """One row per thread count (see report.py for the columns)."""
+            fusion: str | None = None, harness: str = "isolated",
+            kinds: tuple[str, ...] = (OURS, XNN, BUILTIN)) -> list[dict[str, Any]]:
+    """One row per thread count (see report.py for the columns). harness 'isolated': each engine
+    in its own worker process, timed one at a time (benchmarks/isolated.py); 'shared': all in this
+    process, invokes interleaved (side_by_side.time_engines; at 2+ threads the pools compete)."""
+    if harness not in HARNESSES:
+        raise ValueError(f"harness {harness!r}: one of {', '.join(HARNESSES)}")
     content = path.read_bytes()
     rows = []
     dry: dict[str, Any] | None = None
-    for n in threads:
-        row: dict[str, Any] = {"model": path.stem, "threads": n, "errors": {}}
-        engines: dict[str, Any] = {}
-        t0 = time.perf_counter()
-        try:
-            ours = Interpreter(model_content=content, num_threads=n, backend=backend, fusion=fusion)
-            ours.allocate_tensors()
-            row["prepare_s"] = time.perf_counter() - t0
-            engines[OURS] = ours
-        except Exception as e:
-            row["errors"][OURS] = _error(e)
-        try:
-            lite = litert_engines(content, n)
-        except Exception as e:
-            lite = {}
-            row["errors"][XNN] = row["errors"][BUILTIN] = _error(e)
-        for k, it in lite.items():
-            try:
-                it.allocate_tensors()
-                engines[k] = it
-            except Exception as e:
-                row["errors"][k] = _error(e)
-        if not engines:
+    workers: dict[str, EngineWorker] = {}
+    try:
+        for n in threads:
+            row: dict[str, Any] = {"model": path.stem, "threads": n, "harness": harness, "errors": {}}
+            engines: dict[str, Engine | EngineWorker] = {}
+            for k in kinds:
+                try:
+                    engines[k] = _engine(harness, workers, k, path, content, n, backend, fusion)
+                    if k == OURS:
+                        row["prepare_s"] = engines[k].prepare_s
+                except Exception as e:
+                    row["errors"][k] = error_text(e)
+            xs: list[np.ndarray] | None = None
+            outs: dict[str, list[np.ndarray]] = {}
+            for k in list(engines):
+                try:
+                    if xs is None:  # the first engine's seeded inputs, given to all
+                        xs = engines[k].inputs(0)
+                    else:
+                        engines[k].set_inputs(xs)
+                    outs[k], first_s = engines[k].outputs()
+                    if k == OURS:
+                        row["first_invoke_s"] = first_s
+                except Exception as e:
+                    row["errors"][k] = error_text(e)
+                    del engines[k]
+            if OURS in engines:
+                try:
+                    row.update(engines[OURS].call("benchmarks.suite.run:placement_of"))
+                except Exception as e:
+                    row["errors"]["placement"] = error_text(e)
+            ref_key = BUILTIN if BUILTIN in outs else XNN if XNN in outs else None
+            if OURS in outs and ref_key:
+                row["conformance"] = dict(compare(outs[OURS], outs[ref_key]), against=ref_key)
+            if XNN in outs and BUILTIN in outs:
+                row["xnnpack_vs_builtin"] = compare(outs[XNN], outs[BUILTIN])
+            if engines and harness == "isolated":
+                timing, failed = time_isolated(engines, runs)  # type: ignore[arg-type]
+                row.update(timing)
+                row["errors"].update(failed)
+            elif engines and xs is not None:
+                try:
+                    row.update(time_engines({k: e.it for k, e in engines.items()}, xs, runs))  # type: ignore[union-attr]
+                except Exception as e:  # an engine failing mid-loop is recorded, the row kept
+                    row["errors"]["timing"] = error_text(e)
+            if dry is None and OURS in engines:
+                # the CI test's cheap placement (tflite_jit.tools.placement) against the real plan
+                try:
+                    dry = {"reference_ops": dict(placement.reference_ops(placement.placement(content, backend)))}
+                except Exception as e:
+                    dry = {"error": error_text(e)}
+                dry["matches_real_plan"] = dry.get("reference_ops") == row.get("reference_ops")
+            if dry is not None:
+                row["dry_placement"] = dry
             rows.append(row)
-            continue
-        xs = inputs_for(next(iter(engines.values())), np.random.default_rng(0))
-        outs: dict[str, list[np.ndarray]] = {}
-        for k in list(engines):
-            try:
-                t1 = time.perf_counter()
-                outs[k] = [np.array(o, copy=True) for o in _outputs(engines[k], xs)]
-                if k == OURS:
-                    row["first_invoke_s"] = time.perf_counter() - t1
-            except Exception as e:
-                row["errors"][k] = _error(e)
-                del engines[k]
-        if OURS in engines:
-            row.update(_placement_summary(_plans(engines[OURS])))
-        ref_key = BUILTIN if BUILTIN in outs else XNN if XNN in outs else None
-        if OURS in outs and ref_key:
-            row["conformance"] = dict(compare(outs[OURS], outs[ref_key]), against=ref_key)
-        if XNN in outs and BUILTIN in outs:
-            row["xnnpack_vs_builtin"] = compare(outs[XNN], outs[BUILTIN])
-        if engines:
-            try:
-                row.update(time_engines(engines, xs, runs))
-            except Exception as e:  # an engine failing mid-loop is recorded, the row kept
-                row["errors"]["timing"] = _error(e)
-        if dry is None and OURS in engines:
-            # the CI test's cheap placement (tflite_jit.tools.placement) against the real plan
-            try:
-                dry = {"reference_ops": dict(placement.reference_ops(placement.placement(content, backend)))}
-            except Exception as e:
-                dry = {"error": _error(e)}
-            dry["matches_real_plan"] = dry.get("reference_ops") == row.get("reference_ops")
-        if dry is not None:
-            row["dry_placement"] = dry
-        rows.append(row)
+    finally:
+        for w in workers.values():
+            w.close()
     return rows
 
 
-def measure_safely(path: Path, threads: list[int], runs: int, backend: str, fusion: str | None) -> list[dict]:
+def measure_safely(path: Path, threads: list[int], runs: int, backend: str, fusion: str | None,
+                   harness: str = "isolated") -> list[dict]:
     try:
-        return measure(path, threads, runs, backend, fusion)
+        return measure(path, threads, runs, backend, fusion, harness)
     except Exception as e:  # the runner's own bug: still a row per thread count, with the trace
         traceback.print_exc()
-        return [{"model": path.stem, "threads": n, "errors": {"runner": _error(e)}} for n in threads]
+        return [{"model": path.stem, "threads": n, "harness": harness, "errors": {"runner": error_text(e)}}
+                for n in threads]
