@@ -97,6 +97,8 @@ class PreparedLoop:
             if call is None:
                 call = _bind(self, ins, outs, entry_point=bound)
                 if bound:
+                    if len(self._bound) >= 4:  # the node's buffers were re-allocated: drop the old
+                        self._bound.clear()
                     self._bound[key] = call
             try:
                 call()
