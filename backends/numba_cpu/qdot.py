@@ -1,18 +1,20 @@
-"""int8 dot products on 16 int32 lanes: the product of dynamic-range FULLY_CONNECTED nodes
-(generators/hybrid.py), LiteRT's int32 accumulator computed as an integer instead of as float32
-sums of integers.
+"""int8 dot products on 16 int32 lanes: the product of dynamic-range FULLY_CONNECTED and CONV_2D
+nodes (generators/hybrid.py), LiteRT's int32 accumulator computed as an integer instead of as
+float32 sums of integers.
 
 Why: the float32 path (quantized inputs and int8 weights as float32 integers, the GEMM of
 gemm.py) moves 4x the weight bytes and is exact only while sums stay below 2**24. Here the
 weights stay int8, packed [N/16, K/4, 16, 4], and each step multiplies 4 input bytes (splat over
 16 lanes) by 16 columns x 4 weight bytes and adds the 4 products into each lane — one
-`vpdpbusd` on AVX512-VNNI hosts; elsewhere the same arithmetic in generic LLVM vector code (any
-host, any sum: the int32 accumulator is exact, as LiteRT's). vpdpbusd multiplies *unsigned*
+`vpdpbusd` on AVX512-VNNI hosts (qsimd.dpbusd, which qconv's int8 GEMM uses too); elsewhere the
+same arithmetic in generic LLVM vector code (any host, any sum: the int32 accumulator is exact,
+as LiteRT's). vpdpbusd multiplies *unsigned*
 bytes by signed ones, so inputs are stored as q + 128 and 128 * sum(w) is subtracted after
 (`hybrid_fc_i8`): exact integer algebra.
 
-The kernel takes its shapes as arguments, so one compile (Numba's cache=True) serves every
-such node of every model on this machine.
+The kernels take their shapes as arguments, so one compile (Numba's cache=True) serves every
+such node of every model on this machine. (qconv.vnni_gemm, the int8 models' GEMM, is generated
+per shape instead: its register tiles are literal, which pays for full-integer layers.)
 """
 
 from __future__ import annotations
@@ -25,31 +27,13 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from tflite_jit.backends.numba_cpu.hybridq import finish_rows, hq_row_u8
-from tflite_jit.backends.numba_cpu.simd import check_array, check_int, elem_ptr, host_features, llvm_fn, splat
+from tflite_jit.backends.numba_cpu.qsimd import dpbusd
+from tflite_jit.backends.numba_cpu.simd import check_array, check_int, elem_ptr, splat
 
 #: columns per step (int32 lanes) and input bytes per lane per step
 LANES, GROUP = 16, 4
-#: AVX512-VNNI: one instruction per step (else generic vector code, the same integers)
-VNNI = "+avx512vnni" in host_features() and "+avx512f" in host_features()
-
-_I8, _I32, _I64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
+_I32, _I64 = ir.IntType(32), ir.IntType(64)
 _V32 = ir.VectorType(_I32, LANES)
-_V8 = ir.VectorType(_I8, LANES * GROUP)
-_VW = ir.VectorType(_I32, LANES * GROUP)
-
-
-def _dpbusd(builder, acc, a, b):
-    """acc + per lane sum of 4 (unsigned byte of a) * (signed byte of b)."""
-    if VNNI:
-        fn = llvm_fn(builder, "llvm.x86.avx512.vpdpbusd.512", _V32, [_V32, _V32, _V32])
-        return builder.call(fn, [acc, a, b])
-    pa = builder.zext(builder.bitcast(a, _V8), _VW)
-    pb = builder.sext(builder.bitcast(b, _V8), _VW)
-    p = builder.mul(pa, pb)
-    for g in range(GROUP):
-        idx = ir.Constant(ir.VectorType(_I32, LANES), [LANES * 0 + GROUP * lane + g for lane in range(LANES)])
-        acc = builder.add(acc, builder.shuffle_vector(p, ir.Constant(_VW, ir.Undefined), idx))
-    return acc
 
 
 def _dot_tile(rows: int, blocks: int):
@@ -88,7 +72,7 @@ def _dot_tile(rows: int, blocks: int):
                     xb = builder.load(builder.bitcast(builder.gep(xrows[r], [j4]), _I32.as_pointer()), align=1)
                     xv = splat(builder, xb, _V32)
                     for b in range(blocks):
-                        builder.store(_dpbusd(builder, builder.load(slots[r][b]), xv, wv[b]), slots[r][b])
+                        builder.store(dpbusd(builder, builder.load(slots[r][b]), xv, wv[b]), slots[r][b])
             for r in range(rows):
                 for b in range(blocks):
                     out = builder.gep(ap, [builder.add(builder.mul(as64, ir.Constant(_I64, r)),

@@ -198,12 +198,27 @@ vbc4 = _bc4(False)
 vbc4x = _bc4(True)
 
 
+def dpbusd(builder, acc, a, b):
+    """LLVM IR: acc + per-lane sums of 4 (unsigned byte of a) x (signed byte of b), on <n x i32>
+    vectors: vpdpbusd where the host has AVX512-VNNI and n = 16, else the same integers in
+    generic vector code (widen, multiply, add the 4 products of each lane)."""
+    n = acc.type.count
+    if HAS_VNNI and n == 16:
+        fn = llvm_fn(builder, "llvm.x86.avx512.vpdpbusd.512", _V32, [_V32] * 3)
+        return builder.call(fn, [acc, a, b])
+    i8s, i32s = ir.VectorType(ir.IntType(8), 4 * n), ir.VectorType(ir.IntType(32), 4 * n)
+    p = builder.mul(builder.zext(builder.bitcast(a, i8s), i32s), builder.sext(builder.bitcast(b, i8s), i32s))
+    for g in range(4):
+        idx = ir.Constant(ir.VectorType(ir.IntType(32), n), [4 * lane + g for lane in range(n)])
+        acc = builder.add(acc, builder.shuffle_vector(p, ir.Constant(i32s, ir.Undefined), idx))
+    return acc
+
+
 @intrinsic
 def vdot(typingctx, acc, a, b):
     """acc + per-lane sums of 4 (unsigned byte of a) x (signed byte of b): vpdpbusd."""
 
     def codegen(context, builder, sig, args):
-        fn = llvm_fn(builder, "llvm.x86.avx512.vpdpbusd.512", _V32, [_V32] * 3)
-        return builder.call(fn, list(args))
+        return dpbusd(builder, *args)
 
     return i32vec(i32vec, i32vec, i32vec), codegen

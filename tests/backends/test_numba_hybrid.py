@@ -254,8 +254,8 @@ def test_fully_connected_int8_product_without_vnni(tmp_path):
 
     code = (
         "import numpy as np\n"
-        "from tflite_jit.backends.numba_cpu import qdot, simd\n"
-        "assert not qdot.VNNI and simd.VW == 8\n"
+        "from tflite_jit.backends.numba_cpu import qsimd, simd\n"
+        "assert not qsimd.HAS_VNNI and simd.VW == 8\n"
         "from tests.backends.test_numba_hybrid import test_fully_connected_int8_product_matches_litert_on_every_row_length as t\n"
         "t(False); t(True)\n"
         "print('ok')\n")
