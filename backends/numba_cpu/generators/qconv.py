@@ -426,8 +426,12 @@ def depthwise(req: KernelRequest) -> KernelSource:
 
 
 #: (NV vectors per panel) -> MR rows per tile: MR * NV accumulators + NV weights + 1 broadcast
-#: of the 32 zmm registers
-_VNNI_TILES = {1: 14, 2: 7, 3: 6, 4: 5}
+#: of the 32 zmm registers. Measured (benchmarks/bench_numba_quantized.py layers and a sweep of
+#: every MR x NV on 3x3 and 1x1 layers, Zen 5): some row counts run 3-4x slower than their
+#: neighbours for no reason visible in the source (13x1, 12x1, 7x2 on a 64x64x32 -> 32 3x3:
+#: 410-500 us where 14x1, 16x1, 8x2, 13x2 take 121-142 us), so the row counts are these measured
+#: ones and are not shrunk to balance a run's tiles (which turned 14 into 13).
+_VNNI_TILES = {1: 16, 2: 8, 3: 7, 4: 5}
 #: serial int8 multiply-adds per second assumed for the threading decision (2 ops each)
 VNNI_SERIAL_OPS = 300e9
 _VNNI_INTRINSICS = ("vzi", "vldw", "vbc4", "vbc4x", "vdot", "qsti", "qstmi")
@@ -438,7 +442,6 @@ def _vnni_choose(RO: int, L: int, N: int) -> tuple[int, int]:
     best = None
     for nv in range(1, min(nvec, 4) + 1):
         mr = min(_VNNI_TILES[nv], L)
-        mr = -(-L // -(-L // mr))
         work = RO * (-(-L // mr) * mr) * (-(-nvec // nv) * nv)
         key = (work, -nv)
         if best is None or key < best[0]:
