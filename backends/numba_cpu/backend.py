@@ -40,6 +40,10 @@ _8BIT = frozenset(np.dtype(t) for t in (np.int8, np.uint8))
 QUANT_DTYPES = {"RESIZE_BILINEAR": frozenset(np.dtype(t) for t in (np.int8, np.int16)),
                 "TRANSPOSE_CONV": _8BIT | {np.dtype(np.int16)},  # generators/tconv.py: 16x8 too
                 **{op: _8BIT | {np.dtype(np.int16)} for op in ("LOGISTIC", "TANH", "GELU")}}
+#: int16 (16x8 models) elementwise, pool, MEAN and SOFTMAX kernels (generators/qeltwise.py,
+#: qpool.py, qreduce.py, qsoftmax.py)
+QUANT_DTYPES.update({op: _8BIT | {np.dtype(np.int16)}
+                     for op in ("ADD", "SUB", "MUL", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "SOFTMAX")})
 #: ops whose dynamic-range ("hybrid": float32 activations, int8 weights) nodes have a generator
 #: (generators/hybrid.py, tconv.py)
 HYBRID_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV",
@@ -143,7 +147,7 @@ class NumbaBackend(Backend):
                 return False, f"{op.name} has a dynamic shape (runs on reference)"
             if (t >= 0 and not quantized and t in op.outputs
                     and env.infos[t].dtype not in (np.float32, np.bool_, np.int32)
-                    and not (op.name in QUANT_IO_OPS and env.infos[t].dtype in (np.int8, np.uint8))):
+                    and not (op.name in QUANT_IO_OPS and env.infos[t].dtype in (np.int8, np.uint8, np.int16))):
                 return False, f"{op.name} on {env.infos[t].dtype} (runs on reference)"
         return True, ""
 

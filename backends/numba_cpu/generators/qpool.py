@@ -1,4 +1,4 @@
-"""Quantized (int8 / uint8) AVERAGE_POOL_2D and MAX_POOL_2D, bit-exact with ops/qnn.py.
+"""Quantized (int8 / uint8 / int16) AVERAGE_POOL_2D and MAX_POOL_2D, bit-exact with ops/qnn.py.
 
 Pools move no scale (LiteRT requires equal input and output quantization): only in-image taps
 take part; the average is the integer sum divided by their count, rounded half away from zero;
@@ -27,7 +27,7 @@ from tflite_jit.ops.base import Quantized
 def _qpool(req: KernelRequest, kind: str) -> KernelSource:
     a = req.attrs
     f = a.base
-    check_8bit(req, a.dtype)
+    check_8bit(req, a.dtype, int16=True)  # int64 sums: 16-bit values need nothing else
     no_epilogue(req, f"quantized {req.op_name}")
     x = req.inputs[0] if req.inputs else None
     if x is None or len(x.shape) != 4 or np.dtype(x.dtype) != np.dtype(a.dtype):
