@@ -40,14 +40,14 @@ _8BIT = frozenset(np.dtype(t) for t in (np.int8, np.uint8))
 QUANT_DTYPES = {"RESIZE_BILINEAR": frozenset(np.dtype(t) for t in (np.int8, np.int16)),
                 "TRANSPOSE_CONV": _8BIT | {np.dtype(np.int16)},  # generators/tconv.py: 16x8 too
                 **{op: _8BIT | {np.dtype(np.int16)} for op in ("LOGISTIC", "TANH", "GELU")}}
-#: int16 (16x8 models) elementwise, pool, MEAN and SOFTMAX kernels (generators/qeltwise.py,
-#: qpool.py, qreduce.py, qsoftmax.py)
-QUANT_DTYPES.update({op: _8BIT | {np.dtype(np.int16)}
-                     for op in ("ADD", "SUB", "MUL", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "SOFTMAX")})
 #: ops whose dynamic-range ("hybrid": float32 activations, int8 weights) nodes have a generator
 #: (generators/hybrid.py, tconv.py)
 HYBRID_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV",
                         "UNIDIRECTIONAL_SEQUENCE_LSTM"))
+#: QUANT_DTYPES, continued: int16 (16x8 models) elementwise, pool, MEAN and SOFTMAX kernels (generators/qeltwise.py,
+#: qpool.py, qreduce.py, qsoftmax.py)
+QUANT_DTYPES.update({op: _8BIT | {np.dtype(np.int16)}
+                     for op in ("ADD", "SUB", "MUL", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "SOFTMAX")})
 #: ops whose int8/uint8 outputs are not ops.Quantized nodes (their attrs carry the quantization,
 #: or none is needed) but have generators: QUANTIZE (qquant.py); PAD is one of MOVE_OPS
 QUANT_IO_OPS = frozenset(("QUANTIZE",))
