@@ -86,7 +86,8 @@ def main(argv: list[str]) -> int:
         if r["litert_error"]:
             print(f"{r['model']}: LiteRT builtin refuses it ({r['litert_error']}); compared with and "
                   "timed against our reference backend instead")
-        print(f"{r['model']}: bit-exact={r['exact']} litert_builtin={r['litert_ms']:.1f} ms "
+        other = "our_reference_backend" if r["litert_error"] else "litert_builtin"
+        print(f"{r['model']}: bit-exact={r['exact']} {other}={r['litert_ms']:.1f} ms "
               f"ours={r['ours_ms']:.1f} ms (prepare {r['prep_s']:.0f} s)")
         print("  placement:", " ".join(f"{k}:{'/'.join(f'{b}={n}' for b, n in v.items())}"
                                       for k, v in sorted(r["placement"].items())))

@@ -146,6 +146,14 @@ def test_quantize_float_to_int16(shape):
     check(unary("QUANTIZE", (shape, np.float32, {}), (shape, I16, dict(scale=s, zero_point=0))), [x])
 
 
+def test_quantize_float_to_int16_non_finite():
+    """NaN, infinities and values beyond int32 in the 8-element blocks and the tail: LiteRT's x86
+    conversion gives INT32_MIN, clamped to -32768 (the blocks clamp in float32 instead)."""
+    x = np.array([np.nan, np.inf, -np.inf, 1e30, -1e30, 3e9, -3e9, 1e9, 0, 2.5, -2.5, 32767.5, -32768.5,
+                  32768.0, -32769.0, 3.5, np.nan, np.inf, -np.inf, 3e9, 40000.0], np.float32)
+    check(unary("QUANTIZE", (x.shape, np.float32, {}), (x.shape, I16, dict(scale=1.0, zero_point=0))), [x])
+
+
 def test_dequantize_int16():
     rng = np.random.default_rng(6)
     x = r16(rng, (2, 5, 7))

@@ -87,8 +87,15 @@ def generate_quantize(req: KernelRequest) -> KernelSource:
               "        r = ((r + zb) & 4294967295) - 2147483648",
               f"        st(o, i, min(max(r, {lo}), {hi}))"]
     body = ["def entry(x, qf, qd, qz, o):", "    inv = ld(qf, 0)", "    sd = ld(qd, 0)", "    zb = ld(qz, 0)"]
+    # int16 with zero point 0 (every 16x8 model's input): the same result clamped in float32, so
+    # the blocks convert 16 float32 lanes to int32 instead of 8 to int64 (out-of-range and NaN
+    # give INT32_MIN above, i.e. -32768 here)
+    f32_clamp = ["        c = min(max(v, np.float32(-32768.0)), np.float32(32767.0))",
+                 "        c = c if v >= np.float32(-2147483648.0) and v < np.float32(2147483648.0) else np.float32(-32768.0)",
+                 "        st(o, i, np.int32(c))"]
+    block_int = f32_clamp if dst == np.dtype(np.int16) and zp == 0 else to_int
     if head:  # vector blocks: float32 multiply by the reciprocal, round half to even
-        body += [f"    for i in range({head}):", "        v = np.rint(ld(x, i) * inv)"] + to_int
+        body += [f"    for i in range({head}):", "        v = np.rint(ld(x, i) * inv)"] + block_int
     if head < n:  # scalar tail: double division, round half away from zero
         body += [f"    for i in range({head}, {n}):",
                  "        d = np.float64(ld(x, i)) / sd",
