@@ -182,12 +182,14 @@ def test_pools_int16(op, h, w, c, f, stride, padding, act, seed):
 
 
 @pytest.mark.parametrize("keep", [True, False])
-@pytest.mark.parametrize("shape,axis", [((1, 7, 7, 35), (1, 2)), ((2, 3, 5, 18), (2, 1)), ((2, 6, 40), (1,))])
+@pytest.mark.parametrize("shape,axis", [((1, 7, 7, 35), (1, 2)), ((2, 3, 5, 18), (2, 1)), ((2, 6, 40), (1,)),
+                                        ((1, 5, 6, 20), (1, 2, 1)), ((1, 4, 5, 17), (-3, -2))])
 def test_mean_int16(shape, axis, keep):
     """int16 MEAN is LiteRT's reference formula, keep_dims or not (no optimized 8-bit case)."""
     rng = np.random.default_rng(8)
-    out = tuple(1 if i in axis else d for i, d in enumerate(shape)) if keep else \
-        tuple(d for i, d in enumerate(shape) if i not in axis)
+    red = {a % len(shape) for a in axis}
+    out = tuple(1 if i in red else d for i, d in enumerate(shape)) if keep else \
+        tuple(d for i, d in enumerate(shape) if i not in red)
     for so in (2.0 ** -12, 1.3e-4, 2.0 ** -16):  # ties, general, saturating
         m = unary("MEAN", (shape, I16, dict(scale=2.0 ** -12, zero_point=0)), (out, I16, dict(scale=so, zero_point=0)),
                   const=np.array(axis, np.int32), keep_dims=keep)
