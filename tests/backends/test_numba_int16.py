@@ -22,8 +22,8 @@ HYP = settings(max_examples=6, deadline=None)
 I16 = np.int16
 
 
-def run(model: bytes, xs: list[np.ndarray], backend: str | None = None):
-    it = tflite_jit.Interpreter(model_content=model, backend=backend)
+def run(model: bytes, xs: list[np.ndarray], backend: str | None = None, threads: int | None = None):
+    it = tflite_jit.Interpreter(model_content=model, backend=backend, num_threads=threads)
     it.allocate_tensors()
     for d, x in zip(it.get_input_details(), xs):
         it.set_tensor(d["index"], x)
@@ -31,16 +31,17 @@ def run(model: bytes, xs: list[np.ndarray], backend: str | None = None):
     return it.get_tensor(it.get_output_details()[0]["index"]).copy(), it._interpreter.execs[0]
 
 
-def check(model: bytes, xs: list[np.ndarray]) -> np.ndarray:
-    """Ours (default chain, on numba_cpu) == reference == LiteRT builtin, dtype and shape included."""
-    ours, ex = run(model, xs)
+def check(model: bytes, xs: list[np.ndarray], threads: int | None = None):
+    """Ours (default chain, on numba_cpu) == reference == LiteRT builtin, dtype and shape included;
+    returns our output and the executable."""
+    ours, ex = run(model, xs, threads=threads)
     assert {p["backend"] for p in ex.plan} == {"numba_cpu"}, ex.plan
     ref, _ = run(model, xs, backend="reference")
     theirs = litert_run(model, xs)[0]
     assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
     np.testing.assert_array_equal(ref, theirs, err_msg="reference")
     np.testing.assert_array_equal(ours, theirs, err_msg="numba_cpu")
-    return ours
+    return ours, ex
 
 
 def r16(rng, shape) -> np.ndarray:
@@ -113,6 +114,14 @@ def test_binary_int16_suite_shapes(op, shape, shape2):
     rng = np.random.default_rng(7)
     so = 3e-5 if op != "MUL" else 2e-6
     check(binary(op, shape, shape2, 4.7e-4, 2.1e-4, so, 0), [r16(rng, shape), r16(rng, shape2)])
+
+
+def test_add_int16_parallel():
+    """Two threads: ADD's 16-element blocks split over a parallel loop, the same bits."""
+    rng = np.random.default_rng(11)
+    shape = (1, 56, 56, 24)
+    _, ex = check(binary("ADD", shape, shape, 4.7e-4, 2.1e-4, 3e-4, 0), [r16(rng, shape), r16(rng, shape)], threads=2)
+    assert any(getattr(getattr(s.kernel, "src", None), "parallel", False) for s in ex.steps)
 
 
 # ---- QUANTIZE / DEQUANTIZE -----------------------------------------------------------------------------
