@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -359,6 +359,19 @@ class QSoftmax16Attrs(Quantized):
     m: tuple[int, int]
     exp_lut: np.ndarray
     recip_lut: np.ndarray
+    #: the activation type (the backends' dtype checks read it; not a field)
+    dtype: ClassVar[str] = "int16"
+
+
+def softmax16_exp(diff: np.ndarray, a: QSoftmax16Attrs) -> np.ndarray:
+    """exp of x - max (<= 0) as LiteRT's int16 SOFTMAX computes it: the rescale to the exp
+    table's input range, then the interpolated lookup (the compiled kernel tabulates it)."""
+    return lut16_lookup(np.clip(qmath.mbqm(diff, *a.m) + 32767, -32768, 32767), a.exp_lut)
+
+
+def softmax16_recip(v: np.ndarray, a: QSoftmax16Attrs) -> np.ndarray:
+    """1 / (1 + x) of the row sum's normalised mantissa v (after LiteRT's offset), looked up."""
+    return lut16_lookup(np.clip(v, -32768, 32767), a.recip_lut)
 
 
 def _bind_softmax16(fa: Any, ins: list, outs: list) -> QSoftmax16Attrs:
@@ -383,12 +396,12 @@ def _softmax16_reference(inputs: Sequence[np.ndarray | None], a: QSoftmax16Attrs
         return [np.zeros(x.shape, I16)]
     xi = x.astype(I64)
     diff = xi - xi.max(axis=-1, keepdims=True)
-    e = lut16_lookup(np.clip(qmath.mbqm(diff, *a.m) + 32767, -32768, 32767), a.exp_lut)
+    e = softmax16_exp(diff, a)
     total = qmath.wrap32(e.sum(axis=-1, keepdims=True))
     # clz32 of the (positive) sum; the row max contributes exp(0) ~ 32767, so total > 0
     h = 32 - np.frexp(np.maximum(total, 1).astype(np.float64))[1].astype(I64)
     shifted = ((total << (h - 1)) + (1 << 13)) >> 14
-    rec = lut16_lookup(np.clip(shifted - ((1 << 15) + (1 << 16)), -32768, 32767), a.recip_lut)
+    rec = softmax16_recip(shifted - ((1 << 15) + (1 << 16)), a)
     rs = 31 - h
     r = (e * rec + (np.int64(1) << (rs - 1))) >> rs
     return [np.clip(qmath.wrap32(r), 0, 32767).astype(I16)]

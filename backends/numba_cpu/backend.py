@@ -44,6 +44,10 @@ QUANT_DTYPES = {"RESIZE_BILINEAR": frozenset(np.dtype(t) for t in (np.int8, np.i
 #: (generators/hybrid.py, tconv.py)
 HYBRID_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV",
                         "UNIDIRECTIONAL_SEQUENCE_LSTM"))
+#: QUANT_DTYPES, continued: int16 (16x8 models) elementwise, pool, MEAN and SOFTMAX kernels (generators/qeltwise.py,
+#: qpool.py, qreduce.py, qsoftmax.py)
+QUANT_DTYPES.update({op: _8BIT | {np.dtype(np.int16)}
+                     for op in ("ADD", "SUB", "MUL", "AVERAGE_POOL_2D", "MAX_POOL_2D", "MEAN", "SOFTMAX")})
 #: ops whose int8/uint8 outputs are not ops.Quantized nodes (their attrs carry the quantization,
 #: or none is needed) but have generators: QUANTIZE (qquant.py); PAD is one of MOVE_OPS
 QUANT_IO_OPS = frozenset(("QUANTIZE",))
@@ -143,7 +147,7 @@ class NumbaBackend(Backend):
                 return False, f"{op.name} has a dynamic shape (runs on reference)"
             if (t >= 0 and not quantized and t in op.outputs
                     and env.infos[t].dtype not in (np.float32, np.bool_, np.int32)
-                    and not (op.name in QUANT_IO_OPS and env.infos[t].dtype in (np.int8, np.uint8))):
+                    and not (op.name in QUANT_IO_OPS and env.infos[t].dtype in (np.int8, np.uint8, np.int16))):
                 return False, f"{op.name} on {env.infos[t].dtype} (runs on reference)"
         return True, ""
 

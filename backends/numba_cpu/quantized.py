@@ -14,9 +14,11 @@ from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
 from tflite_jit.ops.base import Quantized
 
-#: the activation types the quantized generators compile (int16 ones use int64 arithmetic and
-#: run on reference)
+#: the activation types the quantized generators compile
 QDTYPES = (np.dtype(np.int8), np.dtype(np.uint8))
+#: ... and int16 (16x8 models, zero point 0) for the kernels whose int64 arithmetic holds for
+#: 16-bit values as it is (ADD, SUB, MUL, the pools, MEAN: `int16=True` below)
+QDTYPES16 = (*QDTYPES, np.dtype(np.int16))
 
 
 def no_epilogue(req: KernelRequest, what: str) -> None:
@@ -26,18 +28,20 @@ def no_epilogue(req: KernelRequest, what: str) -> None:
         raise Unsupported(f"{what}: fused epilogues are not compiled")
 
 
-def check_8bit(req: KernelRequest, dtype, note: str = "") -> None:
-    if np.dtype(dtype) not in QDTYPES:
+def check_8bit(req: KernelRequest, dtype, note: str = "", int16: bool = False) -> None:
+    """Refuse activation types the kernel does not compile (`int16`: it compiles int16 too)."""
+    if np.dtype(dtype) not in (QDTYPES16 if int16 else QDTYPES):
         raise Unsupported(f"quantized {req.op_name} on {dtype}{note} runs on reference")
 
 
-def quantized_attrs(req: KernelRequest, field: str, node: str, note: str = "") -> Quantized:
+def quantized_attrs(req: KernelRequest, field: str, node: str, note: str = "", int16: bool = False) -> Quantized:
     """The request's attrs, checked: a quantized `node` of this kernel (its attrs carry
-    `field`), on 8-bit activations (`note` qualifies them in the reason), without an epilogue."""
+    `field`), on 8-bit activations (`note` qualifies them in the reason; `int16`: int16 too),
+    without an epilogue."""
     a = req.attrs
     if not isinstance(a, Quantized) or not hasattr(a, field):
         raise Unsupported(f"{req.op_name}: not a quantized {node}")
-    check_8bit(req, a.dtype, note)
+    check_8bit(req, a.dtype, note, int16)
     no_epilogue(req, f"quantized {req.op_name}")
     return a
 

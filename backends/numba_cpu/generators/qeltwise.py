@@ -1,7 +1,10 @@
 """Quantized (int8 / uint8) elementwise kernels: ADD and SUB (same shapes, or broadcasting), MUL,
 PRELU and SQUARED_DIFFERENCE (broadcasting) and the table ops (LOGISTIC, TANH, GELU, ELU,
 HARD_SWISH; LOGISTIC, TANH and GELU in int16 too, as 65536-entry gathers), bit-exact with
-ops/qelementwise.py (LiteRT's optimized kernels).
+ops/qelementwise.py (LiteRT's optimized kernels). ADD, SUB and MUL take int16 (16x8 models) too:
+their int64 element code holds for 16-bit values as it is (ADD's input rescale has 15 extra bits
+instead of 20, an attrs field; int16 MUL's product needs 31 bits, so it keeps the int64 loop,
+not qmulvec's 8-bit int32 decomposition).
 
 Both inputs are rescaled to a common scale with 20 extra bits, summed, and requantized to the
 output (QUANTIZATION.md §3.2): every multiplier and shift is a plan-time literal, so each element
@@ -66,7 +69,7 @@ def _element(a, i: str, vector: bool, xi: str | None = None, yi: str | None = No
 
 
 def _generate(req: KernelRequest) -> KernelSource:
-    a = quantized_attrs(req, "left_shift", "ADD/SUB node")
+    a = quantized_attrs(req, "left_shift", "ADD/SUB node", int16=True)
     x, y = req.inputs[0], req.inputs[1]
     if x is None or y is None:
         raise Unsupported(f"quantized {req.op_name}: needs two inputs")
@@ -161,7 +164,7 @@ def _loops(out_shape: tuple[int, ...], operands: list[tuple[int, ...]], body: li
 
 
 def _common(req: KernelRequest, field: str, int16: bool = False) -> None:
-    """Checks shared by these kernels; `int16`: the node may also be int16 (the table ops)."""
+    """Checks shared by these kernels; `int16`: the node may also be int16 (the table ops, MUL)."""
     a = req.attrs
     if int16 and isinstance(a, Quantized) and hasattr(a, field) and np.dtype(a.dtype) == np.dtype(np.int16):
         no_epilogue(req, f"quantized {req.op_name}")
@@ -177,7 +180,7 @@ def _common(req: KernelRequest, field: str, int16: bool = False) -> None:
 @register_generator("MUL")
 def generate_mul(req: KernelRequest) -> KernelSource:
     """r = MBQM((x - z1) * (y - z2), M, shift) + zo, clamped (one float32-computed multiplier)."""
-    _common(req, "m")
+    _common(req, "m", int16=True)
     a = req.attrs
     x, y = req.inputs[0], req.inputs[1]
     out = tuple(req.out_shape)
@@ -232,9 +235,10 @@ def generate_prelu(req: KernelRequest) -> KernelSource:
 
 
 def qmulvec_ok(a) -> bool:
-    """The int32 vector MUL (qmulvec.py) applies: the multiplier has no left shift."""
+    """The int32 vector MUL (qmulvec.py) applies: 8-bit operands and a multiplier without a left
+    shift."""
     m, shift = a.m
-    return USE_VECTOR_MUL and shift <= 0 and 0 <= m < 2**31 and -shift <= 31
+    return USE_VECTOR_MUL and np.dtype(a.dtype).itemsize == 1 and shift <= 0 and 0 <= m < 2**31 and -shift <= 31
 
 
 #: False forces the scalar (int64) MUL loops (tests and benchmarks compare the two)

@@ -1,5 +1,6 @@
-"""QUANTIZE (float32 -> int8 / uint8, per tensor) and DEQUANTIZE (int8 / uint8 -> float32, per
-tensor or per channel), bit-exact with ops/quant.py (LiteRT's optimized builtin kernels).
+"""QUANTIZE (float32 -> int8 / uint8 / int16, per tensor; integer requantization) and DEQUANTIZE
+(int8 / uint8 / int16 -> float32, per tensor or per channel), bit-exact with ops/quant.py
+(LiteRT's optimized builtin kernels).
 
 QUANTIZE is the first node of every int8 model with a float input and runs on the whole image,
 so it must not stay on the NumPy reference. Its rounding depends on the element's position, as in
@@ -13,8 +14,12 @@ float32(double(s) * (q - z)).
 
 The modules are compiled without fastmath: 'arcp' would turn the tail's division into a
 multiplication and 'contract' could fuse the block multiply into the rounding, both of which
-change bits. Integer-to-integer requantization and per-channel QUANTIZE stay on the reference
-backend (rare in models; Unsupported says so in the plan).
+change bits. float32 -> int16 (the input of every 16x8 model) is the same kernel with int16's
+clamp. Integer-to-integer requantization (int16 -> int16 between the blocks of 16x8 models, the
+most frequent QUANTIZE there) is MBQM((q - zi), M) + zo with the multiplier of double(si) /
+double(so), clamped; 8-bit -> 8-bit rounds its 16-element vector blocks half up (RHU2) and only
+the tail half away, as ops/quant.py. Per-channel QUANTIZE stays on the reference backend (rare in
+models; Unsupported says so in the plan).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 
 from tflite_jit.backends.numba_cpu import emit, printer, simd
 from tflite_jit.backends.numba_cpu.generators import register_generator
-from tflite_jit.backends.numba_cpu.quantized import QDTYPES, no_epilogue
+from tflite_jit.backends.numba_cpu.quantized import QDTYPES16, no_epilogue, round_shift
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import qmath
@@ -57,11 +62,13 @@ def generate_quantize(req: KernelRequest) -> KernelSource:
     a = req.attrs
     _single_output(req)
     src, dst = np.dtype(req.inputs[0].dtype), np.dtype(req.outputs[0].arg.dtype)
-    if src != F32 or dst not in QDTYPES:
-        raise Unsupported(f"QUANTIZE {src.name} -> {dst.name} runs on reference (float32 -> int8 / "
-                          "uint8 is compiled)")
     if a.out_scales is None or len(a.out_scales) != 1:
         raise Unsupported("QUANTIZE: per-channel output runs on reference")
+    if src in _REQUANT_SRC and dst in QDTYPES16:
+        return _requantize(req, src, dst)
+    if src != F32 or dst not in QDTYPES16:
+        raise Unsupported(f"QUANTIZE {src.name} -> {dst.name} runs on reference (float32 -> int8 / "
+                          "uint8 / int16 and requantization between those is compiled)")
     s = np.float32(a.out_scales[0])
     if not (np.isfinite(s) and s > 0):
         raise Unsupported("QUANTIZE: invalid scale (the reference reports it)")
@@ -80,8 +87,15 @@ def generate_quantize(req: KernelRequest) -> KernelSource:
               "        r = ((r + zb) & 4294967295) - 2147483648",
               f"        st(o, i, min(max(r, {lo}), {hi}))"]
     body = ["def entry(x, qf, qd, qz, o):", "    inv = ld(qf, 0)", "    sd = ld(qd, 0)", "    zb = ld(qz, 0)"]
+    # int16 with zero point 0 (every 16x8 model's input): the same result clamped in float32, so
+    # the blocks convert 16 float32 lanes to int32 instead of 8 to int64 (out-of-range and NaN
+    # give INT32_MIN above, i.e. -32768 here)
+    f32_clamp = ["        c = min(max(v, np.float32(-32768.0)), np.float32(32767.0))",
+                 "        c = c if v >= np.float32(-2147483648.0) and v < np.float32(2147483648.0) else np.float32(-32768.0)",
+                 "        st(o, i, np.int32(c))"]
+    block_int = f32_clamp if dst == np.dtype(np.int16) and zp == 0 else to_int
     if head:  # vector blocks: float32 multiply by the reciprocal, round half to even
-        body += [f"    for i in range({head}):", "        v = np.rint(ld(x, i) * inv)"] + to_int
+        body += [f"    for i in range({head}):", "        v = np.rint(ld(x, i) * inv)"] + block_int
     if head < n:  # scalar tail: double division, round half away from zero
         body += [f"    for i in range({head}, {n}):",
                  "        d = np.float64(ld(x, i)) / sd",
@@ -92,14 +106,52 @@ def generate_quantize(req: KernelRequest) -> KernelSource:
                          Arg("const", value=qz), Arg("output", 0)], False)
 
 
+#: integer QUANTIZE sources compiled (ops/quant.py checks which pairs LiteRT takes)
+_REQUANT_SRC = (*QDTYPES16, np.dtype(np.int32))
+
+
+def _requantize(req: KernelRequest, src: np.dtype, dst: np.dtype) -> KernelSource:
+    """ops/quant.py `_requantize`: r = MBQM(q - zi, M, shift) + zo, clamped to the output type;
+    8-bit -> 8-bit rounds the 16-element blocks half up (RHU2), the tail half away (MBQM)."""
+    a = req.attrs
+    if a.in_scale is None or not (np.isfinite(a.in_scale) and a.in_scale > 0):
+        raise Unsupported("QUANTIZE: invalid input scale (the reference reports it)")
+    s_out = float(np.float32(a.out_scales[0]))
+    if not (np.isfinite(s_out) and s_out > 0):
+        raise Unsupported("QUANTIZE: invalid scale (the reference reports it)")
+    m, shift = qmath.quantize_multiplier(float(np.float32(a.in_scale)) / s_out)
+    ls, rs = max(shift, 0), max(-shift, 0)
+    if ls > 31 or rs > 31:
+        raise Unsupported("QUANTIZE: multiplier out of range (runs on reference)")
+    lo, hi = qmath.qrange(dst)
+    n = math.prod(req.out_shape)
+    head = n // 16 * 16 if src.itemsize == 1 and dst.itemsize == 1 else 0
+    d = f"np.int64(np.int32((np.int64(ld(x, i)) - zi) << {ls}))" if ls else "(np.int64(ld(x, i)) - zi)"
+
+    def loop(start: int, stop: int, away: bool) -> list[str]:
+        return [f"    for i in range({start}, {stop}):", f"        t = ({d} * m + {1 << 30}) >> 31",
+                f"        st(o, i, min(max(({round_shift('t', rs, away)}) + zo, {lo}), {hi}))"]
+
+    # the zero points and the multiplier are arguments (a retrained model reuses the kernel)
+    qs = np.array([int(a.in_zero_point), m, int(a.out_zero_points[0])], np.int64)
+    body = ["def entry(x, qs, o):", "    zi = ld(qs, 0)", "    m = ld(qs, 1)", "    zo = ld(qs, 2)"]
+    if head:
+        body += loop(0, head, False)
+    if head < n:
+        body += loop(head, n, True)
+    src_text = (f"# QUANTIZE {src.name} -> {dst.name} (requantization)\n" + emit.helper_import(simd, "ld", "st")
+                + emit.module("\n".join(body) + "\n", False))
+    return KernelSource(src_text, "entry", [Arg("input", 0), Arg("const", value=qs), Arg("output", 0)], False)
+
+
 @register_generator("DEQUANTIZE")
 def generate_dequantize(req: KernelRequest) -> KernelSource:
     a = req.attrs
     _single_output(req)
     x = req.inputs[0]
-    if np.dtype(x.dtype) not in QDTYPES or np.dtype(req.outputs[0].arg.dtype) != F32:
+    if np.dtype(x.dtype) not in QDTYPES16 or np.dtype(req.outputs[0].arg.dtype) != F32:
         raise Unsupported(f"DEQUANTIZE from {np.dtype(x.dtype).name} runs on reference (int8 / uint8 "
-                          "are compiled)")
+                          "/ int16 are compiled)")
     if not a.bound:
         raise Unsupported("DEQUANTIZE: quantization not bound (the reference reports it)")
     shape = tuple(int(d) for d in x.shape)

@@ -1,4 +1,4 @@
-"""Quantized (int8 / uint8) MEAN over the spatial dimensions (the global average pool of
+"""Quantized (int8 / uint8 / int16) MEAN over the spatial dimensions (the global average pool of
 MobileNet / EfficientNet heads and squeeze-and-excite blocks), bit-exact with ops/qreduce.py.
 
 4-D input, a constant axis tensor naming dimensions 1 and 2 (keep_dims or not). Per image, the
@@ -8,8 +8,9 @@ kernel: RHU2 on blocks of 16 channels and MBQM on the last C mod 16 (ops/qreduce
 `_mean_opt_special`) for keep_dims (the axis tensor [1, 2], [2, 1], [1, 2, 1]...); otherwise the reference
 kernel's formula (the multiplier divided by the count with guard bits, MBQM of sum - zi * n).
 A MEAN over one contiguous block of axes (a layer norm's mean over the features, a mean over a
-sequence) sums with the reference kernel's formula. Every other MEAN (and float MEAN,
-delegated to reduce.py) keeps its path.
+sequence) sums with the reference kernel's formula. int16 MEAN (16x8 models) never takes the
+optimized special case (LiteRT's is 8-bit only): the reference formula, keep_dims or not. Every
+other MEAN (and float MEAN, delegated to reduce.py) keeps its path.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 from tflite_jit.backends.numba_cpu import emit, simd
 from tflite_jit.backends.numba_cpu.generators import reduce as _float_reduce
 from tflite_jit.backends.numba_cpu.generators import register_generator
-from tflite_jit.backends.numba_cpu.quantized import QDTYPES, no_epilogue, round_shift
+from tflite_jit.backends.numba_cpu.quantized import QDTYPES, QDTYPES16, no_epilogue, round_shift
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import qmath
@@ -37,8 +38,9 @@ def generate_mean(req: KernelRequest) -> KernelSource:
     a = req.attrs
     if not isinstance(a, Quantized):
         return _float_reduce.generate_mean(req)
-    if getattr(a, "op", None) != "MEAN" or np.dtype(a.dtype) not in QDTYPES:
-        raise Unsupported("quantized MEAN: int8 / uint8 only (others run on reference)")
+    if getattr(a, "op", None) != "MEAN" or np.dtype(a.dtype) not in QDTYPES16:
+        raise Unsupported("quantized MEAN: int8 / uint8 / int16 only (others run on reference)")
+    special = a.base.keep_dims and np.dtype(a.dtype) in QDTYPES  # LiteRT's optimized 8-bit case
     no_epilogue(req, "quantized MEAN")
     x = req.inputs[0]
     ax = req.inputs[1] if len(req.inputs) > 1 else None
@@ -50,7 +52,7 @@ def generate_mean(req: KernelRequest) -> KernelSource:
     raw = [int(v) % 4 for v in np.asarray(ax.value).reshape(-1)]
     if sorted(set(raw)) != [1, 2]:
         raise Unsupported("quantized MEAN: only axes (1, 2) are compiled")
-    if a.base.keep_dims and len(raw) != 2:
+    if special and len(raw) != 2:
         # ops/qreduce.py now matches LiteRT here too (the optimized special case); this rare
         # spelling stays on the reference backend until tests/backends/test_numba_quantized.py's
         # test_mean_spatial stops expecting the fallback
@@ -60,7 +62,7 @@ def generate_mean(req: KernelRequest) -> KernelSource:
     if n == 0 or B * C == 0:
         raise Unsupported("quantized MEAN: empty input")
     lo, hi = qmath.qrange(np.dtype(a.dtype))
-    if a.base.keep_dims:  # LiteRT's optimized special case (repeated axis entries included)
+    if special:  # LiteRT's optimized special case (repeated axis entries included)
         si, so = F32(a.si), F32(a.so)
         t = F32(F32(F32(a.zi) * si) / so)
         t = F32(t + F32(0.5)) if t > 0 else F32(t - F32(0.5))
