@@ -17,7 +17,7 @@ from tests.ops.test_qnn import conv_out, weighted_model
 from tflite_jit.backends.numba_cpu.generators import q16conv
 from tflite_jit.ops import qmath
 
-HYP = settings(max_examples=6, deadline=None)
+HYP = settings(max_examples=5, deadline=None)
 ACTS = st.sampled_from([0, 1, 3, 2])  # NONE, RELU, RELU6, RELU_N1_TO_1
 I16 = np.int16
 
@@ -75,7 +75,7 @@ def test_depthwise(c, mult, n, h, w, k, stride, dil, padding, act, pow2, bias, s
     check(m, rand_q(rng, (n, h, w, c), I16), litert=True)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(rows=st.integers(1, 6), depth=st.integers(1, 300), units=st.integers(1, 40), per_channel=st.booleans(),
        act=ACTS, pow2=st.booleans(), bias=st.sampled_from([np.int64, np.int32, None]), keep=st.booleans(),
        seed=st.integers(0, 2**31 - 1))
@@ -130,7 +130,7 @@ def test_fc_double_ties_round_half_away():
 
 
 @pytest.mark.parametrize("op", ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"])
-@pytest.mark.parametrize("act", [0, 1, 3, 2])
+@pytest.mark.parametrize("act", [0, 3])  # NONE, RELU6 (the others: the hypothesis tests)
 def test_saturation_and_large_multipliers(op, act):
     """Multipliers above 1 (output scale below input x filter scale: positive shifts) push most
     outputs to the int16 limits or the activation's clamp; large biases too. (Kept below 2**31

@@ -41,6 +41,12 @@ Q16VERSION = "1"
 EXACT64 = float(1 << 53)
 #: serial multiply-adds per second assumed for the threading decision (measured order)
 SERIAL_MACS = 4e9
+#: adjacent output pixels a CONV_2D step computes where the input has at most PIXELS_MAX_C
+#: channels (they share the weight loads and the loop overhead of a short channel loop: 3.6x on
+#: a 3-channel stem); deeper inputs go one pixel at a time and skip zero activations (2x faster
+#: than 4 pixels on 64-256 channels at half zeros, measured)
+PIXELS = 4
+PIXELS_MAX_C = 8
 
 
 def is_int16(req: KernelRequest) -> bool:
@@ -199,35 +205,59 @@ def _conv_like(req: KernelRequest, depthwise: bool) -> KernelSource:
                  f"    for q in range({W * C}):",
                  "        XP[dst + q] = xf[src + q]"]
     rows = emit.prange_head("r", 0, nimg * OH) if parallel else [f"for r in range({nimg * OH}):"]
-    inner = [f"bi = r // {OH}",
-             f"oh = r - bi * {OH}",
-             f"acc = np.empty({CO}, np.float64)",
-             f"for ow in range({OW}):",
-             f"    for co in range({CO}):",
-             "        acc[co] = 0.0",
-             f"    base = ((bi * {HP} + oh * {SH}) * {WP} + ow * {SW}) * {C}"]
-    for t, off in enumerate(taps):
-        if depthwise:
-            ci = "co" if mult == 1 else f"co // {mult}"
-            inner += [f"    xb = base + {off}",
-                      f"    for co in range({CO}):",
-                      f"        acc[co] += np.float64({A}[xb + {ci}]) * Wp[{t * CO} + co]"]
-        else:
-            inner += [f"    xb = base + {off}",
-                      f"    for ci in range({C}):",
-                      f"        xv = np.float64({A}[xb + ci])",
-                      "        if xv != 0.0:",
-                      f"            wr = {t * C * CO} + ci * {CO}",
-                      f"            for co in range({CO}):",
-                      "                acc[co] += xv * Wp[wr + co]"]
-    inner += ["    " + ln for ln in _store(CO, f"(r * {OW} + ow) * {CO}", requant)]
+    inner = [f"bi = r // {OH}", f"oh = r - bi * {OH}", f"rb = (bi * {HP} + oh * {SH}) * {WP * C}"]
+    npix = 1 if depthwise or C > PIXELS_MAX_C else min(PIXELS, OW)
+    nq = OW // npix
+    inner += [f"acc{p} = np.empty({CO}, np.float64)" for p in range(npix)]
+    inner += [f"for q in range({nq}):"] + ["    " + ln for ln in _conv_pixels(
+        npix, "q", C, CO, SW, taps, A, depthwise, mult if depthwise else 1, requant, OW)]
+    if nq * npix < OW:
+        inner += [f"for q in range({nq * npix}, {OW}):"] + ["    " + ln for ln in _conv_pixels(
+            1, "q", C, CO, SW, taps, A, depthwise, mult if depthwise else 1, requant, OW)]
     body += rows + ["    " + ln for ln in inner]
-    params = "x, XP, Wp, RQ, RF, QS, o"
+    params = "x, XP, TO, Wp, RQ, RF, QS, o"
     args = [Arg("input", 0), Arg("const", value=np.zeros(nimg * HP * WP * C if padded else 1, I16)),
+            Arg("const", value=np.array(taps, np.int64)),
             Arg("const", value=wp), Arg("const", value=rq), Arg("const", value=rf),
             Arg("const", value=_scalars(req)), Arg("output", 0)]
     name = f"{req.op_name} {a.rounding} {nimg}x{H}x{W}x{C} -> {CO} k{KH}x{KW}"
     return KernelSource(_module(name, body, params, parallel), "entry", args, parallel)
+
+
+def _conv_pixels(npix: int, q: str, C: int, CO: int, SW: int, taps: list[int], A: str, depthwise: bool,
+                 mult: int, requant: list[str], OW: int) -> list[str]:
+    """The body for `npix` adjacent output pixels from column `q` * npix (npix 1: column `q`):
+    they share each weight row. A single pixel skips zero activations."""
+    ow0 = f"{q} * {npix}" if npix > 1 else q
+    out = [f"ow0 = {ow0}", f"base = rb + ow0 * {SW * C}"]
+    if depthwise:  # one pass over the channels, every tap summed in a register (literal offsets)
+        ci = "co" if mult == 1 else f"co // {mult}"
+        terms = [f"np.float64({A}[base + {off} + {ci}]) * Wp[{t * CO} + co]" for t, off in enumerate(taps)]
+        out += [f"for co in range({CO}):", "    s = " + terms[0]] + [f"    s += {tm}" for tm in terms[1:]]
+        out.append("    acc0[co] = s")
+        return out + _store(CO, f"(r * {OW} + ow0) * {CO}", [ln.replace("acc[co]", "acc0[co]") for ln in requant])
+    for p in range(npix):
+        out += [f"for co in range({CO}):", f"    acc{p}[co] = 0.0"]
+    # taps as a loop over the offset table TO (unrolled taps cost compile time, not run time)
+    out += [f"for t in range({len(taps)}):", "    xb = base + TO[t]"]
+    if npix == 1:
+        body = [f"for ci in range({C}):",
+                f"    xv = np.float64({A}[xb + ci])",
+                "    if xv != 0.0:",
+                f"        wr = t * {C * CO} + ci * {CO}",
+                f"        for co in range({CO}):",
+                "            acc0[co] += xv * Wp[wr + co]"]
+    else:
+        body = [f"for ci in range({C}):"]
+        body += [f"    x{p} = np.float64({A}[xb + {p * SW * C} + ci])" for p in range(npix)]
+        body += [f"    wr = t * {C * CO} + ci * {CO}",
+                 f"    for co in range({CO}):",
+                 "        wv = np.float64(Wp[wr + co])"]
+        body += [f"        acc{p}[co] += x{p} * wv" for p in range(npix)]
+    out += ["    " + ln for ln in body]
+    for p in range(npix):
+        out += _store(CO, f"(r * {OW} + ow0 + {p}) * {CO}", [ln.replace("acc[co]", f"acc{p}[co]") for ln in requant])
+    return out
 
 
 def conv2d(req: KernelRequest) -> KernelSource:
