@@ -84,12 +84,12 @@ def main() -> None:
         mine = {op: (placed[(op, "numba_cpu")], sum(v for (o, _), v in placed.items() if o == op)) for op in MINE}
         ref = sorted({o for (o, b) in placed if b != "numba_cpu"})
         if theirs is None:  # then against our NumPy reference backend (bit-exact with LiteRT's kernels)
-            ref = tflite_jit.Interpreter(model_content=model, num_threads=1, backend="reference")
-            ref.allocate_tensors()
-            for d, x in zip(ref.get_input_details(), xs):
-                ref.set_tensor(d["index"], x)
-            ref.invoke()
-            same = all(np.array_equal(ours.get_tensor(a["index"]), ref.get_tensor(a["index"]))
+            rit = tflite_jit.Interpreter(model_content=model, num_threads=1, backend="reference")
+            rit.allocate_tensors()
+            for d, x in zip(rit.get_input_details(), xs):
+                rit.set_tensor(d["index"], x)
+            rit.invoke()
+            same = all(np.array_equal(ours.get_tensor(a["index"]), rit.get_tensor(a["index"]))
                        for a in ours.get_output_details())
             print(f"{name}_int16x8: LiteRT builtin refuses the model ({refused}); "
                   f"bit-exact with tflite_jit's reference backend: {same}", flush=True)

@@ -47,6 +47,8 @@ SERIAL_MACS = 4e9
 #: than 4 pixels on 64-256 channels at half zeros, measured)
 PIXELS = 4
 PIXELS_MAX_C = 8
+#: single-pixel convolutions take this many input channels per pass over the accumulators
+CI_GROUP = 2
 
 
 def is_int16(req: KernelRequest) -> bool:
@@ -240,7 +242,22 @@ def _conv_pixels(npix: int, q: str, C: int, CO: int, SW: int, taps: list[int], A
         out += [f"for co in range({CO}):", f"    acc{p}[co] = 0.0"]
     # taps as a loop over the offset table TO (unrolled taps cost compile time, not run time)
     out += [f"for t in range({len(taps)}):", "    xb = base + TO[t]"]
-    if npix == 1:
+    g = min(CI_GROUP, C) if npix == 1 else 1
+    if g > 1:  # g activations per pass over the weight rows (one load and store of acc)
+        xs = [f"x{j}" for j in range(g)]
+        body = [f"for cg in range({C // g}):", f"    ci = cg * {g}"]
+        body += [f"    {xj} = np.float64({A}[xb + ci + {j}])" for j, xj in enumerate(xs)]
+        body += ["    if " + " or ".join(f"{xj} != 0.0" for xj in xs) + ":",
+                 f"        wr = t * {C * CO} + ci * {CO}",
+                 f"        for co in range({CO}):",
+                 "            acc0[co] += " + " + ".join(f"{xj} * Wp[wr + {j * CO} + co]" for j, xj in enumerate(xs))]
+        for c in range(C // g * g, C):
+            body += [f"xv = np.float64({A}[xb + {c}])",
+                     "if xv != 0.0:",
+                     f"    wr = t * {C * CO} + {c * CO}",
+                     f"    for co in range({CO}):",
+                     "        acc0[co] += xv * Wp[wr + co]"]
+    elif npix == 1:
         body = [f"for ci in range({C}):",
                 f"    xv = np.float64({A}[xb + ci])",
                 "    if xv != 0.0:",
