@@ -175,3 +175,35 @@ def test_refusals_fall_back_with_a_reason():
                        (1, 4, 4, 4), 0, padding=1, stride_h=1, stride_w=1)
     ex = check(m, rand_q(rng, (1, 4, 4, 4), I16), expect_numba=False)
     assert ex.plan[0]["backend"] != "numba_cpu" and "grouped" in ex.plan[0]["fallback_reason"]
+
+
+@pytest.mark.parametrize("k,ci", [(3, 64), (1, 601)])
+def test_int32_pair_flush_at_extremes(k, ci):
+    """Input-channel pairs accumulate in int32 and are flushed to float64 every 255 pairs: with
+    every product at its extreme (-32768 x -128, 2**22) a 3x3x64 filter (288 pairs) and a 601-deep
+    1x1 (an odd channel left over) cross a flush, and the sums (up to 2.4e9, past int32) stay exact."""
+    co = 12
+    wq = np.full((co, k, k, ci), -128, np.int8)
+    wq[1::2] = 127
+    w_q = (np.full(co, 1e-2, np.float32), np.zeros(co, np.int64))
+    m = weighted_model("CONV_2D", (1, k + 2, k + 2, ci), wq, np.full(co, 7, np.int64), I16, (1e-3, 0), w_q,
+                       (1.0, 0), (1, 3, 3, co), 0, padding=1, stride_h=1, stride_w=1)
+    x = np.full((1, k + 2, k + 2, ci), -32768, I16)
+    x[0, 0, 0, : ci // 2] = 32767
+    out = check(m, x) and run(m, x)[0]
+    assert np.abs(out).max() > 10000  # the sums are large, not saturated away
+    check(m, x, litert=True)
+
+
+def test_int32_flush_is_load_bearing(monkeypatch):
+    """Without the flush the int32 lanes wrap on the same data: the test above would catch it."""
+    monkeypatch.setattr(q16conv, "PAIRS_PER_FLUSH", 10**6)
+    co, ci = 4, 64
+    wq = np.full((co, 3, 3, ci), -128, np.int8)
+    m = weighted_model("CONV_2D", (1, 5, 5, ci), wq, np.zeros(co, np.int64), I16, (1e-3, 0), (np.full(co, 1e-2, np.float32),
+                       np.zeros(co, np.int64)), (1.0, 0), (1, 3, 3, co), 0, padding=1, stride_h=1, stride_w=1)
+    x = np.full((1, 5, 5, ci), -32768, I16)
+    ours, ex = run(m, x)
+    ref, _ = run(m, x, backend="reference")
+    assert {p["backend"] for p in ex.plan} == {"numba_cpu"}
+    assert not np.array_equal(ours, ref)
