@@ -161,8 +161,9 @@ def test_parallel_kernels(monkeypatch, op):
                            (2e-2, 0), (9, 33), 0, fused_activation_function=1)
         x = rand_q(rng, (9, 70), I16)
     else:
-        m = _conv_model(rng, op, 2, 9, 8, 6, 3, 2, 1, 0, 1, False, True, co=10)
-        x = rand_q(rng, (2, 9, 8, 6), I16)
+        ci = 13 if op == "CONV_2D" else 6  # past PIXELS_MAX_C: the int32-pair path, with an odd channel
+        m = _conv_model(rng, op, 2, 9, 8, ci, 3, 2, 1, 0, 1, False, True, co=10)
+        x = rand_q(rng, (2, 9, 8, ci), I16)
     ex = check(m, x, threads=3, litert=True)
     assert any(getattr(getattr(s.kernel, "src", None), "parallel", False) for s in ex.steps)
 
