@@ -12,6 +12,7 @@ import argparse
 import collections
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,33 @@ def _feed(details, rng):
     return out
 
 
+def _node_outputs_exact(model: bytes, xs, lite, tflite_jit) -> str:
+    """Every CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED output tensor, ours against LiteRT's
+    (experimental_preserve_all_tensors on both): the model's final output alone can hide a wrong
+    layer behind a saturated or degenerate one."""
+    its = [tflite_jit.Interpreter(model_content=model, num_threads=1, experimental_preserve_all_tensors=True),
+           lite.Interpreter(model_content=model, num_threads=1, experimental_preserve_all_tensors=True,
+                            experimental_op_resolver_type=lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)]
+    for it in its:
+        it.allocate_tensors()
+        for d, x in zip(it.get_input_details(), xs):
+            it.set_tensor(d["index"], x)
+        it.invoke()
+    same = varied = total = 0
+    for op in its[1]._get_ops_details():
+        if op["op_name"] not in MINE:
+            continue
+        t = int(op["outputs"][0])
+        a, b = its[0].get_tensor(t), its[1].get_tensor(t)
+        total += 1
+        same += int(np.array_equal(a, b))
+        varied += int(np.unique(b).size > 1)
+    compiled = sum(op in MINE for p in its[0]._interpreter.execs[0].plan if p["backend"] == "numba_cpu"
+                   for op in p["op_names"])
+    return (f"{same}/{total} conv/depthwise/FC outputs bit-exact ({varied} of them not constant; "
+            f"{compiled} ran on numba_cpu)")
+
+
 def _median_invoke(it, reps: int) -> float:
     ts = []
     for _ in range(reps):
@@ -50,6 +78,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     args = ap.parse_args()
     os.environ.setdefault("TFLITE_JIT_JIT", "eager")
+    warnings.filterwarnings("ignore", message=".*preserve_all_tensors")
     from ai_edge_litert import interpreter as lite
 
     import tflite_jit
@@ -72,6 +101,8 @@ def main() -> None:
             for d, x in zip(it.get_input_details(), xs):
                 it.set_tensor(d["index"], x)
             it.invoke()
+        if theirs is not None:
+            print(f"{name}_int16x8: {_node_outputs_exact(model, xs, lite, tflite_jit)}", flush=True)
         exact = theirs is not None and all(
             np.array_equal(ours.get_tensor(a["index"]), theirs.get_tensor(b["index"]))
             for a, b in zip(ours.get_output_details(), theirs.get_output_details()))
