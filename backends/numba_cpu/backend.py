@@ -39,7 +39,9 @@ _8BIT = frozenset(np.dtype(t) for t in (np.int8, np.uint8))
 #: TANH, GELU: the 65536-entry table gathers)
 QUANT_DTYPES = {"RESIZE_BILINEAR": frozenset(np.dtype(t) for t in (np.int8, np.int16)),
                 "TRANSPOSE_CONV": _8BIT | {np.dtype(np.int16)},  # generators/tconv.py: 16x8 too
-                **{op: _8BIT | {np.dtype(np.int16)} for op in ("LOGISTIC", "TANH", "GELU")}}
+                **{op: _8BIT | {np.dtype(np.int16)} for op in ("LOGISTIC", "TANH", "GELU")},
+                # 16x8: generators/q16conv.py
+                **{op: _8BIT | {np.dtype(np.int16)} for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")}}
 #: ops whose dynamic-range ("hybrid": float32 activations, int8 weights) nodes have a generator
 #: (generators/hybrid.py, tconv.py)
 HYBRID_OPS = frozenset(("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "BATCH_MATMUL", "TRANSPOSE_CONV",

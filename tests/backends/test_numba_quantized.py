@@ -235,13 +235,6 @@ def test_rounding_break_is_detected(monkeypatch):
 
 def test_fallbacks_to_reference():
     rng = np.random.default_rng(5)
-    # int16x8: no Numba kernel
-    wq = rand_q(rng, (4, 1, 1, 3), np.int8)
-    m = weighted_model("CONV_2D", (1, 4, 4, 3), wq, rng.integers(-100, 100, 4).astype(np.int64), np.int16,
-              (1e-3, 0), (np.full(4, 0.01, np.float32), np.zeros(4, np.int64)), (1e-3, 0), (1, 4, 4, 4), 0,
-              padding=1, stride_h=1, stride_w=1)
-    ex = check(m, rand_q(rng, (1, 4, 4, 3), np.int16), expect_numba=False)
-    assert ex.plan[0]["backend"] != "numba_cpu" and "int16" in ex.plan[0]["fallback_reason"]
     # grouped convolution (MBQM rounding) runs on reference
     wq = rand_q(rng, (4, 1, 1, 2), np.int8)
     m = weighted_model("CONV_2D", (1, 4, 4, 4), wq, np.zeros(4, np.int32), np.int8, (0.02, 1), (np.full(4, 0.01, np.float32),

@@ -29,8 +29,8 @@ int8 products to int64 and never emits VNNI by itself):
 The requantizing stores `qst` / `qstm` / `qsti` / `qstmi` (../qsimd.py, one table QP of
 per-channel parameters from `qparams`) round as LiteRT does (ops/qnn.py `_requantize`): half up
 (RHU2) for conv / FC and depthwise channel blocks of 8, half away from zero (MBQM) for the last
-C mod 8 depthwise channels. Grouped convolutions (MBQM on every channel), int16 activations,
-run-time filters and fused epilogues are not compiled here (reference backend;
+C mod 8 depthwise channels. int16 activations (16x8) go to q16conv.py. Grouped convolutions
+(MBQM on every channel), run-time filters and fused epilogues are not compiled here (reference backend;
 backend.request_for keeps quantized roots in single-op clusters).
 """
 
@@ -44,7 +44,7 @@ import numpy as np
 
 from tflite_jit.backends.numba_cpu import emit, printer, qsimd, simd
 from tflite_jit.backends.numba_cpu.generators import depthwise as _fdw
-from tflite_jit.backends.numba_cpu.generators import gemm, register_generator
+from tflite_jit.backends.numba_cpu.generators import gemm, q16conv, register_generator
 from tflite_jit.backends.numba_cpu.qsimd import HAS_VNNI, QROWS
 from tflite_jit.backends.numba_cpu.quantized import quantized_attrs
 from tflite_jit.backends.numba_cpu.simd import VW
@@ -241,6 +241,8 @@ def _gemm_q(req: KernelRequest, kind: str, tile=None) -> KernelSource:
 def conv2d(req: KernelRequest, tile=None) -> KernelSource:
     if not isinstance(req.attrs, Quantized):
         return gemm.conv2d(req, tile)
+    if q16conv.is_int16(req):
+        return q16conv.conv2d(req)
     return _gemm_q(req, "conv", tile)
 
 
@@ -248,6 +250,8 @@ def conv2d(req: KernelRequest, tile=None) -> KernelSource:
 def fully_connected(req: KernelRequest, tile=None) -> KernelSource:
     if not isinstance(req.attrs, Quantized):
         return gemm.fully_connected(req, tile)
+    if q16conv.is_int16(req):
+        return q16conv.fully_connected(req)
     return _gemm_q(req, "fc", tile)
 
 
@@ -267,6 +271,8 @@ DW_RING = True
 def depthwise(req: KernelRequest) -> KernelSource:
     if not isinstance(req.attrs, Quantized):
         return _fdw.generate_depthwise(req)
+    if q16conv.is_int16(req):
+        return q16conv.depthwise(req)
     _check_attrs(req)
     a = req.attrs
     f = a.base
