@@ -27,6 +27,8 @@ from functools import cache
 
 import numpy as np
 
+from tflite_jit.ops.base import OpError
+
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 I64 = np.int64
@@ -144,7 +146,15 @@ def activation_range(act: str, scale: float, zero_point: int, dtype: np.dtype) -
     s = np.float32(scale)
 
     def q(f: float) -> int:
-        return int(zero_point) + int(round_half_away(np.float32(f) / s))
+        # LiteRT's Quantize (kernel_util.cc) refuses a bound whose f / scale leaves int32: a
+        # RELU6 on an output scale of ~1e-9 (TF's 16x8 converter writes such scales) fails to
+        # prepare there, so it does here, with LiteRT's words
+        t = round_half_away(np.float32(f) / s)
+        if not (np.float32(-2.0**31) <= t <= np.float32(2.0**31)) or not np.isfinite(t):
+            raise OpError(f"no_integer_overflow_from_quantization was not true: the fused {act}'s bound "
+                          f"{f} / output scale {float(s):.3g} = {float(t):.4g} does not fit int32 (LiteRT "
+                          "refuses this node too; requantize the model with a larger output scale)")
+        return int(zero_point) + int(t)
 
     if act == "RELU":
         return max(lo, q(0.0)), hi

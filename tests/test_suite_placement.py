@@ -42,18 +42,23 @@ ALLOWED_ON_REFERENCE = {
 
 #: (op, variant) -> the open work that will make it compile (issue and what is missing); variant is
 #: placement.variant's ('float', 'int8', 'int16', 'hybrid', 'constant', 'other') or '*' for a
-#: model that fails to prepare on it. Empty since 2026-12-07: every op of the 54 models compiles,
-#: except where LiteRT's own kernels refuse the model too (IN_PROGRESS_BY_MODE).
+#: model that fails to prepare on it. Empty since 2026-12-07: every op of the 82 models compiles.
 IN_PROGRESS: dict[tuple[str, str], str] = {}
 #: (quantization mode, variant) -> open work, for ops not named above
-IN_PROGRESS_BY_MODE: dict[tuple[str, str], str] = {
-    ("int16x8", "*"): "LiteRT's quantized SQUARED_DIFFERENCE is int8-only, so LiteRT's builtin kernels "
-                      "refuse this model too (the suite report lists it as failing in both)",
-}
+IN_PROGRESS_BY_MODE: dict[tuple[str, str], str] = {}
 
 #: model -> its failing ops today, each an open gap above (regenerate with the suite's skeletons)
-BLOCKED: dict[str, list[str]] = {
-    "transformer_int16x8": ["SQUARED_DIFFERENCE[*]"],
+BLOCKED: dict[str, list[str]] = {}
+
+#: model -> (node, words of the error): models LiteRT's builtin kernels refuse to prepare, which
+#: we must refuse the same way (same node, LiteRT's check in the message), not run
+REFUSED_AS_LITERT = {
+    # LiteRT's quantized SQUARED_DIFFERENCE is int8-only
+    "transformer_int16x8": ("SQUARED_DIFFERENCE", "takes int8 only"),
+    # TF's 16x8 converter gives these RELU6 outputs scales of ~1e-9: 6 / scale leaves int32, and
+    # LiteRT's CalculateActivationRangeQuantized refuses it (kernel_util.cc Quantize)
+    "mobilenet_v1_int16x8": ("DEPTHWISE_CONV_2D", "no_integer_overflow_from_quantization was not true"),
+    "mobilenet_v2_int16x8": ("DEPTHWISE_CONV_2D", "no_integer_overflow_from_quantization was not true"),
 }
 
 _PREPARE_FAILED = re.compile(r"Node number \d+ \(([^)]+)\) failed to prepare")
@@ -115,6 +120,11 @@ class StillBlocked(AssertionError):
 @pytest.mark.parametrize("name", _params())
 def test_suite_model_runs_compiled(name: str) -> None:
     content = refill(gzip.decompress((SUITE / f"{name}.tflite.gz").read_bytes()))
+    if name in REFUSED_AS_LITERT:
+        op, words = REFUSED_AS_LITERT[name]
+        with pytest.raises(RuntimeError, match=rf"(?s){re.escape(words)}.*Node number \d+ \({op}\) failed to prepare"):
+            placement(content)
+        return
     found = blockers(content)
     what = f"{name} ({INDEX[name]['family']}, {INDEX[name]['mode']})"
     # a BLOCKED model's xfail covers only its listed ops: a new op falling back fails outright
