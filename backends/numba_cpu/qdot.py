@@ -197,6 +197,57 @@ def hybrid_fc_i8(xf, SF, ZP, XU, WP, CS, SW, B, ACC, of, rows, depth, units, k4,
 
 #: output pixels per im2col block of hybrid_conv_i8 (their patches stay in L1/L2)
 PIX_BLOCK = 64
+#: serial multiply-adds per second assumed for the threading decision (2 ops each; measured
+#: ~300 int8 MAC/ns on a 3x3 layer here)
+SERIAL_OPS = 300e9
+
+
+@numba.njit(**_JIT)
+def _conv_blocks(SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, img, b0, b1, h, w, c, kh, kw, sh, sw, dh, dw,
+                 pad_t, pad_l, ow, npix, co, k4, nb, nw, off, has_bias, lo, hi):
+    """Pixel blocks [b0, b1) of image `img` of hybrid_conv_i8, with this caller's scratch PATCH
+    [PIX_BLOCK * k4 * 4] and ACC [PIX_BLOCK * nb * 16]: gather, multiply, subtract the zero
+    point's share, finish."""
+    kpad = k4 * 4
+    npad = nb * 16
+    direct = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pad_t == 0 and pad_l == 0 and c == kpad
+    for blk in range(b0, b1):
+        p0 = blk * PIX_BLOCK
+        m = min(PIX_BLOCK, npix - p0)
+        if direct:
+            dot_rows(XU, p0 * c, c, WP, k4, nb, ACC, m)
+        else:
+            for i in range(m):
+                p = p0 + i
+                oy = p // ow
+                ox = p - oy * ow
+                t = i * kpad
+                for ky in range(kh):
+                    iy = oy * sh - pad_t + ky * dh
+                    if 0 <= iy < h:
+                        for kx in range(kw):
+                            ix = ox * sw - pad_l + kx * dw
+                            if 0 <= ix < w:
+                                copy_bytes(PATCH, t, XU, (iy * w + ix) * c, c)
+                            else:
+                                zero_bytes(PATCH, t, c)
+                            t += c
+                    else:
+                        zero_bytes(PATCH, t, kw * c)
+                        t += kw * c
+                zero_bytes(PATCH, t, (i + 1) * kpad - t)
+            dot_rows(PATCH, 0, kpad, WP, k4, nb, ACC, m)
+        for i in range(m):
+            p = p0 + i
+            oy = p // ow
+            ox = p - oy * ow
+            rb = (PH[oy] * nw + PW[ox]) * co
+            a = ACC[i * npad:i * npad + co]
+            o = of[(img * npix + p) * co:(img * npix + p + 1) * co]
+            for ch in range(co):
+                o[ch] = np.float32(np.int64(a[ch]) - off * RS[rb + ch])
+        finish_rows(of[(img * npix + p0) * co:(img * npix + p0 + m) * co], SF[img:img + 1], SW, B, 1, m, co,
+                    has_bias, lo, hi)
 
 
 @numba.njit(**_JIT)
@@ -204,52 +255,37 @@ def hybrid_conv_i8(xf, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, nimg, h, w
                    pad_t, pad_l, oh, ow, co, k4, nb, nw, asym, has_bias, lo, hi):
     """Dynamic-range CONV_2D: each image quantized as one row (LiteRT's per-batch scale) into
     bytes q + 128 (XU [h * w * c]); the patches of PIX_BLOCK output pixels gathered into PATCH
-    [PIX_BLOCK * k4 * 4] in (ky, kx, c) order, taps outside the image as byte 0 (they contribute
-    nothing, as LiteRT skips them); the 16-lane products; then LiteRT's accumulator
+    in (ky, kx, c) order, taps outside the image as byte 0 (they contribute nothing, as LiteRT
+    skips them); the 16-lane products; then LiteRT's accumulator
     sum over inside taps of (q - zp) * w = dot - (128 + zp) * RS[pattern(y, x), c], RS the
     weights' sums over the taps inside the image for each border pattern (generators/hybrid.py
     `_raw_join`, int64 here); then hybridq.finish_rows. A 1x1, stride-1 convolution over
     channels that fill whole 4-byte groups multiplies the image's bytes in place."""
-    kpad = k4 * 4
-    npad = nb * 16
     npix = oh * ow
-    direct = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pad_t == 0 and pad_l == 0 and c == kpad
+    for img in range(nimg):
+        sf, zp = hq_row_u8(xf, img * h * w * c, h * w * c, XU, 0, asym)
+        SF[img] = sf
+        _conv_blocks(SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, img, 0, -(-npix // PIX_BLOCK), h, w, c, kh,
+                     kw, sh, sw, dh, dw, pad_t, pad_l, ow, npix, co, k4, nb, nw, np.int64(128 + zp), has_bias,
+                     lo, hi)
+
+
+@numba.njit(parallel=True, **_JIT)
+def hybrid_conv_i8_par(xf, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, nimg, h, w, c, kh, kw, sh, sw, dh, dw,
+                       pad_t, pad_l, oh, ow, co, k4, nb, nw, asym, has_bias, lo, hi, tasks):
+    """hybrid_conv_i8 with the pixel blocks split into `tasks` contiguous runs on Numba's
+    threads, each with its own slice of PATCH / ACC ([tasks] x the serial scratch); the image's
+    quantization stays serial (one row: LiteRT's per-image scale)."""
+    npix = oh * ow
+    nblk = -(-npix // PIX_BLOCK)
+    psz = PIX_BLOCK * k4 * 4
+    asz = PIX_BLOCK * nb * 16
     for img in range(nimg):
         sf, zp = hq_row_u8(xf, img * h * w * c, h * w * c, XU, 0, asym)
         SF[img] = sf
         off = np.int64(128 + zp)
-        for p0 in range(0, npix, PIX_BLOCK):
-            m = min(PIX_BLOCK, npix - p0)
-            if direct:
-                dot_rows(XU, p0 * c, c, WP, k4, nb, ACC, m)
-            else:
-                for i in range(m):
-                    p = p0 + i
-                    oy = p // ow
-                    ox = p - oy * ow
-                    t = i * kpad
-                    for ky in range(kh):
-                        iy = oy * sh - pad_t + ky * dh
-                        if 0 <= iy < h:
-                            for kx in range(kw):
-                                ix = ox * sw - pad_l + kx * dw
-                                if 0 <= ix < w:
-                                    copy_bytes(PATCH, t, XU, (iy * w + ix) * c, c)
-                                else:
-                                    zero_bytes(PATCH, t, c)
-                                t += c
-                        else:
-                            zero_bytes(PATCH, t, kw * c)
-                            t += kw * c
-                    zero_bytes(PATCH, t, (i + 1) * kpad - t)
-                dot_rows(PATCH, 0, kpad, WP, k4, nb, ACC, m)
-            for i in range(m):
-                p = p0 + i
-                oy = p // ow
-                ox = p - oy * ow
-                rb = (PH[oy] * nw + PW[ox]) * co
-                a = ACC[i * npad:i * npad + co]
-                o = of[(img * npix + p) * co:(img * npix + p + 1) * co]
-                for ch in range(co):
-                    o[ch] = np.float32(np.int64(a[ch]) - off * RS[rb + ch])
-    finish_rows(of, SF, SW, B, nimg, npix, co, has_bias, lo, hi)
+        for t_ in numba.prange(tasks):
+            t = min(max(np.int64(t_), 0), tasks - 1)
+            _conv_blocks(SF, XU, PATCH[t * psz:(t + 1) * psz], WP, RS, PH, PW, SW, B, ACC[t * asz:(t + 1) * asz],
+                         of, img, t * nblk // tasks, (t + 1) * nblk // tasks, h, w, c, kh, kw, sh, sw, dh, dw,
+                         pad_t, pad_l, ow, npix, co, k4, nb, nw, off, has_bias, lo, hi)

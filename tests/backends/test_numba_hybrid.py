@@ -265,3 +265,28 @@ def test_fully_connected_int8_product_without_vnni(tmp_path):
                                   "+movbe,+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave")
     p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0 and "ok" in p.stdout, p.stdout[-2000:] + p.stderr[-4000:]
+
+
+@pytest.mark.parametrize("asym, padding", [(True, 0), (False, 1)])
+def test_conv2d_int8_product_on_two_threads(asym, padding):
+    """With num_threads=2 a big enough CONV_2D splits its pixel blocks over Numba's threads (each
+    task its own patch and accumulator scratch): bit-exact with LiteRT, and with the 1-thread
+    kernel."""
+    from tflite_jit import Interpreter
+
+    rng = np.random.default_rng(21)
+    n, h, c, co = 1, 40, 32, 24
+    w = rng.integers(-127, 128, (co, 3, 3, c)).astype(np.int8)
+    sc = rng.uniform(0.001, 0.05, co).astype(F32)
+    o = h if padding == 0 else h - 2
+    m = conv_model("CONV_2D", (n, h, h, c), w, sc, 0, rng.normal(size=co).astype(F32), (n, o, o, co),
+                   padding=padding, stride_h=1, stride_w=1, fused_activation_function=1)
+    x = activations(rng, (n, h, h, c), "ties", n, asym) if asym else rng.normal(size=(n, h, h, c)).astype(F32)
+    theirs = litert_run(m, [x])[0]
+    ours, steps = run_engine(m, [x], "numba", num_threads=2)
+    assert steps == ["numba_cpu"], steps
+    np.testing.assert_array_equal(ours[0], theirs)
+    it = Interpreter(model_content=m, backend="numba", num_threads=2)
+    it.allocate_tensors()
+    (step,) = it._interpreter.execs[0].steps
+    assert "2 task(s)" in step.kernel.src.source.splitlines()[0]

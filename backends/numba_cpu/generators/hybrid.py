@@ -255,21 +255,24 @@ def _int8_conv2d(req: KernelRequest, a: HybridAttrs, w: np.ndarray, bias: np.nda
     npix = oh * ow
     dims = (f"{nimg}, {h}, {wd}, {c}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pad_t}, {pad_l}, {oh}, {ow}, {co}, "
             f"{k4}, {nb}, {raw.rs.shape[1]}")
+    nblk = -(-npix // qdot.PIX_BLOCK)
+    tasks = min(req.num_threads, nblk) if emit.want_parallel(req, 2.0 * npix * co * kh * kw * c / qdot.SERIAL_OPS) else 1
+    fn, more = ("hybrid_conv_i8_par", f", {tasks}") if tasks > 1 else ("hybrid_conv_i8", "")
     src = (f"# tflite_jit hybrid CONV_2D v{HVERSION} (int8 product): {nimg} x {h}x{wd}x{c} -> "
-           f"{oh}x{ow}x{co}, {kh}x{kw}, {'asymmetric' if a.asymmetric else 'symmetric'}\n" + printer.PRELUDE
-           + emit.helper_import(qdot, "hybrid_conv_i8") + "\n\n"
+           f"{oh}x{ow}x{co}, {kh}x{kw}, {'asymmetric' if a.asymmetric else 'symmetric'}, {tasks} task(s)\n"
+           + printer.PRELUDE + emit.helper_import(qdot, fn) + "\n\n"
            + _PRECISE + "\ndef hentry(xin, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, o):\n"
-           f"    hybrid_conv_i8(xin.reshape({nimg * h * wd * c}), SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, "
+           f"    {fn}(xin.reshape({nimg * h * wd * c}), SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, "
            f"o.reshape({nimg * npix * co}), {dims}, {a.asymmetric}, {bias is not None}, "
-           f"np.float32({_lit(lo)}), np.float32({_lit(hi)}))\n")
-    blk = min(qdot.PIX_BLOCK, npix)
+           f"np.float32({_lit(lo)}), np.float32({_lit(hi)}){more})\n")
+    blk = min(qdot.PIX_BLOCK, npix) * tasks
     args = [Arg("input", 0), Arg("const", value=np.zeros(nimg, F32)), Arg("const", value=np.zeros(h * wd * c, np.uint8)),
             Arg("const", value=np.zeros(blk * k4 * 4, np.uint8)), Arg("const", value=wp),
             Arg("const", value=np.ascontiguousarray(raw.rs.reshape(-1).astype(np.int64))),
             Arg("const", value=raw.ph), Arg("const", value=raw.pw), Arg("const", value=_scales(a, co)),
             Arg("const", value=np.zeros(co, F32) if bias is None else bias),
             Arg("const", value=np.zeros(blk * nb * qdot.LANES, np.int32)), Arg("output", 0)]
-    return KernelSource(src, "hentry", args)
+    return KernelSource(src, "hentry", args, tasks > 1)
 
 
 @dataclass(frozen=True)
