@@ -201,3 +201,77 @@ def test_jit_keyword_checked_and_pickled(monkeypatch) -> None:
     it = tflite_jit.Interpreter(model_content=float_model(38), jit="off")
     assert pickle.loads(pickle.dumps(it))._interpreter.context.jit == "off"
     assert tflite_jit.Interpreter(model_content=float_model(38))._interpreter.context.jit == "eager"
+
+
+def chain_model(n: int, ops: int) -> bytes:
+    """`ops` steps that do not fuse into one kernel (a MEAN between element-wise ADDs), so the
+    background tier has several jobs for its workers."""
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (4, n), np.float32)
+    for k in range(ops):
+        (x,) = g.apply("ADD", [x, g.const(f"c{k}", cv(n) * (k + 1))], fused_activation_function="RELU6")
+        (x,) = g.apply("MEAN", [x, g.const(f"a{k}", np.array([0], np.int32))], keep_dims=True)
+    g.output(x)
+    return mb.build()
+
+
+def test_compile_workers_setting(monkeypatch) -> None:
+    monkeypatch.setenv("TFLITE_JIT_COMPILE_WORKERS", "3")
+    assert tiers.compile_workers() == 3
+    monkeypatch.setenv("TFLITE_JIT_COMPILE_WORKERS", "0")
+    assert tiers.compile_workers() == 1
+    monkeypatch.setenv("TFLITE_JIT_COMPILE_WORKERS", "many")
+    assert 1 <= tiers.compile_workers() <= 4
+    monkeypatch.delenv("TFLITE_JIT_COMPILE_WORKERS")
+    assert 1 <= tiers.compile_workers() <= max(1, min(os.cpu_count() or 1, 4))
+
+
+def test_several_compilers_share_the_queue(cache, monkeypatch) -> None:
+    """Two workers: the second starts once the first has finished a job with more queued, each
+    holds one job at a time, and every step ends compiled with the reference tier's numbers."""
+    monkeypatch.setenv("TFLITE_JIT_COMPILE_WORKERS", "2")
+    monkeypatch.setattr(tiers, "_service", None)
+    it = tflite_jit.Interpreter(model_content=chain_model(39, 4), jit="background")
+    it.allocate_tensors()
+    first = run(it, xs(39))
+    status = it.jit_status()
+    assert status["pending"] >= 4, status
+    svc = tiers.service()
+    assert svc.max_workers == 2 and len(svc._workers) == 1  # one to start with
+    assert all(len(w.keys) <= 1 for w in svc._workers)
+    assert it.wait_for_jit(timeout=240)
+    assert svc.workers_started == 2 and not svc.busy()
+    assert it.jit_status()["reference"] == 0
+    np.testing.assert_allclose(run(it, xs(39)), first, rtol=1e-6, atol=1e-6)
+
+
+def test_reference_steps_bound_numpy_blas_threads(cache) -> None:
+    """A reference step runs with NumPy's BLAS pool at most num_threads wide (its idle threads
+    spin and took the background compilers' cores), and the user's own setting is back after."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    seen = []
+
+    def probe(x, options):
+        seen.append([i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"])
+        return x
+
+    tflite_jit.register_custom_op("TiersBlasProbe", kernel=probe)
+    try:
+        mb = ModelBuilder()
+        g = mb.subgraph()
+        x = g.input("x", (2, 3), np.float32)
+        y = g.tensor("y", (2, 3), np.float32)
+        g.op("TiersBlasProbe", [x], [y], custom=True)
+        g.output(y)
+        before = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+        for threads in (1, 2):
+            it = tflite_jit.Interpreter(model_content=mb.build(), backend="reference", num_threads=threads)
+            it.allocate_tensors()
+            it.set_tensor(it.get_input_details()[0]["index"], np.ones((2, 3), np.float32))
+            it.invoke()
+            assert seen[-1] and all(n <= threads for n in seen[-1]), seen  # NumPy's wheels bundle OpenBLAS
+        after = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+        assert after == before
+    finally:
+        tflite_jit.unregister_custom_op("TiersBlasProbe")

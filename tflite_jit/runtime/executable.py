@@ -31,7 +31,7 @@ from tflite_jit.planner import (
     is_host,
     plan_delegation,
 )
-from tflite_jit.runtime import arena, tiers
+from tflite_jit.runtime import arena, blas, tiers
 from tflite_jit.runtime.folding import FOLDED, folded_ops, folded_tensors, without_folded
 from tflite_jit.runtime.loops import PreparedLoop
 from tflite_jit.runtime.shapes import (
@@ -345,6 +345,7 @@ class Executable:
         self.arena_bytes = 0
         self._calls: list[Any] = []
         self._parallel = False
+        self._on_reference = 0
         self.variables = [i for i, t in enumerate(self.sg.tensors) if t.is_variable]
         self.folded: frozenset[int] = frozenset()  # ops evaluated at plan time (runtime.folding)
         self._host = [is_host(b) for b in self.backends]
@@ -414,6 +415,8 @@ class Executable:
         # Only kernels generated with prange need the thread count set; touching Numba's threading
         # otherwise would start its pool (num_threads=1 must start no threads, as in LiteRT).
         self._parallel = any(getattr(getattr(s.kernel, "src", None), "parallel", False) for s in steps)
+        # NumPy's BLAS pool is bounded by num_threads while any step runs on reference (runtime/blas.py)
+        self._on_reference = sum(s.backend == self.backends[-1].name for s in steps)
         why = [self._fallbacks.get(i) or reasons[i] for i in range(len(self.sg.ops))]
         self.plan = [{"ops": list(s.cluster.ops), "op_names": [self.sg.ops[i].name for i in s.cluster.ops],
                       "backend": s.backend,
@@ -698,6 +701,8 @@ class Executable:
     def swap(self, i: int, step: Step, call: Any) -> None:
         """Run step `i` with a kernel compiled since prepare() (runtime/tiers.py): same cluster,
         same buffers, another backend."""
+        if self.steps[i].backend == self.backends[-1].name and step.backend != self.backends[-1].name:
+            self._on_reference -= 1
         self.steps[i] = step
         self._calls[i] = call
         self.plan[i]["backend"] = step.backend
@@ -721,6 +726,11 @@ class Executable:
             import numba
 
             numba.set_num_threads(min(self.num_threads, numba.config.NUMBA_NUM_THREADS))
+        if self._on_reference:
+            with blas.limited(self.num_threads):
+                for call in self._calls:
+                    call()
+            return
         for call in self._calls:
             call()
 

@@ -8,8 +8,9 @@
   those whose machine code is already in the compile cache, and runs every other step on the
   reference backend (NumPy: no per-model compile; it is the engine's oracle, so quantized steps
   stay bit-exact and float steps stay within LiteRT's noise). The missing kernels are compiled by
-  one background process per interpreter process (`python -m tflite_jit.runtime.compile_worker`:
-  Numba holds the GIL while it compiles, so a thread would stall invokes) into the shared
+  a few background processes per interpreter process (`python -m tflite_jit.runtime.compile_worker`,
+  one per core up to 4, TFLITE_JIT_COMPILE_WORKERS: Numba holds the GIL while it compiles, so a
+  thread would stall invokes, and it compiles on one core) into the shared
   on-disk cache; before each invoke the executable asks which have finished and swaps them in,
   step by step (loading a cached kernel takes milliseconds).
 - "off": never compiles. Kernels already in the cache (e.g. filled by `tflite-jit compile`) are
@@ -219,36 +220,81 @@ class _Worker:
         self._svc.died(self, f"the background compiler exited (code {code}) before finishing it")
 
 
+def compile_workers() -> int:
+    """How many compiler processes the background tier may run: TFLITE_JIT_COMPILE_WORKERS, else
+    one per core this process may use, at most 4. Numba compiles on one core, so a second
+    process halves a cold model's wait for full speed on 2 cores; more than 4 mostly adds
+    memory (each worker holds its own Numba, ~150 MB)."""
+    raw = os.environ.get("TFLITE_JIT_COMPILE_WORKERS", "").strip()
+    if raw:
+        try:
+            return max(1, int(raw))
+        except ValueError:
+            pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
 class CompileService:
-    """The process's background compiler: jobs deduplicated by key (one compile per kernel per
-    process, whichever interpreter asked), results kept for the process's life. A dead worker's
-    unfinished jobs are reported failed (those steps stay on the reference backend); later jobs
-    start a new worker."""
+    """The process's background compilers: jobs deduplicated by key (one compile per kernel per
+    process, whichever interpreter asked), results kept for the process's life.
+
+    Jobs wait in one queue and go to the workers one at a time (a worker holds at most one job),
+    so a long kernel never holds up the others behind it in a worker's pipe. The first worker
+    starts with the first job; another starts only when a worker finishes a job and the queue
+    still holds more than the running workers can take, so a model with a handful of kernels,
+    and the first invoke a user is waiting for, never share the machine with a crowd of
+    starting compilers. A dead worker's job is reported failed (that step stays on the
+    reference backend); the queue goes on in the others or in a new one."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._results: dict[str, tuple[bool, str]] = {}
-        self._worker: _Worker | None = None
-        self.compile_s = 0.0  # seconds the worker spent on finished jobs
+        self._queue: list[Any] = []  # jobs not yet sent to a worker, oldest first
+        self._queued: set[str] = set()
+        self._workers: list[_Worker] = []
+        self.max_workers = compile_workers()
+        self.compile_s = 0.0  # seconds the workers spent on finished jobs
         self.workers_started = 0
 
     def submit(self, job: Any) -> None:
         with self._lock:
-            if job.key in self._results:
+            if job.key in self._results or job.key in self._queued or \
+                    any(job.key in w.keys for w in self._workers):
                 return
-            w = self._worker
-            if w is not None and job.key in w.keys:
-                return
-            if w is None or w.proc.poll() is not None or w.directory != job.directory:
-                if w is not None:
-                    w.jobs.put(None)
-                try:
-                    w = self._worker = _Worker(self, job.directory)
-                except OSError as e:  # cannot start a process at all: the step stays on reference
-                    self._results[job.key] = (False, f"cannot start the background compiler: {e}")
+            self._queue.append(job)
+            self._queued.add(job.key)
+            self._dispatch(grow=not self._workers)
+
+    def _dispatch(self, grow: bool) -> None:
+        """Send queued jobs to idle workers; with `grow`, start workers (up to max_workers) for
+        what the idle ones cannot take. Holds self._lock."""
+        while self._queue:
+            job = self._queue[0]
+            stale = [w for w in self._workers if w.directory != job.directory]
+            for w in stale:  # another cache directory (a test, a changed environment): retire
+                w.jobs.put(None)
+                self._workers.remove(w)
+            w = next((w for w in self._workers if not w.keys and w.proc.poll() is None), None)
+            if w is None:
+                if not grow or len(self._workers) >= self.max_workers:
                     return
+                try:
+                    w = _Worker(self, job.directory)
+                except OSError as e:  # cannot start a process at all: the steps stay on reference
+                    for j in self._queue:
+                        self._results[j.key] = (False, f"cannot start the background compiler: {e}")
+                    self._queue.clear()
+                    self._queued.clear()
+                    return
+                self._workers.append(w)
                 self.workers_started += 1
+            self._queue.pop(0)
+            self._queued.discard(job.key)
             w.keys.add(job.key)
             w.jobs.put(job)
 
@@ -261,23 +307,32 @@ class CompileService:
             self._results[key] = (ok, error)
             w.keys.discard(key)
             self.compile_s += seconds
+            if w in self._workers:
+                self._dispatch(grow=True)
 
     def died(self, w: _Worker, why: str) -> None:
         with self._lock:
             for key in w.keys:
                 self._results.setdefault(key, (False, why))
             w.keys.clear()
-            if self._worker is w:
-                self._worker = None
+            if w in self._workers:
+                self._workers.remove(w)
+                self._dispatch(grow=not self._workers)
 
     def busy(self) -> bool:
-        w = self._worker
-        return w is not None and bool(w.keys)
+        return bool(self._queue) or any(w.keys for w in self._workers)
 
     def shutdown(self) -> None:
-        """Kill the worker now (its unfinished jobs fail; their steps stay on reference)."""
-        w = self._worker
-        if w is not None:
+        """Kill the workers now: their jobs and the queued ones fail (their steps stay on
+        reference)."""
+        with self._lock:
+            workers, self._workers = self._workers, []
+            for job in self._queue:
+                self._results.setdefault(job.key, (False, "the background compiler exited (shut down) "
+                                                          "before finishing it"))
+            self._queue.clear()
+            self._queued.clear()
+        for w in workers:
             w.proc.kill()
             w.proc.wait()
 
