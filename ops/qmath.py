@@ -189,16 +189,21 @@ def libm_f32(name: str) -> Callable[[float], np.float32]:
 def lut8(f: Callable[[np.float32], np.float32], in_scale: float, in_zp: int, out_scale: float,
          out_zp: int, dtype: np.dtype) -> np.ndarray:
     """A 256-entry table indexed by (q - qmin): lut[q] = clamp(roundf(f(si*(q-zi)) * (1/so)) + zo),
-    every step in float32 as LiteRT's LUTPopulate<int8/uint8> does."""
+    every step in float32 as LiteRT's LUTPopulate<int8/uint8> does. Only `f` is applied element
+    by element (it is C libm's, for LiteRT's last bit); the rest is array arithmetic, the same
+    float32 operations in the same order (an int8 EfficientNet-B0 builds 65 tables at every
+    start: 0.2 s as a scalar loop)."""
     lo, hi = qrange(dtype)
     si = np.float32(in_scale)
     inv = np.float32(np.float32(1.0) / np.float32(out_scale))
-    out = np.empty(256, I64)
-    for i, q in enumerate(range(lo, hi + 1)):
-        x = np.float32(si * np.float32(q - in_zp))
-        y = np.float32(np.float32(f(x)) * inv)
-        y = np.float32(np.clip(y, -2.0**31, 2.0**31 - 128)) if np.isfinite(y) else np.float32(np.sign(y) * 2.0**31)
-        out[i] = int(round_half_away(y)) + int(out_zp)
+    x = si * (np.arange(lo, hi + 1, dtype=I64) - int(in_zp)).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf clamps below, as in LiteRT's float math
+        y = np.array([f(v) for v in x], np.float32) * inv
+        y = np.where(np.isfinite(y), np.clip(y, np.float32(-2.0**31), np.float32(2.0**31 - 128)),
+                     np.sign(y) * np.float32(2.0**31)).astype(np.float32)
+    if np.isnan(y).any():
+        raise ValueError(f"lut8: {getattr(f, '__name__', f)} is NaN inside the input range")
+    out = round_half_away(y).astype(I64) + int(out_zp)
     return np.clip(out, lo, hi).astype(dtype)
 
 

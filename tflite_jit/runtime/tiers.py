@@ -243,7 +243,8 @@ class CompileService:
     process, whichever interpreter asked), results kept for the process's life.
 
     Jobs wait in one queue and go to the workers one at a time (a worker holds at most one job),
-    so a long kernel never holds up the others behind it in a worker's pipe. The first worker
+    so a long kernel never holds up the others behind it in a worker's pipe; the heaviest
+    (longest source) goes first. The first worker
     starts with the first job; another starts only when a worker finishes a job and the queue
     still holds more than the running workers can take, so a model with a handful of kernels,
     and the first invoke a user is waiting for, never share the machine with a crowd of
@@ -274,7 +275,10 @@ class CompileService:
         """Send queued jobs to idle workers; with `grow`, start workers (up to max_workers) for
         what the idle ones cannot take. Holds self._lock."""
         while self._queue:
-            job = self._queue[0]
+            # the longest compile first (a job's weight): the last worker to finish then finishes
+            # soonest, and the slowest kernels are the ones the reference tier runs slowest
+            at = max(range(len(self._queue)), key=lambda i: (getattr(self._queue[i], "weight", 0), -i))
+            job = self._queue[at]
             stale = [w for w in self._workers if w.directory != job.directory]
             for w in stale:  # another cache directory (a test, a changed environment): retire
                 w.jobs.put(None)
@@ -293,7 +297,7 @@ class CompileService:
                     return
                 self._workers.append(w)
                 self.workers_started += 1
-            self._queue.pop(0)
+            self._queue.pop(at)
             self._queued.discard(job.key)
             w.keys.add(job.key)
             w.jobs.put(job)
