@@ -534,3 +534,42 @@ def test_batch_matmul_int8(xs, ys, adj_x, adj_y):
     ours, ex = run2(m, inputs)
     assert {p["backend"] for p in ex.plan} == {"numba_cpu"}, ex.plan
     np.testing.assert_array_equal(ours, litert_run(m, inputs)[0])
+
+
+def _modules(ex) -> list[str]:
+    return [s.kernel.module for s in ex.steps]
+
+
+def test_retrained_scales_share_the_kernels():
+    """A retrained model (issue #14): the same ADD, MUL and global MEAN with other scales and zero
+    points -- here shifts that differ by powers of two too -- runs the very same kernel modules
+    (their requantization is an argument), bit-exact with the reference for both. (A MUL whose
+    multiplier crosses 1 needs a left shift: another kernel shape, not tested here.)"""
+    rng = np.random.default_rng(7)
+    shape = (1, 6, 6, 40)
+
+    def mean_model(qi, qo):
+        mb = ModelBuilder()
+        g = mb.subgraph()
+        xi = g.input("x", shape, np.int8, scale=qi[0], zero_point=qi[1])
+        y = g.tensor("y", (1, 1, 1, 40), np.int8, scale=qo[0], zero_point=qo[1])
+        g.op("MEAN", [xi, g.const("axis", np.array([1, 2], np.int32))], [y], keep_dims=True)
+        g.output(y)
+        return mb.build()
+
+    twins = {
+        "ADD": [add_model("ADD", shape, np.int8, (0.03, -5), (0.021, 7), (0.04, -2), 0),
+                add_model("ADD", shape, np.int8, (0.011, 3), (0.09, -1), (0.13, 4), 0)],
+        "MUL": [add_model("MUL", shape, np.int8, (0.03, -5), (0.021, 7), (0.04, -2), 0),
+                add_model("MUL", shape, np.int8, (0.05, 2), (0.02, 1), (0.3, -9), 0)],
+        "MEAN": [mean_model((0.02, 3), (0.01, -4)), mean_model((0.07, -8), (0.005, 6))],
+    }
+    for op, (a, b) in twins.items():
+        xs = [rand_q(rng, shape, np.int8) for _ in range(1 if op == "MEAN" else 2)]
+        mods = []
+        for m in (a, b):
+            ours, ex = run2(m, xs)
+            np.testing.assert_array_equal(ours, run2(m, xs, backend="reference")[0])
+            assert {p["backend"] for p in ex.plan} == {"numba_cpu"}, ex.plan
+            mods.append(_modules(ex))
+        assert mods[0] == mods[1], op

@@ -42,28 +42,50 @@ def _mbqm_lines(dst: str, src: str, m: int | str, shift: int) -> list[str]:
     return lines
 
 
-#: ADD/SUB's run-time parameters (the QS argument), in order: zero points, multipliers, clamp range.
-#: Shifts stay in the code (they choose its shape); the rest is an argument, so a retrained
-#: model whose scales moved within the same powers of two reuses the kernel (issue #14).
-_ADD_QS = "z1, z2, m1, m2, mo, zo, lo, hi"
+#: ADD/SUB's run-time parameters (the QS argument), in order: zero points, multipliers, clamp
+#: range, then per rescale (x, y: `v` the vector blocks' single left shift, and for the
+#: two-rounding form `l` a left shift, `h`, `k`, `r` a rounding right shift's half, negative mask
+#: and count; o: the output's l, h, k, r). Only the *signs* of the shifts stay in the code (they
+#: choose its shape), so a retrained model whose scales moved reuses the kernel (issue #14).
+_ADD_QS = ("z1, z2, m1, m2, mo, zo, lo, hi, xv_, xl_, xh_, xk_, xr_, yv_, yl_, yh_, yk_, yr_, "
+           "ol_, oh_, ok_, or_")
+_ADD_N = _ADD_QS.count(",") + 1
+
+
+def _shift_params(shift: int) -> list[int]:
+    """(l, h, k, r) of a MBQM shift: left shift, rounding half, negative-value mask, right shift."""
+    ls, rs = max(shift, 0), max(-shift, 0)
+    return [ls, (1 << rs) >> 1, -1 if rs else 0, rs]
 
 
 def _add_qs(a) -> np.ndarray:
-    return np.array([a.z1, a.z2, a.m1[0], a.m2[0], a.mo[0], a.zo, a.act_min, a.act_max], np.int64)
+    v = [a.z1, a.z2, a.m1[0], a.m2[0], a.mo[0], a.zo, a.act_min, a.act_max]
+    for _m, sh in (a.m1, a.m2):
+        v += [max(a.left_shift + sh, 0), *_shift_params(sh)]
+    return np.array(v + _shift_params(a.mo[1]), np.int64)
+
+
+def _mbqm_rt(dst: str, src: str, m: str, p: str, left: bool) -> list[str]:
+    """dst = MBQM(src, m, shift) with the shift's amounts read from the QS locals `{p}l_` ...
+    (`left`: the shift is a left shift, else a rounding right shift, possibly by 0)."""
+    if left:
+        return [f"{dst} = (np.int64(np.int32({src} << {p}l_)) * {m} + 1073741824) >> 31"]
+    return [f"{dst} = ({src} * {m} + 1073741824) >> 31",
+            f"{dst} = ({dst} + {p}h_ + (({dst} >> 63) & {p}k_)) >> {p}r_"]
 
 
 def _element(a, i: str, vector: bool, xi: str | None = None, yi: str | None = None) -> list[str]:
     """Lines computing out[i] from x[xi], y[yi] (xi, yi default to i; the _ADD_QS names are
     locals of the entry)."""
     lines = [f"xv = np.int64(ld(x, {xi or i})) - z1", f"yv = np.int64(ld(y, {yi or i})) - z2"]
-    for var, (m, sh) in (("xv", ("m1", a.m1[1])), ("yv", ("m2", a.m2[1]))):
+    for var, p, m, sh in (("xv", "x", "m1", a.m1[1]), ("yv", "y", "m2", a.m2[1])):
         if vector and a.left_shift + sh >= 0:  # ADD's vector blocks: one rounding
-            lines.append(f"{var} = (np.int64(np.int32({var} << {a.left_shift + sh})) * {m} + {1 << 30}) >> 31")
+            lines.append(f"{var} = (np.int64(np.int32({var} << {p}v_)) * {m} + 1073741824) >> 31")
         else:
-            lines += _mbqm_lines(var, f"({var} << {a.left_shift})", m, sh)
+            lines += _mbqm_rt(var, f"({var} << {a.left_shift})", m, p, sh > 0)
     lines.append("s = xv - yv" if a.sub else "s = xv + yv")
     lines.append("s = np.int64(np.int32(s))")
-    lines += _mbqm_lines("r", "s", "mo", a.mo[1])
+    lines += _mbqm_rt("r", "s", "mo", "o", a.mo[1] > 0)
     lines.append(f"st(o, {i}, min(max(r + zo, lo), hi))")
     return lines
 
@@ -81,7 +103,7 @@ def _generate(req: KernelRequest) -> KernelSource:
     n = math.prod(x.shape)
     head = n // 16 * 16 if not a.sub else 0
     parallel = emit.want_parallel(req, n / SERIAL_ELEMS) and head >= 16 * 64
-    body = ["def entry(x, y, qs, o):", f"    {_ADD_QS} = " + ", ".join(f"qs[{k}]" for k in range(8))]
+    body = ["def entry(x, y, qs, o):", f"    {_ADD_QS} = " + ", ".join(f"qs[{k}]" for k in range(_ADD_N))]
     if head:
         nb = head // 16
         if parallel:
@@ -110,7 +132,7 @@ def _generate_broadcast(req: KernelRequest) -> KernelSource:
     if len(out) > 6 or len(x.shape) > len(out) or len(y.shape) > len(out):
         raise Unsupported(f"quantized {req.op_name}: rank > 6")
     body = _element(a, "i", False, "i0", "i1")
-    lines = ["def entry(x, y, qs, o):", f"    {_ADD_QS} = " + ", ".join(f"qs[{k}]" for k in range(8))]
+    lines = ["def entry(x, y, qs, o):", f"    {_ADD_QS} = " + ", ".join(f"qs[{k}]" for k in range(_ADD_N))]
     lines += ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(y.shape)], body)]
     src = (f"# quantized {req.op_name} ({a.dtype}), broadcasting\n" + emit.helper_import(simd, "ld", "st")
            + emit.module("\n".join(lines) + "\n", False))
@@ -188,28 +210,34 @@ def generate_mul(req: KernelRequest) -> KernelSource:
         raise Unsupported("quantized MUL: rank > 6")
     m, shift = a.m
     body = ["p = (np.int64(ld(x, i0)) - z1) * (np.int64(ld(y, i1)) - z2)"]
-    body += _mbqm_lines("r", "np.int64(np.int32(p))", "m", shift)
+    if shift <= 0:  # a right shift (every 8-bit MUL seen): an argument too, rounded branchlessly
+        body += ["r = (np.int64(np.int32(p)) * m + 1073741824) >> 31", "r = (r + h + ((r >> 63) & nm)) >> rs"]
+    else:
+        body += _mbqm_lines("r", "np.int64(np.int32(p))", "m", shift)
     body.append("st(o, i, min(max(r + zo, lo), hi))")
     lines = _vector_mul(a, out, tuple(x.shape), tuple(y.shape), body) if qmulvec_ok(a) else None
     if lines is None:
         lines = ["def entry(x, y, o):"] + ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(y.shape)], body)]
-    # the parameters are an argument (QS), read into locals first: shifts stay in the code
+    # the parameters are an argument (QS), read into locals first: only a left shift is printed
     lines = [lines[0].replace("(x, y, o)", "(x, y, qs, o)"),
-             f"    {_MUL_QS} = " + ", ".join(f"qs[{k}]" for k in range(9))] + lines[1:]
+             f"    {_MUL_QS} = " + ", ".join(f"qs[{k}]" for k in range(12))] + lines[1:]
     src = ("# quantized MUL\n" + emit.helper_import(simd, "ld", "st") + emit.helper_import(qmulvec, "qmul16")
            + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("const", value=_mul_qs(a)),
                                        Arg("output", 0)], False)
 
 
-#: MUL's run-time parameters (the QS argument), in order (qmulvec.split_multiplier's parts too)
-_MUL_QS = "z1, z2, m, ca, cc, cd, zo, lo, hi"
+#: MUL's run-time parameters (the QS argument), in order (qmulvec.split_multiplier's parts too,
+#: and a right shift's count, half and negative-value mask: only a left shift is printed)
+_MUL_QS = "z1, z2, m, ca, cc, cd, zo, lo, hi, h, nm, rs"
 
 
 def _mul_qs(a) -> np.ndarray:
-    m, _ = a.m
+    m, shift = a.m
     ca, cc, cd = qmulvec.split_multiplier(m) if qmulvec_ok(a) else (0, 0, 0)
-    return np.array([a.z1, a.z2, m, ca, cc, cd, a.zo, a.act_min, a.act_max], np.int64)
+    rs = max(-shift, 0)
+    return np.array([a.z1, a.z2, m, ca, cc, cd, a.zo, a.act_min, a.act_max, (1 << rs) >> 1,
+                     -1 if rs else 0, rs], np.int64)
 
 
 @register_generator("PRELU")
@@ -253,14 +281,11 @@ def _vector_mul(a, out: tuple[int, ...], xs: tuple[int, ...], ys: tuple[int, ...
     n = math.prod(out)
     rank = len(out)
     pad = [(1,) * (rank - len(s)) + tuple(s) for s in (xs, ys)]
-    _, shift = a.m
-    rs = -shift
 
     def call(xi: str, yi: str, oi: str, swap: bool) -> str:
         z1, z2 = ("z2", "z1") if swap else ("z1", "z2")
         first, second = ("y", "x") if swap else ("x", "y")
-        return (f"qmul16({first}, {xi}, {second}, {yi}, o, {oi}, {z1}, {z2}, ca, cc, cd, "
-                f"{(1 << rs) >> 1}, {-1 if rs else 0}, {rs}, zo, lo, hi)")
+        return f"qmul16({first}, {xi}, {second}, {yi}, o, {oi}, {z1}, {z2}, ca, cc, cd, h, nm, rs, zo, lo, hi)"
 
     W = qmulvec.MUL_W
     if pad[0] == tuple(out) and pad[1] == tuple(out):

@@ -22,7 +22,7 @@ import numpy as np
 from tflite_jit.backends.numba_cpu import emit, simd
 from tflite_jit.backends.numba_cpu.generators import reduce as _float_reduce
 from tflite_jit.backends.numba_cpu.generators import register_generator
-from tflite_jit.backends.numba_cpu.quantized import QDTYPES, QDTYPES16, no_epilogue, round_shift
+from tflite_jit.backends.numba_cpu.quantized import QDTYPES, QDTYPES16, no_epilogue
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import qmath
@@ -77,16 +77,18 @@ def generate_mean(req: KernelRequest) -> KernelSource:
     ls, rs = max(s, 0), max(-s, 0)
     if rs > 62 or ls > 31 or not 0 <= m < 2**31:
         raise Unsupported("quantized MEAN: multiplier out of range")
-    tot = f"(acc[c] - {zsum})" if zsum else "acc[c]"
-    v = f"np.int64(np.int32({tot} << {ls}))" if ls else f"np.int64(np.int32({tot}))"
-    srd = f"u = ({v} * {m} + {1 << 30}) >> 31"
+    # the requantization is an argument (QP), read into locals: a retrained model (other scales,
+    # zero points) reuses the kernel (issue #14); the shift's rounding is branchless either way
+    qp = np.array([zsum, ls, m, rs, (1 << rs) >> 1, -1 if rs else 0, bias], np.int64)
 
     def fin(away: bool) -> list[str]:
-        return [srd, f"u = {round_shift('u', rs, away)}",
-                f"st(o, ob + c, min(max(u + {bias}, {lo}), {hi}))"]
+        return ["u = (np.int64(np.int32((acc[c] - zsum) << ls)) * m + 1073741824) >> 31",
+                f"u = (u + half{' + ((u >> 63) & neg)' if away else ''}) >> rs",
+                f"st(o, ob + c, min(max(u + bias, {lo}), {hi}))"]
 
     n4 = n // 4 * 4 if MEAN_UNROLL else 0
-    body = ["def entry(x, acc, o):",
+    body = ["def entry(x, acc, qp, o):",
+            "    zsum, ls, m, rs, half, neg, bias = qp[0], qp[1], qp[2], qp[3], qp[4], qp[5], qp[6]",
             f"    for b in range({B}):",
             f"        for c in range({C}):",
             "            acc[c] = 0",
@@ -110,7 +112,7 @@ def generate_mean(req: KernelRequest) -> KernelSource:
            + emit.module("\n".join(body) + "\n", False))
     assert math.prod(req.out_shape) == B * C
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=np.zeros(C, np.int64)),
-                                       Arg("output", 0)], False)
+                                       Arg("const", value=qp), Arg("output", 0)], False)
 
 
 def _axis_block(x, ax) -> tuple[int, int, int] | None:
@@ -144,18 +146,18 @@ def _mean_rows(req: KernelRequest, outer: int, n: int, inner: int) -> KernelSour
     ls, rs = max(s, 0), max(-s, 0)
     if rs > 62 or ls > 31 or not 0 <= m < 2**31:
         raise Unsupported("quantized MEAN: multiplier out of range")
-    tot = f"(t - {a.zi * n})" if a.zi else "t"
-    v = f"np.int64(np.int32({tot} << {ls}))" if ls else f"np.int64(np.int32({tot}))"
-    body = ["def entry(x, o):",
+    qp = np.array([a.zi * n, ls, m, rs, (1 << rs) >> 1, -1 if rs else 0, a.zo], np.int64)
+    body = ["def entry(x, qp, o):",
+            "    zsum, ls, m, rs, half, neg, zo = qp[0], qp[1], qp[2], qp[3], qp[4], qp[5], qp[6]",
             f"    for j in range({outer * inner}):",
             f"        base = (j // {inner}) * {n * inner} + j % {inner}",
             "        t = np.int64(0)",
             f"        for k in range({n}):",
             f"            t += np.int64(ld(x, base + k * {inner}))",
-            f"        u = ({v} * {m} + {1 << 30}) >> 31",
-            f"        u = {round_shift('u', rs, True)}",
-            f"        st(o, j, min(max(u + {a.zo}, {lo}), {hi}))"]
+            "        u = (np.int64(np.int32((t - zsum) << ls)) * m + 1073741824) >> 31",
+            "        u = (u + half + ((u >> 63) & neg)) >> rs",
+            f"        st(o, j, min(max(u + zo, {lo}), {hi}))"]
     src = ("# quantized MEAN (trailing axes)\n" + emit.helper_import(simd, "ld", "st")
            + emit.module("\n".join(body) + "\n", False))
     assert math.prod(req.out_shape) == outer * inner
-    return KernelSource(src, "entry", [Arg("input", 0), Arg("output", 0)], False)
+    return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=qp), Arg("output", 0)], False)
