@@ -175,6 +175,10 @@ class NumbaBackend(Backend):
         return roofline_seconds(cluster, env) / 4.0
 
     def compile(self, cluster: Cluster, env: CompileEnv) -> Kernel:
+        chain = qtable.chain_table(cluster, env)  # quantized element-wise chains of one input
+        if chain is not None:
+            rq, src = chain
+            return NumbaKernel(None, src, rq.req, rq.extra_ids, rq.input_ids)
         rq = request_for(cluster, env)
         return NumbaKernel(None, generate(rq.req), rq.req, rq.extra_ids, rq.input_ids)
 

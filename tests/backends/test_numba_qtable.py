@@ -70,3 +70,58 @@ def test_an_op_whose_reference_rejects_some_values_stays_on_reference(dtype, qin
         it.set_tensor(it.get_input_details()[0]["index"], x)
         with pytest.raises(RuntimeError):
             it.invoke()
+
+
+def _swish_model(dtype, qx, qs, qo, n, gate_input=False) -> bytes:
+    """MUL(x, LOGISTIC(x)) -- Keras' swish in every int8 EfficientNet -- or, with `gate_input`,
+    MUL(x, LOGISTIC(g)) of a second input g (a squeeze-and-excite gate: not a function of x)."""
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (1, n), dtype, scale=qx[0], zero_point=qx[1])
+    src = g.input("g", (1, n), dtype, scale=qx[0], zero_point=qx[1]) if gate_input else x
+    s = g.tensor("s", (1, n), dtype, scale=qs[0], zero_point=qs[1])
+    g.op("LOGISTIC", [src], [s])
+    y = g.tensor("y", (1, n), dtype, scale=qo[0], zero_point=qo[1])
+    g.op("MUL", [x, s], [y])
+    g.output(y)
+    return mb.build()
+
+
+@pytest.mark.parametrize("dtype,qx,qs,qo", [(I8, (0.06, 4), (1 / 256, -128), (0.035, -120)),
+                                            (U8, (0.05, 130), (1 / 256, 0), (0.03, 9))])
+def test_swish_chain_is_one_table_on_every_input_value(dtype, qx, qs, qo):
+    """A cluster of quantized element-wise nodes reading one 8-bit tensor is one table derived
+    from the nodes' references (qtable.chain_table): one step, bit-exact with LiteRT."""
+    info = np.iinfo(dtype)
+    x = np.arange(info.min, info.max + 1, dtype=np.int64).astype(dtype).reshape(1, -1)
+    model = _swish_model(dtype, qx, qs, qo, x.shape[1])
+    theirs = litert_interpreter(model)
+    theirs.allocate_tensors()
+    theirs.set_tensor(theirs.get_input_details()[0]["index"], x)
+    theirs.invoke()
+    ours = tflite_jit.Interpreter(model_content=model, backend="numba")
+    ours.allocate_tensors()
+    ours.set_tensor(ours.get_input_details()[0]["index"], x)
+    ours.invoke()
+    np.testing.assert_array_equal(ours.get_tensor(ours.get_output_details()[0]["index"]),
+                                  theirs.get_tensor(theirs.get_output_details()[0]["index"]))
+    steps = ours.get_execution_plan()["clusters"]
+    assert [(c["op_names"], c["backend"]) for c in steps] == [(["LOGISTIC", "MUL"], "numba_cpu")], steps
+
+
+def test_a_gate_of_another_tensor_is_not_a_table():
+    """MUL(x, LOGISTIC(g)) depends on two tensors: two kernels (each its own), still exact."""
+    rng = np.random.default_rng(3)
+    model = _swish_model(I8, (0.06, 4), (1 / 256, -128), (0.035, -120), 300, gate_input=True)
+    xs = [rng.integers(-128, 128, (1, 300)).astype(I8) for _ in range(2)]
+    ours = tflite_jit.Interpreter(model_content=model, backend="numba")
+    ours.allocate_tensors()
+    theirs = litert_interpreter(model)
+    theirs.allocate_tensors()
+    for it in (ours, theirs):
+        for d, v in zip(it.get_input_details(), xs):
+            it.set_tensor(d["index"], v)
+        it.invoke()
+    np.testing.assert_array_equal(ours.get_tensor(ours.get_output_details()[0]["index"]),
+                                  theirs.get_tensor(theirs.get_output_details()[0]["index"]))
+    assert all(len(c["op_names"]) == 1 for c in ours.get_execution_plan()["clusters"])

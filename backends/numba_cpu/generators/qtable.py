@@ -19,10 +19,11 @@ import math
 import numpy as np
 
 from tflite_jit import ops
+from tflite_jit.backends.base import Cluster, CompileEnv
 from tflite_jit.backends.numba_cpu import emit, qlut, simd
 from tflite_jit.backends.numba_cpu.generators import qeltwise, register_generator
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
-from tflite_jit.backends.request import KernelRequest, Unsupported
+from tflite_jit.backends.request import KernelRequest, Output, Request, TensorArg, Unsupported
 from tflite_jit.ops import expr as E
 
 #: unary elementwise ops whose quantized (int8 / uint8 / int16) nodes become derived tables
@@ -64,9 +65,13 @@ def generate_derived_table(req: KernelRequest) -> KernelSource:
     if tuple(req.inputs[0].shape) != tuple(req.out_shape):
         raise Unsupported(f"quantized {req.op_name}: input and output shapes differ")
     table = derived_table(req)
-    dt = np.dtype(req.inputs[0].dtype)
+    return table_source(req.op_name, table, np.dtype(req.inputs[0].dtype), math.prod(req.out_shape))
+
+
+def table_source(label: str, table: np.ndarray, dt: np.dtype, n: int) -> KernelSource:
+    """The kernel out[i] = table[x[i] - min(dt)] over n elements; the table is an argument (so a
+    retrained model's tables share the kernel)."""
     lo = int(np.iinfo(dt).min)
-    n = math.prod(req.out_shape)
     byte_lut = dt.itemsize == 1 and table.dtype.itemsize == 1 and qlut.HAS_VBMI
     head = n // qlut.LUT_W * qlut.LUT_W if byte_lut else 0
     lines = ["def entry(x, tab, btab, o):"]
@@ -77,11 +82,66 @@ def generate_derived_table(req: KernelRequest) -> KernelSource:
     if n == 0:
         lines += ["    return"]
     btab = qlut.byte_table(table, table.dtype) if byte_lut else np.zeros(256, np.uint8)
-    src = (f"# quantized {req.op_name} as a table derived from its reference\n"
+    src = (f"# quantized {label} as a table derived from its reference\n"
            + emit.helper_import(simd, "ld", "st") + emit.helper_import(qlut, "lut64")
            + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=table), Arg("const", value=btab),
                                        Arg("output", 0)], False)
+
+
+def chain_table(cluster: Cluster, env: CompileEnv) -> tuple[Request, KernelSource] | None:
+    """A fused cluster of quantized element-wise nodes that reads one 8-bit (or int16) tensor x and
+    scalar constants only -- swish's LOGISTIC(x) then MUL(x, .) in every int8 EfficientNet and
+    MobileNetV3 -- is a function of each element of x alone: evaluated once on every value of x
+    with the nodes' own references (bit-exact by construction), it is one table lookup instead of
+    two kernels and an intermediate tensor. None when the cluster is not such a chain."""
+    sg, infos = env.subgraph, env.infos
+    if len(cluster.ops) < 2 or len(cluster.outputs) != 1:
+        return None
+    produced: dict[int, int] = {}
+    x = None
+    for oi in cluster.ops:
+        op = sg.ops[oi]
+        opdef = ops.get(op.name)
+        if (opdef is None or opdef.reference is None
+                or opdef.kind not in (ops.PatternKind.ELEMWISE, ops.PatternKind.BROADCAST)
+                or not isinstance(env.attrs[oi], ops.Quantized) or len(op.outputs) != 1):
+            return None
+        for t in op.inputs:
+            if t < 0 or t in produced:
+                continue
+            if infos[t].value is not None:
+                if np.size(infos[t].value) != 1:
+                    return None  # a per-channel constant: the result depends on the position
+            elif x is None or x == t:
+                x = t
+            else:
+                return None
+        produced[op.outputs[0]] = oi
+    out = cluster.outputs[0]
+    if x is None or out not in produced:
+        return None
+    shape = infos[x].shape
+    dt = np.dtype(infos[x].dtype)
+    if dt not in TABLE_DTYPES or shape is None or any(infos[t].shape != shape for t in produced):
+        return None
+    domain = np.arange(np.iinfo(dt).min, np.iinfo(dt).max + 1, dtype=np.int64).astype(dt)
+    vals: dict[int, np.ndarray] = {x: domain}
+    try:
+        for oi in cluster.ops:
+            op = sg.ops[oi]
+            ins = [None if t < 0 else vals[t] if t in vals else np.asarray(infos[t].value) for t in op.inputs]
+            res = ops.get(op.name).reference(ins, env.attrs[oi])
+            vals[op.outputs[0]] = np.asarray(res[0])
+    except Exception:  # a reference that rejects some value must run per invoke (and report)
+        return None
+    table = np.ascontiguousarray(vals[out])
+    if table.shape != domain.shape or table.dtype != np.dtype(infos[out].dtype) or table.itemsize > _MAX_OUT_BYTES:
+        return None
+    label = "+".join(sg.ops[oi].name for oi in cluster.ops)
+    req = KernelRequest("TABLE", None, [TensorArg(shape, dt)], [],
+                        [Output(E.Var(0), TensorArg(infos[out].shape, infos[out].dtype))], env.num_threads)
+    return Request(req, [x], [], [out]), table_source(label, table, dt, math.prod(shape))
 
 
 def generate_unary(req: KernelRequest) -> KernelSource:
