@@ -275,3 +275,19 @@ def test_reference_steps_bound_numpy_blas_threads(cache) -> None:
         assert after == before
     finally:
         tflite_jit.unregister_custom_op("TiersBlasProbe")
+
+
+def test_idle_worker_exits_cleanly_when_its_pipe_closes(cache, monkeypatch) -> None:
+    """At EOF (the interpreter's process is done) a compiler exits at once with status 0,
+    skipping its interpreter teardown; what it compiled stays in the cache."""
+    monkeypatch.setattr(tiers, "_service", None)
+    it = tflite_jit.Interpreter(model_content=float_model(40), jit="background")
+    it.allocate_tensors()
+    assert it.wait_for_jit(timeout=240)
+    svc = tiers.service()
+    (w,) = svc._workers
+    w.jobs.put(None)  # what the writer thread does when the service retires a worker
+    assert w.proc.wait(timeout=60) == 0
+    again = tflite_jit.Interpreter(model_content=float_model(40), jit="off")
+    again.allocate_tensors()
+    assert again.jit_status()["reference"] == 0
