@@ -3,6 +3,7 @@ fresh process (issue #14).
 
     python benchmarks/first_result.py [--models mobilenet_v2,face_landmark,efficientnet_b0_int8,tiny_convnet]
         [--jit background] [--eager-baseline] [--json out.json]
+    python benchmarks/first_result.py --suite $TFLITE_JIT_SUITE_DIR [--json out.json]
 
 The machine is shared (2 cores, often a load average far above 2): besides wall-clock seconds,
 each row records the process's own CPU seconds to its first result (`first_cpu_s`), which
@@ -47,6 +48,7 @@ def cpu():
     return r.ru_utime + r.ru_stime
 import json, sys
 engine, path, jit = sys.argv[1], sys.argv[2], sys.argv[3]
+first_only = len(sys.argv) > 4 and sys.argv[4] == "first"
 import numpy as np
 if engine == "litert":
     from ai_edge_litert.interpreter import Interpreter
@@ -59,7 +61,13 @@ it.allocate_tensors()
 t_alloc = time.perf_counter() - t0
 rng = np.random.default_rng(0)
 for d in it.get_input_details():
-    x = rng.uniform(-1, 1, d["shape"]) if d["dtype"] in (np.float32,) else rng.integers(-100, 100, d["shape"])
+    if d["dtype"] in (np.float32,):
+        x = rng.uniform(-1, 1, d["shape"])
+    elif d["dtype"] in (np.int32, np.int64):  # token ids, indices: small and non-negative
+        x = rng.integers(0, 10, d["shape"])
+    else:
+        info = np.iinfo(d["dtype"])
+        x = rng.integers(max(info.min, -100), min(info.max, 100), d["shape"])
     it.set_tensor(d["index"], x.astype(d["dtype"]))
 t1 = time.perf_counter()
 it.invoke()
@@ -67,7 +75,9 @@ out = it.get_tensor(it.get_output_details()[0]["index"])
 t_first = time.perf_counter() - t0
 r = {"import_s": t_import, "allocate_s": t_alloc - t_import, "first_s": t_first, "first_cpu_s": cpu(),
      "first_invoke_ms": (time.perf_counter() - t1) * 1e3, "loadavg": load0}
-if engine != "litert":
+if engine != "litert" and first_only:
+    r["at_first"] = it.jit_status()
+elif engine != "litert":
     st = it.jit_status()
     r["at_first"] = st
     steady = t_first
@@ -81,9 +91,9 @@ if engine != "litert":
     r["final"] = st
     r["steady_cpu_s"] = cpu()  # this process only: the compiler's CPU time is in another
 lat = []
-for _ in range(10):
+for _ in range(0 if first_only else 10):
     t = time.perf_counter(); it.invoke(); lat.append(time.perf_counter() - t)
-r["steady_ms"] = float(np.median(lat)) * 1e3
+r["steady_ms"] = float(np.median(lat)) * 1e3 if lat else None
 print("RESULT " + json.dumps(r), flush=True)
 if engine != "litert":  # the next measurement must not share the cores with our idle compilers
     from tflite_jit.runtime import tiers
@@ -130,14 +140,42 @@ def retrained(data: bytes) -> bytes:
     return write_model(m)
 
 
-def child(engine: str, path: str, cache: str, jit: str) -> dict:
+def child(engine: str, path: str, cache: str, jit: str, first_only: bool = False) -> dict:
     env = {**os.environ, "TFLITE_JIT_CACHE_DIR": cache}
-    r = subprocess.run([sys.executable, "-c", _CHILD, engine, path, jit], env=env, capture_output=True,
-                       text=True, timeout=1800)
+    argv = [sys.executable, "-c", _CHILD, engine, path, jit] + (["first"] if first_only else [])
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800)
     line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     if r.returncode or not line:
+        if first_only:  # a suite sweep reports the failure in its row and goes on
+            return {"error": (r.stderr.strip().splitlines() or ["no output"])[-1][:200]}
         raise SystemExit(f"{engine} {path}: {r.stderr[-3000:]}")
     return json.loads(line[0][7:])
+
+
+def suite_sweep(directory: str, out_json: str | None) -> None:
+    """--suite: LiteRT's first result and ours on an empty cache, for every model of a generated
+    suite (benchmarks/suite), each in a fresh process; no waiting for the compilers (they are
+    shut down after the first result). Every row is printed, failures included."""
+    manifest = json.loads((Path(directory) / "manifest.json").read_text())["models"]
+    names = [m["name"] for m in manifest if m.get("status") == "ok" and (Path(directory) / f"{m['name']}.tflite").exists()]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tj_first_") as tmp:
+        for name in names:
+            path = str(Path(directory) / f"{name}.tflite")
+            lr = child("litert", path, os.path.join(tmp, "unused"), "background", True)
+            ours = child("ours", path, os.path.join(tmp, f"cache_{name}"), "background", True)
+            rows.append({"model": name, "litert": lr, "cold": ours})
+            fmt = lambda r: r["error"] if "error" in r else f"{r['first_s']:.2f}"  # noqa: E731
+            extra = "" if "error" in ours else (f" (import {ours['import_s']:.2f}, allocate {ours['allocate_s']:.2f}, "
+                                                f"invoke {ours['first_invoke_ms']:.0f} ms; {ours['at_first']})")
+            print(f"{name:<36} litert {fmt(lr)} | ours cold {fmt(ours)}{extra}", flush=True)
+    ok = [r["cold"]["first_s"] for r in rows if "error" not in r["cold"]]
+    if ok:
+        worst = max((r for r in rows if "error" not in r["cold"]), key=lambda r: r["cold"]["first_s"])
+        print(f"{len(ok)} of {len(rows)} models: cold first result median {np.median(ok):.2f} s, "
+              f"max {max(ok):.2f} s ({worst['model']}), over 2 s: {sum(v > 2 for v in ok)}")
+    if out_json:
+        Path(out_json).write_text(json.dumps(rows, indent=1))
 
 
 def main() -> None:
@@ -146,7 +184,11 @@ def main() -> None:
     p.add_argument("--jit", default="background")
     p.add_argument("--eager-baseline", action="store_true")
     p.add_argument("--json")
+    p.add_argument("--suite", help="a generated suite's folder: cold first result of every model (no warm/twin)")
     a = p.parse_args()
+    if a.suite:
+        suite_sweep(a.suite, a.json)
+        return
     rows = []
     with tempfile.TemporaryDirectory(prefix="tj_first_") as tmp:
         for name in a.models.split(","):
