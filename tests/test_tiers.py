@@ -291,3 +291,25 @@ def test_idle_worker_exits_cleanly_when_its_pipe_closes(cache, monkeypatch) -> N
     again = tflite_jit.Interpreter(model_content=float_model(40), jit="off")
     again.allocate_tensors()
     assert again.jit_status()["reference"] == 0
+
+
+def test_a_new_cache_directory_retires_idle_workers_and_starts_its_own(cache, monkeypatch, tmp_path_factory) -> None:
+    """An idle worker of another cache directory (a previous interpreter's, with another
+    TFLITE_JIT_CACHE_DIR) is retired and the job still gets a worker (it used to wait forever)."""
+    from tflite_jit.backends.numba_cpu import modcache
+
+    monkeypatch.setattr(tiers, "_service", None)
+    first = tflite_jit.Interpreter(model_content=float_model(51), jit="background")
+    first.allocate_tensors()
+    assert first.wait_for_jit(timeout=240)
+    svc = tiers.service()
+    (old,) = svc._workers
+    other = tmp_path_factory.mktemp("other_cache")
+    monkeypatch.setenv("TFLITE_JIT_CACHE_DIR", str(other))
+    monkeypatch.setattr(modcache, "_dir", None)
+    second = tflite_jit.Interpreter(model_content=float_model(52), jit="background")
+    second.allocate_tensors()
+    assert second.wait_for_jit(timeout=240)
+    assert second.jit_status()["reference"] == 0 and old not in svc._workers
+    assert old.proc.wait(timeout=60) == 0
+    np.testing.assert_allclose(run(second, xs(52)), want(52), atol=1e-6)

@@ -285,7 +285,8 @@ class CompileService:
                 self._workers.remove(w)
             w = next((w for w in self._workers if not w.keys and w.proc.poll() is None), None)
             if w is None:
-                if not grow or len(self._workers) >= self.max_workers:
+                # no worker at all (none yet, or only other directories' just retired): start one
+                if (not grow and self._workers) or len(self._workers) >= self.max_workers:
                     return
                 try:
                     w = _Worker(self, job.directory)
