@@ -277,13 +277,19 @@ def test_reference_steps_bound_numpy_blas_threads(cache) -> None:
         tflite_jit.unregister_custom_op("TiersBlasProbe")
 
 
+def compiled(width: int) -> tflite_jit.Interpreter:
+    """float_model(width) on the background tier, waited for until every kernel is in."""
+    it = tflite_jit.Interpreter(model_content=float_model(width), jit="background")
+    it.allocate_tensors()
+    assert it.wait_for_jit(timeout=240)
+    return it
+
+
 def test_idle_worker_exits_cleanly_when_its_pipe_closes(cache, monkeypatch) -> None:
     """At EOF (the interpreter's process is done) a compiler exits at once with status 0,
     skipping its interpreter teardown; what it compiled stays in the cache."""
     monkeypatch.setattr(tiers, "_service", None)
-    it = tflite_jit.Interpreter(model_content=float_model(40), jit="background")
-    it.allocate_tensors()
-    assert it.wait_for_jit(timeout=240)
+    compiled(40)
     svc = tiers.service()
     (w,) = svc._workers
     w.jobs.put(None)  # what the writer thread does when the service retires a worker
@@ -299,17 +305,13 @@ def test_a_new_cache_directory_retires_idle_workers_and_starts_its_own(cache, mo
     from tflite_jit.backends.numba_cpu import modcache
 
     monkeypatch.setattr(tiers, "_service", None)
-    first = tflite_jit.Interpreter(model_content=float_model(51), jit="background")
-    first.allocate_tensors()
-    assert first.wait_for_jit(timeout=240)
+    compiled(51)
     svc = tiers.service()
     (old,) = svc._workers
     other = tmp_path_factory.mktemp("other_cache")
     monkeypatch.setenv("TFLITE_JIT_CACHE_DIR", str(other))
     monkeypatch.setattr(modcache, "_dir", None)
-    second = tflite_jit.Interpreter(model_content=float_model(52), jit="background")
-    second.allocate_tensors()
-    assert second.wait_for_jit(timeout=240)
+    second = compiled(52)
     assert second.jit_status()["reference"] == 0 and old not in svc._workers
     assert old.proc.wait(timeout=60) == 0
     np.testing.assert_allclose(run(second, xs(52)), want(52), atol=1e-6)

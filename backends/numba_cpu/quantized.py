@@ -53,3 +53,19 @@ def round_shift(var: str, rs: int, away: bool) -> str:
         return var
     neg = f" + ({var} >> 63)" if away else ""
     return f"({var} + {1 << (rs - 1)}{neg}) >> {rs}"
+
+
+def shift_params(shift: int) -> list[int]:
+    """A MBQM shift as run-time kernel parameters (l, h, k, r): left shift, the rounding half of
+    the right shift, its negative-value mask (-1, or 0 when there is no right shift) and its
+    count. Kernels that take them as arguments print only the shift's sign (`round_shift_rt`),
+    so a retrained model whose scales moved reuses the kernel."""
+    ls, rs = max(shift, 0), max(-shift, 0)
+    return [ls, (1 << rs) >> 1, -1 if rs else 0, rs]
+
+
+def round_shift_rt(var: str, h: str, k: str | None, r: str) -> str:
+    """round_shift with the amounts in run-time variables (`shift_params`): half up, or half away
+    from zero with the mask `k`; a count of 0 (h = k = 0) leaves `var` as it is."""
+    neg = f" + (({var} >> 63) & {k})" if k else ""
+    return f"({var} + {h}{neg}) >> {r}"

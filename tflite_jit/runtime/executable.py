@@ -701,9 +701,8 @@ class Executable:
     def swap(self, i: int, step: Step, call: Any) -> None:
         """Run step `i` with a kernel compiled since prepare() (runtime/tiers.py): same cluster,
         same buffers, another backend."""
-        if self.steps[i].backend == self.backends[-1].name and step.backend != self.backends[-1].name:
-            self._on_reference -= 1
         self.steps[i] = step
+        self._on_reference = sum(s.backend == self.backends[-1].name for s in self.steps)
         self._calls[i] = call
         self.plan[i]["backend"] = step.backend
         self.plan[i]["fallback_reason"] = ""

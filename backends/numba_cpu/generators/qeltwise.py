@@ -23,7 +23,13 @@ import numpy as np
 
 from tflite_jit.backends.numba_cpu import emit, qlut, qmulvec, simd
 from tflite_jit.backends.numba_cpu.generators import register_generator
-from tflite_jit.backends.numba_cpu.quantized import no_epilogue, quantized_attrs, round_shift
+from tflite_jit.backends.numba_cpu.quantized import (
+    no_epilogue,
+    quantized_attrs,
+    round_shift,
+    round_shift_rt,
+    shift_params,
+)
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops.base import Quantized
@@ -52,17 +58,11 @@ _ADD_QS = ("z1, z2, m1, m2, mo, zo, lo, hi, xv_, xl_, xh_, xk_, xr_, yv_, yl_, y
 _ADD_N = _ADD_QS.count(",") + 1
 
 
-def _shift_params(shift: int) -> list[int]:
-    """(l, h, k, r) of a MBQM shift: left shift, rounding half, negative-value mask, right shift."""
-    ls, rs = max(shift, 0), max(-shift, 0)
-    return [ls, (1 << rs) >> 1, -1 if rs else 0, rs]
-
-
 def _add_qs(a) -> np.ndarray:
     v = [a.z1, a.z2, a.m1[0], a.m2[0], a.mo[0], a.zo, a.act_min, a.act_max]
     for _m, sh in (a.m1, a.m2):
-        v += [max(a.left_shift + sh, 0), *_shift_params(sh)]
-    return np.array(v + _shift_params(a.mo[1]), np.int64)
+        v += [max(a.left_shift + sh, 0), *shift_params(sh)]
+    return np.array(v + shift_params(a.mo[1]), np.int64)
 
 
 def _mbqm_rt(dst: str, src: str, m: str, p: str, left: bool) -> list[str]:
@@ -71,7 +71,7 @@ def _mbqm_rt(dst: str, src: str, m: str, p: str, left: bool) -> list[str]:
     if left:
         return [f"{dst} = (np.int64(np.int32({src} << {p}l_)) * {m} + 1073741824) >> 31"]
     return [f"{dst} = ({src} * {m} + 1073741824) >> 31",
-            f"{dst} = ({dst} + {p}h_ + (({dst} >> 63) & {p}k_)) >> {p}r_"]
+            f"{dst} = {round_shift_rt(dst, f'{p}h_', f'{p}k_', f'{p}r_')}"]
 
 
 def _element(a, i: str, vector: bool, xi: str | None = None, yi: str | None = None) -> list[str]:
@@ -211,7 +211,7 @@ def generate_mul(req: KernelRequest) -> KernelSource:
     m, shift = a.m
     body = ["p = (np.int64(ld(x, i0)) - z1) * (np.int64(ld(y, i1)) - z2)"]
     if shift <= 0:  # a right shift (every 8-bit MUL seen): an argument too, rounded branchlessly
-        body += ["r = (np.int64(np.int32(p)) * m + 1073741824) >> 31", "r = (r + h + ((r >> 63) & nm)) >> rs"]
+        body += ["r = (np.int64(np.int32(p)) * m + 1073741824) >> 31", f"r = {round_shift_rt('r', 'h', 'nm', 'rs')}"]
     else:
         body += _mbqm_lines("r", "np.int64(np.int32(p))", "m", shift)
     body.append("st(o, i, min(max(r + zo, lo), hi))")
@@ -235,9 +235,8 @@ _MUL_QS = "z1, z2, m, ca, cc, cd, zo, lo, hi, h, nm, rs"
 def _mul_qs(a) -> np.ndarray:
     m, shift = a.m
     ca, cc, cd = qmulvec.split_multiplier(m) if qmulvec_ok(a) else (0, 0, 0)
-    rs = max(-shift, 0)
-    return np.array([a.z1, a.z2, m, ca, cc, cd, a.zo, a.act_min, a.act_max, (1 << rs) >> 1,
-                     -1 if rs else 0, rs], np.int64)
+    _, h, nm, rs = shift_params(min(shift, 0))  # a left shift is printed (generate_mul)
+    return np.array([a.z1, a.z2, m, ca, cc, cd, a.zo, a.act_min, a.act_max, h, nm, rs], np.int64)
 
 
 @register_generator("PRELU")

@@ -22,7 +22,13 @@ import numpy as np
 from tflite_jit.backends.numba_cpu import emit, simd
 from tflite_jit.backends.numba_cpu.generators import reduce as _float_reduce
 from tflite_jit.backends.numba_cpu.generators import register_generator
-from tflite_jit.backends.numba_cpu.quantized import QDTYPES, QDTYPES16, no_epilogue
+from tflite_jit.backends.numba_cpu.quantized import (
+    QDTYPES,
+    QDTYPES16,
+    no_epilogue,
+    round_shift_rt,
+    shift_params,
+)
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import qmath
@@ -79,16 +85,16 @@ def generate_mean(req: KernelRequest) -> KernelSource:
         raise Unsupported("quantized MEAN: multiplier out of range")
     # the requantization is an argument (QP), read into locals: a retrained model (other scales,
     # zero points) reuses the kernel (issue #14); the shift's rounding is branchless either way
-    qp = np.array([zsum, ls, m, rs, (1 << rs) >> 1, -1 if rs else 0, bias], np.int64)
+    qp = np.array([zsum, m, *shift_params(s), bias], np.int64)
 
     def fin(away: bool) -> list[str]:
         return ["u = (np.int64(np.int32((acc[c] - zsum) << ls)) * m + 1073741824) >> 31",
-                f"u = (u + half{' + ((u >> 63) & neg)' if away else ''}) >> rs",
+                f"u = {round_shift_rt('u', 'half', 'neg' if away else None, 'rs')}",
                 f"st(o, ob + c, min(max(u + bias, {lo}), {hi}))"]
 
     n4 = n // 4 * 4 if MEAN_UNROLL else 0
     body = ["def entry(x, acc, qp, o):",
-            "    zsum, ls, m, rs, half, neg, bias = qp[0], qp[1], qp[2], qp[3], qp[4], qp[5], qp[6]",
+            "    zsum, m, ls, half, neg, rs, bias = qp[0], qp[1], qp[2], qp[3], qp[4], qp[5], qp[6]",
             f"    for b in range({B}):",
             f"        for c in range({C}):",
             "            acc[c] = 0",
@@ -146,16 +152,16 @@ def _mean_rows(req: KernelRequest, outer: int, n: int, inner: int) -> KernelSour
     ls, rs = max(s, 0), max(-s, 0)
     if rs > 62 or ls > 31 or not 0 <= m < 2**31:
         raise Unsupported("quantized MEAN: multiplier out of range")
-    qp = np.array([a.zi * n, ls, m, rs, (1 << rs) >> 1, -1 if rs else 0, a.zo], np.int64)
+    qp = np.array([a.zi * n, m, *shift_params(s), a.zo], np.int64)
     body = ["def entry(x, qp, o):",
-            "    zsum, ls, m, rs, half, neg, zo = qp[0], qp[1], qp[2], qp[3], qp[4], qp[5], qp[6]",
+            "    zsum, m, ls, half, neg, rs, zo = qp[0], qp[1], qp[2], qp[3], qp[4], qp[5], qp[6]",
             f"    for j in range({outer * inner}):",
             f"        base = (j // {inner}) * {n * inner} + j % {inner}",
             "        t = np.int64(0)",
             f"        for k in range({n}):",
             f"            t += np.int64(ld(x, base + k * {inner}))",
             "        u = (np.int64(np.int32((t - zsum) << ls)) * m + 1073741824) >> 31",
-            "        u = (u + half + ((u >> 63) & neg)) >> rs",
+            f"        u = {round_shift_rt('u', 'half', 'neg', 'rs')}",
             f"        st(o, j, min(max(u + zo, {lo}), {hi}))"]
     src = ("# quantized MEAN (trailing axes)\n" + emit.helper_import(simd, "ld", "st")
            + emit.module("\n".join(body) + "\n", False))
