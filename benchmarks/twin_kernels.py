@@ -29,20 +29,17 @@ def modules(data: bytes) -> dict[str, str]:
     it.allocate_tensors()
     ex = it._executables()[0]
     out = {}
-    from tflite_jit.backends.numba_cpu.backend import NumbaBackend, request_for
-    from tflite_jit.backends.numba_cpu.generators import GENERATORS
-    from tflite_jit.backends.numba_cpu.modcache import module_name
+    from tflite_jit.backends.numba_cpu.backend import NumbaBackend
     from tflite_jit.runtime.executable import PlanEnv
 
-    NumbaBackend()
+    backend = NumbaBackend()
     env = PlanEnv(ex.sg, ex.attrs, ex.infos, ex.num_threads)
     for step in ex.steps:
-        try:
-            req = request_for(step.cluster, env).req
-            src = GENERATORS[req.op_name](req)
+        try:  # the backend's own path (chain tables included), never compiling machine code
+            kernel = backend.compile(step.cluster, env)
         except Exception:
             continue
-        out[module_name(src.source)] = src.source
+        out[kernel.module] = kernel.src.source
     return out
 
 
