@@ -3,7 +3,7 @@ fresh process (issue #14).
 
     python benchmarks/first_result.py [--models mobilenet_v2,face_landmark,efficientnet_b0_int8,tiny_convnet]
         [--jit background] [--eager-baseline] [--json out.json]
-    python benchmarks/first_result.py --suite $TFLITE_JIT_SUITE_DIR [--json out.json]
+    python benchmarks/first_result.py --suite $TFLITE_JIT_SUITE_DIR [--suite-models a,b] [--cold-only] [--json out.json]
 
 The machine is shared (2 cores, often a load average far above 2): besides wall-clock seconds,
 each row records the process's own CPU seconds to its first result (`first_cpu_s`), which
@@ -18,9 +18,10 @@ same for both engines):
   process start) and the invoke latency before (`first_invoke_ms`, on the reference tier) and
   after (`steady_ms`, median of 10);
 - warm: the same model again on that cache;
-- twin: the same architecture with other weights (zoo models: another seed; files: every float
-  constant scaled by 1.01, integer ones shifted) on the cache the original filled: how much it has
-  to compile again (`compiled_after_first`) and how long its first result takes;
+- twin: the same architecture with other weights (zoo models: another seed; files: `retrained`,
+  float constants scaled by 1.01, integer weights moved by one step and every scale by 1 %) on
+  the cache the original filled: how much it has to compile again (`compiled_after_first`) and
+  how long its first result takes;
 - eager (with --eager-baseline): today's behaviour, everything compiled in allocate_tensors()
   on an empty cache — the full compile the steady-state target is measured against.
 Models: zoo names (tflite_jit.tools.models), `NAME_int8` (quantized with tflite_jit.quantizer on
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -127,55 +129,128 @@ def build(name: str, twin: bool = False) -> bytes:
     return data
 
 
-def retrained(data: bytes) -> bytes:
-    """Same graph, other weights: float constants scaled by 1.01 (what fine-tuning changes)."""
+def retrained(data: bytes, requantized: bool = True) -> bytes:
+    """Same graph, other weights, as fine-tuning and re-quantization leave it: float constants
+    scaled by 1.01; integer weights moved by -1/0/+1 and their scales (and their biases') by 1 %;
+    with `requantized`, every activation scale moved by 1 % too, except the fixed output scales
+    LiteRT requires (LOGISTIC's 1/256, TANH's 1/128, their int16 forms)."""
     from tflite_jit.format.reader import load_bytes
     from tflite_jit.format.writer import write_model
 
+    fixed = {np.float32(1 / 256), np.float32(1 / 128), np.float32(1 / 32768), np.float32(1 / 65536)}
+    rng = np.random.default_rng(7)
     m = load_bytes(data)
     for sg in m.subgraphs:
         for t in sg.tensors:
-            if t.data is not None and t.data.dtype == np.float32 and t.data.size > 16:
-                t.data = (t.data * np.float32(1.01)).astype(np.float32)
+            q = t.quantization
+            if t.data is not None and t.data.dtype in (np.float32, np.float16) and t.data.size > 16:
+                t.data = (t.data * t.data.dtype.type(1.01)).astype(t.data.dtype)
+            elif t.data is not None and t.data.dtype in (np.int8, np.int16) and q is not None and t.data.size > 16:
+                info = np.iinfo(t.data.dtype)
+                moved = t.data.astype(np.int32) + rng.integers(-1, 2, t.data.shape)
+                t.data = np.clip(moved, -info.max, info.max).astype(t.data.dtype)
+                q.scales = (q.scales * np.float32(1.01)).astype(np.float32)
+            elif t.data is not None and t.data.dtype in (np.int32, np.int64) and q is not None and q.scales.size:
+                # a bias: its scale is input scale x weight scale, both moved
+                q.scales = (q.scales * np.float32(1.01 * (1.01 if requantized else 1.0))).astype(np.float32)
+            elif requantized and t.data is None and q is not None and q.scales.size == 1 and q.scales[0] not in fixed:
+                q.scales = (q.scales * np.float32(1.01)).astype(np.float32)
     return write_model(m)
 
 
-def child(engine: str, path: str, cache: str, jit: str, first_only: bool = False) -> dict:
+def litert_accepts(path: str) -> bool:
+    """Whether LiteRT prepares the model (a twin whose moved scales break one of its checks is
+    made again with its activation scales kept)."""
+    code = ("import sys; from ai_edge_litert.interpreter import Interpreter; "
+            "Interpreter(model_path=sys.argv[1]).allocate_tensors()")
+    return subprocess.run([sys.executable, "-c", code, path], capture_output=True, timeout=300).returncode == 0
+
+
+def child(engine: str, path: str, cache: str, jit: str, first_only: bool = False, tolerate: bool = False) -> dict:
     env = {**os.environ, "TFLITE_JIT_CACHE_DIR": cache}
     argv = [sys.executable, "-c", _CHILD, engine, path, jit] + (["first"] if first_only else [])
     r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800)
     line = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
     if r.returncode or not line:
-        if first_only:  # a suite sweep reports the failure in its row and goes on
+        if tolerate:  # a suite sweep reports the failure in its row and goes on
             return {"error": (r.stderr.strip().splitlines() or ["no output"])[-1][:200]}
         raise SystemExit(f"{engine} {path}: {r.stderr[-3000:]}")
     return json.loads(line[0][7:])
 
 
-def suite_sweep(directory: str, out_json: str | None) -> None:
-    """--suite: LiteRT's first result and ours on an empty cache, for every model of a generated
-    suite (benchmarks/suite), each in a fresh process; no waiting for the compilers (they are
-    shut down after the first result). Every row is printed, failures included."""
+def _twin_file(path: str, out: str) -> str:
+    """Write `path`'s retrained twin to `out`: re-quantized if LiteRT accepts that, else with the
+    activation scales kept. Returns which."""
+    data = Path(path).read_bytes()
+    Path(out).write_bytes(retrained(data, requantized=True))
+    if litert_accepts(out):
+        return "requantized"
+    Path(out).write_bytes(retrained(data, requantized=False))
+    return "weights" if litert_accepts(out) else "weights (LiteRT refuses it too)"
+
+
+def _fmt(r: dict, key: str = "first_s") -> str:
+    return r["error"] if "error" in r else f"{r[key]:.2f}"
+
+
+def suite_sweep(directory: str, out_json: str | None, models: list[str] | None = None, cold_only: bool = False) -> None:
+    """--suite: for every model of a generated suite (benchmarks/suite), each in a fresh process:
+    LiteRT's first result; ours on an empty cache, then invoking until every kernel is in
+    (`steady_s`); ours again on that cache (warm); and the model's retrained twin on that cache
+    (its first result, and how many kernels it compiled). Every row is printed, failures
+    included. `cold_only`: the first result on an empty cache only, compilers shut down at once."""
     manifest = json.loads((Path(directory) / "manifest.json").read_text())["models"]
     names = [m["name"] for m in manifest if m.get("status") == "ok" and (Path(directory) / f"{m['name']}.tflite").exists()]
+    if models:
+        names = [n for n in names if n in models]
     rows = []
     with tempfile.TemporaryDirectory(prefix="tj_first_") as tmp:
         for name in names:
             path = str(Path(directory) / f"{name}.tflite")
-            lr = child("litert", path, os.path.join(tmp, "unused"), "background", True)
-            ours = child("ours", path, os.path.join(tmp, f"cache_{name}"), "background", True)
-            rows.append({"model": name, "litert": lr, "cold": ours})
-            fmt = lambda r: r["error"] if "error" in r else f"{r['first_s']:.2f}"  # noqa: E731
-            extra = "" if "error" in ours else (f" (import {ours['import_s']:.2f}, allocate {ours['allocate_s']:.2f}, "
-                                                f"invoke {ours['first_invoke_ms']:.0f} ms; {ours['at_first']})")
-            print(f"{name:<36} litert {fmt(lr)} | ours cold {fmt(ours)}{extra}", flush=True)
-    ok = [r["cold"]["first_s"] for r in rows if "error" not in r["cold"]]
-    if ok:
-        worst = max((r for r in rows if "error" not in r["cold"]), key=lambda r: r["cold"]["first_s"])
-        print(f"{len(ok)} of {len(rows)} models: cold first result median {np.median(ok):.2f} s, "
-              f"max {max(ok):.2f} s ({worst['model']}), over 2 s: {sum(v > 2 for v in ok)}")
+            cache = os.path.join(tmp, f"cache_{name}")
+            row = {"model": name, "litert": child("litert", path, os.path.join(tmp, "unused"), "background", True, True)}
+            row["cold"] = child("ours", path, cache, "background", cold_only, True)
+            line = f"{name:<36} litert {_fmt(row['litert'])} | cold {_fmt(row['cold'])}"
+            if "error" not in row["cold"]:
+                c = row["cold"]
+                line += f" (import {c['import_s']:.2f}, allocate {c['allocate_s']:.2f}, invoke {c['first_invoke_ms']:.0f} ms)"
+                if not cold_only:
+                    line += f", steady at {c['steady_s']:.1f} s ({c['steady_ms']:.2f} ms/invoke)"
+            if not cold_only and "error" not in row["cold"]:
+                row["warm"] = child("ours", path, cache, "background", True, True)
+                twin = os.path.join(tmp, f"{name}_twin.tflite")
+                row["twin_kind"] = _twin_file(path, twin)
+                row["twin"] = child("ours", twin, cache, "background", False, True)
+                t = row["twin"]
+                line += f" | warm {_fmt(row['warm'])} | twin ({row['twin_kind']}) {_fmt(t)}"
+                if "error" not in t:
+                    line += f", {t['compiled_after_first']} kernels compiled"
+                shutil.rmtree(cache, ignore_errors=True)
+            rows.append(row)
+            print(line, flush=True)
+    print(summarize(rows), flush=True)
     if out_json:
         Path(out_json).write_text(json.dumps(rows, indent=1))
+
+
+def summarize(rows: list[dict]) -> str:
+    """The sweep's summary lines: median / max / count over each target, per measurement."""
+    out = []
+    for key, field, target in (("cold", "first_s", 2.0), ("warm", "first_s", 0.5), ("twin", "first_s", 0.5),
+                               ("cold", "steady_s", None)):
+        ok = [(r["model"], r[key][field]) for r in rows if key in r and "error" not in r[key] and r[key].get(field) is not None]
+        if not ok:
+            continue
+        worst = max(ok, key=lambda x: x[1])
+        label = "steady state" if field == "steady_s" else f"{key} first result"
+        over = f", over {target} s: {sum(v > target for _, v in ok)}" if target else ""
+        out.append(f"{label}: {len(ok)} of {len(rows)} models, median {np.median([v for _, v in ok]):.2f} s, "
+                   f"max {worst[1]:.2f} s ({worst[0]}){over}")
+    twins = [r for r in rows if "twin" in r and "error" not in r["twin"]]
+    if twins:
+        comp = [r["model"] for r in twins if r["twin"]["compiled_after_first"] or r["twin"]["at_first"]["pending"]]
+        out.append(f"twins compiling anything: {len(comp)} of {len(twins)}" + (f" ({', '.join(comp)})" if comp else ""))
+    return "\n".join(out)
 
 
 def main() -> None:
@@ -184,10 +259,12 @@ def main() -> None:
     p.add_argument("--jit", default="background")
     p.add_argument("--eager-baseline", action="store_true")
     p.add_argument("--json")
-    p.add_argument("--suite", help="a generated suite's folder: cold first result of every model (no warm/twin)")
+    p.add_argument("--suite", help="a generated suite's folder: every model cold (to steady state), warm and twin")
+    p.add_argument("--suite-models", help="with --suite: only these (comma-separated names)")
+    p.add_argument("--cold-only", action="store_true", help="with --suite: the cold first result only")
     a = p.parse_args()
     if a.suite:
-        suite_sweep(a.suite, a.json)
+        suite_sweep(a.suite, a.json, a.suite_models.split(",") if a.suite_models else None, a.cold_only)
         return
     rows = []
     with tempfile.TemporaryDirectory(prefix="tj_first_") as tmp:
