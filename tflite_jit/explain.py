@@ -37,7 +37,14 @@ log = logging.getLogger("tflite_jit")
 
 def execution_plan(ex: Any, *, delegates: Sequence[str] = ()) -> dict[str, Any]:
     """The plan of a prepared `runtime.executable.Executable` as plain dicts and lists."""
-    sg = ex.sg
+    # Ops and tensors as the file has them: a subgraph rewritten for execution
+    # (runtime/stacking.py) maps each of its ops to the file's ops it computes.
+    sg = ex.sg.source or ex.sg
+    origin = ex.sg.origin
+
+    def file_ops(ops_: Sequence[int]) -> list[int]:
+        return sorted({int(o) for i in ops_ for o in origin[i]}) if origin else [int(i) for i in ops_]
+
     n = len(sg.ops)
     op_backend = ["?"] * n
     op_cluster = [-1] * n
@@ -49,8 +56,11 @@ def execution_plan(ex: Any, *, delegates: Sequence[str] = ()) -> dict[str, Any]:
         part = entry.get("partition")
         inner = entry.get("clusters") or [entry["ops"]]
         for ops_ in inner:
+            ops_ = file_ops(ops_)
+            if not ops_:  # a helper op of a rewrite (the SPLIT handing out stacked rows)
+                continue
             cid = len(clusters)
-            clusters.append({"id": cid, "ops": [int(i) for i in ops_],
+            clusters.append({"id": cid, "ops": ops_,
                              "op_names": [sg.ops[i].name for i in ops_], "backend": entry["backend"],
                              "partition": part, "step": step_i,
                              "predicted_s": _num(entry.get("predicted_s")) if part is None or len(inner) == 1 else None,
@@ -64,7 +74,7 @@ def execution_plan(ex: Any, *, delegates: Sequence[str] = ()) -> dict[str, Any]:
     partitions = []
     step_of_part = {e.get("partition"): i for i, e in enumerate(ex.plan) if e.get("partition") is not None}
     for p in ex.partitions:
-        d = dict(p)
+        d = dict(p, ops=file_ops(p["ops"])) if "ops" in p else dict(p)
         si = step_of_part.get(p["id"]) if p["id"] is not None else None
         d["measured_s"] = _num(measured[si]) if si is not None else None
         partitions.append(d)

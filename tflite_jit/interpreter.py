@@ -31,6 +31,7 @@ from tflite_jit.ir.validate import validate
 from tflite_jit.runtime import tiers
 from tflite_jit.runtime.executable import Executable, RunContext
 from tflite_jit.runtime.shapes import PrepareError
+from tflite_jit.runtime.stacking import stack_row_fcs
 
 # Measured with benchmarks/side_by_side.py (docs/performance.md): compiled kernels with
 # XNNPACK-style epilogue fusion are the fastest combination on the zoo models.
@@ -209,7 +210,10 @@ class Interpreter:
         self._custom_ops = dict(custom_ops or {})  # as given: what a pickle carries (__reduce__)
         specs = dict(self._custom_ops)
         specs.update(getattr(self, "_registered_custom_ops", {}))
-        self._interpreter.context = RunContext(model, self._backends, fusion=self._fusion,
+        # what runs: the file's graph, with same-weight FCs over one tensor's rows stacked
+        # (runtime/stacking.py); the API's ops and tensors stay the file's
+        self._exec_model = model if self._preserve_all_tensors else stack_row_fcs(model)
+        self._interpreter.context = RunContext(self._exec_model, self._backends, fusion=self._fusion,
                                                num_threads=self._num_threads,
                                                custom_ops=_custom.opdefs(specs), partition_limits=limits)
         self._interpreter.context.max_bytes = _byte_limit(max_bytes)
@@ -314,7 +318,7 @@ class Interpreter:
         reported = [self._current_shape(t, si) for t in range(len(sg.tensors))]
         try:
             if ex is None:
-                ex = Executable(self._model, si, self._backends, num_threads=self._num_threads,
+                ex = Executable(self._exec_model, si, self._backends, num_threads=self._num_threads,
                                 fusion=self._fusion, preserve_all_tensors=self._preserve_all_tensors,
                                 context=w.context)
                 w.execs[si] = ex

@@ -167,6 +167,10 @@ class Subgraph:
     outputs: tuple[int, ...]
     ops: list[Op]
     name: str = ""
+    #: set only on a subgraph rewritten for execution (runtime.stacking): per op, the indices of
+    #: the file's ops it computes (none for a helper op), and the file's subgraph itself
+    origin: tuple[tuple[int, ...], ...] | None = field(default=None, repr=False, compare=False)
+    source: Subgraph | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
