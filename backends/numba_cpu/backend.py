@@ -231,6 +231,11 @@ class NumbaKernel:
         call.njit_call = (fn, args)  # lets a compiled driver call it from Numba (runtime/loops.py)
         return call
 
+    def maybe_cached(self) -> bool:
+        """Whether the compile cache may hold this kernel's machine code, without importing its
+        module (the tiers defer loading such kernels past the first invoke)."""
+        return self._fn is not None or modcache.may_have_machine_code(self.module)
+
     def compile_job(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
                     outputs: Sequence[int]) -> CompileJob:
         """What another process needs to compile this kernel into the shared cache."""

@@ -352,6 +352,7 @@ class Executable:
         self.partitions: list[dict[str, Any]] = []  # delegation candidates, delegated or not
         self.measured: list[float | None] = []  # seconds per step, filled by profile()
         self.pending: list[tiers.Pending] = []  # steps on a stand-in until their kernel compiles
+        self.load_s = 0.0
 
     # -- AllocateTensors -------------------------------------------------------------------------
     def prepare(self, input_shapes: dict[int, tuple[int, ...]]) -> None:
@@ -390,6 +391,7 @@ class Executable:
         with _progress(len(steps), "specialising") as bar:
             self._calls = []
             self.pending = []
+            self.load_s = 0.0  # seconds loading cached kernels (tiers.warm_load_budget)
             for i, step in enumerate(steps):
                 try:
                     steps[i], call, why = tiers.bind(self, i, step, env, self._bind)

@@ -47,6 +47,8 @@ def mode_of(value: str | None) -> str:
         raise ValueError(f"{where}={chosen!r} is not a jit mode: use 'background' (compile in another "
                          "process, run on the reference kernels meanwhile), 'eager' (compile in "
                          "allocate_tensors) or 'off' (never compile)")
+    if chosen == "background":
+        warm_load_budget()  # a bad setting fails here, at construction
     return chosen
 
 
@@ -77,18 +79,43 @@ def reporting(call: Any, step: Any) -> Any:
     return reported
 
 
+#: what each invoke spends loading deferred cached kernels (see warm_load_budget)
+INVOKE_LOAD_S = 0.05
+
+
+def warm_load_budget() -> float:
+    """Seconds allocate_tensors() spends loading kernels from the compile cache before it defers
+    the rest to between invokes (TFLITE_JIT_WARM_LOAD_S, default 0.1; "inf": load them all).
+    Loading one costs ~5 ms (LLVM links its machine code): DenseNet121's ~200 kernels took 1 s on
+    a warm cache, twice its cold start, whose first invoke runs on the reference kernels."""
+    raw = os.environ.get("TFLITE_JIT_WARM_LOAD_S", "")
+    try:
+        return float(raw) if raw else 0.1
+    except ValueError:
+        raise ValueError(f"TFLITE_JIT_WARM_LOAD_S={raw!r} is not a number of seconds") from None
+
+
 def bind(ex: Any, i: int, step: Any, env: Any, bind_step: Any) -> tuple[Any, Any, str]:
     """The step to run at index `i` of a prepared executable, its bound call, and a reason for the
-    plan when it runs on a stand-in. `bind_step` is the executable's own binding of a step."""
+    plan when it runs on a stand-in. `bind_step` is the executable's own binding of a step.
+    `ex.load_s` (reset by each prepare) counts the seconds spent loading cached kernels."""
     mode = getattr(ex.context, "jit", "eager")
     kernel = step.kernel
     if mode == "eager" or not callable(getattr(kernel, "compile_job", None)):
         return step, bind_step(step), ""
     root = ex.sg.ops[step.cluster.ops[0]]
+    ref = ex.backends[-1]
+    if (mode == "background" and ex.load_s >= warm_load_budget()
+            and callable(getattr(kernel, "maybe_cached", None)) and kernel.maybe_cached()):
+        stand_in = dataclasses.replace(step, kernel=ref.compile(step.cluster, env), backend=ref.name)
+        ex.pending.append(Pending(i, step, None))
+        return stand_in, bind_step(stand_in), (f"{step.backend}: in the compile cache, loaded between "
+                                               f"invokes (runs on {ref.name} until then)")
+    t0 = time.perf_counter()
     call = reporting(kernel.bind(ex.buffers, root.inputs, step.cluster.outputs, cached_only=True), step)
+    ex.load_s += time.perf_counter() - t0
     if call is not None:
         return step, call, ""
-    ref = ex.backends[-1]
     stand_in = dataclasses.replace(step, kernel=ref.compile(step.cluster, env), backend=ref.name)
     if mode == "off":
         why = (f"{step.backend}: not in the compile cache and jit='off' (runs on {ref.name}; "
@@ -101,28 +128,49 @@ def bind(ex: Any, i: int, step: Any, env: Any, bind_step: Any) -> tuple[Any, Any
     return stand_in, bind_step(stand_in), why
 
 
-def upgrade(ex: Any) -> int:
-    """Swap in every pending step whose kernel the background compiler has finished; a step whose
-    compile failed stays on its stand-in for good, with the reason in the plan. Returns how many
-    steps were swapped. Called between invokes only (Executable.run), so a run never mixes a
-    half-swapped step."""
-    svc = _service
-    if svc is None or not ex.pending:
+def upgrade(ex: Any, budget: float | None = INVOKE_LOAD_S) -> int:
+    """Swap in every pending step whose kernel the background compiler has finished, and the
+    cached kernels allocate_tensors() deferred for as long as `budget` seconds allow (None: all);
+    a step whose compile failed stays on its stand-in for good, with the reason in the plan.
+    Returns how many steps were swapped. Called between invokes only (Executable.run), so a run
+    never mixes a half-swapped step."""
+    if not ex.pending:
         return 0
-    if svc.pid != os.getpid():  # a forked child: the parent's compiler answers the parent only
+    svc = _service
+    if svc is not None and svc.pid != os.getpid():  # a forked child: the parent's compiler answers the parent only
         svc = service()
         for p in ex.pending:
-            svc.submit(p.job)
+            if p.job is not None:
+                svc.submit(p.job)
+    deadline = None if budget is None else time.perf_counter() + budget
     swapped = 0
     keep = []
     for p in ex.pending:
-        result = svc.result(p.job.key)
+        root = ex.sg.ops[p.step.cluster.ops[0]]
+        if p.job is None:  # deferred at allocate: in the cache, loaded while the budget lasts
+            if deadline is not None and time.perf_counter() >= deadline:
+                keep.append(p)
+                continue
+            call = reporting(p.step.kernel.bind(ex.buffers, root.inputs, p.step.cluster.outputs,
+                                                cached_only=True), p.step)
+            if call is not None:
+                ex.swap(p.index, p.step, call)
+                swapped += 1
+                continue
+            # gone from the cache since (cleared, or never complete): compile it after all
+            job = p.step.kernel.compile_job(ex.buffers, root.inputs, p.step.cluster.outputs)
+            svc = service()
+            svc.submit(job)
+            keep.append(Pending(p.index, p.step, job))
+            ex.set_reason(p.index, f"{p.step.backend}: compiling in the background (runs on "
+                                   f"{ex.steps[p.index].backend} until then)")
+            continue
+        result = svc.result(p.job.key) if svc is not None else None
         if result is None:
             keep.append(p)
             continue
         ok, error = result
         if ok:
-            root = ex.sg.ops[p.step.cluster.ops[0]]
             call = reporting(p.step.kernel.bind(ex.buffers, root.inputs, p.step.cluster.outputs,
                                                 cached_only=True), p.step)
             if call is not None:
@@ -143,7 +191,7 @@ def wait(executables: list[Any], timeout: float | None = None) -> bool:
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         for ex in executables:
-            upgrade(ex)
+            upgrade(ex, None)
         if not any(ex.pending for ex in executables):
             return True
         if deadline is not None and time.monotonic() >= deadline:
