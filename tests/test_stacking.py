@@ -8,6 +8,8 @@ one kernel whose cluster lists every FC it computes.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ import tflite_jit
 from tests.oracle import assert_close, litert_run
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.format.reader import load_bytes
+from tflite_jit.ir.model import BUILTIN_CODES, Op
 from tflite_jit.runtime.stacking import stack_row_fcs
 
 F32 = np.float32
@@ -174,6 +177,18 @@ def test_what_does_not_stack() -> None:
     assert stack_row_fcs(model) is model
     model = load_bytes(unrolled(rows=range(2, 3)))
     assert stack_row_fcs(model) is model
+    # a bias computed after the UNPACK: the stacked FC, which runs right after it, could not read it
+    late = load_bytes(unrolled())
+    sg = late.subgraphs[0]
+    fcs = [op for op in sg.ops if op.name == "FULLY_CONNECTED" and op.inputs[2] >= 0]
+    bias = fcs[0].inputs[2]
+    sg.tensors.append(dataclasses.replace(sg.tensors[bias], name="late_bias", data=None, buffer=0))
+    late_bias = len(sg.tensors) - 1
+    ui = next(i for i, op in enumerate(sg.ops) if op.name == "UNPACK")
+    sg.ops.insert(ui + 1, Op(name="NEG", inputs=(bias,), outputs=(late_bias,), builtin_code=BUILTIN_CODES["NEG"]))
+    for op in fcs:
+        op.inputs = (op.inputs[0], op.inputs[1], late_bias)
+    assert stack_row_fcs(late) is late
     stacked = stack_row_fcs(load_bytes(unrolled()))
     sg = stacked.subgraphs[0]
     assert sg.origin is not None and len(sg.origin) == len(sg.ops)

@@ -44,15 +44,18 @@ def stack_row_fcs(model: Model) -> Model:
 
 def _rewrite(sg: Subgraph) -> Subgraph:
     consumers: dict[int, list[int]] = {}
+    producer: dict[int, int] = {}
     for oi, op in enumerate(sg.ops):
         for t in op.inputs:
             if t >= 0:
                 consumers.setdefault(t, []).append(oi)
+        for t in op.outputs:
+            producer[t] = oi
     tensors = list(sg.tensors)
     inserted: dict[int, list[tuple[Op, tuple[int, ...]]]] = {}  # after op -> [(new op, origin)]
     removed: set[int] = set()
     for ui, op in enumerate(sg.ops):
-        for run in _runs(sg, ui, consumers) if op.name == "UNPACK" else ():
+        for run in _runs(sg, ui, consumers, producer) if op.name == "UNPACK" else ():
             inserted.setdefault(ui, []).extend(_stack(sg, tensors, op, run))
             removed.update(fc for _, fc in run)
     if not removed:
@@ -69,9 +72,12 @@ def _rewrite(sg: Subgraph) -> Subgraph:
     return dataclasses.replace(sg, tensors=tensors, ops=ops, origin=tuple(origin), source=sg)
 
 
-def _runs(sg: Subgraph, ui: int, consumers: dict[int, list[int]]) -> Iterable[list[tuple[int, int]]]:
+def _runs(sg: Subgraph, ui: int, consumers: dict[int, list[int]],
+          producer: dict[int, int]) -> Iterable[list[tuple[int, int]]]:
     """Runs of (row, FC op index) of UNPACK `ui`: same weights, bias and options, consecutive
-    rows, each row's input its FC's data input."""
+    rows, each row's input its FC's data input, and the weights and bias known before the UNPACK
+    runs (constants, or made by earlier ops: a DEQUANTIZE of float16 weights), because the
+    stacked FC runs right after it."""
     unpack = sg.ops[ui]
     x = sg.tensors[unpack.inputs[0]]
     if not _static(x) or x.sparsity is not None or len(x.shape) < 2:
@@ -85,7 +91,7 @@ def _runs(sg: Subgraph, ui: int, consumers: dict[int, list[int]]) -> Iterable[li
             continue
         for ci in consumers.get(t, ()):
             key = _fc_key(sg, ci, t)
-            if key is not None:
+            if key is not None and all(p < 0 or producer.get(p, -1) < ui for p in sg.ops[ci].inputs[1:]):
                 groups.setdefault(key, []).append((row, ci))
     for members in groups.values():
         run: list[tuple[int, int]] = []
@@ -102,14 +108,14 @@ def _runs(sg: Subgraph, ui: int, consumers: dict[int, list[int]]) -> Iterable[li
 
 def _fc_key(sg: Subgraph, oi: int, row_tensor: int) -> tuple | None:
     """What must be equal for FCs to stack, or None if op `oi` cannot: a FULLY_CONNECTED whose
-    data input is `row_tensor`, with constant dense 2-D weights, rows kept flat (no
+    data input is `row_tensor`, with dense 2-D weights of a static shape, rows kept flat (no
     keep_num_dims), one static output of (rows, units)."""
     op = sg.ops[oi]
     if op.name != "FULLY_CONNECTED" or len(op.outputs) != 1 or not op.inputs or op.inputs[0] != row_tensor:
         return None
     opts = op.options or {}
     w = sg.tensors[op.inputs[1]] if len(op.inputs) > 1 and op.inputs[1] >= 0 else None
-    if w is None or w.data is None or w.sparsity is not None or len(w.shape) != 2 or opts.get("keep_num_dims"):
+    if w is None or not _static(w) or w.sparsity is not None or len(w.shape) != 2 or opts.get("keep_num_dims"):
         return None
     if row_tensor in op.inputs[1:]:
         return None
