@@ -309,6 +309,7 @@ class CompileService:
         self.max_workers = compile_workers()
         self.compile_s = 0.0  # seconds the workers spent on finished jobs
         self.workers_started = 0
+        self.submitted = 0  # distinct jobs taken: kernels this process had compiled
 
     def submit(self, job: Any) -> None:
         with self._lock:
@@ -317,6 +318,7 @@ class CompileService:
                 return
             self._queue.append(job)
             self._queued.add(job.key)
+            self.submitted += 1
             self._dispatch(grow=not self._workers)
 
     def _dispatch(self, grow: bool) -> None:
