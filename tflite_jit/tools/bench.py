@@ -424,7 +424,8 @@ def _report_plan(ex: Any, log: Callable[..., None], delegates: list[Any], result
     for step in ex.steps:
         by_backend[step.backend] = by_backend.get(step.backend, 0) + len(step.cluster.ops)
     counts = kernel_counts(ex, before)
-    log(f"tflite_jit: {len(ex.sg.ops)} ops in {len(ex.steps)} kernels; ops per backend: "
+    file_ops = len((ex.sg.source or ex.sg).ops)  # the file's, before runtime/stacking's rewrite
+    log(f"tflite_jit: {file_ops} ops in {len(ex.steps)} kernels; ops per backend: "
         + ", ".join(f"{k}={v}" for k, v in sorted(by_backend.items()))
         + f"; arena {ex.arena_bytes / 1e6:g} MB")
     log(f"tflite_jit: compile: {counts['compiled']} kernels compiled, {counts['loaded_from_cache']} loaded "
@@ -442,7 +443,7 @@ def _report_plan(ex: Any, log: Callable[..., None], delegates: list[Any], result
         else:
             log("Though GPU delegate is explicitly applied, the model graph will not be executed by the "
                 "delegate.")
-    result["plan"] = {"ops": len(ex.sg.ops), "kernels": len(ex.steps), "ops_per_backend": by_backend,
+    result["plan"] = {"ops": file_ops, "kernels": len(ex.steps), "ops_per_backend": by_backend,
                       "arena_bytes": ex.arena_bytes, "compile": counts}
 
 

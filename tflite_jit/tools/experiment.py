@@ -64,7 +64,7 @@ def _prepare(content: bytes, strategy: str, backend: str | None, inputs: list[np
     sizes = [len(s.cluster.ops) for s in ex.steps]
     counts = kernel_counts(ex, before)
     return {"it": it, "details": details, "inputs": inputs, "compile_s": compile_s,
-            "kernels": len(ex.steps), "ops": len(ex.sg.ops), "sizes": sizes,
+            "kernels": len(ex.steps), "ops": len((ex.sg.source or ex.sg).ops), "sizes": sizes,
             "bytes_moved": sum(boundary_bytes(ex, s.cluster) for s in ex.steps),
             "compiled": counts["compiled"], "cached": counts["loaded_from_cache"],
             "shared": counts["already_in_memory"]}
