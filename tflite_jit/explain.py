@@ -74,7 +74,12 @@ def execution_plan(ex: Any, *, delegates: Sequence[str] = ()) -> dict[str, Any]:
     partitions = []
     step_of_part = {e.get("partition"): i for i, e in enumerate(ex.plan) if e.get("partition") is not None}
     for p in ex.partitions:
-        d = dict(p, ops=file_ops(p["ops"])) if "ops" in p else dict(p)
+        d = dict(p)
+        if origin:  # the file's ops; tensors a rewrite added (ids past the file's) are not listed
+            d["ops"] = file_ops(p.get("ops", ()))
+            for key in ("inputs", "outputs"):
+                if key in d:
+                    d[key] = [t for t in d[key] if t < len(sg.tensors)]
         si = step_of_part.get(p["id"]) if p["id"] is not None else None
         d["measured_s"] = _num(measured[si]) if si is not None else None
         partitions.append(d)
