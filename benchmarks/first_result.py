@@ -135,7 +135,8 @@ def retrained(data: bytes, requantized: bool = True) -> bytes:
     """Same graph, other weights, as fine-tuning and re-quantization leave it: float constants
     scaled by 1.01; integer weights moved by -1/0/+1 and their scales (and their biases') by 1 %;
     with `requantized`, every activation scale moved by 1 % too, except the fixed output scales
-    LiteRT requires (LOGISTIC's 1/256, TANH's 1/128, their int16 forms)."""
+    LiteRT requires (LOGISTIC's 1/256, TANH's 1/128, their int16 forms) and powers of two (an
+    integer LSTM's cell state must have one)."""
     from tflite_jit.format.reader import load_bytes
     from tflite_jit.format.writer import write_model
 
@@ -155,7 +156,8 @@ def retrained(data: bytes, requantized: bool = True) -> bytes:
             elif t.data is not None and t.data.dtype in (np.int32, np.int64) and q is not None and q.scales.size:
                 # a bias: its scale is input scale x weight scale, both moved
                 q.scales = (q.scales * np.float32(1.01 * (1.01 if requantized else 1.0))).astype(np.float32)
-            elif requantized and t.data is None and q is not None and q.scales.size == 1 and q.scales[0] not in fixed:
+            elif (requantized and t.data is None and q is not None and q.scales.size == 1 and q.scales[0] not in fixed
+                  and not float(np.log2(q.scales[0])).is_integer()):  # an integer LSTM's power-of-two cell scale stays
                 q.scales = (q.scales * np.float32(1.01)).astype(np.float32)
     return write_model(m)
 

@@ -541,7 +541,8 @@ def _modules(ex) -> list[str]:
 
 
 def test_retrained_scales_share_the_kernels():
-    """A retrained model (issue #14): the same ADD, MUL and global MEAN with other scales and zero
+    """A retrained model (issue #14): the same ADD, MUL, global MEAN, int8 BATCH_MATMUL and
+    SQUARED_DIFFERENCE (a transformer's attention and layer norm) with other scales and zero
     points -- here shifts that differ by powers of two too -- runs the very same kernel modules
     (their requantization is an argument), bit-exact with the reference for both. (A MUL whose
     multiplier crosses 1 needs a left shift: another kernel shape, not tested here.)"""
@@ -557,15 +558,34 @@ def test_retrained_scales_share_the_kernels():
         g.output(y)
         return mb.build()
 
+    pair_shapes = {"BATCH_MATMUL": [(1, 4, 8, 16), (1, 4, 16, 8), (1, 4, 8, 8)],
+                   "SQUARED_DIFFERENCE": [(1, 6, 40), (1, 6, 1), (1, 6, 40)]}
+
+    def pair_model(op, qa, qb, qo):
+        mb = ModelBuilder()
+        g = mb.subgraph()
+        sa, sb, so = pair_shapes[op]
+        a = g.input("a", sa, np.int8, scale=qa[0], zero_point=qa[1])
+        b = g.input("b", sb, np.int8, scale=qb[0], zero_point=qb[1])
+        y = g.tensor("y", so, np.int8, scale=qo[0], zero_point=qo[1])
+        g.op(op, [a, b], [y])
+        g.output(y)
+        return mb.build()
+
     twins = {
         "ADD": [add_model("ADD", shape, np.int8, (0.03, -5), (0.021, 7), (0.04, -2), 0),
                 add_model("ADD", shape, np.int8, (0.011, 3), (0.09, -1), (0.13, 4), 0)],
         "MUL": [add_model("MUL", shape, np.int8, (0.03, -5), (0.021, 7), (0.04, -2), 0),
                 add_model("MUL", shape, np.int8, (0.05, 2), (0.02, 1), (0.3, -9), 0)],
         "MEAN": [mean_model((0.02, 3), (0.01, -4)), mean_model((0.07, -8), (0.005, 6))],
+        "BATCH_MATMUL": [pair_model("BATCH_MATMUL", (0.02, 3), (0.03, -1), (0.05, -9)),
+                         pair_model("BATCH_MATMUL", (0.05, -7), (0.01, 4), (0.2, 2))],
+        "SQUARED_DIFFERENCE": [pair_model("SQUARED_DIFFERENCE", (0.02, 3), (0.03, -1), (0.05, -128)),
+                               pair_model("SQUARED_DIFFERENCE", (0.06, -5), (0.011, 9), (0.3, -120))],
     }
     for op, (a, b) in twins.items():
-        xs = [rand_q(rng, shape, np.int8) for _ in range(1 if op == "MEAN" else 2)]
+        xs = [rand_q(rng, s, np.int8) for s in pair_shapes[op][:2]] if op in pair_shapes else \
+            [rand_q(rng, shape, np.int8) for _ in range(1 if op == "MEAN" else 2)]
         mods = []
         for m in (a, b):
             ours, ex = run2(m, xs)

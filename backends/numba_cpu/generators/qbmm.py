@@ -16,7 +16,7 @@ import numpy as np
 
 from tflite_jit.backends.numba_cpu import emit, simd
 from tflite_jit.backends.numba_cpu.generators import GENERATORS, hybrid, register_generator
-from tflite_jit.backends.numba_cpu.quantized import no_epilogue, round_shift
+from tflite_jit.backends.numba_cpu.quantized import no_epilogue, round_shift_rt, shift_params
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import Quantized
@@ -52,8 +52,11 @@ def generate_qbmm(req: KernelRequest) -> KernelSource:
 
     bx, by, bo = batch_strides(xs), batch_strides(ys), c_strides(out)[:len(batch)]
     m, s = a.m
-    ls, rs = max(s, 0), max(-s, 0)
-    lines = ["def entry(x, y, o):"]
+    # zero points, multiplier and shift amounts are run-time parameters (only the shift's sign is
+    # in the code), so a re-quantized twin reuses the kernel (issue #14)
+    qp = np.array([a.zx, a.zy, a.zo, m, *shift_params(s)], np.int64)
+    lines = ["def entry(x, y, qp, o):", "    zx, zy, zo, m, l_, h_, k_, r_ = "
+             + ", ".join(f"qp[{k}]" for k in range(8))]
     ind = "    "
     offs = {"xb": [], "yb": [], "ob": []}
     for d, n in enumerate(batch):
@@ -64,21 +67,23 @@ def generate_qbmm(req: KernelRequest) -> KernelSource:
                 offs[name].append(f"d{d} * {st[d]}")
     for name in offs:
         lines.append(f"{ind}{name} = {' + '.join(offs[name]) or '0'}")
-    v = f"np.int64(np.int32(acc << {ls}))" if ls else "np.int64(np.int32(acc))"
+    v = "np.int64(np.int32(acc << l_))" if s > 0 else "np.int64(np.int32(acc))"
     lines += [f"{ind}for i in range({M}):",
               f"{ind}    for j in range({N}):",
               f"{ind}        acc = np.int64(0)",
               f"{ind}        for k in range({K}):",
-              f"{ind}            acc += (np.int64(ld(x, xb + i * {sxm} + k * {sxk})) - {a.zx})"
-              f" * (np.int64(ld(y, yb + k * {syk} + j * {syn})) - {a.zy})",
-              f"{ind}        r = ({v} * {m} + {1 << 30}) >> 31",
-              f"{ind}        r = {round_shift('r', rs, True)}",
-              f"{ind}        st(o, ob + i * {N} + j, min(max(r + {a.zo}, -128), 127))"]
+              f"{ind}            acc += (np.int64(ld(x, xb + i * {sxm} + k * {sxk})) - zx)"
+              f" * (np.int64(ld(y, yb + k * {syk} + j * {syn})) - zy)",
+              f"{ind}        r = ({v} * m + {1 << 30}) >> 31"]
+    if s <= 0:
+        lines.append(f"{ind}        r = {round_shift_rt('r', 'h_', 'k_', 'r_')}")
+    lines.append(f"{ind}        st(o, ob + i * {N} + j, min(max(r + zo, -128), 127))")
     if math.prod(out) == 0:
-        lines = ["def entry(x, y, o):", "    return"]
+        lines = ["def entry(x, y, qp, o):", "    return"]
     src = ("# quantized BATCH_MATMUL (int8)\n" + emit.helper_import(simd, "ld", "st")
            + emit.module("\n".join(lines) + "\n", False))
-    return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], False)
+    return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("const", value=qp),
+                                       Arg("output", 0)], False)
 
 
 assert hybrid  # imported first: its BATCH_MATMUL (hybrid nodes, else gemm.py's float kernel) is wrapped here

@@ -353,14 +353,21 @@ def generate_squared_difference(req: KernelRequest) -> KernelSource:
     for t in (x, y, req.outputs[0].arg):
         if np.dtype(t.dtype) != np.dtype(np.int8):
             raise Unsupported("quantized SQUARED_DIFFERENCE: int8 only")
-    body = [f"xv = np.int64(ld(x, i0)) - {a.z1}", f"yv = np.int64(ld(y, i1)) - {a.z2}"]
-    body += _mbqm_lines("xv", "(xv << 7)", *a.m1) + _mbqm_lines("yv", "(yv << 7)", *a.m2)
-    body += ["dv = xv - yv"] + _mbqm_lines("r", "np.int64(np.int32(dv * dv))", *a.mo)
-    body += [f"st(o, i, min(max(r + {a.zo}, -128), 127))"]
-    lines = ["def entry(x, y, o):"] + ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(y.shape)], body)]
+    # zero points, multipliers and shift amounts are run-time parameters (only the shifts' signs
+    # are in the code): a re-quantized twin reuses the kernel (issue #14)
+    names = "z1, z2, zo, m1, m2, mo, xl_, xh_, xk_, xr_, yl_, yh_, yk_, yr_, ol_, oh_, ok_, or_"
+    qs = np.array([a.z1, a.z2, a.zo, a.m1[0], a.m2[0], a.mo[0],
+                   *shift_params(a.m1[1]), *shift_params(a.m2[1]), *shift_params(a.mo[1])], np.int64)
+    body = ["xv = np.int64(ld(x, i0)) - z1", "yv = np.int64(ld(y, i1)) - z2"]
+    body += _mbqm_rt("xv", "(xv << 7)", "m1", "x", a.m1[1] > 0) + _mbqm_rt("yv", "(yv << 7)", "m2", "y", a.m2[1] > 0)
+    body += ["dv = xv - yv"] + _mbqm_rt("r", "np.int64(np.int32(dv * dv))", "mo", "o", a.mo[1] > 0)
+    body += ["st(o, i, min(max(r + zo, -128), 127))"]
+    lines = (["def entry(x, y, qs, o):", f"    {names} = " + ", ".join(f"qs[{k}]" for k in range(len(qs)))]
+             + ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(y.shape)], body)])
     src = ("# quantized SQUARED_DIFFERENCE (int8)\n" + emit.helper_import(simd, "ld", "st")
            + emit.module("\n".join(lines) + "\n", False))
-    return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], False)
+    return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("const", value=qs),
+                                       Arg("output", 0)], False)
 
 
 #: LiteRT's 8-bit table ops (ops/qelementwise.py QTableAttrs)

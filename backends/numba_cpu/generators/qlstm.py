@@ -125,10 +125,23 @@ def _layer_norm(gate, g, w, bias, m, s, guard, n):
 '''
 
 
-def _mult(mult: tuple[int, int]) -> str:
-    """(M, shift) as the `m, ls, rs` arguments of _mbqm."""
-    m, shift = mult
-    return f"np.int64({m}), {max(shift, 0)}, {max(-shift, 0)}"
+class _Params:
+    """The kernel's quantization constants as run-time values (the `qp` argument, unpacked into
+    locals q0, q1, ... at entry): a re-quantized twin has other multipliers, shifts, zero points
+    and clips but runs the same module (issue #14). Only which of them are zero or present
+    (peepholes, clips, projection) shapes the code."""
+
+    def __init__(self) -> None:
+        self.values: list[int] = []
+
+    def __call__(self, value: int) -> str:
+        self.values.append(int(value))
+        return f"q{len(self.values) - 1}"
+
+    def mult(self, mult: tuple[int, int]) -> str:
+        """(M, shift) as the `m, ls, rs` arguments of _mbqm."""
+        m, shift = mult
+        return f"{self(m)}, {self(max(shift, 0))}, {self(max(-shift, 0))}"
 
 
 def _present(req: KernelRequest, i: int) -> bool:
@@ -186,11 +199,11 @@ def generate_qlstm(req: KernelRequest) -> KernelSource:
     args = [(Arg("input", i), names[i]) for i in sorted(used)]
     args += [(Arg("const", value=qsequence.logistic_table().astype(np.int16)), "sig"),
              (Arg("const", value=qsequence.tanh_table(3).astype(np.int16)), "tnh3"),
-             (Arg("const", value=tanh_c), "tnhc"), (Arg("output", 0), "o0")]
-    arglist, params = emit.signature(args)
+             (Arg("const", value=tanh_c), "tnhc")]
+    q = _Params()
     x_at = "x[t, b, k]" if f.time_major else "x[b, t, k]"
     o_at = "o0[t, b, n]" if f.time_major else "o0[b, t, n]"
-    L = [f"def entry({params}):",
+    L = ["def entry(...):",  # the signature and qp's unpacking are filled in at the end
          f"    h = np.empty(({B}, {n_out}), np.int64)",
          f"    c = np.empty(({B}, {n_cell}), np.int64)",
          f"    gate = np.empty((4, {n_cell}), np.int64)",
@@ -208,18 +221,18 @@ def generate_qlstm(req: KernelRequest) -> KernelSource:
               "        s = np.int64(0)",
               f"        for k in range({n_in}):",
               f"            s += wx{g}[n, k]",
-              f"        ib[{g}, n] = {'0' if use_ln else f'np.int64(b{g}[n])'} - {a.input_zp} * s",
+              f"        ib[{g}, n] = {'0' if use_ln else f'np.int64(b{g}[n])'} - {q(a.input_zp)} * s",
               "        s = np.int64(0)",
               f"        for k in range({n_out}):",
               f"            s += wh{g}[n, k]",
-              f"        rb[{g}, n] = -{a.output_state_zp} * s"]
+              f"        rb[{g}, n] = -{q(a.output_state_zp)} * s"]
     if proj:
         L += [f"    pbias = np.zeros({n_out}, np.int64)",
               f"    for n in range({n_out}):",
               "        s = np.int64(0)",
               f"        for k in range({n_cell}):",
               "            s += pw[n, k]",
-              f"        pbias[n] = {'np.int64(pb[n]) + ' if proj_bias else ''}{p.hidden_zp} * s"]
+              f"        pbias[n] = {'np.int64(pb[n]) + ' if proj_bias else ''}{q(p.hidden_zp)} * s"]
     L += [f"    for t in range({T}):",
           f"        for b in range({B}):"]
 
@@ -227,14 +240,14 @@ def generate_qlstm(req: KernelRequest) -> KernelSource:
         out = [f"{indent}acc = ib[{g}, n]",
                f"{indent}for k in range({n_in}):",
                f"{indent}    acc += np.int64({x_at}) * wx{g}[n, k]",
-               f"{indent}v = _sat(_mbqm(_wrap32(acc), {_mult(p.input_mult[g])}), -32768, 32767)",
+               f"{indent}v = _sat(_mbqm(_wrap32(acc), {q.mult(p.input_mult[g])}), -32768, 32767)",
                f"{indent}acc = rb[{g}, n]",
                f"{indent}for k in range({n_out}):",
                f"{indent}    acc += h[b, k] * wh{g}[n, k]",
-               f"{indent}v = _sat(_mbqm(_wrap32(acc), {_mult(p.recurrent_mult[g])}) + v, -32768, 32767)"]
+               f"{indent}v = _sat(_mbqm(_wrap32(acc), {q.mult(p.recurrent_mult[g])}) + v, -32768, 32767)"]
         if g != 2 and peep[g]:
             k = {0: 0, 1: 1, 3: 2}[g]
-            out += [f"{indent}v = _sat(_mbqm(np.int64(pp{g}[n]) * c[b, n], {_mult(p.peephole_mult[k])}) + v, "
+            out += [f"{indent}v = _sat(_mbqm(np.int64(pp{g}[n]) * c[b, n], {q.mult(p.peephole_mult[k])}) + v, "
                     "-32768, 32767)"]
         return out
 
@@ -245,7 +258,7 @@ def generate_qlstm(req: KernelRequest) -> KernelSource:
         if not use_ln:
             return []
         m, sh = p.ln_mult[g]
-        return [f"            _layer_norm(gate, {g}, ln{g}, b{g}, np.int64({m}), {sh + 12}, {p.variance_guard[g]}, "
+        return [f"            _layer_norm(gate, {g}, ln{g}, b{g}, {q(m)}, {q(sh + 12)}, {q(p.variance_guard[g])}, "
                 f"{n_cell})"]
 
     L += [f"            for n in range({n_cell}):"]
@@ -257,27 +270,29 @@ def generate_qlstm(req: KernelRequest) -> KernelSource:
     L += [f"{ind}gate[{g}, n] = {act[g]}[gate[{g}, n] + 32768]" for g in gates[:-1]]
     i_gate = "32767 - gate[1, n]" if cifg else "gate[0, n]"
     L += [f"{ind}fc = _wrap16(_rdbpot(gate[1, n] * c[b, n], 15))",
-          f"{ind}ig = _wrap16(_rdbpot(({i_gate}) * gate[2, n], {30 + a.cell_scale}))",
+          f"{ind}ig = _wrap16(_rdbpot(({i_gate}) * gate[2, n], {q(30 + a.cell_scale)}))",
           f"{ind}cn = _sat(fc + ig, -32768, 32767)"]
     if p.cell_clip > 0:
-        L += [f"{ind}cn = _sat(cn, -{p.cell_clip}, {p.cell_clip})"]
+        clip = q(p.cell_clip)
+        L += [f"{ind}cn = _sat(cn, -{clip}, {clip})"]
     L += [f"{ind}c[b, n] = cn"]
     L += gate_sum(3, ind) + [f"{ind}gate[3, n] = v"]
     L += normalise(3)
     tc = "gate[0, n]" if skip_tanh else "tnhc[c[b, n] + 32768]"
-    hm = _mult(p.hidden_mult)
+    hm = q.mult(p.hidden_mult)
     sign = "-" if proj else "+"  # LiteRT's projection path stores the hidden state with -zero point
     L += [f"            for n in range({n_cell}):",
-          f"{ind}hid[n] = _sat(_mbqm(np.int64(sig[gate[3, n] + 32768]) * {tc}, {hm}) {sign} {p.hidden_zp}, "
+          f"{ind}hid[n] = _sat(_mbqm(np.int64(sig[gate[3, n] + 32768]) * {tc}, {hm}) {sign} {q(p.hidden_zp)}, "
           "-128, 127)"]
     if proj:
         L += [f"            for n in range({n_out}):",
               "                acc = pbias[n]",
               f"                for k in range({n_cell}):",
               "                    acc += hid[k] * pw[n, k]",
-              f"                v = _sat(_mbqm(_wrap32(acc), {_mult(p.proj_mult)}) + {a.output_state_zp}, -128, 127)"]
+              f"                v = _sat(_mbqm(_wrap32(acc), {q.mult(p.proj_mult)}) + {q(a.output_state_zp)}, -128, 127)"]
         if p.proj_clip > 0:
-            L += [f"                v = _sat(v, -{p.proj_clip}, {p.proj_clip})"]
+            clip = q(p.proj_clip)
+            L += [f"                v = _sat(v, -{clip}, {clip})"]
         L += ["                h[b, n] = v", f"                {o_at} = v"]
     else:
         L += [f"            for n in range({n_out}):",
@@ -288,6 +303,10 @@ def generate_qlstm(req: KernelRequest) -> KernelSource:
           "            hs[b, n] = h[b, n]",
           f"        for n in range({n_cell}):",
           "            cs[b, n] = c[b, n]"]
+    args += [(Arg("const", value=np.array(q.values or [0], np.int64)), "qp"), (Arg("output", 0), "o0")]
+    arglist, params = emit.signature(args)
+    L[0] = f"def entry({params}):"
+    L[1:1] = [f"    q{i} = qp[{i}]" for i in range(len(q.values))]
     src = emit.module("\n".join(L) + "\n", False)
     src = src.replace(emit.njit_line(False), _HELPERS + "\n\n# integer UNIDIRECTIONAL_SEQUENCE_LSTM (8x8_16)\n"
                       + emit.njit_line(False), 1)
