@@ -60,9 +60,18 @@ def quantize_multiplier(m: float) -> tuple[int, int]:
 
 
 def quantize_multipliers(ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel quantize_multiplier over an array of doubles."""
-    pairs = [quantize_multiplier(float(m)) for m in np.asarray(ms, np.float64).reshape(-1)]
-    return (np.array([p[0] for p in pairs], I64), np.array([p[1] for p in pairs], I64))
+    """quantize_multiplier of every element of an array of doubles (>= 0), as int64 arrays: the
+    same arithmetic vectorised (frexp, the product by 2**31 and floor(x + 0.5) are exact in
+    double, as in the scalar form), for per-channel weights (a conv's thousand channels)."""
+    m = np.asarray(ms, np.float64).reshape(-1)
+    q, e = np.frexp(m)
+    big = np.floor(q * float(1 << 31) + 0.5).astype(I64)
+    e = e.astype(I64)
+    top = big == (1 << 31)
+    big = np.where(top, big // 2, big)
+    e = np.where(top, e + 1, e)
+    zero = (m == 0.0) | (e < -31)
+    return np.where(zero, 0, big).astype(I64), np.where(zero, 0, e).astype(I64)
 
 
 # ---- gemmlowp primitives (fixedpoint.h) ----------------------------------------------------------

@@ -72,7 +72,8 @@ def _bind_weighted(op: str, fa: Any, ins: list, outs: list, per_channel_axis: in
     if np.dtype(outs[0].dtype) != dt:
         raise OpError(f"{op}: output '{outs[0].name}' is {np.dtype(outs[0].dtype).name} but the input "
                       f"is {dt.name}; a quantized {op} keeps the activation type")
-    if any(s <= 0 or not np.isfinite(s) for s in (*si, *sw, *so)):
+    every = np.array((*si, *sw, *so), np.float64)
+    if not (np.all(every > 0) and np.all(np.isfinite(every))):
         raise OpError(f"{op}: input, filter and output scales must be positive")
     if len(sw) > 1 and axis != per_channel_axis:
         raise OpError(f"{op}: filter '{ins[1].name}' is quantized along dimension {axis}; LiteRT "
@@ -82,13 +83,13 @@ def _bind_weighted(op: str, fa: Any, ins: list, outs: list, per_channel_axis: in
     # reference kernel (int64 bias), which works per channel in double
     per_channel_math = dt != U8 and not (op == "FULLY_CONNECTED" and len(sw) == 1
                                          and (dt == I8 or not has_i64_bias))
-    reals = []
-    for s in sw:
-        if per_channel_math:
-            reals.append(float(np.float64(si[0]) * np.float64(s) / np.float64(so[0])))
-        else:
-            reals.append(float(np.float64(np.float32(np.float32(si[0]) * np.float32(s))) / np.float64(so[0])))
-    ms, shs = zip(*(qmath.quantize_multiplier(r) for r in reals))
+    w = np.array(sw, np.float64)
+    if per_channel_math:
+        real = np.float64(si[0]) * w / np.float64(so[0])
+    else:
+        real = (np.float32(si[0]) * w.astype(np.float32)).astype(np.float64) / np.float64(so[0])
+    reals = real.tolist()
+    ms, shs = (v.tolist() for v in qmath.quantize_multipliers(real))
     act = clamping_activation(getattr(fa, "activation", "NONE"))  # skips TANH / SIGN_BIT, as float
     lo, hi = qmath.activation_range(act, so[0], zo[0], dt)
     if dt == I16:  # int64 bias: the reference 16x8 kernels; int32 or no bias: ruy's int16 path

@@ -168,9 +168,10 @@ def quant_params(tensor: Any) -> tuple[tuple[float, ...], tuple[int, ...], int] 
     q = getattr(tensor, "quantization", None)
     if q is None or q.scales is None or np.size(q.scales) == 0:
         return None
-    scales = tuple(float(s) for s in np.asarray(q.scales, np.float32).reshape(-1))
+    # tolist(): Python floats / ints, without a generator per channel (warm starts bind every op)
+    scales = tuple(np.asarray(q.scales, np.float32).reshape(-1).astype(np.float64).tolist())
     zps = np.asarray(q.zero_points if q.zero_points is not None else [0], np.int64).reshape(-1)
-    return scales, tuple(int(z) for z in (zps if zps.size else [0])), int(q.quantized_dimension or 0)
+    return scales, tuple(zps.tolist() if zps.size else [0]), int(q.quantized_dimension or 0)
 
 
 def scale_zero_point(t: Any) -> tuple[float, int]:
