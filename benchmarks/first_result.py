@@ -237,6 +237,26 @@ def suite_sweep(directory: str, out_json: str | None, models: list[str] | None =
         Path(out_json).write_text(json.dumps(rows, indent=1))
 
 
+def markdown(rows: list[dict]) -> str:
+    """The sweep as a Markdown table, every row (failures with their error)."""
+    def cell(r: dict | None, key: str = "first_s", fmt: str = "{:.2f}") -> str:
+        if r is None:
+            return ""
+        if "error" in r:
+            return "error: " + r["error"].replace("|", "/")[:80]
+        v = r.get(key)
+        return "" if v is None else fmt.format(v)
+
+    out = ["| model | LiteRT s | cold s | warm s | twin s | twin: kernels compiled | full speed after s "
+           "| invoke ms at full speed |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        c, t = r.get("cold"), r.get("twin")
+        out.append(f"| {r['model']} | {cell(r.get('litert'))} | {cell(c)} | {cell(r.get('warm'))} | {cell(t)} "
+                   f"| {cell(t, 'compiled_after_first', '{}')} | {cell(c, 'steady_s', '{:.1f}')} "
+                   f"| {cell(c, 'steady_ms', '{:.2f}')} |")
+    return "\n".join(out)
+
+
 def summarize(rows: list[dict]) -> str:
     """The sweep's summary lines: median / max / count over each target, per measurement."""
     out = []
@@ -266,9 +286,15 @@ def main() -> None:
     p.add_argument("--suite", help="a generated suite's folder: every model cold (to steady state), warm and twin")
     p.add_argument("--suite-models", help="with --suite: only these (comma-separated names)")
     p.add_argument("--cold-only", action="store_true", help="with --suite: the cold first result only")
+    p.add_argument("--markdown", help="with --suite: also write the table here; alone with --json: "
+                                      "render an earlier sweep's JSON")
     a = p.parse_args()
     if a.suite:
         suite_sweep(a.suite, a.json, a.suite_models.split(",") if a.suite_models else None, a.cold_only)
+    if a.markdown and a.json:  # the sweep's JSON (just written, or an earlier one) as a table
+        rows = json.loads(Path(a.json).read_text())
+        Path(a.markdown).write_text(markdown(rows) + "\n\n" + summarize(rows) + "\n")
+    if a.suite or a.markdown:
         return
     rows = []
     with tempfile.TemporaryDirectory(prefix="tj_first_") as tmp:
