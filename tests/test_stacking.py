@@ -196,3 +196,13 @@ def test_what_does_not_stack() -> None:
     assert len(fc) == 1 and len(sg.origin[fc[0]]) == T
     # new tensors come after the file's: every file tensor keeps its id
     assert sg.tensors[:len(sg.source.tensors)] == sg.source.tensors
+
+
+def test_stacking_can_be_turned_off(monkeypatch) -> None:
+    monkeypatch.setenv("TFLITE_JIT_STACKING", "0")
+    content = unrolled()
+    x = _inputs(6)
+    ours, it = _ours(content, x)
+    assert not _stacked_clusters(it) and it._interpreter.execs[0].sg is it._model.subgraphs[0]
+    for o, ref in zip(ours, litert_run(content, [x])):
+        assert_close(o, ref)

@@ -211,8 +211,10 @@ class Interpreter:
         specs = dict(self._custom_ops)
         specs.update(getattr(self, "_registered_custom_ops", {}))
         # what runs: the file's graph, with same-weight FCs over one tensor's rows stacked
-        # (runtime/stacking.py); the API's ops and tensors stay the file's
-        self._exec_model = model if self._preserve_all_tensors else stack_row_fcs(model)
+        # (runtime/stacking.py; TFLITE_JIT_STACKING=0 turns it off, for A/B measurements); the
+        # API's ops and tensors stay the file's
+        stack = not self._preserve_all_tensors and os.environ.get("TFLITE_JIT_STACKING", "1") != "0"
+        self._exec_model = stack_row_fcs(model) if stack else model
         self._interpreter.context = RunContext(self._exec_model, self._backends, fusion=self._fusion,
                                                num_threads=self._num_threads,
                                                custom_ops=_custom.opdefs(specs), partition_limits=limits)
