@@ -84,3 +84,17 @@ def test_bench_reports_the_jit_tiers(cache, capsys) -> None:
     at_init = json.loads(out)["jit"]["at_init"]
     assert at_init["mode"] == "off" and at_init["compiled"] == 0 and at_init["pending"] == 0
     assert at_init["reference"] >= 1
+
+
+def test_compile_goes_on_past_a_bad_model(cache, tmp_path, capsys) -> None:
+    """A batch (a container image's cache fill) compiles every model it can; each refused one is
+    a line on stderr, and the exit status is 1."""
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\0" * 64)
+    model = tmp_path / "m.tflite"
+    model.write_bytes(float_model(47))
+    assert main(["compile", str(bad), str(model), "--json"]) == 1
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)["models"]
+    assert "error" in rows[0] and rows[1]["compiled"] >= 1
+    assert captured.err.count("tflite-jit compile: error:") == 1

@@ -320,29 +320,29 @@ def test_a_new_cache_directory_retires_idle_workers_and_starts_its_own(cache, mo
 def test_warm_start_defers_loading_past_its_budget(cache, monkeypatch) -> None:
     """Loading cached kernels costs ~5 ms each: past TFLITE_JIT_WARM_LOAD_S, allocate_tensors()
     leaves them on the reference kernels and each invoke loads some (nothing is compiled)."""
-    tflite_jit.Interpreter(model_content=float_model(41), jit="eager").allocate_tensors()  # fills the cache
+    tflite_jit.Interpreter(model_content=float_model(45), jit="eager").allocate_tensors()  # fills the cache
     started = tiers.service().workers_started
     monkeypatch.setenv("TFLITE_JIT_WARM_LOAD_S", "0")
-    it = tflite_jit.Interpreter(model_content=float_model(41), jit="background")
+    it = tflite_jit.Interpreter(model_content=float_model(45), jit="background")
     it.allocate_tensors()
     clusters = it.get_execution_plan()["clusters"]
     assert {c["backend"] for c in clusters} == {"reference"}
     assert all("in the compile cache, loaded between invokes" in c["reason"] for c in clusters)
-    np.testing.assert_allclose(run(it, xs(41)), want(41), atol=1e-6)  # loads before it runs
-    np.testing.assert_allclose(run(it, xs(41)), want(41), atol=1e-6)
+    np.testing.assert_allclose(run(it, xs(45)), want(45), atol=1e-6)  # loads before it runs
+    np.testing.assert_allclose(run(it, xs(45)), want(45), atol=1e-6)
     assert it.jit_status() == {"mode": "background", "compiled": len(clusters), "pending": 0, "reference": 0}
     assert tiers.service().workers_started == started
     monkeypatch.setenv("TFLITE_JIT_WARM_LOAD_S", "soon")
     with pytest.raises(ValueError, match="TFLITE_JIT_WARM_LOAD_S"):
-        tflite_jit.Interpreter(model_content=float_model(41), jit="background")
+        tflite_jit.Interpreter(model_content=float_model(45), jit="background")
 
 
 def test_deferred_kernel_missing_from_the_cache_compiles_after_all(cache, monkeypatch) -> None:
     from tflite_jit.backends.numba_cpu import modcache
 
-    tflite_jit.Interpreter(model_content=float_model(42), jit="eager").allocate_tensors()
+    tflite_jit.Interpreter(model_content=float_model(46), jit="eager").allocate_tensors()
     monkeypatch.setenv("TFLITE_JIT_WARM_LOAD_S", "0")
-    it = tflite_jit.Interpreter(model_content=float_model(42), jit="background")
+    it = tflite_jit.Interpreter(model_content=float_model(46), jit="background")
     it.allocate_tensors()
     real, misses = modcache.load_cached, []
 
@@ -353,8 +353,8 @@ def test_deferred_kernel_missing_from_the_cache_compiles_after_all(cache, monkey
         return real(fn, sig)
 
     monkeypatch.setattr(modcache, "load_cached", vanished)
-    np.testing.assert_allclose(run(it, xs(42)), want(42), atol=1e-6)
+    np.testing.assert_allclose(run(it, xs(46)), want(46), atol=1e-6)
     assert misses and any("compiling in the background" in c["reason"] for c in it.get_execution_plan()["clusters"])
     assert it.wait_for_jit(timeout=240)
     assert it.jit_status()["compiled"] == len(it.get_execution_plan()["clusters"])
-    np.testing.assert_allclose(run(it, xs(42)), want(42), atol=1e-6)
+    np.testing.assert_allclose(run(it, xs(46)), want(46), atol=1e-6)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
@@ -63,12 +64,22 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from tflite_jit.backends.numba_cpu import modcache
 
     rows = []
+    failed = 0
     for spec in args.models:
-        content, name = load_model(spec)
+        name = spec
         try:
+            content, name = load_model(spec)
             r = compile_model(content, backend=args.backend, fusion=args.fusion, num_threads=args.num_threads)
-        except (ValueError, RuntimeError) as e:
-            raise UserError(f"{name}: {' '.join(str(e).split())[:300]}") from None
+        except (ValueError, RuntimeError, UserError) as e:
+            # one model the engine refuses does not stop a batch (a container image's cache fill):
+            # its line goes to stderr, the others compile, and the exit status says it failed
+            why = " ".join(str(e).split())[:300]
+            if len(args.models) == 1:
+                raise UserError(why if isinstance(e, UserError) else f"{name}: {why}") from None
+            print(f"tflite-jit compile: error: {name}: {why}", file=sys.stderr, flush=True)
+            rows.append({"model": name, "error": why})
+            failed += 1
+            continue
         rows.append({"model": name, **r})
         if not args.json:
             print(f"{name}: {r['steps']} steps: {r['compiled']} kernels compiled, {r['cached']} already "
@@ -77,7 +88,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(json.dumps({"cache": str(modcache.cache_dir()), "models": rows}, indent=2))
     else:
         print(f"cache: {modcache.cache_dir()}")
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
