@@ -123,8 +123,9 @@ def _fc_key(sg: Subgraph, oi: int, row_tensor: int) -> tuple | None:
     out = sg.tensors[op.outputs[0]]
     if not _static(out) or rows_in % w.shape[1] or tuple(out.shape) != (rows_in // w.shape[1], w.shape[0]):
         return None
-    return (op.inputs[1:], op.version, tuple(sorted((k, repr(v)) for k, v in opts.items())),
-            out.type, repr(out.quantization))
+    q = out.quantization
+    qkey = None if q is None else (q.scales.tobytes(), q.zero_points.tobytes(), q.quantized_dimension)
+    return (op.inputs[1:], op.version, tuple(sorted((k, repr(v)) for k, v in opts.items())), out.type, qkey)
 
 
 def _stack(sg: Subgraph, tensors: list[Tensor], unpack: Op,
