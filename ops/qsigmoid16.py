@@ -64,10 +64,6 @@ def input_rescale(scale: float, op: str) -> tuple[int, int]:
     return int(mult), shift
 
 
-def _wrap32(x: np.ndarray) -> np.ndarray:
-    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-
-
 def _interpolated(x: np.ndarray, mult: int, shift: int, op: str) -> np.ndarray:
     """The general path (reference_integer_ops::Logistic / Tanh for int16), in int32 as LiteRT
     computes it: int16 inputs times a multiplier below 2**15 and every later step stay inside

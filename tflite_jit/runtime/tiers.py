@@ -95,6 +95,18 @@ def warm_load_budget() -> float:
         raise ValueError(f"TFLITE_JIT_WARM_LOAD_S={raw!r} is not a number of seconds") from None
 
 
+def _cached_call(ex: Any, step: Any) -> Any:
+    """`step`'s kernel bound to the executable's buffers from the compile cache, or None when its
+    machine code is not there (never compiles)."""
+    root = ex.sg.ops[step.cluster.ops[0]]
+    return reporting(step.kernel.bind(ex.buffers, root.inputs, step.cluster.outputs, cached_only=True), step)
+
+
+def _compile_job(ex: Any, step: Any) -> Any:
+    root = ex.sg.ops[step.cluster.ops[0]]
+    return step.kernel.compile_job(ex.buffers, root.inputs, step.cluster.outputs)
+
+
 def bind(ex: Any, i: int, step: Any, env: Any, bind_step: Any) -> tuple[Any, Any, str]:
     """The step to run at index `i` of a prepared executable, its bound call, and a reason for the
     plan when it runs on a stand-in. `bind_step` is the executable's own binding of a step.
@@ -103,25 +115,24 @@ def bind(ex: Any, i: int, step: Any, env: Any, bind_step: Any) -> tuple[Any, Any
     kernel = step.kernel
     if mode == "eager" or not callable(getattr(kernel, "compile_job", None)):
         return step, bind_step(step), ""
-    root = ex.sg.ops[step.cluster.ops[0]]
+    deferred = (mode == "background" and ex.load_s >= warm_load_budget()
+                and callable(getattr(kernel, "maybe_cached", None)) and kernel.maybe_cached())
+    if not deferred:
+        t0 = time.perf_counter()
+        call = _cached_call(ex, step)
+        ex.load_s += time.perf_counter() - t0
+        if call is not None:
+            return step, call, ""
     ref = ex.backends[-1]
-    if (mode == "background" and ex.load_s >= warm_load_budget()
-            and callable(getattr(kernel, "maybe_cached", None)) and kernel.maybe_cached()):
-        stand_in = dataclasses.replace(step, kernel=ref.compile(step.cluster, env), backend=ref.name)
-        ex.pending.append(Pending(i, step, None))
-        return stand_in, bind_step(stand_in), (f"{step.backend}: in the compile cache, loaded between "
-                                               f"invokes (runs on {ref.name} until then)")
-    t0 = time.perf_counter()
-    call = reporting(kernel.bind(ex.buffers, root.inputs, step.cluster.outputs, cached_only=True), step)
-    ex.load_s += time.perf_counter() - t0
-    if call is not None:
-        return step, call, ""
     stand_in = dataclasses.replace(step, kernel=ref.compile(step.cluster, env), backend=ref.name)
-    if mode == "off":
+    if deferred:
+        ex.pending.append(Pending(i, step, None))
+        why = f"{step.backend}: in the compile cache, loaded between invokes (runs on {ref.name} until then)"
+    elif mode == "off":
         why = (f"{step.backend}: not in the compile cache and jit='off' (runs on {ref.name}; "
                "`tflite-jit compile MODEL` fills the cache)")
     else:
-        job = kernel.compile_job(ex.buffers, root.inputs, step.cluster.outputs)
+        job = _compile_job(ex, step)
         service().submit(job)
         ex.pending.append(Pending(i, step, job))
         why = f"{step.backend}: compiling in the background (runs on {ref.name} until then)"
@@ -146,41 +157,35 @@ def upgrade(ex: Any, budget: float | None = INVOKE_LOAD_S) -> int:
     swapped = 0
     keep = []
     for p in ex.pending:
-        root = ex.sg.ops[p.step.cluster.ops[0]]
         if p.job is None:  # deferred at allocate: in the cache, loaded while the budget lasts
             if deadline is not None and time.perf_counter() >= deadline:
                 keep.append(p)
                 continue
-            call = reporting(p.step.kernel.bind(ex.buffers, root.inputs, p.step.cluster.outputs,
-                                                cached_only=True), p.step)
-            if call is not None:
-                ex.swap(p.index, p.step, call)
-                swapped += 1
+        else:
+            result = svc.result(p.job.key) if svc is not None else None
+            if result is None:
+                keep.append(p)
                 continue
-            # gone from the cache since (cleared, or never complete): compile it after all
-            job = p.step.kernel.compile_job(ex.buffers, root.inputs, p.step.cluster.outputs)
+            ok, error = result
+            if not ok:
+                ex.set_reason(p.index, f"{p.step.backend}: background compile failed: {error} (runs on "
+                                       f"{ex.steps[p.index].backend})")
+                continue
+        call = _cached_call(ex, p.step)
+        if call is not None:
+            ex.swap(p.index, p.step, call)
+            swapped += 1
+        elif p.job is None:  # gone from the cache since (cleared, or never complete): compile it
             svc = service()
+            job = _compile_job(ex, p.step)
             svc.submit(job)
             keep.append(Pending(p.index, p.step, job))
             ex.set_reason(p.index, f"{p.step.backend}: compiling in the background (runs on "
                                    f"{ex.steps[p.index].backend} until then)")
-            continue
-        result = svc.result(p.job.key) if svc is not None else None
-        if result is None:
-            keep.append(p)
-            continue
-        ok, error = result
-        if ok:
-            call = reporting(p.step.kernel.bind(ex.buffers, root.inputs, p.step.cluster.outputs,
-                                                cached_only=True), p.step)
-            if call is not None:
-                ex.swap(p.index, p.step, call)
-                swapped += 1
-                continue
-            error = ("the background compiler finished but the machine code is not in the compile "
-                     "cache (full or read-only disk?)")
-        ex.set_reason(p.index, f"{p.step.backend}: background compile failed: {error} (runs on "
-                               f"{ex.steps[p.index].backend})")
+        else:
+            ex.set_reason(p.index, f"{p.step.backend}: background compile failed: the background compiler "
+                                   "finished but the machine code is not in the compile cache (full or "
+                                   f"read-only disk?) (runs on {ex.steps[p.index].backend})")
     ex.pending = keep
     return swapped
 
