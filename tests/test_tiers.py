@@ -317,20 +317,35 @@ def test_a_new_cache_directory_retires_idle_workers_and_starts_its_own(cache, mo
     np.testing.assert_allclose(run(second, xs(52)), want(52), atol=1e-6)
 
 
+def as_a_new_process(monkeypatch) -> None:
+    """Forget the generated modules this process imported, as a new process on the same cache
+    would not have them (a module already imported binds at allocate time: no load to defer)."""
+    for name in [n for n in sys.modules if n.startswith("tflite_jit_k_")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
 def test_warm_start_defers_loading_past_its_budget(cache, monkeypatch) -> None:
-    """Loading cached kernels costs ~5 ms each: past TFLITE_JIT_WARM_LOAD_S, allocate_tensors()
-    leaves them on the reference kernels and each invoke loads some (nothing is compiled)."""
+    """Loading cached kernels costs ~5 ms each: past TFLITE_JIT_WARM_LOAD_S (default 0),
+    allocate_tensors() leaves them on the reference kernels, the first invoke runs there, and
+    each invoke after it loads some (nothing is compiled)."""
     tflite_jit.Interpreter(model_content=float_model(45), jit="eager").allocate_tensors()  # fills the cache
     started = tiers.service().workers_started
-    monkeypatch.setenv("TFLITE_JIT_WARM_LOAD_S", "0")
+    as_a_new_process(monkeypatch)
+    monkeypatch.delenv("TFLITE_JIT_WARM_LOAD_S", raising=False)
     it = tflite_jit.Interpreter(model_content=float_model(45), jit="background")
     it.allocate_tensors()
     clusters = it.get_execution_plan()["clusters"]
     assert {c["backend"] for c in clusters} == {"reference"}
     assert all("in the compile cache, loaded between invokes" in c["reason"] for c in clusters)
+    np.testing.assert_allclose(run(it, xs(45)), want(45), atol=1e-6)  # the first result: nothing loaded
+    assert {c["backend"] for c in it.get_execution_plan()["clusters"]} == {"reference"}
     np.testing.assert_allclose(run(it, xs(45)), want(45), atol=1e-6)  # loads before it runs
-    np.testing.assert_allclose(run(it, xs(45)), want(45), atol=1e-6)
     assert it.jit_status() == {"mode": "background", "compiled": len(clusters), "pending": 0, "reference": 0}
+    monkeypatch.setenv("TFLITE_JIT_WARM_LOAD_S", "inf")  # everything loaded in allocate_tensors()
+    as_a_new_process(monkeypatch)
+    it = tflite_jit.Interpreter(model_content=float_model(45), jit="background")
+    it.allocate_tensors()
+    assert it.jit_status()["compiled"] == len(clusters)
     assert tiers.service().workers_started == started
     monkeypatch.setenv("TFLITE_JIT_WARM_LOAD_S", "soon")
     with pytest.raises(ValueError, match="TFLITE_JIT_WARM_LOAD_S"):
@@ -341,9 +356,10 @@ def test_deferred_kernel_missing_from_the_cache_compiles_after_all(cache, monkey
     from tflite_jit.backends.numba_cpu import modcache
 
     tflite_jit.Interpreter(model_content=float_model(46), jit="eager").allocate_tensors()
-    monkeypatch.setenv("TFLITE_JIT_WARM_LOAD_S", "0")
+    as_a_new_process(monkeypatch)
     it = tflite_jit.Interpreter(model_content=float_model(46), jit="background")
     it.allocate_tensors()
+    np.testing.assert_allclose(run(it, xs(46)), want(46), atol=1e-6)  # the first result loads nothing
     real, misses = modcache.load_cached, []
 
     def vanished(fn, sig):  # the cache was cleared between allocate and the first invoke

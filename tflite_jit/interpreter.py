@@ -448,6 +448,7 @@ class Interpreter:
             if not self._interpreter.ready.get(0):
                 raise RuntimeError("Invoke called on model that is not ready.")
             self._interpreter.execs[0].run()
+            self._interpreter.context.invokes += 1
             self._ran(0)
 
     def get_input_details(self) -> list[dict[str, Any]]:
@@ -667,6 +668,7 @@ class SignatureRunner:
                 it._set_tensor(sig.inputs[name], value, si)
             ex = it._interpreter.execs[si]
             ex.run()
+            it._interpreter.context.invokes += 1
             it._ran(si)
             return {name: np.array(ex.buffers[tid], copy=True) for name, tid in sig.outputs.items()}
 

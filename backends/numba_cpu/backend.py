@@ -12,6 +12,7 @@ invoke() pays none.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -230,6 +231,11 @@ class NumbaKernel:
         call = functools.partial(entry, *args)
         call.njit_call = (fn, args)  # lets a compiled driver call it from Numba (runtime/loops.py)
         return call
+
+    def in_memory(self) -> bool:
+        """Whether this process has imported the kernel's module already (another interpreter of
+        the same architecture): binding it then costs microseconds, not a load."""
+        return self._fn is not None or self.module in sys.modules
 
     def maybe_cached(self) -> bool:
         """Whether the compile cache may hold this kernel's machine code, without importing its

@@ -141,6 +141,7 @@ class RunContext:
         self.resources: dict[int, np.ndarray] = {}
         self.max_bytes: int | None = None  # Interpreter(max_bytes=...); None: TFLITE_JIT_MAX_BYTES
         self.jit = "eager"  # Interpreter(jit=...): runtime/tiers.py
+        self.invokes = 0  # the interpreter's finished invokes (tiers load cached kernels after the first)
         self.called_once: set[Any] = set()
         self._ids: dict[Any, int] = {}
         self._execs: dict[int, Executable] = {}

@@ -85,12 +85,14 @@ INVOKE_LOAD_S = 0.05
 
 def warm_load_budget() -> float:
     """Seconds allocate_tensors() spends loading kernels from the compile cache before it defers
-    the rest to between invokes (TFLITE_JIT_WARM_LOAD_S, default 0.1; "inf": load them all).
-    Loading one costs ~5 ms (LLVM links its machine code): DenseNet121's ~200 kernels took 1 s on
-    a warm cache, twice its cold start, whose first invoke runs on the reference kernels."""
+    the rest to between invokes (TFLITE_JIT_WARM_LOAD_S, default 0; "inf": load them all).
+    Loading one costs ~5 ms (LLVM links its machine code) and saves well under a millisecond of
+    the first invoke on the reference kernels, so by default nothing is loaded before the first
+    result: a warm start answers as fast as a cold one (DenseNet121's ~200 kernels took 1 s to
+    load, twice its cold start), and the loading happens between the invokes after it."""
     raw = os.environ.get("TFLITE_JIT_WARM_LOAD_S", "")
     try:
-        return float(raw) if raw else 0.1
+        return float(raw) if raw else 0.0
     except ValueError:
         raise ValueError(f"TFLITE_JIT_WARM_LOAD_S={raw!r} is not a number of seconds") from None
 
@@ -116,7 +118,8 @@ def bind(ex: Any, i: int, step: Any, env: Any, bind_step: Any) -> tuple[Any, Any
     if mode == "eager" or not callable(getattr(kernel, "compile_job", None)):
         return step, bind_step(step), ""
     deferred = (mode == "background" and ex.load_s >= warm_load_budget()
-                and callable(getattr(kernel, "maybe_cached", None)) and kernel.maybe_cached())
+                and callable(getattr(kernel, "maybe_cached", None)) and kernel.maybe_cached()
+                and not kernel.in_memory())
     if not deferred:
         t0 = time.perf_counter()
         call = _cached_call(ex, step)
@@ -144,7 +147,9 @@ def upgrade(ex: Any, budget: float | None = INVOKE_LOAD_S) -> int:
     cached kernels allocate_tensors() deferred for as long as `budget` seconds allow (None: all);
     a step whose compile failed stays on its stand-in for good, with the reason in the plan.
     Returns how many steps were swapped. Called between invokes only (Executable.run), so a run
-    never mixes a half-swapped step."""
+    never mixes a half-swapped step. Before the interpreter's first result (`context.invokes`
+    still 0) the deferred kernels wait: loading them costs more than running their steps once
+    on the reference kernels."""
     if not ex.pending:
         return 0
     svc = _service
@@ -153,6 +158,8 @@ def upgrade(ex: Any, budget: float | None = INVOKE_LOAD_S) -> int:
         for p in ex.pending:
             if p.job is not None:
                 svc.submit(p.job)
+    if budget is not None and not getattr(ex.context, "invokes", 1):
+        budget = 0.0
     deadline = None if budget is None else time.perf_counter() + budget
     swapped = 0
     keep = []
