@@ -374,3 +374,67 @@ def test_deferred_kernel_missing_from_the_cache_compiles_after_all(cache, monkey
     assert it.wait_for_jit(timeout=240)
     assert it.jit_status()["compiled"] == len(it.get_execution_plan()["clusters"])
     np.testing.assert_allclose(run(it, xs(46)), want(46), atol=1e-6)
+
+
+_NO_NUMBA = r"""
+import sys
+import numpy as np
+import tflite_jit
+
+model, inputs, expected = sys.argv[1], np.load(sys.argv[2]), np.load(sys.argv[3])
+it = tflite_jit.Interpreter(model_path=model, jit="background")
+it.allocate_tensors()
+it.set_tensor(it.get_input_details()[0]["index"], inputs)
+it.invoke()
+np.testing.assert_allclose(it.get_tensor(it.get_output_details()[0]["index"]), expected, rtol=1e-5, atol=1e-5)
+assert "numba" not in sys.modules, "the first result imported Numba"
+assert it.wait_for_jit(timeout=600)
+it.invoke()
+np.testing.assert_allclose(it.get_tensor(it.get_output_details()[0]["index"]), expected, rtol=1e-5, atol=1e-5)
+assert it.jit_status()["reference"] == 0 and it.jit_status()["compiled"] > 0, it.jit_status()
+assert "numba" in sys.modules
+print("OK")
+"""
+
+
+def test_first_result_never_imports_numba(cache, tmp_path) -> None:
+    """Planning, printing and hashing kernels and sending compile jobs need no Numba
+    (backends/numba_cpu/host.py, modcache.arg_types): a first result, cold or warm, does not pay
+    for `import numba` (0.11 s); the kernels it loads afterwards do."""
+    rng = np.random.default_rng(5)
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    x = g.input("x", (1, 6, 6, 3), np.float32)
+    w = g.const("w", rng.standard_normal((8, 3, 3, 3)).astype(np.float32))
+    (y,) = g.apply("CONV_2D", [x, w, g.const("b", rng.standard_normal(8).astype(np.float32))], padding="SAME",
+                   stride_w=1, stride_h=1, fused_activation_function="RELU6")
+    dw = g.const("dw", rng.standard_normal((1, 3, 3, 8)).astype(np.float32))
+    (z,) = g.apply("DEPTHWISE_CONV_2D", [y, dw, g.const("db", np.zeros(8, np.float32))], padding="SAME",
+                   stride_w=2, stride_h=2, depth_multiplier=1)
+    (o,) = g.apply("LOGISTIC", [z])
+    g.output(o)
+    path, xin, want_path = tmp_path / "m.tflite", tmp_path / "x.npy", tmp_path / "want.npy"
+    path.write_bytes(mb.build())
+    x0 = rng.standard_normal((1, 6, 6, 3)).astype(np.float32)
+    np.save(xin, x0)
+    np.save(want_path, litert_run(path.read_bytes(), [x0])[0])
+    env = {**os.environ, "TFLITE_JIT_CACHE_DIR": str(cache)}
+    env.pop("TFLITE_JIT_JIT", None)
+    for start in ("cold", "warm"):
+        r = subprocess.run([sys.executable, "-c", _NO_NUMBA, str(path), str(xin), str(want_path)], env=env,
+                           capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0 and "OK" in r.stdout, f"{start}: {r.stderr[-3000:]}"
+
+
+def test_compile_jobs_describe_numba_signatures_exactly() -> None:
+    from tflite_jit.backends.numba_cpu import modcache
+
+    base = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    readonly = np.zeros(5, np.int8)
+    readonly.flags.writeable = False
+    args = (base, base[:, :, ::2], np.asfortranarray(base), base[0, 0], np.float32(2.5), np.int32(-3), 7, 0.5,
+            True, None, readonly, np.zeros((), np.int16), np.zeros((1, 1), np.uint8), np.zeros(3, np.bool_),
+            np.zeros(2, np.int64))
+    described = modcache.arg_types(args)
+    assert pickle.loads(pickle.dumps(described)) == described
+    assert modcache.numba_types(described) == modcache.signature(args)

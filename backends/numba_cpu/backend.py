@@ -247,7 +247,7 @@ class NumbaKernel:
         """What another process needs to compile this kernel into the shared cache."""
         modcache.write(self.src.source)
         return CompileJob(self.module, self.src.entry,
-                          modcache.signature(self._args(buffers, root_inputs, outputs)),
+                          modcache.arg_types(self._args(buffers, root_inputs, outputs)),
                           str(modcache.cache_dir()), self.src.source.count("\n"))
 
 
@@ -259,7 +259,7 @@ class CompileJob:
 
     module: str
     entry: str
-    sig: tuple
+    sig: tuple  # modcache.arg_types: the planning process need not have imported Numba
     directory: str  # the cache directory holding the module (the worker must use the same)
     #: lines of source: Numba's compile time grows with them (1.1 s for MobileNetV2's 260-line
     #: depthwise kernels, 0.2-0.5 s for its 170-line GEMMs), so the tiers compile the longest first
@@ -272,4 +272,4 @@ class CompileJob:
     def run(self) -> None:
         if str(modcache.cache_dir()) != self.directory:
             raise RuntimeError(f"compile cache is {modcache.cache_dir()} here, the kernel is in {self.directory}")
-        modcache.compile_signature(modcache.load_module(self.module, self.entry), self.sig)
+        modcache.compile_signature(modcache.load_module(self.module, self.entry), modcache.numba_types(self.sig))

@@ -14,6 +14,8 @@ the source imports from: a changed helper gets new module names instead of stale
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import hashlib
 import importlib.util
 import os
@@ -26,6 +28,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 #: Bump when generated code changes meaning; part of every cache key.
 CODE_VERSION = "1"
@@ -74,11 +78,18 @@ def _helper_digest(module: str) -> str:
     return digest
 
 
-def module_name(source: str) -> str:
-    import numba
+@functools.cache
+def numba_version() -> str:
+    """Numba's version, read from its installed metadata: a cache key needs it, and a first result
+    on the reference kernels must not wait for `import numba` (0.11 s)."""
+    from importlib.metadata import version
 
+    return version("numba")
+
+
+def module_name(source: str) -> str:
     helpers = "".join(_helper_digest(m) for m in sorted(set(_HELPER_IMPORT.findall(source))))
-    key = f"{CODE_VERSION}\0{numba.__version__}\0{helpers}\0{source}"
+    key = f"{CODE_VERSION}\0{numba_version()}\0{helpers}\0{source}"
     return f"tflite_jit_k_{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
 
@@ -211,11 +222,42 @@ def purge(module: str) -> None:
 
 
 def signature(args: tuple) -> tuple:
-    """The Numba argument types a kernel is compiled for (picklable: a background compiler
-    process receives them)."""
+    """The Numba argument types a kernel is compiled for."""
     import numba
 
     return tuple(numba.typeof(a) for a in args)
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayType:
+    """An array argument's Numba type described without Numba: the fields numba.typeof reads."""
+
+    dtype: str
+    ndim: int
+    layout: str  # "C", "F" or "A", as numba.np.numpy_support.map_layout
+    readonly: bool
+
+
+def arg_types(args: tuple) -> tuple:
+    """`signature(args)` as Numba-free, picklable descriptions (arrays as ArrayType, any other
+    argument as itself): what a compile job carries to the background compiler, written by a
+    process that has not imported Numba (runtime/tiers.py). `numba_types` turns them back."""
+    out: list[Any] = []
+    for a in args:
+        if isinstance(a, np.ndarray) and type(a) is np.ndarray:
+            layout = "C" if a.flags.c_contiguous else "F" if a.flags.f_contiguous else "A"
+            out.append(ArrayType(a.dtype.str, a.ndim, layout, not a.flags.writeable))
+        else:
+            out.append(a)
+    return tuple(out)
+
+
+def numba_types(described: tuple) -> tuple:
+    """The Numba signature for `arg_types`' descriptions (equal to `signature` of the arguments)."""
+    import numba
+
+    return tuple(numba.types.Array(numba.from_dtype(np.dtype(d.dtype)), d.ndim, d.layout, readonly=d.readonly)
+                 if isinstance(d, ArrayType) else numba.typeof(d) for d in described)
 
 
 def compile_now(fn: Any, args: tuple) -> Any:

@@ -236,3 +236,44 @@ def _tanh32(x):
 '''
 
 VECTOR_FNS = {"exp": "_exp32", "erfc": "_erfc32", "erf": "_erf32", "tanh": "_tanh32"}
+
+
+# ---- vector expressions (GEMM epilogues over simd.py's <VW x float> intrinsics) -------------------
+
+class VecOps(ScalarOps[str]):
+    """ops/expr.py's vocabulary printed over float32 vectors with simd.py's intrinsics. Functions
+    without a vector intrinsic here (libm calls, comparisons, selection, integer functions) are
+    refused: a GEMM epilogue using one goes through a scratch row and the scalar printer."""
+
+    error = PrintError
+    refused = dict.fromkeys(
+        ("exp", "log", "tanh", "erf", "erfc", "lt", "gt", "le", "ge", "eq", "ne", "where", "sign",
+         "round", "sin", "cos", "power", "power_wrap", "floordiv", "floormod", "and", "or", "not",
+         "atan2", "bitand", "bitxor", "rshift", "round_away", "quant_steps"),
+        "{fn} has no vector form")
+    calls = {"add": "vadd", "sub": "vsub", "mul": "vmul", "div": "vdiv", "neg": "vneg", "abs": "vabs",
+             "square": "vsquare", "max": "vmax", "min": "vmin", "sqrt": "vsqrt", "rsqrt": "vrsqrt",
+             "floor": "vfloor", "ceil": "vceil"}
+
+
+_VEC_OPS = VecOps()
+
+#: every intrinsic a GEMM kernel may call (its import line): the memory and FMA intrinsics, then
+#: each one VecOps prints
+INTRINSICS = ("vload", "vloadm", "vstore", "vstorem", "vbcast", "vsplat", "vfma", "ld", "st",
+              *sorted(set(VecOps.calls.values())))
+
+
+def vec_expr(expr: Expr, names: dict[int, str]) -> str | None:
+    """`expr` printed over vectors (Var(i) -> names[i]); None if it needs a function with no
+    vector form here (VecOps refuses it): the caller then uses the scalar path."""
+    if isinstance(expr, Var):
+        return names[expr.index]
+    if isinstance(expr, Const):
+        return f"vsplat({const_literal(expr.value, F32)})"
+    if expr.fn in VecOps.refused:
+        return None
+    args = [vec_expr(a, names) for a in expr.args]
+    if any(a is None for a in args):
+        return None
+    return _VEC_OPS.call(expr.fn, args)

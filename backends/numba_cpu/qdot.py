@@ -26,12 +26,11 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from tflite_jit.backends.numba_cpu.host import GROUP, LANES, PIX_BLOCK, SERIAL_OPS, pack_weights  # noqa: F401 (re-exported)
 from tflite_jit.backends.numba_cpu.hybridq import finish_rows, hq_row_u8
 from tflite_jit.backends.numba_cpu.qsimd import dpbusd
 from tflite_jit.backends.numba_cpu.simd import check_array, check_int, elem_ptr, splat
 
-#: columns per step (int32 lanes) and input bytes per lane per step
-LANES, GROUP = 16, 4
 _I32, _I64 = ir.IntType(32), ir.IntType(64)
 _V32 = ir.VectorType(_I32, LANES)
 
@@ -125,17 +124,6 @@ def zero_bytes(typingctx, dst, di, n):
     return types.void(dst, di, n), codegen
 
 
-def pack_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """w [N, K] int8 -> (packed [N/16, K/4, 16, 4] int8 flat, column sums int32 [N], k4, nb), N
-    and K padded with zero weights (padding contributes nothing to any sum)."""
-    n, k = w.shape
-    nb, k4 = -(-n // LANES), -(-k // GROUP)
-    wp = np.zeros((nb * LANES, k4 * GROUP), np.int8)
-    wp[:n, :k] = w
-    packed = wp.reshape(nb, LANES, k4, GROUP).transpose(0, 2, 1, 3)
-    return (np.ascontiguousarray(packed).reshape(-1), w.astype(np.int64).sum(axis=1).astype(np.int32), k4, nb)
-
-
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", boundscheck=False)
 
 
@@ -195,11 +183,6 @@ def hybrid_fc_i8(xf, SF, ZP, XU, WP, CS, SW, B, ACC, of, rows, depth, units, k4,
     finish_rows(of, SF, SW, B, rows, 1, units, has_bias, lo, hi)
 
 
-#: output pixels per im2col block of hybrid_conv_i8 (their patches stay in L1/L2)
-PIX_BLOCK = 64
-#: serial multiply-adds per second assumed for the threading decision (2 ops each; measured
-#: ~300 int8 MAC/ns on a 3x3 layer here)
-SERIAL_OPS = 300e9
 
 
 @numba.njit(**_JIT)

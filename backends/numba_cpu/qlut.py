@@ -11,26 +11,14 @@ tables are stored rotated by 128 (`byte_table`). Hosts without VBMI keep the sca
 
 from __future__ import annotations
 
-import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from tflite_jit.backends.numba_cpu.simd import check_array, check_int, elem_ptr, host_features, llvm_fn
-
-#: bytes per vector lookup step
-LUT_W = 64
-HAS_VBMI = all(f in host_features() for f in ("+avx512f", "+avx512bw", "+avx512vbmi"))
+from tflite_jit.backends.numba_cpu.host import HAS_VBMI, LUT_W, byte_table  # noqa: F401 (re-exported)
+from tflite_jit.backends.numba_cpu.simd import check_array, check_int, elem_ptr, llvm_fn
 
 _B64 = ir.VectorType(ir.IntType(8), LUT_W)
-
-
-def byte_table(table: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """The 256 output bytes indexed by the input's raw byte: table[x - qmin] for x of `dtype`
-    (int8: byte b holds x = b - 256 for b >= 128, so the table is rotated by 128)."""
-    t = np.asarray(table).astype(np.dtype(dtype)).view(np.uint8)
-    assert t.shape == (256,)
-    return np.ascontiguousarray(np.roll(t, -128) if np.dtype(dtype) == np.dtype(np.int8) else t)
 
 
 @intrinsic

@@ -24,19 +24,11 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from tflite_jit.backends.numba_cpu.host import MUL_W, split_multiplier  # noqa: F401 (re-exported)
 from tflite_jit.backends.numba_cpu.simd import check_array, check_int, elem_ptr, splat
-
-#: lanes per vector step
-MUL_W = 16
 
 _I8V = ir.VectorType(ir.IntType(8), MUL_W)
 _I32V = ir.VectorType(ir.IntType(32), MUL_W)
-
-
-def split_multiplier(m: int) -> tuple[int, int, int]:
-    """(a, c, d) with m = a * 2**16 + c * 2**8 + d, 0 <= c, d < 256."""
-    assert 0 <= m < 2**31
-    return m >> 16, (m >> 8) & 255, m & 255
 
 
 def _splat32(builder, v, ty):

@@ -19,30 +19,23 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from tflite_jit.backends.numba_cpu.host import HAS_VNNI, QROWS, VW  # noqa: F401 (re-exported)
 from tflite_jit.backends.numba_cpu.simd import (
-    VW,
     SimdVector,
     check_array,
     check_int,
     elem_ptr,
     f32vec,
-    host_features,
     lane_mask,
     llvm_fn,
     splat,
 )
-
-#: rows of the per-channel parameter table QP: bias, multiplier, left shift, right shift, h+, h-
-QROWS = 6
 
 _V64 = ir.VectorType(ir.IntType(64), VW)
 _V32 = ir.VectorType(ir.IntType(32), VW)
 _V8 = ir.VectorType(ir.IntType(8), VW)
 
 i32vec = SimdVector(f"int32x{VW}", _V32)
-
-HAS_VNNI = VW == 16 and "+avx512vnni" in host_features() and "+avx512bw" in host_features()
-
 
 # ---- the requantizing stores --------------------------------------------------------------------
 

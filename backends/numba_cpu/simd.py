@@ -23,37 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, models, register_model
 
-from tflite_jit.backends.numba_cpu.printer import PrintError, const_literal
-from tflite_jit.ops.expr import Const, Expr, ScalarOps, Var
-
-F32 = np.dtype(np.float32)
-
-#: printed into GEMM kernel headers with VW (the cache key covers the intrinsics' text itself)
-SIMD_VERSION = "1"
-
-
-def host_features() -> list[str]:
-    """The target's LLVM CPU features (+avx512f, ...), as Numba compiles for them."""
-    import llvmlite.binding as ll
-    import numba
-
-    feats = numba.config.CPU_FEATURES
-    if feats is None:
-        feats = ll.get_host_cpu_features().flatten()
-    return feats.split(",")
-
-
-_AVX512 = "+avx512f" in host_features()
-#: float32 lanes per vector and vector registers of the target (zmm x 32 or ymm x 16)
-VW = 16 if _AVX512 else 8
-NREGS = 32 if _AVX512 else 16
+from tflite_jit.backends.numba_cpu.host import NREGS, SIMD_VERSION, VW, host_features  # noqa: F401 (re-exported)
 
 _VEC = ir.VectorType(ir.FloatType(), VW)
 _I32 = ir.IntType(32)
@@ -341,42 +317,3 @@ def st(typingctx, arr, idx, x):
 
 
 # ---- the scalar vocabulary over vectors ---------------------------------------------------------
-
-
-class VecOps(ScalarOps[str]):
-    """ops/expr.py's vocabulary printed over float32 vectors with the intrinsics above. Functions
-    without a vector intrinsic here (libm calls, comparisons, selection, integer functions) are
-    refused: a GEMM epilogue using one goes through a scratch row and the scalar printer."""
-
-    error = PrintError
-    refused = dict.fromkeys(
-        ("exp", "log", "tanh", "erf", "erfc", "lt", "gt", "le", "ge", "eq", "ne", "where", "sign",
-         "round", "sin", "cos", "power", "power_wrap", "floordiv", "floormod", "and", "or", "not",
-         "atan2", "bitand", "bitxor", "rshift", "round_away", "quant_steps"),
-        "{fn} has no vector form")
-    calls = {"add": "vadd", "sub": "vsub", "mul": "vmul", "div": "vdiv", "neg": "vneg", "abs": "vabs",
-             "square": "vsquare", "max": "vmax", "min": "vmin", "sqrt": "vsqrt", "rsqrt": "vrsqrt",
-             "floor": "vfloor", "ceil": "vceil"}
-
-
-_VEC_OPS = VecOps()
-
-#: every intrinsic a GEMM kernel may call (its import line): the memory and FMA intrinsics, then
-#: each one VecOps prints
-INTRINSICS = ("vload", "vloadm", "vstore", "vstorem", "vbcast", "vsplat", "vfma", "ld", "st",
-              *sorted(set(VecOps.calls.values())))
-
-
-def vec_expr(expr: Expr, names: dict[int, str]) -> str | None:
-    """`expr` printed over vectors (Var(i) -> names[i]); None if it needs a function with no
-    vector form here (VecOps refuses it): the caller then uses the scalar path."""
-    if isinstance(expr, Var):
-        return names[expr.index]
-    if isinstance(expr, Const):
-        return f"vsplat({const_literal(expr.value, F32)})"
-    if expr.fn in VecOps.refused:
-        return None
-    args = [vec_expr(a, names) for a in expr.args]
-    if any(a is None for a in args):
-        return None
-    return _VEC_OPS.call(expr.fn, args)

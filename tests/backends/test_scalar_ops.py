@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from tflite_jit.backends.numba_cpu import printer as numba_printer
-from tflite_jit.backends.numba_cpu import simd
 from tflite_jit.backends.opencl import printer as opencl_printer
 from tflite_jit.ops import expr as E
 
@@ -19,7 +18,7 @@ from tflite_jit.ops import expr as E
 RENDERERS = {
     E.NumpyOps: E.NumpyOps(),
     numba_printer.NumbaOps: numba_printer.NumbaOps(np.float32),
-    simd.VecOps: simd.VecOps(),
+    numba_printer.VecOps: numba_printer.VecOps(),
     opencl_printer.OpenCLOps: opencl_printer.OpenCLOps(),
 }
 

@@ -65,17 +65,19 @@ class FlatReader:
     # -- tables ----------------------------------------------------------------------------------
     def field_pos(self, table_pos: int, slot: int, what: str) -> int:
         """Absolute position of a field's data, or 0 when the field is absent."""
+        offsets = self._vtable(table_pos, what)
+        return table_pos + offsets[slot] if slot < len(offsets) and offsets[slot] else 0
+
+    def _vtable(self, table_pos: int, what: str) -> tuple[int, ...]:
+        """Every field offset of a table's vtable at once (0: absent): decoding a model reads them
+        all (NASNet: 38,000 fields), so read_table asks once per table."""
         vt = table_pos - self.scalar("i32", table_pos, what + " vtable offset")
         vt_size = self.scalar("u16", vt, what + " vtable size")
         if vt_size < 4 or vt_size % 2:
             raise ValueError(f"The {self.subject} is not a valid Flatbuffer buffer: bad vtable for "
                              f"{what}")
         self._check(vt, vt_size, what + " vtable")
-        entry = 4 + 2 * slot
-        if entry + 2 > vt_size:
-            return 0
-        off = self.scalar("u16", vt + entry, what)
-        return table_pos + off if off else 0
+        return struct.unpack_from(f"<{(vt_size - 4) // 2}H", self.mv, vt + 4)
 
     def vector(self, pos: int, elem_size: int, what: str) -> tuple[int, int]:
         start = self.uoffset(pos, what)
@@ -94,16 +96,22 @@ class FlatReader:
                              "too deep")
         out: dict[str, Any] = {}
         fields = self.tables[table]
+        first = next((f[0] for f in fields if f is not None), None)
+        offsets = self._vtable(pos, f"{what}.{first}") if first is not None else ()
+        size, mv = self.size, self.mv
         for slot, f in enumerate(fields):
-            if f is None:
+            if f is None or slot >= len(offsets) or not offsets[slot]:
                 continue
             name, kind, _ = f
-            fp = self.field_pos(pos, slot, f"{what}.{name}")
-            if not fp:
+            fp = pos + offsets[slot]
+            scalar = _SCALARS.get(kind)
+            if scalar is not None and fp + scalar[1] <= size:  # the common case, without a label
+                v = struct.unpack_from(scalar[0], mv, fp)[0]
+                out[name] = bool(v) if kind == "bool" else v
                 continue
             label = f"{what}.{name}"
-            if kind in _SCALARS:
-                out[name] = self.scalar(kind, fp, label)
+            if scalar is not None:
+                out[name] = self.scalar(kind, fp, label)  # raises: it lies outside the buffer
             elif kind == "str":
                 out[name] = self.string(fp, label)
             elif kind.startswith("table:"):

@@ -43,9 +43,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, printer, simd
+from tflite_jit.backends.numba_cpu import emit, host, printer
 from tflite_jit.backends.numba_cpu.generators import register_generator
-from tflite_jit.backends.numba_cpu.simd import SIMD_VERSION, VW, vec_expr
+from tflite_jit.backends.numba_cpu.host import SIMD_VERSION, VW
+from tflite_jit.backends.numba_cpu.printer import vec_expr
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops import expr as E
@@ -420,7 +421,7 @@ def _generate(req: KernelRequest, g: _Gemm, arg_names: list[str], args: list[Arg
     header = (
         f"# tflite_jit gemm kernel: {req.op_name} M={M} N={N} K={g.KT} batches={NB} "
         f"tile={MR}x{NR} simd={SIMD_VERSION}/{VW}\n"
-        + emit.helper_import(simd, *simd.INTRINSICS)
+        + emit.helper_import(host.SIMD, *printer.INTRINSICS)
     )
 
     # A parallel kernel keeps its tile loops in a separate serial function that the prange body

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, hybridq, printer, qdot
+from tflite_jit.backends.numba_cpu import emit, host, printer
 from tflite_jit.backends.numba_cpu.generators import GENERATORS, gemm, qconv, register_generator
 from tflite_jit.backends.numba_cpu.generators import depthwise as fdw
 from tflite_jit.backends.numba_cpu.quantized import no_epilogue
@@ -142,7 +142,7 @@ def _assemble(req: KernelRequest, core: KernelSource, rows: int, row_len: int, a
            f"{bias is not None}, np.float32({_lit(lo)}), np.float32({_lit(hi)}))"]
     head = (f"# tflite_jit hybrid {req.op_name} v{HVERSION}: {rows} rows of {row_len}, "
             f"{'asymmetric' if asym else 'symmetric'}\n"
-            + emit.helper_import(hybridq, "hq_row", finish))
+            + emit.helper_import(host.HYBRIDQ, "hq_row", finish))
     src = (head + core.source[:m.start()] + f"def hentry(xin, SF, SW, B, {m.group(1)}):\n"
            + "".join(f"    {ln}\n" for ln in pro) + core.source[m.end():].lstrip("\n")
            + "".join(f"    {ln}\n" for ln in epi))
@@ -206,10 +206,10 @@ def _int8_fc(req: KernelRequest, a: HybridAttrs, w: np.ndarray, rows: int, bias:
     takes its shapes as arguments, so this module is a one-line call compiled in milliseconds."""
     units, depth = w.shape
     lo, hi = _clamp(act)
-    wp, cs, k4, nb = qdot.pack_weights(w)
+    wp, cs, k4, nb = host.pack_weights(w)
     src = (f"# tflite_jit hybrid FULLY_CONNECTED v{HVERSION} (int8 product): {rows} rows of "
            f"{depth}, {'asymmetric' if a.asymmetric else 'symmetric'}\n" + printer.PRELUDE
-           + emit.helper_import(qdot, "hybrid_fc_i8") + "\n\n"
+           + emit.helper_import(host.QDOT, "hybrid_fc_i8") + "\n\n"
            + _PRECISE + "\ndef hentry(xin, SF, ZP, XU, WP, CS, SW, B, ACC, o):\n"
            f"    hybrid_fc_i8(xin.reshape({rows * depth}), SF, ZP, XU, WP, CS, SW, B, ACC, "
            f"o.reshape({rows * units}), {rows}, {depth}, {units}, {k4}, {nb}, {a.asymmetric}, "
@@ -218,7 +218,7 @@ def _int8_fc(req: KernelRequest, a: HybridAttrs, w: np.ndarray, rows: int, bias:
             Arg("const", value=np.zeros(rows * k4 * 4, np.uint8)),
             Arg("const", value=wp), Arg("const", value=cs), Arg("const", value=_scales(a, units)),
             Arg("const", value=np.zeros(units, F32) if bias is None else bias),
-            Arg("const", value=np.zeros(rows * nb * qdot.LANES, np.int32)), Arg("output", 0)]
+            Arg("const", value=np.zeros(rows * nb * host.LANES, np.int32)), Arg("output", 0)]
     return KernelSource(src, "hentry", args)
 
 
@@ -250,28 +250,28 @@ def _int8_conv2d(req: KernelRequest, a: HybridAttrs, w: np.ndarray, bias: np.nda
     pad_t = axis_geometry(f.padding, h, kh, sh, dh).pad_before
     pad_l = axis_geometry(f.padding, wd, kw, sw, dw).pad_before
     raw = _raw_join(req, a, w)
-    wp, _, k4, nb = qdot.pack_weights(w.reshape(co, -1))
+    wp, _, k4, nb = host.pack_weights(w.reshape(co, -1))
     lo, hi = _clamp(act)
     npix = oh * ow
     dims = (f"{nimg}, {h}, {wd}, {c}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pad_t}, {pad_l}, {oh}, {ow}, {co}, "
             f"{k4}, {nb}, {raw.rs.shape[1]}")
-    nblk = -(-npix // qdot.PIX_BLOCK)
-    tasks = min(req.num_threads, nblk) if emit.want_parallel(req, 2.0 * npix * co * kh * kw * c / qdot.SERIAL_OPS) else 1
+    nblk = -(-npix // host.PIX_BLOCK)
+    tasks = min(req.num_threads, nblk) if emit.want_parallel(req, 2.0 * npix * co * kh * kw * c / host.SERIAL_OPS) else 1
     fn, more = ("hybrid_conv_i8_par", f", {tasks}") if tasks > 1 else ("hybrid_conv_i8", "")
     src = (f"# tflite_jit hybrid CONV_2D v{HVERSION} (int8 product): {nimg} x {h}x{wd}x{c} -> "
            f"{oh}x{ow}x{co}, {kh}x{kw}, {'asymmetric' if a.asymmetric else 'symmetric'}, {tasks} task(s)\n"
-           + printer.PRELUDE + emit.helper_import(qdot, fn) + "\n\n"
+           + printer.PRELUDE + emit.helper_import(host.QDOT, fn) + "\n\n"
            + _PRECISE + "\ndef hentry(xin, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, o):\n"
            f"    {fn}(xin.reshape({nimg * h * wd * c}), SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, "
            f"o.reshape({nimg * npix * co}), {dims}, {a.asymmetric}, {bias is not None}, "
            f"np.float32({_lit(lo)}), np.float32({_lit(hi)}){more})\n")
-    blk = min(qdot.PIX_BLOCK, npix) * tasks
+    blk = min(host.PIX_BLOCK, npix) * tasks
     args = [Arg("input", 0), Arg("const", value=np.zeros(nimg, F32)), Arg("const", value=np.zeros(h * wd * c, np.uint8)),
             Arg("const", value=np.zeros(blk * k4 * 4, np.uint8)), Arg("const", value=wp),
             Arg("const", value=np.ascontiguousarray(raw.rs.reshape(-1).astype(np.int64))),
             Arg("const", value=raw.ph), Arg("const", value=raw.pw), Arg("const", value=_scales(a, co)),
             Arg("const", value=np.zeros(co, F32) if bias is None else bias),
-            Arg("const", value=np.zeros(blk * nb * qdot.LANES, np.int32)), Arg("output", 0)]
+            Arg("const", value=np.zeros(blk * nb * host.LANES, np.int32)), Arg("output", 0)]
     return KernelSource(src, "hentry", args, tasks > 1)
 
 

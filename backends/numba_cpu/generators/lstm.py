@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, hybridq, printer
+from tflite_jit.backends.numba_cpu import emit, host, printer
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
@@ -381,7 +381,7 @@ def generate_hybrid_lstm(req: KernelRequest, a) -> KernelSource:
              f"        for n in range({n_cell}):",
              "            hs[b, n] = h[b, n]",
              "            cs[b, n] = c[b, n]"]
-    src = (printer.PRELUDE + emit.helper_import(hybridq, "hq_row", "eigen_logistic", "eigen_logistic_scalar",
+    src = (printer.PRELUDE + emit.helper_import(host.HYBRIDQ, "hq_row", "eigen_logistic", "eigen_logistic_scalar",
                                                 "eigen_tanh") + "\n\n" + _PRECISE
            + "\n" + "\n".join(body) + "\n")
     return KernelSource(src, "entry", arglist, False)

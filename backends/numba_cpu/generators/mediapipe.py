@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, mptransform, printer, simd
+from tflite_jit.backends.numba_cpu import emit, host, printer
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.quantized import no_epilogue
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
@@ -84,7 +84,7 @@ def generate_tconv_bias(req: KernelRequest) -> KernelSource:
         "                            acc += ld(x, xb + ic) * ld(wt, wb + ic)",
         "                        st(out, ob + oc, ld(out, ob + oc) + acc)",
     ]
-    src = ("# MediaPipe Convolution2DTransposeBias\n" + emit.helper_import(simd, "ld", "st")
+    src = ("# MediaPipe Convolution2DTransposeBias\n" + emit.helper_import(host.SIMD, "ld", "st")
            + emit.module("\n".join(body) + "\n", rows > 1))
     return KernelSource(src, "entry", [Arg("input", 0), _arg(req, 1), _arg(req, 2), Arg("output", 0)], rows > 1)
 
@@ -107,7 +107,7 @@ def _call(req: KernelRequest, what: str, fn: str, n_in: int, literals: str,
     flat = ", ".join(f"{v}.reshape(-1)" for v in ins)
     body = (f"def entry({', '.join([*ins, *cs, 'out'])}):\n"
             f"    {fn}({flat}, {''.join(c + ', ' for c in cs)}out.reshape(-1), {literals})\n")
-    src = (f"# MediaPipe {what}\n" + emit.helper_import(mptransform, fn)
+    src = (f"# MediaPipe {what}\n" + emit.helper_import(host.MPTRANSFORM, fn)
            + printer.PRELUDE + "\n\n" + _PRECISE + "\n" + body)
     args = [_arg(req, i) for i in range(n_in)] + [Arg("const", value=c) for c in consts] + [Arg("output", 0)]
     return KernelSource(src, "entry", args)

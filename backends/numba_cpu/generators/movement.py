@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tflite_jit import ops
-from tflite_jit.backends.numba_cpu import emit, simd
+from tflite_jit.backends.numba_cpu import emit, host
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
@@ -271,7 +271,7 @@ def generate_movement(req: KernelRequest) -> KernelSource:
     if not pieces:
         body.append("    return")
     args, sig = emit.signature(params)
-    src = (f"# {req.op_name}\n" + emit.helper_import(simd, "ld", "st")
+    src = (f"# {req.op_name}\n" + emit.helper_import(host.SIMD, "ld", "st")
            + emit.module(f"def entry({sig}):\n" + "\n".join(body) + "\n", False))
     return KernelSource(src, "entry", args, False)
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, simd
+from tflite_jit.backends.numba_cpu import emit, host
 from tflite_jit.backends.numba_cpu.generators import GENERATORS, hybrid, register_generator
 from tflite_jit.backends.numba_cpu.quantized import no_epilogue, round_shift_rt, shift_params
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
@@ -80,7 +80,7 @@ def generate_qbmm(req: KernelRequest) -> KernelSource:
     lines.append(f"{ind}        st(o, ob + i * {N} + j, min(max(r + zo, -128), 127))")
     if math.prod(out) == 0:
         lines = ["def entry(x, y, qp, o):", "    return"]
-    src = ("# quantized BATCH_MATMUL (int8)\n" + emit.helper_import(simd, "ld", "st")
+    src = ("# quantized BATCH_MATMUL (int8)\n" + emit.helper_import(host.SIMD, "ld", "st")
            + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("const", value=qp),
                                        Arg("output", 0)], False)

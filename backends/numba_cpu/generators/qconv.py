@@ -42,12 +42,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, printer, qsimd, simd
+from tflite_jit.backends.numba_cpu import emit, host, printer
 from tflite_jit.backends.numba_cpu.generators import depthwise as _fdw
 from tflite_jit.backends.numba_cpu.generators import gemm, q16conv, register_generator
-from tflite_jit.backends.numba_cpu.qsimd import HAS_VNNI, QROWS
+from tflite_jit.backends.numba_cpu.host import HAS_VNNI, QROWS, VW
 from tflite_jit.backends.numba_cpu.quantized import quantized_attrs
-from tflite_jit.backends.numba_cpu.simd import VW
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Output, TensorArg, Unsupported
 from tflite_jit.ops import expr as E
@@ -232,7 +231,7 @@ def _gemm_q(req: KernelRequest, kind: str, tile=None) -> KernelSource:
         all_args = [Arg("input", 0)] + args + consts
     deco = "@numba.njit(cache=True, nogil=True, error_model='numpy', boundscheck=False)"
     source = (body + f"\n# quantized epilogue v{QVERSION} ({dt.name})\n"
-              + emit.helper_import(qsimd, "qst", "qstm") + "\n\n"
+              + emit.helper_import(host.QSIMD, "qst", "qstm") + "\n\n"
               + deco + "\n" + "\n".join(entry) + "\n")
     return KernelSource(source, "qentry", all_args, src.parallel)
 
@@ -411,8 +410,8 @@ def depthwise(req: KernelRequest) -> KernelSource:
             Arg("const", value=np.ascontiguousarray(qp.reshape(-1))), Arg("const", value=qscalars(a)),
             Arg("output", 0)]
     src = (f"# quantized depthwise v{QVERSION} ({dt.name})\n"
-           + emit.helper_import(simd, "ld", "st", "vload", "vloadm", "vmul", "vfma")
-           + emit.helper_import(qsimd, "qst", "qstm")
+           + emit.helper_import(host.SIMD, "ld", "st", "vload", "vloadm", "vmul", "vfma")
+           + emit.helper_import(host.QSIMD, "qst", "qstm")
            + emit.module("\n".join(body) + "\n", parallel))
     return KernelSource(src, "entry", args, parallel)
 
@@ -602,7 +601,7 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
             "parallel={})\n")
     src = (printer.PRELUDE + f"# tflite_jit int8 VNNI gemm v{QVERSION}: {req.op_name} M={M} N={N} "
            f"K={T * CP} tile={MR}x{NR}\n"
-           + emit.helper_import(qsimd, *_VNNI_INTRINSICS) + emit.helper_import(simd, "ld", "st") + "\n\n")
+           + emit.helper_import(host.QSIMD, *_VNNI_INTRINSICS) + emit.helper_import(host.SIMD, "ld", "st") + "\n\n")
     if parallel:
         src += deco.format(False) + f"def qgemm_task(task, {params}):\n" + "\n".join(em) + "\n\n\n"
         body = pro + [f"for task in numba.prange({ntask}):", f"    qgemm_task(np.int64(task), {params})"]

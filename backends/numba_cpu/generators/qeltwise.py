@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, qlut, qmulvec, simd
+from tflite_jit.backends.numba_cpu import emit, host
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.quantized import (
     no_epilogue,
@@ -117,7 +117,7 @@ def _generate(req: KernelRequest) -> KernelSource:
     if head < n:
         body += [f"    for i in range({head}, {n}):"] + ["        " + ln for ln in _element(a, "i", False)]
     src = (f"# quantized {req.op_name} ({a.dtype})\n"
-           + emit.helper_import(simd, "ld", "st")
+           + emit.helper_import(host.SIMD, "ld", "st")
            + emit.module("\n".join(body) + "\n", parallel))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("const", value=_add_qs(a)),
                                        Arg("output", 0)], parallel)
@@ -134,7 +134,7 @@ def _generate_broadcast(req: KernelRequest) -> KernelSource:
     body = _element(a, "i", False, "i0", "i1")
     lines = ["def entry(x, y, qs, o):", f"    {_ADD_QS} = " + ", ".join(f"qs[{k}]" for k in range(_ADD_N))]
     lines += ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(y.shape)], body)]
-    src = (f"# quantized {req.op_name} ({a.dtype}), broadcasting\n" + emit.helper_import(simd, "ld", "st")
+    src = (f"# quantized {req.op_name} ({a.dtype}), broadcasting\n" + emit.helper_import(host.SIMD, "ld", "st")
            + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("const", value=_add_qs(a)),
                                        Arg("output", 0)], False)
@@ -221,20 +221,20 @@ def generate_mul(req: KernelRequest) -> KernelSource:
     # the parameters are an argument (QS), read into locals first: only a left shift is printed
     lines = [lines[0].replace("(x, y, o)", "(x, y, qs, o)"),
              f"    {_MUL_QS} = " + ", ".join(f"qs[{k}]" for k in range(12))] + lines[1:]
-    src = ("# quantized MUL\n" + emit.helper_import(simd, "ld", "st") + emit.helper_import(qmulvec, "qmul16")
+    src = ("# quantized MUL\n" + emit.helper_import(host.SIMD, "ld", "st") + emit.helper_import(host.QMULVEC, "qmul16")
            + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("const", value=_mul_qs(a)),
                                        Arg("output", 0)], False)
 
 
-#: MUL's run-time parameters (the QS argument), in order (qmulvec.split_multiplier's parts too,
+#: MUL's run-time parameters (the QS argument), in order (host.split_multiplier's parts too,
 #: and a right shift's count, half and negative-value mask: only a left shift is printed)
 _MUL_QS = "z1, z2, m, ca, cc, cd, zo, lo, hi, h, nm, rs"
 
 
 def _mul_qs(a) -> np.ndarray:
     m, shift = a.m
-    ca, cc, cd = qmulvec.split_multiplier(m) if qmulvec_ok(a) else (0, 0, 0)
+    ca, cc, cd = host.split_multiplier(m) if qmulvec_ok(a) else (0, 0, 0)
     _, h, nm, rs = shift_params(min(shift, 0))  # a left shift is printed (generate_mul)
     return np.array([a.z1, a.z2, m, ca, cc, cd, a.zo, a.act_min, a.act_max, h, nm, rs], np.int64)
 
@@ -256,7 +256,7 @@ def generate_prelu(req: KernelRequest) -> KernelSource:
     body += ["    " + ln for ln in _mbqm_lines("r", "np.int64(np.int32(p))", *a.m2)]
     body.append(f"st(o, i, min(max(r + {a.zo}, {info.min}), {info.max}))")
     lines = ["def entry(x, y, o):"] + ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(al.shape)], body)]
-    src = ("# quantized PRELU\n" + emit.helper_import(simd, "ld", "st")
+    src = ("# quantized PRELU\n" + emit.helper_import(host.SIMD, "ld", "st")
            + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("output", 0)], False)
 
@@ -286,7 +286,7 @@ def _vector_mul(a, out: tuple[int, ...], xs: tuple[int, ...], ys: tuple[int, ...
         first, second = ("y", "x") if swap else ("x", "y")
         return f"qmul16({first}, {xi}, {second}, {yi}, o, {oi}, {z1}, {z2}, ca, cc, cd, h, nm, rs, zo, lo, hi)"
 
-    W = qmulvec.MUL_W
+    W = host.MUL_W
     if pad[0] == tuple(out) and pad[1] == tuple(out):
         head = n // W * W
         lines = ["def entry(x, y, o):"]
@@ -326,17 +326,17 @@ def generate_table(req: KernelRequest) -> KernelSource:
         raise Unsupported(f"quantized {req.op_name}: input and output shapes differ")
     table = np.ascontiguousarray(np.asarray(a.table).astype(dt))
     byte = dt.itemsize == 1
-    head = n // qlut.LUT_W * qlut.LUT_W if qlut.HAS_VBMI and byte else 0
+    head = n // host.LUT_W * host.LUT_W if host.HAS_VBMI and byte else 0
     lines = ["def entry(x, tab, btab, o):"]
     if head:
-        lines += [f"    for i in range(0, {head}, {qlut.LUT_W}):", "        lut64(btab, x, o, i)"]
+        lines += [f"    for i in range(0, {head}, {host.LUT_W}):", "        lut64(btab, x, o, i)"]
     if head < n:
         lines += [f"    for i in range({head}, {n}):", f"        st(o, i, ld(tab, np.int64(ld(x, i)) - {lo}))"]
-    src = (f"# quantized table op {req.op_name}\n" + emit.helper_import(simd, "ld", "st")
-           + emit.helper_import(qlut, "lut64")
+    src = (f"# quantized table op {req.op_name}\n" + emit.helper_import(host.SIMD, "ld", "st")
+           + emit.helper_import(host.QLUT, "lut64")
            + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=table),
-                                       Arg("const", value=qlut.byte_table(table, dt) if byte else table[:1]),
+                                       Arg("const", value=host.byte_table(table, dt) if byte else table[:1]),
                                        Arg("output", 0)], False)
 
 
@@ -364,7 +364,7 @@ def generate_squared_difference(req: KernelRequest) -> KernelSource:
     body += ["st(o, i, min(max(r + zo, -128), 127))"]
     lines = (["def entry(x, y, qs, o):", f"    {names} = " + ", ".join(f"qs[{k}]" for k in range(len(qs)))]
              + ["    " + ln for ln in _loops(out, [tuple(x.shape), tuple(y.shape)], body)])
-    src = ("# quantized SQUARED_DIFFERENCE (int8)\n" + emit.helper_import(simd, "ld", "st")
+    src = ("# quantized SQUARED_DIFFERENCE (int8)\n" + emit.helper_import(host.SIMD, "ld", "st")
            + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("input", 1), Arg("const", value=qs),
                                        Arg("output", 0)], False)

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, simd
+from tflite_jit.backends.numba_cpu import emit, host
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.quantized import no_epilogue
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
@@ -114,6 +114,6 @@ def generate_pad(req: KernelRequest) -> KernelSource:
             body += [f"{ind}else:", f"{ind}    for c in range({OL}):", f"{ind}        st(o, ob + c, {value})"]
         else:
             body += [ind + ln for ln in copy]
-    src = (f"# {req.op_name}\n" + emit.helper_import(simd, "ld", "st")
+    src = (f"# {req.op_name}\n" + emit.helper_import(host.SIMD, "ld", "st")
            + emit.module("\n".join(body) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("output", 0)], False)

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, simd
+from tflite_jit.backends.numba_cpu import emit, host
 from tflite_jit.backends.numba_cpu.generators import pool as _float_pool
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.generators.depthwise import geometry
@@ -79,7 +79,7 @@ def _qpool(req: KernelRequest, kind: str) -> KernelSource:
         f"                for c in range({C}):",
     ] + [f"                    {ln}" for ln in fin] + [
         f"                    st(o, ob + c, min(max(r, {lo}), {hi}))"]
-    src = (f"# quantized {req.op_name}\n" + emit.helper_import(simd, "ld", "st")
+    src = (f"# quantized {req.op_name}\n" + emit.helper_import(host.SIMD, "ld", "st")
            + emit.module("\n".join(body) + "\n", False, arcp=kind != "avg"))  # no reciprocal for / cnt
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=np.zeros(C, np.int64)),
                                        Arg("output", 0)], False)

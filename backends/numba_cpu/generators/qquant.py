@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, printer, simd
+from tflite_jit.backends.numba_cpu import emit, host, printer
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.quantized import QDTYPES16, no_epilogue, round_shift
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
@@ -44,7 +44,7 @@ EXACT_NJIT = ("@numba.njit(cache=True, nogil=True, fastmath=False, error_model='
 
 def exact_module(comment: str, body: list[str]) -> str:
     """A kernel module (printer prelude, ld/st) whose entry is compiled without fastmath."""
-    return (f"# {comment}\n" + emit.helper_import(simd, "ld", "st")
+    return (f"# {comment}\n" + emit.helper_import(host.SIMD, "ld", "st")
             + printer.PRELUDE + "\n\n" + EXACT_NJIT + "\n" + "\n".join(body) + "\n")
 
 
@@ -139,7 +139,7 @@ def _requantize(req: KernelRequest, src: np.dtype, dst: np.dtype) -> KernelSourc
         body += loop(0, head, False)
     if head < n:
         body += loop(head, n, True)
-    src_text = (f"# QUANTIZE {src.name} -> {dst.name} (requantization)\n" + emit.helper_import(simd, "ld", "st")
+    src_text = (f"# QUANTIZE {src.name} -> {dst.name} (requantization)\n" + emit.helper_import(host.SIMD, "ld", "st")
                 + emit.module("\n".join(body) + "\n", False))
     return KernelSource(src_text, "entry", [Arg("input", 0), Arg("const", value=qs), Arg("output", 0)], False)
 

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, simd
+from tflite_jit.backends.numba_cpu import emit, host
 from tflite_jit.backends.numba_cpu.generators import reduce as _float_reduce
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.quantized import (
@@ -114,7 +114,7 @@ def generate_mean(req: KernelRequest) -> KernelSource:
         body += [f"        for c in range({blocks}):"] + ["            " + ln for ln in fin(False)]
     if blocks < C:
         body += [f"        for c in range({blocks}, {C}):"] + ["            " + ln for ln in fin(True)]
-    src = ("# quantized MEAN (spatial)\n" + emit.helper_import(simd, "ld", "st")
+    src = ("# quantized MEAN (spatial)\n" + emit.helper_import(host.SIMD, "ld", "st")
            + emit.module("\n".join(body) + "\n", False))
     assert math.prod(req.out_shape) == B * C
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=np.zeros(C, np.int64)),
@@ -163,7 +163,7 @@ def _mean_rows(req: KernelRequest, outer: int, n: int, inner: int) -> KernelSour
             "        u = (np.int64(np.int32((t - zsum) << ls)) * m + 1073741824) >> 31",
             f"        u = {round_shift_rt('u', 'half', 'neg', 'rs')}",
             f"        st(o, j, min(max(u + zo, {lo}), {hi}))"]
-    src = ("# quantized MEAN (trailing axes)\n" + emit.helper_import(simd, "ld", "st")
+    src = ("# quantized MEAN (trailing axes)\n" + emit.helper_import(host.SIMD, "ld", "st")
            + emit.module("\n".join(body) + "\n", False))
     assert math.prod(req.out_shape) == outer * inner
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=qp), Arg("output", 0)], False)

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, simd
+from tflite_jit.backends.numba_cpu import emit, host
 from tflite_jit.backends.numba_cpu.generators import reduce as _float_reduce
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.generators.qquant import exact_module
@@ -133,7 +133,7 @@ def _softmax16(req: KernelRequest, a: QSoftmax16Attrs) -> KernelSource:
             "            r = (np.int64(ld(etab, mx - np.int64(ld(x, i)))) * rec + half) >> rs",
             "            r = ((r + 2147483648) & 4294967295) - 2147483648",
             "            st(o, i, min(max(r, 0), 32767))"]
-    src = ("# quantized SOFTMAX int16\n" + emit.helper_import(simd, "ld", "st")
+    src = ("# quantized SOFTMAX int16\n" + emit.helper_import(host.SIMD, "ld", "st")
            + emit.module("\n".join(body) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=etab), Arg("const", value=rtab),
                                        Arg("output", 0)], False)

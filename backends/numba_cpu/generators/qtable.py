@@ -20,7 +20,7 @@ import numpy as np
 
 from tflite_jit import ops
 from tflite_jit.backends.base import Cluster, CompileEnv
-from tflite_jit.backends.numba_cpu import emit, qlut, simd
+from tflite_jit.backends.numba_cpu import emit, host
 from tflite_jit.backends.numba_cpu.generators import qeltwise, register_generator
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Output, Request, TensorArg, Unsupported
@@ -72,18 +72,18 @@ def table_source(label: str, table: np.ndarray, dt: np.dtype, n: int) -> KernelS
     """The kernel out[i] = table[x[i] - min(dt)] over n elements; the table is an argument (so a
     retrained model's tables share the kernel)."""
     lo = int(np.iinfo(dt).min)
-    byte_lut = dt.itemsize == 1 and table.dtype.itemsize == 1 and qlut.HAS_VBMI
-    head = n // qlut.LUT_W * qlut.LUT_W if byte_lut else 0
+    byte_lut = dt.itemsize == 1 and table.dtype.itemsize == 1 and host.HAS_VBMI
+    head = n // host.LUT_W * host.LUT_W if byte_lut else 0
     lines = ["def entry(x, tab, btab, o):"]
     if head:
-        lines += [f"    for i in range(0, {head}, {qlut.LUT_W}):", "        lut64(btab, x, o, i)"]
+        lines += [f"    for i in range(0, {head}, {host.LUT_W}):", "        lut64(btab, x, o, i)"]
     if head < n:
         lines += [f"    for i in range({head}, {n}):", f"        st(o, i, ld(tab, np.int64(ld(x, i)) - {lo}))"]
     if n == 0:
         lines += ["    return"]
-    btab = qlut.byte_table(table, table.dtype) if byte_lut else np.zeros(256, np.uint8)
+    btab = host.byte_table(table, table.dtype) if byte_lut else np.zeros(256, np.uint8)
     src = (f"# quantized {label} as a table derived from its reference\n"
-           + emit.helper_import(simd, "ld", "st") + emit.helper_import(qlut, "lut64")
+           + emit.helper_import(host.SIMD, "ld", "st") + emit.helper_import(host.QLUT, "lut64")
            + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=table), Arg("const", value=btab),
                                        Arg("output", 0)], False)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, simd
+from tflite_jit.backends.numba_cpu import emit, host
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.generators.movement import check_plain
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
@@ -89,7 +89,7 @@ def generate_bilinear(req: KernelRequest) -> KernelSource:
             *[f"                {ln}" for ln in col],
             f"                for k in range({c}):",
             *[f"                    {ln}" for ln in blend]]
-    src = ("# RESIZE_BILINEAR\n" + emit.helper_import(simd, "ld", "st")
+    src = ("# RESIZE_BILINEAR\n" + emit.helper_import(host.SIMD, "ld", "st")
            + emit.module("\n".join(body) + "\n", False))
     args = [Arg("input", 0), Arg("output", 0)] + [Arg("const", value=np.ascontiguousarray(tabs[k])) for k in names]
     return KernelSource(src, "entry", args, False)

@@ -33,11 +33,11 @@ import math
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, hybridq, printer, qsimd, simd
+from tflite_jit.backends.numba_cpu import emit, host, printer
 from tflite_jit.backends.numba_cpu.generators import register_generator
 from tflite_jit.backends.numba_cpu.generators.qconv import qparams
+from tflite_jit.backends.numba_cpu.host import VW
 from tflite_jit.backends.numba_cpu.quantized import no_epilogue
-from tflite_jit.backends.numba_cpu.simd import VW
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Unsupported
 from tflite_jit.ops.base import Quantized
@@ -192,10 +192,10 @@ def transpose_conv(req: KernelRequest) -> KernelSource:
         args += [Arg("const", value=sw), Arg("const", value=np.zeros(n, F32)),
                  Arg("const", value=np.zeros(n * h * wd * c, F32))]
     src = (printer.PRELUDE + f"# tflite_jit TRANSPOSE_CONV {'hybrid' if hybrid else 'float32'} v2 VW={VW}\n"
-           + emit.helper_import(simd, "vload", "vstorem", "vbcast", "vsplat", "vfma", "vadd", "vmul", "vmax",
+           + emit.helper_import(host.SIMD, "vload", "vstorem", "vbcast", "vsplat", "vfma", "vadd", "vmul", "vmax",
                                 "vmin", "ld") + "\n\n")
     if hybrid:
-        src += emit.helper_import(hybridq, "hq_row") + "\n\n"
+        src += emit.helper_import(host.HYBRIDQ, "hq_row") + "\n\n"
     src += ((_PRECISE if hybrid else _FAST) + f"\ndef entry({', '.join(names)}):\n"
             + "\n".join("    " + ln for ln in body) + "\n")
     return KernelSource(src, "entry", args)
@@ -264,8 +264,8 @@ def _int8_simd(req: KernelRequest, a) -> KernelSource | None:
             Arg("const", value=yt), Arg("const", value=xt),
             Arg("const", value=np.zeros(n * h * wd * c, F32)), Arg("output", 0)]
     src = (printer.PRELUDE + f"# tflite_jit TRANSPOSE_CONV int8 simd v1 VW={VW}\n"
-           + emit.helper_import(simd, "vload", "vbcast", "vsplat", "vfma", "ld") + "\n"
-           + emit.helper_import(qsimd, "qstm") + "\n\n"
+           + emit.helper_import(host.SIMD, "vload", "vbcast", "vsplat", "vfma", "ld") + "\n"
+           + emit.helper_import(host.QSIMD, "qstm") + "\n\n"
            + _FAST + f"\ndef entry({', '.join(names)}):\n" + "\n".join("    " + ln for ln in body) + "\n")
     return KernelSource(src, "entry", args)
 

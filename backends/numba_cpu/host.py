@@ -1,0 +1,97 @@
+"""What the generators need to know about the target and the kernel helper modules, without
+importing Numba.
+
+A first result runs on the reference kernels (runtime/tiers.py), so planning a model, printing
+its kernels and hashing them into cache keys must not pay for `import numba` (0.11 s, a quarter of
+a warm start): the generators import this module, never the helper modules their kernels import
+(simd.py, qsimd.py, qdot.py, ...). Those helpers take their vector widths, host features and data
+layouts from here, so the two sides agree by construction.
+
+The target's CPU features are Numba's: NUMBA_CPU_NAME / NUMBA_CPU_FEATURES from the environment
+(as numba.config reads them), else the host's as LLVM reports them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+#: the helper modules generated kernels import (`emit.helper_import`), by name
+SIMD = "tflite_jit.backends.numba_cpu.simd"
+QSIMD = "tflite_jit.backends.numba_cpu.qsimd"
+QDOT = "tflite_jit.backends.numba_cpu.qdot"
+QLUT = "tflite_jit.backends.numba_cpu.qlut"
+QMULVEC = "tflite_jit.backends.numba_cpu.qmulvec"
+HYBRIDQ = "tflite_jit.backends.numba_cpu.hybridq"
+MPTRANSFORM = "tflite_jit.backends.numba_cpu.mptransform"
+
+
+@functools.cache
+def _features() -> tuple[str, ...]:
+    feats = os.environ.get("NUMBA_CPU_FEATURES")
+    if feats is None and os.environ.get("NUMBA_CPU_NAME", "").lower() == "generic":
+        feats = ""
+    if feats is None:
+        import llvmlite.binding as ll
+
+        feats = ll.get_host_cpu_features().flatten()
+    return tuple(feats.split(","))
+
+
+def host_features() -> list[str]:
+    """The target's LLVM CPU features (+avx512f, ...), as Numba compiles for them."""
+    return list(_features())
+
+
+AVX512 = "+avx512f" in _features()
+#: float32 lanes per vector and vector registers of the target (zmm x 32 or ymm x 16)
+VW = 16 if AVX512 else 8
+NREGS = 32 if AVX512 else 16
+#: int8 dot products of AVX512-VNNI (qsimd.py's vdot, generators/qconv.py's vnni_gemm)
+HAS_VNNI = VW == 16 and "+avx512vnni" in _features() and "+avx512bw" in _features()
+#: the 64-byte table lookup of qlut.py (vpermi2b)
+HAS_VBMI = all(f in _features() for f in ("+avx512f", "+avx512bw", "+avx512vbmi"))
+
+#: printed into GEMM kernel headers with VW (the cache key covers the intrinsics' text itself)
+SIMD_VERSION = "1"
+
+#: rows of qsimd's per-channel parameter table QP: bias, multiplier, left shift, right shift, h+, h-
+QROWS = 6
+#: bytes per qlut.lut64 step
+LUT_W = 64
+#: lanes per qmulvec.qmul16 step
+MUL_W = 16
+#: qdot: columns per step (int32 lanes) and input bytes per lane per step
+LANES, GROUP = 16, 4
+#: output pixels per im2col block of qdot.hybrid_conv_i8 (their patches stay in L1/L2)
+PIX_BLOCK = 64
+#: serial multiply-adds per second assumed for the threading decision (2 ops each; measured
+#: ~300 int8 MAC/ns on a 3x3 layer here)
+SERIAL_OPS = 300e9
+
+
+def pack_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """qdot's weight layout: w [N, K] int8 -> (packed [N/16, K/4, 16, 4] int8 flat, column sums
+    int32 [N], k4, nb), N and K padded with zero weights (padding contributes nothing to any sum)."""
+    n, k = w.shape
+    nb, k4 = -(-n // LANES), -(-k // GROUP)
+    wp = np.zeros((nb * LANES, k4 * GROUP), np.int8)
+    wp[:n, :k] = w
+    packed = wp.reshape(nb, LANES, k4, GROUP).transpose(0, 2, 1, 3)
+    return (np.ascontiguousarray(packed).reshape(-1), w.astype(np.int64).sum(axis=1).astype(np.int32), k4, nb)
+
+
+def byte_table(table: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """qlut.lut64's table: the 256 output bytes indexed by the input's raw byte, table[x - qmin]
+    for x of `dtype` (int8: byte b holds x = b - 256 for b >= 128, so the table is rotated by 128)."""
+    t = np.asarray(table).astype(np.dtype(dtype)).view(np.uint8)
+    assert t.shape == (256,)
+    return np.ascontiguousarray(np.roll(t, -128) if np.dtype(dtype) == np.dtype(np.int8) else t)
+
+
+def split_multiplier(m: int) -> tuple[int, int, int]:
+    """qmulvec.qmul16's multiplier: (a, c, d) with m = a * 2**16 + c * 2**8 + d, 0 <= c, d < 256."""
+    assert 0 <= m < 2**31
+    return m >> 16, (m >> 8) & 255, m & 255
