@@ -160,6 +160,8 @@ def upgrade(ex: Any, budget: float | None = INVOKE_LOAD_S) -> int:
                 svc.submit(p.job)
     if budget is not None and not getattr(ex.context, "invokes", 1):
         budget = 0.0
+    elif svc is not None:
+        svc.grow()
     deadline = None if budget is None else time.perf_counter() + budget
     swapped = 0
     keep = []
@@ -305,10 +307,10 @@ class CompileService:
     Jobs wait in one queue and go to the workers one at a time (a worker holds at most one job),
     so a long kernel never holds up the others behind it in a worker's pipe; the heaviest
     (longest source) goes first. The first worker
-    starts with the first job; another starts only when a worker finishes a job and the queue
-    still holds more than the running workers can take, so a model with a handful of kernels,
-    and the first invoke a user is waiting for, never share the machine with a crowd of
-    starting compilers. A dead worker's job is reported failed (that step stays on the
+    starts with the first job; another starts when the queue still holds more than the running
+    workers can take and either a worker finishes a job or the interpreter's first result is
+    out (`grow`), so the first invoke a user is waiting for never shares the machine with a
+    crowd of starting compilers. A dead worker's job is reported failed (that step stays on the
     reference backend); the queue goes on in the others or in a new one."""
 
     def __init__(self) -> None:
@@ -364,6 +366,16 @@ class CompileService:
             self._queued.discard(job.key)
             w.keys.add(job.key)
             w.jobs.put(job)
+
+    def grow(self) -> None:
+        """Start workers for the queued jobs the running ones cannot take (up to max_workers).
+        The tiers call it once the interpreter's first result is out: until then a single worker
+        compiles, so the first invoke does not share the cores with a crowd of starting compilers;
+        after it, waiting for a job to finish before starting the next worker cost MobileNetV2
+        seconds of its time to full speed."""
+        with self._lock:
+            if self._queue and len(self._workers) < self.max_workers:
+                self._dispatch(grow=True)
 
     def result(self, key: str) -> tuple[bool, str] | None:
         """(ok, error) once the job has finished or failed; None while it is queued or compiling."""
