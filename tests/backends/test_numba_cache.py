@@ -77,3 +77,30 @@ def test_unwritable_cache_path_falls_back(tmp_path) -> None:
     r = _run(blocker / "cache")
     _prepare_s(r)
     assert "not writable" in r.stderr
+
+
+def test_index_listing_is_reused_until_the_directory_changes(tmp_path, monkeypatch) -> None:
+    """may_have_machine_code lists Numba's index files once and lists again only when the
+    directory changed (a cold start asked once per kernel), or when it changed so shortly before
+    the listing that a file written right after might not have moved its timestamp."""
+    from tflite_jit.backends.numba_cpu import modcache
+
+    monkeypatch.setenv("TFLITE_JIT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(modcache, "_dir", None)
+    monkeypatch.setattr(modcache, "_indexed", None)
+    pyc = tmp_path / "__pycache__"
+    pyc.mkdir()
+    listings = []
+    real = os.listdir
+    monkeypatch.setattr(modcache.os, "listdir", lambda p: listings.append(p) or real(p))
+    assert not modcache.may_have_machine_code("tflite_jit_k_a")
+    (pyc / "tflite_jit_k_a.hentry-1.py311.nbi").write_bytes(b"")  # within the same clock tick, maybe
+    assert modcache.may_have_machine_code("tflite_jit_k_a")
+    os.utime(pyc, ns=(10**18, 10**18 - 10**9))  # settled: a second before any listing
+    listings.clear()
+    for _ in range(5):
+        assert not modcache.may_have_machine_code("tflite_jit_k_b")
+    assert len(listings) == 1
+    (pyc / "tflite_jit_k_b.hentry-1.py311.nbi").write_bytes(b"")
+    os.utime(pyc, ns=(10**18, 10**18 - 10**9 + 1))
+    assert modcache.may_have_machine_code("tflite_jit_k_b") and len(listings) == 2
