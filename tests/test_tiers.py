@@ -439,3 +439,43 @@ def test_compile_jobs_describe_numba_signatures_exactly() -> None:
     described = modcache.arg_types(args)
     assert pickle.loads(pickle.dumps(described)) == described
     assert modcache.numba_types(described) == modcache.signature(args)
+
+
+def swish_int8_model(dtype=np.int8) -> bytes:
+    """x -> x * LOGISTIC(x), int8: the quantized chain generators/qtable.py turns into one table."""
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    if dtype == np.int16:  # 16x8: symmetric activations, LOGISTIC's output fixed at 1/32768
+        x = g.input("x", (2, 9, 9, 5), dtype, scale=0.0004, zero_point=0)
+        s = g.tensor("s", (2, 9, 9, 5), dtype, scale=1 / 32768, zero_point=0)
+        y = g.tensor("y", (2, 9, 9, 5), dtype, scale=0.0003, zero_point=0)
+    else:
+        zp = 3 if dtype == np.int8 else 131
+        x = g.input("x", (2, 9, 9, 5), dtype, scale=0.07, zero_point=zp)
+        s = g.tensor("s", (2, 9, 9, 5), dtype, scale=1 / 256, zero_point=-128 if dtype == np.int8 else 0)
+        y = g.tensor("y", (2, 9, 9, 5), dtype, scale=0.05, zero_point=zp - 2)
+    g.op("LOGISTIC", [x], [s])
+    g.op("MUL", [x, s], [y])
+    g.output(y)
+    return mb.build()
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16])
+def test_table_kernels_stand_in_as_numpy_lookups(cache, dtype) -> None:
+    """A table kernel (a quantized element-wise chain) runs its table in NumPy until it is
+    compiled: LiteRT's numbers on every tier, faster than the chain's reference kernels."""
+    from tflite_jit.backends.numba_cpu.backend import TableLookup
+
+    model = swish_int8_model(dtype)
+    info = np.iinfo(dtype)
+    x = (np.arange(2 * 9 * 9 * 5).reshape(2, 9, 9, 5) * (1 if info.bits == 8 else 97)
+         % (int(info.max) - int(info.min) + 1) + int(info.min)).astype(dtype)
+    want = litert_run(model, [x])[0]
+    it = tflite_jit.Interpreter(model_content=model, jit="background")
+    it.allocate_tensors()
+    steps = it._interpreter.execs[0].steps
+    assert any(isinstance(s.kernel, TableLookup) for s in steps), [type(s.kernel) for s in steps]
+    np.testing.assert_array_equal(run(it, [x]), want)
+    assert it.wait_for_jit(timeout=240)
+    assert it.jit_status()["reference"] == 0
+    np.testing.assert_array_equal(run(it, [x]), want)

@@ -232,6 +232,17 @@ class NumbaKernel:
         call.njit_call = (fn, args)  # lets a compiled driver call it from Numba (runtime/loops.py)
         return call
 
+    def stand_in(self) -> TableLookup | None:
+        """What runs this step until its machine code is in (runtime/tiers.py) when that can be
+        faster than the reference kernels and still equal to them: a table kernel's lookup in
+        NumPy (its table was computed with the nodes' own references on every input value). An
+        int8 EfficientNet's 49 swish steps (LOGISTIC then MUL) are most of the time its first
+        invoke spends outside the convolutions. None: the reference backend's kernel."""
+        if self.src.lookup is None:
+            return None
+        table, offset = self.src.lookup
+        return TableLookup(table, offset, self.input_ids)
+
     def in_memory(self) -> bool:
         """Whether this process has imported the kernel's module already (another interpreter of
         the same architecture): binding it then costs microseconds, not a load."""
@@ -249,6 +260,42 @@ class NumbaKernel:
         return CompileJob(self.module, self.src.entry,
                           modcache.arg_types(self._args(buffers, root_inputs, outputs)),
                           str(modcache.cache_dir()), self.src.source.count("\n"))
+
+
+class TableLookup:
+    """An in-place NumPy kernel: out = table[x - offset] (NumbaKernel.stand_in). 8-bit inputs
+    index a 256-entry table by their raw byte (no widening copy of the input)."""
+
+    in_place = True
+    may_raise = False
+
+    def __init__(self, table: np.ndarray, offset: int, input_ids: list[int] | None):
+        self.input_ids = input_ids
+        self.offset = offset
+        self.table = table
+        # indexed by the raw byte: int8 byte b holds b - 256 for b >= 128, so the table rotates
+        self.bytes = (np.ascontiguousarray(np.roll(table, -offset)) if table.shape == (256,)
+                      and offset in (-128, 0) else None)
+
+    def bind(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
+             outputs: Sequence[int], **_: Any) -> Callable[[], None]:
+        x = buffers[(self.input_ids if self.input_ids is not None else root_inputs)[0]]
+        o = buffers[outputs[0]]
+        if not (x.flags.c_contiguous and o.flags.c_contiguous):  # no flat views: index and copy
+            table, offset = self.table, self.offset
+            return lambda: np.copyto(o, table[x.astype(np.int64) - offset])
+        if self.bytes is not None:
+            raw, tab = x.reshape(-1).view(np.uint8), self.bytes
+            flat = o.reshape(-1)
+            return lambda: np.take(tab, raw, out=flat)
+        idx = np.empty(x.size, np.int64)
+        table, offset, flat_x, flat = self.table, self.offset, x.reshape(-1), o.reshape(-1)
+
+        def call() -> None:
+            np.subtract(flat_x, offset, out=idx, casting="unsafe")
+            np.take(table, idx, out=flat)
+
+        return call
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,6 @@ class KernelSource:
     args: list[Arg]
     parallel: bool = False  # uses prange (the framework sets the thread count before calling)
     may_raise: bool = False  # raises on bad run-time data (GATHER's indices): the runtime reports it
+    #: (table, offset) when the kernel is out[i] = table[x[i] - offset] (generators/qtable.py): the
+    #: tiers run that lookup in NumPy until the kernel is compiled (NumbaKernel.stand_in)
+    lookup: tuple[np.ndarray, int] | None = None

@@ -86,7 +86,7 @@ def table_source(label: str, table: np.ndarray, dt: np.dtype, n: int) -> KernelS
            + emit.helper_import(host.SIMD, "ld", "st") + emit.helper_import(host.QLUT, "lut64")
            + emit.module("\n".join(lines) + "\n", False))
     return KernelSource(src, "entry", [Arg("input", 0), Arg("const", value=table), Arg("const", value=btab),
-                                       Arg("output", 0)], False)
+                                       Arg("output", 0)], False, lookup=(table, lo))
 
 
 def chain_table(cluster: Cluster, env: CompileEnv) -> tuple[Request, KernelSource] | None:
