@@ -281,7 +281,7 @@ class TableLookup:
              outputs: Sequence[int], **_: Any) -> Callable[[], None]:
         x = buffers[(self.input_ids if self.input_ids is not None else root_inputs)[0]]
         o = buffers[outputs[0]]
-        if not (x.flags.c_contiguous and o.flags.c_contiguous):  # no flat views: index and copy
+        if not (x.flags.c_contiguous and o.flags.c_contiguous) or self.table.dtype != o.dtype:  # index and copy
             table, offset = self.table, self.offset
             return lambda: np.copyto(o, table[x.astype(np.int64) - offset])
         if self.bytes is not None:

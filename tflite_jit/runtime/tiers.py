@@ -119,7 +119,7 @@ def bind(ex: Any, i: int, step: Any, env: Any, bind_step: Any) -> tuple[Any, Any
         return step, bind_step(step), ""
     deferred = (mode == "background" and ex.load_s >= warm_load_budget()
                 and callable(getattr(kernel, "maybe_cached", None)) and kernel.maybe_cached()
-                and not kernel.in_memory())
+                and not (callable(getattr(kernel, "in_memory", None)) and kernel.in_memory()))
     if not deferred:
         t0 = time.perf_counter()
         call = _cached_call(ex, step)
@@ -373,8 +373,8 @@ class CompileService:
         """Start workers for the queued jobs the running ones cannot take (up to max_workers).
         The tiers call it once the interpreter's first result is out: until then a single worker
         compiles, so the first invoke does not share the cores with a crowd of starting compilers;
-        after it, waiting for a job to finish before starting the next worker cost MobileNetV2
-        seconds of its time to full speed."""
+        after it there is no reason to wait for a job to finish first (MobileNetV2's time to full
+        speed, A/B: 10.4 -> 10.2 s median)."""
         with self._lock:
             if self._queue and len(self._workers) < self.max_workers:
                 self._dispatch(grow=True)
