@@ -75,8 +75,8 @@ def module(body: str, parallel: bool, arcp: bool = True) -> str:
 def helper_import(module: str, *names: str) -> str:
     """The line a generated module imports helpers (intrinsics) with: `from <module> import ...`.
     Generators name the module by host.py's constants (importing it would import Numba, which a
-    first result on the reference kernels must not wait for); tests/backends check that each
-    exists and defines what generators import from it."""
+    first result on the reference kernels must not wait for); tests/backends/test_numba_cache.py
+    checks that each constant names an importable module."""
     return f"from {module} import {', '.join(names)}\n"
 
 

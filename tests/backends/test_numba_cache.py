@@ -104,3 +104,16 @@ def test_index_listing_is_reused_until_the_directory_changes(tmp_path, monkeypat
     (pyc / "tflite_jit_k_b.hentry-1.py311.nbi").write_bytes(b"")
     os.utime(pyc, ns=(10**18, 10**18 - 10**9 + 1))
     assert modcache.may_have_machine_code("tflite_jit_k_b") and len(listings) == 2
+
+
+def test_host_names_the_helper_modules_generated_kernels_import() -> None:
+    """Generators print `from <host constant> import ...` without importing the module (that
+    would import Numba before a first result): each constant must name a real helper module."""
+    import importlib
+
+    from tflite_jit.backends.numba_cpu import host
+
+    names = [host.SIMD, host.QSIMD, host.QDOT, host.QLUT, host.QMULVEC, host.HYBRIDQ, host.MPTRANSFORM]
+    for name in names:
+        assert importlib.import_module(name).__name__ == name
+    assert importlib.import_module(host.SIMD).VW == host.VW
