@@ -422,12 +422,17 @@ class Interpreter:
     def jit_status(self) -> dict[str, Any]:
         """Where the allocated steps run now (tflite_jit's own): {'mode', 'compiled', 'pending',
         'reference'} — compiled kernels, steps waiting for the background compiler (running on
-        the reference backend meanwhile), and steps on the reference backend for good."""
+        the reference backend meanwhile), and steps on the reference backend for good. A WHILE
+        whose compiled loop driver is still building counts as pending, not reference."""
         with self._exclusive():
             execs = self._executables()
             for ex in execs:
                 tiers.upgrade(ex)
-            return {"mode": self._interpreter.context.jit, **tiers.status(execs)}
+            st = tiers.status(execs)
+            loops = min(self._interpreter.context.loops_pending(), st["reference"])
+            st["pending"] += loops
+            st["reference"] -= loops
+            return {"mode": self._interpreter.context.jit, **st}
 
     def wait_for_jit(self, timeout: float | None = None) -> bool:
         """Block until every step waiting for the background compiler runs its compiled kernel

@@ -281,14 +281,26 @@ class RunContext:
             loop = self._loops[(cond, body)] = PreparedLoop(c, b, shapes, self.jit)
         return loop
 
-    def wait_for_loops(self, timeout: float | None = None) -> bool:
-        """Bring every prepared loop up to date with its executables' kernels and wait for its
-        compiled driver (Interpreter.wait_for_jit)."""
+    def refresh_loops(self) -> None:
+        """Rebind every prepared loop whose cond or body swapped in compiled kernels since it was
+        prepared (its compiled driver starts building now, not at the next invoke)."""
         for (ci, bi), loop in list(self._loops.items()):
             c, b = self._execs[ci], self._execs[bi]
             if not loop.valid_for(c, b, loop.shapes) and self._prepared.get(ci) == loop.shapes \
                     and self._prepared.get(bi) == loop.shapes:
-                loop = self._loops[(ci, bi)] = PreparedLoop(c, b, loop.shapes, self.jit)
+                self._loops[(ci, bi)] = PreparedLoop(c, b, loop.shapes, self.jit)
+
+    def loops_pending(self) -> int:
+        """Prepared loops whose compiled driver is still building: until it is in, the WHILE
+        runs its passes from Python (Interpreter.jit_status counts it as pending, so "full
+        speed" is not declared while a loop still runs ~100x slower than it will)."""
+        self.refresh_loops()
+        return sum(loop.pending for loop in self._loops.values())
+
+    def wait_for_loops(self, timeout: float | None = None) -> bool:
+        """Bring every prepared loop up to date with its executables' kernels and wait for its
+        compiled driver (Interpreter.wait_for_jit)."""
+        self.refresh_loops()
         return all(loop.wait(timeout) for loop in self._loops.values())
 
     def run(self, si: int, values: list[np.ndarray]) -> list[np.ndarray]:
