@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
+
+import numpy as np
 
 import pytest
 
@@ -44,6 +48,32 @@ def test_compile_then_info_then_clear(cache, tmp_path, capsys) -> None:
     assert main(["cache", "info", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["modules"] == 0
     assert (cache / "notes.txt").read_text() == "not ours"
+
+
+def test_helper_specialisations_live_in_the_cache_and_clear_with_it(cache, tmp_path, capsys) -> None:
+    """A dynamic-range kernel calls qdot/hybridq helpers that Numba compiles once per literal
+    shape: that machine code goes to <cache>/helpers (backends/numba_cpu/helpercache.py), so
+    `cache info` counts it and `cache clear` removes it, and an empty cache really is cold. The
+    compile runs in a fresh process: helpers bind their cache directory when first imported."""
+    from tests.ops.test_qhybrid import fc_model
+
+    rng = np.random.default_rng(5)
+    w = rng.integers(-127, 128, (8, 12)).astype(np.int8)
+    model = tmp_path / "hybrid.tflite"
+    model.write_bytes(fc_model(w, np.full(1, 0.02, np.float32), (2, 12), (2, 8), None))
+    code = f"from tflite_jit.tools.cli import main; raise SystemExit(main(['compile', {str(model)!r}]))"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                   env=dict(os.environ, TFLITE_JIT_CACHE_DIR=str(cache)))
+    helper_files = list((cache / modcache.HELPERS).glob("*/*.nb[ic]"))
+    assert any(f.name.startswith("qdot.") for f in helper_files), helper_files
+    assert main(["cache", "info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["helpers"] >= 1 and info["modules"] >= 1
+    assert info["files"] == sum(len(fs) for fs in modcache.entries().values()) >= len(helper_files)
+    assert main(["cache", "clear"]) == 0
+    capsys.readouterr()
+    assert not list((cache / modcache.HELPERS).glob("*/*.nb[ic]"))
+    assert modcache.usage()["helpers"] == 0 and modcache.usage()["modules"] == 0
 
 
 def test_compile_reports_a_bad_model_in_one_line(cache, tmp_path, capsys) -> None:

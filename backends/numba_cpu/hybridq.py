@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
+from tflite_jit.backends.numba_cpu.helpercache import njit as helper_njit
 from tflite_jit.backends.numba_cpu.simd import VW, vhmax, vhmin, vload, vmax, vmin, vsplat
 
 #: fastmath=False explicitly: a callee without the option inherits its caller's fast-math
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", boundscheck=False)
 
 
-@numba.njit(inline="always", **_JIT)
+@helper_njit(inline="always", **_JIT)
 def row_range(x, xo, n):
     """(min(0, min x), max(0, max x)) of the row: VW-lane vector minima and maxima in four
     independent chains (one chain waits on each compare-and-select: latency-bound at ~5 cycles a
@@ -58,14 +58,14 @@ def row_range(x, xo, n):
     return lo, hi
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def hq_row(x, xo, n, XQ, asym):
     """ops/qhybrid.py `quantize_rows` for the row x[xo:xo+n]: writes q - zero point (an integer)
     as float32 to XQ[xo:xo+n] and returns the row's scale."""
     return hq_row_zp(x, xo, n, XQ, asym, False)[0]
 
 
-@numba.njit(inline="always", **_JIT)
+@helper_njit(inline="always", **_JIT)
 def row_params(lo, hi, asym):
     """(scale, the multiplier LiteRT quantizes with, zero point, lowest q, flat) of a row whose
     range is [lo, hi] (row_range); `flat`: an all-zero row (symmetric) or a constant one
@@ -96,7 +96,7 @@ def row_params(lo, hi, asym):
     return sf, np.float32(1.0 / np.float64(sf)), zp, -128, False
 
 
-@numba.njit(inline="always", **_JIT)
+@helper_njit(inline="always", **_JIT)
 def q_vec(v, inv, zpf, qlof):
     """One value of the 8-wide vector part of a row: trunc(y +- 0.5) + zp, clamped, with the add
     in float32 (every value here is an integer of magnitude < 2**9, exact), so that LLVM
@@ -109,7 +109,7 @@ def q_vec(v, inv, zpf, qlof):
     return np.float32(127.0) if q > np.float32(127.0) else q
 
 
-@numba.njit(inline="always", **_JIT)
+@helper_njit(inline="always", **_JIT)
 def q_tail(v, inv, zp, qlo):
     """One value of the scalar tail of a row: std::round, half away from zero (in float64,
     where |y| + 0.5 is exact), + zp, clamped; an int."""
@@ -118,7 +118,7 @@ def q_tail(v, inv, zp, qlo):
     return min(max(q, qlo), 127)
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def hq_row_zp(x, xo, n, XQ, asym, raw):
     """hq_row, returning (scale, zero point); `raw`: writes q itself (in [-128, 127]) instead of
     q - zero point (in [0, 255] for an all-positive row), for a caller that subtracts
@@ -139,7 +139,7 @@ def hq_row_zp(x, xo, n, XQ, asym, raw):
     return sf, zp
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def hq_row_u8(x, xo, n, XU, uo, asym):
     """hq_row_zp's raw q of the row x[xo:xo+n], written as the byte q + 128 to XU[uo:uo+n] (for
     an unsigned-by-signed int8 dot product, qdot.py); (scale, zero point)."""
@@ -157,7 +157,7 @@ def hq_row_u8(x, xo, n, XU, uo, asym):
     return sf, zp
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def finish_rows(o, SF, SW, B, rows, inner, n, has_bias, lo, hi):
     """o [rows * inner, n] float32 sums, in place: clamp(float32(o * float32(sf_r * sw_c)) + b_c)
     (FULLY_CONNECTED, BATCH_MATMUL: inner = 1; CONV_2D: the inner pixels of image r share its
@@ -177,7 +177,7 @@ def finish_rows(o, SF, SW, B, rows, inner, n, has_bias, lo, hi):
                 o[base + c] = v
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def finish_depthwise(o, SF, SW, B, rows, inner, n, has_bias, lo, hi):
     """finish_rows in DEPTHWISE_CONV_2D's order: (acc * sw) * sf on blocks of 4 channels,
     (acc * sf) * sw on the last n mod 4."""
@@ -208,7 +208,7 @@ def _f32_from_bits(typingctx, x):
     return types.float32(types.int32), codegen
 
 
-@numba.njit(inline="always", **_JIT)
+@helper_njit(inline="always", **_JIT)
 def eigen_logistic(x):
     """ops/sequence.py `eigen_logistic` for one float32 (LiteRT's LSTM gate sigmoid), precise
     and branch-free (inlined into the caller's loop, which then vectorizes)."""
@@ -230,7 +230,7 @@ def eigen_logistic(x):
     return f(0.0) if x < f(-104.0) else y
 
 
-@numba.njit(inline="always", **_JIT)
+@helper_njit(inline="always", **_JIT)
 def eigen_tanh(x):
     """ops/sequence.py `eigen_tanh` for one float32 (LiteRT's LSTM tanh), precise."""
     f = np.float32
@@ -248,7 +248,7 @@ def eigen_tanh(x):
     return f(p / q)
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def eigen_logistic_scalar(x):
     """ops/sequence.py `eigen_logistic_scalar` for one float32: Eigen's scalar logistic, which
     LiteRT's vector loop uses before the first aligned packet and after the last."""

@@ -386,9 +386,16 @@ def max_bytes() -> int:
         return DEFAULT_MAX_BYTES
 
 
+#: the subdirectory Numba caches the helper modules' specialisations in (helpercache.py)
+HELPERS = "helpers"
+_NUMBA_FILE = re.compile(r"^(.*?)\.py\d+\.(?:\d+\.)?nb[ic]$")
+
+
 def entries(directory: Path | None = None) -> dict[str, list[Path]]:
     """Our files in the cache, by generated module: its source and Numba's index and machine
-    code files for it (other files in the directory are not ours and are never touched)."""
+    code files for it; and by helper function (`helpers/...`: Numba's index and machine code
+    for the specialisations kernels compiled of qdot/hybridq/mptransform). Other files in the
+    directory are not ours and are never touched."""
     base = directory or cache_dir()
     out: dict[str, list[Path]] = {}
     for f in base.glob("tflite_jit_k_*.py"):
@@ -396,6 +403,11 @@ def entries(directory: Path | None = None) -> dict[str, list[Path]]:
     pyc = base / "__pycache__"
     for f in pyc.glob("tflite_jit_k_*") if pyc.is_dir() else ():
         out.setdefault(f.name.split(".", 1)[0], []).append(f)
+    helpers = base / HELPERS
+    for f in helpers.glob("*/*.nb[ic]") if helpers.is_dir() else ():
+        m = _NUMBA_FILE.match(f.name)
+        if m:
+            out.setdefault(f"{HELPERS}/{f.parent.name}/{m.group(1)}", []).append(f)
     return out
 
 
@@ -415,8 +427,10 @@ def usage(directory: Path | None = None) -> dict[str, Any]:
     """What the cache holds: modules (generated kernels), files, bytes, and the bound."""
     found = entries(directory)
     total = sum(_size_and_age(fs)[0] for fs in found.values())
-    return {"directory": str(directory or cache_dir()), "modules": len(found),
-            "compiled": sum(any(f.suffix == ".nbi" for f in fs) for fs in found.values()),
+    kernels = {k: fs for k, fs in found.items() if not k.startswith(HELPERS + "/")}
+    return {"directory": str(directory or cache_dir()), "modules": len(kernels),
+            "compiled": sum(any(f.suffix == ".nbi" for f in fs) for fs in kernels.values()),
+            "helpers": len(found) - len(kernels),
             "files": sum(len(fs) for fs in found.values()), "bytes": total, "max_bytes": max_bytes()}
 
 
@@ -447,11 +461,12 @@ def prune(limit: int | None = None, directory: Path | None = None) -> int:
 
 
 def clear(directory: Path | None = None) -> int:
-    """Delete every module of ours from the cache; the number deleted."""
+    """Delete every module of ours (and every helper specialisation) from the cache; the number
+    of kernel modules deleted."""
     found = entries(directory)
     for fs in found.values():
         _remove(fs)
-    return len(found)
+    return sum(not k.startswith(HELPERS + "/") for k in found)
 
 
 _pruned = False

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from tflite_jit.backends.numba_cpu.helpercache import njit as helper_njit
 
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", boundscheck=False)
 F0 = np.float32(0.0)
 F1 = np.float32(1.0)
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def transform_landmarks(x, m, out, count, dims, scale):
     """x, out: `count` landmarks of `dims` floats; x' = m[0]x + m[1]y + m[2]*0 + (m[3]*scale)*1
     and likewise y' from m's second row, in float32 in that order; the rest copied."""
@@ -43,7 +44,7 @@ def transform_landmarks(x, m, out, count, dims, scale):
         out[b + 1] = v
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def transform_bilinear(x, m, out, h, w, c, oh, ow, align):
     """out [oh, ow, c]: each output pixel's source (cx, cy) = first two rows of m times (ox, oy,
     0, 1) in float32 (v2: the half-pixel shift folded into m's last column in double first);
@@ -91,7 +92,7 @@ def transform_bilinear(x, m, out, h, w, c, oh, ow, align):
                 out[ob + k] = np.float32(lc * lower + (1.0 - lc) * upper)
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def _matmul(a, b, n, out):
     """Row-major n x n float32 product, each sum from 0 in order (MediaPipe's Mat3 / Mat4)."""
     for r in range(n):
@@ -102,14 +103,14 @@ def _matmul(a, b, n, out):
             out[r * n + col] = s
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def _mul4(t, b):
     tmp = np.empty(16, np.float32)
     _matmul(t, b, 4, tmp)
     t[:] = tmp
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def _lmax(v):
     """Python's max over a list: the first element, replaced by each later one that is greater
     (a NaN first stays; a NaN later is skipped)."""
@@ -120,7 +121,7 @@ def _lmax(v):
     return r
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def _lmin(v):
     r = v[0]
     for i in range(1, v.size):
@@ -129,7 +130,7 @@ def _lmin(v):
     return r
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def l2t_v2(lm, subset, out, left, right, target, out_h, out_w, scale_x, scale_y):
     """Landmarks2TransformMatrix v2 (ops/mediapipe.py `_l2t_v2`): lm [N * 3], subset: the
     flattened index pairs, out: the 4x4 matrix (16 floats)."""
@@ -179,7 +180,7 @@ def l2t_v2(lm, subset, out, left, right, target, out_h, out_w, scale_x, scale_y)
     out[:] = t
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def l2t_v1(lm, subset, out, left, right, in_h, in_w, out_h, out_w, lm_range, mult):
     """Landmarks2TransformMatrix v1 (ops/mediapipe.py `_l2t_v1`): the box of the subset rotated
     by the eye-line angle, composed as to_absolute . rotation . scale . to_relative (3x3)."""

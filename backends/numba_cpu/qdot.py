@@ -26,6 +26,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from tflite_jit.backends.numba_cpu.helpercache import njit as helper_njit
 from tflite_jit.backends.numba_cpu.host import GROUP, LANES, PIX_BLOCK, SERIAL_OPS, pack_weights  # noqa: F401 (re-exported)
 from tflite_jit.backends.numba_cpu.hybridq import finish_rows, hq_row_u8
 from tflite_jit.backends.numba_cpu.qsimd import dpbusd
@@ -127,7 +128,7 @@ def zero_bytes(typingctx, dst, di, n):
 _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", boundscheck=False)
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def dot_rows(XU, xo, xs, WP, k4, nb, ACC, rows):
     """ACC[r, :] (row stride nb * 16) = the products of byte rows XU[xo + r * xs:] with every
     16-column block, in tiles of 4 rows x 4 blocks (16 chains) where they fit."""
@@ -157,7 +158,7 @@ def dot_rows(XU, xo, xs, WP, k4, nb, ACC, rows):
         r += 1
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def hybrid_fc_i8(xf, SF, ZP, XU, WP, CS, SW, B, ACC, of, rows, depth, units, k4, nb, asym, has_bias,
                  lo, hi):
     """Dynamic-range FULLY_CONNECTED over `rows` rows of `depth`: each row quantized as LiteRT
@@ -185,7 +186,7 @@ def hybrid_fc_i8(xf, SF, ZP, XU, WP, CS, SW, B, ACC, of, rows, depth, units, k4,
 
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def _conv_blocks(SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, img, b0, b1, h, w, c, kh, kw, sh, sw, dh, dw,
                  pad_t, pad_l, ow, npix, co, k4, nb, nw, off, has_bias, lo, hi):
     """Pixel blocks [b0, b1) of image `img` of hybrid_conv_i8, with this caller's scratch PATCH
@@ -233,7 +234,7 @@ def _conv_blocks(SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, img, b0, b1, h, 
                     has_bias, lo, hi)
 
 
-@numba.njit(**_JIT)
+@helper_njit(**_JIT)
 def hybrid_conv_i8(xf, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, nimg, h, w, c, kh, kw, sh, sw, dh, dw,
                    pad_t, pad_l, oh, ow, co, k4, nb, nw, asym, has_bias, lo, hi):
     """Dynamic-range CONV_2D: each image quantized as one row (LiteRT's per-batch scale) into
@@ -253,7 +254,7 @@ def hybrid_conv_i8(xf, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, nimg, h, w
                      lo, hi)
 
 
-@numba.njit(parallel=True, **_JIT)
+@helper_njit(parallel=True, **_JIT)
 def hybrid_conv_i8_par(xf, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, nimg, h, w, c, kh, kw, sh, sw, dh, dw,
                        pad_t, pad_l, oh, ow, co, k4, nb, nw, asym, has_bias, lo, hi, tasks):
     """hybrid_conv_i8 with the pixel blocks split into `tasks` contiguous runs on Numba's

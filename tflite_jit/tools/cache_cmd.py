@@ -97,7 +97,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if args.action == "clear":
         n = modcache.clear()
         out = {"directory": str(modcache.cache_dir()), "deleted_modules": n}
-        print(json.dumps(out) if args.json else f"deleted {n} kernel modules from {out['directory']}")
+        print(json.dumps(out) if args.json else f"deleted {n} kernel modules (and the helpers' "
+                                                    f"specialisations) from {out['directory']}")
         return 0
     u = modcache.usage()
     if args.json:
@@ -105,6 +106,6 @@ def cmd_cache(args: argparse.Namespace) -> int:
     else:
         bound = "unbounded" if not u["max_bytes"] else f"{u['max_bytes'] / 2**20:.0f} MiB"
         print(f"directory: {u['directory']}\nkernel modules: {u['modules']} ({u['compiled']} with machine "
-              f"code)\nfiles: {u['files']}\nsize: {u['bytes'] / 2**20:.1f} MiB (bound {bound}, "
+              f"code)\nhelper specialisations: {u['helpers']}\nfiles: {u['files']}\nsize: {u['bytes'] / 2**20:.1f} MiB (bound {bound}, "
               "TFLITE_JIT_CACHE_MAX_BYTES)")
     return 0
