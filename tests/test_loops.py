@@ -287,3 +287,33 @@ def test_jit_status_counts_a_building_loop_driver_as_pending(monkeypatch):
     (loop,) = _loops(it).values()
     assert loop.driver is not None
     np.testing.assert_array_equal(it.get_tensor(it.get_output_details()[0]["index"]), eager)
+
+
+def test_compiled_driver_is_cached_across_processes(tmp_path):
+    """The driver is a generated module in the compile cache with Numba's cache on: a second
+    process (a warm start) loads its machine code instead of compiling it again."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    model = tmp_path / "loop.tflite"
+    model.write_bytes(time_loop_model(steps=4, feat=3))
+    code = f"""
+import json, numpy as np, tflite_jit
+it = tflite_jit.Interpreter(model_path={str(model)!r}, jit="eager")
+it.allocate_tensors()
+it.set_tensor(it.get_input_details()[0]["index"], np.ones((4, 3), np.float32))
+it.invoke()
+(loop,) = it._interpreter.context._loops.values()
+d = loop.driver
+print(json.dumps({{"hits": sum(d._cache_hits.values()), "misses": sum(d._cache_misses.values()),
+                  "module": d.py_func.__module__, "out": it.get_tensor(it.get_output_details()[0]["index"]).tolist()}}))
+"""
+    env = dict(os.environ, TFLITE_JIT_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                                      text=True).stdout.splitlines()[-1]) for _ in range(2)]
+    assert runs[0]["misses"] >= 1 and runs[0]["hits"] == 0, runs[0]
+    assert runs[1]["hits"] >= 1 and runs[1]["misses"] == 0, runs[1]
+    assert runs[0]["module"] == runs[1]["module"] and runs[0]["module"].startswith("tflite_jit_k_")
+    assert runs[0]["out"] == runs[1]["out"]

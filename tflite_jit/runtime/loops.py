@@ -16,7 +16,8 @@ driver then also copies the node's inputs in and the final values out to the nod
 buffers, so an invoke is one compiled call. The driver is compiled at allocate time with
 jit='eager'; with jit='background' it compiles on a thread (LLVM's work, most of the time,
 runs without the GIL) while the loop runs the same iteration from Python (`run_python`), and
-is used from the first invoke after it is ready.
+is used from the first invoke after it is ready. The driver is a generated module in the compile
+cache like a kernel (Numba's cache on), so a later process loads it in milliseconds.
 
 A loop whose body changes shapes, or whose steps include a non-Numba kernel, runs the same
 iteration in Python; the compiled driver is the same loop in Numba, built from the steps'
@@ -194,13 +195,13 @@ def _driver(loop: PreparedLoop) -> Any:
         driver = _DRIVERS.get(key)
     if driver is not None:
         return driver
-    driver = _build(fns, nc, [k for k, _ in loop.entry], len(loop.copies), len(loop.body_in))
-    try:  # compile for these argument types now, without running it (the buffers hold garbage)
+    try:  # compile (or load) for these argument types now, without running it (the buffers hold garbage)
         import numba
 
+        driver = _build(fns, nc, [k for k, _ in loop.entry], len(loop.copies), len(loop.body_in))
         params = _params(loop, loop.body_in, loop.body_in)
         driver.compile(tuple(numba.typeof(p) for p in params))
-    except Exception:  # Numba could not type it: run the same loop in Python
+    except Exception:  # Numba could not type it (or a kernel's module is gone): the same loop in Python
         return None
     with _LOCK:
         _DRIVERS[key] = driver
@@ -238,9 +239,12 @@ def _sig(x: Any) -> Any:
 
 def _build(fns: list[Callable[..., None]], n_cond: int, entry_vars: list[int], n_copies: int,
            n_vars: int) -> Any:
-    """The driver's source, compiled lazily by Numba: copy the variables in (`e{j} <- i{var}`),
-    iterate, copy the final values out (`o{k} <- b{k}`, the body's input buffers)."""
-    import numba
+    """The driver: copy the variables in (`e{j} <- i{var}`), iterate, copy the final values out
+    (`o{k} <- b{k}`, the body's input buffers). It is a generated module in the compile cache
+    (modcache) that names its kernels' modules, with Numba's cache on: a later process (a warm
+    start, a retrained twin) loads its machine code instead of compiling it again (3-4 s on the
+    suite's GRU/LSTM models, on a thread of the interpreter's process)."""
+    from tflite_jit.backends.numba_cpu import modcache
 
     names = [f"a{i}" for i in range(len(fns))]
     entry = [f"e{j}" for j in range(len(entry_vars))]
@@ -249,7 +253,14 @@ def _build(fns: list[Callable[..., None]], n_cond: int, entry_vars: list[int], n
     finals = [f"b{k}" for k in range(n_vars)]
     outs = [f"o{k}" for k in range(n_vars)]
     params = [*names, "flag", *entry, *ins, *copy_params, *finals, *outs]
-    lines = [f"def driver({', '.join(params)}):"]
+    lines = ['"""A WHILE loop\'s compiled driver (tflite_jit/runtime/loops.py)."""', "import sys", "",
+             "import numba", ""]
+    # the kernels' modules are loaded (the driver is built only once every step has its kernel)
+    lines += [f"f{i} = sys.modules[{f.__module__!r}].{f.__name__}" for i, f in enumerate(fns)]
+    lines += ["", "", "@numba.njit(nogil=True, inline='always')", "def _copy(dst, src):",
+              "    d = dst.reshape(-1)", "    s = src.reshape(-1)", "    for i in range(d.size):",
+              "        d[i] = s[i]", "", "", "@numba.njit(nogil=True, cache=True)",
+              f"def driver({', '.join(params)}):"]
     lines += [f"    _copy(e{j}, i{k})" for j, k in enumerate(entry_vars)]
     lines += ["    while True:"]
     lines += [f"        f{i}(*a{i})" for i in range(n_cond)]
@@ -257,22 +268,4 @@ def _build(fns: list[Callable[..., None]], n_cond: int, entry_vars: list[int], n
     lines += [f"        f{i}(*a{i})" for i in range(n_cond, len(fns))]
     lines += [f"        _copy(d{k}, s{k})" for k in range(n_copies)]
     lines += [f"    _copy(o{k}, b{k})" for k in range(n_vars)]
-    scope: dict[str, Any] = {f"f{i}": f for i, f in enumerate(fns)}
-    scope["_copy"] = _copy_kernel()
-    exec("\n".join(lines), scope)  # noqa: S102 - generated from our own names only
-    return numba.njit(nogil=True)(scope["driver"])
-
-
-@functools.cache
-def _copy_kernel() -> Any:
-    """The compiled element copy a driver uses for `dst[...] = src` (built once per process)."""
-    import numba
-
-    @numba.njit(nogil=True, inline="always")
-    def copy(dst, src):  # pragma: no cover - compiled
-        d = dst.reshape(-1)
-        s = src.reshape(-1)
-        for i in range(d.size):
-            d[i] = s[i]
-
-    return copy
+    return modcache.load("\n".join(lines) + "\n", "driver")
