@@ -34,10 +34,52 @@ def _features() -> tuple[str, ...]:
     if feats is None and os.environ.get("NUMBA_CPU_NAME", "").lower() == "generic":
         feats = ""
     if feats is None:
-        import llvmlite.binding as ll
-
-        feats = ll.get_host_cpu_features().flatten()
+        feats = _host_features_cached()
     return tuple(feats.split(","))
+
+
+def _cpu_identity() -> str | None:
+    """The first CPU's vendor, family, model, stepping and flags from /proc/cpuinfo (None off
+    Linux): what LLVM's host feature detection reads too (CPUID)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            first = f.read(1 << 16).split("\n\n", 1)[0]
+    except OSError:
+        return None
+    keys = ("vendor_id", "cpu family", "model", "model name", "stepping", "flags", "Features", "CPU part")
+    kept = [ln for ln in first.splitlines() if ln.split(":", 1)[0].strip() in keys]
+    return "\n".join(kept) or None
+
+
+def _host_features_cached() -> str:
+    """LLVM's host CPU features, remembered in the compile cache per CPU identity and llvmlite
+    version: asking LLVM means loading llvmlite's shared library (16-20 ms), a tenth of a warm
+    start's first result. A cache directory copied to another machine (a container image) misses,
+    since its CPU's identity differs."""
+    import hashlib
+
+    from tflite_jit.backends.numba_cpu import modcache
+
+    ident = _cpu_identity()
+    path = None
+    if ident is not None:
+        try:
+            from importlib.metadata import version
+
+            key = hashlib.sha256(f"{ident}\0{version('llvmlite')}".encode()).hexdigest()[:24]
+            path = modcache.cache_dir() / f"host-{key}.txt"
+            return path.read_text().strip()
+        except Exception:  # noqa: BLE001 - no entry yet (or unreadable): ask LLVM
+            pass
+    import llvmlite.binding as ll
+
+    feats = ll.get_host_cpu_features().flatten()
+    if path is not None:
+        try:
+            modcache.write_text_atomic(path, feats + "\n")
+        except OSError:
+            pass
+    return feats
 
 
 def host_features() -> list[str]:

@@ -109,7 +109,7 @@ def write(source: str) -> str:
         if current != source:
             prune_once()
             try:
-                _write_atomic(path, source)
+                write_text_atomic(path, source)
             except OSError as e:  # full or read-only disk: the next load() copes (uncached)
                 _uncached(e)
     return name
@@ -162,11 +162,11 @@ def load(source: str, entry: str) -> Callable[..., Any]:
             if current != source:
                 prune_once()
                 try:
-                    _write_atomic(path, source)
+                    write_text_atomic(path, source)
                 except OSError as e:  # the disk filled up or went read-only since start-up
                     path = _uncached(e) / f"{name}.py"
                     try:
-                        _write_atomic(path, source)
+                        write_text_atomic(path, source)
                     except OSError:
                         path = None
             if path is None:  # nowhere to write at all: compile in memory, without Numba's cache
@@ -191,7 +191,7 @@ def load(source: str, entry: str) -> Callable[..., Any]:
     return getattr(mod, entry)
 
 
-def _write_atomic(path: Path, source: str) -> None:
+def write_text_atomic(path: Path, source: str) -> None:
     """temp file + os.replace; the temp file is removed if anything fails (ENOSPC mid-write)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:

@@ -3,11 +3,14 @@ unwritable directory tolerated. Each case runs in a fresh process with its own c
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 SCRIPT = textwrap.dedent("""
     import time, numpy as np
@@ -117,3 +120,22 @@ def test_host_names_the_helper_modules_generated_kernels_import() -> None:
     for name in names:
         assert importlib.import_module(name).__name__ == name
     assert importlib.import_module(host.SIMD).VW == host.VW
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="CPU identity is read from /proc/cpuinfo (Linux)")
+def test_host_features_are_remembered_per_cpu(tmp_path) -> None:
+    """host.py asks LLVM for the CPU's features once per CPU identity and llvmlite version and
+    keeps the answer in the compile cache: a later process neither loads llvmlite's library for
+    it nor gets another answer."""
+    code = ("import sys, json; from tflite_jit.backends.numba_cpu import host; "
+            "print(json.dumps([host.host_features(), 'llvmlite.binding' in sys.modules]))")
+    env = dict(os.environ, TFLITE_JIT_CACHE_DIR=str(tmp_path))
+    env.pop("NUMBA_CPU_FEATURES", None)
+    env.pop("NUMBA_CPU_NAME", None)
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                                      text=True).stdout) for _ in range(2)]
+    import llvmlite.binding as ll
+
+    assert runs[0] == [ll.get_host_cpu_features().flatten().split(","), True]
+    assert runs[1] == [runs[0][0], False]
+    assert len(list(tmp_path.glob("host-*.txt"))) == 1
