@@ -64,9 +64,7 @@ def _host_features_cached() -> str:
     path = None
     if ident is not None:
         try:
-            from importlib.metadata import version
-
-            key = hashlib.sha256(f"{ident}\0{version('llvmlite')}".encode()).hexdigest()[:24]
+            key = hashlib.sha256(f"{ident}\0{modcache.dist_version('llvmlite')}".encode()).hexdigest()[:24]
             path = modcache.cache_dir() / f"host-{key}.txt"
             return path.read_text().strip()
         except Exception:  # noqa: BLE001 - no entry yet (or unreadable): ask LLVM

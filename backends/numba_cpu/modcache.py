@@ -80,12 +80,23 @@ def _helper_digest(module: str) -> str:
 
 
 @functools.cache
-def numba_version() -> str:
-    """Numba's version, read from its installed metadata: a cache key needs it, and a first result
-    on the reference kernels must not wait for `import numba` (0.11 s)."""
+def dist_version(name: str) -> str:
+    """An installed distribution's version without importing it: a cache key needs Numba's, and
+    a first result on the reference kernels must not wait for `import numba` (0.11 s). Read from
+    the `<name>-<version>.dist-info` folder beside the package (importlib.metadata, the fallback,
+    costs 7-20 ms to import)."""
+    spec = importlib.util.find_spec(name)
+    if spec is not None and spec.origin:
+        found = list(Path(spec.origin).parent.parent.glob(f"{name}-*.dist-info"))
+        if len(found) == 1:
+            return found[0].name[len(name) + 1:-len(".dist-info")]
     from importlib.metadata import version
 
-    return version("numba")
+    return version(name)
+
+
+def numba_version() -> str:
+    return dist_version("numba")
 
 
 def module_name(source: str) -> str:

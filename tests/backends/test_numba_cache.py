@@ -139,3 +139,14 @@ def test_host_features_are_remembered_per_cpu(tmp_path) -> None:
     assert runs[0] == [ll.get_host_cpu_features().flatten().split(","), True]
     assert runs[1] == [runs[0][0], False]
     assert len(list(tmp_path.glob("host-*.txt"))) == 1
+
+
+@pytest.mark.parametrize("name", ["numba", "llvmlite", "numpy"])
+def test_dist_version_matches_the_installed_metadata(name) -> None:
+    """Cache keys carry Numba's version, read from its dist-info folder without importing Numba
+    or importlib.metadata; it must be the version the metadata reports."""
+    from importlib.metadata import version
+
+    from tflite_jit.backends.numba_cpu import modcache
+
+    assert modcache.dist_version(name) == version(name)
