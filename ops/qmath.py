@@ -23,7 +23,7 @@ import ctypes
 import ctypes.util
 import math
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -150,7 +150,14 @@ def round_half_away(x: np.ndarray) -> np.ndarray:
 
 def activation_range(act: str, scale: float, zero_point: int, dtype: np.dtype) -> tuple[int, int]:
     """CalculateActivationRangeQuantized: the clamp bounds of a fused activation, computed with a
-    float32 division and roundf, then clipped to the type's range."""
+    float32 division and roundf, then clipped to the type's range. Memoized: a quantized model
+    asks for the same few (activation, scale, zero point) hundreds of times while it is planned
+    (NASNet int8: 485 calls, ~10 ms of its first result)."""
+    return _activation_range(act, float(np.float32(scale)), int(zero_point), np.dtype(dtype))
+
+
+@lru_cache(maxsize=4096)
+def _activation_range(act: str, scale: float, zero_point: int, dtype: np.dtype) -> tuple[int, int]:
     lo, hi = qrange(dtype)
     s = np.float32(scale)
 
