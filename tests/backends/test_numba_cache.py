@@ -150,3 +150,14 @@ def test_dist_version_matches_the_installed_metadata(name) -> None:
     from tflite_jit.backends.numba_cpu import modcache
 
     assert modcache.dist_version(name) == version(name)
+
+
+@pytest.mark.parametrize("text", ["", "x = 1\n", "from tflite_jit.a import b\nx\nfrom tflite_jit.c.d import e\n",
+                                  "from tflite_jit.q import r", "y\nfrom tflite_jit.q import r\n# from tflite_jit.z import w\n",
+                                  "from tflite_jit.a import b\nfrom tflite_jit.a import c\nfrom numpy import x\n"])
+def test_helper_modules_are_the_import_lines(text) -> None:
+    """The helper modules a source imports (part of its cache key), found line by line with
+    str.find: the same set the multi-line regex finds."""
+    from tflite_jit.backends.numba_cpu import modcache
+
+    assert modcache._helper_modules(text) == set(modcache._HELPER_IMPORT.findall(text))
