@@ -202,8 +202,9 @@ def fully_connected(req: KernelRequest, tile=None) -> KernelSource:
 def _int8_fc(req: KernelRequest, a: HybridAttrs, w: np.ndarray, rows: int, bias: np.ndarray | None,
              act: str) -> KernelSource:
     """The product on int8 weights with int32 accumulators (qdot.hybrid_fc_i8): LiteRT's
-    accumulator for any row length, a quarter of the float32 path's weight bytes; the kernel
-    takes its shapes as arguments, so this module is a one-line call compiled in milliseconds."""
+    accumulator for any row length, a quarter of the float32 path's weight bytes. The module is
+    a one-line call with the shapes as literals, for which Numba specialises the helper (1-2 s
+    once per shape and machine, kept in the compile cache's helpers/)."""
     units, depth = w.shape
     lo, hi = _clamp(act)
     wp, cs, k4, nb = host.pack_weights(w)
