@@ -289,30 +289,56 @@ def test_jit_status_counts_a_building_loop_driver_as_pending(monkeypatch):
     np.testing.assert_array_equal(it.get_tensor(it.get_output_details()[0]["index"]), eager)
 
 
-def test_compiled_driver_is_cached_across_processes(tmp_path):
-    """The driver is a generated module in the compile cache with Numba's cache on: a second
-    process (a warm start) loads its machine code instead of compiling it again."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    model = tmp_path / "loop.tflite"
-    model.write_bytes(time_loop_model(steps=4, feat=3))
-    code = f"""
-import json, numpy as np, tflite_jit
-it = tflite_jit.Interpreter(model_path={str(model)!r}, jit="eager")
+_DRIVER_RUN = """
+import json, sys, numpy as np, tflite_jit
+it = tflite_jit.Interpreter(model_path=sys.argv[1], jit=sys.argv[2])
 it.allocate_tensors()
 it.set_tensor(it.get_input_details()[0]["index"], np.ones((4, 3), np.float32))
 it.invoke()
 (loop,) = it._interpreter.context._loops.values()
 d = loop.driver
-print(json.dumps({{"hits": sum(d._cache_hits.values()), "misses": sum(d._cache_misses.values()),
-                  "module": d.py_func.__module__, "out": it.get_tensor(it.get_output_details()[0]["index"]).tolist()}}))
+print(json.dumps({"driver": d is not None, "hits": sum(d._cache_hits.values()) if d else 0,
+                  "misses": sum(d._cache_misses.values()) if d else 0,
+                  "module": d.py_func.__module__ if d else None,
+                  "out": it.get_tensor(it.get_output_details()[0]["index"]).tolist()}))
 """
-    env = dict(os.environ, TFLITE_JIT_CACHE_DIR=str(tmp_path / "cache"))
-    runs = [json.loads(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
-                                      text=True).stdout.splitlines()[-1]) for _ in range(2)]
+
+
+def _driver_run(model, cache, jit):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TFLITE_JIT_CACHE_DIR=str(cache))
+    out = subprocess.run([sys.executable, "-c", _DRIVER_RUN, str(model), jit], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def test_jit_off_never_compiles_a_driver_but_loads_a_cached_one(tmp_path):
+    """jit='off' compiles nothing, the loop driver included: on a cache holding the kernels but
+    not the driver the loop runs from Python (same result); once a driver is cached it is used."""
+    model = tmp_path / "loop.tflite"
+    model.write_bytes(time_loop_model(steps=4, feat=3))
+    cache = tmp_path / "cache"
+    eager = _driver_run(model, cache, "eager")
+    assert eager["driver"] and eager["misses"] >= 1
+    off = _driver_run(model, cache, "off")
+    assert off["driver"] and off["hits"] >= 1 and off["misses"] == 0 and off["out"] == eager["out"]
+    for f in (cache / "__pycache__").glob(eager["module"] + ".*"):
+        f.unlink()
+    off = _driver_run(model, cache, "off")
+    assert not off["driver"]
+    np.testing.assert_allclose(off["out"], eager["out"], rtol=1e-6)
+
+
+def test_compiled_driver_is_cached_across_processes(tmp_path):
+    """The driver is a generated module in the compile cache with Numba's cache on: a second
+    process (a warm start) loads its machine code instead of compiling it again."""
+    model = tmp_path / "loop.tflite"
+    model.write_bytes(time_loop_model(steps=4, feat=3))
+    runs = [_driver_run(model, tmp_path / "cache", "eager") for _ in range(2)]
     assert runs[0]["misses"] >= 1 and runs[0]["hits"] == 0, runs[0]
     assert runs[1]["hits"] >= 1 and runs[1]["misses"] == 0, runs[1]
     assert runs[0]["module"] == runs[1]["module"] and runs[0]["module"].startswith("tflite_jit_k_")

@@ -200,7 +200,14 @@ def _driver(loop: PreparedLoop) -> Any:
 
         driver = _build(fns, nc, [k for k, _ in loop.entry], len(loop.copies), len(loop.body_in))
         params = _params(loop, loop.body_in, loop.body_in)
-        driver.compile(tuple(numba.typeof(p) for p in params))
+        sig = tuple(numba.typeof(p) for p in params)
+        if loop._jit == "off":  # never compiles: a driver some earlier process cached, or none
+            from tflite_jit.backends.numba_cpu import modcache
+
+            if not modcache.load_cached(driver, sig):
+                return None
+        else:
+            driver.compile(sig)
     except Exception:  # Numba could not type it (or a kernel's module is gone): the same loop in Python
         return None
     with _LOCK:
