@@ -452,7 +452,8 @@ def _size_and_age(files: list[Path]) -> tuple[int, float]:
 
 
 def usage(directory: Path | None = None) -> dict[str, Any]:
-    """What the cache holds: modules (generated kernels), files, bytes, and the bound."""
+    """What the cache holds: modules (generated kernels and loop drivers), helper
+    specialisations, files, bytes, and the bound."""
     found = entries(directory)
     total = sum(_size_and_age(fs)[0] for fs in found.values())
     kernels = {k: fs for k, fs in found.items() if not k.startswith(HELPERS + "/")}
