@@ -479,3 +479,75 @@ def test_table_kernels_stand_in_as_numpy_lookups(cache, dtype) -> None:
     assert it.wait_for_jit(timeout=240)
     assert it.jit_status()["reference"] == 0
     np.testing.assert_array_equal(run(it, [x]), want)
+
+
+def hybrid_convs(shapes: list[tuple[int, int, int, int]], seed: int) -> bytes:
+    """Dynamic-range CONV_2D nodes (int8 weights, float32 activations) of other shapes, one per
+    (size, c_in, c_out, kernel) in `shapes`, each on an input of its own."""
+    from tests.ops.test_qhybrid import quant_kw
+
+    rng = np.random.default_rng(seed)
+    mb = ModelBuilder()
+    g = mb.subgraph()
+    for i, (h, ci, co, k) in enumerate(shapes):
+        x = g.input(f"x{i}", (1, h, h, ci), np.float32)
+        w = g.const(f"w{i}", rng.integers(-127, 128, (co, k, k, ci)).astype(np.int8),
+                    **quant_kw(rng.uniform(0.001, 0.05, co).astype(np.float32), 0))
+        y = g.tensor(f"y{i}", (1, h, h, co), np.float32)
+        g.op("CONV_2D", [x, w, g.const(f"b{i}", rng.standard_normal(co).astype(np.float32))], [y], padding=0,
+             stride_h=1, stride_w=1, fused_activation_function=3)
+        g.output(y)
+    return mb.build()
+
+
+_HYBRID_WARM = r"""
+import sys
+import numpy as np
+import tflite_jit
+from tflite_jit.runtime import tiers
+
+model, want = open(sys.argv[1], "rb").read(), np.load(sys.argv[2])
+it = tflite_jit.Interpreter(model_content=model, jit="background")
+it.allocate_tensors()
+reasons = {c["reason"] for c in it.get_execution_plan()["clusters"]}
+assert all("in the compile cache" in r for r in reasons), reasons
+for d in it.get_input_details():
+    it.set_tensor(d["index"], np.linspace(-2, 3, int(np.prod(d["shape"])), dtype=np.float32).reshape(d["shape"]))
+it.invoke()
+assert it.wait_for_jit(timeout=300)
+it.invoke()
+got = np.concatenate([it.get_tensor(d["index"]).ravel() for d in it.get_output_details()])
+np.testing.assert_array_equal(got, want)
+assert it.jit_status()["compiled"] == 3 and tiers.service().submitted == 0, (it.jit_status(), tiers.service().submitted)
+print("OK")
+"""
+
+
+def test_hybrid_convolutions_of_any_shape_share_one_compile(cache, tmp_path) -> None:
+    """Dynamic-range CONV_2D steps call one shape-generic entry (generators/hybrid.py `_shared`):
+    three nodes of three shapes are one background compile, and a model of shapes never seen
+    before, in a new process, finds that machine code in the cache and compiles nothing."""
+    feeds = lambda m: [np.linspace(-2, 3, int(np.prod(d["shape"])), dtype=np.float32).reshape(d["shape"])  # noqa: E731
+                       for d in tflite_jit.Interpreter(model_content=m).get_input_details()]
+    first = hybrid_convs([(9, 5, 7, 3), (6, 16, 24, 1), (5, 33, 4, 3)], 1)
+    before = tiers.service().submitted
+    it = tflite_jit.Interpreter(model_content=first, jit="background")
+    it.allocate_tensors()
+    assert tiers.service().submitted == before + 1
+    for d, x in zip(it.get_input_details(), feeds(first)):
+        it.set_tensor(d["index"], x)
+    it.invoke()
+    assert it.wait_for_jit(timeout=300)
+    assert it.jit_status()["compiled"] == 3, [c["reason"] for c in it.get_execution_plan()["clusters"]]
+    it.invoke()
+    theirs = litert_run(first, feeds(first))
+    for d, want in zip(it.get_output_details(), theirs):
+        np.testing.assert_array_equal(it.get_tensor(d["index"]), want)
+    other = hybrid_convs([(7, 3, 9, 3), (4, 40, 12, 1), (8, 6, 6, 3)], 2)
+    (tmp_path / "other.tflite").write_bytes(other)
+    np.save(tmp_path / "want.npy", np.concatenate([t.ravel() for t in litert_run(other, feeds(other))]))
+    env = {**os.environ, "TFLITE_JIT_CACHE_DIR": str(cache)}
+    env.pop("TFLITE_JIT_JIT", None)
+    r = subprocess.run([sys.executable, "-c", _HYBRID_WARM, str(tmp_path / "other.tflite"), str(tmp_path / "want.npy")],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout[-2000:] + r.stderr[-3000:]

@@ -219,7 +219,7 @@ class NumbaKernel:
         allocate time, so invoke() never compiles. `cached_only`: only if the machine code is in
         the compile cache already (None otherwise; the tiered runtime compiles it elsewhere)."""
         args = self._args(buffers, root_inputs, outputs)
-        if cached_only and self._fn is None and not modcache.may_have_machine_code(self.module):
+        if cached_only and not self.maybe_cached():
             return None
         fn = self.fn
         if cached_only and not modcache.load_cached(fn, modcache.signature(args)):
@@ -251,7 +251,11 @@ class NumbaKernel:
     def maybe_cached(self) -> bool:
         """Whether the compile cache may hold this kernel's machine code, without importing its
         module (the tiers defer loading such kernels past the first invoke)."""
-        return self._fn is not None or modcache.may_have_machine_code(self.module)
+        if self._fn is not None:
+            return True
+        if self.src.shared:
+            return modcache.helper_may_have_machine_code(self.src.shared)
+        return modcache.may_have_machine_code(self.module)
 
     def compile_job(self, buffers: Sequence[np.ndarray | None], root_inputs: Sequence[int],
                     outputs: Sequence[int]) -> CompileJob:
@@ -259,7 +263,7 @@ class NumbaKernel:
         modcache.write(self.src.source)
         return CompileJob(self.module, self.src.entry,
                           modcache.arg_types(self._args(buffers, root_inputs, outputs)),
-                          str(modcache.cache_dir()), self.src.source.count("\n"))
+                          str(modcache.cache_dir()), self.src.weight or self.src.source.count("\n"))
 
 
 class TableLookup:

@@ -1,7 +1,9 @@
 """Numba's on-disk cache for the shared helper modules (qdot, hybridq, mptransform), kept in the
 compile cache directory beside the kernels instead of next to the package.
 
-Why: those helpers are compiled once per literal shape a generated kernel calls them with, so
+Why: those helpers are compiled once per argument signature (per literal shape where a generated
+kernel passes literals; the hybrid CONV_2D / FULLY_CONNECTED steps call qdot's entries directly, one
+signature for all shapes), so
 their cache grows with the models a machine has run, exactly like the kernels'. Numba's default
 puts it in the package's `__pycache__` (or ~/.cache/numba): `tflite-jit cache clear` and the
 size bound did not see it, and a measurement "with an empty TFLITE_JIT_CACHE_DIR" still found

@@ -127,9 +127,9 @@ def write(source: str) -> str:
     importing it; its name. What a background compiler needs to find it (runtime/tiers.py)."""
     name = module_name(source)
     with _lock:
-        if name in sys.modules:
-            return name
         path = cache_dir() / f"{name}.py"
+        if name in sys.modules and path.exists():  # (imported from another cache directory: write it here)
+            return name
         try:
             current = path.read_text() if path.exists() else None
         except OSError:
@@ -174,6 +174,28 @@ def may_have_machine_code(name: str) -> bool:
         # a directory that changed just before the listing is listed again next time
         _indexed = (pyc, mtime if listed_at - mtime > _SETTLED_NS else -1, found)
     return name in _indexed[2]
+
+
+_helpers_seen: set[tuple[Path, str]] = set()
+
+
+def helper_may_have_machine_code(shared: str) -> bool:
+    """may_have_machine_code for a module that re-exports the shared helper `shared`
+    ("module:function", KernelSource.shared): False when the helpers/ cache holds no index
+    file for that function, without importing it (which imports Numba). A hit is remembered."""
+    helpers = cache_dir() / HELPERS
+    if (helpers, shared) in _helpers_seen:
+        return True
+    module, function = shared.split(":")
+    prefix = f"{module.rsplit('.', 1)[-1]}.{function}-"
+    try:
+        subdirs = [helpers / d for d in os.listdir(helpers)]
+        found = any(f.startswith(prefix) and f.endswith(".nbi") for d in subdirs for f in os.listdir(d))
+    except OSError:
+        return False
+    if found:
+        _helpers_seen.add((helpers, shared))
+    return found
 
 
 def load(source: str, entry: str) -> Callable[..., Any]:
@@ -251,9 +273,14 @@ _warned_damage = False
 
 
 def purge(module: str) -> None:
-    """Delete Numba's cache files of one generated module (index and machine code)."""
-    pyc = cache_dir() / "__pycache__"
-    for f in pyc.glob(f"{module}.*") if pyc.is_dir() else ():
+    """Delete Numba's cache files of one generated module (index and machine code), or of one
+    helper module (all its specialisations in helpers/: a step bound to a shared entry)."""
+    if module.startswith("tflite_jit."):
+        pattern, where = f"*/{module.rsplit('.', 1)[-1]}.*", cache_dir() / HELPERS
+        _helpers_seen.clear()
+    else:
+        pattern, where = f"{module}.*", cache_dir() / "__pycache__"
+    for f in where.glob(pattern) if where.is_dir() else ():
         try:
             f.unlink()
         except OSError:
@@ -278,14 +305,19 @@ class ArrayType:
 
 
 def arg_types(args: tuple) -> tuple:
-    """`signature(args)` as Numba-free, picklable descriptions (arrays as ArrayType, any other
-    argument as itself): what a compile job carries to the background compiler, written by a
+    """`signature(args)` as Numba-free, picklable descriptions (arrays as ArrayType, scalars as a
+    zero of their type, any other argument as itself): what a compile job carries to the background compiler, written by a
     process that has not imported Numba (runtime/tiers.py). `numba_types` turns them back."""
     out: list[Any] = []
     for a in args:
         if isinstance(a, np.ndarray) and type(a) is np.ndarray:
             layout = "C" if a.flags.c_contiguous else "F" if a.flags.f_contiguous else "A"
             out.append(ArrayType(a.dtype.str, a.ndim, layout, not a.flags.writeable))
+        elif (type(a) in (bool, float) or isinstance(a, (np.bool_, np.number))
+              or (type(a) is int and -(1 << 63) <= a < 1 << 63)):
+            # a scalar's type is its part of the signature: one representative value, so steps
+            # that differ only in scalar arguments (a shared entry's shapes) are one compile job
+            out.append(type(a)(0))
         else:
             out.append(a)
     return tuple(out)

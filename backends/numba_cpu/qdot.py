@@ -159,13 +159,14 @@ def dot_rows(XU, xo, xs, WP, k4, nb, ACC, rows):
 
 
 @helper_njit(**_JIT)
-def hybrid_fc_i8(xf, SF, ZP, XU, WP, CS, SW, B, ACC, of, rows, depth, units, k4, nb, asym, has_bias,
-                 lo, hi):
+def hybrid_fc_i8(x, SF, ZP, XU, WP, CS, SW, B, ACC, o, rows, depth, units, k4, nb, asym, has_bias, lo, hi):
     """Dynamic-range FULLY_CONNECTED over `rows` rows of `depth`: each row quantized as LiteRT
     does (hybridq.hq_row_u8: raw q stored as the byte q + 128); the int32 products on 16 lanes;
     acc = sum((q + 128) * w) - (128 + zp) * sum(w), LiteRT's accumulator; then the float finish
     (hybridq.finish_rows). Scratch: XU [rows * k4 * 4] u8 (padding 128,
-    i.e. q = 0), ACC [rows * nb * 16] i32."""
+    i.e. q = 0), ACC [rows * nb * 16] i32. x / o: the node's input / output buffers, any rank."""
+    xf = x.reshape(x.size)
+    of = o.reshape(o.size)
     kpad = k4 * 4
     npad = nb * 16
     for r in range(rows):
@@ -174,7 +175,7 @@ def hybrid_fc_i8(xf, SF, ZP, XU, WP, CS, SW, B, ACC, of, rows, depth, units, k4,
         ZP[r] = zp
         for k in range(r * kpad + depth, (r + 1) * kpad):
             XU[k] = np.uint8(128)
-    dot_rows(XU, 0, kpad, WP, k4, nb, ACC, rows)
+    dot_rows(XU, np.int64(0), kpad, WP, k4, nb, ACC, rows)  # not a literal 0: one specialisation
     for r in range(rows):
         off = np.int64(128 + ZP[r])
         a = ACC[r * npad:r * npad + units]
@@ -206,11 +207,17 @@ def _conv_blocks(SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, img, b0, b1, h, 
                 oy = p // ow
                 ox = p - oy * ow
                 t = i * kpad
+                ix0 = ox * sw - pad_l
+                row_inside = dw == 1 and ix0 >= 0 and ix0 + kw <= w
                 for ky in range(kh):
                     iy = oy * sh - pad_t + ky * dh
                     if 0 <= iy < h:
+                        if row_inside:  # the row's taps are adjacent in the image: one copy
+                            copy_bytes(PATCH, t, XU, (iy * w + ix0) * c, kw * c)
+                            t += kw * c
+                            continue
                         for kx in range(kw):
-                            ix = ox * sw - pad_l + kx * dw
+                            ix = ix0 + kx * dw
                             if 0 <= ix < w:
                                 copy_bytes(PATCH, t, XU, (iy * w + ix) * c, c)
                             else:
@@ -220,7 +227,7 @@ def _conv_blocks(SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, img, b0, b1, h, 
                         zero_bytes(PATCH, t, kw * c)
                         t += kw * c
                 zero_bytes(PATCH, t, (i + 1) * kpad - t)
-            dot_rows(PATCH, 0, kpad, WP, k4, nb, ACC, m)
+            dot_rows(PATCH, np.int64(0), kpad, WP, k4, nb, ACC, m)
         for i in range(m):
             p = p0 + i
             oy = p // ow
@@ -235,7 +242,7 @@ def _conv_blocks(SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, img, b0, b1, h, 
 
 
 @helper_njit(**_JIT)
-def hybrid_conv_i8(xf, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, nimg, h, w, c, kh, kw, sh, sw, dh, dw,
+def hybrid_conv_i8(x, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, o, nimg, h, w, c, kh, kw, sh, sw, dh, dw,
                    pad_t, pad_l, oh, ow, co, k4, nb, nw, asym, has_bias, lo, hi):
     """Dynamic-range CONV_2D: each image quantized as one row (LiteRT's per-batch scale) into
     bytes q + 128 (XU [h * w * c]); the patches of PIX_BLOCK output pixels gathered into PATCH
@@ -244,7 +251,10 @@ def hybrid_conv_i8(xf, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, nimg, h, w
     sum over inside taps of (q - zp) * w = dot - (128 + zp) * RS[pattern(y, x), c], RS the
     weights' sums over the taps inside the image for each border pattern (generators/hybrid.py
     `_raw_join`, int64 here); then hybridq.finish_rows. A 1x1, stride-1 convolution over
-    channels that fill whole 4-byte groups multiplies the image's bytes in place."""
+    channels that fill whole 4-byte groups multiplies the image's bytes in place. x / o: the
+    node's input / output buffers, any rank."""
+    xf = x.reshape(x.size)
+    of = o.reshape(o.size)
     npix = oh * ow
     for img in range(nimg):
         sf, zp = hq_row_u8(xf, img * h * w * c, h * w * c, XU, 0, asym)
@@ -255,11 +265,13 @@ def hybrid_conv_i8(xf, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, nimg, h, w
 
 
 @helper_njit(parallel=True, **_JIT)
-def hybrid_conv_i8_par(xf, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, nimg, h, w, c, kh, kw, sh, sw, dh, dw,
+def hybrid_conv_i8_par(x, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, o, nimg, h, w, c, kh, kw, sh, sw, dh, dw,
                        pad_t, pad_l, oh, ow, co, k4, nb, nw, asym, has_bias, lo, hi, tasks):
     """hybrid_conv_i8 with the pixel blocks split into `tasks` contiguous runs on Numba's
     threads, each with its own slice of PATCH / ACC ([tasks] x the serial scratch); the image's
     quantization stays serial (one row: LiteRT's per-image scale)."""
+    xf = x.reshape(x.size)
+    of = o.reshape(o.size)
     npix = oh * ow
     nblk = -(-npix // PIX_BLOCK)
     psz = PIX_BLOCK * k4 * 4
@@ -273,3 +285,4 @@ def hybrid_conv_i8_par(xf, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, of, nimg, 
             _conv_blocks(SF, XU, PATCH[t * psz:(t + 1) * psz], WP, RS, PH, PW, SW, B, ACC[t * asz:(t + 1) * asz],
                          of, img, t * nblk // tasks, (t + 1) * nblk // tasks, h, w, c, kh, kw, sh, sw, dh, dw,
                          pad_t, pad_l, ow, npix, co, k4, nb, nw, off, has_bias, lo, hi)
+

@@ -38,3 +38,10 @@ class KernelSource:
     #: (table, offset) when the kernel is out[i] = table[x[i] - offset] (generators/qtable.py): the
     #: tiers run that lookup in NumPy until the kernel is compiled (NumbaKernel.stand_in)
     lookup: tuple[np.ndarray, int] | None = None
+    #: "module:function" when the module only re-exports a shared, shape-generic helper as its
+    #: entry (shapes are arguments): its machine code is the helper's, compiled once per machine
+    #: and argument types into the compile cache's helpers/ (helpercache.py), not per module
+    shared: str | None = None
+    #: what compiling it costs, in lines of generated kernel source (the tiers compile the
+    #: heaviest first); None: the module's own line count
+    weight: int | None = None

@@ -2,7 +2,9 @@
 activations, int8 constant weights, float32 outputs, equal to ops/qhybrid.py (which is bit-exact
 with LiteRT's builtin hybrid kernels) to the bit.
 
-One kernel call does the three steps LiteRT does, in one generated module:
+One kernel call does the three steps LiteRT does (FULLY_CONNECTED and CONV_2D: a shared,
+shape-generic entry of ../qdot.py the step calls with its shapes as arguments, see `_shared`;
+DEPTHWISE_CONV_2D and BATCH_MATMUL: one generated module per node):
 
 1. quantize: each row of the input (FULLY_CONNECTED / BATCH_MATMUL: a row of `depth` values;
    convolutions: a whole image) is quantized exactly as ops/qhybrid.py `quantize_rows` does it
@@ -36,7 +38,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tflite_jit.backends.numba_cpu import emit, host, printer
+from tflite_jit.backends.numba_cpu import emit, host
 from tflite_jit.backends.numba_cpu.generators import GENERATORS, gemm, qconv, register_generator
 from tflite_jit.backends.numba_cpu.generators import depthwise as fdw
 from tflite_jit.backends.numba_cpu.quantized import no_epilogue
@@ -52,7 +54,6 @@ EXACT = float(1 << 24)
 #: bump when the generated hybrid code changes meaning (printed into every module)
 HVERSION = "1"
 _CLAMPS = {"NONE": (None, None), "RELU": (0.0, None), "RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0)}
-_PRECISE = "@numba.njit(cache=True, nogil=True, fastmath=False, error_model='numpy', boundscheck=False)"
 #: the fast-math option of the core kernels' decorators (removed, see _assemble)
 _FASTMATH = re.compile(r"fastmath=\{[^}]*\}, ")
 
@@ -202,25 +203,38 @@ def fully_connected(req: KernelRequest, tile=None) -> KernelSource:
 def _int8_fc(req: KernelRequest, a: HybridAttrs, w: np.ndarray, rows: int, bias: np.ndarray | None,
              act: str) -> KernelSource:
     """The product on int8 weights with int32 accumulators (qdot.hybrid_fc_i8): LiteRT's
-    accumulator for any row length, a quarter of the float32 path's weight bytes. The module is
-    a one-line call with the shapes as literals, for which Numba specialises the helper (1-2 s
-    once per shape and machine, kept in the compile cache's helpers/)."""
+    accumulator for any row length, a quarter of the float32 path's weight bytes. The step calls
+    the shared entry qdot.hybrid_fc_i8 with its shapes as arguments (`_shared`)."""
     units, depth = w.shape
     lo, hi = _clamp(act)
     wp, cs, k4, nb = host.pack_weights(w)
-    src = (f"# tflite_jit hybrid FULLY_CONNECTED v{HVERSION} (int8 product): {rows} rows of "
-           f"{depth}, {'asymmetric' if a.asymmetric else 'symmetric'}\n" + printer.PRELUDE
-           + emit.helper_import(host.QDOT, "hybrid_fc_i8") + "\n\n"
-           + _PRECISE + "\ndef hentry(xin, SF, ZP, XU, WP, CS, SW, B, ACC, o):\n"
-           f"    hybrid_fc_i8(xin.reshape({rows * depth}), SF, ZP, XU, WP, CS, SW, B, ACC, "
-           f"o.reshape({rows * units}), {rows}, {depth}, {units}, {k4}, {nb}, {a.asymmetric}, "
-           f"{bias is not None}, np.float32({_lit(lo)}), np.float32({_lit(hi)}))\n")
     args = [Arg("input", 0), Arg("const", value=np.zeros(rows, F32)), Arg("const", value=np.zeros(rows, np.int64)),
             Arg("const", value=np.zeros(rows * k4 * 4, np.uint8)),
             Arg("const", value=wp), Arg("const", value=cs), Arg("const", value=_scales(a, units)),
             Arg("const", value=np.zeros(units, F32) if bias is None else bias),
             Arg("const", value=np.zeros(rows * nb * host.LANES, np.int32)), Arg("output", 0)]
-    return KernelSource(src, "hentry", args)
+    return _shared("FULLY_CONNECTED", "hybrid_fc_i8", args,
+                   (rows, depth, units, k4, nb, a.asymmetric, bias is not None, np.float32(lo), np.float32(hi)))
+
+
+def _shared(op: str, entry: str, args: list[Arg], scalars: tuple, parallel: bool = False) -> KernelSource:
+    """A step bound straight to a shape-generic entry of qdot.py: the module only re-exports it,
+    and the shapes, flags and clamp bounds are scalar arguments. One compile per machine and
+    argument signature (the compile cache's helpers/) serves every such node of every model,
+    where a module per node calling the helper with literal shapes made Numba specialise and
+    LLVM re-optimise the helper for each (1.4-6 s a node: ~37 s of a dynamic-range MobileNetV2's
+    48 s of compile work). What the literal shapes bought (faster kernels) and what the shared
+    entries cost: docs/performance.md, "Shared hybrid entries"."""
+    src = (f"# tflite_jit hybrid {op} v{HVERSION} (int8 product): the shared, shape-generic qdot.{entry}\n"
+           + emit.helper_import(host.QDOT, f"{entry} as hentry"))
+    return KernelSource(src, "hentry", args + [Arg("const", value=v) for v in scalars], parallel,
+                        shared=f"{host.QDOT}:{entry}", weight=_SHARED_WEIGHT)
+
+
+#: a shared entry's compile (measured 4.6 s FULLY_CONNECTED, 5.5 s CONV_2D, 10.5 s the threaded
+#: CONV_2D) weighed as lines of generated source (CompileJob.weight: ~250 lines a second), so the
+#: tiers start it first
+_SHARED_WEIGHT = 2500
 
 
 # ---- CONV_2D ---------------------------------------------------------------------------------------
@@ -241,9 +255,8 @@ def conv2d(req: KernelRequest, tile=None) -> KernelSource:
 def _int8_conv2d(req: KernelRequest, a: HybridAttrs, w: np.ndarray, bias: np.ndarray | None,
                  act: str) -> KernelSource:
     """CONV_2D on int8 weights with int32 accumulators (qdot.hybrid_conv_i8): exact for any
-    filter size (no split weights), a quarter of the weight bytes; the module is a one-line
-    call with the shapes as literals, for which Numba specialises the helper (1.4-2.3 s once per
-    shape and machine, kept in the compile cache's helpers/)."""
+    filter size (no split weights), a quarter of the weight bytes; the step calls the shared
+    entry qdot.hybrid_conv_i8(_par) with its shapes as arguments (`_shared`)."""
     f = a.base
     co, kh, kw, ci = w.shape
     nimg, h, wd, c = req.inputs[0].shape
@@ -255,18 +268,8 @@ def _int8_conv2d(req: KernelRequest, a: HybridAttrs, w: np.ndarray, bias: np.nda
     wp, _, k4, nb = host.pack_weights(w.reshape(co, -1))
     lo, hi = _clamp(act)
     npix = oh * ow
-    dims = (f"{nimg}, {h}, {wd}, {c}, {kh}, {kw}, {sh}, {sw}, {dh}, {dw}, {pad_t}, {pad_l}, {oh}, {ow}, {co}, "
-            f"{k4}, {nb}, {raw.rs.shape[1]}")
     nblk = -(-npix // host.PIX_BLOCK)
     tasks = min(req.num_threads, nblk) if emit.want_parallel(req, 2.0 * npix * co * kh * kw * c / host.SERIAL_OPS) else 1
-    fn, more = ("hybrid_conv_i8_par", f", {tasks}") if tasks > 1 else ("hybrid_conv_i8", "")
-    src = (f"# tflite_jit hybrid CONV_2D v{HVERSION} (int8 product): {nimg} x {h}x{wd}x{c} -> "
-           f"{oh}x{ow}x{co}, {kh}x{kw}, {'asymmetric' if a.asymmetric else 'symmetric'}, {tasks} task(s)\n"
-           + printer.PRELUDE + emit.helper_import(host.QDOT, fn) + "\n\n"
-           + _PRECISE + "\ndef hentry(xin, SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, o):\n"
-           f"    {fn}(xin.reshape({nimg * h * wd * c}), SF, XU, PATCH, WP, RS, PH, PW, SW, B, ACC, "
-           f"o.reshape({nimg * npix * co}), {dims}, {a.asymmetric}, {bias is not None}, "
-           f"np.float32({_lit(lo)}), np.float32({_lit(hi)}){more})\n")
     blk = min(host.PIX_BLOCK, npix) * tasks
     args = [Arg("input", 0), Arg("const", value=np.zeros(nimg, F32)), Arg("const", value=np.zeros(h * wd * c, np.uint8)),
             Arg("const", value=np.zeros(blk * k4 * 4, np.uint8)), Arg("const", value=wp),
@@ -274,7 +277,11 @@ def _int8_conv2d(req: KernelRequest, a: HybridAttrs, w: np.ndarray, bias: np.nda
             Arg("const", value=raw.ph), Arg("const", value=raw.pw), Arg("const", value=_scales(a, co)),
             Arg("const", value=np.zeros(co, F32) if bias is None else bias),
             Arg("const", value=np.zeros(blk * nb * host.LANES, np.int32)), Arg("output", 0)]
-    return KernelSource(src, "hentry", args, tasks > 1)
+    scalars = (nimg, h, wd, c, kh, kw, sh, sw, dh, dw, pad_t, pad_l, oh, ow, co, k4, nb, raw.rs.shape[1],
+               a.asymmetric, bias is not None, np.float32(lo), np.float32(hi))
+    if tasks > 1:
+        return _shared("CONV_2D", "hybrid_conv_i8_par", args, (*scalars, tasks), True)
+    return _shared("CONV_2D", "hybrid_conv_i8", args, scalars)
 
 
 @dataclass(frozen=True)
