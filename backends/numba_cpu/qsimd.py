@@ -194,17 +194,30 @@ vbc4x = _bc4(True)
 def dpbusd(builder, acc, a, b):
     """LLVM IR: acc + per-lane sums of 4 (unsigned byte of a) x (signed byte of b), on <n x i32>
     vectors: vpdpbusd where the host has AVX512-VNNI and n = 16, else the same integers in
-    generic vector code (widen, multiply, add the 4 products of each lane)."""
+    generic vector code (widen to int16, multiply-add pairs, add the two pairs of each lane)."""
     n = acc.type.count
     if HAS_VNNI and n == 16:
         fn = llvm_fn(builder, "llvm.x86.avx512.vpdpbusd.512", _V32, [_V32] * 3)
         return builder.call(fn, [acc, a, b])
-    i8s, i32s = ir.VectorType(ir.IntType(8), 4 * n), ir.VectorType(ir.IntType(32), 4 * n)
-    p = builder.mul(builder.zext(builder.bitcast(a, i8s), i32s), builder.sext(builder.bitcast(b, i8s), i32s))
-    for g in range(4):
-        idx = ir.Constant(ir.VectorType(ir.IntType(32), n), [4 * lane + g for lane in range(n)])
-        acc = builder.add(acc, builder.shuffle_vector(p, ir.Constant(i32s, ir.Undefined), idx))
-    return acc
+    # Bytes widened to int16 (u8 and s8 both fit), products of adjacent pairs summed in int32 —
+    # the shape x86's vpmaddwd (and ARM's widening multiply-adds) compute in one instruction,
+    # which LLVM selects for it — then the two pair sums of each lane added. Exact: |pair| <=
+    # 2 * 255 * 128. (Widening every byte to int32 and multiplying there measured 8x slower
+    # than LiteRT on an AVX2 host.)
+    i8s = ir.VectorType(ir.IntType(8), 4 * n)
+    i16s = ir.VectorType(ir.IntType(16), 4 * n)
+    i32h = ir.VectorType(ir.IntType(32), 2 * n)
+    a16 = builder.zext(builder.bitcast(a, i8s), i16s)
+    b16 = builder.sext(builder.bitcast(b, i8s), i16s)
+
+    def half(v, parity, count, ty):
+        idx = ir.Constant(ir.VectorType(ir.IntType(32), count), [2 * j + parity for j in range(count)])
+        return builder.shuffle_vector(v, ir.Constant(ty, ir.Undefined), idx)
+
+    pairs = builder.add(
+        builder.mul(builder.sext(half(a16, 0, 2 * n, i16s), i32h), builder.sext(half(b16, 0, 2 * n, i16s), i32h)),
+        builder.mul(builder.sext(half(a16, 1, 2 * n, i16s), i32h), builder.sext(half(b16, 1, 2 * n, i16s), i32h)))
+    return builder.add(acc, builder.add(half(pairs, 0, n, i32h), half(pairs, 1, n, i32h)))
 
 
 @intrinsic
