@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 
-from tflite_jit.backends.numba_cpu.host import HAS_VNNI
 from tflite_jit.tools.placement import placement
 from tflite_jit.tools.skeleton import refill
 
@@ -50,16 +49,6 @@ IN_PROGRESS_BY_MODE: dict[tuple[str, str], str] = {}
 
 #: model -> its failing ops today, each an open gap above (regenerate with the suite's skeletons)
 BLOCKED: dict[str, list[str]] = {}
-
-if not HAS_VNNI:
-    # Where the host lacks AVX512-VNNI, int8 CONV_2D / FULLY_CONNECTED multiply in float32
-    # (generators/qconv.py), exact only while a sum stays below 2**24; ResNet50's deepest layers
-    # could pass it, so they run on reference there (found 2026-12-08 on an AVX2 host; on a VNNI
-    # host the int32 GEMM takes them and this model passes).
-    _NO_VNNI = "open: an exact int32-accumulator int8 GEMM for hosts without VNNI (sums past 2**24)"
-    IN_PROGRESS[("CONV_2D", "int8")] = _NO_VNNI
-    IN_PROGRESS[("FULLY_CONNECTED", "int8")] = _NO_VNNI
-    BLOCKED["resnet50_int8"] = ["CONV_2D[int8]", "FULLY_CONNECTED[int8]"]
 
 #: model -> (node, words of the error): models LiteRT's builtin kernels refuse to prepare, which
 #: we must refuse the same way (same node, LiteRT's check in the message), not run

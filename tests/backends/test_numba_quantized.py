@@ -461,6 +461,34 @@ def test_float32_accumulation_path_for_int8(monkeypatch, op, hw, ci, co, k, stri
     assert ("qst(" in src or "qstm(" in src) and "vdot(" not in src
 
 
+@pytest.mark.parametrize("op,hw,ci,co,k,stride", [
+    ("CONV_2D", 6, 160, 24, 3, 1), ("CONV_2D", 7, 1100, 9, 1, 2), ("FULLY_CONNECTED", 1, 1100, 21, 1, 1),
+])
+def test_int8_sums_past_float32_exactness_compile(op, hw, ci, co, k, stride):
+    """Deep int8 layers (ResNet50's last blocks) whose sums may pass 2**24 cannot use the float32
+    GEMM; they take the int32-accumulator GEMM on every host (vpdpbusd, or its generic vector
+    form without VNNI) instead of the reference backend, bit-exact with LiteRT."""
+    rng = np.random.default_rng(ci + co)
+    shape = (co, ci) if op == "FULLY_CONNECTED" else (co, k, k, ci)
+    wq = rng.integers(-127, 128, shape).astype(np.int8)
+    wq[0] = 127  # channel 0's bound 127 * 128 * depth passes 2**24 whatever the draw
+    assert 127 * 128 * wq[0].size >= 2 ** 24
+    w_q = (np.full(co, 0.004, np.float32), np.zeros(co, np.int64))
+    bias = rng.integers(-3000, 3000, co).astype(np.int32)
+    if op == "FULLY_CONNECTED":
+        m = weighted_model(op, (3, ci), wq, bias, np.int8, (0.02, -128), w_q, (30.0, 5), (3, co), 0,
+                           fused_activation_function=1)
+        x = rand_q(rng, (3, ci), np.int8)
+    else:
+        oh = -(-hw // stride)
+        m = weighted_model(op, (1, hw, hw, ci), wq, bias, np.int8, (0.02, -128), w_q, (30.0, 5), (1, oh, oh, co),
+                           0, padding=0, stride_h=stride, stride_w=stride, fused_activation_function=0)
+        x = rand_q(rng, (1, hw, hw, ci), np.int8)
+    x.reshape(-1)[: x.size // 2] = 127  # large activations, so the large sums really occur
+    ex = check(m, x, litert=True)
+    assert "vdot(" in ex.steps[0].kernel.src.source
+
+
 @settings(max_examples=10, deadline=None)
 @given(op=st.sampled_from(["AVERAGE_POOL_2D", "MAX_POOL_2D"]), b=st.integers(1, 2), h=st.integers(1, 9),
        w=st.integers(1, 9), c=st.integers(1, 20), fh=st.integers(1, 4), fw=st.integers(1, 4),
