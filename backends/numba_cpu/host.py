@@ -89,8 +89,10 @@ AVX512 = "+avx512f" in _features()
 #: float32 lanes per vector and vector registers of the target (zmm x 32 or ymm x 16)
 VW = 16 if AVX512 else 8
 NREGS = 32 if AVX512 else 16
-#: int8 dot products of AVX512-VNNI (qsimd.py's vdot, generators/qconv.py's vnni_gemm)
+#: int8 dot products of AVX512-VNNI (qsimd.py's vdot, generators/qconv.py's int_gemm)
 HAS_VNNI = VW == 16 and "+avx512vnni" in _features() and "+avx512bw" in _features()
+#: vpmaddwd of 8 / 16 int32 lanes (qsimd.pmaddwd)
+HAS_PMADDWD = "+avx2" in _features() and (VW == 8 or "+avx512bw" in _features())
 #: the 64-byte table lookup of qlut.py (vpermi2b)
 HAS_VBMI = all(f in _features() for f in ("+avx512f", "+avx512bw", "+avx512vbmi"))
 

@@ -13,7 +13,7 @@ bytes by signed ones, so inputs are stored as q + 128 and 128 * sum(w) is subtra
 (`hybrid_fc_i8`): exact integer algebra.
 
 The kernels take their shapes as arguments, so one compile (Numba's cache=True) serves every
-such node of every model on this machine. (qconv.vnni_gemm, the int8 models' GEMM, is generated
+such node of every model on this machine. (qconv.int_gemm, the int8 models' GEMM, is generated
 per shape instead: its register tiles are literal, which pays for full-integer layers.)
 """
 

@@ -9,8 +9,9 @@ up (RHU2) or half away from zero (MBQM). Both are (t + h) >> rs with a per-chann
 h+ = 2**(rs-1) (0 when rs = 0) and h- = h+ for RHU2, h+ - 1 for MBQM (when rs > 0). The
 per-channel parameters come as one int32 table QP of QROWS rows (qconv.qparams builds it).
 
-`vzi` / `vldw` / `vbc4` / `vbc4x` / `vdot` are the int8 GEMM's VNNI pieces (qconv.vnni_gemm):
-vpdpbusd sums 4 (unsigned byte) x (signed byte) products into each int32 lane.
+`vzi` / `vldw` / `vbc4` / `vbc4x` / `vdot` are the int8 GEMM's VNNI pieces (qconv.int_gemm):
+vpdpbusd sums 4 (unsigned byte) x (signed byte) products into each int32 lane. Without VNNI the
+same GEMM runs on int16 pairs instead (`vbc2` / `vdot2`: vpmaddwd, 2 products per lane).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from tflite_jit.backends.numba_cpu.host import HAS_VNNI, QROWS, VW  # noqa: F401 (re-exported)
+from tflite_jit.backends.numba_cpu.host import HAS_PMADDWD, HAS_VNNI, QROWS, VW  # noqa: F401 (re-exported)
 from tflite_jit.backends.numba_cpu.simd import (
     SimdVector,
     check_array,
@@ -218,6 +219,53 @@ def dpbusd(builder, acc, a, b):
         builder.mul(builder.sext(half(a16, 0, 2 * n, i16s), i32h), builder.sext(half(b16, 0, 2 * n, i16s), i32h)),
         builder.mul(builder.sext(half(a16, 1, 2 * n, i16s), i32h), builder.sext(half(b16, 1, 2 * n, i16s), i32h)))
     return builder.add(acc, builder.add(half(pairs, 0, n, i32h), half(pairs, 1, n, i32h)))
+
+
+def pmaddwd(builder, acc, a, b):
+    """LLVM IR: acc + per-lane sums of the 2 int16 x int16 products of a and b's int32 lanes (each
+    lane holds a pair of int16): x86's vpmaddwd where the host has it (LLVM does not find it in
+    the generic form below when one operand is a broadcast: it multiplies in int32 instead, 2-3x
+    slower), else generic vector code. Exact for operands in int8's range (a pair sums to at
+    most 2 * 128 * 128 in magnitude)."""
+    n = acc.type.count
+    i16s = ir.VectorType(ir.IntType(16), 2 * n)
+    a16, b16 = builder.bitcast(a, i16s), builder.bitcast(b, i16s)
+    if HAS_PMADDWD and n in (8, 16):
+        name = "llvm.x86.avx2.pmadd.wd" if n == 8 else "llvm.x86.avx512.pmaddw.d.512"
+        return builder.add(acc, builder.call(llvm_fn(builder, name, acc.type, [i16s, i16s]), [a16, b16]))
+
+    def half(v, parity):
+        idx = ir.Constant(ir.VectorType(ir.IntType(32), n), [2 * j + parity for j in range(n)])
+        return builder.sext(builder.shuffle_vector(v, ir.Constant(i16s, ir.Undefined), idx), acc.type)
+
+    return builder.add(acc, builder.add(builder.mul(half(a16, 0), half(b16, 0)),
+                                        builder.mul(half(a16, 1), half(b16, 1))))
+
+
+@intrinsic
+def vbc2(typingctx, arr, idx):
+    """Two int16 at element `idx` of an int16 array, as one int32 in every lane (the activation
+    pair of vdot2)."""
+    check_array(arr, "vbc2", types.int16)
+    check_int(idx, "vbc2")
+
+    def codegen(context, builder, sig, args):
+        p = elem_ptr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        x = builder.load(builder.bitcast(p, ir.IntType(32).as_pointer()), align=2)
+        return splat(builder, x, _V32)
+
+    return i32vec(arr, idx), codegen
+
+
+@intrinsic
+def vdot2(typingctx, acc, a, b):
+    """acc + per-lane sums of 2 int16 x int16 products: vpmaddwd + vpaddd (qconv's int8 GEMM on
+    hosts without VNNI, its operands widened to int16 at plan time / in the prologue)."""
+
+    def codegen(context, builder, sig, args):
+        return pmaddwd(builder, *args)
+
+    return i32vec(i32vec, i32vec, i32vec), codegen
 
 
 @intrinsic

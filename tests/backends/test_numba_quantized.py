@@ -6,6 +6,8 @@ land on exact rounding ties, so RHU2 versus MBQM (depthwise tails) is discrimina
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -444,9 +446,9 @@ def test_mean_spatial(b, h, w, c, dtype, axis, keep, seed):
     ("FULLY_CONNECTED", 1, 300, 70, 1, 1),
 ])
 def test_float32_accumulation_path_for_int8(monkeypatch, op, hw, ci, co, k, stride):
-    """Hosts without AVX512-VNNI run int8 CONV_2D / FULLY_CONNECTED on the float32 GEMM (exact
-    below 2**24); forced here, so that path is tested on every machine."""
-    monkeypatch.setattr(qconv, "USE_VNNI", False)
+    """uint8 CONV_2D / FULLY_CONNECTED (and int8 with a filter zero point) run on the float32 GEMM
+    (exact below 2**24); forced here for int8 layers, so that path is tested on every machine."""
+    monkeypatch.setattr(qconv, "USE_INT_GEMM", False)
     rng = np.random.default_rng(hw + co)
     if op == "FULLY_CONNECTED":
         wq, w_q = weights(rng, (co, ci), co, np.int8, True, False)
@@ -486,7 +488,37 @@ def test_int8_sums_past_float32_exactness_compile(op, hw, ci, co, k, stride):
         x = rand_q(rng, (1, hw, hw, ci), np.int8)
     x.reshape(-1)[: x.size // 2] = 127  # large activations, so the large sums really occur
     ex = check(m, x, litert=True)
-    assert "vdot(" in ex.steps[0].kernel.src.source
+    assert re.search(r"vdot2?\(", ex.steps[0].kernel.src.source)
+
+
+@pytest.mark.parametrize("pairs", [False, True], ids=["byte-quads", "int16-pairs"])
+@pytest.mark.parametrize("op,hw,ci,co,k,stride,pad", [
+    ("CONV_2D", 9, 16, 40, 1, 1, 1),  # 1x1, channels a multiple of 4: read in place (quads)
+    ("CONV_2D", 11, 3, 18, 3, 2, 0),  # stem: padded, odd channels
+    ("CONV_2D", 8, 17, 70, 3, 1, 1),  # odd channel count, a partial panel
+    ("CONV_2D", 7, 33, 9, 2, 2, 1),
+    ("FULLY_CONNECTED", 1, 301, 70, 1, 1, 0),  # odd depth
+])
+def test_int_gemm_layouts_on_every_host(monkeypatch, pairs, op, hw, ci, co, k, stride, pad):
+    """The int32 GEMM's two layouts, whichever the host picks (VNNI byte quads, int16 pairs on
+    vpmaddwd): both forced here, serial and threaded, bit-exact with LiteRT."""
+    monkeypatch.setattr(qconv, "PAIRS", pairs)
+    rng = np.random.default_rng(hw * co + k)
+    wq, w_q = weights(rng, (co, ci) if op == "FULLY_CONNECTED" else (co, k, k, ci), co, np.int8, True, False)
+    bias = rng.integers(-3000, 3000, co).astype(np.int32)
+    if op == "FULLY_CONNECTED":
+        m = weighted_model(op, (5, ci), wq, bias, np.int8, (0.02, -3), w_q, (0.3, 5), (5, co), 0,
+                           fused_activation_function=1)
+        x = rand_q(rng, (5, ci), np.int8)
+    else:
+        oh = -(-hw // stride) if pad == 0 else (hw - k + stride) // stride
+        m = weighted_model(op, (2, hw, hw, ci), wq, bias, np.int8, (0.0235, 7), w_q, (0.05, 3), (2, oh, oh, co),
+                           0, padding=pad, stride_h=stride, stride_w=stride, fused_activation_function=3)
+        x = rand_q(rng, (2, hw, hw, ci), np.int8)
+    for threads in (1, 2):
+        ex = check(m, x, threads=threads, litert=threads == 1)
+        src = ex.steps[0].kernel.src.source
+        assert ("vdot2(" in src) == pairs and ("vdot(" in src) == (not pairs)
 
 
 @settings(max_examples=10, deadline=None)

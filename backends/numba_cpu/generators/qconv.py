@@ -1,15 +1,19 @@
 """Quantized (int8 / uint8) CONV_2D, FULLY_CONNECTED and DEPTHWISE_CONV_2D, bit-exact with
 ops/qnn.py (which is bit-exact with LiteRT's optimized builtin kernels).
 
-Three ways to accumulate, measured on this machine (Zen 5, AVX-512; PERFORMANCE.md: Numba widens
-int8 products to int64 and never emits VNNI by itself):
+Three ways to accumulate, measured (PERFORMANCE.md: Numba widens int8 products to int64 and
+never emits VNNI or vpmaddwd by itself):
 
-* int8 CONV_2D / FULLY_CONNECTED with symmetric weights, where the host has AVX512-VNNI: an
-  explicit vpdpbusd register-tiled GEMM (`vnni_gemm`, below): int32 accumulators, exact at any
-  depth, 1.1-2.4x LiteRT XNNPACK's int8 layer time and 1.1-6x faster than LiteRT's builtin int8
-  kernels (benchmarks/bench_numba_quantized.py).
-* otherwise (uint8, int8 FULLY_CONNECTED with a filter zero point, hosts without VNNI): float32
-  accumulation on gemm.py's FMA micro-kernel. Every product of two 8-bit values is an integer
+* int8 CONV_2D / FULLY_CONNECTED with symmetric weights: an explicit register-tiled GEMM with
+  int32 accumulators (`int_gemm`, below), exact at any depth, as LiteRT's. Where the host has
+  AVX512-VNNI it multiplies byte quads with vpdpbusd (Zen 5: 1.1-2.4x LiteRT XNNPACK's int8 layer
+  time and 1.1-6x faster than LiteRT's builtin int8 kernels, benchmarks/bench_numba_quantized.py);
+  elsewhere int16 pairs with vpmaddwd (weights widened at plan time, activations in the prologue):
+  on an AVX2 host (2026-12-08) 1.0-1.5x faster than the float32 GEMM below on the layers both
+  can run, and it also takes the deep layers whose sums may pass 2**24, which the float32 GEMM
+  must refuse (ResNet50's last blocks ran on reference there before).
+* otherwise (uint8, int8 FULLY_CONNECTED with a filter zero point): float32 accumulation on
+  gemm.py's FMA micro-kernel. Every product of two 8-bit values is an integer
   below 2**16 and a float32 sum of integers is exact while every partial sum stays below 2**24,
   in any order (fastmath reassociation included); the weights are constants, so this is checked
   per output channel at plan time: sum_k |w[n, k] - zw| * max|x| < 2**24, else the node is
@@ -60,8 +64,11 @@ I8, U8 = np.dtype(np.int8), np.dtype(np.uint8)
 EXACT = float(1 << 24)
 #: bump when the requantization code changes meaning (printed into every generated module)
 QVERSION = "4"
-#: the int8 VNNI GEMM (below) where the host has it; False forces the float32 GEMM path
-USE_VNNI = True
+#: int8 CONV_2D / FULLY_CONNECTED on the int32-accumulator GEMM (`int_gemm`, below); False forces
+#: the float32 GEMM path
+USE_INT_GEMM = True
+#: that GEMM on int16 pairs (vpmaddwd) instead of VNNI's byte quads: hosts without VNNI
+PAIRS = not HAS_VNNI
 #: per-channel tables are padded by this many zero channels (a GEMM panel is at most 8 vectors)
 _QPAD = 8 * VW
 
@@ -170,14 +177,10 @@ def _gemm_q(req: KernelRequest, kind: str, tile=None) -> KernelSource:
     x = req.inputs[0]
     n_out = wc.shape[0]
     wk = wc.reshape(n_out, -1)
+    if USE_INT_GEMM and dt == I8 and a.rounding == "rhu2" and not any(a.w_zps):
+        return int_gemm(req, wc.astype(np.int8), kind, tile)
     bound = np.abs(wk).sum(axis=1) * _max_abs_x(dt)
-    exact_f32 = not np.any(bound >= EXACT)
-    if USE_VNNI and dt == I8 and a.rounding == "rhu2" and not any(a.w_zps) and (HAS_VNNI or not exact_f32):
-        # Without VNNI the int32 GEMM's multiply-adds are generic vector code (qsimd.dpbusd), about
-        # 2x the float32 GEMM's time on an AVX2 host, but exact at any depth: the layers whose
-        # sums may pass 2**24 take it instead of falling back to reference.
-        return vnni_gemm(req, wc.astype(np.int8), kind, tile)
-    if not exact_f32:
+    if np.any(bound >= EXACT):
         raise Unsupported(f"quantized {req.op_name}: a float32 accumulator could reach "
                           f"{int(bound.max())} >= 2**24 (not exact); runs on reference")
     groups = 1
@@ -420,7 +423,7 @@ def depthwise(req: KernelRequest) -> KernelSource:
     return KernelSource(src, "entry", args, parallel)
 
 
-# ---- int8 GEMM with VNNI (vpdpbusd) ------------------------------------------------------------------
+# ---- int8 GEMM with int32 accumulators (VNNI's vpdpbusd, or vpmaddwd on int16 pairs) -------------
 #
 # Where the host has AVX512-VNNI, int8 CONV_2D / FULLY_CONNECTED with symmetric weights run on
 # vpdpbusd (u8 x s8, 4-byte groups summed into int32 lanes; 4x the multiply-adds of a float32
@@ -432,6 +435,12 @@ def depthwise(req: KernelRequest) -> KernelSource:
 # rounded up to 4). Activations are read in place (the sign flip folded into the 4-byte
 # broadcast) when a row's channels are contiguous and a multiple of 4; otherwise (padding, odd
 # channel counts) the prologue copies them into a zero-point-bordered uint8 scratch image.
+#
+# Without VNNI (`PAIRS`), the same tiles multiply int16 pairs: weights packed as
+# [tap][k2 group][NV][lanes][2 int16], activations always copied into an int16 scratch image
+# (bordered with zi, no sign flip: vpmaddwd is signed x signed, so the bias absorbs -zi * sum(w)),
+# and each step is one vpmaddwd + vpaddd per accumulator (qsimd.vdot2). The tiles are smaller
+# (`_PAIR_TILES`): AVX2 has 16 ymm registers.
 
 
 #: (NV vectors per panel) -> MR rows per tile: MR * NV accumulators + NV weights + 1 broadcast
@@ -441,16 +450,22 @@ def depthwise(req: KernelRequest) -> KernelSource:
 #: 410-500 us where 14x1, 16x1, 8x2, 13x2 take 121-142 us), so the row counts are these measured
 #: ones and are not shrunk to balance a run's tiles (which turned 14 into 13).
 _VNNI_TILES = {1: 16, 2: 8, 3: 7, 4: 5}
+#: the same for the int16-pair GEMM of hosts without VNNI (16 ymm registers), from a sweep of
+#: 12x1 .. 2x4 on 1x1 and 3x3 layers of 14-56 pixels (AVX2 EPYC, 2026-12-08: 6x2 and 2x4 best,
+#: 4x3 and 3x4 20-30 % slower)
+_PAIR_TILES = {1: 12, 2: 6, 3: 3, 4: 2}
 #: serial int8 multiply-adds per second assumed for the threading decision (2 ops each)
 VNNI_SERIAL_OPS = 300e9
-_VNNI_INTRINSICS = ("vzi", "vldw", "vbc4", "vbc4x", "vdot", "qsti", "qstmi")
+PAIR_SERIAL_OPS = 100e9
+_VNNI_INTRINSICS = ("vzi", "vldw", "vbc4", "vbc4x", "vdot", "vbc2", "vdot2", "qsti", "qstmi")
 
 
-def _vnni_choose(RO: int, L: int, N: int) -> tuple[int, int]:
+def _vnni_choose(RO: int, L: int, N: int, pairs: bool = False) -> tuple[int, int]:
     nvec = -(-N // VW)
     best = None
+    tiles = _PAIR_TILES if pairs else _VNNI_TILES
     for nv in range(1, min(nvec, 4) + 1):
-        mr = min(_VNNI_TILES[nv], L)
+        mr = min(tiles[nv], L)
         work = RO * (-(-L // mr) * mr) * (-(-nvec // nv) * nv)
         key = (work, -nv)
         if best is None or key < best[0]:
@@ -459,22 +474,29 @@ def _vnni_choose(RO: int, L: int, N: int) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def _pack_vnni(w: np.ndarray, NR: int) -> np.ndarray:
-    """w [N, T, C] int8 -> flat int8 [panel][T][G][NR][4], C padded to G*4, N to panels."""
+def _pack_vnni(w: np.ndarray, NR: int, kb: int = 4) -> np.ndarray:
+    """w [N, T, C] int8 -> flat bytes [panel][T][G][NR][kb], C padded to G*kb, N to panels: kb=4
+    int8 (VNNI's byte quads) or kb=2 int16 (pairs; the bytes of the int16 array)."""
     n, t, c = w.shape
-    g = -(-c // 4)
+    g = -(-c // kb)
     npan = -(-n // NR)
-    wp = np.zeros((npan * NR, t, g * 4), np.int8)
+    wp = np.zeros((npan * NR, t, g * kb), np.int8 if kb == 4 else np.int16)
     wp[:n, :, :c] = w
-    wp = wp.reshape(npan, NR, t, g, 4).transpose(0, 2, 3, 1, 4)
-    return np.ascontiguousarray(wp).reshape(-1)
+    wp = wp.reshape(npan, NR, t, g, kb).transpose(0, 2, 3, 1, 4)
+    return np.ascontiguousarray(wp).reshape(-1).view(np.int8)
 
 
-def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> KernelSource:
+def int_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> KernelSource:
     """int8 CONV_2D (kind 'conv', w [CO, KH, KW, CI]) / FULLY_CONNECTED ('fc', w [N, K]), the
     filter symmetric (zero points 0)."""
     a = req.attrs
     x = req.inputs[0]
+    pairs = PAIRS
+    KB = 2 if pairs else 4  # k values per int32 lane: int16 pairs or VNNI's byte quads
+
+    def xval(load: str) -> str:  # an activation as the scratch image holds it
+        return f"np.int16({load})" if pairs else f"np.int32({load}) + 128"
+
     if kind == "conv":
         f = a.base
         nimg, H, W, C = x.shape
@@ -491,8 +513,8 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
         need_w = (OW - 1) * SW + (KW - 1) * DW + 1
         HP, WP = max(H + pt, need_h), max(W + pl, need_w)
         padded = pt or pl or HP != H or WP != W
-        copy = bool(padded or C % 4)
-        CP = -(-C // 4) * 4 if copy else C
+        copy = bool(padded or C % KB or pairs)
+        CP = -(-C // KB) * KB if copy else C
         if not copy:
             HP, WP = H, W
         taps = [(kh * DH * WP + kw * DW) * CP for kh in range(KH) for kw in range(KW)]
@@ -507,17 +529,17 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
     else:
         N, K = w.shape
         M = math.prod(x.shape) // K
-        copy = K % 4 != 0
+        copy = K % KB != 0 or pairs
         C = K
-        CP = -(-K // 4) * 4 if copy else K
+        CP = -(-K // KB) * KB if copy else K
         nimg, H, W, HP, WP, pt, pl = 1, M, 1, M, 1, 0, 0
         taps = [0]
         wt = w.reshape(N, 1, K)
         RO, L, LS = 1, M, CP
         outer = ["a0 = 0"]
     T = len(taps)
-    G = CP // 4
-    MR, NV = tile or _vnni_choose(RO, L, N)
+    G = CP // KB
+    MR, NV = tile or _vnni_choose(RO, L, N, pairs)
     MR = min(MR, L)
     NR = NV * VW
     NPAN = -(-N // NR)
@@ -525,16 +547,17 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
     NTILE = RO * NLT
     partial = L % MR != 0
     wsum = wt.astype(np.int64).reshape(N, -1).sum(axis=1)
-    bias = _bias_of(req, N) - (int(a.in_zp) + 128) * wsum
+    bias = _bias_of(req, N) - (int(a.in_zp) + (0 if pairs else 128)) * wsum
     qp = qparams(a, N, bias, np.zeros(N, bool), _QPAD)
-    wp = _pack_vnni(wt, NR)
+    wp = _pack_vnni(wt, NR, KB)
     tail = "QP, " + qtail(qp, a, "QS[0]", "QS[1]", "QS[2]")
     flops = 2.0 * M * N * T * C
-    parallel = emit.want_parallel(req, flops / VNNI_SERIAL_OPS) and NTILE * NPAN >= 2
+    parallel = emit.want_parallel(req, flops / (PAIR_SERIAL_OPS if pairs else VNNI_SERIAL_OPS)) and NTILE * NPAN >= 2
     split = "m" if NTILE >= 10 or NTILE >= NPAN else "p"
     ntask = min(10, NTILE if split == "m" else NPAN) if parallel else 1
     A = "XU" if copy else "x"
-    bc = "vbc4" if copy else "vbc4x"
+    bc = "vbc2" if pairs else "vbc4" if copy else "vbc4x"
+    dot = "vdot2" if pairs else "vdot"
     pstride = T * G * NR * 4  # bytes per panel
 
     em = []
@@ -566,13 +589,13 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
             e(3, f"c{i}_{j} = vzi()")
     for ti, toff in enumerate(taps):
         e(3, f"for g in range({G}):")
-        e(4, f"wk = wo + {ti * G * NR * 4} + g * {NR * 4}", f"ak = a0 + {toff} + g * 4")
+        e(4, f"wk = wo + {ti * G * NR * 4} + g * {NR * 4}", f"ak = a0 + {toff} + g * {KB}")
         for j in range(NV):
             e(4, f"w{j} = vldw(Wp, wk + {j * VW * 4})")
         for i in range(MR):
             e(4, f"x{i} = {bc}({A}, ak + {i * LS})")
             for j in range(NV):
-                e(4, f"c{i}_{j} = vdot(c{i}_{j}, x{i}, w{j})")
+                e(4, f"c{i}_{j} = {dot}(c{i}_{j}, x{i}, w{j})")
     for i in range(MR):
         ind = 3
         if partial and i < MR - 1:
@@ -595,16 +618,16 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
                     f"    dst = ((bi * {HP} + rr - bi * {H} + {pt}) * {WP} + {pl}) * {CP}",
                     f"    for ww in range({W}):",
                     f"        for c in range({C}):",
-                    f"            st(XU, dst + ww * {CP} + c, np.int32(ld(x, src + ww * {C} + c)) + 128)"]
+                    f"            st(XU, dst + ww * {CP} + c, {xval('ld(x, src + ww * ' + str(C) + ' + c)')})"]
         else:
             pro += [f"for rr in range({M}):",
                     f"    for c in range({K}):",
-                    f"        st(XU, rr * {CP} + c, np.int32(ld(x, rr * {K} + c)) + 128)"]
+                    f"        st(XU, rr * {CP} + c, {xval('ld(x, rr * ' + str(K) + ' + c)')})"]
     params = "x, XU, Wp, QP, QS, o" if copy else "x, Wp, QP, QS, o"
     deco = ("@numba.njit(cache=True, nogil=True, error_model='numpy', boundscheck=False, "
             "parallel={})\n")
-    src = (printer.PRELUDE + f"# tflite_jit int8 VNNI gemm v{QVERSION}: {req.op_name} M={M} N={N} "
-           f"K={T * CP} tile={MR}x{NR}\n"
+    src = (printer.PRELUDE + f"# tflite_jit int8 {'int16-pair' if pairs else 'VNNI'} gemm v{QVERSION}: "
+           f"{req.op_name} M={M} N={N} K={T * CP} tile={MR}x{NR}\n"
            + emit.helper_import(host.QSIMD, *_VNNI_INTRINSICS) + emit.helper_import(host.SIMD, "ld", "st") + "\n\n")
     if parallel:
         src += deco.format(False) + f"def qgemm_task(task, {params}):\n" + "\n".join(em) + "\n\n\n"
@@ -614,9 +637,9 @@ def vnni_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> Kernel
     src += deco.format(parallel) + f"def entry({params}):\n" + "\n".join("    " + ln for ln in body) + "\n"
     args = [Arg("input", 0)]
     if copy:
-        border = np.zeros(nimg * HP * WP * CP, np.uint8)
+        border = np.zeros(nimg * HP * WP * CP, np.int16 if pairs else np.uint8)
         if kind == "conv":
-            border.reshape(nimg, HP, WP, CP)[..., :C] = (int(a.in_zp) + 128) & 0xFF
+            border.reshape(nimg, HP, WP, CP)[..., :C] = int(a.in_zp) if pairs else (int(a.in_zp) + 128) & 0xFF
         args.append(Arg("const", value=border))
     args += [Arg("const", value=wp), Arg("const", value=qp), Arg("const", value=qscalars(a)), Arg("output", 0)]
     return KernelSource(src, "entry", args, parallel)
