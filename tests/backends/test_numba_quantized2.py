@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import tflite_jit
 from tests.oracle import assert_close, litert_run
-from tflite_jit.backends.numba_cpu import qlut
+from tflite_jit.backends.numba_cpu import generators, qlut
 from tflite_jit.backends.numba_cpu.generators import qquant
 from tflite_jit.format.builder import ModelBuilder
 from tflite_jit.ops import qmath
@@ -105,6 +105,9 @@ def test_quantize_non_finite(dst, zp):
 def test_quantize_break_is_detected(monkeypatch):
     """The QUANTIZE tests would catch a wrong rounding: rounding the whole tensor half to even
     (no scalar tail) differs from the reference on exact halves."""
+    # every generator module imported first: one imported under the patch (qsoftmax binds
+    # exact_module by name) would keep the broken function for the rest of the session
+    generators.load_all()
     orig = qquant.exact_module
 
     def no_tail(comment: str, body: list[str]) -> str:

@@ -553,7 +553,10 @@ class Executable:
                     return steps
                 if b is self.backends[-1]:
                     raise
-                self._note_fallback(cluster.ops[0], f"{b.name}: {e}")
+                # an Unsupported says why in its message; any other error (a generator bug) is
+                # named by its type too, so an empty message never makes an empty reason
+                said = str(e) if type(e).__name__ == "Unsupported" and str(e) else f"{type(e).__name__}: {e}"
+                self._note_fallback(cluster.ops[0], f"{b.name}: {said}")
                 _drop_tracebacks(e)  # a cached compile error must not keep our frames alive (see prepare)
                 continue
             return [Step(cluster, kernel, b.name, _label(self.sg, cluster))]
