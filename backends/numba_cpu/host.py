@@ -91,8 +91,11 @@ VW = 16 if AVX512 else 8
 NREGS = 32 if AVX512 else 16
 #: int8 dot products of AVX512-VNNI (qsimd.py's vdot, generators/qconv.py's int_gemm)
 HAS_VNNI = VW == 16 and "+avx512vnni" in _features() and "+avx512bw" in _features()
-#: vpmaddwd of 8 / 16 int32 lanes (qsimd.pmaddwd)
-HAS_PMADDWD = "+avx2" in _features() and (VW == 8 or "+avx512bw" in _features())
+#: vpmaddwd (qsimd.pmaddwd) and its int32 lanes per instruction
+HAS_PMADDWD = "+avx2" in _features()
+PMADDWD_LANES = 16 if VW == 16 and "+avx512bw" in _features() else 8
+#: int8 products as int16 pairs (vpmaddwd on x86) where VNNI is missing: qdot's tiles, qconv.int_gemm
+PAIRS = not HAS_VNNI
 #: the 64-byte table lookup of qlut.py (vpermi2b)
 HAS_VBMI = all(f in _features() for f in ("+avx512f", "+avx512bw", "+avx512vbmi"))
 
@@ -116,13 +119,16 @@ SERIAL_OPS = 300e9
 
 def pack_weights(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
     """qdot's weight layout: w [N, K] int8 -> (packed [N/16, K/4, 16, 4] int8 flat, column sums
-    int32 [N], k4, nb), N and K padded with zero weights (padding contributes nothing to any sum)."""
+    int32 [N], k4, nb), N and K padded with zero weights (padding contributes nothing to any sum).
+    Where `PAIRS`: [N/16, K/2, 16, 2] int16 instead (K still padded to 4), as its bytes."""
     n, k = w.shape
     nb, k4 = -(-n // LANES), -(-k // GROUP)
-    wp = np.zeros((nb * LANES, k4 * GROUP), np.int8)
+    kb = 2 if PAIRS else GROUP
+    wp = np.zeros((nb * LANES, k4 * GROUP), np.int16 if PAIRS else np.int8)
     wp[:n, :k] = w
-    packed = wp.reshape(nb, LANES, k4, GROUP).transpose(0, 2, 1, 3)
-    return (np.ascontiguousarray(packed).reshape(-1), w.astype(np.int64).sum(axis=1).astype(np.int32), k4, nb)
+    packed = wp.reshape(nb, LANES, k4 * GROUP // kb, kb).transpose(0, 2, 1, 3)
+    return (np.ascontiguousarray(packed).reshape(-1).view(np.int8), w.astype(np.int64).sum(axis=1).astype(np.int32),
+            k4, nb)
 
 
 def byte_table(table: np.ndarray, dtype: np.dtype) -> np.ndarray:

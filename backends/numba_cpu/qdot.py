@@ -27,13 +27,16 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from tflite_jit.backends.numba_cpu.helpercache import njit as helper_njit
-from tflite_jit.backends.numba_cpu.host import GROUP, LANES, PIX_BLOCK, SERIAL_OPS, pack_weights  # noqa: F401 (re-exported)
+from tflite_jit.backends.numba_cpu.host import GROUP, LANES, PAIRS, PIX_BLOCK, SERIAL_OPS, pack_weights  # noqa: F401 (re-exported)
 from tflite_jit.backends.numba_cpu.hybridq import finish_rows, hq_row_u8
-from tflite_jit.backends.numba_cpu.qsimd import dpbusd
+from tflite_jit.backends.numba_cpu.qsimd import dpbusd, pmaddwd
 from tflite_jit.backends.numba_cpu.simd import check_array, check_int, elem_ptr, splat
 
 _I32, _I64 = ir.IntType(32), ir.IntType(64)
 _V32 = ir.VectorType(_I32, LANES)
+_V2U8, _V2I16 = ir.VectorType(ir.IntType(8), 2), ir.VectorType(ir.IntType(16), 2)
+#: bytes per 16-column block and k4 group of the packed weights (host.pack_weights)
+_WG = 128 if PAIRS else 64
 
 
 def _dot_tile(rows: int, blocks: int):
@@ -63,16 +66,25 @@ def _dot_tile(rows: int, blocks: int):
             slots = [[cgutils.alloca_once_value(builder, zero) for _ in range(blocks)] for _ in range(rows)]
             xrows = [builder.gep(xp, [builder.mul(xs64, ir.Constant(_I64, r))]) for r in range(rows)]
             wblocks = [builder.gep(wp, [builder.mul(ws64, ir.Constant(_I64, b))]) for b in range(blocks)]
+            if PAIRS:  # k4 groups of 4 = 2 * k4 steps of a pair of int16 (64 weight bytes each)
+                n = builder.mul(n, ir.Constant(_I64, 2))
             with cgutils.for_range(builder, n) as loop:
                 j = loop.index
-                j64, j4 = builder.mul(j, ir.Constant(_I64, 64)), builder.mul(j, ir.Constant(_I64, 4))
+                j64 = builder.mul(j, ir.Constant(_I64, 64))
                 wv = [builder.load(builder.bitcast(builder.gep(wb, [j64]), _V32.as_pointer()), align=1)
                       for wb in wblocks]
                 for r in range(rows):
-                    xb = builder.load(builder.bitcast(builder.gep(xrows[r], [j4]), _I32.as_pointer()), align=1)
+                    if PAIRS:  # bytes 2j, 2j+1 (q + 128, unsigned) as two int16 in every lane
+                        pair = builder.load(builder.bitcast(builder.gep(xrows[r], [builder.mul(j, ir.Constant(_I64, 2))]),
+                                                            _V2U8.as_pointer()), align=1)
+                        xb = builder.bitcast(builder.zext(pair, _V2I16), _I32)
+                    else:
+                        xb = builder.load(builder.bitcast(builder.gep(xrows[r], [builder.mul(j, ir.Constant(_I64, 4))]),
+                                                          _I32.as_pointer()), align=1)
                     xv = splat(builder, xb, _V32)
                     for b in range(blocks):
-                        builder.store(dpbusd(builder, builder.load(slots[r][b]), xv, wv[b]), slots[r][b])
+                        step = pmaddwd if PAIRS else dpbusd
+                        builder.store(step(builder, builder.load(slots[r][b]), xv, wv[b]), slots[r][b])
             for r in range(rows):
                 for b in range(blocks):
                     out = builder.gep(ap, [builder.add(builder.mul(as64, ir.Constant(_I64, r)),
@@ -86,10 +98,15 @@ def _dot_tile(rows: int, blocks: int):
     return intrinsic(typer)
 
 
-dot4x4 = _dot_tile(4, 4)
-dot4x2 = _dot_tile(4, 2)
-dot4x1 = _dot_tile(4, 1)
-dot1x4 = _dot_tile(1, 4)
+#: rows x 16-column blocks per tile: 4 x 4 (16 chains of one zmm each) on VNNI; 2 x 2 for int16
+#: pairs on AVX2 (4 chains of two ymm each: a sweep on an AVX2 EPYC, 64 rows x 128 columns,
+#: K 256 / 1152: 2x2 57-58 GMAC/s, 4x1 45, 1x4 40-48, 4x2 35-37, 2x4 31-37, 4x4 28-32; the
+#: larger tiles spill accumulators out of the 16 registers)
+_TR, _TB = (2, 2) if PAIRS else (4, 4)
+dot_tile = _dot_tile(_TR, _TB)
+dot_half = _dot_tile(_TR, max(_TB // 2, 1))
+dot_col = _dot_tile(_TR, 1)
+dot_row = _dot_tile(1, _TB)
 dot1x1 = _dot_tile(1, 1)
 
 
@@ -131,27 +148,27 @@ _JIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy", boundsc
 @helper_njit(**_JIT)
 def dot_rows(XU, xo, xs, WP, k4, nb, ACC, rows):
     """ACC[r, :] (row stride nb * 16) = the products of byte rows XU[xo + r * xs:] with every
-    16-column block, in tiles of 4 rows x 4 blocks (16 chains) where they fit."""
+    16-column block, in tiles of _TR rows x _TB blocks where they fit."""
     npad = nb * 16
-    ws = k4 * 64
+    ws = k4 * _WG
     r = 0
-    while r + 4 <= rows:
+    while r + _TR <= rows:
         cb = 0
-        while cb + 4 <= nb:
-            dot4x4(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
-            cb += 4
-        while cb + 2 <= nb:
-            dot4x2(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
-            cb += 2
+        while cb + _TB <= nb:
+            dot_tile(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
+            cb += _TB
+        while _TB >= 4 and cb + _TB // 2 <= nb:
+            dot_half(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
+            cb += _TB // 2
         while cb < nb:
-            dot4x1(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
+            dot_col(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
             cb += 1
-        r += 4
+        r += _TR
     while r < rows:
         cb = 0
-        while cb + 4 <= nb:
-            dot1x4(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
-            cb += 4
+        while cb + _TB <= nb:
+            dot_row(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
+            cb += _TB
         while cb < nb:
             dot1x1(XU, xo + r * xs, xs, WP, cb * ws, ws, k4, ACC, r * npad + cb * 16, npad)
             cb += 1

@@ -20,7 +20,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from tflite_jit.backends.numba_cpu.host import HAS_PMADDWD, HAS_VNNI, QROWS, VW  # noqa: F401 (re-exported)
+from tflite_jit.backends.numba_cpu.host import HAS_PMADDWD, HAS_VNNI, PMADDWD_LANES, QROWS, VW  # noqa: F401 (re-exported)
 from tflite_jit.backends.numba_cpu.simd import (
     SimdVector,
     check_array,
@@ -230,9 +230,24 @@ def pmaddwd(builder, acc, a, b):
     n = acc.type.count
     i16s = ir.VectorType(ir.IntType(16), 2 * n)
     a16, b16 = builder.bitcast(a, i16s), builder.bitcast(b, i16s)
-    if HAS_PMADDWD and n in (8, 16):
-        name = "llvm.x86.avx2.pmadd.wd" if n == 8 else "llvm.x86.avx512.pmaddw.d.512"
-        return builder.add(acc, builder.call(llvm_fn(builder, name, acc.type, [i16s, i16s]), [a16, b16]))
+    if HAS_PMADDWD and n % PMADDWD_LANES == 0:
+        m = PMADDWD_LANES
+        name = "llvm.x86.avx2.pmadd.wd" if m == 8 else "llvm.x86.avx512.pmaddw.d.512"
+        part16, part32 = ir.VectorType(ir.IntType(16), 2 * m), ir.VectorType(ir.IntType(32), m)
+        fn = llvm_fn(builder, name, part32, [part16, part16])
+
+        def chunk(v, i):
+            return builder.shuffle_vector(v, ir.Constant(i16s, ir.Undefined),
+                                          ir.Constant(ir.VectorType(ir.IntType(32), 2 * m),
+                                                      list(range(2 * m * i, 2 * m * (i + 1)))))
+
+        parts = [builder.call(fn, [chunk(a16, i), chunk(b16, i)]) for i in range(n // m)]
+        while len(parts) > 1:  # concatenate the native-width results back into n lanes
+            w = parts[0].type.count
+            parts = [builder.shuffle_vector(parts[i], parts[i + 1],
+                                            ir.Constant(ir.VectorType(ir.IntType(32), 2 * w), list(range(2 * w))))
+                     for i in range(0, len(parts), 2)]
+        return builder.add(acc, parts[0])
 
     def half(v, parity):
         idx = ir.Constant(ir.VectorType(ir.IntType(32), n), [2 * j + parity for j in range(n)])

@@ -49,7 +49,7 @@ import numpy as np
 from tflite_jit.backends.numba_cpu import emit, host, printer
 from tflite_jit.backends.numba_cpu.generators import depthwise as _fdw
 from tflite_jit.backends.numba_cpu.generators import gemm, q16conv, register_generator
-from tflite_jit.backends.numba_cpu.host import HAS_VNNI, QROWS, VW
+from tflite_jit.backends.numba_cpu.host import QROWS, VW
 from tflite_jit.backends.numba_cpu.quantized import quantized_attrs
 from tflite_jit.backends.numba_cpu.spec import Arg, KernelSource
 from tflite_jit.backends.request import KernelRequest, Output, TensorArg, Unsupported
@@ -68,7 +68,7 @@ QVERSION = "4"
 #: the float32 GEMM path
 USE_INT_GEMM = True
 #: that GEMM on int16 pairs (vpmaddwd) instead of VNNI's byte quads: hosts without VNNI
-PAIRS = not HAS_VNNI
+PAIRS = host.PAIRS
 #: per-channel tables are padded by this many zero channels (a GEMM panel is at most 8 vectors)
 _QPAD = 8 * VW
 
