@@ -4,13 +4,14 @@ float32 sums of integers.
 
 Why: the float32 path (quantized inputs and int8 weights as float32 integers, the GEMM of
 gemm.py) moves 4x the weight bytes and is exact only while sums stay below 2**24. Here the
-weights stay int8, packed [N/16, K/4, 16, 4], and each step multiplies 4 input bytes (splat over
-16 lanes) by 16 columns x 4 weight bytes and adds the 4 products into each lane — one
-`vpdpbusd` on AVX512-VNNI hosts (qsimd.dpbusd, which qconv's int8 GEMM uses too); elsewhere the
-same arithmetic in generic LLVM vector code (any host, any sum: the int32 accumulator is exact,
-as LiteRT's). vpdpbusd multiplies *unsigned*
-bytes by signed ones, so inputs are stored as q + 128 and 128 * sum(w) is subtracted after
-(`hybrid_fc_i8`): exact integer algebra.
+integer accumulator is exact for any row length, as LiteRT's. On AVX512-VNNI hosts the weights
+stay int8, packed [N/16, K/4, 16, 4], and each step multiplies 4 input bytes (splat over 16
+lanes) by 16 columns x 4 weight bytes and adds the 4 products into each lane: one `vpdpbusd`
+(qsimd.dpbusd, which qconv's int8 GEMM uses too). vpdpbusd multiplies *unsigned* bytes by signed
+ones, so inputs are stored as q + 128 and 128 * sum(w) is subtracted after (`hybrid_fc_i8`):
+exact integer algebra. Elsewhere (`host.PAIRS`) the weights are widened to int16 pairs
+[N/16, K/2, 16, 2] at plan time and each step multiplies 2 input bytes (zero-extended, the same
+q + 128) with `vpmaddwd` (qsimd.pmaddwd); tiles of 2 rows x 2 blocks fit AVX2's 16 registers.
 
 The kernels take their shapes as arguments, so one compile (Numba's cache=True) serves every
 such node of every model on this machine. (qconv.int_gemm, the int8 models' GEMM, is generated
