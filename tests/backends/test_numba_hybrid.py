@@ -245,9 +245,9 @@ def test_fully_connected_int8_product_matches_litert_on_every_row_length(asym):
 
 
 def test_fully_connected_int8_product_without_vnni(tmp_path):
-    """On a host without AVX512-VNNI the int8 product is generic LLVM vector code: run the
-    kernels compiled for a Haswell-class target (AVX2, no AVX-512) in a subprocess and compare
-    them with LiteRT there."""
+    """On a host without AVX512-VNNI the int8 product multiplies int16 pairs (vpmaddwd, 2x2
+    tiles): run the kernels compiled for a Haswell-class target (AVX2, no AVX-512) in a
+    subprocess and compare them with LiteRT there."""
     import os
     import subprocess
     import sys
@@ -255,7 +255,7 @@ def test_fully_connected_int8_product_without_vnni(tmp_path):
     code = (
         "import numpy as np\n"
         "from tflite_jit.backends.numba_cpu import qsimd, simd\n"
-        "assert not qsimd.HAS_VNNI and simd.VW == 8\n"
+        "assert not qsimd.HAS_VNNI and simd.VW == 8 and qsimd.HAS_PMADDWD\n"
         "from tests.backends.test_numba_hybrid import test_fully_connected_int8_product_matches_litert_on_every_row_length as t\n"
         "t(False); t(True)\n"
         "print('ok')\n")
