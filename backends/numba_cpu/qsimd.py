@@ -225,8 +225,9 @@ def pmaddwd(builder, acc, a, b):
     """LLVM IR: acc + per-lane sums of the 2 int16 x int16 products of a and b's int32 lanes (each
     lane holds a pair of int16): x86's vpmaddwd where the host has it (LLVM does not find it in
     the generic form below when one operand is a broadcast: it multiplies in int32 instead, 2-3x
-    slower), else generic vector code. Exact for operands in int8's range (a pair sums to at
-    most 2 * 128 * 128 in magnitude)."""
+    slower), else generic vector code. Exact for our operands: int8 weights times activations of
+    [-128, 127] (qconv) or bytes q + 128 of [0, 255] (qdot), so a pair sums to at most
+    2 * 255 * 128 in magnitude."""
     n = acc.type.count
     i16s = ir.VectorType(ir.IntType(16), 2 * n)
     a16, b16 = builder.bitcast(a, i16s), builder.bitcast(b, i16s)
