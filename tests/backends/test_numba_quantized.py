@@ -463,13 +463,27 @@ def test_float32_accumulation_path_for_int8(monkeypatch, op, hw, ci, co, k, stri
     assert ("qst(" in src or "qstm(" in src) and "vdot(" not in src
 
 
+def _int8_layer(rng, op, n, hw, stride, pad, wq, w_q, bias, in_q, out_q, act):
+    """An int8 CONV_2D (wq [co, k, k, ci], `n` images of hw x hw, padding 0 SAME / 1 VALID) or
+    FULLY_CONNECTED (wq [co, ci], `n` rows) model and a random input for it."""
+    co, ci = wq.shape[0], wq.shape[-1]
+    if op == "FULLY_CONNECTED":
+        m = weighted_model(op, (n, ci), wq, bias, np.int8, in_q, w_q, out_q, (n, co), 0, fused_activation_function=act)
+        return m, rand_q(rng, (n, ci), np.int8)
+    k = wq.shape[1]
+    oh = -(-hw // stride) if pad == 0 else (hw - k + stride) // stride
+    m = weighted_model(op, (n, hw, hw, ci), wq, bias, np.int8, in_q, w_q, out_q, (n, oh, oh, co), 0, padding=pad,
+                       stride_h=stride, stride_w=stride, fused_activation_function=act)
+    return m, rand_q(rng, (n, hw, hw, ci), np.int8)
+
+
 @pytest.mark.parametrize("op,hw,ci,co,k,stride", [
     ("CONV_2D", 6, 160, 24, 3, 1), ("CONV_2D", 7, 1100, 9, 1, 2), ("FULLY_CONNECTED", 1, 1100, 21, 1, 1),
 ])
 def test_int8_sums_past_float32_exactness_compile(op, hw, ci, co, k, stride):
     """Deep int8 layers (ResNet50's last blocks) whose sums may pass 2**24 cannot use the float32
-    GEMM; they take the int32-accumulator GEMM on every host (vpdpbusd, or its generic vector
-    form without VNNI) instead of the reference backend, bit-exact with LiteRT."""
+    GEMM; they take the int32-accumulator GEMM on every host (vpdpbusd, or int16 pairs on
+    vpmaddwd without VNNI) instead of the reference backend, bit-exact with LiteRT."""
     rng = np.random.default_rng(ci + co)
     shape = (co, ci) if op == "FULLY_CONNECTED" else (co, k, k, ci)
     wq = rng.integers(-127, 128, shape).astype(np.int8)
@@ -477,15 +491,8 @@ def test_int8_sums_past_float32_exactness_compile(op, hw, ci, co, k, stride):
     assert 127 * 128 * wq[0].size >= 2 ** 24
     w_q = (np.full(co, 0.004, np.float32), np.zeros(co, np.int64))
     bias = rng.integers(-3000, 3000, co).astype(np.int32)
-    if op == "FULLY_CONNECTED":
-        m = weighted_model(op, (3, ci), wq, bias, np.int8, (0.02, -128), w_q, (30.0, 5), (3, co), 0,
-                           fused_activation_function=1)
-        x = rand_q(rng, (3, ci), np.int8)
-    else:
-        oh = -(-hw // stride)
-        m = weighted_model(op, (1, hw, hw, ci), wq, bias, np.int8, (0.02, -128), w_q, (30.0, 5), (1, oh, oh, co),
-                           0, padding=0, stride_h=stride, stride_w=stride, fused_activation_function=0)
-        x = rand_q(rng, (1, hw, hw, ci), np.int8)
+    m, x = _int8_layer(rng, op, 1 if op == "CONV_2D" else 3, hw, stride, 0, wq, w_q, bias, (0.02, -128), (30.0, 5),
+                       0 if op == "CONV_2D" else 1)
     x.reshape(-1)[: x.size // 2] = 127  # large activations, so the large sums really occur
     ex = check(m, x, litert=True)
     assert re.search(r"vdot2?\(", ex.steps[0].kernel.src.source)
@@ -506,15 +513,8 @@ def test_int_gemm_layouts_on_every_host(monkeypatch, pairs, op, hw, ci, co, k, s
     rng = np.random.default_rng(hw * co + k)
     wq, w_q = weights(rng, (co, ci) if op == "FULLY_CONNECTED" else (co, k, k, ci), co, np.int8, True, False)
     bias = rng.integers(-3000, 3000, co).astype(np.int32)
-    if op == "FULLY_CONNECTED":
-        m = weighted_model(op, (5, ci), wq, bias, np.int8, (0.02, -3), w_q, (0.3, 5), (5, co), 0,
-                           fused_activation_function=1)
-        x = rand_q(rng, (5, ci), np.int8)
-    else:
-        oh = -(-hw // stride) if pad == 0 else (hw - k + stride) // stride
-        m = weighted_model(op, (2, hw, hw, ci), wq, bias, np.int8, (0.0235, 7), w_q, (0.05, 3), (2, oh, oh, co),
-                           0, padding=pad, stride_h=stride, stride_w=stride, fused_activation_function=3)
-        x = rand_q(rng, (2, hw, hw, ci), np.int8)
+    m, x = _int8_layer(rng, op, 5 if op == "FULLY_CONNECTED" else 2, hw, stride, pad, wq, w_q, bias, (0.0235, 7),
+                       (0.05, 3), 1 if op == "FULLY_CONNECTED" else 3)
     for threads in (1, 2):
         ex = check(m, x, threads=threads, litert=threads == 1)
         src = ex.steps[0].kernel.src.source

@@ -19,6 +19,7 @@ import numpy as np
 
 from tflite_jit import ops
 from tflite_jit.backends.base import Backend, Cluster, CompileEnv
+from tflite_jit.backends.request import Unsupported
 from tflite_jit.fusion import FusionStrategy, get_strategy, single_cluster
 from tflite_jit.ir.graph import OpGraph, group_order
 from tflite_jit.ir.model import Model, Tensor
@@ -555,7 +556,7 @@ class Executable:
                     raise
                 # an Unsupported says why in its message; any other error (a generator bug) is
                 # named by its type too, so an empty message never makes an empty reason
-                said = str(e) if type(e).__name__ == "Unsupported" and str(e) else f"{type(e).__name__}: {e}"
+                said = str(e) if isinstance(e, Unsupported) and str(e) else f"{type(e).__name__}: {e}"
                 self._note_fallback(cluster.ops[0], f"{b.name}: {said}")
                 _drop_tracebacks(e)  # a cached compile error must not keep our frames alive (see prepare)
                 continue

@@ -457,10 +457,10 @@ _PAIR_TILES = {1: 12, 2: 6, 3: 3, 4: 2}
 #: serial int8 multiply-adds per second assumed for the threading decision (2 ops each)
 VNNI_SERIAL_OPS = 300e9
 PAIR_SERIAL_OPS = 100e9
-_VNNI_INTRINSICS = ("vzi", "vldw", "vbc4", "vbc4x", "vdot", "vbc2", "vdot2", "qsti", "qstmi")
+_INT_GEMM_INTRINSICS = ("vzi", "vldw", "vbc4", "vbc4x", "vdot", "vbc2", "vdot2", "qsti", "qstmi")
 
 
-def _vnni_choose(RO: int, L: int, N: int, pairs: bool = False) -> tuple[int, int]:
+def _int_gemm_tile(RO: int, L: int, N: int, pairs: bool = False) -> tuple[int, int]:
     nvec = -(-N // VW)
     best = None
     tiles = _PAIR_TILES if pairs else _VNNI_TILES
@@ -474,7 +474,7 @@ def _vnni_choose(RO: int, L: int, N: int, pairs: bool = False) -> tuple[int, int
     return best[1], best[2]
 
 
-def _pack_vnni(w: np.ndarray, NR: int, kb: int = 4) -> np.ndarray:
+def _pack_int_gemm(w: np.ndarray, NR: int, kb: int = 4) -> np.ndarray:
     """w [N, T, C] int8 -> flat bytes [panel][T][G][NR][kb], C padded to G*kb, N to panels: kb=4
     int8 (VNNI's byte quads) or kb=2 int16 (pairs; the bytes of the int16 array)."""
     n, t, c = w.shape
@@ -539,7 +539,7 @@ def int_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> KernelS
         outer = ["a0 = 0"]
     T = len(taps)
     G = CP // KB
-    MR, NV = tile or _vnni_choose(RO, L, N, pairs)
+    MR, NV = tile or _int_gemm_tile(RO, L, N, pairs)
     MR = min(MR, L)
     NR = NV * VW
     NPAN = -(-N // NR)
@@ -549,7 +549,7 @@ def int_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> KernelS
     wsum = wt.astype(np.int64).reshape(N, -1).sum(axis=1)
     bias = _bias_of(req, N) - (int(a.in_zp) + (0 if pairs else 128)) * wsum
     qp = qparams(a, N, bias, np.zeros(N, bool), _QPAD)
-    wp = _pack_vnni(wt, NR, KB)
+    wp = _pack_int_gemm(wt, NR, KB)
     tail = "QP, " + qtail(qp, a, "QS[0]", "QS[1]", "QS[2]")
     flops = 2.0 * M * N * T * C
     parallel = emit.want_parallel(req, flops / (PAIR_SERIAL_OPS if pairs else VNNI_SERIAL_OPS)) and NTILE * NPAN >= 2
@@ -628,7 +628,7 @@ def int_gemm(req: KernelRequest, w: np.ndarray, kind: str, tile=None) -> KernelS
             "parallel={})\n")
     src = (printer.PRELUDE + f"# tflite_jit int8 {'int16-pair' if pairs else 'VNNI'} gemm v{QVERSION}: "
            f"{req.op_name} M={M} N={N} K={T * CP} tile={MR}x{NR}\n"
-           + emit.helper_import(host.QSIMD, *_VNNI_INTRINSICS) + emit.helper_import(host.SIMD, "ld", "st") + "\n\n")
+           + emit.helper_import(host.QSIMD, *_INT_GEMM_INTRINSICS) + emit.helper_import(host.SIMD, "ld", "st") + "\n\n")
     if parallel:
         src += deco.format(False) + f"def qgemm_task(task, {params}):\n" + "\n".join(em) + "\n\n\n"
         body = pro + [f"for task in numba.prange({ntask}):", f"    qgemm_task(np.int64(task), {params})"]
